@@ -1,0 +1,105 @@
+//! Builds the wasp guest images into `<prefix>/guests/NAME.bin`:
+//!   zig build --prefix dist --cache-dir .zig-cache --global-cache-dir .zig-cache/global
+//!
+//! Native guests (guests/NAME.zig): freestanding x86_64 executables whose root source file is
+//! guests/sdk/root.zig (header, entry, panic) with the guest file as module "guest" and the SDK
+//! as module "virtine", linked by guests/sdk/linker.ld at 0x100000 and objcopy'd to a flat
+//! binary that starts with the image header.
+//!
+//! Raw guests (guests/raw/NAME.s): 16-bit real-mode assembly linked at 0x8000 by
+//! guests/raw/linker.ld and objcopy'd to a flat binary.
+
+const std = @import("std");
+
+/// Native guests: guests/NAME.zig -> guests/NAME.bin. Add a guest by adding its name here.
+const native_guests = [_][]const u8{
+    "fib",
+    "noop",
+    "hello",
+    // test guests, used by the host's test suite
+    "spin",
+    "printer",
+    "panicker",
+    "hypercall",
+    "writes",
+    "time",
+};
+
+/// Raw real-mode images: guests/raw/NAME.s -> guests/NAME.bin.
+const raw_guests = [_][]const u8{
+    "raw_hlt",
+    "raw_port",
+    "raw_fib64",
+};
+
+pub fn build(b: *std.Build) void {
+    // Long mode at CPL3 with SSE enabled by the host (CR4.OSFXSR) but no AVX/XSAVE: the
+    // baseline x86_64 CPU model (SSE2, nothing newer) is what the guest may assume.
+    const target = std.zig.CrossTarget{
+        .cpu_arch = .x86_64,
+        .os_tag = .freestanding,
+        .abi = .none,
+        .cpu_model = .baseline,
+    };
+
+    // ReleaseSmall: every call copies the image into a fresh VM, so small images start faster,
+    // and the guests' hot code (e.g. fib's recursion) is plain integer code that -Os compiles
+    // about as well as -O3. Safety checks are off as in ReleaseFast; `@panic` still works.
+    const optimize: std.builtin.OptimizeMode = .ReleaseSmall;
+
+    const virtine_mod = b.createModule(.{ .source_file = .{ .path = "guests/sdk/virtine.zig" } });
+
+    for (native_guests) |name| {
+        const guest_mod = b.createModule(.{
+            .source_file = .{ .path = b.fmt("guests/{s}.zig", .{name}) },
+            .dependencies = &.{.{ .name = "virtine", .module = virtine_mod }},
+        });
+
+        const options = b.addOptions();
+        options.addOption([]const u8, "name", name);
+
+        const exe = b.addExecutable(.{
+            .name = name,
+            .root_source_file = .{ .path = "guests/sdk/root.zig" },
+            .target = target,
+            .optimize = optimize,
+            .single_threaded = true,
+        });
+        exe.addModule("guest", guest_mod);
+        exe.addModule("virtine", virtine_mod);
+        exe.addOptions("wasp_build", options);
+        exe.setLinkerScript(.{ .path = "guests/sdk/linker.ld" });
+        exe.stack_protector = false; // no TLS canary in a virtine
+        exe.pie = false; // linked at a fixed address, identity-mapped
+        exe.force_pic = false;
+        // default (small) code model: everything lives in the low 2 GiB
+        // Red zone left on: nothing ever writes below the guest's RSP (no interrupts are
+        // delivered, hypercalls are port exits, and an exception would switch to the TSS stack).
+        exe.strip = true;
+        exe.link_gc_sections = true;
+
+        installFlat(b, exe, name);
+    }
+
+    for (raw_guests) |name| {
+        const exe = b.addExecutable(.{
+            .name = name,
+            .target = target,
+            .optimize = optimize,
+        });
+        exe.addAssemblyFile(.{ .path = b.fmt("guests/raw/{s}.s", .{name}) });
+        exe.setLinkerScript(.{ .path = "guests/raw/linker.ld" });
+        exe.bundle_compiler_rt = false;
+        exe.pie = false;
+        exe.strip = true;
+
+        installFlat(b, exe, name);
+    }
+}
+
+/// objcopy the linked ELF to a flat binary and install it as `<prefix>/guests/NAME.bin`.
+fn installFlat(b: *std.Build, exe: *std.Build.Step.Compile, name: []const u8) void {
+    const bin = exe.addObjCopy(.{ .format = .bin, .basename = b.fmt("{s}.bin", .{name}) });
+    const install = b.addInstallFile(bin.getOutput(), b.fmt("guests/{s}.bin", .{name}));
+    b.getInstallStep().dependOn(&install.step);
+}

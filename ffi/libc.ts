@@ -1,0 +1,119 @@
+// libc through bun:ffi. Each checked wrapper reads errno right after a failing call (before any
+// other libc call can overwrite it) and throws a SyscallError naming the call and the errno.
+// `raw` exposes the unchecked symbols for hot paths (the run loop) that inspect errors themselves.
+import { dlopen, read, type Pointer } from "bun:ffi";
+import { SyscallError } from "./errors.ts";
+import { errnoName } from "./errno.ts";
+
+const lib = dlopen("libc.so.6", {
+  open: { args: ["cstring", "i32", "u32"], returns: "i32" },
+  close: { args: ["i32"], returns: "i32" },
+  // the third argument is an integer or a pointer; "ptr" takes both a number and a typed array
+  ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
+  mmap: { args: ["u64", "u64", "i32", "i32", "i32", "i64"], returns: "ptr" },
+  munmap: { args: ["u64", "u64"], returns: "i32" },
+  madvise: { args: ["u64", "u64", "i32"], returns: "i32" },
+  memfd_create: { args: ["cstring", "u32"], returns: "i32" },
+  ftruncate: { args: ["i32", "i64"], returns: "i32" },
+  getrlimit: { args: ["i32", "ptr"], returns: "i32" },
+  setrlimit: { args: ["i32", "ptr"], returns: "i32" },
+  syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64_fast" },
+  __errno_location: { args: [], returns: "ptr" },
+});
+
+export const raw = lib.symbols;
+
+/** The calling thread's errno. Read it immediately after the call that failed. */
+export function errno(): number {
+  const p = raw.__errno_location() as Pointer | null;
+  return p === null ? 0 : read.i32(p, 0);
+}
+
+export function fail(call: string, detail?: string): never {
+  const e = errno();
+  throw new SyscallError(call, e, errnoName(e), detail);
+}
+
+// open(2) flags and mmap(2) constants from asm-generic/fcntl.h and asm-generic/mman*.h (checked by
+// tests/ffi-layout.test.ts).
+export const O_RDONLY = 0;
+export const O_RDWR = 2;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+export const MADV_DONTNEED = 4;
+export const MFD_CLOEXEC = 1;
+export const RLIMIT_NOFILE = 7;
+
+/** NUL-terminated bytes for a C string argument. */
+export function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`, "utf8");
+}
+
+export function open(path: string, flags: number): number {
+  const fd = raw.open(cstr(path), flags | O_CLOEXEC, 0);
+  if (fd < 0) fail(`open(${path})`);
+  return fd;
+}
+
+export function close(fd: number): void {
+  if (raw.close(fd) < 0) fail("close");
+}
+
+/** ioctl with an integer or pointer argument; `name` is the request's name for the error. */
+export function ioctl(fd: number, request: number, arg: number | NodeJS.TypedArray, name: string): number {
+  const r = raw.ioctl(fd, request, arg);
+  if (r < 0) fail(`ioctl(${name})`);
+  return r;
+}
+
+export function mmap(length: number, prot: number, flags: number, fd = -1, offset = 0, addr = 0): number {
+  const p = raw.mmap(addr, length, prot, flags, fd, offset) as number | null;
+  // MAP_FAILED is (void *)-1, which bun:ffi hands back as a pointer value of 2^64-1.
+  if (p === null || p === 0 || p >= 2 ** 64 - 4096) fail("mmap", `${length} bytes`);
+  return p;
+}
+
+export function munmap(addr: number, length: number): void {
+  if (raw.munmap(addr, length) < 0) fail("munmap");
+}
+
+export function madvise(addr: number, length: number, advice: number): void {
+  if (raw.madvise(addr, length, advice) < 0) fail("madvise");
+}
+
+export function memfdCreate(name: string): number {
+  const fd = raw.memfd_create(cstr(name), MFD_CLOEXEC);
+  if (fd < 0) fail("memfd_create");
+  return fd;
+}
+
+export function ftruncate(fd: number, length: number): void {
+  if (raw.ftruncate(fd, length) < 0) fail("ftruncate");
+}
+
+/** Soft and hard limit of a resource (RLIMIT_*). */
+export function getrlimit(resource: number): { soft: bigint; hard: bigint } {
+  const buf = new BigUint64Array(2);
+  if (raw.getrlimit(resource, buf) < 0) fail("getrlimit");
+  return { soft: buf[0], hard: buf[1] };
+}
+
+export function setrlimit(resource: number, soft: bigint, hard: bigint): void {
+  const buf = new BigUint64Array([soft, hard]);
+  if (raw.setrlimit(resource, buf) < 0) fail("setrlimit");
+}
+
+/** Linux x86-64 syscall numbers used through syscall(2) (asm/unistd_64.h; checked by a test). */
+export const SYS = {
+  gettid: 186,
+} as const;
+
+export function gettid(): number {
+  return raw.syscall(SYS.gettid, 0, 0, 0, 0) as number;
+}

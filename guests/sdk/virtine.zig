@@ -1,0 +1,176 @@
+//! The wasp guest SDK: what a native virtine imports as `@import("virtine")`.
+//!
+//! A guest runs in 64-bit long mode at CPL3 with the first 1 GiB identity-mapped. The host
+//! talks to it through the info page (abi.Layout.INFO) and two I/O ports: an `out` to
+//! abi.Port.EXIT ends the virtine with RAX as the result, an `out` to abi.Port.HYPERCALL is a
+//! hypercall (RAX = number, RDI/RSI/RDX/RCX = arguments, result back in RAX).
+//!
+//! Console output is buffered in guest memory (the buffer named by the info page) and read by
+//! the host when the virtine exits, so a pure computation leaves with a single exit. Only a
+//! full buffer is flushed early, with one `write` hypercall.
+
+const std = @import("std");
+
+/// The generated ABI constants (scripts/gen-abi.ts from src/hypercall/abi.ts).
+pub const abi = @import("abi.zig");
+
+// ---------------------------------------------------------------------------------------------
+// Port I/O: the only inline assembly a guest needs lives here and in root.zig.
+
+const exit_insn = std.fmt.comptimePrint("outb %%al, $0x{x}", .{abi.Port.EXIT});
+const hypercall_insn = std.fmt.comptimePrint("outb %%al, $0x{x}", .{abi.Port.HYPERCALL});
+
+/// A raw hypercall: `nr` in RAX, `a`..`d` in RDI, RSI, RDX, RCX; returns the host's RAX.
+/// Only RAX is written by the host. The "memory" clobber makes every store before the call
+/// visible to the host and every load after it see what the host wrote.
+pub inline fn hypercall(nr: u64, a: u64, b: u64, c: u64, d: u64) u64 {
+    return asm volatile (hypercall_insn
+        : [ret] "={rax}" (-> u64),
+        : [nr] "{rax}" (nr),
+          [a] "{rdi}" (a),
+          [b] "{rsi}" (b),
+          [c] "{rdx}" (c),
+          [d] "{rcx}" (d),
+        : "memory"
+    );
+}
+
+/// End the virtine now with `value` as its result (one `out` to the exit port). Buffered
+/// console output is not flushed: the host reads the buffer at exit.
+pub fn exit(value: u64) noreturn {
+    // The host never resumes a virtine after this port; the loop only satisfies `noreturn`.
+    while (true) {
+        asm volatile (exit_insn
+            :
+            : [value] "{rax}" (value),
+            : "memory"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The info page.
+
+inline fn infoU64(comptime offset: usize) *volatile u64 {
+    return @ptrFromInt(abi.Layout.INFO + offset);
+}
+
+inline fn infoU32(comptime offset: usize) *volatile u32 {
+    return @ptrFromInt(abi.Layout.INFO + offset);
+}
+
+/// Maximum number of integer arguments a virtine receives.
+pub const max_args = 6;
+
+/// Number of arguments the host passed (0..6).
+pub fn argc() usize {
+    return @min(infoU32(abi.Info.ARGC).*, max_args);
+}
+
+/// The arguments the host passed, read from the info page (the same values `main` receives in
+/// its parameters). After a snapshot restore they are the arguments of the current call.
+pub fn args() []const u64 {
+    const base: [*]const u64 = @ptrFromInt(abi.Layout.INFO + abi.Info.ARGS);
+    return base[0..argc()];
+}
+
+/// Argument `i`, or 0 if the host passed fewer than `i + 1` arguments.
+pub fn arg(i: usize) u64 {
+    if (i >= argc()) return 0;
+    const base: [*]const volatile u64 = @ptrFromInt(abi.Layout.INFO + abi.Info.ARGS);
+    return base[i];
+}
+
+/// Bytes of guest RAM (guest-physical addresses 0 .. memSize()).
+pub fn memSize() u64 {
+    return infoU64(abi.Info.MEM_SIZE).*;
+}
+
+/// First free, page-aligned address after the image (code, data and bss). Memory from here up
+/// to the stack (which grows down from the top of RAM) is the guest's to use.
+pub fn heapStart() u64 {
+    return infoU64(abi.Info.HEAP_START).*;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Console.
+
+/// Hand the buffered console bytes to the host now (one `write` hypercall) and empty the
+/// buffer. Does nothing if the buffer is empty. Normally not needed: the host reads the buffer
+/// when the virtine exits, and `print` flushes by itself when the buffer is full.
+pub fn flush() void {
+    const len = infoU64(abi.Info.CONSOLE_LEN).*;
+    if (len == 0) return;
+    _ = hypercall(abi.HC_WRITE, infoU64(abi.Info.CONSOLE_ADDR).*, len, 0, 0);
+    infoU64(abi.Info.CONSOLE_LEN).* = 0;
+}
+
+/// Append `bytes` to the console buffer; flush first whenever it is full and more must go in.
+pub fn write(bytes: []const u8) void {
+    var rest = bytes;
+    while (rest.len > 0) {
+        const addr = infoU64(abi.Info.CONSOLE_ADDR).*;
+        const cap = infoU64(abi.Info.CONSOLE_CAP).*;
+        const len = infoU64(abi.Info.CONSOLE_LEN).*;
+        if (cap == 0) {
+            // No buffer at all: every write goes straight to the host.
+            _ = hypercall(abi.HC_WRITE, @intFromPtr(rest.ptr), rest.len, 0, 0);
+            return;
+        }
+        if (len >= cap) {
+            flush();
+            continue;
+        }
+        const n: usize = @intCast(@min(rest.len, cap - len));
+        const dst: [*]u8 = @ptrFromInt(addr + len);
+        @memcpy(dst[0..n], rest[0..n]);
+        infoU64(abi.Info.CONSOLE_LEN).* = len + n;
+        rest = rest[n..];
+    }
+}
+
+fn writeFn(_: void, bytes: []const u8) error{}!usize {
+    write(bytes);
+    return bytes.len;
+}
+
+pub const Writer = std.io.Writer(void, error{}, writeFn);
+
+/// A std.io.Writer onto the console buffer.
+pub fn writer() Writer {
+    return .{ .context = {} };
+}
+
+/// Formatted console output (std.fmt syntax), buffered.
+pub fn print(comptime fmt: []const u8, fmt_args: anytype) void {
+    std.fmt.format(writer(), fmt, fmt_args) catch |err| switch (err) {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hypercalls that must be granted by the host per invocation.
+
+/// The host's CLOCK_REALTIME in nanoseconds.
+pub fn time() u64 {
+    return hypercall(abi.HC_TIME, 0, 0, 0, 0);
+}
+
+/// Fill `buf` with random bytes from the host; returns the host's result (RAX).
+pub fn random(buf: []u8) u64 {
+    return hypercall(abi.HC_RANDOM, @intFromPtr(buf.ptr), buf.len, 0, 0);
+}
+
+/// Ask the host to capture the guest's state here: later calls of this virtine resume from
+/// this point instead of `_start` (read their arguments with `args()`/`arg()`, not from
+/// `main`'s parameters). Returns the host's RAX.
+pub fn snapshot() u64 {
+    return hypercall(abi.HC_SNAPSHOT, 0, 0, 0, 0);
+}
+
+/// End the virtine with an error: flush pending console output, then send `msg` through the
+/// `panic` hypercall. `@panic` and safety checks end up here (see root.zig).
+pub fn abort(msg: []const u8) noreturn {
+    flush();
+    _ = hypercall(abi.HC_PANIC, @intFromPtr(msg.ptr), msg.len, 0, 0);
+    // The host ends the virtine on `panic`; should it ever return, leave with an exit anyway.
+    exit(std.math.maxInt(u64));
+}

@@ -1,0 +1,90 @@
+// wasp's typed errors, one class per failure class, each with a stable `code` and a CLI exit status.
+// This module is shared by every layer of src/ (it depends only on ffi/errors.ts).
+import { WaspError, SyscallError } from "../ffi/errors.ts";
+
+export { WaspError, SyscallError };
+
+/** /dev/kvm cannot be opened or lacks what wasp needs. */
+export class KvmUnavailableError extends WaspError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("WASP_KVM_UNAVAILABLE", message, options);
+  }
+}
+
+/** The image file is missing, unreadable, malformed or does not fit. */
+export class BadImageError extends WaspError {
+  constructor(message: string) {
+    super("WASP_BAD_IMAGE", message);
+  }
+}
+
+/** Arguments or options are invalid (too many arguments, not an integer, memory above the cap...). */
+export class BadArgsError extends WaspError {
+  constructor(message: string) {
+    super("WASP_BAD_ARGS", message);
+  }
+}
+
+/** The guest faulted: a triple fault, a failed entry, an internal KVM error, an unexpected exit. */
+export class GuestFaultError extends WaspError {
+  constructor(
+    message: string,
+    readonly exitReason: string,
+    readonly rip: bigint,
+    /** the exception vector, when it is known */
+    readonly vector?: number,
+  ) {
+    super("WASP_GUEST_FAULT", message);
+  }
+}
+
+/** The guest touched guest-physical memory outside its RAM, or handed the host a bad range. */
+export class MemoryFaultError extends WaspError {
+  constructor(
+    message: string,
+    readonly address: bigint,
+    readonly access: "read" | "write",
+  ) {
+    super("WASP_MEMORY_FAULT", message);
+  }
+}
+
+/** The guest asked for something its policy does not grant (a hypercall, a port). */
+export class PolicyViolationError extends WaspError {
+  constructor(
+    message: string,
+    readonly what: string,
+  ) {
+    super("WASP_POLICY", message);
+  }
+}
+
+/** The invocation ran past its deadline and was stopped. */
+export class TimeoutError extends WaspError {
+  constructor(readonly timeoutMs: number) {
+    super("WASP_TIMEOUT", `the guest ran past its deadline of ${timeoutMs} ms and was stopped`);
+  }
+}
+
+/** The guest panicked and said why. */
+export class GuestPanicError extends WaspError {
+  constructor(readonly guestMessage: string) {
+    super("WASP_GUEST_PANIC", `the guest panicked: ${guestMessage}`);
+  }
+}
+
+/**
+ * CLI exit status per error code: one per class, documented in docs/errors.md. 1 is kept for
+ * anything unexpected (a bug in wasp), 2 for command-line usage errors (commander's own).
+ */
+export const EXIT_STATUS: Record<string, number> = {
+  WASP_BAD_ARGS: 2,
+  WASP_BAD_IMAGE: 3,
+  WASP_KVM_UNAVAILABLE: 4,
+  WASP_GUEST_FAULT: 5,
+  WASP_MEMORY_FAULT: 6,
+  WASP_POLICY: 7,
+  WASP_TIMEOUT: 8,
+  WASP_GUEST_PANIC: 9,
+  WASP_SYSCALL: 10,
+};

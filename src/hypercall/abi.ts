@@ -1,0 +1,96 @@
+// Hypercall ABI v1: the one source of truth shared by the host and the guest SDK.
+// `scripts/gen-abi.ts` writes `guests/sdk/abi.zig` from this file, and a test checks that the
+// committed Zig file is exactly what the generator produces, so the two sides cannot drift apart.
+
+/** Version of this ABI, written into every native image header and the info page. */
+export const ABI_VERSION = 1;
+
+/** I/O ports. An `OUT` to EXIT ends the virtine (result in RAX); an `OUT` to HYPERCALL is a call. */
+export const Port = {
+  EXIT: 0xfa,
+  HYPERCALL: 0xfb,
+} as const;
+
+/**
+ * Hypercall numbers (RAX at the `OUT` to Port.HYPERCALL). Arguments in RDI, RSI, RDX, RCX; the
+ * result comes back in RAX. `defaultGranted` marks what pure computation needs; the rest must be
+ * granted by the host per invocation.
+ */
+export const Hypercalls = [
+  { name: "exit", nr: 0, defaultGranted: true, doc: "end the virtine; RDI is the result" },
+  { name: "write", nr: 1, defaultGranted: true, doc: "console output: RDI = guest address, RSI = length" },
+  { name: "panic", nr: 2, defaultGranted: true, doc: "end the virtine with an error: RDI = message address, RSI = length" },
+  { name: "time", nr: 3, defaultGranted: false, doc: "returns the host's CLOCK_REALTIME in nanoseconds" },
+  { name: "random", nr: 4, defaultGranted: false, doc: "fill RDI (address) with RSI (length) random bytes from the host" },
+  { name: "snapshot", nr: 5, defaultGranted: false, doc: "capture the guest's state; later calls start here" },
+] as const;
+
+export type HypercallName = (typeof Hypercalls)[number]["name"];
+
+/**
+ * Fixed guest-physical layout (identity-mapped for native images). Pages 1-6 and 0x18-0x1b hold
+ * host-built structures and are supervisor-only in the page tables, so a CPL3 guest cannot rewrite them.
+ */
+export const Layout = {
+  /** page 0 is not present: a null dereference faults */
+  PML4: 0x1000,
+  PDPT: 0x2000,
+  PD: 0x3000,
+  /** 4 KiB page table for the first 2 MiB, so the low pages can differ in access */
+  PT: 0x4000,
+  GDT: 0x5000,
+  IDT: 0x6000,
+  /** the info page: arguments and console bookkeeping, read/write for the guest */
+  INFO: 0x7000,
+  /** raw images are loaded here and entered in real mode (Wasp's convention) */
+  RAW_LOAD: 0x8000,
+  /** the console buffer for native images: guest-written, read by the host at exit */
+  CONSOLE: 0x8000,
+  CONSOLE_SIZE: 0x10000,
+  /** the TSS with an I/O permission bitmap for every port (supervisor-only; see image/boot.ts) */
+  TSS: 0x18000,
+  /** the stack the CPU switches to when a CPL3 guest takes an exception (TSS.RSP0) */
+  FAULT_STACK_TOP: 0x1c000,
+  /** end of the host's pages */
+  HOST_END: 0x1c000,
+  /** native images are loaded at 1 MiB */
+  NATIVE_LOAD: 0x100000,
+  /** how far the identity map reaches: 1 GiB in 2 MiB pages (beyond guest RAM: MMIO exits) */
+  MAPPED: 0x40000000,
+} as const;
+
+/** The info page (Layout.INFO): offsets in bytes. All fields little-endian. */
+export const Info = {
+  MAGIC: 0, // u64 "WASPINFO"
+  ABI_VERSION: 8, // u32
+  ARGC: 12, // u32
+  ARGS: 16, // u64[6]
+  MEM_SIZE: 64, // u64: bytes of guest RAM
+  CONSOLE_ADDR: 72, // u64
+  CONSOLE_CAP: 80, // u64
+  CONSOLE_LEN: 88, // u64: guest-written count of bytes in the console buffer
+  HEAP_START: 96, // u64: first free byte after the image (page-aligned)
+  SIZE: 104,
+} as const;
+
+export const INFO_MAGIC = 0x4f464e4950534157n; // "WASPINFO" little-endian
+
+/** The native image header, at the start of the file (and so at Layout.NATIVE_LOAD). */
+export const Header = {
+  MAGIC: 0, // u64 "WASPVRT1"
+  ABI_VERSION: 8, // u32
+  HEADER_SIZE: 12, // u32
+  ENTRY: 16, // u64: guest address of the entry point
+  LOAD_ADDR: 24, // u64: must be Layout.NATIVE_LOAD
+  IMAGE_END: 32, // u64: guest address of the end of the image including bss
+  MEM_WANTED: 40, // u64: bytes of RAM the image asks for (0: the host's default)
+  FLAGS: 48, // u64: reserved, zero
+  NAME: 56, // [24]u8: the image's name, NUL-padded
+  SIZE: 80,
+} as const;
+
+export const HEADER_MAGIC = 0x3154525650534157n; // "WASPVRT1" little-endian
+export const HEADER_NAME_LEN = 24;
+
+/** Stack alignment the SDK's entry expects: RSP is 16-byte aligned at the first instruction. */
+export const STACK_ALIGN = 16;

@@ -1,0 +1,58 @@
+// The host side of each hypercall. Every (address, length) from the guest is checked against guest
+// RAM (GuestMemory.check, overflow-safe) and against a per-call length cap before it is used.
+import { Hypercalls, Layout, type HypercallName } from "./abi.ts";
+import type { ConsoleSink } from "./console.ts";
+import type { GuestMemory } from "../memory/guest-memory.ts";
+import type { Vcpu } from "../kvm/vcpu.ts";
+import { GuestPanicError, PolicyViolationError } from "../errors.ts";
+
+/** Longest write in one hypercall: the console buffer's size. */
+export const MAX_WRITE = Layout.CONSOLE_SIZE;
+export const MAX_PANIC_MESSAGE = 4096;
+export const MAX_RANDOM = 65536;
+
+export interface HypercallContext {
+  readonly vcpu: Vcpu;
+  readonly mem: GuestMemory;
+  readonly console: ConsoleSink;
+  /** set by `exit`: the virtine's result */
+  exitValue: bigint | undefined;
+}
+
+/** A handler returns the value for the guest's RAX, or `undefined` when the virtine has ended. */
+type Handler = (ctx: HypercallContext, a: bigint, b: bigint) => bigint | undefined;
+
+function capped(len: bigint, max: number, what: string): bigint {
+  if (len > BigInt(max)) throw new PolicyViolationError(`${what} of ${len} bytes exceeds the limit of ${max} bytes`, what);
+  return len;
+}
+
+const handlers: Record<HypercallName, Handler> = {
+  exit(ctx, value) {
+    ctx.exitValue = value;
+    return undefined;
+  },
+  write(ctx, addr, len) {
+    ctx.console.append(ctx.mem.read(addr, capped(len, MAX_WRITE, "write"), "write buffer"));
+    return 0n;
+  },
+  panic(ctx, addr, len) {
+    const bytes = ctx.mem.read(addr, capped(len, MAX_PANIC_MESSAGE, "panic message"), "panic message");
+    throw new GuestPanicError(new TextDecoder().decode(bytes));
+  },
+  time() {
+    return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e3)) * 1000n;
+  },
+  random(ctx, addr, len) {
+    const at = ctx.mem.check(addr, capped(len, MAX_RANDOM, "random"), "write", "random buffer");
+    crypto.getRandomValues(ctx.mem.bytes.subarray(at, at + Number(len)));
+    return 0n;
+  },
+  snapshot() {
+    throw new PolicyViolationError("the snapshot hypercall is not supported by this host yet", "snapshot");
+  },
+};
+
+/** Handlers indexed by hypercall number. */
+export const HANDLERS: (Handler | undefined)[] = [];
+for (const h of Hypercalls) HANDLERS[h.nr] = handlers[h.name];

@@ -1,0 +1,120 @@
+// CPU and memory state in which images are entered.
+// Native images: 64-bit long mode at CPL3, built by the host: identity page tables with the user bit
+// (supervisor-only for the host's own pages), a GDT with user segments and a TSS, CR0/CR3/CR4/EFER
+// with SSE on, RFLAGS.IOPL=3 so that OUT is allowed. No guest boot code runs.
+// Raw images: 16-bit real mode, CS base 0, IP and SP 0x8000 (Wasp's convention).
+import { kvm_dtable, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
+import { Layout } from "../hypercall/abi.ts";
+import type { GuestMemory } from "../memory/guest-memory.ts";
+
+// Page-table entry bits (Intel SDM vol. 3, 4.5).
+const PTE_P = 1n;
+const PTE_RW = 2n;
+const PTE_US = 4n;
+const PTE_PS = 0x80n;
+
+const CR0_PE = 1n << 0n;
+const CR0_MP = 1n << 1n;
+const CR0_ET = 1n << 4n;
+const CR0_NE = 1n << 5n;
+const CR0_WP = 1n << 16n;
+const CR0_AM = 1n << 18n;
+const CR0_PG = 1n << 31n;
+const CR4_PAE = 1n << 5n;
+const CR4_OSFXSR = 1n << 9n;
+const CR4_OSXMMEXCPT = 1n << 10n;
+const EFER_LME = 1n << 8n;
+const EFER_LMA = 1n << 10n;
+
+/** RFLAGS at entry: bit 1 is always set; IOPL=3 (bits 12-13) lets CPL3 code use OUT. */
+export const RFLAGS_NATIVE = 0x3002n;
+export const RFLAGS_REAL = 0x2n;
+
+// GDT selectors; the user ones carry RPL 3.
+export const SEL_KERNEL_CODE = 0x08;
+export const SEL_KERNEL_DATA = 0x10;
+export const SEL_USER_CODE = 0x18 | 3;
+export const SEL_USER_DATA = 0x20 | 3;
+export const SEL_TSS = 0x28;
+const GDT_ENTRIES = 7; // null, kcode, kdata, ucode, udata, tss (two slots)
+// The 64-bit TSS is 104 bytes; an I/O permission bitmap follows it with one bit per port (all clear:
+// every port allowed, so every OUT/IN reaches the host as an exit that names its port) and the
+// terminating 0xff byte the CPU requires. IOPL=3 alone is not enough here: KVM on PVM runs the
+// guest's user mode with the hardware IOPL at 0 and checks the bitmap.
+const TSS_BASE_SIZE = 104;
+const IO_BITMAP_BYTES = 65536 / 8;
+const TSS_SIZE = TSS_BASE_SIZE + IO_BITMAP_BYTES + 1;
+
+/** Pages only the host (CPL0) may touch: page tables, GDT, IDT (pages 1-6) and TSS + fault stack. */
+function isHostPage(page: number): boolean {
+  const addr = page * 4096;
+  return (addr >= Layout.PML4 && addr < Layout.INFO) || (addr >= Layout.TSS && addr < Layout.HOST_END);
+}
+
+/** Writes the identity page tables, GDT and TSS of host-built long mode into guest RAM. */
+export function writeLongModeTables(mem: GuestMemory): void {
+  const w = (at: number, v: bigint) => mem.view.setBigUint64(at, v, true);
+  mem.fill(Layout.PML4, Layout.INFO - Layout.PML4, 0, "host tables");
+  mem.fill(Layout.TSS, Layout.HOST_END - Layout.TSS, 0, "TSS");
+  w(Layout.PML4, BigInt(Layout.PDPT) | PTE_P | PTE_RW | PTE_US);
+  w(Layout.PDPT, BigInt(Layout.PD) | PTE_P | PTE_RW | PTE_US);
+  // The first 2 MiB through 4 KiB pages: page 0 absent (null pointers fault), the host's pages
+  // supervisor-only, the rest user read/write.
+  w(Layout.PD, BigInt(Layout.PT) | PTE_P | PTE_RW | PTE_US);
+  for (let i = 1; i < 512; i++) {
+    const user = isHostPage(i) ? 0n : PTE_US;
+    w(Layout.PT + i * 8, BigInt(i * 4096) | PTE_P | PTE_RW | user);
+  }
+  // The rest of the first GiB in 2 MiB pages. Addresses past guest RAM stay mapped so that an access
+  // there reaches KVM as an MMIO exit that names the address, instead of a bare page fault.
+  for (let i = 1; i < 512; i++) w(Layout.PD + i * 8, BigInt(i) * 0x200000n | PTE_P | PTE_RW | PTE_US | PTE_PS);
+  // GDT: flat segments; descriptor bits per Intel SDM vol. 3, 3.4.5.
+  w(Layout.GDT + SEL_KERNEL_CODE, 0x00af9a000000ffffn); // 64-bit code, DPL0
+  w(Layout.GDT + SEL_KERNEL_DATA, 0x00cf92000000ffffn); // data, DPL0
+  w(Layout.GDT + (SEL_USER_CODE & ~3), 0x00affa000000ffffn); // 64-bit code, DPL3
+  w(Layout.GDT + (SEL_USER_DATA & ~3), 0x00cff2000000ffffn); // data, DPL3
+  w(Layout.GDT + SEL_TSS, tssDescriptorLow(BigInt(Layout.TSS), BigInt(TSS_SIZE - 1)));
+  w(Layout.GDT + SEL_TSS + 8, BigInt(Layout.TSS) >> 32n);
+  // TSS (Intel SDM vol. 3, 8.7): RSP0 at offset 4, the I/O bitmap's offset at 102.
+  w(Layout.TSS + 4, BigInt(Layout.FAULT_STACK_TOP));
+  mem.view.setUint16(Layout.TSS + 102, TSS_BASE_SIZE, true);
+  mem.view.setUint8(Layout.TSS + TSS_BASE_SIZE + IO_BITMAP_BYTES, 0xff);
+}
+
+function tssDescriptorLow(base: bigint, limit: bigint): bigint {
+  const type = 0x89n; // present, 64-bit TSS (available)
+  return (limit & 0xffffn) | ((base & 0xffffffn) << 16n) | (type << 40n) | (((limit >> 16n) & 0xfn) << 48n) | (((base >> 24n) & 0xffn) << 56n);
+}
+
+/** The special registers of host-built CPL3 long mode, starting from a vCPU's reset state. */
+export function longModeSregs(resetState: Uint8Array): Uint8Array {
+  const sregs = resetState.slice();
+  const dv = new DataView(sregs.buffer);
+  const code = { base: 0, limit: 0xffffffff, selector: SEL_USER_CODE, type: 11, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0 };
+  const data = { base: 0, limit: 0xffffffff, selector: SEL_USER_DATA, type: 3, present: 1, dpl: 3, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0 };
+  kvm_segment.write(dv, kvm_sregs.off("cs"), code);
+  for (const seg of ["ds", "es", "fs", "gs", "ss"] as const) kvm_segment.write(dv, kvm_sregs.off(seg), data);
+  kvm_segment.write(dv, kvm_sregs.off("tr"), {
+    base: Layout.TSS, limit: TSS_SIZE - 1, selector: SEL_TSS, type: 11, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0,
+  });
+  kvm_dtable.write(dv, kvm_sregs.off("gdt"), { base: Layout.GDT, limit: GDT_ENTRIES * 8 - 1 });
+  kvm_dtable.write(dv, kvm_sregs.off("idt"), { base: 0, limit: 0 });
+  kvm_sregs.write(dv, 0, {
+    cr0: CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG,
+    cr3: Layout.PML4,
+    cr4: CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT,
+    efer: EFER_LME | EFER_LMA,
+    cr2: 0,
+  });
+  return sregs;
+}
+
+/** Real mode with every segment at base 0 (the reset state has CS at 0xffff0000). */
+export function realModeSregs(resetState: Uint8Array): Uint8Array {
+  const sregs = resetState.slice();
+  const dv = new DataView(sregs.buffer);
+  for (const seg of ["cs", "ds", "es", "fs", "gs", "ss"] as const) {
+    kvm_segment.write(dv, kvm_sregs.off(seg), { base: 0, selector: 0, limit: 0xffff });
+  }
+  return sregs;
+}

@@ -1,0 +1,77 @@
+// Image formats. A *native* image (built from Zig with the guest SDK) is a flat binary that starts
+// with wasp's header (src/hypercall/abi.ts, Header); anything else is a *raw* image in Wasp's
+// convention: a flat binary loaded at 0x8000 and entered in 16-bit real mode.
+import { ABI_VERSION, HEADER_MAGIC, HEADER_NAME_LEN, Header, Layout } from "../hypercall/abi.ts";
+import { BadImageError } from "../errors.ts";
+
+export const MIB = 1024 * 1024;
+/** Guest RAM per invocation when neither the caller nor the image asks for an amount. */
+export const DEFAULT_MEMORY = 16 * MIB;
+/** Smallest guest RAM: the host tables, the info page, the console and a native image's load address. */
+export const MIN_MEMORY = 2 * MIB;
+/** Hard cap on guest RAM: the identity map covers 1 GiB. */
+export const MAX_MEMORY = Layout.MAPPED;
+
+export interface NativeHeader {
+  abiVersion: number;
+  entry: bigint;
+  loadAddr: bigint;
+  imageEnd: bigint;
+  memWanted: bigint;
+  name: string;
+}
+
+export type Image =
+  | { kind: "raw"; name: string; bytes: Uint8Array; loadAddr: number }
+  | { kind: "native"; name: string; bytes: Uint8Array; loadAddr: number; header: NativeHeader };
+
+/** Parses image bytes; `name` is used in messages (usually the file name). */
+export function parseImage(bytes: Uint8Array, name: string): Image {
+  if (bytes.length === 0) throw new BadImageError(`${name}: the image is empty`);
+  if (bytes.length >= 8 && readU64(bytes, Header.MAGIC) === HEADER_MAGIC) return parseNative(bytes, name);
+  return { kind: "raw", name, bytes, loadAddr: Layout.RAW_LOAD };
+}
+
+function parseNative(bytes: Uint8Array, name: string): Image {
+  const bad = (why: string): never => {
+    throw new BadImageError(`${name}: bad native image header: ${why}`);
+  };
+  if (bytes.length < Header.SIZE) bad(`the file is ${bytes.length} bytes, shorter than the ${Header.SIZE}-byte header`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const abiVersion = dv.getUint32(Header.ABI_VERSION, true);
+  if (abiVersion !== ABI_VERSION) bad(`ABI version ${abiVersion}, this wasp speaks ${ABI_VERSION}`);
+  const headerSize = dv.getUint32(Header.HEADER_SIZE, true);
+  if (headerSize !== Header.SIZE) bad(`header size ${headerSize}, expected ${Header.SIZE}`);
+  const entry = dv.getBigUint64(Header.ENTRY, true);
+  const loadAddr = dv.getBigUint64(Header.LOAD_ADDR, true);
+  const imageEnd = dv.getBigUint64(Header.IMAGE_END, true);
+  const memWanted = dv.getBigUint64(Header.MEM_WANTED, true);
+  const flags = dv.getBigUint64(Header.FLAGS, true);
+  if (loadAddr !== BigInt(Layout.NATIVE_LOAD)) bad(`load address 0x${loadAddr.toString(16)}, expected 0x${Layout.NATIVE_LOAD.toString(16)}`);
+  const fileEnd = loadAddr + BigInt(bytes.length);
+  if (entry < loadAddr + BigInt(Header.SIZE) || entry >= fileEnd) bad(`entry point 0x${entry.toString(16)} is outside the image's code`);
+  if (imageEnd < fileEnd) bad(`image end 0x${imageEnd.toString(16)} lies before the end of the file (0x${fileEnd.toString(16)})`);
+  if (imageEnd > BigInt(MAX_MEMORY)) bad(`image end 0x${imageEnd.toString(16)} is beyond the ${MAX_MEMORY / MIB} MiB memory cap`);
+  if (memWanted % 4096n !== 0n) bad(`memory wanted (${memWanted}) is not a multiple of 4096`);
+  if (flags !== 0n) bad(`unknown flags 0x${flags.toString(16)}`);
+  const nameBytes = bytes.subarray(Header.NAME, Header.NAME + HEADER_NAME_LEN);
+  const nul = nameBytes.indexOf(0);
+  const declared = new TextDecoder().decode(nameBytes.subarray(0, nul < 0 ? nameBytes.length : nul));
+  if (!/^[\x20-\x7e]*$/.test(declared)) bad("the name is not printable ASCII");
+  return {
+    kind: "native",
+    name,
+    bytes,
+    loadAddr: Layout.NATIVE_LOAD,
+    header: { abiVersion, entry, loadAddr, imageEnd, memWanted, name: declared },
+  };
+}
+
+/** Bytes an image occupies from guest address 0 (its end, including bss for native images). */
+export function imageFootprint(image: Image): number {
+  return image.kind === "native" ? Number(image.header.imageEnd) : image.loadAddr + image.bytes.length;
+}
+
+function readU64(bytes: Uint8Array, at: number): bigint {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(at, true);
+}

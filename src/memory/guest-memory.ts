@@ -1,0 +1,93 @@
+// Guest RAM: one anonymous mapping, presented to the VM as one slot at guest-physical 0. Every
+// access to a guest range goes through `check`, which is overflow-safe: it works in bigint (guest
+// values are u64) and rejects a range that leaves RAM or wraps around 2^64.
+import { toArrayBuffer } from "bun:ffi";
+import * as libc from "../../ffi/libc.ts";
+import { MemoryFaultError } from "../errors.ts";
+
+export const PAGE_SIZE = 4096;
+
+export class GuestMemory {
+  readonly size: number;
+  readonly hostAddr: number;
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+  readonly #sizeBig: bigint;
+  #closed = false;
+
+  /** Anonymous, zero-filled RAM of `size` bytes (a multiple of the page size). */
+  constructor(size: number) {
+    if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
+      throw new RangeError(`guest memory size ${size} is not a positive multiple of ${PAGE_SIZE}`);
+    }
+    this.size = size;
+    this.#sizeBig = BigInt(size);
+    this.hostAddr = libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE);
+    const ab = toArrayBuffer(this.hostAddr, 0, size);
+    this.bytes = new Uint8Array(ab);
+    this.view = new DataView(ab);
+  }
+
+  /**
+   * Checks that [addr, addr+len) lies inside RAM, and returns addr as a number. `what` names the
+   * range in the error (e.g. "the console buffer").
+   */
+  check(addr: bigint | number, len: bigint | number, access: "read" | "write", what: string): number {
+    if (this.#closed) throw new RangeError("guest memory is closed");
+    const a = BigInt(addr);
+    const n = BigInt(len);
+    // a + n cannot wrap here: bigint is unbounded, and both are checked against size first.
+    if (a < 0n || n < 0n || a > this.#sizeBig || n > this.#sizeBig - a) {
+      throw new MemoryFaultError(
+        `${what} [0x${BigInt.asUintN(64, a).toString(16)}, +0x${BigInt.asUintN(64, n).toString(16)}) is outside guest RAM (${this.size} bytes)`,
+        BigInt.asUintN(64, a),
+        access,
+      );
+    }
+    return Number(a);
+  }
+
+  /** A copy of guest bytes. */
+  read(addr: bigint | number, len: bigint | number, what = "guest range"): Uint8Array {
+    const at = this.check(addr, len, "read", what);
+    return this.bytes.slice(at, at + Number(len));
+  }
+
+  write(addr: bigint | number, data: Uint8Array, what = "guest range"): void {
+    const at = this.check(addr, data.length, "write", what);
+    this.bytes.set(data, at);
+  }
+
+  fill(addr: bigint | number, len: bigint | number, value = 0, what = "guest range"): void {
+    const at = this.check(addr, len, "write", what);
+    this.bytes.fill(value, at, at + Number(len));
+  }
+
+  readU64(addr: bigint | number, what = "guest u64"): bigint {
+    return this.view.getBigUint64(this.check(addr, 8, "read", what), true);
+  }
+
+  writeU64(addr: bigint | number, value: bigint, what = "guest u64"): void {
+    this.view.setBigUint64(this.check(addr, 8, "write", what), BigInt.asUintN(64, value), true);
+  }
+
+  /** Gives the pages back to the kernel; they read as zero afterwards. */
+  discard(addr = 0, len = this.size): void {
+    const at = this.check(addr, len, "write", "discarded range");
+    libc.madvise(this.hostAddr + at, len, libc.MADV_DONTNEED);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    libc.munmap(this.hostAddr, this.size);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,253 @@
+// A virtine: an image with its options, run once per invoke() in its own VM. The shell (VM, RAM,
+// vCPU) is created on the first call and kept warm; each call reloads the image, writes the
+// arguments, resets the registers and runs to the final exit.
+import { readFileSync, statSync } from "node:fs";
+import { basename } from "node:path";
+import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_run } from "../../ffi/kvm.ts";
+import { ABI_VERSION, INFO_MAGIC, Info, Layout, Port } from "../hypercall/abi.ts";
+import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
+import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
+import { Policy, hypercallName } from "../hypercall/policy.ts";
+import { DEFAULT_MEMORY, MAX_MEMORY, MIB, MIN_MEMORY, imageFootprint, parseImage, type Image } from "../image/image.ts";
+import { RFLAGS_NATIVE, RFLAGS_REAL } from "../image/boot.ts";
+import { systemKvm, type Kvm } from "../kvm/system.ts";
+import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
+import { BadArgsError, BadImageError, MemoryFaultError, PolicyViolationError } from "../errors.ts";
+import { guestFault } from "./fault.ts";
+import { Shell } from "./shell.ts";
+
+export const MAX_ARGS = 6;
+/** Largest image file accepted. */
+export const MAX_IMAGE_BYTES = MAX_MEMORY;
+/** Room a native image must leave for its stack between its end and the top of RAM. */
+const MIN_STACK = 64 * 1024;
+const ARG_REGS = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"] as const;
+const IO_DIRECTION = kvm_run.off("io.direction");
+
+export interface VirtineOptions {
+  /** guest RAM in bytes (default: what the image asks for, else 16 MiB; at most 1 GiB) */
+  memory?: number;
+  /** hypercalls granted beyond the default (exit, write, panic) */
+  allow?: readonly string[];
+  /** cap on console output bytes per invocation (default 1 MiB); the excess is dropped */
+  maxOutput?: number;
+  /** the /dev/kvm handle to use (default: the process-wide one) */
+  kvm?: Kvm;
+}
+
+export interface InvokeResult {
+  /** the guest's RAX at its final exit */
+  value: bigint;
+  /** console output */
+  output: Uint8Array;
+  /** true when output went past the cap and the excess was dropped */
+  outputTruncated: boolean;
+  /** VM exits this invocation took (1 for a pure computation) */
+  exits: number;
+}
+
+export class Virtine {
+  readonly image: Image;
+  readonly memorySize: number;
+  readonly policy: Policy;
+  readonly #kvm: Kvm;
+  readonly #console: ConsoleSink;
+  readonly #ctx: HypercallContext;
+  #shell: Shell | undefined;
+  #closed = false;
+
+  constructor(image: Image, options: VirtineOptions = {}) {
+    this.image = image;
+    this.memorySize = checkMemory(image, options.memory);
+    this.policy = Policy.grant(options.allow);
+    const maxOutput = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
+    if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
+    this.#console = new ConsoleSink(maxOutput);
+    this.#kvm = options.kvm ?? systemKvm();
+    this.#ctx = { vcpu: undefined as never, mem: undefined as never, console: this.#console, exitValue: undefined };
+  }
+
+  /** Loads an image file. */
+  static fromFile(path: string, options: VirtineOptions = {}): Virtine {
+    return new Virtine(readImageFile(path), options);
+  }
+
+  /** Runs the image once with up to six integer arguments. */
+  invoke(args: readonly (bigint | number)[] = []): InvokeResult {
+    if (this.#closed) throw new BadArgsError("the virtine is closed");
+    const argv = checkArgs(args);
+    const shell = (this.#shell ??= new Shell(this.#kvm, this.memorySize, this.image.kind === "native"));
+    this.#load(shell, argv);
+    const ctx = this.#ctx;
+    ctx.vcpu = shell.vcpu;
+    ctx.mem = shell.mem;
+    ctx.exitValue = undefined;
+    try {
+      const { value, exits } = this.#run(shell, ctx);
+      if (this.image.kind === "native") this.#collectConsole(shell);
+      return { value, exits, outputTruncated: this.#console.truncated, output: this.#console.take() };
+    } catch (e) {
+      this.#console.take();
+      // A shell whose run ended in an error may hold any state: discard it, the next call makes a new one.
+      this.#discardShell();
+      throw e;
+    }
+  }
+
+  /** Writes the image, the info page and the entry registers of one invocation. */
+  #load(shell: Shell, argv: bigint[]): void {
+    const { mem, vcpu } = shell;
+    const image = this.image;
+    mem.write(image.loadAddr, image.bytes, "image");
+    const fileEnd = image.loadAddr + image.bytes.length;
+    const end = imageFootprint(image);
+    if (end > fileEnd) mem.fill(fileEnd, end - fileEnd, 0, "bss");
+    writeInfo(mem.view, argv, mem.size, end);
+
+    vcpu.clearRegs();
+    argv.forEach((v, i) => vcpu.setReg(ARG_REGS[i], v));
+    if (image.kind === "native") {
+      vcpu.setReg("rip", image.header.entry);
+      vcpu.setReg("rsp", shell.stackTop);
+      vcpu.setReg("rflags", RFLAGS_NATIVE);
+      // A CPL3 guest cannot change control registers, descriptor tables or IOPL: the special
+      // registers are loaded once per shell.
+      const fresh = shell.loadedSregs !== "long";
+      if (fresh) vcpu.putSregs(shell.sregs.long);
+      shell.loadedSregs = "long";
+      vcpu.markRegsDirty(fresh);
+    } else {
+      vcpu.setReg("rip", BigInt(Layout.RAW_LOAD));
+      vcpu.setReg("rsp", BigInt(Layout.RAW_LOAD));
+      vcpu.setReg("rflags", RFLAGS_REAL);
+      // A real-mode guest may switch itself to protected or long mode: reload every time.
+      vcpu.putSregs(shell.sregs.real);
+      shell.loadedSregs = "real";
+      vcpu.markRegsDirty(true);
+    }
+  }
+
+  /** The run loop: enter, dispatch hypercalls, stop at the exit port or HLT. Allocates nothing per exit. */
+  #run(shell: Shell, ctx: HypercallContext): { value: bigint; exits: number } {
+    const { vcpu } = shell;
+    let exits = 0;
+    for (;;) {
+      const reason = vcpu.enter();
+      exits++;
+      if (reason === KVM_EXIT.IO) {
+        const port = vcpu.ioPort();
+        const out = vcpu.run.getUint8(IO_DIRECTION) === KVM_EXIT_IO_OUT;
+        if (port === Port.EXIT && out) return { value: vcpu.reg("rax"), exits };
+        if (port === Port.HYPERCALL && out) {
+          if (this.#hypercall(ctx)) return { value: ctx.exitValue ?? 0n, exits };
+          continue;
+        }
+        throw new PolicyViolationError(
+          `the guest used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is neither the exit port 0x${Port.EXIT.toString(16)} nor the hypercall port 0x${Port.HYPERCALL.toString(16)}`,
+          `port 0x${port.toString(16)}`,
+        );
+      }
+      if (reason === KVM_EXIT.HLT) return { value: vcpu.reg("rax"), exits };
+      if (reason === EXIT_INTERRUPTED) continue;
+      throw guestFault(vcpu, reason);
+    }
+  }
+
+  /** Handles one hypercall; true when the virtine has ended. */
+  #hypercall(ctx: HypercallContext): boolean {
+    const { vcpu } = ctx;
+    const nr = vcpu.reg("rax");
+    const handler = nr < BigInt(HANDLERS.length) ? HANDLERS[Number(nr)] : undefined;
+    if (!handler) throw new PolicyViolationError(`the guest made unknown hypercall ${nr}`, `hypercall #${nr}`);
+    if (!this.policy.allows(Number(nr))) {
+      throw new PolicyViolationError(`the guest made hypercall "${hypercallName(nr)}", which this virtine is not granted (grant it with --allow)`, `hypercall ${hypercallName(nr)}`);
+    }
+    const ret = handler(ctx, vcpu.reg("rdi"), vcpu.reg("rsi"));
+    if (ret === undefined) return true;
+    vcpu.setReg("rax", ret);
+    vcpu.markRegsDirty(false);
+    return false;
+  }
+
+  /** Reads the console buffer that the SDK filled in guest memory. */
+  #collectConsole(shell: Shell): void {
+    const len = shell.mem.view.getBigUint64(Layout.INFO + Info.CONSOLE_LEN, true);
+    if (len === 0n) return;
+    if (len > BigInt(Layout.CONSOLE_SIZE)) {
+      throw new MemoryFaultError(`the guest's console length ${len} exceeds its ${Layout.CONSOLE_SIZE}-byte buffer`, BigInt(Layout.INFO + Info.CONSOLE_LEN), "read");
+    }
+    this.#console.append(shell.mem.read(Layout.CONSOLE, len, "console buffer"));
+  }
+
+  #discardShell(): void {
+    this.#shell?.close();
+    this.#shell = undefined;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#discardShell();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function writeInfo(dv: DataView, argv: bigint[], memSize: number, imageEnd: number): void {
+  const at = Layout.INFO;
+  dv.setBigUint64(at + Info.MAGIC, INFO_MAGIC, true);
+  dv.setUint32(at + Info.ABI_VERSION, ABI_VERSION, true);
+  dv.setUint32(at + Info.ARGC, argv.length, true);
+  for (let i = 0; i < MAX_ARGS; i++) dv.setBigUint64(at + Info.ARGS + i * 8, argv[i] ?? 0n, true);
+  dv.setBigUint64(at + Info.MEM_SIZE, BigInt(memSize), true);
+  dv.setBigUint64(at + Info.CONSOLE_ADDR, BigInt(Layout.CONSOLE), true);
+  dv.setBigUint64(at + Info.CONSOLE_CAP, BigInt(Layout.CONSOLE_SIZE), true);
+  dv.setBigUint64(at + Info.CONSOLE_LEN, 0n, true);
+  dv.setBigUint64(at + Info.HEAP_START, BigInt(Math.ceil(imageEnd / 4096) * 4096), true);
+}
+
+function checkArgs(args: readonly (bigint | number)[]): bigint[] {
+  if (args.length > MAX_ARGS) throw new BadArgsError(`${args.length} arguments given, a virtine takes at most ${MAX_ARGS}`);
+  return args.map((a, i) => {
+    const v = typeof a === "bigint" ? a : Number.isSafeInteger(a) ? BigInt(a) : undefined;
+    if (v === undefined) throw new BadArgsError(`argument ${i + 1} (${a}) is not an integer`);
+    if (v < -(1n << 63n) || v >= 1n << 64n) throw new BadArgsError(`argument ${i + 1} (${a}) does not fit in 64 bits`);
+    return BigInt.asUintN(64, v);
+  });
+}
+
+function checkMemory(image: Image, requested: number | undefined): number {
+  const wanted = requested ?? (image.kind === "native" && image.header.memWanted > 0n ? Number(image.header.memWanted) : DEFAULT_MEMORY);
+  if (!Number.isSafeInteger(wanted) || wanted % 4096 !== 0) throw new BadArgsError(`memory size ${wanted} is not a multiple of 4 KiB`);
+  if (wanted < MIN_MEMORY) throw new BadArgsError(`memory size ${wanted} bytes is below the minimum of ${MIN_MEMORY / MIB} MiB`);
+  if (wanted > MAX_MEMORY) throw new BadArgsError(`memory size ${wanted / MIB} MiB is above the cap of ${MAX_MEMORY / MIB} MiB`);
+  const need = imageFootprint(image) + (image.kind === "native" ? MIN_STACK : 0);
+  if (need > wanted) {
+    throw new BadImageError(`${image.name}: the image needs ${need} bytes of guest memory (with its stack), more than the ${wanted / MIB} MiB it would get`);
+  }
+  return wanted;
+}
+
+/** Reads and parses an image file, with clear errors for a missing file, a directory, an oversized file. */
+export function readImageFile(path: string): Image {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new BadImageError(`${path}: no such file`);
+  }
+  if (st.isDirectory()) throw new BadImageError(`${path}: is a directory, not an image`);
+  if (!st.isFile()) throw new BadImageError(`${path}: not a regular file`);
+  if (st.size > MAX_IMAGE_BYTES) throw new BadImageError(`${path}: the image is ${st.size} bytes, more than the ${MAX_IMAGE_BYTES / MIB} MiB cap`);
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new BadImageError(`${path}: cannot read the image (${e instanceof Error ? e.message : String(e)})`);
+  }
+  return parseImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), basename(path));
+}
+
+

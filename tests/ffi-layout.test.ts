@@ -1,0 +1,106 @@
+// Every struct size, field offset, ioctl number and constant that wasp hand-encodes is checked here
+// against the kernel's own headers: a C program is generated from wasp's tables, compiled with the
+// bundled zig (against its copy of linux/kvm.h), and its output compared with the tables.
+import { describe, expect, test, beforeAll } from "bun:test";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as kvm from "../ffi/kvm.ts";
+import * as libc from "../ffi/libc.ts";
+import { Errno } from "../ffi/errno.ts";
+import { fieldSize, type Struct } from "../ffi/struct.ts";
+import { zigPath } from "./support.ts";
+
+const structs: Struct<string>[] = [
+  kvm.kvm_regs, kvm.kvm_segment, kvm.kvm_dtable, kvm.kvm_sregs, kvm.kvm_fpu, kvm.kvm_userspace_memory_region,
+  kvm.kvm_cpuid2, kvm.kvm_cpuid_entry2, kvm.kvm_dirty_log, kvm.kvm_signal_mask, kvm.kvm_sync_regs, kvm.kvm_run,
+];
+
+/** name → [value wasp uses, C expression that must equal it] */
+const constants: [string, number, string][] = [
+  ...Object.entries(kvm.KVM).map(([k, v]): [string, number, string] => [`KVM_${k}`, v, `KVM_${k}`]),
+  ...Object.entries(kvm.KVM_CAP).map(([k, v]): [string, number, string] => [`KVM_CAP_${k}`, v, `KVM_CAP_${k}`]),
+  ...Object.entries(kvm.KVM_EXIT).map(([k, v]): [string, number, string] => [`KVM_EXIT_${k}`, v, `KVM_EXIT_${k}`]),
+  ...Object.entries(Errno).map(([k, v]): [string, number, string] => [k, v, k]),
+  ["KVM_API_VERSION", kvm.KVM_API_VERSION, "KVM_API_VERSION"],
+  ["KVM_EXIT_IO_IN", kvm.KVM_EXIT_IO_IN, "KVM_EXIT_IO_IN"],
+  ["KVM_EXIT_IO_OUT", kvm.KVM_EXIT_IO_OUT, "KVM_EXIT_IO_OUT"],
+  ["KVM_SYNC_X86_REGS", kvm.KVM_SYNC_X86_REGS, "KVM_SYNC_X86_REGS"],
+  ["KVM_SYNC_X86_SREGS", kvm.KVM_SYNC_X86_SREGS, "KVM_SYNC_X86_SREGS"],
+  ["KVM_SYNC_X86_EVENTS", kvm.KVM_SYNC_X86_EVENTS, "KVM_SYNC_X86_EVENTS"],
+  ["KVM_MEM_LOG_DIRTY_PAGES", kvm.KVM_MEM_LOG_DIRTY_PAGES, "KVM_MEM_LOG_DIRTY_PAGES"],
+  ["KVM_MEM_READONLY", kvm.KVM_MEM_READONLY, "KVM_MEM_READONLY"],
+  ["O_RDWR", libc.O_RDWR, "O_RDWR"],
+  ["O_CLOEXEC", libc.O_CLOEXEC, "O_CLOEXEC"],
+  ["PROT_READ", libc.PROT_READ, "PROT_READ"],
+  ["PROT_WRITE", libc.PROT_WRITE, "PROT_WRITE"],
+  ["MAP_SHARED", libc.MAP_SHARED, "MAP_SHARED"],
+  ["MAP_PRIVATE", libc.MAP_PRIVATE, "MAP_PRIVATE"],
+  ["MAP_FIXED", libc.MAP_FIXED, "MAP_FIXED"],
+  ["MAP_ANONYMOUS", libc.MAP_ANONYMOUS, "MAP_ANONYMOUS"],
+  ["MAP_NORESERVE", libc.MAP_NORESERVE, "MAP_NORESERVE"],
+  ["MADV_DONTNEED", libc.MADV_DONTNEED, "MADV_DONTNEED"],
+  ["MFD_CLOEXEC", libc.MFD_CLOEXEC, "MFD_CLOEXEC"],
+  ["RLIMIT_NOFILE", libc.RLIMIT_NOFILE, "RLIMIT_NOFILE"],
+  ...Object.entries(libc.SYS).map(([k, v]): [string, number, string] => [`SYS_${k}`, v, `SYS_${k}`]),
+];
+
+function program(): string {
+  const lines: string[] = [];
+  const say = (key: string, expr: string) => lines.push(`  printf("%s %llu\\n", "${key}", (unsigned long long)(${expr}));`);
+  for (const s of structs) {
+    say(`${s.c}.sizeof`, `sizeof(${s.c})`);
+    for (const name of s.fieldNames) {
+      say(`${s.c}.${name}.offset`, `offsetof(${s.c}, ${name})`);
+      const [, type] = s.fields[name];
+      // flexible array members have no size of their own
+      if (fieldSize(type) > 0) say(`${s.c}.${name}.size`, `sizeof(((${s.c} *)0)->${name})`);
+    }
+  }
+  for (const [key, , expr] of constants) say(key, expr);
+  return [
+    "#define _GNU_SOURCE",
+    "#include <stddef.h>", "#include <stdio.h>", "#include <errno.h>", "#include <fcntl.h>",
+    "#include <sys/mman.h>", "#include <sys/resource.h>", "#include <sys/syscall.h>", "#include <linux/kvm.h>",
+    "int main(void) {", ...lines, "  return 0;", "}", "",
+  ].join("\n");
+}
+
+const fromC = new Map<string, number>();
+
+beforeAll(() => {
+  const dir = mkdtempSync(join(tmpdir(), "wasp-layout-"));
+  try {
+    writeFileSync(join(dir, "layout.c"), program());
+    const cc = Bun.spawnSync([zigPath(), "cc", "-target", "x86_64-linux-musl", "-static", "-o", join(dir, "layout"), join(dir, "layout.c")]);
+    if (cc.exitCode !== 0) throw new Error(`zig cc failed:\n${cc.stderr.toString()}`);
+    const run = Bun.spawnSync([join(dir, "layout")]);
+    if (run.exitCode !== 0) throw new Error(`layout program failed: ${run.stderr.toString()}`);
+    for (const line of run.stdout.toString().trim().split("\n")) {
+      const cut = line.lastIndexOf(" ");
+      fromC.set(line.slice(0, cut), Number(line.slice(cut + 1)));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 180_000);
+
+describe("KVM and libc ABI tables match the kernel headers", () => {
+  for (const s of structs) {
+    test(`${s.c}: size and every field offset and width`, () => {
+      expect({ key: `${s.c}.sizeof`, v: s.size }).toEqual({ key: `${s.c}.sizeof`, v: fromC.get(`${s.c}.sizeof`) ?? -1 });
+      for (const name of s.fieldNames) {
+        const [offset, type] = s.fields[name];
+        expect({ field: name, offset }).toEqual({ field: name, offset: fromC.get(`${s.c}.${name}.offset`) ?? -1 });
+        if (fieldSize(type) > 0) {
+          expect({ field: name, size: fieldSize(type) }).toEqual({ field: name, size: fromC.get(`${s.c}.${name}.size`) ?? -1 });
+        }
+      }
+    });
+  }
+  test("ioctl request numbers, capabilities, exit reasons, errno and libc constants", () => {
+    const mismatches = constants.filter(([key, value]) => fromC.get(key) !== value).map(([key, value]) => `${key}: wasp ${value}, header ${fromC.get(key)}`);
+    expect(mismatches).toEqual([]);
+    expect(constants.length).toBeGreaterThan(60);
+  });
+});
