@@ -23,6 +23,8 @@ const native_guests = [_][]const u8{
     "hypercall",
     "writes",
     "time",
+    "calls",
+    "sum6",
 };
 
 /// Raw real-mode images: guests/raw/NAME.s -> guests/NAME.bin.

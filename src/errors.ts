@@ -31,6 +31,8 @@ export class GuestFaultError extends WaspError {
     message: string,
     readonly exitReason: string,
     readonly rip: bigint,
+    /** the general registers at the fault, for --verbose */
+    readonly regs?: Record<string, bigint>,
     /** the exception vector, when it is known */
     readonly vector?: number,
   ) {

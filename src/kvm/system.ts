@@ -74,6 +74,7 @@ let shared: Kvm | undefined;
 
 /** The process-wide /dev/kvm handle, opened on first use and kept for the life of the process. */
 export function systemKvm(): Kvm {
-  shared ??= new Kvm();
+  // WASP_KVM_DEVICE points wasp at another device node (tests use it to check the error path).
+  shared ??= new Kvm(process.env.WASP_KVM_DEVICE || KVM_DEVICE);
   return shared;
 }

@@ -18,13 +18,13 @@ export function guestFault(vcpu: Vcpu, reason: number): GuestFaultError | Memory
       );
     }
     case "shutdown":
-      return new GuestFaultError(`the guest triple-faulted (KVM_EXIT_SHUTDOWN) at RIP ${hex(rip)}`, exitReasonName(reason), rip);
+      return new GuestFaultError(`the guest triple-faulted (KVM_EXIT_SHUTDOWN) at RIP ${hex(rip)}`, exitReasonName(reason), rip, vcpu.regs());
     case "fail_entry":
-      return new GuestFaultError(`KVM could not enter the guest (hardware reason ${hex(exit.hardwareReason)}) at RIP ${hex(rip)}`, exitReasonName(reason), rip);
+      return new GuestFaultError(`KVM could not enter the guest (hardware reason ${hex(exit.hardwareReason)}) at RIP ${hex(rip)}`, exitReasonName(reason), rip, vcpu.regs());
     case "internal_error":
-      return new GuestFaultError(`KVM reported an internal error (suberror ${exit.suberror}) at RIP ${hex(rip)}`, exitReasonName(reason), rip);
+      return new GuestFaultError(`KVM reported an internal error (suberror ${exit.suberror}) at RIP ${hex(rip)}`, exitReasonName(reason), rip, vcpu.regs());
     default:
-      return new GuestFaultError(`the guest stopped with an unexpected exit, ${exitReasonName(reason)}, at RIP ${hex(rip)}`, exitReasonName(reason), rip);
+      return new GuestFaultError(`the guest stopped with an unexpected exit, ${exitReasonName(reason)}, at RIP ${hex(rip)}`, exitReasonName(reason), rip, vcpu.regs());
   }
 }
 

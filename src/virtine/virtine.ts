@@ -50,6 +50,7 @@ export class Virtine {
   readonly image: Image;
   readonly memorySize: number;
   readonly policy: Policy;
+  readonly maxOutput: number;
   readonly #kvm: Kvm;
   readonly #console: ConsoleSink;
   readonly #ctx: HypercallContext;
@@ -62,6 +63,7 @@ export class Virtine {
     this.policy = Policy.grant(options.allow);
     const maxOutput = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
+    this.maxOutput = maxOutput;
     this.#console = new ConsoleSink(maxOutput);
     this.#kvm = options.kvm ?? systemKvm();
     this.#ctx = { vcpu: undefined as never, mem: undefined as never, console: this.#console, exitValue: undefined };

@@ -1,0 +1,39 @@
+// A benchmark series: samples in microseconds (or another unit) reduced to median and p99, the same
+// way kvm-floor reduces its own (sorted; the element at n/2 and at n*99/100).
+export interface SeriesResult {
+  name: string;
+  unit: string;
+  n: number;
+  median: number;
+  p99: number;
+}
+
+export function summarize(name: string, unit: string, samples: number[]): SeriesResult {
+  const s = [...samples].sort((a, b) => a - b);
+  const n = s.length;
+  const round = (v: number) => Math.round(v * 100) / 100;
+  return { name, unit, n, median: round(s[Math.floor(n / 2)]), p99: round(s[Math.floor((n * 99) / 100)]) };
+}
+
+/** Times `body` `runs` times after `warmup` untimed runs; microseconds per run. */
+export function timeSync(runs: number, warmup: number, body: () => void): number[] {
+  for (let i = 0; i < warmup; i++) body();
+  const out = new Array<number>(runs);
+  for (let i = 0; i < runs; i++) {
+    const t = Bun.nanoseconds();
+    body();
+    out[i] = (Bun.nanoseconds() - t) / 1000;
+  }
+  return out;
+}
+
+export async function timeAsync(runs: number, warmup: number, body: () => Promise<void>): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await body();
+  const out = new Array<number>(runs);
+  for (let i = 0; i < runs; i++) {
+    const t = Bun.nanoseconds();
+    await body();
+    out[i] = (Bun.nanoseconds() - t) / 1000;
+  }
+  return out;
+}

@@ -1,0 +1,99 @@
+// wasp's microbenchmark series. Names are stable: CI jobs compare them against a baseline, and
+// docs/benchmarks.md sets them beside kvm-floor's series of the same name.
+import { Virtine } from "../virtine/virtine.ts";
+import { parseImage, type Image } from "../image/image.ts";
+import { readFileSync } from "node:fs";
+import { embeddedBench } from "./guests.ts";
+import { summarize, timeAsync, timeSync, type SeriesResult } from "./stats.ts";
+
+export interface BenchOptions {
+  /** iterations per series; each series has its own default */
+  runs?: number;
+  filter?: RegExp;
+}
+
+interface Series {
+  name: string;
+  defaultRuns: number;
+  run(runs: number): Promise<SeriesResult>;
+}
+
+function image(name: string): Image {
+  return parseImage(new Uint8Array(readFileSync(embeddedBench(name))), `${name}.bin`);
+}
+
+const HYPERCALLS_PER_RUN = 100;
+
+const SERIES: Series[] = [
+  {
+    // a fresh VM with its memory, vCPU and CPUID, a native image that exits at once, run to its exit and torn down
+    name: "create",
+    defaultRuns: 200,
+    async run(runs) {
+      const noop = image("noop");
+      return summarize("create", "us", timeSync(runs, 5, () => {
+        using v = new Virtine(noop);
+        v.invoke();
+      }));
+    },
+  },
+  {
+    // a warm VM: the image reloaded, the info page and every register reset, run to its exit
+    name: "vmrun",
+    defaultRuns: 1000,
+    async run(runs) {
+      using v = new Virtine(image("noop"));
+      return summarize("vmrun", "us", timeSync(runs, 20, () => void v.invoke()));
+    },
+  },
+  {
+    // one hypercall round trip, from a run that makes HYPERCALLS_PER_RUN of them
+    name: "hypercall",
+    defaultRuns: 300,
+    async run(runs) {
+      using v = new Virtine(image("calls"));
+      const per = timeSync(runs, 5, () => {
+        const r = v.invoke([HYPERCALLS_PER_RUN]);
+        if (r.exits !== HYPERCALLS_PER_RUN + 1) throw new Error(`calls guest took ${r.exits} exits`);
+      });
+      return summarize("hypercall", "us", per.map((t) => t / HYPERCALLS_PER_RUN));
+    },
+  },
+  {
+    // what a TypeScript user would use instead: a Bun Worker to its first message, terminated
+    name: "worker",
+    defaultRuns: 50,
+    async run(runs) {
+      const url = URL.createObjectURL(new Blob(["self.postMessage(0)"], { type: "application/javascript" }));
+      try {
+        return summarize("worker", "us", await timeAsync(runs, 2, async () => {
+          const w = new Worker(url);
+          await new Promise((resolve) => (w.onmessage = resolve));
+          w.terminate();
+        }));
+      } finally {
+        URL.revokeObjectURL(url);
+      }
+    },
+  },
+  {
+    // a process: spawn /bin/true and wait for its exit
+    name: "process",
+    defaultRuns: 50,
+    async run(runs) {
+      return summarize("process", "us", timeSync(runs, 2, () => {
+        const p = Bun.spawnSync(["/bin/true"]);
+        if (p.exitCode !== 0) throw new Error("/bin/true failed");
+      }));
+    },
+  },
+];
+
+export const SERIES_NAMES = SERIES.map((s) => s.name);
+
+export async function* runSuite(opts: BenchOptions = {}): AsyncGenerator<SeriesResult> {
+  for (const s of SERIES) {
+    if (opts.filter && !opts.filter.test(s.name)) continue;
+    yield await s.run(opts.runs ?? s.defaultRuns);
+  }
+}

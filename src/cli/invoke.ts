@@ -1,0 +1,77 @@
+// `wasp invoke <image> [args...]` and `wasp inspect <image>`.
+import { existsSync } from "node:fs";
+import { Virtine, readImageFile } from "../virtine/virtine.ts";
+import { BadImageError, GuestFaultError } from "../errors.ts";
+import { MIB, type Image } from "../image/image.ts";
+import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
+import { parseIntArg, parseList, parseSize } from "./parse.ts";
+
+export interface InvokeFlags {
+  mem?: string;
+  allow?: string;
+  verbose?: boolean;
+}
+
+/** Resolves an image argument: a file path, else the name of an embedded example guest. */
+export function loadImage(arg: string): Image {
+  if (!existsSync(arg)) {
+    const embedded = embeddedGuest(arg);
+    if (embedded) return readImageFile(embedded);
+    throw new BadImageError(`${arg}: no such file (and not one of the built-in guests: ${EMBEDDED_NAMES.join(", ")})`);
+  }
+  return readImageFile(arg);
+}
+
+export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags): void {
+  const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
+  const image = loadImage(imageArg);
+  const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
+  using virtine = new Virtine(image, { memory, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
+  const started = Bun.nanoseconds();
+  let result;
+  try {
+    result = virtine.invoke(args);
+  } catch (e) {
+    if (flags.verbose && e instanceof GuestFaultError) process.stderr.write(`wasp: registers at the fault:\n${formatRegs(e.regs)}\n`);
+    throw e;
+  }
+  const elapsed = (Bun.nanoseconds() - started) / 1000;
+  if (result.output.length > 0) process.stdout.write(result.output);
+  if (result.outputTruncated) process.stderr.write(`wasp: guest output truncated at the ${virtine.maxOutput} byte cap; the rest was dropped\n`);
+  process.stdout.write(`${result.value}\n`);
+  if (flags.verbose) {
+    process.stderr.write(`wasp: ${image.name} (${image.kind}), ${virtine.memorySize / MIB} MiB, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+  }
+}
+
+export function inspectCommand(imageArg: string): void {
+  const image = loadImage(imageArg);
+  const lines: [string, string][] = [
+    ["file", image.name],
+    ["kind", image.kind === "native" ? "native (host-built 64-bit long mode, CPL3)" : "raw (16-bit real mode at 0x8000, Wasp convention)"],
+    ["size", `${image.bytes.length} bytes`],
+  ];
+  if (image.kind === "native") {
+    const h = image.header;
+    lines.push(
+      ["name", h.name || "(none)"],
+      ["abi version", String(h.abiVersion)],
+      ["load address", `0x${h.loadAddr.toString(16)}`],
+      ["entry", `0x${h.entry.toString(16)}`],
+      ["image end", `0x${h.imageEnd.toString(16)} (${h.imageEnd - h.loadAddr - BigInt(image.bytes.length)} bytes of bss)`],
+      ["memory wanted", h.memWanted === 0n ? "default" : `${Number(h.memWanted) / MIB} MiB`],
+    );
+  } else {
+    lines.push(["load address", `0x${image.loadAddr.toString(16)}`]);
+  }
+  const width = Math.max(...lines.map(([k]) => k.length));
+  for (const [k, v] of lines) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+}
+
+function formatRegs(regs: Record<string, bigint> | undefined): string {
+  if (!regs) return "  (not available)";
+  return Object.entries(regs)
+    .map(([k, v]) => `  ${k.padStart(6)} 0x${v.toString(16).padStart(16, "0")}`)
+    .join("\n");
+}
+

@@ -1,0 +1,69 @@
+#!/usr/bin/env bun
+// The wasp command line. Every failure is one line on stderr starting "wasp: ", with an exit
+// status per error class (src/errors.ts, EXIT_STATUS; docs/errors.md) and no stack trace.
+import { Command, CommanderError } from "commander";
+import { EXIT_STATUS, WaspError } from "../errors.ts";
+import { invokeCommand, inspectCommand } from "./invoke.ts";
+import { benchCommand } from "./bench.ts";
+import { VERSION } from "../version.ts";
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command()
+    .name("wasp")
+    .description("Run each call of a function in its own KVM virtual machine (a virtine).")
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.replace(/^error: /, "wasp: ")),
+    })
+    .showSuggestionAfterError();
+
+  program
+    .command("invoke")
+    .description("run an image once with integer arguments and print its result (RAX)")
+    .argument("<image>", "image file, or the name of a built-in guest (fib, noop, hello, raw_fib64)")
+    .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9")
+    .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
+    .option("--allow <names>", "hypercalls to grant beyond exit, write and panic (comma-separated: time,random)")
+    .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
+    .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
+
+  program
+    .command("inspect")
+    .description("print what an image declares")
+    .argument("<image>", "image file or built-in guest name")
+    .action((image: string) => inspectCommand(image));
+
+  program
+    .command("bench")
+    .description("run wasp's microbenchmarks: a table, or JSON lines with --json")
+    .option("--json", "one JSON object per line: {name, unit, n, median, p99}")
+    .option("--runs <n>", "iterations per series (default: per series)")
+    .option("--filter <regex>", "only the series whose name matches")
+    .option("--floor <path>", "also run this kvm-floor binary and report ratios to its series")
+    .action(async (flags) => benchCommand(flags));
+
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    return report(e);
+  }
+}
+
+/** Prints an error as one line and returns the exit status for its class. */
+export function report(e: unknown): number {
+  if (e instanceof CommanderError) {
+    // commander has already printed its message (help, version, usage errors)
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  if (e instanceof WaspError) {
+    process.stderr.write(`wasp: ${e.message}\n`);
+    return EXIT_STATUS[e.code] ?? 1;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`wasp: internal error: ${message}\n`);
+  return 1;
+}
+
+process.exitCode = await main(process.argv);

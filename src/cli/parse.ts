@@ -1,0 +1,34 @@
+// Parsing of command-line values: integers for guest arguments, sizes for --mem, lists for --allow.
+import { BadArgsError } from "../errors.ts";
+
+/** A guest argument: decimal (optionally negative) or 0x-hex, fitting in 64 bits. */
+export function parseIntArg(text: string, position: number): bigint {
+  if (!/^-?\d+$/.test(text) && !/^0x[0-9a-f]+$/i.test(text)) {
+    throw new BadArgsError(`argument ${position} ("${text}") is not an integer`);
+  }
+  const v = BigInt(text);
+  if (v < -(1n << 63n) || v >= 1n << 64n) throw new BadArgsError(`argument ${position} (${text}) does not fit in 64 bits`);
+  return v;
+}
+
+const UNITS: Record<string, number> = { "": 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 };
+
+/** A size: bytes, or with a unit (`64K`, `16M`, `16MiB`, `1G`). */
+export function parseSize(text: string, what: string): number {
+  const m = /^(\d+)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new BadArgsError(`${what} "${text}" is not a size (e.g. 16M, 64MiB, 1G, 2097152)`);
+  const bytes = Number(m[1]) * unit;
+  if (!Number.isSafeInteger(bytes)) throw new BadArgsError(`${what} "${text}" is too large`);
+  return bytes;
+}
+
+/** A non-negative integer option. */
+export function parseCount(text: string, what: string): number {
+  if (!/^\d+$/.test(text)) throw new BadArgsError(`${what} "${text}" is not a non-negative integer`);
+  return Number(text);
+}
+
+export function parseList(text: string): string[] {
+  return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+}
