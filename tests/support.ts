@@ -20,3 +20,60 @@ export function guest(name: string): string {
 export function openFds(): number {
   return readdirSync("/proc/self/fd").length;
 }
+
+import { HEADER_MAGIC, Header, Layout, ABI_VERSION } from "../src/hypercall/abi.ts";
+
+/**
+ * A native image made of raw machine code (for faults no well-behaved Zig guest would produce):
+ * the header, then `code` at the entry point.
+ */
+export function nativeImage(code: number[], opts: { memWanted?: number; bss?: number } = {}): Uint8Array {
+  const bytes = new Uint8Array(Header.SIZE + code.length);
+  const dv = new DataView(bytes.buffer);
+  const load = BigInt(Layout.NATIVE_LOAD);
+  dv.setBigUint64(Header.MAGIC, HEADER_MAGIC, true);
+  dv.setUint32(Header.ABI_VERSION, ABI_VERSION, true);
+  dv.setUint32(Header.HEADER_SIZE, Header.SIZE, true);
+  dv.setBigUint64(Header.ENTRY, load + BigInt(Header.SIZE), true);
+  dv.setBigUint64(Header.LOAD_ADDR, load, true);
+  dv.setBigUint64(Header.IMAGE_END, load + BigInt(bytes.length + (opts.bss ?? 0)), true);
+  dv.setBigUint64(Header.MEM_WANTED, BigInt(opts.memWanted ?? 0), true);
+  bytes.set(code, Header.SIZE);
+  return bytes;
+}
+
+/** Machine code snippets (x86-64). */
+export const X86 = {
+  /** out 0xfa, al */
+  exit: [0xe6, 0xfa],
+  /** ud2 */
+  ud2: [0x0f, 0x0b],
+  /** jmp $ */
+  spin: [0xeb, 0xfe],
+  /** mov rax, imm32 (sign-extended) */
+  movRax: (v: number) => [0x48, 0xc7, 0xc0, v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff],
+  /** out 0xfb, al (a hypercall) */
+  hypercall: [0xe6, 0xfb],
+  /** out dx-less: out imm8, al */
+  outPort: (port: number) => [0xe6, port & 0xff],
+  /** mov rbx, imm32; mov al, [rbx] */
+  readAt: (addr: number) => [0x48, 0xc7, 0xc3, addr & 0xff, (addr >> 8) & 0xff, (addr >> 16) & 0xff, (addr >>> 24) & 0xff, 0x8a, 0x03],
+  /** mov rbx, imm32; mov [rbx], al */
+  writeAt: (addr: number) => [0x48, 0xc7, 0xc3, addr & 0xff, (addr >> 8) & 0xff, (addr >> 16) & 0xff, (addr >>> 24) & 0xff, 0x88, 0x03],
+};
+
+/** Raw real-mode code (Wasp's convention: loaded at 0x8000). */
+export const REAL = {
+  /** mov eax, imm32 (with the operand-size prefix in 16-bit code) */
+  movEax: (v: number) => [0x66, 0xb8, v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff],
+  hlt: [0xf4],
+  exit: [0xe6, 0xfa],
+};
+
+export const WASP = join(DIST, "wasp");
+
+/** Runs the standalone binary; returns status and output. */
+export function wasp(args: string[], env: Record<string, string> = {}) {
+  const p = Bun.spawnSync([WASP, ...args], { env: { ...process.env, ...env } });
+  return { status: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+}

@@ -1,0 +1,162 @@
+// The standalone binary (dist/wasp): results, and every error as one `wasp: ` line with the exit
+// status of its class and no stack trace.
+import { describe, expect, test, beforeAll, afterAll } from "bun:test";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync, truncateSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EXIT_STATUS } from "../src/errors.ts";
+import { REAL, WASP, X86, guest, nativeImage, wasp } from "./support.ts";
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "wasp-cli-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, bytes: Uint8Array): string {
+  const p = join(dir, name);
+  writeFileSync(p, bytes);
+  return p;
+}
+
+/** Asserts a one-line `wasp: ` error with the given status, and returns the line. */
+function failsWith(r: ReturnType<typeof wasp>, status: number, pattern: RegExp): string {
+  expect(r.stdout).toBe("");
+  expect(r.stderr).toMatch(/^wasp: /);
+  expect(r.stderr.trimEnd().split("\n").length).toBe(1);
+  expect(r.stderr).not.toMatch(/\bat .*\.ts:\d+/);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.status).toBe(status);
+  return r.stderr;
+}
+
+describe("wasp invoke", () => {
+  test("fib.bin 30 prints 832040", () => {
+    const r = wasp(["invoke", guest("fib"), "30"]);
+    expect(r).toEqual({ status: 0, stdout: "832040\n", stderr: "" });
+  });
+
+  test("built-in guests run by name", () => {
+    expect(wasp(["invoke", "fib", "20"]).stdout).toBe("6765\n");
+    expect(wasp(["invoke", "hello"]).stdout).toBe("hello from a virtine\n0\n");
+  });
+
+  test("a raw nasm-style real-mode image returns its EAX", () => {
+    const p = file("raw.bin", new Uint8Array([...REAL.movEax(31337), ...REAL.hlt]));
+    expect(wasp(["invoke", p]).stdout).toBe("31337\n");
+  });
+
+  test("--verbose reports the exits on stderr", () => {
+    const r = wasp(["invoke", "fib", "10", "--verbose"]);
+    expect(r.stdout).toBe("55\n");
+    expect(r.stderr).toMatch(/1 exit\(s\)/);
+  });
+
+  test("--mem sets the guest memory", () => {
+    expect(wasp(["invoke", "noop", "--mem", "4M"]).status).toBe(0);
+  });
+
+  test("hex and negative arguments", () => {
+    expect(wasp(["invoke", "fib", "0xa"]).stdout).toBe("55\n");
+    expect(wasp(["invoke", guest("sum6"), "-1"]).stdout).toBe(`${2n ** 64n - 1n}\n`);
+  });
+});
+
+describe("wasp invoke errors", () => {
+  test("a missing file", () => {
+    failsWith(wasp(["invoke", join(dir, "nope.bin")]), EXIT_STATUS.WASP_BAD_IMAGE, /nope\.bin: no such file/);
+  });
+
+  test("a directory", () => {
+    mkdirSync(join(dir, "d"), { recursive: true });
+    failsWith(wasp(["invoke", join(dir, "d")]), EXIT_STATUS.WASP_BAD_IMAGE, /is a directory/);
+  });
+
+  test("an empty file", () => {
+    failsWith(wasp(["invoke", file("empty.bin", new Uint8Array(0))]), EXIT_STATUS.WASP_BAD_IMAGE, /the image is empty/);
+  });
+
+  test("an image bigger than the cap", () => {
+    const p = join(dir, "huge.bin");
+    writeFileSync(p, "");
+    truncateSync(p, 1024 ** 3 + 1); // sparse
+    failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_BAD_IMAGE, /more than the 1024 MiB cap/);
+  });
+
+  test("an image that does not fit in --mem", () => {
+    const p = file("fat.bin", nativeImage(X86.exit, { bss: 8 << 20 }));
+    failsWith(wasp(["invoke", p, "--mem", "4M"]), EXIT_STATUS.WASP_BAD_IMAGE, /needs \d+ bytes of guest memory/);
+  });
+
+  test("memory above the cap", () => {
+    failsWith(wasp(["invoke", "noop", "--mem", "2G"]), EXIT_STATUS.WASP_BAD_ARGS, /above the cap of 1024 MiB/);
+  });
+
+  test("a non-numeric argument", () => {
+    failsWith(wasp(["invoke", "fib", "ten"]), EXIT_STATUS.WASP_BAD_ARGS, /argument 1 \("ten"\) is not an integer/);
+  });
+
+  test("more than six arguments", () => {
+    failsWith(wasp(["invoke", "noop", "1", "2", "3", "4", "5", "6", "7"]), EXIT_STATUS.WASP_BAD_ARGS, /7 arguments given, a virtine takes at most 6/);
+  });
+
+  test("/dev/kvm not usable", () => {
+    failsWith(wasp(["invoke", "noop"], { WASP_KVM_DEVICE: "/nonexistent/kvm" }), EXIT_STATUS.WASP_KVM_UNAVAILABLE, /cannot open \/nonexistent\/kvm \(ENOENT\)/);
+  });
+
+  test("a guest fault names the exit reason and RIP; --verbose adds the registers", () => {
+    const p = file("ud2.bin", nativeImage(X86.ud2));
+    failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_GUEST_FAULT, /triple-faulted \(KVM_EXIT_SHUTDOWN\) at RIP 0x100050/);
+    const v = wasp(["invoke", p, "--verbose"]);
+    expect(v.status).toBe(EXIT_STATUS.WASP_GUEST_FAULT);
+    expect(v.stderr).toMatch(/rip 0x0000000000100050/);
+  });
+
+  test("a guest touching memory outside its RAM", () => {
+    const p = file("mmio.bin", nativeImage([...X86.writeAt(0x3000_0000), ...X86.exit]));
+    failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_MEMORY_FAULT, /write 1 bytes at guest-physical 0x30000000, outside its RAM/);
+  });
+
+  test("a missing image argument and an unknown command are usage errors", () => {
+    const r = wasp(["invoke"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^wasp: missing required argument 'image'/);
+    expect(wasp(["frobnicate"]).status).toBe(2);
+  });
+});
+
+describe("wasp inspect", () => {
+  test("prints what a native image declares", () => {
+    const r = wasp(["inspect", guest("fib")]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/kind\s+native/);
+    expect(r.stdout).toMatch(/entry\s+0x1000/);
+    expect(r.stdout).toMatch(/name\s+fib/);
+  });
+
+  test("says a headerless image is raw", () => {
+    expect(wasp(["inspect", file("r.bin", new Uint8Array(REAL.hlt))]).stdout).toMatch(/kind\s+raw/);
+  });
+});
+
+test("the standalone binary runs with no bun, node or node_modules on PATH", () => {
+  const bare = join(dir, "bare");
+  mkdirSync(bare, { recursive: true });
+  copyFileSync(WASP, join(bare, "wasp"));
+  const p = Bun.spawnSync(["./wasp", "invoke", "fib", "30"], { cwd: bare, env: { PATH: "/nonexistent" } });
+  expect(p.stdout.toString()).toBe("832040\n");
+  expect(p.exitCode).toBe(0);
+});
+
+test("wasp bench --json prints one JSON object per series with median and p99", () => {
+  const r = wasp(["bench", "--json", "--runs", "5", "--filter", "^(create|vmrun|hypercall)$"]);
+  expect(r.status).toBe(0);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  expect(lines.map((l) => l.name)).toEqual(["create", "vmrun", "hypercall"]);
+  for (const l of lines) {
+    expect(l.unit).toBe("us");
+    expect(l.n).toBe(5);
+    expect(l.median).toBeGreaterThan(0);
+    expect(l.p99).toBeGreaterThanOrEqual(l.median);
+  }
+});
