@@ -51,11 +51,25 @@ function isHostPage(page: number): boolean {
   return (addr >= Layout.PML4 && addr < Layout.INFO) || (addr >= Layout.TSS && addr < Layout.HOST_END);
 }
 
-/** Writes the identity page tables, GDT and TSS of host-built long mode into guest RAM. */
+/**
+ * Writes the identity page tables, GDT and TSS of host-built long mode into guest RAM: a copy of
+ * a template built once per process (the I/O bitmap's zero pages are left untouched: fresh RAM
+ * is zero, and an untouched page costs nothing).
+ */
 export function writeLongModeTables(mem: GuestMemory): void {
-  const w = (at: number, v: bigint) => mem.view.setBigUint64(at, v, true);
-  mem.fill(Layout.PML4, Layout.INFO - Layout.PML4, 0, "host tables");
-  mem.fill(Layout.TSS, Layout.HOST_END - Layout.TSS, 0, "TSS");
+  const t = (template ??= buildTemplate());
+  mem.write(Layout.PML4, t.tables, "host tables");
+  mem.write(Layout.TSS, t.tssHead, "TSS");
+  mem.write(Layout.TSS + TSS_BASE_SIZE + IO_BITMAP_BYTES, TSS_END, "TSS");
+}
+
+const TSS_END = new Uint8Array([0xff]); // the byte after the I/O bitmap must have all bits set
+let template: { tables: Uint8Array; tssHead: Uint8Array } | undefined;
+
+function buildTemplate(): { tables: Uint8Array; tssHead: Uint8Array } {
+  const tables = new Uint8Array(Layout.INFO - Layout.PML4);
+  const dv = new DataView(tables.buffer);
+  const w = (addr: number, v: bigint) => dv.setBigUint64(addr - Layout.PML4, v, true);
   w(Layout.PML4, BigInt(Layout.PDPT) | PTE_P | PTE_RW | PTE_US);
   w(Layout.PDPT, BigInt(Layout.PD) | PTE_P | PTE_RW | PTE_US);
   // The first 2 MiB through 4 KiB pages: page 0 absent (null pointers fault), the host's pages
@@ -76,9 +90,11 @@ export function writeLongModeTables(mem: GuestMemory): void {
   w(Layout.GDT + SEL_TSS, tssDescriptorLow(BigInt(Layout.TSS), BigInt(TSS_SIZE - 1)));
   w(Layout.GDT + SEL_TSS + 8, BigInt(Layout.TSS) >> 32n);
   // TSS (Intel SDM vol. 3, 8.7): RSP0 at offset 4, the I/O bitmap's offset at 102.
-  w(Layout.TSS + 4, BigInt(Layout.FAULT_STACK_TOP));
-  mem.view.setUint16(Layout.TSS + 102, TSS_BASE_SIZE, true);
-  mem.view.setUint8(Layout.TSS + TSS_BASE_SIZE + IO_BITMAP_BYTES, 0xff);
+  const tssHead = new Uint8Array(TSS_BASE_SIZE);
+  const tss = new DataView(tssHead.buffer);
+  tss.setBigUint64(4, BigInt(Layout.FAULT_STACK_TOP), true);
+  tss.setUint16(102, TSS_BASE_SIZE, true);
+  return { tables, tssHead };
 }
 
 function tssDescriptorLow(base: bigint, limit: bigint): bigint {
