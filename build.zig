@@ -32,6 +32,7 @@ const raw_guests = [_][]const u8{
     "raw_hlt",
     "raw_port",
     "raw_fib64",
+    "raw_triple",
 };
 
 pub fn build(b: *std.Build) void {

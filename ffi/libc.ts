@@ -49,6 +49,13 @@ export const MAP_NORESERVE = 0x4000;
 export const MADV_DONTNEED = 4;
 export const MFD_CLOEXEC = 1;
 export const RLIMIT_NOFILE = 7;
+// Signals and timers (asm-generic/signal-defs.h, siginfo.h, linux/time.h).
+export const SIG_BLOCK = 0;
+export const SIG_UNBLOCK = 1;
+export const SIGEV_THREAD_ID = 4;
+export const CLOCK_MONOTONIC = 1;
+/** The kernel's sigset_t is 64 bits on x86-64. */
+export const KERNEL_SIGSET_BYTES = 8;
 
 /** NUL-terminated bytes for a C string argument. */
 export function cstr(s: string): Buffer {
@@ -111,8 +118,20 @@ export function setrlimit(resource: number, soft: bigint, hard: bigint): void {
 
 /** Linux x86-64 syscall numbers used through syscall(2) (asm/unistd_64.h; checked by a test). */
 export const SYS = {
+  rt_sigprocmask: 14,
+  rt_sigtimedwait: 128,
   gettid: 186,
+  timer_create: 222,
+  timer_settime: 223,
+  timer_delete: 226,
 } as const;
+
+/** A raw syscall; returns the kernel's result, or throws SyscallError on -1. */
+export function syscall(nr: number, name: string, a = 0, b = 0, c = 0, d = 0): number {
+  const r = raw.syscall(nr, a, b, c, d) as number;
+  if (r === -1) fail(name);
+  return r;
+}
 
 export function gettid(): number {
   return raw.syscall(SYS.gettid, 0, 0, 0, 0) as number;

@@ -105,8 +105,10 @@ describe("wasp invoke errors", () => {
   });
 
   test("a guest fault names the exit reason and RIP; --verbose adds the registers", () => {
+    const triple = guest("raw_triple");
+    failsWith(wasp(["invoke", triple]), EXIT_STATUS.WASP_GUEST_FAULT, /triple-faulted \(KVM_EXIT_SHUTDOWN\) at RIP 0x/);
     const p = file("ud2.bin", nativeImage(X86.ud2));
-    failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_GUEST_FAULT, /triple-faulted \(KVM_EXIT_SHUTDOWN\) at RIP 0x100050/);
+    failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_GUEST_FAULT, /invalid opcode \(#UD, vector 6\) at RIP 0x100050/);
     const v = wasp(["invoke", p, "--verbose"]);
     expect(v.status).toBe(EXIT_STATUS.WASP_GUEST_FAULT);
     expect(v.stderr).toMatch(/rip 0x0000000000100050/);

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as kvm from "../ffi/kvm.ts";
 import * as libc from "../ffi/libc.ts";
+import * as sig from "../ffi/signal.ts";
 import { Errno } from "../ffi/errno.ts";
 import { fieldSize, type Struct } from "../ffi/struct.ts";
 import { zigPath } from "./support.ts";
@@ -14,6 +15,7 @@ import { zigPath } from "./support.ts";
 const structs: Struct<string>[] = [
   kvm.kvm_regs, kvm.kvm_segment, kvm.kvm_dtable, kvm.kvm_sregs, kvm.kvm_fpu, kvm.kvm_userspace_memory_region,
   kvm.kvm_cpuid2, kvm.kvm_cpuid_entry2, kvm.kvm_dirty_log, kvm.kvm_signal_mask, kvm.kvm_sync_regs, kvm.kvm_run,
+  sig.sigevent, sig.itimerspec, sig.timespec, sig.siginfo,
 ];
 
 /** name → [value wasp uses, C expression that must equal it] */
@@ -42,6 +44,11 @@ const constants: [string, number, string][] = [
   ["MADV_DONTNEED", libc.MADV_DONTNEED, "MADV_DONTNEED"],
   ["MFD_CLOEXEC", libc.MFD_CLOEXEC, "MFD_CLOEXEC"],
   ["RLIMIT_NOFILE", libc.RLIMIT_NOFILE, "RLIMIT_NOFILE"],
+  ["SIG_BLOCK", libc.SIG_BLOCK, "SIG_BLOCK"],
+  ["SIG_UNBLOCK", libc.SIG_UNBLOCK, "SIG_UNBLOCK"],
+  ["SIGEV_THREAD_ID", libc.SIGEV_THREAD_ID, "SIGEV_THREAD_ID"],
+  ["CLOCK_MONOTONIC", libc.CLOCK_MONOTONIC, "CLOCK_MONOTONIC"],
+  ["KERNEL_SIGSET_BYTES (_NSIG / 8)", libc.KERNEL_SIGSET_BYTES, "_NSIG / 8"],
   ...Object.entries(libc.SYS).map(([k, v]): [string, number, string] => [`SYS_${k}`, v, `SYS_${k}`]),
 ];
 
@@ -61,7 +68,7 @@ function program(): string {
   return [
     "#define _GNU_SOURCE",
     "#include <stddef.h>", "#include <stdio.h>", "#include <errno.h>", "#include <fcntl.h>",
-    "#include <sys/mman.h>", "#include <sys/resource.h>", "#include <sys/syscall.h>", "#include <linux/kvm.h>",
+    "#include <sys/mman.h>", "#include <sys/resource.h>", "#include <sys/syscall.h>", "#include <signal.h>", "#include <time.h>", "#include <linux/kvm.h>",
     "int main(void) {", ...lines, "  return 0;", "}", "",
   ].join("\n");
 }

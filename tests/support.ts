@@ -68,6 +68,11 @@ export const REAL = {
   movEax: (v: number) => [0x66, 0xb8, v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff],
   hlt: [0xf4],
   exit: [0xe6, 0xfa],
+  /**
+   * lidt [0x8010] (a zero-limit IDT), then ud2. On bare metal a triple fault; KVM's real-mode
+   * emulator on this machine gives up instead (KVM_EXIT_INTERNAL_ERROR, emulation failure).
+   */
+  undeliverable: [0x0f, 0x01, 0x1e, 0x10, 0x80, 0x0f, 0x0b, ...new Array(9).fill(0x90), 0, 0, 0, 0, 0, 0],
 };
 
 export const WASP = join(DIST, "wasp");

@@ -156,8 +156,8 @@ describe("bad images and options are refused before anything runs", () => {
 });
 
 describe("guest faults end the virtine with a typed error, and the host goes on", () => {
-  test("a triple fault (ud2 with no IDT) is a GuestFault naming the exit and RIP", () => {
-    using v = new Virtine(parseImage(nativeImage(X86.ud2), "ud2"));
+  test("a triple fault is a GuestFault naming the exit reason and RIP", () => {
+    using v = load("raw_triple");
     try {
       v.invoke();
       throw new Error("no fault");
@@ -166,11 +166,36 @@ describe("guest faults end the virtine with a typed error, and the host goes on"
       const f = e as GuestFaultError;
       expect(f.code).toBe("WASP_GUEST_FAULT");
       expect(f.exitReason).toBe("KVM_EXIT_SHUTDOWN");
-      expect(f.rip).toBe(BigInt(Layout.NATIVE_LOAD + 80));
-      expect(f.message).toContain("RIP 0x100050");
+      expect(f.message).toMatch(/triple-faulted \(KVM_EXIT_SHUTDOWN\) at RIP 0x/);
     }
     // the next call on the same virtine gets a fresh shell and faults the same way, nothing worse
     expect(codeOf(() => v.invoke())).toBe("WASP_GUEST_FAULT");
+  });
+
+  test("a KVM internal error (an exception the real-mode emulator cannot deliver) is a GuestFault", () => {
+    using v = new Virtine(parseImage(new Uint8Array(REAL.undeliverable), "undeliverable"));
+    try {
+      v.invoke();
+      throw new Error("no fault");
+    } catch (e) {
+      expect(e).toBeInstanceOf(GuestFaultError);
+      expect((e as GuestFaultError).exitReason).toBe("KVM_EXIT_INTERNAL_ERROR");
+      expect((e as Error).message).toMatch(/KVM reported an internal error \(suberror \d+\) at RIP 0x/);
+    }
+  });
+
+  test("an exception in a native guest is reported by the host's IDT: vector and RIP", () => {
+    using v = new Virtine(parseImage(nativeImage(X86.ud2), "ud2"));
+    try {
+      v.invoke();
+      throw new Error("no fault");
+    } catch (e) {
+      const f = e as GuestFaultError;
+      expect(f).toBeInstanceOf(GuestFaultError);
+      expect(f.vector).toBe(6);
+      expect(f.rip).toBe(BigInt(Layout.NATIVE_LOAD + 80));
+      expect(f.message).toBe("the guest took an exception: invalid opcode (#UD, vector 6) at RIP 0x100050");
+    }
   });
 
   test("a write outside guest RAM is a MemoryFault naming the address and the access", () => {
@@ -194,12 +219,12 @@ describe("guest faults end the virtine with a typed error, and the host goes on"
   test("the host's page tables are out of a CPL3 guest's reach", () => {
     // writing the PML4 at 0x1000 from ring 3 is a page fault (supervisor page): a fault, not a write
     using v = new Virtine(parseImage(nativeImage([...X86.writeAt(Layout.PML4), ...X86.exit]), "pt"));
-    expect(codeOf(() => v.invoke())).toBe("WASP_GUEST_FAULT");
+    expect(() => v.invoke()).toThrow(/page fault \(#PF, vector 14\) on a write to 0x1000 \(protection violation\)/);
   });
 
   test("a null dereference faults (page 0 is not mapped)", () => {
     using v = new Virtine(parseImage(nativeImage([...X86.readAt(0), ...X86.exit]), "null"));
-    expect(codeOf(() => v.invoke())).toBe("WASP_GUEST_FAULT");
+    expect(() => v.invoke()).toThrow(/page fault \(#PF, vector 14\) on a read of 0x0 \(page not present\)/);
   });
 
   test("a guest panic carries its message", () => {

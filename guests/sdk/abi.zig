@@ -91,6 +91,7 @@ pub const Layout = struct {
 pub const Port = struct {
     pub const EXIT = 0xfa;
     pub const HYPERCALL = 0xfb;
+    pub const FAULT = 0xfc;
 };
 
 pub const STACK_ALIGN = 16;

@@ -4,11 +4,12 @@ import { Virtine, readImageFile } from "../virtine/virtine.ts";
 import { BadImageError, GuestFaultError } from "../errors.ts";
 import { MIB, type Image } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
-import { parseIntArg, parseList, parseSize } from "./parse.ts";
+import { parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 
 export interface InvokeFlags {
   mem?: string;
   allow?: string;
+  timeout?: string;
   verbose?: boolean;
 }
 
@@ -26,7 +27,8 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
   const image = loadImage(imageArg);
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
-  using virtine = new Virtine(image, { memory, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
+  const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
+  using virtine = new Virtine(image, { memory, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
   const started = Bun.nanoseconds();
   let result;
   try {

@@ -25,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
     .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9")
     .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
     .option("--allow <names>", "hypercalls to grant beyond exit, write and panic (comma-separated: time,random)")
+    .option("--timeout <ms>", "deadline in milliseconds (default 10000; 0: none)")
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
 

@@ -9,6 +9,8 @@ export const ABI_VERSION = 1;
 export const Port = {
   EXIT: 0xfa,
   HYPERCALL: 0xfb,
+  /** used only by the host's exception handlers (src/image/boot.ts) to report a guest fault */
+  FAULT: 0xfc,
 } as const;
 
 /**

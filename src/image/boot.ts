@@ -4,7 +4,7 @@
 // with SSE on, RFLAGS.IOPL=3 so that OUT is allowed. No guest boot code runs.
 // Raw images: 16-bit real mode, CS base 0, IP and SP 0x8000 (Wasp's convention).
 import { kvm_dtable, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
-import { Layout } from "../hypercall/abi.ts";
+import { Layout, Port } from "../hypercall/abi.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
 
 // Page-table entry bits (Intel SDM vol. 3, 4.5).
@@ -89,12 +89,61 @@ function buildTemplate(): { tables: Uint8Array; tssHead: Uint8Array } {
   w(Layout.GDT + (SEL_USER_DATA & ~3), 0x00cff2000000ffffn); // data, DPL3
   w(Layout.GDT + SEL_TSS, tssDescriptorLow(BigInt(Layout.TSS), BigInt(TSS_SIZE - 1)));
   w(Layout.GDT + SEL_TSS + 8, BigInt(Layout.TSS) >> 32n);
+  writeIdt(tables);
   // TSS (Intel SDM vol. 3, 8.7): RSP0 at offset 4, the I/O bitmap's offset at 102.
   const tssHead = new Uint8Array(TSS_BASE_SIZE);
   const tss = new DataView(tssHead.buffer);
   tss.setBigUint64(4, BigInt(Layout.FAULT_STACK_TOP), true);
   tss.setUint16(102, TSS_BASE_SIZE, true);
   return { tables, tssHead };
+}
+
+/** Exceptions that push an error code (Intel SDM vol. 3, table 6-1). */
+const HAS_ERROR_CODE = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
+export const IDT_VECTORS = 32;
+const IDT_STUBS = Layout.IDT + IDT_VECTORS * 16;
+const STUB_SIZE = 16;
+
+/**
+ * A tiny IDT for the 32 exception vectors. Each gate (DPL0 interrupt gate, kernel code) leads to
+ * a stub that pushes the vector (and a zero where the CPU pushes no error code), then to common
+ * code that reports through one exit: `out Port.FAULT` with RAX = vector, RBX = error code,
+ * RCX = CR2, RDX = the faulting RIP. It runs only on the fault path (at CPL0, emulated under PVM),
+ * on the fault stack named by TSS.RSP0.
+ */
+function writeIdt(tables: Uint8Array): void {
+  const at = (addr: number) => addr - Layout.PML4;
+  const dv = new DataView(tables.buffer);
+  const common = IDT_STUBS + IDT_VECTORS * STUB_SIZE;
+  for (let v = 0; v < IDT_VECTORS; v++) {
+    const stub = IDT_STUBS + v * STUB_SIZE;
+    const code: number[] = [];
+    if (!HAS_ERROR_CODE.has(v)) code.push(0x6a, 0x00); // push 0
+    code.push(0x6a, v); // push vector
+    const rel = common - (stub + code.length + 5);
+    code.push(0xe9, rel & 0xff, (rel >> 8) & 0xff, (rel >> 16) & 0xff, (rel >>> 24) & 0xff); // jmp common
+    tables.fill(0xcc, at(stub), at(stub) + STUB_SIZE);
+    tables.set(code, at(stub));
+    // 64-bit interrupt gate: offset 15:0, selector, IST 0, type 0x8e (present, DPL0), offset 31:16, 63:32
+    const g = at(Layout.IDT + v * 16);
+    dv.setUint16(g, stub & 0xffff, true);
+    dv.setUint16(g + 2, SEL_KERNEL_CODE, true);
+    dv.setUint8(g + 4, 0);
+    dv.setUint8(g + 5, 0x8e);
+    dv.setUint16(g + 6, (stub >>> 16) & 0xffff, true);
+    dv.setUint32(g + 8, 0, true);
+  }
+  tables.set(
+    [
+      0x58, // pop rax: the vector
+      0x5b, // pop rbx: the error code
+      0x48, 0x8b, 0x14, 0x24, // mov rdx, [rsp]: the faulting RIP
+      0x0f, 0x20, 0xd1, // mov rcx, cr2
+      0xe6, Port.FAULT, // out Port.FAULT, al
+      0xeb, 0xfe, // jmp $ (the host never resumes it)
+    ],
+    at(common),
+  );
 }
 
 function tssDescriptorLow(base: bigint, limit: bigint): bigint {
@@ -114,7 +163,7 @@ export function longModeSregs(resetState: Uint8Array): Uint8Array {
     base: Layout.TSS, limit: TSS_SIZE - 1, selector: SEL_TSS, type: 11, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0,
   });
   kvm_dtable.write(dv, kvm_sregs.off("gdt"), { base: Layout.GDT, limit: GDT_ENTRIES * 8 - 1 });
-  kvm_dtable.write(dv, kvm_sregs.off("idt"), { base: 0, limit: 0 });
+  kvm_dtable.write(dv, kvm_sregs.off("idt"), { base: Layout.IDT, limit: IDT_VECTORS * 16 - 1 });
   kvm_sregs.write(dv, 0, {
     cr0: CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG,
     cr3: Layout.PML4,

@@ -28,3 +28,37 @@ export function guestFault(vcpu: Vcpu, reason: number): GuestFaultError | Memory
   }
 }
 
+
+const EXCEPTIONS: Record<number, [string, string]> = {
+  0: ["#DE", "divide error"], 1: ["#DB", "debug"], 2: ["NMI", "non-maskable interrupt"], 3: ["#BP", "breakpoint"],
+  4: ["#OF", "overflow"], 5: ["#BR", "bound range exceeded"], 6: ["#UD", "invalid opcode"], 7: ["#NM", "device not available"],
+  8: ["#DF", "double fault"], 10: ["#TS", "invalid TSS"], 11: ["#NP", "segment not present"], 12: ["#SS", "stack-segment fault"],
+  13: ["#GP", "general protection"], 14: ["#PF", "page fault"], 16: ["#MF", "x87 floating-point error"], 17: ["#AC", "alignment check"],
+  18: ["#MC", "machine check"], 19: ["#XM", "SIMD floating-point exception"], 20: ["#VE", "virtualization exception"], 21: ["#CP", "control protection"],
+};
+
+/**
+ * The report of the host-built exception handlers (src/image/boot.ts): RAX = vector, RBX = error
+ * code, RCX = CR2, RDX = the faulting RIP. Values come from the guest's side and are only printed.
+ */
+export function exceptionFault(vcpu: Vcpu): GuestFaultError {
+  const vector = Number(vcpu.reg("rax") & 0xffn);
+  const error = vcpu.reg("rbx");
+  const cr2 = vcpu.reg("rcx");
+  const rip = vcpu.reg("rdx");
+  const [mnemonic, name] = EXCEPTIONS[vector] ?? [`#${vector}`, "exception"];
+  let detail = "";
+  if (vector === 14) {
+    const kind = error & 0x10n ? "an instruction fetch from" : error & 2n ? "a write to" : "a read of";
+    detail = ` on ${kind} 0x${cr2.toString(16)} (${error & 1n ? "protection violation" : "page not present"})`;
+  } else if (vector === 13 && error !== 0n) {
+    detail = ` (error code 0x${error.toString(16)})`;
+  }
+  return new GuestFaultError(
+    `the guest took an exception: ${name} (${mnemonic}, vector ${vector})${detail} at RIP ${hex(rip)}`,
+    `exception ${mnemonic}`,
+    rip,
+    vcpu.regs(),
+    vector,
+  );
+}

@@ -12,11 +12,16 @@ import { DEFAULT_MEMORY, MAX_MEMORY, MIB, MIN_MEMORY, imageFootprint, parseImage
 import { RFLAGS_NATIVE, RFLAGS_REAL } from "../image/boot.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
 import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
-import { BadArgsError, BadImageError, MemoryFaultError, PolicyViolationError } from "../errors.ts";
-import { guestFault } from "./fault.ts";
+import { BadArgsError, BadImageError, MemoryFaultError, PolicyViolationError, TimeoutError } from "../errors.ts";
+import { exceptionFault, guestFault } from "./fault.ts";
+import { DeadlineTimer } from "./deadline.ts";
 import { Shell } from "./shell.ts";
 
 export const MAX_ARGS = 6;
+/** Deadline of an invocation when none is given. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** Longest deadline accepted (a day); 0 means none. */
+export const MAX_TIMEOUT_MS = 86_400_000;
 /** Largest image file accepted. */
 export const MAX_IMAGE_BYTES = MAX_MEMORY;
 /** Room a native image must leave for its stack between its end and the top of RAM. */
@@ -31,6 +36,8 @@ export interface VirtineOptions {
   allow?: readonly string[];
   /** cap on console output bytes per invocation (default 1 MiB); the excess is dropped */
   maxOutput?: number;
+  /** deadline per invocation in milliseconds (default 10 s; 0: none) */
+  timeoutMs?: number;
   /** the /dev/kvm handle to use (default: the process-wide one) */
   kvm?: Kvm;
 }
@@ -51,6 +58,8 @@ export class Virtine {
   readonly memorySize: number;
   readonly policy: Policy;
   readonly maxOutput: number;
+  readonly timeoutMs: number;
+  readonly #deadline: DeadlineTimer;
   readonly #kvm: Kvm;
   readonly #console: ConsoleSink;
   readonly #ctx: HypercallContext;
@@ -65,7 +74,13 @@ export class Virtine {
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
     this.maxOutput = maxOutput;
     this.#console = new ConsoleSink(maxOutput);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMEOUT_MS) {
+      throw new BadArgsError(`timeout ${timeoutMs} ms is not between 0 (none) and ${MAX_TIMEOUT_MS} ms`);
+    }
+    this.timeoutMs = timeoutMs;
     this.#kvm = options.kvm ?? systemKvm();
+    this.#deadline = DeadlineTimer.forThisThread();
     this.#ctx = { vcpu: undefined as never, mem: undefined as never, console: this.#console, exitValue: undefined };
   }
 
@@ -78,12 +93,13 @@ export class Virtine {
   invoke(args: readonly (bigint | number)[] = []): InvokeResult {
     if (this.#closed) throw new BadArgsError("the virtine is closed");
     const argv = checkArgs(args);
-    const shell = (this.#shell ??= new Shell(this.#kvm, this.memorySize, this.image.kind === "native"));
+    const shell = (this.#shell ??= this.#newShell());
     this.#load(shell, argv);
     const ctx = this.#ctx;
     ctx.vcpu = shell.vcpu;
     ctx.mem = shell.mem;
     ctx.exitValue = undefined;
+    if (this.timeoutMs > 0) this.#deadline.arm(this.timeoutMs);
     try {
       const { value, exits } = this.#run(shell, ctx);
       if (this.image.kind === "native") this.#collectConsole(shell);
@@ -93,7 +109,20 @@ export class Virtine {
       // A shell whose run ended in an error may hold any state: discard it, the next call makes a new one.
       this.#discardShell();
       throw e;
+    } finally {
+      this.#deadline.disarm();
     }
+  }
+
+  #newShell(): Shell {
+    const shell = new Shell(this.#kvm, this.memorySize, this.image.kind === "native");
+    try {
+      this.#deadline.attach(shell.vcpu.fd);
+    } catch (e) {
+      shell.close();
+      throw e;
+    }
+    return shell;
   }
 
   /** Writes the image, the info page and the entry registers of one invocation. */
@@ -144,13 +173,18 @@ export class Virtine {
           if (this.#hypercall(ctx)) return { value: ctx.exitValue ?? 0n, exits };
           continue;
         }
+        if (port === Port.FAULT && out) throw exceptionFault(vcpu);
         throw new PolicyViolationError(
           `the guest used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is neither the exit port 0x${Port.EXIT.toString(16)} nor the hypercall port 0x${Port.HYPERCALL.toString(16)}`,
           `port 0x${port.toString(16)}`,
         );
       }
       if (reason === KVM_EXIT.HLT) return { value: vcpu.reg("rax"), exits };
-      if (reason === EXIT_INTERRUPTED) continue;
+      if (reason === EXIT_INTERRUPTED) {
+        // the deadline signal, or another signal meant for this thread (then: run on)
+        if (this.#deadline.consume()) throw new TimeoutError(this.timeoutMs);
+        continue;
+      }
       throw guestFault(vcpu, reason);
     }
   }
