@@ -107,8 +107,8 @@ const STUB_SIZE = 16;
 /**
  * A tiny IDT for the 32 exception vectors. Each gate (DPL0 interrupt gate, kernel code) leads to
  * a stub that pushes the vector (and a zero where the CPU pushes no error code), then to common
- * code that reports through one exit: `out Port.FAULT` with RAX = vector, RBX = error code,
- * RCX = CR2, RDX = the faulting RIP. It runs only on the fault path (at CPL0, emulated under PVM),
+ * code that saves the guest's RAX-RDX and reports through one exit: `out Port.FAULT` with
+ * RAX = vector, RBX = error code, RCX = CR2, RDX = the faulting RIP (see FAULT_FRAME). It runs only on the fault path (at CPL0, emulated under PVM),
  * on the fault stack named by TSS.RSP0.
  */
 function writeIdt(tables: Uint8Array): void {
@@ -135,9 +135,10 @@ function writeIdt(tables: Uint8Array): void {
   }
   tables.set(
     [
-      0x58, // pop rax: the vector
-      0x5b, // pop rbx: the error code
-      0x48, 0x8b, 0x14, 0x24, // mov rdx, [rsp]: the faulting RIP
+      0x50, 0x53, 0x51, 0x52, // push rax, rbx, rcx, rdx: the guest's, for the report
+      0x48, 0x8b, 0x44, 0x24, 0x20, // mov rax, [rsp+32]: the vector
+      0x48, 0x8b, 0x5c, 0x24, 0x28, // mov rbx, [rsp+40]: the error code
+      0x48, 0x8b, 0x54, 0x24, 0x30, // mov rdx, [rsp+48]: the faulting RIP
       0x0f, 0x20, 0xd1, // mov rcx, cr2
       0xe6, Port.FAULT, // out Port.FAULT, al
       0xeb, 0xfe, // jmp $ (the host never resumes it)
@@ -145,6 +146,12 @@ function writeIdt(tables: Uint8Array): void {
     at(common),
   );
 }
+
+/**
+ * The fault stack as the handlers leave it, in 8-byte slots from RSP at the report: the saved
+ * RDX, RCX, RBX, RAX, then the vector and error code, then the CPU's frame (RIP, CS, RFLAGS, RSP, SS).
+ */
+export const FAULT_FRAME = { rdx: 0, rcx: 1, rbx: 2, rax: 3, vector: 4, error: 5, rip: 6, cs: 7, rflags: 8, rsp: 9, ss: 10 } as const;
 
 function tssDescriptorLow(base: bigint, limit: bigint): bigint {
   const type = 0x89n; // present, 64-bit TSS (available)

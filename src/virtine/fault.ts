@@ -1,6 +1,8 @@
 // Turns an exit the run loop does not expect into a typed error that names what happened.
 import { exitReasonName } from "../../ffi/kvm.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
+import type { GuestMemory } from "../memory/guest-memory.ts";
+import { FAULT_FRAME } from "../image/boot.ts";
 import { GuestFaultError, MemoryFaultError } from "../errors.ts";
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -41,11 +43,20 @@ const EXCEPTIONS: Record<number, [string, string]> = {
  * The report of the host-built exception handlers (src/image/boot.ts): RAX = vector, RBX = error
  * code, RCX = CR2, RDX = the faulting RIP. Values come from the guest's side and are only printed.
  */
-export function exceptionFault(vcpu: Vcpu): GuestFaultError {
+export function exceptionFault(vcpu: Vcpu, mem: GuestMemory): GuestFaultError {
   const vector = Number(vcpu.reg("rax") & 0xffn);
   const error = vcpu.reg("rbx");
   const cr2 = vcpu.reg("rcx");
   const rip = vcpu.reg("rdx");
+  // The guest's registers: the handler's, with what it saved or the CPU pushed put back.
+  const regs = vcpu.regs();
+  const sp = vcpu.reg("rsp");
+  try {
+    const slot = (k: keyof typeof FAULT_FRAME) => mem.readU64(sp + BigInt(FAULT_FRAME[k] * 8), "fault frame");
+    for (const k of ["rax", "rbx", "rcx", "rdx", "rip", "rflags", "rsp"] as const) regs[k] = slot(k);
+  } catch {
+    // a fault frame outside RAM cannot happen with the host's TSS; report the raw registers then
+  }
   const [mnemonic, name] = EXCEPTIONS[vector] ?? [`#${vector}`, "exception"];
   let detail = "";
   if (vector === 14) {
@@ -58,7 +69,7 @@ export function exceptionFault(vcpu: Vcpu): GuestFaultError {
     `the guest took an exception: ${name} (${mnemonic}, vector ${vector})${detail} at RIP ${hex(rip)}`,
     `exception ${mnemonic}`,
     rip,
-    vcpu.regs(),
+    regs,
     vector,
   );
 }

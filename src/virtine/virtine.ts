@@ -173,7 +173,7 @@ export class Virtine {
           if (this.#hypercall(ctx)) return { value: ctx.exitValue ?? 0n, exits };
           continue;
         }
-        if (port === Port.FAULT && out) throw exceptionFault(vcpu);
+        if (port === Port.FAULT && out) throw exceptionFault(vcpu, shell.mem);
         throw new PolicyViolationError(
           `the guest used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is neither the exit port 0x${Port.EXIT.toString(16)} nor the hypercall port 0x${Port.HYPERCALL.toString(16)}`,
           `port 0x${port.toString(16)}`,
