@@ -1,0 +1,278 @@
+// A hostile guest can end only its own virtine, with a result or a typed error, quickly; the host
+// goes on serving the next call with nothing leaked.
+import { describe, expect, test } from "bun:test";
+import { Virtine } from "../src/virtine/virtine.ts";
+import { parseImage } from "../src/image/image.ts";
+import { Hypercalls } from "../src/hypercall/abi.ts";
+import { MAX_WRITE } from "../src/hypercall/handlers.ts";
+import { WaspError, TimeoutError } from "../src/errors.ts";
+import { X86, guest, nativeImage, openFds } from "./support.ts";
+
+const load = (name: string, opts = {}) => Virtine.fromFile(guest(name), opts);
+const native = (code: number[], opts = {}) => new Virtine(parseImage(nativeImage(code), "test"), opts);
+
+/** Runs f, which must throw a WaspError; returns it. */
+function caught(f: () => unknown): WaspError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof WaspError) return e;
+    throw e;
+  }
+  throw new Error("expected a WaspError, nothing was thrown");
+}
+
+const WRITE = 1n;
+const RANDOM = 4n;
+
+describe("deadlines", () => {
+  test("a guest that spins (jmp $, interrupts off) is stopped at its deadline; the next call works", () => {
+    using v = native(X86.spin, { timeoutMs: 50 });
+    const t = performance.now();
+    const e = caught(() => v.invoke());
+    const elapsed = performance.now() - t;
+    expect(e).toBeInstanceOf(TimeoutError);
+    expect(e.code).toBe("WASP_TIMEOUT");
+    expect(e.message).toBe("the guest ran past its deadline of 50 ms and was stopped");
+    expect(elapsed).toBeGreaterThanOrEqual(49); // it did run until the deadline, not fail early
+    using fib = load("fib");
+    expect(fib.invoke([20]).value).toBe(6765n);
+  });
+
+  test("the Zig spin guest is stopped too, and the same virtine runs again afterwards", () => {
+    using v = load("spin", { timeoutMs: 30 });
+    expect(caught(() => v.invoke()).code).toBe("WASP_TIMEOUT");
+    expect(caught(() => v.invoke()).code).toBe("WASP_TIMEOUT");
+  });
+
+  test("a long computation finishes under a generous deadline and fails under a short one", () => {
+    using ok = load("fib", { timeoutMs: 5000 });
+    expect(ok.invoke([25]).value).toBe(75025n);
+    using short = load("fib", { timeoutMs: 1 });
+    expect(caught(() => short.invoke([40])).code).toBe("WASP_TIMEOUT");
+    expect(short.invoke([5]).value).toBe(5n);
+  });
+
+  test("a timer that fires just after a normal exit never reaches the next invocation", () => {
+    // Deadlines of a few microseconds fire around the guest's exit: before it (a timeout), or after
+    // it, between the exit and the disarm. Calls without a deadline in between must never see it.
+    using tight = load("noop", { timeoutMs: 0.03 });
+    using free = load("noop", { timeoutMs: 0 });
+    let timeouts = 0;
+    let successes = 0;
+    for (let i = 0; i < 400; i++) {
+      try {
+        tight.invoke();
+        successes++;
+      } catch (e) {
+        expect(e).toBeInstanceOf(TimeoutError);
+        timeouts++;
+      }
+      expect(free.invoke().value).toBe(0n);
+    }
+    expect(timeouts + successes).toBe(400);
+  });
+
+  test("a deadline out of range is refused", () => {
+    expect(() => load("noop", { timeoutMs: -1 })).toThrow(/not between 0 \(none\) and/);
+    expect(() => load("noop", { timeoutMs: Number.NaN })).toThrow(/timeout/);
+  });
+});
+
+describe("ports and the hypercall policy", () => {
+  test("OUT to a port that is neither the exit nor the hypercall port is a policy violation naming it", () => {
+    using v = native([...X86.outPort(0x80), ...X86.exit]);
+    const e = caught(() => v.invoke());
+    expect(e.code).toBe("WASP_POLICY");
+    expect(e.message).toContain("I/O port 0x80 (out)");
+  });
+
+  test("IN from the exit port is a policy violation too", () => {
+    using v = native([0xe4, 0xfa, ...X86.exit]); // in al, 0xfa
+    expect(caught(() => v.invoke()).message).toContain("I/O port 0xfa (in)");
+  });
+
+  test("an unknown hypercall number ends the virtine with WASP_POLICY", () => {
+    using v = load("hypercall");
+    for (const nr of [999n, 1n << 63n, 2n ** 64n - 1n]) {
+      const e = caught(() => v.invoke([nr, 0, 0, 0]));
+      expect(e.code).toBe("WASP_POLICY");
+      expect(e.message).toBe(`the guest made unknown hypercall ${nr}`);
+    }
+  });
+
+  test("a hypercall not granted is refused and not carried out; granting it makes it work", () => {
+    using denied = load("time");
+    const e = caught(() => denied.invoke());
+    expect(e.code).toBe("WASP_POLICY");
+    expect(e.message).toBe('the guest made hypercall "time", which this virtine is not granted (grant it with --allow)');
+    using granted = load("time", { allow: ["time"] });
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const got = granted.invoke().value;
+    expect(got > now - 60_000_000_000n && got < now + 60_000_000_000n).toBe(true);
+  });
+
+  test("random is denied by default and fills guest memory when granted", () => {
+    using v = load("hypercall");
+    expect(caught(() => v.invoke([RANDOM, 0x200000, 64, 0])).code).toBe("WASP_POLICY");
+    using g = load("hypercall", { allow: ["random"] });
+    expect(g.invoke([RANDOM, 0x200000, 64, 0]).value).toBe(0n);
+  });
+
+  test("an unknown name in the allow list is refused", () => {
+    expect(() => load("noop", { allow: ["reboot"] })).toThrow(/unknown hypercall "reboot"/);
+  });
+
+  test("every hypercall in the ABI has a host handler", () => {
+    using v = load("hypercall", { allow: Hypercalls.map((h) => h.name) });
+    for (const h of Hypercalls) {
+      try {
+        v.invoke([BigInt(h.nr), 0, 0, 0]);
+      } catch (e) {
+        expect(e).toBeInstanceOf(WaspError);
+        expect((e as WaspError).message).not.toMatch(/unknown hypercall/);
+      }
+    }
+  });
+});
+
+describe("guest pointers and lengths", () => {
+  test("a pointer past RAM is a memory fault naming the range", () => {
+    using v = load("hypercall");
+    const e = caught(() => v.invoke([WRITE, 0x7fff_0000, 16, 0]));
+    expect(e.code).toBe("WASP_MEMORY_FAULT");
+    expect(e.message).toBe("write buffer [0x7fff0000, +0x10) is outside guest RAM (16777216 bytes)");
+  });
+
+  test("a range that wraps around 2^64 is a memory fault, not a small read", () => {
+    using v = load("hypercall", { allow: ["random"] });
+    const e = caught(() => v.invoke([RANDOM, 0xffff_ffff_ffff_f000n, 0x2000, 0]));
+    expect(e.code).toBe("WASP_MEMORY_FAULT");
+    expect(e.message).toContain("[0xfffffffffffff000, +0x2000) is outside guest RAM");
+  });
+
+  test("a length of 2^64-1 is refused by the length cap before anything is read", () => {
+    using v = load("hypercall");
+    const e = caught(() => v.invoke([WRITE, 0x100000, 2n ** 64n - 1n, 0]));
+    expect(e.code).toBe("WASP_POLICY");
+    expect(e.message).toBe(`write of 18446744073709551615 bytes exceeds the limit of ${MAX_WRITE} bytes`);
+  });
+
+  test("a console length the guest corrupted is refused", () => {
+    // mov qword [0x7058], 0x7fffffff (the info page's console_len) ; out 0xfa
+    using v = native([0x48, 0xc7, 0x04, 0x25, 0x58, 0x70, 0x00, 0x00, 0xff, 0xff, 0xff, 0x7f, ...X86.exit]);
+    const e = caught(() => v.invoke());
+    expect(e.code).toBe("WASP_MEMORY_FAULT");
+    expect(e.message).toContain("console length 2147483647 exceeds");
+  });
+
+  test("oversized output is capped, the excess dropped and said so", () => {
+    using v = load("printer", { maxOutput: 1024 * 1024 });
+    const r = v.invoke([200_000]); // ~2.3 MB of lines
+    expect(r.output.length).toBe(1024 * 1024);
+    expect(r.outputTruncated).toBe(true);
+  });
+});
+
+describe("fuzz: random images and random hypercall arguments", () => {
+  // a small deterministic PRNG, so a failure can be replayed
+  let seed = 0x9e3779b9;
+  const rand = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 2 ** 32;
+  };
+  const bytes = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * 256));
+
+  function survives(make: () => Virtine, args: (bigint | number)[] = []): "result" | string {
+    using v = make();
+    try {
+      v.invoke(args);
+      return "result";
+    } catch (e) {
+      if (!(e instanceof WaspError)) throw e;
+      return e.code;
+    }
+  }
+
+  test("1500 random native images each end in a result or a typed error", () => {
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 1500; i++) {
+      const code = bytes(1 + Math.floor(rand() * 64));
+      const o = survives(() => native(code, { timeoutMs: 20 }));
+      outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
+    }
+    expect([...outcomes.values()].reduce((a, b) => a + b, 0)).toBe(1500);
+    expect(outcomes.get("WASP_GUEST_FAULT") ?? 0).toBeGreaterThan(0);
+  }, 120_000);
+
+  test("1000 random raw real-mode images each end in a result or a typed error", () => {
+    let n = 0;
+    for (let i = 0; i < 1000; i++) {
+      const code = new Uint8Array(bytes(1 + Math.floor(rand() * 32)));
+      survives(() => new Virtine(parseImage(code, "raw"), { timeoutMs: 20 }));
+      n++;
+    }
+    expect(n).toBe(1000);
+  }, 120_000);
+
+  test("2000 hypercalls with random numbers and arguments each end in a result or a typed error", () => {
+    const interesting = [0n, 1n, 0x7000n, 0x100000n, 0xfff_fff0n, 0x1000000n, 2n ** 63n, 2n ** 64n - 1n, 2n ** 64n - 4096n];
+    const pick = () => (rand() < 0.7 ? interesting[Math.floor(rand() * interesting.length)] : BigInt(Math.floor(rand() * 2 ** 32)));
+    using v = load("hypercall", { allow: ["time", "random"], timeoutMs: 100 });
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const nr = rand() < 0.9 ? BigInt(Math.floor(rand() * 8)) : pick();
+      try {
+        v.invoke([nr, pick(), pick(), pick()]);
+        seen.add("result");
+      } catch (e) {
+        if (!(e instanceof WaspError)) throw e;
+        seen.add(e.code);
+      }
+    }
+    expect(seen.has("result")).toBe(true);
+    expect(seen.has("WASP_MEMORY_FAULT")).toBe(true);
+    expect(seen.has("WASP_POLICY")).toBe(true);
+  }, 120_000);
+});
+
+describe("resource hygiene", () => {
+  function rssKiB(): number {
+    const m = /VmRSS:\s+(\d+) kB/.exec(require("node:fs").readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) : Number.NaN;
+  }
+
+  test("10,000 invocations mixing success, faults and timeouts leave fds unchanged and RSS bounded", () => {
+    using fib = load("fib", { timeoutMs: 1000 });
+    using faulty = native(X86.ud2);
+    using spinner = native(X86.spin, { timeoutMs: 1 });
+    using panicky = load("panicker");
+    // warm up the allocator and caches before the baseline
+    for (let i = 0; i < 50; i++) fib.invoke([5]);
+    Bun.gc(true);
+    const fds = openFds();
+    const rss = rssKiB();
+    const counts = { ok: 0, fault: 0, timeout: 0, panic: 0 };
+    for (let i = 0; i < 10_000; i++) {
+      const k = i % 20;
+      try {
+        if (k === 0) faulty.invoke();
+        else if (k === 1) spinner.invoke();
+        else if (k === 2) panicky.invoke();
+        else if (fib.invoke([10]).value === 55n) counts.ok++;
+      } catch (e) {
+        const code = (e as WaspError).code;
+        if (code === "WASP_GUEST_FAULT") counts.fault++;
+        else if (code === "WASP_TIMEOUT") counts.timeout++;
+        else if (code === "WASP_GUEST_PANIC") counts.panic++;
+        else throw e;
+      }
+    }
+    expect(counts).toEqual({ ok: 8500, fault: 500, timeout: 500, panic: 500 });
+    Bun.gc(true);
+    expect(openFds()).toBe(fds);
+    expect(rssKiB() - rss).toBeLessThan(64 * 1024);
+  }, 180_000);
+});
