@@ -119,6 +119,35 @@ describe("wasp invoke errors", () => {
     failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_MEMORY_FAULT, /write 1 bytes at guest-physical 0x30000000, outside its RAM/);
   });
 
+  test("a spinning guest is stopped at --timeout", () => {
+    failsWith(wasp(["invoke", guest("spin"), "--timeout", "50"]), EXIT_STATUS.WASP_TIMEOUT, /past its deadline of 50 ms/);
+    failsWith(wasp(["invoke", "noop", "--timeout", "soon"]), EXIT_STATUS.WASP_BAD_ARGS, /--timeout "soon" is not a non-negative integer/);
+  });
+
+  test("a hypercall not granted, then granted with --allow", () => {
+    failsWith(wasp(["invoke", guest("time")]), EXIT_STATUS.WASP_POLICY, /hypercall "time", which this virtine is not granted/);
+    const r = wasp(["invoke", guest("time"), "--allow", "time"]);
+    expect(r.status).toBe(0);
+    expect(BigInt(r.stdout.trim()) > 0n).toBe(true);
+    failsWith(wasp(["invoke", "noop", "--allow", "reboot"]), EXIT_STATUS.WASP_BAD_ARGS, /unknown hypercall "reboot"/);
+  });
+
+  test("a forbidden port", () => {
+    const p = file("port.bin", nativeImage([...X86.outPort(0x80), ...X86.exit]));
+    failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_POLICY, /I\/O port 0x80 \(out\)/);
+  });
+
+  test("a guest panic", () => {
+    failsWith(wasp(["invoke", guest("panicker")]), EXIT_STATUS.WASP_GUEST_PANIC, /the guest panicked: guest gave up/);
+  });
+
+  test("output past the 1 MiB cap is dropped and said so on stderr", () => {
+    const r = wasp(["invoke", guest("printer"), "200000"]);
+    expect(r.status).toBe(0);
+    expect(r.stdout.length).toBe(1024 * 1024 + "200000\n".length);
+    expect(r.stderr).toBe("wasp: guest output truncated at the 1048576 byte cap; the rest was dropped\n");
+  });
+
   test("a missing image argument and an unknown command are usage errors", () => {
     const r = wasp(["invoke"]);
     expect(r.status).toBe(2);
