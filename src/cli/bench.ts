@@ -9,11 +9,14 @@ export interface BenchFlags {
   runs?: string;
   filter?: string;
   floor?: string;
+  rounds?: string;
 }
 
 export async function benchCommand(flags: BenchFlags): Promise<void> {
   const runs = flags.runs === undefined ? undefined : parseCount(flags.runs, "--runs");
   if (runs === 0) throw new BadArgsError("--runs must be at least 1");
+  const rounds = flags.rounds === undefined ? 1 : parseCount(flags.rounds, "--rounds");
+  if (rounds === 0) throw new BadArgsError("--rounds must be at least 1");
   let filter: RegExp | undefined;
   if (flags.filter !== undefined) {
     try {
@@ -22,18 +25,42 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       throw new BadArgsError(`--filter "${flags.filter}" is not a regular expression`);
     }
   }
-  const floor = flags.floor === undefined ? new Map<string, SeriesResult>() : runFloor(flags.floor);
+  // Each round runs the floor (if given) and then wasp's series right after it, so that both see
+  // the same moment of a shared, noisy machine; several rounds report the median of the rounds.
+  const ours = new Map<string, SeriesResult[]>();
+  const floors = new Map<string, SeriesResult[]>();
+  const add = (m: Map<string, SeriesResult[]>, r: SeriesResult) => m.set(r.name, [...(m.get(r.name) ?? []), r]);
+  const printHeader = !flags.json;
+  if (printHeader) {
+    const f = flags.floor ? `  ${"floor".padStart(10)} ${"ratio".padStart(6)}` : "";
+    process.stdout.write(`${"series".padEnd(22)} ${"unit".padEnd(6)} ${"n".padStart(6)} ${"median".padStart(10)} ${"p99".padStart(10)}${f}\n`);
+  }
+  for (let round = 0; round < rounds; round++) {
+    if (flags.floor) for (const f of runFloor(flags.floor).values()) add(floors, f);
+    for await (const r of runSuite({ runs, filter })) {
+      add(ours, r);
+      if (rounds === 1) emit(r, floors.get(r.name)?.[0], flags.json ?? false);
+    }
+  }
+  if (rounds > 1) for (const list of ours.values()) emit(combine(list), floors.has(list[0].name) ? combine(floors.get(list[0].name) ?? []) : undefined, flags.json ?? false);
   if (flags.json) {
-    for (const f of floor.values()) process.stdout.write(`${JSON.stringify({ ...f, name: `floor_${f.name}` })}\n`);
-    for await (const r of runSuite({ runs, filter })) process.stdout.write(`${JSON.stringify(r)}\n`);
+    for (const list of floors.values()) process.stdout.write(`${JSON.stringify({ ...combine(list), name: `floor_${list[0].name}` })}\n`);
+  }
+}
+
+function emit(r: SeriesResult, floor: SeriesResult | undefined, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(r)}\n`);
     return;
   }
-  process.stdout.write(`${"series".padEnd(22)} ${"unit".padEnd(6)} ${"n".padStart(6)} ${"median".padStart(10)} ${"p99".padStart(10)}${floor.size ? `  ${"floor".padStart(10)} ${"ratio".padStart(6)}` : ""}\n`);
-  for await (const r of runSuite({ runs, filter })) {
-    const f = floor.get(r.name);
-    const cmp = f ? `  ${f.median.toFixed(2).padStart(10)} ${(r.median / f.median).toFixed(2).padStart(6)}` : "";
-    process.stdout.write(`${r.name.padEnd(22)} ${r.unit.padEnd(6)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}\n`);
-  }
+  const cmp = floor ? `  ${floor.median.toFixed(2).padStart(10)} ${(r.median / floor.median).toFixed(2).padStart(6)}` : "";
+  process.stdout.write(`${r.name.padEnd(22)} ${r.unit.padEnd(6)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}\n`);
+}
+
+/** Several rounds of one series: the median of their medians and of their p99s. */
+function combine(list: SeriesResult[]): SeriesResult {
+  const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { ...list[0], n: list.reduce((s, r) => s + r.n, 0), median: mid(list.map((r) => r.median)), p99: mid(list.map((r) => r.p99)) };
 }
 
 /** Runs a kvm-floor binary and returns its series by name. */

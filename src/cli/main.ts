@@ -42,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--runs <n>", "iterations per series (default: per series)")
     .option("--filter <regex>", "only the series whose name matches")
     .option("--floor <path>", "also run this kvm-floor binary and report ratios to its series")
+    .option("--rounds <n>", "repeat floor + suite this many times and report the median round (default 1)")
     .action(async (flags) => benchCommand(flags));
 
   try {
