@@ -33,6 +33,11 @@ const raw_guests = [_][]const u8{
     "raw_port",
     "raw_fib64",
     "raw_triple",
+    // self-booting guests for the paper's experiments (docs/guests.md)
+    "boot_fib",
+    "mode16_fib",
+    "mode32_fib",
+    "mode64_fib",
 };
 
 pub fn build(b: *std.Build) void {

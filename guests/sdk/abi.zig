@@ -40,7 +40,7 @@ pub const Hypercall = enum(u64) {
     time = 3,
     /// fill RDI (address) with RSI (length) random bytes from the host (must be granted)
     random = 4,
-    /// capture the guest's state; later calls start here (must be granted)
+    /// capture the guest's state once; later calls resume here with RAX = 1 (0 when captured or off) (granted by default)
     snapshot = 5,
 
     pub fn defaultGranted(self: Hypercall) bool {
@@ -50,7 +50,7 @@ pub const Hypercall = enum(u64) {
             .panic => true,
             .time => false,
             .random => false,
-            .snapshot => false,
+            .snapshot => true,
         };
     }
 };

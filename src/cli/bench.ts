@@ -1,7 +1,12 @@
-// `wasp bench`: the microbenchmark suite as a table or JSON lines, optionally beside kvm-floor.
+// `wasp bench`: the microbenchmark suite as a table or JSON lines, optionally beside kvm-floor,
+// drawn as a chart (--svg) and compared with a previous run (--baseline, for CI).
+import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { BadArgsError } from "../errors.ts";
 import { runSuite } from "../bench/suite.ts";
 import type { SeriesResult } from "../bench/stats.ts";
+import { BenchRegressionError, compare, formatComparison, parseBaseline } from "../bench/baseline.ts";
+import { renderSvg } from "../bench/svg.ts";
 import { parseCount } from "./parse.ts";
 
 export interface BenchFlags {
@@ -10,7 +15,15 @@ export interface BenchFlags {
   filter?: string;
   floor?: string;
   rounds?: string;
+  /** write a chart of the run to this file */
+  svg?: string;
+  /** a previous `--json` output to compare the run with */
+  baseline?: string;
+  /** how much worse than the baseline (percent) a series may get before it counts as a regression */
+  threshold?: string;
 }
+
+const DEFAULT_THRESHOLD_PCT = 20;
 
 export async function benchCommand(flags: BenchFlags): Promise<void> {
   const runs = flags.runs === undefined ? undefined : parseCount(flags.runs, "--runs");
@@ -25,6 +38,11 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       throw new BadArgsError(`--filter "${flags.filter}" is not a regular expression`);
     }
   }
+  const threshold = flags.threshold === undefined ? DEFAULT_THRESHOLD_PCT : parseThreshold(flags.threshold);
+  if (flags.threshold !== undefined && flags.baseline === undefined) throw new BadArgsError("--threshold needs --baseline");
+  // Both files are checked before the run, which can take minutes: a typo fails at once.
+  const baseline = flags.baseline === undefined ? undefined : readBaseline(flags.baseline, filter);
+  if (flags.svg !== undefined) checkWritable(flags.svg);
   // Each round runs the floor (if given) and then wasp's series right after it, so that both see
   // the same moment of a shared, noisy machine; several rounds report the median of the rounds.
   const ours = new Map<string, SeriesResult[]>();
@@ -42,9 +60,57 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       if (rounds === 1) emit(r, floors.get(r.name)?.[0], flags.json ?? false);
     }
   }
-  if (rounds > 1) for (const list of ours.values()) emit(combine(list), floors.has(list[0].name) ? combine(floors.get(list[0].name) ?? []) : undefined, flags.json ?? false);
+  // the run's result: one round's series, or the median round of each
+  const results = [...ours.values()].map(combine);
+  const floorResults = new Map([...floors].map(([name, list]): [string, SeriesResult] => [name, combine(list)]));
+  if (rounds > 1) for (const r of results) emit(r, floorResults.get(r.name), flags.json ?? false);
   if (flags.json) {
-    for (const list of floors.values()) process.stdout.write(`${JSON.stringify({ ...combine(list), name: `floor_${list[0].name}` })}\n`);
+    for (const f of floorResults.values()) process.stdout.write(`${JSON.stringify({ ...f, name: `floor_${f.name}` })}\n`);
+  }
+  // with --json, stdout holds only JSON lines: the rest goes to stderr
+  const say = (s: string) => (flags.json ? process.stderr : process.stdout).write(s);
+  if (flags.svg !== undefined) {
+    const caption = `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · ${rounds} round${rounds > 1 ? "s" : ""}${flags.floor ? " · kvm-floor in the same run" : ""}`;
+    try {
+      writeFileSync(flags.svg, renderSvg(results, floorResults, { caption }));
+    } catch (e) {
+      throw new BadArgsError(`--svg ${flags.svg}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
+    }
+    say(`chart written to ${flags.svg}\n`);
+  }
+  if (flags.baseline !== undefined && baseline !== undefined) {
+    const c = compare(results, baseline, threshold);
+    say(formatComparison(c, flags.baseline, threshold));
+    if (c.regressed.length > 0) throw new BenchRegressionError(c.regressed, threshold, flags.baseline);
+  }
+}
+
+/** --threshold: a percentage, a non-negative number. */
+function parseThreshold(text: string): number {
+  if (!/^\d+(\.\d+)?$/.test(text.trim())) throw new BadArgsError(`--threshold "${text}" is not a non-negative number (a percentage, e.g. 20)`);
+  return Number(text);
+}
+
+/**
+ * Reads a baseline file. Its series that --filter excludes are dropped, so that a filtered run
+ * does not list the rest of the baseline as missing.
+ */
+function readBaseline(path: string, filter: RegExp | undefined): Map<string, SeriesResult> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new BadArgsError(`--baseline ${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const all = parseBaseline(text, path);
+  return filter ? new Map([...all].filter(([name]) => filter.test(name))) : all;
+}
+
+function checkWritable(path: string): void {
+  try {
+    accessSync(dirname(path), constants.W_OK);
+  } catch {
+    throw new BadArgsError(`--svg ${path}: its folder ${dirname(path)} does not exist or is not writable`);
   }
 }
 

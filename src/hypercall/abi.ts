@@ -24,7 +24,7 @@ export const Hypercalls = [
   { name: "panic", nr: 2, defaultGranted: true, doc: "end the virtine with an error: RDI = message address, RSI = length" },
   { name: "time", nr: 3, defaultGranted: false, doc: "returns the host's CLOCK_REALTIME in nanoseconds" },
   { name: "random", nr: 4, defaultGranted: false, doc: "fill RDI (address) with RSI (length) random bytes from the host" },
-  { name: "snapshot", nr: 5, defaultGranted: false, doc: "capture the guest's state; later calls start here" },
+  { name: "snapshot", nr: 5, defaultGranted: true, doc: "capture the guest's state once; later calls resume here with RAX = 1 (0 when captured or off)" },
 ] as const;
 
 export type HypercallName = (typeof Hypercalls)[number]["name"];

@@ -17,6 +17,10 @@ export interface HypercallContext {
   readonly console: ConsoleSink;
   /** set by `exit`: the virtine's result */
   exitValue: bigint | undefined;
+  /** records guest pages the host wrote on the guest's behalf (the reset must restore them too) */
+  markHostWrite(addr: number, len: number): void;
+  /** the `snapshot` hypercall: captures the state (once per image) and returns the guest's RAX */
+  snapshot(): bigint;
 }
 
 /** A handler returns the value for the guest's RAX, or `undefined` when the virtine has ended. */
@@ -46,10 +50,11 @@ const handlers: Record<HypercallName, Handler> = {
   random(ctx, addr, len) {
     const at = ctx.mem.check(addr, capped(len, MAX_RANDOM, "random"), "write", "random buffer");
     crypto.getRandomValues(ctx.mem.bytes.subarray(at, at + Number(len)));
+    ctx.markHostWrite(at, Number(len));
     return 0n;
   },
-  snapshot() {
-    throw new PolicyViolationError("the snapshot hypercall is not supported by this host yet", "snapshot");
+  snapshot(ctx) {
+    return ctx.snapshot();
   },
 };
 

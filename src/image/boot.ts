@@ -5,7 +5,6 @@
 // Raw images: 16-bit real mode, CS base 0, IP and SP 0x8000 (Wasp's convention).
 import { kvm_dtable, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout, Port } from "../hypercall/abi.ts";
-import type { GuestMemory } from "../memory/guest-memory.ts";
 
 // Page-table entry bits (Intel SDM vol. 3, 4.5).
 const PTE_P = 1n;
@@ -56,11 +55,11 @@ function isHostPage(page: number): boolean {
  * a template built once per process (the I/O bitmap's zero pages are left untouched: fresh RAM
  * is zero, and an untouched page costs nothing).
  */
-export function writeLongModeTables(mem: GuestMemory): void {
+export function writeLongModeTables(ram: Uint8Array): void {
   const t = (template ??= buildTemplate());
-  mem.write(Layout.PML4, t.tables, "host tables");
-  mem.write(Layout.TSS, t.tssHead, "TSS");
-  mem.write(Layout.TSS + TSS_BASE_SIZE + IO_BITMAP_BYTES, TSS_END, "TSS");
+  ram.set(t.tables, Layout.PML4);
+  ram.set(t.tssHead, Layout.TSS);
+  ram.set(TSS_END, Layout.TSS + TSS_BASE_SIZE + IO_BITMAP_BYTES);
 }
 
 const TSS_END = new Uint8Array([0xff]); // the byte after the I/O bitmap must have all bits set

@@ -37,6 +37,22 @@ export class Kvm {
     }
   }
 
+  #resetState: { sregs: Uint8Array; fpu: Uint8Array } | undefined;
+
+  /**
+   * The special registers and FPU state of a vCPU just after KVM_CREATE_VCPU and KVM_SET_CPUID2,
+   * read once per process from a throwaway VM: the base every boot state is built from.
+   */
+  vcpuResetState(): { sregs: Uint8Array; fpu: Uint8Array } {
+    if (!this.#resetState) {
+      using vm = this.createVm();
+      using vcpu = vm.createVcpu(0);
+      vcpu.setCpuid(this.cpuid);
+      this.#resetState = { sregs: vcpu.getSregs(), fpu: vcpu.getFpu() };
+    }
+    return this.#resetState;
+  }
+
   checkExtension(cap: number): number {
     return libc.raw.ioctl(this.fd, KVM.CHECK_EXTENSION, cap);
   }

@@ -23,6 +23,8 @@ export class Vcpu {
   /** the kvm_run page */
   readonly run: DataView;
   readonly runBytes: Uint8Array;
+  /** offset of the synced general registers (struct kvm_regs) in the kvm_run page */
+  readonly syncRegsOffset = SYNC_REGS;
   readonly #runAddr: number;
   readonly #runSize: number;
   #closed = false;
@@ -81,6 +83,11 @@ export class Vcpu {
   /** Marks the sync-area registers as written, so that the next KVM_RUN loads them. */
   markRegsDirty(sregsToo: boolean): void {
     this.run.setBigUint64(DIRTY_REGS, BigInt(KVM_SYNC_X86_REGS | (sregsToo ? KVM_SYNC_X86_SREGS : 0)), true);
+  }
+
+  /** Copies a kvm_regs image into the sync area (flag it with markRegsDirty). */
+  putRegs(regs: Uint8Array): void {
+    this.runBytes.set(regs, SYNC_REGS);
   }
 
   /** Copies a kvm_sregs image into the sync area (flag it with markRegsDirty(true)). */

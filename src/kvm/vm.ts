@@ -27,10 +27,18 @@ export class Vm {
     libc.ioctl(this.fd, KVM.SET_USER_MEMORY_REGION, this.#region, "KVM_SET_USER_MEMORY_REGION");
   }
 
+  /**
+   * An argument for getDirtyLog: a kvm_dirty_log naming `slot` and `bitmap` (one bit per page),
+   * built once per slot so that fetching the log allocates nothing.
+   */
+  dirtyLogArg(slot: number, bitmap: BigUint64Array): Uint8Array {
+    const arg = new Uint8Array(kvm_dirty_log.size);
+    kvm_dirty_log.write(new DataView(arg.buffer), 0, { slot, dirty_bitmap: BigInt(ptr(bitmap)) });
+    return arg;
+  }
+
   /** Fetches (and clears) the dirty-page bitmap of a slot logged with `logDirty`. */
-  getDirtyLog(slot: number, bitmap: BigUint64Array, arg: Uint8Array): void {
-    const dv = new DataView(arg.buffer, arg.byteOffset, arg.byteLength);
-    kvm_dirty_log.write(dv, 0, { slot, dirty_bitmap: BigInt(ptr(bitmap)) });
+  getDirtyLog(arg: Uint8Array): void {
     libc.ioctl(this.fd, KVM.GET_DIRTY_LOG, arg, "KVM_GET_DIRTY_LOG");
   }
 

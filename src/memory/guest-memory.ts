@@ -15,14 +15,21 @@ export class GuestMemory {
   readonly #sizeBig: bigint;
   #closed = false;
 
-  /** Anonymous, zero-filled RAM of `size` bytes (a multiple of the page size). */
-  constructor(size: number) {
+  /**
+   * RAM of `size` bytes (a multiple of the page size): anonymous and zero-filled, or, with `fd`, a
+   * private copy-on-write view of that file: unmodified pages are the file's (shared through the
+   * page cache), written ones become this mapping's own.
+   */
+  constructor(size: number, fd?: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
       throw new RangeError(`guest memory size ${size} is not a positive multiple of ${PAGE_SIZE}`);
     }
     this.size = size;
     this.#sizeBig = BigInt(size);
-    this.hostAddr = libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE);
+    this.hostAddr =
+      fd === undefined
+        ? libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE)
+        : libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_NORESERVE, fd, 0);
     const ab = toArrayBuffer(this.hostAddr, 0, size);
     this.bytes = new Uint8Array(ab);
     this.view = new DataView(ab);

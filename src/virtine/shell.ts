@@ -1,56 +1,144 @@
-// A VM shell: a VM with its guest RAM in slot 0 and one vCPU with CPUID set, ready for an image.
-// Creating one is the expensive part of a cold start (KVM_CREATE_VM, the memory slot, the vCPU);
-// a warm shell is reused by reloading the image and resetting registers.
-import { GuestMemory } from "../memory/guest-memory.ts";
+// A VM shell: a VM whose RAM (slot 0, guest-physical 0) is a copy-on-write view of a snapshot's
+// memory, with one vCPU (CPUID set). KVM logs the pages the guest writes, so a reset copies back
+// from the snapshot only those pages: its cost grows with what a call dirtied, not with RAM size.
+import { toArrayBuffer } from "bun:ffi";
+import * as libc from "../../ffi/libc.ts";
+import { GuestMemory, PAGE_SIZE } from "../memory/guest-memory.ts";
 import type { Kvm } from "../kvm/system.ts";
 import type { Vm } from "../kvm/vm.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
-import { longModeSregs, realModeSregs, writeLongModeTables } from "../image/boot.ts";
+import type { Snapshot } from "../snapshot/snapshot.ts";
 
-/** Special-register images shared by every shell of the process (built from the first vCPU). */
-let bootSregs: { long: Uint8Array; real: Uint8Array } | undefined;
+const ARG_REGS = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"] as const;
+
+/** How a shell's memory is put back to its snapshot after a call. */
+export type ResetStrategy = "dirty-log" | "cow";
 
 export class Shell {
   readonly vm: Vm;
   readonly vcpu: Vcpu;
   readonly mem: GuestMemory;
-  readonly sregs: { long: Uint8Array; real: Uint8Array };
-  /** the special registers loaded at the last entry: "long" ones persist (CPL3 cannot change them) */
-  loadedSregs: "long" | "real" | undefined;
+  /** the snapshot this shell's memory is a view of */
+  readonly snapshot: Snapshot;
+  /** KVM's dirty bitmap (one bit per page), in its own mapping so its address never moves */
+  readonly #bitmap: BigUint64Array;
+  readonly #bitmapAddr: number;
+  readonly #bitmapBytes: number;
+  readonly #logArg: Uint8Array;
+  /** pages the host wrote on the guest's behalf (hypercalls): KVM does not log those */
+  readonly #hostDirty: number[] = [];
   #closed = false;
 
-  constructor(kvm: Kvm, memorySize: number, longMode: boolean) {
-    const mem = new GuestMemory(memorySize);
+  constructor(kvm: Kvm, snapshot: Snapshot) {
+    const pages = snapshot.size / PAGE_SIZE;
+    this.#bitmapBytes = Math.ceil(pages / 64) * 8;
+    this.#bitmapAddr = libc.mmap(this.#bitmapBytes, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS);
+    this.#bitmap = new BigUint64Array(toArrayBuffer(this.#bitmapAddr, 0, this.#bitmapBytes));
+    let mem: GuestMemory | undefined;
     let vm: Vm | undefined;
+    let vcpu: Vcpu | undefined;
     try {
+      mem = new GuestMemory(snapshot.size, snapshot.fd);
       vm = kvm.createVm();
-      vm.setMemoryRegion(0, 0, memorySize, mem.hostAddr);
-      const vcpu = vm.createVcpu(0);
-      try {
-        vcpu.setCpuid(kvm.cpuid);
-        if (!bootSregs) {
-          const reset = vcpu.getSregs();
-          bootSregs = { long: longModeSregs(reset), real: realModeSregs(reset) };
-        }
-      } catch (e) {
-        vcpu.close();
-        throw e;
-      }
-      this.vcpu = vcpu;
+      vm.setMemoryRegion(0, 0, mem.size, mem.hostAddr, { logDirty: true });
+      vcpu = vm.createVcpu(0);
+      vcpu.setCpuid(kvm.cpuid);
+      this.#logArg = vm.dirtyLogArg(0, this.#bitmap);
     } catch (e) {
+      vcpu?.close();
       vm?.close();
-      mem.close();
+      mem?.close();
+      libc.munmap(this.#bitmapAddr, this.#bitmapBytes);
       throw e;
     }
     this.vm = vm;
+    this.vcpu = vcpu;
     this.mem = mem;
-    this.sregs = bootSregs;
-    if (longMode) writeLongModeTables(mem);
+    this.snapshot = snapshot;
+    // A new vCPU's FPU is the reset state, which an entry snapshot already has.
+    if (snapshot.kind === "captured") vcpu.setFpu(snapshot.fpu);
   }
 
-  /** Highest usable stack address (16-byte aligned, top of RAM). */
-  get stackTop(): bigint {
-    return BigInt(this.mem.size);
+  /**
+   * Loads the snapshot's registers (with the call's arguments in RDI..R9 for an entry state) into
+   * kvm_run's sync area; KVM applies them at the next KVM_RUN. No ioctl.
+   */
+  loadRegisters(argv: readonly bigint[]): void {
+    const { vcpu, snapshot } = this;
+    vcpu.putRegs(snapshot.regs);
+    if (snapshot.argsInRegs) for (let i = 0; i < argv.length; i++) vcpu.setReg(ARG_REGS[i], argv[i]);
+    // All special registers, every call: KVM skips the expensive part (an MMU reload) when CR0,
+    // CR3, CR4 and EFER are unchanged, and this resets the data segment selectors a CPL3 guest
+    // can load.
+    vcpu.putSregs(snapshot.sregs);
+    vcpu.markRegsDirty(true);
+  }
+
+  /** Records that the host wrote guest memory at [addr, addr+len) (already bounds-checked). */
+  markHostWrite(addr: number, len: number): void {
+    for (let p = Math.floor(addr / PAGE_SIZE); p < Math.ceil((addr + len) / PAGE_SIZE); p++) this.#hostDirty.push(p);
+  }
+
+  /**
+   * The pages written since the last reset, one byte per page (fetching KVM's log clears it).
+   * Used by a snapshot capture; the shell is discarded afterwards.
+   */
+  takeDirtyPages(): Uint8Array {
+    const out = new Uint8Array(this.snapshot.size / PAGE_SIZE);
+    this.vm.getDirtyLog(this.#logArg);
+    for (let w = 0; w < this.#bitmap.length; w++) {
+      for (let bits = this.#bitmap[w], b = 0; bits !== 0n; bits >>= 1n, b++) if (bits & 1n) out[w * 64 + b] = 1;
+    }
+    for (const p of this.#hostDirty) out[p] = 1;
+    this.#hostDirty.length = 0;
+    return out;
+  }
+
+  /**
+   * Puts memory and FPU state back to the snapshot. Returns the number of pages restored.
+   * "dirty-log" copies back the pages KVM logged as written; "cow" drops every private page of the
+   * copy-on-write view with MADV_DONTNEED, so they read the snapshot's again.
+   */
+  reset(strategy: ResetStrategy = "dirty-log"): number {
+    const ram = this.mem.bytes;
+    const golden = this.snapshot.memory;
+    let restored = 0;
+    // Fetch the log in both strategies: it also re-arms write tracking for the next call.
+    this.vm.getDirtyLog(this.#logArg);
+    if (strategy === "cow") {
+      this.mem.discard();
+    } else {
+      const bitmap = this.#bitmap;
+      for (let w = 0; w < bitmap.length; w++) {
+        const word = bitmap[w];
+        if (word === 0n) continue;
+        // split into 32-bit halves: bit scans on numbers are far cheaper than on bigints
+        let lo = Number(word & 0xffffffffn);
+        let hi = Number(word >> 32n);
+        while (lo !== 0) {
+          const b = 31 - Math.clz32(lo & -lo);
+          lo &= lo - 1;
+          const at = (w * 64 + b) * PAGE_SIZE;
+          ram.set(golden.subarray(at, at + PAGE_SIZE), at);
+          restored++;
+        }
+        while (hi !== 0) {
+          const b = 31 - Math.clz32(hi & -hi);
+          hi &= hi - 1;
+          const at = (w * 64 + 32 + b) * PAGE_SIZE;
+          ram.set(golden.subarray(at, at + PAGE_SIZE), at);
+          restored++;
+        }
+      }
+      for (const p of this.#hostDirty) {
+        const at = p * PAGE_SIZE;
+        ram.set(golden.subarray(at, at + PAGE_SIZE), at);
+        restored++;
+      }
+    }
+    this.#hostDirty.length = 0;
+    this.vcpu.setFpu(this.snapshot.fpu);
+    return restored;
   }
 
   close(): void {
@@ -59,9 +147,11 @@ export class Shell {
     this.vcpu.close();
     this.vm.close();
     this.mem.close();
+    libc.munmap(this.#bitmapAddr, this.#bitmapBytes);
   }
 
   [Symbol.dispose](): void {
     this.close();
   }
 }
+

@@ -1,6 +1,7 @@
-// A virtine: an image with its options, run once per invoke() in its own VM. The shell (VM, RAM,
-// vCPU) is created on the first call and kept warm; each call reloads the image, writes the
-// arguments, resets the registers and runs to the final exit.
+// A virtine: an image with its options, run once per invoke() in its own VM. Calls take a warm
+// shell from the image's pool, start from the image's snapshot (its entry state, or the state
+// captured at the guest's `snapshot` hypercall), and give the shell back to be reset off the
+// caller's path: memory, registers and FPU/SSE state all return to the snapshot.
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_run } from "../../ffi/kvm.ts";
@@ -9,13 +10,14 @@ import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
 import { Policy, hypercallName } from "../hypercall/policy.ts";
 import { DEFAULT_MEMORY, MAX_MEMORY, MIB, MIN_MEMORY, imageFootprint, parseImage, type Image } from "../image/image.ts";
-import { RFLAGS_NATIVE, RFLAGS_REAL } from "../image/boot.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
 import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { BadArgsError, BadImageError, MemoryFaultError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DeadlineTimer } from "./deadline.ts";
-import { Shell } from "./shell.ts";
+import type { Shell, ResetStrategy } from "./shell.ts";
+import { ShellPool, type PoolStats } from "../pool/pool.ts";
+import { Snapshot } from "../snapshot/snapshot.ts";
 
 export const MAX_ARGS = 6;
 /** Deadline of an invocation when none is given. */
@@ -26,7 +28,6 @@ export const MAX_TIMEOUT_MS = 86_400_000;
 export const MAX_IMAGE_BYTES = MAX_MEMORY;
 /** Room a native image must leave for its stack between its end and the top of RAM. */
 const MIN_STACK = 64 * 1024;
-const ARG_REGS = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"] as const;
 const IO_DIRECTION = kvm_run.off("io.direction");
 
 export interface VirtineOptions {
@@ -38,6 +39,12 @@ export interface VirtineOptions {
   maxOutput?: number;
   /** deadline per invocation in milliseconds (default 10 s; 0: none) */
   timeoutMs?: number;
+  /** honour the guest's `snapshot` hypercall (default true); false: every call starts at the entry */
+  snapshot?: boolean;
+  /** most warm shells kept for this image (default 4) */
+  poolSize?: number;
+  /** how a shell's memory returns to the snapshot (default "dirty-log"; "cow" for comparison) */
+  resetStrategy?: ResetStrategy;
   /** the /dev/kvm handle to use (default: the process-wide one) */
   kvm?: Kvm;
 }
@@ -60,10 +67,16 @@ export class Virtine {
   readonly maxOutput: number;
   readonly timeoutMs: number;
   readonly #deadline: DeadlineTimer;
+  readonly snapshots: boolean;
   readonly #kvm: Kvm;
   readonly #console: ConsoleSink;
   readonly #ctx: HypercallContext;
+  readonly #poolOptions: { maxSize?: number; strategy?: ResetStrategy };
+  #pool: ShellPool | undefined;
+  /** the shell of the call in progress */
   #shell: Shell | undefined;
+  /** a state captured during the call in progress */
+  #captured: Snapshot | undefined;
   #closed = false;
 
   constructor(image: Image, options: VirtineOptions = {}) {
@@ -81,7 +94,16 @@ export class Virtine {
     this.timeoutMs = timeoutMs;
     this.#kvm = options.kvm ?? systemKvm();
     this.#deadline = DeadlineTimer.forThisThread();
-    this.#ctx = { vcpu: undefined as never, mem: undefined as never, console: this.#console, exitValue: undefined };
+    this.snapshots = options.snapshot ?? true;
+    this.#poolOptions = { maxSize: options.poolSize, strategy: options.resetStrategy };
+    this.#ctx = {
+      vcpu: undefined as never,
+      mem: undefined as never,
+      console: this.#console,
+      exitValue: undefined,
+      markHostWrite: (addr, len) => this.#shell?.markHostWrite(addr, len),
+      snapshot: () => this.#snapshotHypercall(),
+    };
   }
 
   /** Loads an image file. */
@@ -89,12 +111,39 @@ export class Virtine {
     return new Virtine(readImageFile(path), options);
   }
 
+  /** The image's pool of warm shells, created with its entry snapshot on first use. */
+  get pool(): ShellPool {
+    if (this.#closed) throw new BadArgsError("the virtine is closed");
+    if (!this.#pool) {
+      const snapshot = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState());
+      this.#pool = new ShellPool(this.#kvm, snapshot, { ...this.#poolOptions, onCreate: (shell) => this.#deadline.attach(shell.vcpu.fd) });
+    }
+    return this.#pool;
+  }
+
+  /** Pre-provisions `n` warm shells (bounded by the pool size), off the path of later calls. */
+  ensure(n: number): void {
+    this.pool.ensure(n);
+  }
+
+  get poolStats(): PoolStats {
+    return this.pool.stats;
+  }
+
+  /** True once the guest's `snapshot` hypercall has been captured: calls resume there. */
+  get snapshotTaken(): boolean {
+    return this.#pool?.snapshot.kind === "captured";
+  }
+
   /** Runs the image once with up to six integer arguments. */
   invoke(args: readonly (bigint | number)[] = []): InvokeResult {
     if (this.#closed) throw new BadArgsError("the virtine is closed");
     const argv = checkArgs(args);
-    const shell = (this.#shell ??= this.#newShell());
-    this.#load(shell, argv);
+    const pool = this.pool;
+    const shell = pool.acquire();
+    this.#shell = shell;
+    writeInfo(shell.mem.view, argv, shell.mem.size, imageFootprint(this.image));
+    shell.loadRegisters(argv);
     const ctx = this.#ctx;
     ctx.vcpu = shell.vcpu;
     ctx.mem = shell.mem;
@@ -103,59 +152,47 @@ export class Virtine {
     try {
       const { value, exits } = this.#run(shell, ctx);
       if (this.image.kind === "native") this.#collectConsole(shell);
-      return { value, exits, outputTruncated: this.#console.truncated, output: this.#console.take() };
+      const result = { value, exits, outputTruncated: this.#console.truncated, output: this.#console.take() };
+      this.#finish(pool, shell, true);
+      return result;
     } catch (e) {
       this.#console.take();
-      // A shell whose run ended in an error may hold any state: discard it, the next call makes a new one.
-      this.#discardShell();
+      // A shell whose run ended in an error may hold any state: it is discarded, never reused.
+      this.#finish(pool, shell, false);
       throw e;
     } finally {
       this.#deadline.disarm();
     }
   }
 
-  #newShell(): Shell {
-    const shell = new Shell(this.#kvm, this.memorySize, this.image.kind === "native");
-    try {
-      this.#deadline.attach(shell.vcpu.fd);
-    } catch (e) {
-      shell.close();
-      throw e;
+  /** Ends a call: the shell goes back to the pool (reset later) or is discarded. */
+  #finish(pool: ShellPool, shell: Shell, ok: boolean): void {
+    this.#shell = undefined;
+    const captured = this.#captured;
+    this.#captured = undefined;
+    if (captured) {
+      // the shell holds the captured state plus whatever ran after it: it is not reset, but replaced
+      pool.discard(shell);
+      if (ok) pool.replaceSnapshot(captured);
+      else captured.close();
+      return;
     }
-    return shell;
+    if (ok) pool.release(shell);
+    else pool.discard(shell);
   }
 
-  /** Writes the image, the info page and the entry registers of one invocation. */
-  #load(shell: Shell, argv: bigint[]): void {
-    const { mem, vcpu } = shell;
-    const image = this.image;
-    mem.write(image.loadAddr, image.bytes, "image");
-    const fileEnd = image.loadAddr + image.bytes.length;
-    const end = imageFootprint(image);
-    if (end > fileEnd) mem.fill(fileEnd, end - fileEnd, 0, "bss");
-    writeInfo(mem.view, argv, mem.size, end);
-
-    vcpu.clearRegs();
-    argv.forEach((v, i) => vcpu.setReg(ARG_REGS[i], v));
-    if (image.kind === "native") {
-      vcpu.setReg("rip", image.header.entry);
-      vcpu.setReg("rsp", shell.stackTop);
-      vcpu.setReg("rflags", RFLAGS_NATIVE);
-      // A CPL3 guest cannot change control registers, descriptor tables or IOPL: the special
-      // registers are loaded once per shell.
-      const fresh = shell.loadedSregs !== "long";
-      if (fresh) vcpu.putSregs(shell.sregs.long);
-      shell.loadedSregs = "long";
-      vcpu.markRegsDirty(fresh);
-    } else {
-      vcpu.setReg("rip", BigInt(Layout.RAW_LOAD));
-      vcpu.setReg("rsp", BigInt(Layout.RAW_LOAD));
-      vcpu.setReg("rflags", RFLAGS_REAL);
-      // A real-mode guest may switch itself to protected or long mode: reload every time.
-      vcpu.putSregs(shell.sregs.real);
-      shell.loadedSregs = "real";
-      vcpu.markRegsDirty(true);
-    }
+  /**
+   * The `snapshot` hypercall. On the image's first capture, the shell's state becomes the
+   * snapshot every later call starts from (RAX 0 here, 1 when resumed); a snapshot is never
+   * overwritten: later calls of the hypercall change nothing.
+   */
+  #snapshotHypercall(): bigint {
+    const pool = this.pool;
+    const shell = this.#shell;
+    if (!this.snapshots || !shell) return 0n;
+    if (pool.snapshot.kind === "captured" || this.#captured) return 1n;
+    this.#captured = Snapshot.capture(pool.snapshot, shell.vcpu, shell.mem.bytes, shell.takeDirtyPages());
+    return 0n;
   }
 
   /** The run loop: enter, dispatch hypercalls, stop at the exit port or HLT. Allocates nothing per exit. */
@@ -215,15 +252,11 @@ export class Virtine {
     this.#console.append(shell.mem.read(Layout.CONSOLE, len, "console buffer"));
   }
 
-  #discardShell(): void {
-    this.#shell?.close();
-    this.#shell = undefined;
-  }
-
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#discardShell();
+    this.#pool?.close();
+    this.#pool = undefined;
   }
 
   [Symbol.dispose](): void {

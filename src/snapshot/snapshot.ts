@@ -1,0 +1,157 @@
+// A snapshot: the complete state a call starts from — guest memory, general registers, special
+// registers and FPU/SSE state. Every image has one from the start (its *entry* state: the image
+// loaded, the host's tables written, registers at the entry point); a guest that makes the
+// `snapshot` hypercall replaces it, once, with a *captured* state taken at that point, so that later
+// calls skip its initialization. Memory lives in a memfd: shells map it MAP_PRIVATE (copy-on-write),
+// so their unmodified pages are the snapshot's own, shared.
+import { toArrayBuffer } from "bun:ffi";
+import * as libc from "../../ffi/libc.ts";
+import { kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
+import { Layout } from "../hypercall/abi.ts";
+import { PAGE_SIZE } from "../memory/guest-memory.ts";
+import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, realModeSregs, writeLongModeTables } from "../image/boot.ts";
+import type { Image } from "../image/image.ts";
+import type { Vcpu } from "../kvm/vcpu.ts";
+import { GuestFaultError } from "../errors.ts";
+
+export type SnapshotKind = "entry" | "captured";
+
+export class Snapshot {
+  readonly fd: number;
+  readonly size: number;
+  /** the memory, mapped shared: written only while the snapshot is being built */
+  readonly memory: Uint8Array;
+  readonly #addr: number;
+  /** one byte per page: 1 if the page may hold non-zero data (others are holes of the memfd) */
+  readonly populated: Uint8Array;
+  readonly regs = new Uint8Array(kvm_regs.size);
+  readonly sregs: Uint8Array;
+  readonly fpu: Uint8Array;
+  #closed = false;
+
+  private constructor(
+    readonly kind: SnapshotKind,
+    size: number,
+    sregs: Uint8Array,
+    fpu: Uint8Array,
+  ) {
+    this.size = size;
+    this.fd = libc.memfdCreate(`wasp-snapshot-${kind}`);
+    try {
+      libc.ftruncate(this.fd, size);
+      this.#addr = libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, this.fd, 0);
+    } catch (e) {
+      libc.raw.close(this.fd);
+      throw e;
+    }
+    this.memory = new Uint8Array(toArrayBuffer(this.#addr, 0, size));
+    this.populated = new Uint8Array(size / PAGE_SIZE);
+    this.sregs = sregs.slice();
+    this.fpu = fpu.slice();
+  }
+
+  /** True when the arguments of a call go into RDI..R9 (entry state); a captured state keeps its registers. */
+  get argsInRegs(): boolean {
+    return this.kind === "entry";
+  }
+
+  /** The entry state of an image: host tables (native), the image, registers at the entry point. */
+  static entry(image: Image, size: number, reset: { sregs: Uint8Array; fpu: Uint8Array }): Snapshot {
+    const native = image.kind === "native";
+    const s = new Snapshot("entry", size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
+    try {
+      if (native) {
+        writeLongModeTables(s.memory);
+        s.#markRange(Layout.PML4, Layout.INFO - Layout.PML4);
+        s.#markRange(Layout.TSS, Layout.HOST_END - Layout.TSS);
+      }
+      s.memory.set(image.bytes, image.loadAddr);
+      s.#markRange(image.loadAddr, image.bytes.length);
+      // bss is zero in a fresh memfd; the info page is written at every call
+      s.#markRange(Layout.INFO, PAGE_SIZE);
+      const dv = new DataView(s.regs.buffer);
+      if (native) {
+        kvm_regs.write(dv, 0, { rip: image.header.entry, rsp: BigInt(size), rflags: RFLAGS_NATIVE });
+      } else {
+        kvm_regs.write(dv, 0, { rip: Layout.RAW_LOAD, rsp: Layout.RAW_LOAD, rflags: RFLAGS_REAL });
+      }
+      return s;
+    } catch (e) {
+      s.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Captures a running shell at its `snapshot` hypercall: memory is the basis snapshot's populated
+   * pages plus every page dirtied since (`dirty`, one byte per page); registers are the synced ones
+   * with RIP moved past the `OUT` and RAX = 1 (what the guest sees when a later call resumes here).
+   */
+  static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array): Snapshot {
+    const sregs = vcpu.getSregs();
+    const s = new Snapshot("captured", basis.size, sregs, vcpu.getFpu());
+    try {
+      for (let page = 0; page < s.populated.length; page++) {
+        if (!basis.populated[page] && !dirty[page]) continue;
+        const at = page * PAGE_SIZE;
+        const src = guestRam.subarray(at, at + PAGE_SIZE);
+        if (!basis.populated[page] && isZero(src)) continue; // a page that was written back to zeros
+        s.memory.set(src, at);
+        s.populated[page] = 1;
+      }
+      s.regs.set(vcpu.runBytes.subarray(vcpu.syncRegsOffset, vcpu.syncRegsOffset + kvm_regs.size));
+      const dv = new DataView(s.regs.buffer);
+      const rip = dv.getBigUint64(kvm_regs.off("rip"), true);
+      const csBase = new DataView(sregs.buffer).getBigUint64(kvm_sregs.off("cs") + kvm_segment.off("base"), true);
+      dv.setBigUint64(kvm_regs.off("rip"), rip + BigInt(outLength(guestRam, csBase + rip)), true);
+      dv.setBigUint64(kvm_regs.off("rax"), 1n, true);
+      return s;
+    } catch (e) {
+      s.close();
+      throw e;
+    }
+  }
+
+  #markRange(addr: number, len: number): void {
+    for (let p = Math.floor(addr / PAGE_SIZE); p < Math.ceil((addr + len) / PAGE_SIZE); p++) this.populated[p] = 1;
+  }
+
+  /** Number of pages that hold data (the rest are holes). */
+  get populatedPages(): number {
+    let n = 0;
+    for (const b of this.populated) n += b;
+    return n;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    libc.munmap(this.#addr, this.size);
+    libc.close(this.fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Length of the `OUT` instruction at guest linear address `at` (the hypercall the guest is stopped
+ * on: KVM completes it only when the vCPU runs again). Identity-mapped (long mode) or linear (real
+ * mode, CS base added) — both are guest-physical here.
+ */
+function outLength(ram: Uint8Array, at: bigint): number {
+  if (at < 0n || at + 3n > BigInt(ram.length)) throw new GuestFaultError(`the snapshot hypercall's RIP 0x${at.toString(16)} is outside guest RAM`, "snapshot", at);
+  const a = Number(at);
+  const prefix = ram[a] === 0x66 ? 1 : 0;
+  const op = ram[a + prefix];
+  if (op === 0xe6 || op === 0xe7) return prefix + 2; // out imm8, al/eax
+  if (op === 0xee || op === 0xef) return prefix + 1; // out dx, al/eax
+  throw new GuestFaultError(`the snapshot hypercall's RIP 0x${at.toString(16)} is not at an OUT instruction`, "snapshot", at);
+}
+
+function isZero(page: Uint8Array): boolean {
+  const words = new BigUint64Array(page.buffer, page.byteOffset, page.byteLength / 8);
+  for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
+  return true;
+}
