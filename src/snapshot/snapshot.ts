@@ -7,7 +7,7 @@
 import { toArrayBuffer } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
 import { kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
-import { Layout } from "../hypercall/abi.ts";
+import { Layout, Port } from "../hypercall/abi.ts";
 import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, realModeSregs, writeLongModeTables } from "../image/boot.ts";
 import type { Image } from "../image/image.ts";
@@ -136,18 +136,22 @@ export class Snapshot {
 }
 
 /**
- * Length of the `OUT` instruction at guest linear address `at` (the hypercall the guest is stopped
- * on: KVM completes it only when the vCPU runs again). Identity-mapped (long mode) or linear (real
- * mode, CS base added) — both are guest-physical here.
+ * How far RIP must move so that a resumed call continues after the guest's hypercall `OUT`.
+ * KVM on this machine reports the exit with RIP already past the instruction (measured for both
+ * host-built CPL3 code and emulated modes); other KVMs complete a port write only at the next
+ * KVM_RUN, with RIP still on it. Both are recognized from the bytes around RIP (guest linear =
+ * guest-physical here: identity-mapped long mode, or real mode with the CS base added).
  */
 function outLength(ram: Uint8Array, at: bigint): number {
-  if (at < 0n || at + 3n > BigInt(ram.length)) throw new GuestFaultError(`the snapshot hypercall's RIP 0x${at.toString(16)} is outside guest RAM`, "snapshot", at);
+  if (at < 2n || at + 3n > BigInt(ram.length)) throw new GuestFaultError(`the snapshot hypercall's RIP 0x${at.toString(16)} is outside guest RAM`, "snapshot", at);
   const a = Number(at);
+  const isOutImm = (i: number) => (ram[i] === 0xe6 || ram[i] === 0xe7) && ram[i + 1] === Port.HYPERCALL;
+  const isOutDx = (i: number) => ram[i] === 0xee || ram[i] === 0xef;
+  if (isOutImm(a - 2) || isOutDx(a - 1)) return 0; // already past it
   const prefix = ram[a] === 0x66 ? 1 : 0;
-  const op = ram[a + prefix];
-  if (op === 0xe6 || op === 0xe7) return prefix + 2; // out imm8, al/eax
-  if (op === 0xee || op === 0xef) return prefix + 1; // out dx, al/eax
-  throw new GuestFaultError(`the snapshot hypercall's RIP 0x${at.toString(16)} is not at an OUT instruction`, "snapshot", at);
+  if (isOutImm(a + prefix)) return prefix + 2;
+  if (isOutDx(a + prefix)) return prefix + 1;
+  throw new GuestFaultError(`the snapshot hypercall's RIP 0x${at.toString(16)} is not at or after an OUT instruction`, "snapshot", at);
 }
 
 function isZero(page: Uint8Array): boolean {
