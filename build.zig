@@ -25,6 +25,7 @@ const native_guests = [_][]const u8{
     "time",
     "calls",
     "sum6",
+    "snaptwice",
 };
 
 /// Raw real-mode images: guests/raw/NAME.s -> guests/NAME.bin.

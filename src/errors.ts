@@ -89,4 +89,5 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_TIMEOUT: 8,
   WASP_GUEST_PANIC: 9,
   WASP_SYSCALL: 10,
+  WASP_BENCH_REGRESSION: 11,
 };

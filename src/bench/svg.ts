@@ -5,6 +5,10 @@ import type { SeriesResult } from "./stats.ts";
 
 const WIDTH = 1200;
 const HEIGHT = 560;
+/** the plot areas' top and bottom (both panels), and where the legends start */
+const PLOT_TOP = 86;
+const PLOT_BOTTOM = 420;
+const LEGEND_Y = 488;
 
 /**
  * The paper's figures (Wasp paper data, AMD EPYC 7302P, bare metal; cycles converted at 3.0 GHz),
@@ -23,6 +27,8 @@ const PAPER_FIG8: Record<string, { label: string; us: number }> = {
 const FIG8_ROWS = ["create", "vmrun", "pooled", "pooled_async", "clean", "worker", "process", "thread"];
 
 const FIB_N = [0, 5, 10, 15, 20, 25, 30];
+/** fig. 11's series: fib_N_FAMILY, the family being how the call is made */
+const FIB_NAME = /^fib_(\d+)_(boot|snapshot|direct|native)$/;
 
 /** Fig. 11 of the paper: fib(n) per call through the whole invocation path, µs. */
 const PAPER_FIG11: { label: string; family: FibFamily; us: number[] }[] = [
@@ -77,21 +83,32 @@ export function renderSvg(results: SeriesResult[], floor?: ReadonlyMap<string, S
   );
   if (options.caption) out.push(text(WIDTH / 2, 44, options.caption, { size: 11, anchor: "middle", fill: COLOR.note }));
   out.push(...contextPanel(ours, floors), ...fibPanel(ours));
+  // the series neither panel draws (hypercall, ...) still get a line, so the chart shows the whole run
+  const others = [...ours.values()].filter((r) => !charted(r));
+  if (others.length > 0) {
+    const list = others.map((r) => `${r.name} ${fmt(r.median)} ${r.unit === "us" ? "µs" : r.unit}`).join(", ");
+    out.push(text(20, LEGEND_Y + 18, clip(`not charted (median): ${list}`, 92), { size: 11, fill: COLOR.note }));
+  }
   out.push(
-    text(20, HEIGHT - 26, "This machine: KVM on PVM (nested virtualization by shadow paging: a VM exit costs ~25-35 µs, ~1-2 µs on bare metal); boot guests run in emulated real/protected mode.", { size: 11, fill: COLOR.note }),
-    text(20, HEIGHT - 10, "paper: Wasp paper data, AMD EPYC 7302P, bare metal (figs. 8 and 11; cycles at 3.0 GHz). Compare ratios, not absolute times. Bars and points: medians; whiskers: p99.", { size: 11, fill: COLOR.note }),
+    text(20, HEIGHT - 24, "This machine: KVM on PVM (nested virtualization by shadow paging: a VM exit costs ~25-35 µs, ~1-2 µs on bare metal); boot guests run in emulated real/protected mode.", { size: 11, fill: COLOR.note }),
+    text(20, HEIGHT - 8, "paper: Wasp paper data, AMD EPYC 7302P, bare metal (figs. 8 and 11; cycles at 3.0 GHz). Compare ratios, not absolute times. Bars and points: medians; whiskers: p99.", { size: 11, fill: COLOR.note }),
     "</svg>",
   );
   return `${out.join("\n")}\n`;
 }
 
+/** Whether a series has a place in one of the panels. */
+function charted(r: SeriesResult): boolean {
+  return r.unit === "us" && (FIG8_ROWS.includes(r.name) || FIB_NAME.test(r.name));
+}
+
 // ---- fig. 8: context creation ----
 
 function contextPanel(ours: ReadonlyMap<string, SeriesResult>, floors: ReadonlyMap<string, SeriesResult>): string[] {
-  const left = 135;
-  const right = 520;
-  const top = 86;
-  const bottom = 430;
+  const left = 170;
+  const right = 540;
+  const top = PLOT_TOP;
+  const bottom = PLOT_BOTTOM;
   const out = [`<g id="fig8">`, text(20, 72, "Context creation (cf. paper fig. 8)", { size: 14, weight: "bold" })];
   const isTime = (r: SeriesResult | undefined): r is SeriesResult => r !== undefined && r.unit === "us";
   const rows = FIG8_ROWS.filter((name) => isTime(ours.get(name)) || isTime(floors.get(name)));
@@ -111,10 +128,12 @@ function contextPanel(ours: ReadonlyMap<string, SeriesResult>, floors: ReadonlyM
   const scale = logScale(values, left, right);
   out.push(...xAxisLog(scale, top, bottom, "time per operation (µs, log scale)"));
 
-  const rowH = Math.min(48, (bottom - top) / rows.length);
-  const barH = Math.min(11, (rowH - 8) / 3);
+  // rows of up to three bars (wasp, floor, paper), the block centred when there are few rows
+  const rowH = Math.min(56, (bottom - top) / rows.length);
+  const barH = Math.min(12, (rowH - 8) / 3);
+  const blockTop = top + (bottom - top - rows.length * rowH) / 2;
   rows.forEach((name, i) => {
-    const y0 = top + i * rowH + (rowH - 3 * barH) / 2;
+    const y0 = blockTop + i * rowH + (rowH - 3 * barH) / 2;
     const o = ours.get(name);
     const f = floors.get(name);
     const p = PAPER_FIG8[name];
@@ -125,14 +144,10 @@ function contextPanel(ours: ReadonlyMap<string, SeriesResult>, floors: ReadonlyM
     if (isTime(f)) out.push(...bar(scale, y0 + barH, barH, f.median, COLOR.floor, `kvm-floor ${name}: median ${fmt(f.median)} µs`));
     if (p) out.push(...bar(scale, y0 + 2 * barH, barH, p.us, COLOR.paper, `paper ${p.label}: ${fmt(p.us)} µs`));
   });
-  out.push(
-    ...legend(left - 110, 478, [
-      { kind: "box", color: COLOR.wasp, label: "wasp, this run (whisker: p99)" },
-      { kind: "box", color: COLOR.floor, label: "kvm-floor (C), same run" },
-      { kind: "box", color: COLOR.paper, label: "paper, bare metal" },
-    ], 178),
-    "</g>",
-  );
+  const entries: LegendEntry[] = [{ kind: "box", color: COLOR.wasp, label: "wasp, this run (whisker: p99)" }];
+  if (rows.some((name) => isTime(floors.get(name)))) entries.push({ kind: "box", color: COLOR.floor, label: "kvm-floor (C), same run" });
+  entries.push({ kind: "box", color: COLOR.paper, label: "paper, bare metal" });
+  out.push(...legend(20, LEGEND_Y, entries), "</g>");
   return out;
 }
 
@@ -160,12 +175,12 @@ function bar(scale: Scale, y: number, h: number, value: number, color: string, t
 function fibPanel(ours: ReadonlyMap<string, SeriesResult>): string[] {
   const left = 690;
   const right = 1170;
-  const top = 86;
-  const bottom = 430;
+  const top = PLOT_TOP;
+  const bottom = PLOT_BOTTOM;
   const out = [`<g id="fig11">`, text(620, 72, "fib(n) per call (cf. paper fig. 11)", { size: 14, weight: "bold" })];
   const lines = new Map<FibFamily, { n: number; r: SeriesResult }[]>();
   for (const r of ours.values()) {
-    const m = /^fib_(\d+)_(boot|snapshot|direct|native)$/.exec(r.name);
+    const m = FIB_NAME.exec(r.name);
     if (!m || r.unit !== "us") continue;
     const family = m[2] as FibFamily;
     lines.set(family, [...(lines.get(family) ?? []), { n: Number(m[1]), r }]);
@@ -223,7 +238,7 @@ function fibPanel(ours: ReadonlyMap<string, SeriesResult>): string[] {
     waspEntries.push({ kind: "line", color, label: `wasp: ${FIB_LABEL[family]}` });
   }
   if (lines.size === 0) out.push(text((left + right) / 2, top + 16, "no fib_N_* series in these results: the paper's lines only", { anchor: "middle", fill: COLOR.note, size: 11 }));
-  out.push(...legend(620, 478, waspEntries, 140), ...legend(620, 496, paperEntries, 180), "</g>");
+  out.push(...legend(620, LEGEND_Y, waspEntries), ...legend(620, LEGEND_Y + 18, paperEntries), "</g>");
   return out;
 }
 
@@ -279,14 +294,16 @@ interface LegendEntry {
   label: string;
 }
 
-function legend(x: number, y: number, entries: LegendEntry[], step: number): string[] {
+/** A row of legend entries from (x, y), each as wide as its label (estimated: no font metrics here). */
+function legend(x: number, y: number, entries: LegendEntry[]): string[] {
   const out: string[] = [];
-  entries.forEach((e, i) => {
-    const ex = x + i * step;
+  let ex = x;
+  for (const e of entries) {
     if (e.kind === "box") out.push(`<rect x="${ex}" y="${y - 9}" width="14" height="10" fill="${e.color}"/>`);
     else out.push(`<line x1="${ex}" y1="${y - 4}" x2="${ex + 18}" y2="${y - 4}" stroke="${e.color}" stroke-width="${e.kind === "line" ? 2.2 : 1.5}"${e.kind === "dash" ? ` stroke-dasharray="6 4"` : ""}/>`);
     out.push(text(ex + 22, y, e.label, { size: 11 }));
-  });
+    ex += 22 + e.label.length * 6.2 + 18;
+  }
   return out;
 }
 
@@ -313,8 +330,7 @@ export function esc(s: string): string {
 function fmt(v: number): string {
   if (v >= 1000) return Math.round(v).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   if (v >= 100) return v.toFixed(0);
-  if (v >= 10) return v.toFixed(1);
-  if (v >= 1) return v.toFixed(2);
+  if (v >= 1) return v.toFixed(1);
   return v.toPrecision(2);
 }
 
@@ -324,6 +340,11 @@ function fmtDecade(d: number): string {
   if (d >= 1e3) return `${Math.round(d / 1e3)}k`;
   if (d >= 1) return String(Math.round(d));
   return String(Number(d.toPrecision(1)));
+}
+
+/** At most `max` characters, with an ellipsis when cut. */
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }
 
 function r1(v: number): string {

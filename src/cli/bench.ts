@@ -70,7 +70,12 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
   // with --json, stdout holds only JSON lines: the rest goes to stderr
   const say = (s: string) => (flags.json ? process.stderr : process.stdout).write(s);
   if (flags.svg !== undefined) {
-    const caption = `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC · ${rounds} round${rounds > 1 ? "s" : ""}${flags.floor ? " · kvm-floor in the same run" : ""}`;
+    const caption = [
+      `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
+      runs === undefined ? "default runs per series" : `${runs} runs per series`,
+      `${rounds} round${rounds > 1 ? "s" : ""} (median round)`,
+      ...(flags.floor ? ["kvm-floor in the same run"] : []),
+    ].join(" · ");
     try {
       writeFileSync(flags.svg, renderSvg(results, floorResults, { caption }));
     } catch (e) {
@@ -80,7 +85,7 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
   }
   if (flags.baseline !== undefined && baseline !== undefined) {
     const c = compare(results, baseline, threshold);
-    say(formatComparison(c, flags.baseline, threshold));
+    say(`${flags.json ? "" : "\n"}${formatComparison(c, flags.baseline, threshold)}`);
     if (c.regressed.length > 0) throw new BenchRegressionError(c.regressed, threshold, flags.baseline);
   }
 }
@@ -103,7 +108,9 @@ function readBaseline(path: string, filter: RegExp | undefined): Map<string, Ser
     throw new BadArgsError(`--baseline ${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
   }
   const all = parseBaseline(text, path);
-  return filter ? new Map([...all].filter(([name]) => filter.test(name))) : all;
+  if (filter === undefined) return all;
+  const keep = filter;
+  return new Map([...all].filter(([name]) => keep.test(name)));
 }
 
 function checkWritable(path: string): void {

@@ -43,6 +43,9 @@ async function main(argv: string[]): Promise<number> {
     .option("--filter <regex>", "only the series whose name matches")
     .option("--floor <path>", "also run this kvm-floor binary and report ratios to its series")
     .option("--rounds <n>", "repeat floor + suite this many times and report the median round (default 1)")
+    .option("--svg <file>", "also write a chart of the run beside the Wasp paper's figs. 8 and 11 (SVG)")
+    .option("--baseline <file>", "compare with an earlier --json output; exit 11 if a series regressed")
+    .option("--threshold <pct>", "with --baseline: how much worse (percent) counts as a regression (default 20)")
     .action(async (flags) => benchCommand(flags));
 
   try {
