@@ -10,6 +10,7 @@ export interface InvokeFlags {
   mem?: string;
   allow?: string;
   timeout?: string;
+  snapshot?: boolean;
   verbose?: boolean;
 }
 
@@ -28,7 +29,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const image = loadImage(imageArg);
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
-  using virtine = new Virtine(image, { memory, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
+  using virtine = new Virtine(image, { memory, timeoutMs, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
   const started = Bun.nanoseconds();
   let result;
   try {

@@ -26,6 +26,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
     .option("--allow <names>", "hypercalls to grant beyond exit, write and panic (comma-separated: time,random)")
     .option("--timeout <ms>", "deadline in milliseconds (default 10000; 0: none)")
+    .option("--no-snapshot", "ignore the guest's snapshot hypercall: every call starts at the entry")
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
 

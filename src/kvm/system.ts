@@ -40,7 +40,7 @@ export class Kvm {
   #resetState: { sregs: Uint8Array; fpu: Uint8Array } | undefined;
 
   /**
-   * The special registers and FPU state of a vCPU just after KVM_CREATE_VCPU and KVM_SET_CPUID2,
+   * The special registers and FPU state (an XSAVE area) of a vCPU just after KVM_CREATE_VCPU and KVM_SET_CPUID2,
    * read once per process from a throwaway VM: the base every boot state is built from.
    */
   vcpuResetState(): { sregs: Uint8Array; fpu: Uint8Array } {
@@ -48,7 +48,7 @@ export class Kvm {
       using vm = this.createVm();
       using vcpu = vm.createVcpu(0);
       vcpu.setCpuid(this.cpuid);
-      this.#resetState = { sregs: vcpu.getSregs(), fpu: vcpu.getFpu() };
+      this.#resetState = { sregs: vcpu.getSregs(), fpu: vcpu.getXsave() };
     }
     return this.#resetState;
   }

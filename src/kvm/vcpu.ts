@@ -5,7 +5,7 @@ import * as libc from "../../ffi/libc.ts";
 import { Errno } from "../../ffi/errno.ts";
 import {
   KVM, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, SYNC_REGS, SYNC_SREGS,
-  kvm_fpu, kvm_regs, kvm_run, kvm_sregs, exitReasonName, type RegName,
+  kvm_regs, kvm_run, kvm_sregs, kvm_xsave, exitReasonName, type RegName,
 } from "../../ffi/kvm.ts";
 import type { Vm } from "./vm.ts";
 import type { VcpuExit } from "./exit.ts";
@@ -106,14 +106,15 @@ export class Vcpu {
     libc.ioctl(this.fd, KVM.SET_SREGS, sregs, "KVM_SET_SREGS");
   }
 
-  getFpu(): Uint8Array {
-    const buf = new Uint8Array(kvm_fpu.size);
-    libc.ioctl(this.fd, KVM.GET_FPU, buf, "KVM_GET_FPU");
+  /** The x87/SSE/extended state (struct kvm_xsave). */
+  getXsave(): Uint8Array {
+    const buf = new Uint8Array(kvm_xsave.size);
+    libc.ioctl(this.fd, KVM.GET_XSAVE, buf, "KVM_GET_XSAVE");
     return buf;
   }
 
-  setFpu(fpu: Uint8Array): void {
-    libc.ioctl(this.fd, KVM.SET_FPU, fpu, "KVM_SET_FPU");
+  setXsave(xsave: Uint8Array): void {
+    libc.ioctl(this.fd, KVM.SET_XSAVE, xsave, "KVM_SET_XSAVE");
   }
 
   /** All general registers from the sync area, for reports. */

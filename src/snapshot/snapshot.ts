@@ -26,6 +26,7 @@ export class Snapshot {
   readonly populated: Uint8Array;
   readonly regs = new Uint8Array(kvm_regs.size);
   readonly sregs: Uint8Array;
+  /** x87/SSE state with MXCSR: a struct kvm_xsave */
   readonly fpu: Uint8Array;
   #closed = false;
 
@@ -89,7 +90,7 @@ export class Snapshot {
    */
   static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array): Snapshot {
     const sregs = vcpu.getSregs();
-    const s = new Snapshot("captured", basis.size, sregs, vcpu.getFpu());
+    const s = new Snapshot("captured", basis.size, sregs, vcpu.getXsave());
     try {
       for (let page = 0; page < s.populated.length; page++) {
         if (!basis.populated[page] && !dirty[page]) continue;

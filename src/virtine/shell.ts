@@ -4,6 +4,7 @@
 import { toArrayBuffer } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
 import { GuestMemory, PAGE_SIZE } from "../memory/guest-memory.ts";
+import { ABI_VERSION, INFO_MAGIC, Info, Layout } from "../hypercall/abi.ts";
 import type { Kvm } from "../kvm/system.ts";
 import type { Vm } from "../kvm/vm.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
@@ -56,7 +57,7 @@ export class Shell {
     this.mem = mem;
     this.snapshot = snapshot;
     // A new vCPU's FPU is the reset state, which an entry snapshot already has.
-    if (snapshot.kind === "captured") vcpu.setFpu(snapshot.fpu);
+    if (snapshot.kind === "captured") vcpu.setXsave(snapshot.fpu);
   }
 
   /**
@@ -72,6 +73,22 @@ export class Shell {
     // can load.
     vcpu.putSregs(snapshot.sregs);
     vcpu.markRegsDirty(true);
+  }
+
+  /** Writes the info page of a call: arguments, memory size, console bookkeeping, heap start. */
+  writeInfo(argv: readonly bigint[], imageEnd: number): void {
+    const dv = this.mem.view;
+    const at = Layout.INFO;
+    dv.setBigUint64(at + Info.MAGIC, INFO_MAGIC, true);
+    dv.setUint32(at + Info.ABI_VERSION, ABI_VERSION, true);
+    dv.setUint32(at + Info.ARGC, argv.length, true);
+    for (let i = 0; i < ARG_REGS.length; i++) dv.setBigUint64(at + Info.ARGS + i * 8, argv[i] ?? 0n, true);
+    dv.setBigUint64(at + Info.MEM_SIZE, BigInt(this.mem.size), true);
+    dv.setBigUint64(at + Info.CONSOLE_ADDR, BigInt(Layout.CONSOLE), true);
+    dv.setBigUint64(at + Info.CONSOLE_CAP, BigInt(Layout.CONSOLE_SIZE), true);
+    dv.setBigUint64(at + Info.CONSOLE_LEN, 0n, true);
+    dv.setBigUint64(at + Info.HEAP_START, BigInt(Math.ceil(imageEnd / PAGE_SIZE) * PAGE_SIZE), true);
+    this.markHostWrite(at, Info.SIZE); // so that the reset puts the snapshot's page back
   }
 
   /** Records that the host wrote guest memory at [addr, addr+len) (already bounds-checked). */
@@ -137,7 +154,7 @@ export class Shell {
       }
     }
     this.#hostDirty.length = 0;
-    this.vcpu.setFpu(this.snapshot.fpu);
+    this.vcpu.setXsave(this.snapshot.fpu);
     return restored;
   }
 

@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_run } from "../../ffi/kvm.ts";
-import { ABI_VERSION, INFO_MAGIC, Info, Layout, Port } from "../hypercall/abi.ts";
+import { Info, Layout, Port } from "../hypercall/abi.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
 import { Policy, hypercallName } from "../hypercall/policy.ts";
@@ -142,7 +142,7 @@ export class Virtine {
     const pool = this.pool;
     const shell = pool.acquire();
     this.#shell = shell;
-    writeInfo(shell.mem.view, argv, shell.mem.size, imageFootprint(this.image));
+    shell.writeInfo(argv, imageFootprint(this.image));
     shell.loadRegisters(argv);
     const ctx = this.#ctx;
     ctx.vcpu = shell.vcpu;
@@ -262,19 +262,6 @@ export class Virtine {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-function writeInfo(dv: DataView, argv: bigint[], memSize: number, imageEnd: number): void {
-  const at = Layout.INFO;
-  dv.setBigUint64(at + Info.MAGIC, INFO_MAGIC, true);
-  dv.setUint32(at + Info.ABI_VERSION, ABI_VERSION, true);
-  dv.setUint32(at + Info.ARGC, argv.length, true);
-  for (let i = 0; i < MAX_ARGS; i++) dv.setBigUint64(at + Info.ARGS + i * 8, argv[i] ?? 0n, true);
-  dv.setBigUint64(at + Info.MEM_SIZE, BigInt(memSize), true);
-  dv.setBigUint64(at + Info.CONSOLE_ADDR, BigInt(Layout.CONSOLE), true);
-  dv.setBigUint64(at + Info.CONSOLE_CAP, BigInt(Layout.CONSOLE_SIZE), true);
-  dv.setBigUint64(at + Info.CONSOLE_LEN, 0n, true);
-  dv.setBigUint64(at + Info.HEAP_START, BigInt(Math.ceil(imageEnd / 4096) * 4096), true);
 }
 
 function checkArgs(args: readonly (bigint | number)[]): bigint[] {

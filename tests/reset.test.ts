@@ -1,0 +1,182 @@
+// Pools, snapshots and reset: a call never sees anything of the call before it, and a reset puts
+// a shell back to its snapshot byte for byte.
+import { describe, expect, test } from "bun:test";
+import { Virtine } from "../src/virtine/virtine.ts";
+import { Shell } from "../src/virtine/shell.ts";
+import { Snapshot } from "../src/snapshot/snapshot.ts";
+import { parseImage } from "../src/image/image.ts";
+import { systemKvm } from "../src/kvm/system.ts";
+import { KVM_EXIT } from "../ffi/kvm.ts";
+import { X86, guest, nativeImage, wasp } from "./support.ts";
+
+const load = (name: string, opts = {}) => Virtine.fromFile(guest(name), opts);
+const idle = () => new Promise((resolve) => setImmediate(resolve));
+
+// --- a guest that leaves a secret everywhere a call can leave state, or looks for one ---------
+// rdi = 1: write rsi into memory (heap and stack), six callee-saved registers, xmm0-15, MXCSR
+//          and the x87 stack; rdi = 2: count the places where rsi is found (rax).
+const SECRET_ADDR = 0x200000;
+function secretGuest(): Uint8Array {
+  const imm32 = (v: number) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
+  const movqXmm = (n: number) => [0x66, n < 8 ? 0x48 : 0x4c, 0x0f, 0x6e, 0xc6 | ((n & 7) << 3)]; // movq xmmN, rsi
+  const movqFromXmm = (n: number) => [0x66, n < 8 ? 0x48 : 0x4c, 0x0f, 0x7e, 0xc2 | ((n & 7) << 3)]; // movq rdx, xmmN
+  const count = [0x0f, 0x94, 0xc1, 0x0f, 0xb6, 0xc9, 0x01, 0xc8]; // sete cl; movzx ecx, cl; add eax, ecx
+  const countNe = [0x0f, 0x95, 0xc1, 0x0f, 0xb6, 0xc9, 0x01, 0xc8]; // setne cl; ...
+  const regs = [[0x49, 0xf4], [0x49, 0xf5], [0x49, 0xf6], [0x49, 0xf7], [0x48, 0xf3], [0x48, 0xf5]]; // r12-r15, rbx, rbp
+  const write: number[] = [
+    0x48, 0x89, 0x34, 0x25, ...imm32(SECRET_ADDR), // mov [SECRET_ADDR], rsi
+    0x56, // push rsi (a secret on the stack)
+    ...regs.flatMap(([p, m]) => [p, 0x89, m]), // mov r, rsi
+    ...Array.from({ length: 16 }, (_, n) => movqXmm(n)).flat(),
+    0xc7, 0x04, 0x25, ...imm32(SECRET_ADDR + 0x100), ...imm32(0x7f80), // mov dword [..], 0x7f80 (round toward zero)
+    0x0f, 0xae, 0x14, 0x25, ...imm32(SECRET_ADDR + 0x100), // ldmxcsr [..]
+    0xd9, 0xe8, // fld1 (an x87 register in use)
+    ...X86.exit,
+  ];
+  const check: number[] = [
+    0x31, 0xc0, // xor eax, eax
+    ...regs.flatMap(([p, m]) => [p, 0x39, m, ...count]), // cmp r, rsi
+    0x48, 0x39, 0x34, 0x25, ...imm32(SECRET_ADDR), ...count, // cmp [SECRET_ADDR], rsi
+    0x48, 0x8b, 0x54, 0x24, 0xf8, 0x48, 0x39, 0xf2, ...count, // mov rdx, [rsp-8]; cmp rdx, rsi (the stack slot)
+    ...Array.from({ length: 16 }, (_, n) => [...movqFromXmm(n), 0x48, 0x39, 0xf2, ...count]).flat(),
+    0x0f, 0xae, 0x1c, 0x25, ...imm32(SECRET_ADDR + 0x200), // stmxcsr [..]
+    0x81, 0x3c, 0x25, ...imm32(SECRET_ADDR + 0x200), ...imm32(0x1f80), ...countNe, // MXCSR changed?
+    0xdd, 0x3c, 0x25, ...imm32(SECRET_ADDR + 0x300), // fnstsw [..]
+    0x66, 0x8b, 0x14, 0x25, ...imm32(SECRET_ADDR + 0x300), // mov dx, [..]
+    0x66, 0x81, 0xe2, 0x00, 0x38, 0x66, 0x83, 0xfa, 0x00, ...countNe, // x87 stack top moved?
+    ...X86.exit,
+  ];
+  // cmp rdi, 1; je write (rel32 over the check code)
+  const head = [0x48, 0x83, 0xff, 0x01, 0x0f, 0x84, ...imm32(check.length)];
+  return nativeImage([...head, ...check, ...write]);
+}
+
+/** Places the secret guest checks: 6 registers, heap, stack, 16 XMM, MXCSR, x87. */
+const PLACES = 6 + 1 + 1 + 16 + 1 + 1;
+const SECRET = 0x5ec2e75ec2e7n;
+
+describe("reset is proof: nothing of call N is visible to call N+1", () => {
+  test("the secret guest finds its own secret when nothing is reset (it can see)", () => {
+    // the check path run right after the write path in one VM, without the host's reset
+    const kvm = systemKvm();
+    using snap = Snapshot.entry(parseImage(secretGuest(), "secret"), 16 << 20, kvm.vcpuResetState());
+    using shell = new Shell(kvm, snap);
+    shell.loadRegisters([1n, SECRET]);
+    expect(shell.vcpu.enter()).toBe(KVM_EXIT.IO);
+    // enter the check path by hand with the registers and memory as the write path left them
+    shell.vcpu.setReg("rip", snap.regs.length > 0 ? new DataView(snap.regs.buffer).getBigUint64(16 * 8, true) : 0n);
+    shell.vcpu.setReg("rdi", 2n);
+    shell.vcpu.setReg("rsi", SECRET);
+    shell.vcpu.setReg("rsp", BigInt(16 << 20));
+    shell.vcpu.markRegsDirty(false);
+    expect(shell.vcpu.enter()).toBe(KVM_EXIT.IO);
+    expect(shell.vcpu.reg("rax")).toBe(BigInt(PLACES));
+  });
+
+  test("a second call on the same warm shell finds none of it (reset on demand)", () => {
+    using v = new Virtine(parseImage(secretGuest(), "secret"), { poolSize: 1 });
+    expect(v.invoke([1, SECRET]).value).toBe(0n);
+    expect(v.invoke([2, SECRET]).value).toBe(0n);
+    expect(v.poolStats.created).toBe(1);
+  });
+
+  test("a second call finds none of it when the shell was cleaned in idle time", async () => {
+    using v = new Virtine(parseImage(secretGuest(), "secret"), { poolSize: 1 });
+    v.invoke([1, SECRET]);
+    await idle();
+    expect(v.poolStats.cleanedIdle).toBe(1);
+    expect(v.invoke([2, SECRET]).value).toBe(0n);
+    expect(v.poolStats.created).toBe(1);
+  });
+
+  for (const strategy of ["dirty-log", "cow"] as const) {
+    test(`a reset (${strategy}) restores the snapshot exactly, byte for byte`, () => {
+      const kvm = systemKvm();
+      using snap = Snapshot.entry(readImage("writes"), 16 << 20, kvm.vcpuResetState());
+      using shell = new Shell(kvm, snap);
+      for (const k of [64, 1, 300]) {
+        shell.writeInfo([BigInt(k)], 0x200000);
+        shell.loadRegisters([BigInt(k)]);
+        expect(shell.vcpu.enter()).toBe(KVM_EXIT.IO);
+        expect(shell.vcpu.reg("rax")).toBe(BigInt(k));
+        expect(Buffer.compare(shell.mem.bytes, snap.memory)).not.toBe(0);
+        const restored = shell.reset(strategy);
+        if (strategy === "dirty-log") expect(restored).toBeGreaterThanOrEqual(k);
+        expect(Buffer.compare(shell.mem.bytes, snap.memory)).toBe(0);
+      }
+    });
+  }
+});
+
+function readImage(name: string) {
+  return parseImage(new Uint8Array(require("node:fs").readFileSync(guest(name))), name);
+}
+
+describe("pools of warm shells", () => {
+  test("calls reuse one shell; a new one is made only when none is free", () => {
+    using v = load("fib", { poolSize: 2 });
+    for (let i = 0; i < 20; i++) expect(v.invoke([10]).value).toBe(55n);
+    expect(v.poolStats.created).toBe(1);
+    expect(v.poolStats.cleaned).toBe(19);
+  });
+
+  test("ensure(n) pre-provisions shells up to the pool size", () => {
+    using v = load("noop", { poolSize: 3 });
+    v.ensure(5);
+    expect(v.pool.ready).toBe(3);
+    expect(v.poolStats.created).toBe(3);
+    v.invoke();
+    expect(v.poolStats.created).toBe(3);
+  });
+
+  test("the result is returned before the reset; the reset happens in idle time, before reuse", async () => {
+    using v = load("noop", { poolSize: 2 });
+    v.ensure(2);
+    v.invoke();
+    expect(v.pool.pending).toBe(1); // returned dirty: not cleaned on the caller's path
+    await idle();
+    expect(v.pool.pending).toBe(0);
+    expect(v.pool.ready).toBe(2);
+    expect(v.poolStats.cleanedIdle).toBe(1);
+  });
+
+  test("a pool size out of range is refused", () => {
+    expect(() => load("noop", { poolSize: 0 }).invoke()).toThrow(/pool size 0 is not between 1 and/);
+  });
+});
+
+describe("snapshots", () => {
+  test("the snapshot is captured on the first call and never overwritten by a later one", () => {
+    using v = load("snaptwice");
+    // call 1: counter 1, captured (first = 0), counter 11, the second hypercall captures nothing (1)
+    expect(v.invoke().value).toBe(1101n);
+    expect(v.snapshotTaken).toBe(true);
+    // later calls resume after the first hypercall, with the memory of that moment (counter = 1)
+    expect(v.invoke().value).toBe(1111n);
+    expect(v.invoke().value).toBe(1111n);
+  });
+
+  test("with snapshots off every call starts at the entry", () => {
+    using v = load("snaptwice", { snapshot: false });
+    expect(v.invoke().value).toBe(1100n);
+    expect(v.invoke().value).toBe(1100n);
+    expect(v.snapshotTaken).toBe(false);
+  });
+
+  test("a self-booting guest resumes after its boot: fewer exits, same results, its own arguments", () => {
+    using v = load("boot_fib", { timeoutMs: 30_000 });
+    const first = v.invoke([10]);
+    expect(first.value).toBe(55n);
+    expect(first.exits).toBe(2); // the snapshot hypercall and the exit
+    for (const [n, f] of [[20, 6765n], [0, 0n], [12, 144n]] as const) {
+      const r = v.invoke([n]);
+      expect(r.value).toBe(f);
+      expect(r.exits).toBe(1); // resumed after the snapshot: no boot, no hypercall
+    }
+  });
+
+  test("wasp invoke --no-snapshot", () => {
+    expect(wasp(["invoke", guest("snaptwice")]).stdout).toBe("1101\n");
+    expect(wasp(["invoke", guest("snaptwice"), "--no-snapshot"]).stdout).toBe("1100\n");
+  });
+});
