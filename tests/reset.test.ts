@@ -31,6 +31,7 @@ function secretGuest(): Uint8Array {
     0xc7, 0x04, 0x25, ...imm32(SECRET_ADDR + 0x100), ...imm32(0x7f80), // mov dword [..], 0x7f80 (round toward zero)
     0x0f, 0xae, 0x14, 0x25, ...imm32(SECRET_ADDR + 0x100), // ldmxcsr [..]
     0xd9, 0xe8, // fld1 (an x87 register in use)
+    0x31, 0xc0, 0x8e, 0xd8, 0x8e, 0xc0, 0x8e, 0xe0, 0x8e, 0xe8, // xor eax, eax; mov ds/es/fs/gs, ax (null selectors)
     ...X86.exit,
   ];
   const check: number[] = [
@@ -44,6 +45,7 @@ function secretGuest(): Uint8Array {
     0xdd, 0x3c, 0x25, ...imm32(SECRET_ADDR + 0x300), // fnstsw [..]
     0x66, 0x8b, 0x14, 0x25, ...imm32(SECRET_ADDR + 0x300), // mov dx, [..]
     0x66, 0x81, 0xe2, 0x00, 0x38, 0x66, 0x83, 0xfa, 0x00, ...countNe, // x87 stack top moved?
+    ...[0xda, 0xc2, 0xe2, 0xea].flatMap((m) => [0x8c, m, 0x66, 0x83, 0xfa, 0x23, ...countNe]), // mov dx, ds/es/fs/gs; cmp dx, 0x23
     ...X86.exit,
   ];
   // cmp rdi, 1; je write (rel32 over the check code)
@@ -51,8 +53,8 @@ function secretGuest(): Uint8Array {
   return nativeImage([...head, ...check, ...write]);
 }
 
-/** Places the secret guest checks: 6 registers, heap, stack, 16 XMM, MXCSR, x87. */
-const PLACES = 6 + 1 + 1 + 16 + 1 + 1;
+/** Places the secret guest checks: 6 registers, heap, stack, 16 XMM, MXCSR, x87, 4 data segment selectors. */
+const PLACES = 6 + 1 + 1 + 16 + 1 + 1 + 4;
 const SECRET = 0x5ec2e75ec2e7n;
 
 describe("reset is proof: nothing of call N is visible to call N+1", () => {

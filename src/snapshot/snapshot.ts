@@ -32,6 +32,8 @@ export class Snapshot {
 
   private constructor(
     readonly kind: SnapshotKind,
+    /** the guest runs at CPL0 or in real mode (a raw image): it can change every special register */
+    readonly privileged: boolean,
     size: number,
     sregs: Uint8Array,
     fpu: Uint8Array,
@@ -59,7 +61,7 @@ export class Snapshot {
   /** The entry state of an image: host tables (native), the image, registers at the entry point. */
   static entry(image: Image, size: number, reset: { sregs: Uint8Array; fpu: Uint8Array }): Snapshot {
     const native = image.kind === "native";
-    const s = new Snapshot("entry", size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
+    const s = new Snapshot("entry", !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
     try {
       if (native) {
         writeLongModeTables(s.memory);
@@ -90,7 +92,7 @@ export class Snapshot {
    */
   static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array): Snapshot {
     const sregs = vcpu.getSregs();
-    const s = new Snapshot("captured", basis.size, sregs, vcpu.getXsave());
+    const s = new Snapshot("captured", basis.privileged, basis.size, sregs, vcpu.getXsave());
     try {
       for (let page = 0; page < s.populated.length; page++) {
         if (!basis.populated[page] && !dirty[page]) continue;
