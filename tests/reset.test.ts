@@ -31,7 +31,9 @@ function secretGuest(): Uint8Array {
     0xc7, 0x04, 0x25, ...imm32(SECRET_ADDR + 0x100), ...imm32(0x7f80), // mov dword [..], 0x7f80 (round toward zero)
     0x0f, 0xae, 0x14, 0x25, ...imm32(SECRET_ADDR + 0x100), // ldmxcsr [..]
     0xd9, 0xe8, // fld1 (an x87 register in use)
-    0x31, 0xc0, 0x8e, 0xd8, 0x8e, 0xc0, 0x8e, 0xe0, 0x8e, 0xe8, // xor eax, eax; mov ds/es/fs/gs, ax (null selectors)
+    // flip each data segment selector between null and the user data selector 0x23:
+    // mov dx, seg; xor dx, 0x23; mov seg, dx
+    ...[0xda, 0xc2, 0xe2, 0xea].flatMap((m) => [0x8c, m, 0x66, 0x83, 0xf2, 0x23, 0x8e, m]),
     ...X86.exit,
   ];
   const check: number[] = [
@@ -45,7 +47,9 @@ function secretGuest(): Uint8Array {
     0xdd, 0x3c, 0x25, ...imm32(SECRET_ADDR + 0x300), // fnstsw [..]
     0x66, 0x8b, 0x14, 0x25, ...imm32(SECRET_ADDR + 0x300), // mov dx, [..]
     0x66, 0x81, 0xe2, 0x00, 0x38, 0x66, 0x83, 0xfa, 0x00, ...countNe, // x87 stack top moved?
-    ...[0xda, 0xc2, 0xe2, 0xea].flatMap((m) => [0x8c, m, 0x66, 0x83, 0xfa, 0x23, ...countNe]), // mov dx, ds/es/fs/gs; cmp dx, 0x23
+    // the selectors as bits 8-11 (1: not 0x23), to compare with a fresh call's:
+    // mov dx, seg; cmp dx, 0x23; setne cl; movzx ecx, cl; shl ecx, 8+i; or eax, ecx
+    ...[0xda, 0xc2, 0xe2, 0xea].flatMap((m, i) => [0x8c, m, 0x66, 0x83, 0xfa, 0x23, 0x0f, 0x95, 0xc1, 0x0f, 0xb6, 0xc9, 0xc1, 0xe1, 8 + i, 0x09, 0xc8]),
     ...X86.exit,
   ];
   // cmp rdi, 1; je write (rel32 over the check code)
@@ -53,8 +57,13 @@ function secretGuest(): Uint8Array {
   return nativeImage([...head, ...check, ...write]);
 }
 
-/** Places the secret guest checks: 6 registers, heap, stack, 16 XMM, MXCSR, x87, 4 data segment selectors. */
-const PLACES = 6 + 1 + 1 + 16 + 1 + 1 + 4;
+/** Places the secret guest checks by count (bits 0-7): 6 registers, heap, stack, 16 XMM, MXCSR, x87. */
+const PLACES = 6 + 1 + 1 + 16 + 1 + 1;
+/** What a fresh virtine's check call returns: no secret anywhere, the selectors as at entry. */
+function freshCheck(): bigint {
+  using v = new Virtine(parseImage(secretGuest(), "secret"));
+  return v.invoke([2, SECRET]).value;
+}
 const SECRET = 0x5ec2e75ec2e7n;
 
 describe("reset is proof: nothing of call N is visible to call N+1", () => {
@@ -72,22 +81,27 @@ describe("reset is proof: nothing of call N is visible to call N+1", () => {
     shell.vcpu.setReg("rsp", BigInt(16 << 20));
     shell.vcpu.markRegsDirty(false);
     expect(shell.vcpu.enter()).toBe(KVM_EXIT.IO);
-    expect(shell.vcpu.reg("rax")).toBe(BigInt(PLACES));
+    // (the selector bits are not asserted here: KVM on PVM shows a CPL3 guest null data selectors
+    // whatever it loads, so they may read as at entry)
+    expect(shell.vcpu.reg("rax") & 0xffn).toBe(BigInt(PLACES));
   });
 
   test("a second call on the same warm shell finds none of it (reset on demand)", () => {
+    const fresh = freshCheck();
+    expect(fresh & 0xffn).toBe(0n);
     using v = new Virtine(parseImage(secretGuest(), "secret"), { poolSize: 1 });
-    expect(v.invoke([1, SECRET]).value).toBe(0n);
-    expect(v.invoke([2, SECRET]).value).toBe(0n);
+    v.invoke([1, SECRET]);
+    expect(v.invoke([2, SECRET]).value).toBe(fresh);
     expect(v.poolStats.created).toBe(1);
   });
 
   test("a second call finds none of it when the shell was cleaned in idle time", async () => {
+    const fresh = freshCheck();
     using v = new Virtine(parseImage(secretGuest(), "secret"), { poolSize: 1 });
     v.invoke([1, SECRET]);
     await idle();
     expect(v.poolStats.cleanedIdle).toBe(1);
-    expect(v.invoke([2, SECRET]).value).toBe(0n);
+    expect(v.invoke([2, SECRET]).value).toBe(fresh);
     expect(v.poolStats.created).toBe(1);
   });
 
