@@ -191,3 +191,29 @@ test("wasp bench --json prints one JSON object per series with median and p99", 
     expect(l.p99).toBeGreaterThanOrEqual(l.median);
   }
 });
+
+test("wasp bench --baseline fails with status 11 when a series got slower, and --svg writes a chart", () => {
+  const current = wasp(["bench", "--json", "--runs", "20", "--filter", "^vmrun$"]);
+  expect(current.status).toBe(0);
+  const r = JSON.parse(current.stdout.trim());
+  // a baseline ten times faster than now: the current run must count as a regression
+  const fast = join(dir, "fast.json");
+  writeFileSync(fast, `${JSON.stringify({ ...r, median: r.median / 10, p99: r.p99 / 10 })}\n`);
+  const svg = join(dir, "bench.svg");
+  const slower = wasp(["bench", "--json", "--runs", "20", "--filter", "^vmrun$", "--baseline", fast, "--svg", svg]);
+  expect(slower.status).toBe(EXIT_STATUS.WASP_BENCH_REGRESSION);
+  expect(slower.stderr).toMatch(/vmrun/);
+  expect(slower.stderr).toMatch(/wasp: 1 series regressed/);
+  const chart = require("node:fs").readFileSync(svg, "utf8");
+  expect(chart.startsWith("<svg")).toBe(true);
+  expect(chart).toContain("vmrun");
+  // a baseline ten times slower: no regression
+  const slow = join(dir, "slow.json");
+  writeFileSync(slow, `${JSON.stringify({ ...r, median: r.median * 10, p99: r.p99 * 10 })}\n`);
+  expect(wasp(["bench", "--json", "--runs", "20", "--filter", "^vmrun$", "--baseline", slow]).status).toBe(0);
+  const bad = join(dir, "bad.json");
+  writeFileSync(bad, "not json\n");
+  const e = wasp(["bench", "--runs", "5", "--filter", "^vmrun$", "--baseline", bad]);
+  expect(e.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);
+  expect(e.stderr).toMatch(/^wasp: --baseline .*bad\.json, line 1/);
+});
