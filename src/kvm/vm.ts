@@ -1,5 +1,4 @@
 // A KVM virtual machine: one VM fd, its memory slots and its vCPUs.
-import { ptr } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
 import { KVM, KVM_MEM_LOG_DIRTY_PAGES, kvm_dirty_log, kvm_userspace_memory_region } from "../../ffi/kvm.ts";
 import type { Kvm } from "./system.ts";
@@ -28,12 +27,13 @@ export class Vm {
   }
 
   /**
-   * An argument for getDirtyLog: a kvm_dirty_log naming `slot` and `bitmap` (one bit per page),
-   * built once per slot so that fetching the log allocates nothing.
+   * An argument for getDirtyLog: a kvm_dirty_log naming `slot` and the bitmap (one bit per page) at
+   * host address `bitmapAddr`, which must not move (an mmap'd buffer); built once per slot so that
+   * fetching the log allocates nothing.
    */
-  dirtyLogArg(slot: number, bitmap: BigUint64Array): Uint8Array {
+  dirtyLogArg(slot: number, bitmapAddr: number): Uint8Array {
     const arg = new Uint8Array(kvm_dirty_log.size);
-    kvm_dirty_log.write(new DataView(arg.buffer), 0, { slot, dirty_bitmap: BigInt(ptr(bitmap)) });
+    kvm_dirty_log.write(new DataView(arg.buffer), 0, { slot, dirty_bitmap: bitmapAddr });
     return arg;
   }
 

@@ -21,8 +21,9 @@ export class Shell {
   readonly mem: GuestMemory;
   /** the snapshot this shell's memory is a view of */
   readonly snapshot: Snapshot;
-  /** KVM's dirty bitmap (one bit per page), in its own mapping so its address never moves */
-  readonly #bitmap: BigUint64Array;
+  /** KVM's dirty bitmap (one bit per page) lives in its own mapping, so its address never moves */
+  /** KVM's 64-bit bitmap words read as 32-bit ones (little-endian: word 2k holds pages 64k..64k+31) */
+  readonly #bitmap32: Uint32Array;
   readonly #bitmapAddr: number;
   readonly #bitmapBytes: number;
   readonly #logArg: Uint8Array;
@@ -36,7 +37,7 @@ export class Shell {
     const pages = snapshot.size / PAGE_SIZE;
     this.#bitmapBytes = Math.ceil(pages / 64) * 8;
     this.#bitmapAddr = libc.mmap(this.#bitmapBytes, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS);
-    this.#bitmap = new BigUint64Array(toArrayBuffer(this.#bitmapAddr, 0, this.#bitmapBytes));
+    this.#bitmap32 = new Uint32Array(toArrayBuffer(this.#bitmapAddr, 0, this.#bitmapBytes));
     let mem: GuestMemory | undefined;
     let vm: Vm | undefined;
     let vcpu: Vcpu | undefined;
@@ -46,7 +47,7 @@ export class Shell {
       vm.setMemoryRegion(0, 0, mem.size, mem.hostAddr, { logDirty: true });
       vcpu = vm.createVcpu(0);
       vcpu.setCpuid(kvm.cpuid);
-      this.#logArg = vm.dirtyLogArg(0, this.#bitmap);
+      this.#logArg = vm.dirtyLogArg(0, this.#bitmapAddr);
     } catch (e) {
       vcpu?.close();
       vm?.close();
@@ -108,8 +109,9 @@ export class Shell {
   takeDirtyPages(): Uint8Array {
     const out = new Uint8Array(this.snapshot.size / PAGE_SIZE);
     this.vm.getDirtyLog(this.#logArg);
-    for (let w = 0; w < this.#bitmap.length; w++) {
-      for (let bits = this.#bitmap[w], b = 0; bits !== 0n; bits >>= 1n, b++) if (bits & 1n) out[w * 64 + b] = 1;
+    const words = this.#bitmap32;
+    for (let w = 0; w < words.length; w++) {
+      for (let bits = words[w]; bits !== 0; bits &= bits - 1) out[w * 32 + 31 - Math.clz32(bits & -bits)] = 1;
     }
     for (const p of this.#hostDirty) out[p] = 1;
     this.#hostDirty.length = 0;
@@ -131,24 +133,15 @@ export class Shell {
     if (strategy === "cow") {
       this.mem.discard();
     } else {
-      const bitmap = this.#bitmap;
-      for (let w = 0; w < bitmap.length; w++) {
-        const word = bitmap[w];
-        if (word === 0n) continue;
-        // split into 32-bit halves: bit scans on numbers are far cheaper than on bigints
-        let lo = Number(word & 0xffffffffn);
-        let hi = Number(word >> 32n);
-        while (lo !== 0) {
-          const b = 31 - Math.clz32(lo & -lo);
-          lo &= lo - 1;
-          const at = (w * 64 + b) * PAGE_SIZE;
-          ram.set(golden.subarray(at, at + PAGE_SIZE), at);
-          restored++;
-        }
-        while (hi !== 0) {
-          const b = 31 - Math.clz32(hi & -hi);
-          hi &= hi - 1;
-          const at = (w * 64 + 32 + b) * PAGE_SIZE;
+      // Scan the bitmap as 32-bit numbers: a bigint per 64 pages would cost more than the copies
+      // (1024 words for 256 MiB of RAM).
+      const words = this.#bitmap32;
+      for (let w = 0; w < words.length; w++) {
+        let bits = words[w];
+        while (bits !== 0) {
+          const b = 31 - Math.clz32(bits & -bits);
+          bits &= bits - 1;
+          const at = (w * 32 + b) * PAGE_SIZE;
           ram.set(golden.subarray(at, at + PAGE_SIZE), at);
           restored++;
         }
