@@ -11,6 +11,10 @@ const PTE_P = 1n;
 const PTE_RW = 2n;
 const PTE_US = 4n;
 const PTE_PS = 0x80n;
+// Accessed and dirty, set in advance: otherwise the CPU writes them into the page tables at the
+// guest's first accesses, and every call would dirty (and the reset copy back) the table pages.
+const PTE_A = 0x20n;
+const PTE_D = 0x40n;
 
 const CR0_PE = 1n << 0n;
 const CR0_MP = 1n << 1n;
@@ -69,23 +73,24 @@ function buildTemplate(): { tables: Uint8Array; tssHead: Uint8Array } {
   const tables = new Uint8Array(Layout.INFO - Layout.PML4);
   const dv = new DataView(tables.buffer);
   const w = (addr: number, v: bigint) => dv.setBigUint64(addr - Layout.PML4, v, true);
-  w(Layout.PML4, BigInt(Layout.PDPT) | PTE_P | PTE_RW | PTE_US);
-  w(Layout.PDPT, BigInt(Layout.PD) | PTE_P | PTE_RW | PTE_US);
+  w(Layout.PML4, BigInt(Layout.PDPT) | PTE_P | PTE_RW | PTE_US | PTE_A);
+  w(Layout.PDPT, BigInt(Layout.PD) | PTE_P | PTE_RW | PTE_US | PTE_A);
   // The first 2 MiB through 4 KiB pages: page 0 absent (null pointers fault), the host's pages
   // supervisor-only, the rest user read/write.
-  w(Layout.PD, BigInt(Layout.PT) | PTE_P | PTE_RW | PTE_US);
+  w(Layout.PD, BigInt(Layout.PT) | PTE_P | PTE_RW | PTE_US | PTE_A);
   for (let i = 1; i < 512; i++) {
     const user = isHostPage(i) ? 0n : PTE_US;
-    w(Layout.PT + i * 8, BigInt(i * 4096) | PTE_P | PTE_RW | user);
+    w(Layout.PT + i * 8, BigInt(i * 4096) | PTE_P | PTE_RW | PTE_A | PTE_D | user);
   }
   // The rest of the first GiB in 2 MiB pages. Addresses past guest RAM stay mapped so that an access
   // there reaches KVM as an MMIO exit that names the address, instead of a bare page fault.
-  for (let i = 1; i < 512; i++) w(Layout.PD + i * 8, BigInt(i) * 0x200000n | PTE_P | PTE_RW | PTE_US | PTE_PS);
-  // GDT: flat segments; descriptor bits per Intel SDM vol. 3, 3.4.5.
-  w(Layout.GDT + SEL_KERNEL_CODE, 0x00af9a000000ffffn); // 64-bit code, DPL0
-  w(Layout.GDT + SEL_KERNEL_DATA, 0x00cf92000000ffffn); // data, DPL0
-  w(Layout.GDT + (SEL_USER_CODE & ~3), 0x00affa000000ffffn); // 64-bit code, DPL3
-  w(Layout.GDT + (SEL_USER_DATA & ~3), 0x00cff2000000ffffn); // data, DPL3
+  for (let i = 1; i < 512; i++) w(Layout.PD + i * 8, BigInt(i) * 0x200000n | PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_A | PTE_D);
+  // GDT: flat segments; descriptor bits per Intel SDM vol. 3, 3.4.5. The accessed bit is set in
+  // advance (type 0xb/0x3), for the same reason as the page tables' A/D bits.
+  w(Layout.GDT + SEL_KERNEL_CODE, 0x00af9b000000ffffn); // 64-bit code, DPL0
+  w(Layout.GDT + SEL_KERNEL_DATA, 0x00cf93000000ffffn); // data, DPL0
+  w(Layout.GDT + (SEL_USER_CODE & ~3), 0x00affb000000ffffn); // 64-bit code, DPL3
+  w(Layout.GDT + (SEL_USER_DATA & ~3), 0x00cff3000000ffffn); // data, DPL3
   w(Layout.GDT + SEL_TSS, tssDescriptorLow(BigInt(Layout.TSS), BigInt(TSS_SIZE - 1)));
   w(Layout.GDT + SEL_TSS + 8, BigInt(Layout.TSS) >> 32n);
   writeIdt(tables);
@@ -153,7 +158,7 @@ function writeIdt(tables: Uint8Array): void {
 export const FAULT_FRAME = { rdx: 0, rcx: 1, rbx: 2, rax: 3, vector: 4, error: 5, rip: 6, cs: 7, rflags: 8, rsp: 9, ss: 10 } as const;
 
 function tssDescriptorLow(base: bigint, limit: bigint): bigint {
-  const type = 0x89n; // present, 64-bit TSS (available)
+  const type = 0x8bn; // present, 64-bit TSS, busy (as TR is loaded)
   return (limit & 0xffffn) | ((base & 0xffffffn) << 16n) | (type << 40n) | (((limit >> 16n) & 0xfn) << 48n) | (((base >> 24n) & 0xffn) << 56n);
 }
 
