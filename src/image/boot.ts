@@ -106,6 +106,7 @@ function buildTemplate(): { tables: Uint8Array; tssHead: Uint8Array } {
 const HAS_ERROR_CODE = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
 export const IDT_VECTORS = 32;
 const IDT_STUBS = Layout.IDT + IDT_VECTORS * 16;
+
 const STUB_SIZE = 16;
 
 /**

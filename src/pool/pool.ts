@@ -28,6 +28,7 @@ export class ShellPool {
   #snapshot: Snapshot;
   readonly #kvm: Kvm;
   readonly #onCreate: (shell: Shell) => void;
+  readonly #keepsSelectors: boolean;
   readonly #clean: Shell[] = [];
   readonly #dirty: Shell[] = [];
   /** shells handed out and not yet given back */
@@ -35,7 +36,11 @@ export class ShellPool {
   #idleScheduled = false;
   #closed = false;
 
-  constructor(kvm: Kvm, snapshot: Snapshot, opts: { maxSize?: number; strategy?: ResetStrategy; onCreate?: (shell: Shell) => void } = {}) {
+  constructor(
+    kvm: Kvm,
+    snapshot: Snapshot,
+    opts: { maxSize?: number; strategy?: ResetStrategy; onCreate?: (shell: Shell) => void; selectorsVisible?: boolean } = {},
+  ) {
     const maxSize = opts.maxSize ?? DEFAULT_POOL_SIZE;
     if (!Number.isSafeInteger(maxSize) || maxSize < 1 || maxSize > MAX_POOL_SIZE) {
       throw new BadArgsError(`pool size ${maxSize} is not between 1 and ${MAX_POOL_SIZE}`);
@@ -45,6 +50,7 @@ export class ShellPool {
     this.#kvm = kvm;
     this.#snapshot = snapshot;
     this.#onCreate = opts.onCreate ?? (() => {});
+    this.#keepsSelectors = opts.selectorsVisible ?? true;
   }
 
   get snapshot(): Snapshot {
@@ -142,7 +148,7 @@ export class ShellPool {
   }
 
   #create(): Shell {
-    const shell = new Shell(this.#kvm, this.#snapshot);
+    const shell = new Shell(this.#kvm, this.#snapshot, this.#keepsSelectors);
     try {
       this.#onCreate(shell);
     } catch (e) {

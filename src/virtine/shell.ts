@@ -33,7 +33,11 @@ export class Shell {
   #sregsStale = true;
   #closed = false;
 
-  constructor(kvm: Kvm, snapshot: Snapshot) {
+  /** whether a CPL3 guest can see the data segment selectors it loads on this KVM (probe.ts) */
+  readonly #keepsSelectors: boolean;
+
+  constructor(kvm: Kvm, snapshot: Snapshot, keepsSelectors = true) {
+    this.#keepsSelectors = keepsSelectors;
     const pages = snapshot.size / PAGE_SIZE;
     this.#bitmapBytes = Math.ceil(pages / 64) * 8;
     this.#bitmapAddr = libc.mmap(this.#bitmapBytes, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS);
@@ -153,8 +157,12 @@ export class Shell {
       }
     }
     this.#hostDirty.length = 0;
+    // FPU/SSE state, always: there is no cheap way to know whether the guest touched it (CR0.TS
+    // does not trap a CPL3 guest's SSE instructions under PVM; measured).
     this.vcpu.setXsave(this.snapshot.fpu);
-    if (!this.snapshot.privileged) this.vcpu.setSregs(this.snapshot.sregs); // privileged ones reload at entry
+    // The data segment selectors are all a CPL3 guest can change in its special registers, and only
+    // where KVM lets it see what it loaded (probe.ts); privileged guests get theirs at every entry.
+    if (!this.snapshot.privileged && this.#keepsSelectors) this.vcpu.setSregs(this.snapshot.sregs);
     return restored;
   }
 

@@ -15,6 +15,7 @@ import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { BadArgsError, BadImageError, MemoryFaultError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DeadlineTimer } from "./deadline.ts";
+import { userSelectorsVisible } from "./probe.ts";
 import type { Shell, ResetStrategy } from "./shell.ts";
 import { ShellPool, type PoolStats } from "../pool/pool.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
@@ -116,7 +117,11 @@ export class Virtine {
     if (this.#closed) throw new BadArgsError("the virtine is closed");
     if (!this.#pool) {
       const snapshot = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState());
-      this.#pool = new ShellPool(this.#kvm, snapshot, { ...this.#poolOptions, onCreate: (shell) => this.#deadline.attach(shell.vcpu.fd) });
+      this.#pool = new ShellPool(this.#kvm, snapshot, {
+        ...this.#poolOptions,
+        selectorsVisible: userSelectorsVisible(this.#kvm),
+        onCreate: (shell) => this.#deadline.attach(shell.vcpu.fd),
+      });
     }
     return this.#pool;
   }
