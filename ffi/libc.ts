@@ -18,6 +18,9 @@ const lib = dlopen("libc.so.6", {
   getrlimit: { args: ["i32", "ptr"], returns: "i32" },
   setrlimit: { args: ["i32", "ptr"], returns: "i32" },
   syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64_fast" },
+  sigaction: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  // abs(3) is a pure function of one int: as a signal handler it does nothing at all
+  abs: { args: ["i32"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
 });
 
@@ -54,6 +57,18 @@ export const SIG_BLOCK = 0;
 export const SIG_UNBLOCK = 1;
 export const SIGEV_THREAD_ID = 4;
 export const CLOCK_MONOTONIC = 1;
+/**
+ * Installs a handler for `signal` that does nothing (libc's abs(3), called with the signal number
+ * and returning it), through libc's sigaction so that libc supplies the x86-64 signal trampoline.
+ * No SA_RESTART: an interrupted system call returns EINTR.
+ */
+export function ignoreByHandler(signal: number, sigactionStruct: { size: number; handler: number }): void {
+  const act = new Uint8Array(sigactionStruct.size);
+  const handler = (raw.abs as unknown as { ptr: number }).ptr;
+  new DataView(act.buffer).setBigUint64(sigactionStruct.handler, BigInt(handler), true);
+  if (raw.sigaction(signal, act, null) < 0) fail(`sigaction(${signal})`);
+}
+
 /** The kernel's sigset_t is 64 bits on x86-64. */
 export const KERNEL_SIGSET_BYTES = 8;
 

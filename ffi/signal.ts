@@ -19,3 +19,10 @@ export const itimerspec = new Struct("struct itimerspec", 32, {
 export const timespec = new Struct("struct timespec", 16, { tv_sec: [0, "u64"], tv_nsec: [8, "u64"] });
 
 export const siginfo = new Struct("siginfo_t", 128, { si_signo: [0, "u32"] });
+
+/** libc's struct sigaction (the handler is a union member in glibc and musl alike). */
+export const sigaction = new Struct("struct sigaction", 152, {
+  sa_handler: [0, "u64"],
+  sa_mask: [8, { bytes: 128 }],
+  sa_flags: [136, "u32"],
+});

@@ -73,6 +73,17 @@ describe("deadlines", () => {
     expect(timeouts + successes).toBe(400);
   });
 
+  test("a call's timer firing after the call, while the event loop sleeps, harms nothing", async () => {
+    // the timer is left armed after a call that ends in time; Bun's event loop waits with signals
+    // unblocked, so the late signal is delivered then: it must not end the process
+    using v = load("noop", { timeoutMs: 20 });
+    expect(v.invoke().value).toBe(0n);
+    await Bun.sleep(60);
+    expect(v.invoke().value).toBe(0n);
+    using spin = native(X86.spin, { timeoutMs: 30 });
+    expect(caught(() => spin.invoke()).code).toBe("WASP_TIMEOUT");
+  });
+
   test("a deadline out of range is refused", () => {
     expect(() => load("noop", { timeoutMs: -1 })).toThrow(/not between 0 \(none\) and/);
     expect(() => load("noop", { timeoutMs: Number.NaN })).toThrow(/timeout/);

@@ -4,14 +4,19 @@
 // own code. Each vCPU gets KVM_SET_SIGNAL_MASK with that signal *unblocked*: it can interrupt only
 // KVM_RUN. Before entering, a one-shot POSIX timer (timer_create with SIGEV_THREAD_ID to this
 // thread) is armed for the deadline; when it fires inside KVM_RUN, the ioctl returns EINTR, and
-// rt_sigtimedwait with a zero timeout consumes the pending signal. After the run the timer is
-// disarmed, and if it had already fired (between the guest's exit and the disarm) the signal is
-// consumed then: a late timer can never reach the next invocation.
+// rt_sigtimedwait with a zero timeout consumes the pending signal.
+//
+// The timer is not disarmed after a call that ends in time (that would cost a syscall per call):
+// arming it for the next call replaces it. A timer of an earlier call that fires in between either
+// reaches the do-nothing handler (while the event loop waits with signals unblocked) or stays
+// pending; then it makes the next KVM_RUN return EINTR at once, and the run loop, finding the
+// *current* deadline not reached (`expired`), consumes it and goes on. A late timer can therefore
+// never end the wrong invocation. The deadline itself is judged by the clock, not by the signal.
 import { ptr } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
 import { Errno } from "../../ffi/errno.ts";
 import { KVM, kvm_signal_mask } from "../../ffi/kvm.ts";
-import { itimerspec, sigevent } from "../../ffi/signal.ts";
+import { sigaction, sigevent } from "../../ffi/signal.ts";
 
 /**
  * SIGRTMIN+8 in glibc's numbering (the kernel's 42). Bun and JavaScriptCore catch SIGPWR and SIGSYS
@@ -26,14 +31,18 @@ export class DeadlineTimer {
   /** the signal mask every vCPU of this thread runs with: the thread's own, minus the deadline signal */
   readonly #vcpuMask: Uint8Array;
   readonly #arm = new BigInt64Array(4);
-  readonly #old = new BigInt64Array(4);
   readonly #zero = new BigInt64Array(4);
+  /** performance.now() at which the current call's deadline passes (Infinity: none) */
+  #expiresAt = Number.POSITIVE_INFINITY;
   readonly #set = new BigUint64Array([SIGNAL_BIT]);
   readonly #noWait = new BigInt64Array(2);
-  #armed = false;
 
   private constructor() {
     this.tid = libc.gettid();
+    // A handler that does nothing, so that the signal can never end the process: Bun's event loop
+    // waits with all signals unblocked (epoll_pwait with an empty mask — measured: a timer firing
+    // while the loop slept killed the process), and there a late timer's signal is delivered.
+    libc.ignoreByHandler(DEADLINE_SIGNAL, { size: sigaction.size, handler: sigaction.off("sa_handler") });
     const set = new BigUint64Array([SIGNAL_BIT]);
     const old = new BigUint64Array(1);
     libc.syscall(libc.SYS.rt_sigprocmask, "rt_sigprocmask", libc.SIG_BLOCK, ptr(set), ptr(old), libc.KERNEL_SIGSET_BYTES);
@@ -62,24 +71,32 @@ export class DeadlineTimer {
     libc.ioctl(vcpuFd, KVM.SET_SIGNAL_MASK, this.#vcpuMask, "KVM_SET_SIGNAL_MASK");
   }
 
-  /** Arms the timer to fire `ms` milliseconds from now (ms > 0). */
-  arm(ms: number): void {
+  /** Starts a call's deadline: the timer fires `ms` milliseconds from now; 0 means no deadline. */
+  start(ms: number): void {
+    if (ms <= 0) {
+      this.#expiresAt = Number.POSITIVE_INFINITY;
+      return;
+    }
     const ns = BigInt(Math.max(1, Math.round(ms * 1e6)));
     this.#arm[2] = ns / 1_000_000_000n;
     this.#arm[3] = ns % 1_000_000_000n;
+    this.#expiresAt = performance.now() + ms;
     libc.syscall(libc.SYS.timer_settime, "timer_settime", this.#timerId, 0, ptr(this.#arm), 0);
-    this.#armed = true;
   }
 
   /**
-   * Disarms the timer. If it had fired already (its remaining time reads zero), consumes the
-   * pending signal so that it cannot interrupt a later run.
+   * Whether the current call's deadline has passed. The timer and performance.now() both follow
+   * CLOCK_MONOTONIC; the 50 µs of slack covers their rounding.
    */
-  disarm(): void {
-    if (!this.#armed) return;
-    this.#armed = false;
-    libc.syscall(libc.SYS.timer_settime, "timer_settime", this.#timerId, 0, ptr(this.#zero), ptr(this.#old));
-    if (this.#old[2] === 0n && this.#old[3] === 0n) this.consume();
+  expired(): boolean {
+    return performance.now() >= this.#expiresAt - 0.05;
+  }
+
+  /** Disarms the timer (when the thread stops running virtines) and drops a pending signal. */
+  stop(): void {
+    this.#expiresAt = Number.POSITIVE_INFINITY;
+    libc.syscall(libc.SYS.timer_settime, "timer_settime", this.#timerId, 0, ptr(this.#zero), 0);
+    this.consume();
   }
 
   /** Consumes a pending deadline signal; true if there was one (the deadline has passed). */

@@ -153,7 +153,7 @@ export class Virtine {
     ctx.vcpu = shell.vcpu;
     ctx.mem = shell.mem;
     ctx.exitValue = undefined;
-    if (this.timeoutMs > 0) this.#deadline.arm(this.timeoutMs);
+    this.#deadline.start(this.timeoutMs);
     try {
       const { value, exits } = this.#run(shell, ctx);
       if (this.image.kind === "native") this.#collectConsole(shell);
@@ -165,8 +165,6 @@ export class Virtine {
       // A shell whose run ended in an error may hold any state: it is discarded, never reused.
       this.#finish(pool, shell, false);
       throw e;
-    } finally {
-      this.#deadline.disarm();
     }
   }
 
@@ -223,8 +221,10 @@ export class Virtine {
       }
       if (reason === KVM_EXIT.HLT) return { value: vcpu.reg("rax"), exits };
       if (reason === EXIT_INTERRUPTED) {
-        // the deadline signal, or another signal meant for this thread (then: run on)
-        if (this.#deadline.consume()) throw new TimeoutError(this.timeoutMs);
+        // this call's deadline; or a late timer of an earlier call, or another signal for this
+        // thread: then run on
+        this.#deadline.consume();
+        if (this.#deadline.expired()) throw new TimeoutError(this.timeoutMs);
         continue;
       }
       throw guestFault(vcpu, reason);
