@@ -9,7 +9,7 @@ import { KVM_EXIT } from "../../ffi/kvm.ts";
 import { Port } from "../hypercall/abi.ts";
 import { MIB, imageFootprint } from "../image/image.ts";
 import { summarize, timeAsync, timeSync, type SeriesResult } from "./stats.ts";
-import { PAPER_SERIES } from "./paper.ts";
+import { PAPER_SERIES, exitImage } from "./paper.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -32,7 +32,7 @@ const SERIES: Series[] = [
     name: "create",
     defaultRuns: 200,
     async run(runs) {
-      const noop = image("noop");
+      const noop = exitImage();
       return summarize("create", "us", timeSync(runs, 5, () => {
         using v = new Virtine(noop);
         v.invoke();
@@ -45,7 +45,7 @@ const SERIES: Series[] = [
     name: "vmrun",
     defaultRuns: 1000,
     async run(runs) {
-      const noop = image("noop");
+      const noop = exitImage();
       const kvm = systemKvm();
       using snap = Snapshot.entry(noop, 16 * MIB, kvm.vcpuResetState());
       using shell = new Shell(kvm, snap);
