@@ -3,7 +3,7 @@
 // `raw` exposes the unchecked symbols for hot paths (the run loop) that inspect errors themselves.
 import { dlopen, read, type Pointer } from "bun:ffi";
 import { SyscallError } from "./errors.ts";
-import { errnoName } from "./errno.ts";
+import { Errno, errnoName } from "./errno.ts";
 
 const lib = dlopen("libc.so.6", {
   open: { args: ["cstring", "i32", "u32"], returns: "i32" },
@@ -87,11 +87,17 @@ export function close(fd: number): void {
   if (raw.close(fd) < 0) fail("close");
 }
 
-/** ioctl with an integer or pointer argument; `name` is the request's name for the error. */
+/**
+ * ioctl with an integer or pointer argument; `name` is the request's name for the error. A call
+ * interrupted by a signal (EINTR: a profiler's, or any other the process catches) is retried;
+ * KVM_RUN, whose EINTR means something, goes through `raw` instead.
+ */
 export function ioctl(fd: number, request: number, arg: number | NodeJS.TypedArray, name: string): number {
-  const r = raw.ioctl(fd, request, arg);
-  if (r < 0) fail(`ioctl(${name})`);
-  return r;
+  for (;;) {
+    const r = raw.ioctl(fd, request, arg);
+    if (r >= 0) return r;
+    if (errno() !== Errno.EINTR) fail(`ioctl(${name})`);
+  }
 }
 
 export function mmap(length: number, prot: number, flags: number, fd = -1, offset = 0, addr = 0): number {

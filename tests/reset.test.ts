@@ -8,6 +8,7 @@ import { parseImage } from "../src/image/image.ts";
 import { systemKvm } from "../src/kvm/system.ts";
 import { userSelectorsVisible } from "../src/virtine/probe.ts";
 import { KVM_EXIT } from "../ffi/kvm.ts";
+import { Layout } from "../src/hypercall/abi.ts";
 import { X86, guest, nativeImage, wasp } from "./support.ts";
 
 const load = (name: string, opts = {}) => Virtine.fromFile(guest(name), opts);
@@ -76,7 +77,8 @@ describe("reset is proof: nothing of call N is visible to call N+1", () => {
     shell.loadRegisters([1n, SECRET]);
     expect(shell.vcpu.enter()).toBe(KVM_EXIT.IO);
     // enter the check path by hand with the registers and memory as the write path left them
-    shell.vcpu.setReg("rip", snap.regs.length > 0 ? new DataView(snap.regs.buffer).getBigUint64(16 * 8, true) : 0n);
+    // straight at the image's entry, past the trampoline (which would reset the FPU/SSE state)
+    shell.vcpu.setReg("rip", BigInt(Layout.NATIVE_LOAD + 80));
     shell.vcpu.setReg("rdi", 2n);
     shell.vcpu.setReg("rsi", SECRET);
     shell.vcpu.setReg("rsp", BigInt(16 << 20));
@@ -190,6 +192,27 @@ describe("snapshots", () => {
     // later calls resume after the first hypercall, with the memory of that moment (counter = 1)
     expect(v.invoke().value).toBe(1111n);
     expect(v.invoke().value).toBe(1111n);
+  });
+
+  test("a captured snapshot's FPU/SSE state is what every later call resumes with", () => {
+    const code = [
+      0x66, 0x48, 0x0f, 0x6e, 0xc6, // movq xmm0, rsi (the first call's second argument)
+      ...X86.movRax(5), ...X86.hypercall, // snapshot
+      0x66, 0x48, 0x0f, 0x7e, 0xc2, // movq rdx, xmm0
+      0x66, 0x48, 0x0f, 0x6e, 0xc7, // movq xmm0, rdi (dirty it)
+      0x48, 0x89, 0xd0, // mov rax, rdx
+      ...X86.exit,
+    ];
+    using v = new Virtine(parseImage(nativeImage(code), "fpu-snapshot"), { poolSize: 1 });
+    expect(v.invoke([0x9999, 0x1234]).value).toBe(0x1234n);
+    expect(v.snapshotTaken).toBe(true);
+    expect(v.invoke([0x7777, 0x5555]).value).toBe(0x1234n);
+    expect(v.invoke([0x7777, 0x5555]).value).toBe(0x1234n);
+  });
+
+  test("the entry trampoline is read-only for the guest", () => {
+    using v = new Virtine(parseImage(nativeImage([...X86.writeAt(Layout.TRAMPOLINE), ...X86.exit]), "tramp"));
+    expect(() => v.invoke()).toThrow(/page fault \(#PF, vector 14\) on a write to 0x1c000 \(protection violation\)/);
   });
 
   test("with snapshots off every call starts at the entry", () => {

@@ -83,7 +83,8 @@ pub const Layout = struct {
     pub const CONSOLE_SIZE = 0x10000;
     pub const TSS = 0x18000;
     pub const FAULT_STACK_TOP = 0x1c000;
-    pub const HOST_END = 0x1c000;
+    pub const TRAMPOLINE = 0x1c000;
+    pub const HOST_END = 0x1d000;
     pub const NATIVE_LOAD = 0x100000;
     pub const MAPPED = 0x40000000;
 };

@@ -31,7 +31,8 @@ export type HypercallName = (typeof Hypercalls)[number]["name"];
 
 /**
  * Fixed guest-physical layout (identity-mapped for native images). Pages 1-6 and 0x18-0x1b hold
- * host-built structures and are supervisor-only in the page tables, so a CPL3 guest cannot rewrite them.
+ * host-built structures and are supervisor-only in the page tables, so a CPL3 guest cannot rewrite
+ * them; page 0x1c (the entry trampoline) is user read-only.
  */
 export const Layout = {
   /** page 0 is not present: a null dereference faults */
@@ -53,8 +54,13 @@ export const Layout = {
   TSS: 0x18000,
   /** the stack the CPU switches to when a CPL3 guest takes an exception (TSS.RSP0) */
   FAULT_STACK_TOP: 0x1c000,
+  /**
+   * the entry trampoline: host code the guest runs first, at CPL3, to load the snapshot's FPU/SSE
+   * state (FXRSTOR) and jump to the real entry — read-only and executable for the guest
+   */
+  TRAMPOLINE: 0x1c000,
   /** end of the host's pages */
-  HOST_END: 0x1c000,
+  HOST_END: 0x1d000,
   /** native images are loaded at 1 MiB */
   NATIVE_LOAD: 0x100000,
   /** how far the identity map reaches: 1 GiB in 2 MiB pages (beyond guest RAM: MMIO exits) */

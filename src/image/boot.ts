@@ -51,7 +51,7 @@ const TSS_SIZE = TSS_BASE_SIZE + IO_BITMAP_BYTES + 1;
 /** Pages only the host (CPL0) may touch: page tables, GDT, IDT (pages 1-6) and TSS + fault stack. */
 function isHostPage(page: number): boolean {
   const addr = page * 4096;
-  return (addr >= Layout.PML4 && addr < Layout.INFO) || (addr >= Layout.TSS && addr < Layout.HOST_END);
+  return (addr >= Layout.PML4 && addr < Layout.INFO) || (addr >= Layout.TSS && addr < Layout.TRAMPOLINE);
 }
 
 /**
@@ -79,8 +79,8 @@ function buildTemplate(): { tables: Uint8Array; tssHead: Uint8Array } {
   // supervisor-only, the rest user read/write.
   w(Layout.PD, BigInt(Layout.PT) | PTE_P | PTE_RW | PTE_US | PTE_A);
   for (let i = 1; i < 512; i++) {
-    const user = isHostPage(i) ? 0n : PTE_US;
-    w(Layout.PT + i * 8, BigInt(i * 4096) | PTE_P | PTE_RW | PTE_A | PTE_D | user);
+    const access = isHostPage(i) ? PTE_RW : i * 4096 === Layout.TRAMPOLINE ? PTE_US : PTE_RW | PTE_US;
+    w(Layout.PT + i * 8, BigInt(i * 4096) | PTE_P | PTE_A | PTE_D | access);
   }
   // The rest of the first GiB in 2 MiB pages. Addresses past guest RAM stay mapped so that an access
   // there reaches KVM as an MMIO exit that names the address, instead of a bare page fault.
@@ -194,4 +194,31 @@ export function realModeSregs(resetState: Uint8Array): Uint8Array {
     kvm_segment.write(dv, kvm_sregs.off(seg), { base: 0, selector: 0, limit: 0xffff });
   }
   return sregs;
+}
+
+/** Where in the trampoline page the jump target and the FXSAVE image sit. */
+const TRAMPOLINE_TARGET = Layout.TRAMPOLINE + 0x40;
+const TRAMPOLINE_FX = Layout.TRAMPOLINE + 0x100; // FXRSTOR needs 16-byte alignment
+/** The legacy (FXSAVE) part of an XSAVE area: x87, MXCSR, XMM0-15. */
+const FXSAVE_BYTES = 512;
+
+/**
+ * Writes the entry trampoline of a CPL3 guest: `fxrstor64 [fx]` loads the FPU/SSE state `xsave`
+ * (its legacy part: the guest cannot enable more, CR4.OSXSAVE is off), then `jmp [target]` goes to
+ * `target` with every general register untouched. Starting each call here resets the FPU/SSE state
+ * natively, in the guest, instead of by a KVM_SET_XSAVE ioctl (~5 µs here) per reset.
+ */
+export function writeTrampoline(ram: Uint8Array, target: bigint, xsave: Uint8Array): void {
+  const t = Layout.TRAMPOLINE;
+  const fx = TRAMPOLINE_FX;
+  const code = [
+    0x48, 0x0f, 0xae, 0x0c, 0x25, fx & 0xff, (fx >> 8) & 0xff, (fx >> 16) & 0xff, (fx >>> 24) & 0xff, // fxrstor64 [fx]
+    0xff, 0x25, // jmp qword [rip + disp32]
+  ];
+  const disp = TRAMPOLINE_TARGET - (t + code.length + 4);
+  code.push(disp & 0xff, (disp >> 8) & 0xff, (disp >> 16) & 0xff, (disp >>> 24) & 0xff);
+  ram.fill(0xcc, t, t + 0x40);
+  ram.set(code, t);
+  new DataView(ram.buffer, ram.byteOffset).setBigUint64(TRAMPOLINE_TARGET, target, true);
+  ram.set(xsave.subarray(0, FXSAVE_BYTES), fx);
 }

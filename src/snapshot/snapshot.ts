@@ -9,7 +9,7 @@ import * as libc from "../../ffi/libc.ts";
 import { kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout, Port } from "../hypercall/abi.ts";
 import { PAGE_SIZE } from "../memory/guest-memory.ts";
-import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, realModeSregs, writeLongModeTables } from "../image/boot.ts";
+import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, realModeSregs, writeLongModeTables, writeTrampoline } from "../image/boot.ts";
 import type { Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import { GuestFaultError } from "../errors.ts";
@@ -65,6 +65,7 @@ export class Snapshot {
     try {
       if (native) {
         writeLongModeTables(s.memory);
+        writeTrampoline(s.memory, image.header.entry, s.fpu);
         s.#markRange(Layout.PML4, Layout.INFO - Layout.PML4);
         s.#markRange(Layout.TSS, Layout.HOST_END - Layout.TSS);
       }
@@ -74,7 +75,7 @@ export class Snapshot {
       s.#markRange(Layout.INFO, PAGE_SIZE);
       const dv = new DataView(s.regs.buffer);
       if (native) {
-        kvm_regs.write(dv, 0, { rip: image.header.entry, rsp: BigInt(size), rflags: RFLAGS_NATIVE });
+        kvm_regs.write(dv, 0, { rip: Layout.TRAMPOLINE, rsp: BigInt(size), rflags: RFLAGS_NATIVE });
       } else {
         kvm_regs.write(dv, 0, { rip: Layout.RAW_LOAD, rsp: Layout.RAW_LOAD, rflags: RFLAGS_REAL });
       }
@@ -106,8 +107,16 @@ export class Snapshot {
       const dv = new DataView(s.regs.buffer);
       const rip = dv.getBigUint64(kvm_regs.off("rip"), true);
       const csBase = new DataView(sregs.buffer).getBigUint64(kvm_sregs.off("cs") + kvm_segment.off("base"), true);
-      dv.setBigUint64(kvm_regs.off("rip"), rip + BigInt(outLength(guestRam, csBase + rip)), true);
+      const resume = rip + BigInt(outLength(guestRam, csBase + rip));
       dv.setBigUint64(kvm_regs.off("rax"), 1n, true);
+      if (basis.privileged) {
+        dv.setBigUint64(kvm_regs.off("rip"), resume, true);
+      } else {
+        // resume through the trampoline, which loads the captured FPU/SSE state first
+        writeTrampoline(s.memory, resume, s.fpu);
+        s.populated[Layout.TRAMPOLINE / PAGE_SIZE] = 1;
+        dv.setBigUint64(kvm_regs.off("rip"), BigInt(Layout.TRAMPOLINE), true);
+      }
       return s;
     } catch (e) {
       s.close();

@@ -63,8 +63,9 @@ export class Shell {
     this.vcpu = vcpu;
     this.mem = mem;
     this.snapshot = snapshot;
-    // A new vCPU's FPU is the reset state, which an entry snapshot already has.
-    if (snapshot.kind === "captured") vcpu.setXsave(snapshot.fpu);
+    // A new vCPU's FPU is the reset state, which an entry snapshot already has; a CPL3 guest's
+    // trampoline loads a captured one at every entry.
+    if (snapshot.kind === "captured" && snapshot.privileged) vcpu.setXsave(snapshot.fpu);
   }
 
   /**
@@ -157,9 +158,11 @@ export class Shell {
       }
     }
     this.#hostDirty.length = 0;
-    // FPU/SSE state, always: there is no cheap way to know whether the guest touched it (CR0.TS
-    // does not trap a CPL3 guest's SSE instructions under PVM; measured).
-    this.vcpu.setXsave(this.snapshot.fpu);
+    // FPU/SSE state: a CPL3 guest starts every call in the entry trampoline, which loads the
+    // snapshot's state itself (image/boot.ts, writeTrampoline); privileged guests get it here.
+    // (Knowing whether the guest touched it is not cheap: CR0.TS does not trap a CPL3 guest's SSE
+    // instructions under PVM; measured.)
+    if (this.snapshot.privileged) this.vcpu.setXsave(this.snapshot.fpu);
     // The data segment selectors are all a CPL3 guest can change in its special registers, and only
     // where KVM lets it see what it loaded (probe.ts); privileged guests get theirs at every entry.
     if (!this.snapshot.privileged && this.#keepsSelectors) this.vcpu.setSregs(this.snapshot.sregs);
