@@ -15,6 +15,7 @@ const lib = dlopen("libc.so.6", {
   madvise: { args: ["u64", "u64", "i32"], returns: "i32" },
   memfd_create: { args: ["cstring", "u32"], returns: "i32" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
+  pwrite: { args: ["i32", "ptr", "u64", "i64"], returns: "i64_fast" },
   getrlimit: { args: ["i32", "ptr"], returns: "i32" },
   setrlimit: { args: ["i32", "ptr"], returns: "i32" },
   syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64_fast" },
@@ -119,6 +120,19 @@ export function memfdCreate(name: string): number {
   const fd = raw.memfd_create(cstr(name), MFD_CLOEXEC);
   if (fd < 0) fail("memfd_create");
   return fd;
+}
+
+/** Writes all of `data` at `offset` of a file (looping over short writes, retrying EINTR). */
+export function pwrite(fd: number, data: Uint8Array, offset: number): void {
+  let done = 0;
+  while (done < data.length) {
+    const n = raw.pwrite(fd, data.subarray(done), data.length - done, offset + done) as number;
+    if (n < 0) {
+      if (errno() === Errno.EINTR) continue;
+      fail("pwrite");
+    }
+    done += n;
+  }
 }
 
 export function ftruncate(fd: number, length: number): void {

@@ -55,15 +55,17 @@ function isHostPage(page: number): boolean {
 }
 
 /**
- * Writes the identity page tables, GDT and TSS of host-built long mode into guest RAM: a copy of
- * a template built once per process (the I/O bitmap's zero pages are left untouched: fresh RAM
- * is zero, and an untouched page costs nothing).
+ * The identity page tables, GDT, IDT and TSS of host-built long mode, as (guest address, bytes)
+ * pieces of a template built once per process; the I/O bitmap's zero pages are left out (a fresh
+ * memfd reads as zero, and an untouched page costs nothing).
  */
-export function writeLongModeTables(ram: Uint8Array): void {
+export function longModeTablePieces(): [number, Uint8Array][] {
   const t = (template ??= buildTemplate());
-  ram.set(t.tables, Layout.PML4);
-  ram.set(t.tssHead, Layout.TSS);
-  ram.set(TSS_END, Layout.TSS + TSS_BASE_SIZE + IO_BITMAP_BYTES);
+  return [
+    [Layout.PML4, t.tables],
+    [Layout.TSS, t.tssHead],
+    [Layout.TSS + TSS_BASE_SIZE + IO_BITMAP_BYTES, TSS_END],
+  ];
 }
 
 const TSS_END = new Uint8Array([0xff]); // the byte after the I/O bitmap must have all bits set
@@ -163,8 +165,25 @@ function tssDescriptorLow(base: bigint, limit: bigint): bigint {
   return (limit & 0xffffn) | ((base & 0xffffffn) << 16n) | (type << 40n) | (((limit >> 16n) & 0xfn) << 48n) | (((base >> 24n) & 0xffn) << 56n);
 }
 
-/** The special registers of host-built CPL3 long mode, starting from a vCPU's reset state. */
+const sregsCache = new WeakMap<Uint8Array, { long?: Uint8Array; real?: Uint8Array }>();
+
+/** The special registers of host-built CPL3 long mode, starting from a vCPU's reset state (cached). */
 export function longModeSregs(resetState: Uint8Array): Uint8Array {
+  const c = sregsCache.get(resetState) ?? {};
+  sregsCache.set(resetState, c);
+  c.long ??= buildLongModeSregs(resetState);
+  return c.long;
+}
+
+/** Real mode with every segment at base 0 (the reset state has CS at 0xffff0000); cached. */
+export function realModeSregs(resetState: Uint8Array): Uint8Array {
+  const c = sregsCache.get(resetState) ?? {};
+  sregsCache.set(resetState, c);
+  c.real ??= buildRealModeSregs(resetState);
+  return c.real;
+}
+
+function buildLongModeSregs(resetState: Uint8Array): Uint8Array {
   const sregs = resetState.slice();
   const dv = new DataView(sregs.buffer);
   const code = { base: 0, limit: 0xffffffff, selector: SEL_USER_CODE, type: 11, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0 };
@@ -186,8 +205,7 @@ export function longModeSregs(resetState: Uint8Array): Uint8Array {
   return sregs;
 }
 
-/** Real mode with every segment at base 0 (the reset state has CS at 0xffff0000). */
-export function realModeSregs(resetState: Uint8Array): Uint8Array {
+function buildRealModeSregs(resetState: Uint8Array): Uint8Array {
   const sregs = resetState.slice();
   const dv = new DataView(sregs.buffer);
   for (const seg of ["cs", "ds", "es", "fs", "gs", "ss"] as const) {
@@ -208,7 +226,19 @@ const FXSAVE_BYTES = 512;
  * `target` with every general register untouched. Starting each call here resets the FPU/SSE state
  * natively, in the guest, instead of by a KVM_SET_XSAVE ioctl (~5 µs here) per reset.
  */
+/** The trampoline page alone (see writeTrampoline), for writing into a file with pwrite. */
+export function trampolinePage(target: bigint, xsave: Uint8Array): Uint8Array {
+  const page = new Uint8Array(4096);
+  fillTrampoline(page, 0, target, xsave);
+  return page;
+}
+
 export function writeTrampoline(ram: Uint8Array, target: bigint, xsave: Uint8Array): void {
+  fillTrampoline(ram, Layout.TRAMPOLINE, target, xsave);
+}
+
+/** Writes the trampoline page's contents at `base` of `buf` (guest addresses in the code stay absolute). */
+function fillTrampoline(buf: Uint8Array, base: number, target: bigint, xsave: Uint8Array): void {
   const t = Layout.TRAMPOLINE;
   const fx = TRAMPOLINE_FX;
   const code = [
@@ -217,8 +247,9 @@ export function writeTrampoline(ram: Uint8Array, target: bigint, xsave: Uint8Arr
   ];
   const disp = TRAMPOLINE_TARGET - (t + code.length + 4);
   code.push(disp & 0xff, (disp >> 8) & 0xff, (disp >> 16) & 0xff, (disp >>> 24) & 0xff);
-  ram.fill(0xcc, t, t + 0x40);
-  ram.set(code, t);
-  new DataView(ram.buffer, ram.byteOffset).setBigUint64(TRAMPOLINE_TARGET, target, true);
-  ram.set(xsave.subarray(0, FXSAVE_BYTES), fx);
+  const at = (addr: number) => base + addr - t;
+  buf.fill(0xcc, at(t), at(t + 0x40));
+  buf.set(code, at(t));
+  new DataView(buf.buffer, buf.byteOffset).setBigUint64(at(TRAMPOLINE_TARGET), target, true);
+  buf.set(xsave.subarray(0, FXSAVE_BYTES), at(fx));
 }

@@ -9,7 +9,7 @@ import * as libc from "../../ffi/libc.ts";
 import { kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout, Port } from "../hypercall/abi.ts";
 import { PAGE_SIZE } from "../memory/guest-memory.ts";
-import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, realModeSregs, writeLongModeTables, writeTrampoline } from "../image/boot.ts";
+import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, longModeTablePieces, realModeSregs, trampolinePage, writeTrampoline } from "../image/boot.ts";
 import type { Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import { GuestFaultError } from "../errors.ts";
@@ -63,13 +63,15 @@ export class Snapshot {
     const native = image.kind === "native";
     const s = new Snapshot("entry", !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
     try {
+      // Written with pwrite rather than through the mapping: no page faults in this process (each
+      // costs ~10-20 µs under nested paging); the mapping is read only by resets, later.
       if (native) {
-        writeLongModeTables(s.memory);
-        writeTrampoline(s.memory, image.header.entry, s.fpu);
+        for (const [at, bytes] of longModeTablePieces()) libc.pwrite(s.fd, bytes, at);
+        libc.pwrite(s.fd, trampolinePage(image.header.entry, s.fpu), Layout.TRAMPOLINE);
         s.#markRange(Layout.PML4, Layout.INFO - Layout.PML4);
         s.#markRange(Layout.TSS, Layout.HOST_END - Layout.TSS);
       }
-      s.memory.set(image.bytes, image.loadAddr);
+      libc.pwrite(s.fd, image.bytes, image.loadAddr);
       s.#markRange(image.loadAddr, image.bytes.length);
       // bss is zero in a fresh memfd; the info page is written at every call
       s.#markRange(Layout.INFO, PAGE_SIZE);
