@@ -112,7 +112,7 @@ describe("reset is proof: nothing of call N is visible to call N+1", () => {
     // forced on (this machine's KVM hides them, see src/virtine/probe.ts): the secret is still gone
     const kvm = systemKvm();
     using snap = Snapshot.entry(parseImage(secretGuest(), "secret"), 16 << 20, kvm.vcpuResetState());
-    using shell = new Shell(kvm, snap, true);
+    using shell = new Shell(kvm, snap, { selectorsVisible: true });
     shell.writeInfo([1n, SECRET], 0x200000);
     shell.loadRegisters([1n, SECRET]);
     expect(shell.vcpu.enter()).toBe(KVM_EXIT.IO);
@@ -234,8 +234,16 @@ describe("snapshots", () => {
     }
   });
 
-  test("wasp invoke --no-snapshot", () => {
-    expect(wasp(["invoke", guest("snaptwice")]).stdout).toBe("1101\n");
+  test("wasp invoke: one call per process, so the snapshot hypercall captures nothing (and --no-snapshot agrees)", () => {
+    // the CLI's single call runs one-shot: no later call could resume from a capture
+    expect(wasp(["invoke", guest("snaptwice")]).stdout).toBe("1100\n");
     expect(wasp(["invoke", guest("snaptwice"), "--no-snapshot"]).stdout).toBe("1100\n");
+  });
+
+  test("a one-shot virtine starts every call in a new VM at the entry state", () => {
+    using v = load("snaptwice", { oneShot: true });
+    expect(v.invoke().value).toBe(1100n);
+    expect(v.invoke().value).toBe(1100n);
+    expect(v.snapshotTaken).toBe(false);
   });
 });

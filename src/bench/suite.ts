@@ -34,7 +34,7 @@ const SERIES: Series[] = [
     async run(runs) {
       const noop = exitImage();
       return summarize("create", "us", timeSync(runs, 5, () => {
-        using v = new Virtine(noop);
+        using v = new Virtine(noop, { oneShot: true });
         v.invoke();
       }));
     },
@@ -48,7 +48,7 @@ const SERIES: Series[] = [
       const noop = exitImage();
       const kvm = systemKvm();
       using snap = Snapshot.entry(noop, 16 * MIB, kvm.vcpuResetState());
-      using shell = new Shell(kvm, snap);
+      using shell = new Shell(kvm, snap, { oneShot: true }); // no dirty log: kvm-floor's vmrun has none
       return summarize("vmrun", "us", timeSync(runs, 20, () => {
         shell.mem.write(noop.loadAddr, noop.bytes);
         shell.writeInfo([], imageFootprint(noop));

@@ -29,7 +29,8 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const image = loadImage(imageArg);
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
-  using virtine = new Virtine(image, { memory, timeoutMs, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
+  // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
+  using virtine = new Virtine(image, { memory, timeoutMs, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
   const started = Bun.nanoseconds();
   let result;
   try {

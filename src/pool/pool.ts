@@ -148,7 +148,7 @@ export class ShellPool {
   }
 
   #create(): Shell {
-    const shell = new Shell(this.#kvm, this.#snapshot, this.#keepsSelectors);
+    const shell = new Shell(this.#kvm, this.#snapshot, { selectorsVisible: this.#keepsSelectors });
     try {
       this.#onCreate(shell);
     } catch (e) {

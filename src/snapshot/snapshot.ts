@@ -3,7 +3,9 @@
 // loaded, the host's tables written, registers at the entry point); a guest that makes the
 // `snapshot` hypercall replaces it, once, with a *captured* state taken at that point, so that later
 // calls skip its initialization. Memory lives in a memfd: shells map it MAP_PRIVATE (copy-on-write),
-// so their unmodified pages are the snapshot's own, shared.
+// so their unmodified pages are the snapshot's own, shared. An entry state's memfd is made only
+// when a pooled shell first needs it: a one-shot shell writes the few populated pieces (host
+// tables, trampoline, image) straight into anonymous memory instead.
 import { toArrayBuffer } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
 import { kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
@@ -17,11 +19,12 @@ import { GuestFaultError } from "../errors.ts";
 export type SnapshotKind = "entry" | "captured";
 
 export class Snapshot {
-  readonly fd: number;
   readonly size: number;
-  /** the memory, mapped shared: written only while the snapshot is being built */
-  readonly memory: Uint8Array;
-  readonly #addr: number;
+  #fd = -1;
+  #addr = 0;
+  #memory: Uint8Array | undefined;
+  /** an entry state's contents as (guest address, bytes) pieces; the rest of memory is zero */
+  readonly pieces: [number, Uint8Array][] = [];
   /** one byte per page: 1 if the page may hold non-zero data (others are holes of the memfd) */
   readonly populated: Uint8Array;
   readonly regs = new Uint8Array(kvm_regs.size);
@@ -39,18 +42,38 @@ export class Snapshot {
     fpu: Uint8Array,
   ) {
     this.size = size;
-    this.fd = libc.memfdCreate(`wasp-snapshot-${kind}`);
-    try {
-      libc.ftruncate(this.fd, size);
-      this.#addr = libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, this.fd, 0);
-    } catch (e) {
-      libc.raw.close(this.fd);
-      throw e;
-    }
-    this.memory = new Uint8Array(toArrayBuffer(this.#addr, 0, size));
     this.populated = new Uint8Array(size / PAGE_SIZE);
     this.sregs = sregs.slice();
     this.fpu = fpu.slice();
+  }
+
+  /** The memfd holding the memory (made, and the pieces written into it, on first use). */
+  get fd(): number {
+    if (this.#fd < 0) this.#materialize();
+    return this.#fd;
+  }
+
+  /** The memory, mapped shared (made on first use); written only while the snapshot is built. */
+  get memory(): Uint8Array {
+    if (!this.#memory) this.#materialize();
+    return this.#memory as Uint8Array;
+  }
+
+  #materialize(): void {
+    if (this.#closed) throw new RangeError("the snapshot is closed");
+    const fd = libc.memfdCreate(`wasp-snapshot-${this.kind}`);
+    try {
+      libc.ftruncate(fd, this.size);
+      // Written with pwrite rather than through the mapping: no page faults in this process (each
+      // costs ~10-20 µs under nested paging); the mapping is read only by resets, later.
+      for (const [at, bytes] of this.pieces) libc.pwrite(fd, bytes, at);
+      this.#addr = libc.mmap(this.size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd, 0);
+    } catch (e) {
+      libc.raw.close(fd);
+      throw e;
+    }
+    this.#fd = fd;
+    this.#memory = new Uint8Array(toArrayBuffer(this.#addr, 0, this.size));
   }
 
   /** True when the arguments of a call go into RDI..R9 (entry state); a captured state keeps its registers. */
@@ -63,15 +86,12 @@ export class Snapshot {
     const native = image.kind === "native";
     const s = new Snapshot("entry", !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
     try {
-      // Written with pwrite rather than through the mapping: no page faults in this process (each
-      // costs ~10-20 µs under nested paging); the mapping is read only by resets, later.
       if (native) {
-        for (const [at, bytes] of longModeTablePieces()) libc.pwrite(s.fd, bytes, at);
-        libc.pwrite(s.fd, trampolinePage(image.header.entry, s.fpu), Layout.TRAMPOLINE);
+        s.pieces.push(...longModeTablePieces(), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, s.fpu)]);
         s.#markRange(Layout.PML4, Layout.INFO - Layout.PML4);
         s.#markRange(Layout.TSS, Layout.HOST_END - Layout.TSS);
       }
-      libc.pwrite(s.fd, image.bytes, image.loadAddr);
+      s.pieces.push([image.loadAddr, image.bytes]);
       s.#markRange(image.loadAddr, image.bytes.length);
       // bss is zero in a fresh memfd; the info page is written at every call
       s.#markRange(Layout.INFO, PAGE_SIZE);
@@ -140,8 +160,9 @@ export class Snapshot {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#fd < 0) return;
     libc.munmap(this.#addr, this.size);
-    libc.close(this.fd);
+    libc.close(this.#fd);
   }
 
   [Symbol.dispose](): void {

@@ -45,7 +45,7 @@ function probe(kvm: Kvm): boolean {
   dv.setBigUint64(Header.IMAGE_END, load + BigInt(bytes.length), true);
   bytes.set(code, Header.SIZE);
   using snapshot = Snapshot.entry(parseImage(bytes, "selector-probe"), 2 * 1024 * 1024, kvm.vcpuResetState());
-  using shell = new Shell(kvm, snapshot);
+  using shell = new Shell(kvm, snapshot, { oneShot: true });
   shell.loadRegisters([]);
   // Anything unexpected: assume the selectors are visible (the safe answer).
   if (shell.vcpu.enter() !== KVM_EXIT.IO || shell.vcpu.ioPort() !== Port.EXIT) return true;

@@ -35,9 +35,17 @@ export class Shell {
 
   /** whether a CPL3 guest can see the data segment selectors it loads on this KVM (probe.ts) */
   readonly #keepsSelectors: boolean;
+  /** a shell for one call: anonymous RAM, no dirty log, never reset */
+  readonly oneShot: boolean;
 
-  constructor(kvm: Kvm, snapshot: Snapshot, keepsSelectors = true) {
-    this.#keepsSelectors = keepsSelectors;
+  /**
+   * `oneShot`: the cold path of a single call (the CLI): RAM is anonymous memory with the entry
+   * state's pieces written into it, and KVM logs nothing. Cheaper to make (no memfd, no dirty
+   * tracking), but it cannot be reset. Only for entry snapshots.
+   */
+  constructor(kvm: Kvm, snapshot: Snapshot, opts: { selectorsVisible?: boolean; oneShot?: boolean } = {}) {
+    this.#keepsSelectors = opts.selectorsVisible ?? true;
+    this.oneShot = (opts.oneShot ?? false) && snapshot.kind === "entry";
     const pages = snapshot.size / PAGE_SIZE;
     this.#bitmapBytes = Math.ceil(pages / 64) * 8;
     this.#bitmapAddr = libc.mmap(this.#bitmapBytes, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS);
@@ -46,9 +54,14 @@ export class Shell {
     let vm: Vm | undefined;
     let vcpu: Vcpu | undefined;
     try {
-      mem = new GuestMemory(snapshot.size, snapshot.fd);
+      if (this.oneShot) {
+        mem = new GuestMemory(snapshot.size);
+        for (const [at, bytes] of snapshot.pieces) mem.bytes.set(bytes, at);
+      } else {
+        mem = new GuestMemory(snapshot.size, snapshot.fd);
+      }
       vm = kvm.createVm();
-      vm.setMemoryRegion(0, 0, mem.size, mem.hostAddr, { logDirty: true });
+      vm.setMemoryRegion(0, 0, mem.size, mem.hostAddr, { logDirty: !this.oneShot });
       vcpu = vm.createVcpu(0);
       vcpu.setCpuid(kvm.cpuid);
       this.#logArg = vm.dirtyLogArg(0, this.#bitmapAddr);
@@ -130,6 +143,7 @@ export class Shell {
    * copy-on-write view with MADV_DONTNEED, so they read the snapshot's again.
    */
   reset(strategy: ResetStrategy = "dirty-log"): number {
+    if (this.oneShot) throw new RangeError("a one-shot shell cannot be reset");
     const ram = this.mem.bytes;
     const golden = this.snapshot.memory;
     let restored = 0;

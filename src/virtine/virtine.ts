@@ -16,7 +16,7 @@ import { BadArgsError, BadImageError, MemoryFaultError, PolicyViolationError, Ti
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DeadlineTimer } from "./deadline.ts";
 import { userSelectorsVisible } from "./probe.ts";
-import type { Shell, ResetStrategy } from "./shell.ts";
+import { Shell, type ResetStrategy } from "./shell.ts";
 import { ShellPool, type PoolStats } from "../pool/pool.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
 
@@ -46,6 +46,11 @@ export interface VirtineOptions {
   poolSize?: number;
   /** how a shell's memory returns to the snapshot (default "dirty-log"; "cow" for comparison) */
   resetStrategy?: ResetStrategy;
+  /**
+   * every call in a new VM of its own, closed right after (the CLI's single call): the cheapest
+   * cold start — anonymous RAM, no dirty logging — but no pool and no snapshot capture
+   */
+  oneShot?: boolean;
   /** the /dev/kvm handle to use (default: the process-wide one) */
   kvm?: Kvm;
 }
@@ -69,7 +74,10 @@ export class Virtine {
   readonly timeoutMs: number;
   readonly #deadline: DeadlineTimer;
   readonly snapshots: boolean;
+  readonly oneShot: boolean;
   readonly #kvm: Kvm;
+  /** the entry state, for one-shot calls (pooled calls use the pool's snapshot) */
+  #entry: Snapshot | undefined;
   readonly #console: ConsoleSink;
   readonly #ctx: HypercallContext;
   readonly #poolOptions: { maxSize?: number; strategy?: ResetStrategy };
@@ -96,6 +104,7 @@ export class Virtine {
     this.#kvm = options.kvm ?? systemKvm();
     this.#deadline = DeadlineTimer.forThisThread();
     this.snapshots = options.snapshot ?? true;
+    this.oneShot = options.oneShot ?? false;
     this.#poolOptions = { maxSize: options.poolSize, strategy: options.resetStrategy };
     this.#ctx = {
       vcpu: undefined as never,
@@ -144,8 +153,8 @@ export class Virtine {
   invoke(args: readonly (bigint | number)[] = []): InvokeResult {
     if (this.#closed) throw new BadArgsError("the virtine is closed");
     const argv = checkArgs(args);
-    const pool = this.pool;
-    const shell = pool.acquire();
+    const pool = this.oneShot ? undefined : this.pool;
+    const shell = pool ? pool.acquire() : this.#oneShotShell();
     this.#shell = shell;
     shell.writeInfo(argv, imageFootprint(this.image));
     shell.loadRegisters(argv);
@@ -168,9 +177,25 @@ export class Virtine {
     }
   }
 
+  #oneShotShell(): Shell {
+    this.#entry ??= Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState());
+    const shell = new Shell(this.#kvm, this.#entry, { oneShot: true });
+    try {
+      this.#deadline.attach(shell.vcpu.fd);
+    } catch (e) {
+      shell.close();
+      throw e;
+    }
+    return shell;
+  }
+
   /** Ends a call: the shell goes back to the pool (reset later) or is discarded. */
-  #finish(pool: ShellPool, shell: Shell, ok: boolean): void {
+  #finish(pool: ShellPool | undefined, shell: Shell, ok: boolean): void {
     this.#shell = undefined;
+    if (!pool) {
+      shell.close();
+      return;
+    }
     const captured = this.#captured;
     this.#captured = undefined;
     if (captured) {
@@ -190,9 +215,9 @@ export class Virtine {
    * overwritten: later calls of the hypercall change nothing.
    */
   #snapshotHypercall(): bigint {
-    const pool = this.pool;
     const shell = this.#shell;
-    if (!this.snapshots || !shell) return 0n;
+    if (!this.snapshots || !shell || shell.oneShot) return 0n;
+    const pool = this.pool;
     if (pool.snapshot.kind === "captured" || this.#captured) return 1n;
     this.#captured = Snapshot.capture(pool.snapshot, shell.vcpu, shell.mem.bytes, shell.takeDirtyPages());
     return 0n;
@@ -262,6 +287,8 @@ export class Virtine {
     this.#closed = true;
     this.#pool?.close();
     this.#pool = undefined;
+    this.#entry?.close();
+    this.#entry = undefined;
   }
 
   [Symbol.dispose](): void {
