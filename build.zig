@@ -16,6 +16,7 @@ const native_guests = [_][]const u8{
     "fib",
     "noop",
     "hello",
+    "inittable",
     // test guests, used by the host's test suite
     "spin",
     "printer",

@@ -18,6 +18,13 @@ export class BadImageError extends WaspError {
   }
 }
 
+/** A snapshot file is truncated, corrupt, of a newer format, too big, or from an incompatible CPU. */
+export class BadSnapshotError extends WaspError {
+  constructor(message: string) {
+    super("WASP_BAD_SNAPSHOT", message);
+  }
+}
+
 /** Arguments or options are invalid (too many arguments, not an integer, memory above the cap...). */
 export class BadArgsError extends WaspError {
   constructor(message: string) {
@@ -90,4 +97,5 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_GUEST_PANIC: 9,
   WASP_SYSCALL: 10,
   WASP_BENCH_REGRESSION: 11,
+  WASP_BAD_SNAPSHOT: 12,
 };

@@ -4,8 +4,9 @@ import fib from "../../dist/guests/fib.bin" with { type: "file" };
 import noop from "../../dist/guests/noop.bin" with { type: "file" };
 import hello from "../../dist/guests/hello.bin" with { type: "file" };
 import rawFib64 from "../../dist/guests/raw_fib64.bin" with { type: "file" };
+import inittable from "../../dist/guests/inittable.bin" with { type: "file" };
 
-const EMBEDDED: Record<string, string> = { fib, noop, hello, raw_fib64: rawFib64 };
+const EMBEDDED: Record<string, string> = { fib, noop, hello, raw_fib64: rawFib64, inittable };
 
 export const EMBEDDED_NAMES = Object.keys(EMBEDDED);
 

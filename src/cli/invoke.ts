@@ -1,5 +1,6 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync } from "node:fs";
+import { isSnapshotFile } from "../snapshot/file.ts";
 import { Virtine, readImageFile } from "../virtine/virtine.ts";
 import { BadImageError, GuestFaultError } from "../errors.ts";
 import { MIB, type Image } from "../image/image.ts";
@@ -14,11 +15,26 @@ export interface InvokeFlags {
   verbose?: boolean;
 }
 
+/** True if `path` is an existing file that starts with the snapshot file magic. */
+function isSnapshotPath(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const head = new Uint8Array(8);
+    return readSync(fd, head, 0, 8, 0) === 8 && isSnapshotFile(head);
+  } catch {
+    return false; // not readable as a file: loadImage says why
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** Resolves an image argument: a file path, else the name of an embedded example guest. */
 export function loadImage(arg: string): Image {
   if (!existsSync(arg)) {
     const embedded = embeddedGuest(arg);
-    if (embedded) return readImageFile(embedded);
+    // embedded files have hashed names in the binary: name the image as asked
+    if (embedded) return readImageFile(embedded, `${arg.replace(/\.bin$/, "")}.bin`);
     throw new BadImageError(`${arg}: no such file (and not one of the built-in guests: ${EMBEDDED_NAMES.join(", ")})`);
   }
   return readImageFile(arg);
@@ -26,11 +42,11 @@ export function loadImage(arg: string): Image {
 
 export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags): void {
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
-  const image = loadImage(imageArg);
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
-  using virtine = new Virtine(image, { memory, timeoutMs, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
+  const options = { memory, timeoutMs, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
+  using virtine = isSnapshotPath(imageArg) ? Virtine.fromSnapshotFile(imageArg, options) : new Virtine(loadImage(imageArg), options);
   const started = Bun.nanoseconds();
   let result;
   try {
@@ -44,7 +60,8 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   if (result.outputTruncated) process.stderr.write(`wasp: guest output truncated at the ${virtine.maxOutput} byte cap; the rest was dropped\n`);
   process.stdout.write(`${result.value}\n`);
   if (flags.verbose) {
-    process.stderr.write(`wasp: ${image.name} (${image.kind}), ${virtine.memorySize / MIB} MiB, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+    const kind = virtine.image ? virtine.image.kind : "snapshot file";
+    process.stderr.write(`wasp: ${virtine.meta.name} (${kind}), ${virtine.memorySize / MIB} MiB, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
   }
 }
 

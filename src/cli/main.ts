@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import { EXIT_STATUS, WaspError } from "../errors.ts";
 import { invokeCommand, inspectCommand } from "./invoke.ts";
 import { benchCommand } from "./bench.ts";
+import { snapshotCommand } from "./snapshot.ts";
 import { VERSION } from "../version.ts";
 
 async function main(argv: string[]): Promise<number> {
@@ -21,7 +22,7 @@ async function main(argv: string[]): Promise<number> {
   program
     .command("invoke")
     .description("run an image once with integer arguments and print its result (RAX)")
-    .argument("<image>", "image file, or the name of a built-in guest (fib, noop, hello, raw_fib64)")
+    .argument("<image>", "image file, snapshot file (wasp snapshot -o), or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable)")
     .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9")
     .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
     .option("--allow <names>", "hypercalls to grant beyond exit, write and panic (comma-separated: time,random)")
@@ -29,6 +30,18 @@ async function main(argv: string[]): Promise<number> {
     .option("--no-snapshot", "ignore the guest's snapshot hypercall: every call starts at the entry")
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
+
+  program
+    .command("snapshot")
+    .description("run an image to its snapshot hypercall and write that state to a file; or --verify a file")
+    .argument("<image>", "image file or built-in guest name (with --verify: the snapshot file)")
+    .argument("[args...]", "the first call's integer arguments (its initialization's)")
+    .option("-o, --output <file>", "where to write the snapshot file (atomically, read-only)")
+    .option("--verify", "check a snapshot file: header, and the memory part against its checksum")
+    .option("--mem <size>", "guest memory (default: what the image asks, else 16 MiB)")
+    .option("--allow <names>", "hypercalls to grant beyond exit, write, panic and snapshot")
+    .option("--timeout <ms>", "deadline of the initializing call in milliseconds (default 60000)")
+    .action((image: string, args: string[], flags) => snapshotCommand(image, args, flags));
 
   program
     .command("inspect")

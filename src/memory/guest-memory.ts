@@ -20,7 +20,7 @@ export class GuestMemory {
    * private copy-on-write view of that file: unmodified pages are the file's (shared through the
    * page cache), written ones become this mapping's own.
    */
-  constructor(size: number, fd?: number) {
+  constructor(size: number, fd?: number, offset = 0) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
       throw new RangeError(`guest memory size ${size} is not a positive multiple of ${PAGE_SIZE}`);
     }
@@ -29,7 +29,7 @@ export class GuestMemory {
     this.hostAddr =
       fd === undefined
         ? libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE)
-        : libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_NORESERVE, fd, 0);
+        : libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_NORESERVE, fd, offset);
     const ab = toArrayBuffer(this.hostAddr, 0, size);
     this.bytes = new Uint8Array(ab);
     this.view = new DataView(ab);

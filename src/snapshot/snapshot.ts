@@ -12,15 +12,29 @@ import { kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout, Port } from "../hypercall/abi.ts";
 import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, longModeTablePieces, realModeSregs, trampolinePage, writeTrampoline } from "../image/boot.ts";
-import type { Image } from "../image/image.ts";
+import { imageFootprint, type Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import { GuestFaultError } from "../errors.ts";
 
 export type SnapshotKind = "entry" | "captured";
 
+/** What a call needs to know of the image a snapshot came from. */
+export interface SnapshotMeta {
+  /** the image's name (for messages) */
+  name: string;
+  /** a native image (host-built long mode, console in guest memory) rather than a raw one */
+  native: boolean;
+  /** end of the image in guest memory, bss included: the heap starts at the next page */
+  footprint: number;
+}
+
 export class Snapshot {
   readonly size: number;
   #fd = -1;
+  /** where guest-physical 0 is in the file: 0 in a memfd, the header's size in a snapshot file */
+  #offset = 0;
+  /** false for a snapshot file: it is read, never written, and not ours to close */
+  #ownsFd = true;
   #addr = 0;
   #memory: Uint8Array | undefined;
   /** an entry state's contents as (guest address, bytes) pieces; the rest of memory is zero */
@@ -35,6 +49,7 @@ export class Snapshot {
 
   private constructor(
     readonly kind: SnapshotKind,
+    readonly meta: SnapshotMeta,
     /** the guest runs at CPL0 or in real mode (a raw image): it can change every special register */
     readonly privileged: boolean,
     size: number,
@@ -51,6 +66,33 @@ export class Snapshot {
   get fd(): number {
     if (this.#fd < 0) this.#materialize();
     return this.#fd;
+  }
+
+  /** Offset of guest-physical 0 in `fd`. */
+  get fileOffset(): number {
+    return this.#offset;
+  }
+
+  /**
+   * A captured state read from a snapshot file (src/snapshot/file.ts, already validated): its
+   * memory is the file itself from `offset`, mapped copy-on-write by every shell, so the page
+   * cache's copy is shared by every virtine and every process that restores the same file.
+   * `fd` stays the caller's.
+   */
+  static fromFile(
+    fd: number,
+    offset: number,
+    state: { size: number; meta: SnapshotMeta; privileged: boolean; regs: Uint8Array; sregs: Uint8Array; fpu: Uint8Array },
+  ): Snapshot {
+    const s = new Snapshot("captured", state.meta, state.privileged, state.size, state.sregs, state.fpu);
+    s.regs.set(state.regs);
+    s.populated.fill(1);
+    s.#fd = fd;
+    s.#offset = offset;
+    s.#ownsFd = false;
+    s.#addr = libc.mmap(state.size, libc.PROT_READ, libc.MAP_PRIVATE, fd, offset);
+    s.#memory = new Uint8Array(toArrayBuffer(s.#addr, 0, state.size));
+    return s;
   }
 
   /** The memory, mapped shared (made on first use); written only while the snapshot is built. */
@@ -84,7 +126,8 @@ export class Snapshot {
   /** The entry state of an image: host tables (native), the image, registers at the entry point. */
   static entry(image: Image, size: number, reset: { sregs: Uint8Array; fpu: Uint8Array }): Snapshot {
     const native = image.kind === "native";
-    const s = new Snapshot("entry", !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
+    const meta = { name: image.name, native, footprint: imageFootprint(image) };
+    const s = new Snapshot("entry", meta, !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
     try {
       if (native) {
         s.pieces.push(...longModeTablePieces(), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, s.fpu)]);
@@ -115,7 +158,7 @@ export class Snapshot {
    */
   static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array): Snapshot {
     const sregs = vcpu.getSregs();
-    const s = new Snapshot("captured", basis.privileged, basis.size, sregs, vcpu.getXsave());
+    const s = new Snapshot("captured", basis.meta, basis.privileged, basis.size, sregs, vcpu.getXsave());
     try {
       for (let page = 0; page < s.populated.length; page++) {
         if (!basis.populated[page] && !dirty[page]) continue;
@@ -160,9 +203,8 @@ export class Snapshot {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#fd < 0) return;
-    libc.munmap(this.#addr, this.size);
-    libc.close(this.#fd);
+    if (this.#addr !== 0) libc.munmap(this.#addr, this.size);
+    if (this.#fd >= 0 && this.#ownsFd) libc.close(this.#fd);
   }
 
   [Symbol.dispose](): void {

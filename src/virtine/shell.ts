@@ -58,7 +58,7 @@ export class Shell {
         mem = new GuestMemory(snapshot.size);
         for (const [at, bytes] of snapshot.pieces) mem.bytes.set(bytes, at);
       } else {
-        mem = new GuestMemory(snapshot.size, snapshot.fd);
+        mem = new GuestMemory(snapshot.size, snapshot.fd, snapshot.fileOffset);
       }
       vm = kvm.createVm();
       vm.setMemoryRegion(0, 0, mem.size, mem.hostAddr, { logDirty: !this.oneShot });

@@ -18,7 +18,8 @@ import { DeadlineTimer } from "./deadline.ts";
 import { userSelectorsVisible } from "./probe.ts";
 import { Shell, type ResetStrategy } from "./shell.ts";
 import { ShellPool, type PoolStats } from "../pool/pool.ts";
-import { Snapshot } from "../snapshot/snapshot.ts";
+import { Snapshot, type SnapshotMeta } from "../snapshot/snapshot.ts";
+import { SnapshotFile } from "../snapshot/file.ts";
 
 export const MAX_ARGS = 6;
 /** Deadline of an invocation when none is given. */
@@ -67,7 +68,10 @@ export interface InvokeResult {
 }
 
 export class Virtine {
-  readonly image: Image;
+  /** the image, when the virtine was made from one (not from a snapshot file) */
+  readonly image: Image | undefined;
+  /** what calls need to know of the image */
+  readonly meta: SnapshotMeta;
   readonly memorySize: number;
   readonly policy: Policy;
   readonly maxOutput: number;
@@ -76,21 +80,38 @@ export class Virtine {
   readonly snapshots: boolean;
   readonly oneShot: boolean;
   readonly #kvm: Kvm;
-  /** the entry state, for one-shot calls (pooled calls use the pool's snapshot) */
-  #entry: Snapshot | undefined;
+  /** the state calls start from until a capture: the image's entry state, or a restored file's */
+  #base: Snapshot | undefined;
   readonly #console: ConsoleSink;
   readonly #ctx: HypercallContext;
   readonly #poolOptions: { maxSize?: number; strategy?: ResetStrategy };
   #pool: ShellPool | undefined;
+  /** the snapshot file this virtine was restored from (kept open: new shells map it) */
+  #snapshotFile: SnapshotFile | undefined;
   /** the shell of the call in progress */
   #shell: Shell | undefined;
   /** a state captured during the call in progress */
   #captured: Snapshot | undefined;
   #closed = false;
 
-  constructor(image: Image, options: VirtineOptions = {}) {
-    this.image = image;
-    this.memorySize = checkMemory(image, options.memory);
+  /**
+   * A virtine of an image, or of a snapshot restored from a file (`Virtine.fromSnapshotFile`,
+   * which hands the snapshot over: the virtine closes it).
+   */
+  constructor(source: Image | Snapshot, options: VirtineOptions = {}) {
+    if (source instanceof Snapshot) {
+      if (options.memory !== undefined && options.memory !== source.size) {
+        throw new BadArgsError(`a snapshot's memory size is fixed (${source.size / MIB} MiB); --mem cannot change it`);
+      }
+      this.image = undefined;
+      this.meta = source.meta;
+      this.memorySize = source.size;
+      this.#base = source;
+    } else {
+      this.image = source;
+      this.memorySize = checkMemory(source, options.memory);
+      this.meta = { name: source.name, native: source.kind === "native", footprint: imageFootprint(source) };
+    }
     this.policy = Policy.grant(options.allow);
     const maxOutput = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
@@ -116,6 +137,22 @@ export class Virtine {
     };
   }
 
+  /**
+   * Restores a snapshot file (`wasp snapshot -o FILE`): every call starts from its captured state,
+   * its memory mapped copy-on-write from the file (shared by every virtine and process using it).
+   */
+  static fromSnapshotFile(path: string, options: VirtineOptions = {}): Virtine {
+    const file = new SnapshotFile(path, options.kvm ?? systemKvm());
+    try {
+      const v = new Virtine(file.restore(), options);
+      v.#snapshotFile = file;
+      return v;
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
   /** Loads an image file. */
   static fromFile(path: string, options: VirtineOptions = {}): Virtine {
     return new Virtine(readImageFile(path), options);
@@ -125,7 +162,9 @@ export class Virtine {
   get pool(): ShellPool {
     if (this.#closed) throw new BadArgsError("the virtine is closed");
     if (!this.#pool) {
-      const snapshot = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState());
+      // the pool owns its snapshot from here on (and replaces it on a capture)
+      const snapshot = this.#baseSnapshot();
+      this.#base = undefined;
       this.#pool = new ShellPool(this.#kvm, snapshot, {
         ...this.#poolOptions,
         selectorsVisible: userSelectorsVisible(this.#kvm),
@@ -156,7 +195,7 @@ export class Virtine {
     const pool = this.oneShot ? undefined : this.pool;
     const shell = pool ? pool.acquire() : this.#oneShotShell();
     this.#shell = shell;
-    shell.writeInfo(argv, imageFootprint(this.image));
+    shell.writeInfo(argv, this.meta.footprint);
     shell.loadRegisters(argv);
     const ctx = this.#ctx;
     ctx.vcpu = shell.vcpu;
@@ -165,7 +204,7 @@ export class Virtine {
     this.#deadline.start(this.timeoutMs);
     try {
       const { value, exits } = this.#run(shell, ctx);
-      if (this.image.kind === "native") this.#collectConsole(shell);
+      if (this.meta.native) this.#collectConsole(shell);
       const result = { value, exits, outputTruncated: this.#console.truncated, output: this.#console.take() };
       this.#finish(pool, shell, true);
       return result;
@@ -177,9 +216,17 @@ export class Virtine {
     }
   }
 
+  /** The state calls start from: a restored file's, or the image's entry state (made once). */
+  #baseSnapshot(): Snapshot {
+    if (!this.#base) {
+      if (!this.image) throw new BadArgsError("the virtine's snapshot is closed");
+      this.#base = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState());
+    }
+    return this.#base;
+  }
+
   #oneShotShell(): Shell {
-    this.#entry ??= Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState());
-    const shell = new Shell(this.#kvm, this.#entry, { oneShot: true });
+    const shell = new Shell(this.#kvm, this.#baseSnapshot(), { oneShot: true });
     try {
       this.#deadline.attach(shell.vcpu.fd);
     } catch (e) {
@@ -287,8 +334,10 @@ export class Virtine {
     this.#closed = true;
     this.#pool?.close();
     this.#pool = undefined;
-    this.#entry?.close();
-    this.#entry = undefined;
+    this.#base?.close();
+    this.#base = undefined;
+    this.#snapshotFile?.close();
+    this.#snapshotFile = undefined;
   }
 
   [Symbol.dispose](): void {
@@ -318,8 +367,11 @@ function checkMemory(image: Image, requested: number | undefined): number {
   return wanted;
 }
 
-/** Reads and parses an image file, with clear errors for a missing file, a directory, an oversized file. */
-export function readImageFile(path: string): Image {
+/**
+ * Reads and parses an image file, with clear errors for a missing file, a directory, an oversized
+ * file. `name` is the image's name in messages (default: the file's name).
+ */
+export function readImageFile(path: string, name = basename(path)): Image {
   let st;
   try {
     st = statSync(path);
@@ -335,7 +387,7 @@ export function readImageFile(path: string): Image {
   } catch (e) {
     throw new BadImageError(`${path}: cannot read the image (${e instanceof Error ? e.message : String(e)})`);
   }
-  return parseImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), basename(path));
+  return parseImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), name);
 }
 
 

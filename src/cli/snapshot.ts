@@ -1,0 +1,42 @@
+// `wasp snapshot <image> [args...] -o FILE` and `wasp snapshot --verify FILE`.
+import { Virtine } from "../virtine/virtine.ts";
+import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
+import { systemKvm } from "../kvm/system.ts";
+import { BadArgsError, BadImageError } from "../errors.ts";
+import { MIB } from "../image/image.ts";
+import { loadImage } from "./invoke.ts";
+import { parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
+
+export interface SnapshotFlags {
+  output?: string;
+  verify?: boolean;
+  mem?: string;
+  allow?: string;
+  timeout?: string;
+}
+
+export function snapshotCommand(target: string, rawArgs: string[], flags: SnapshotFlags): void {
+  const kvm = systemKvm();
+  if (flags.verify) {
+    if (rawArgs.length > 0) throw new BadArgsError("--verify takes only the snapshot file");
+    using file = new SnapshotFile(target, kvm);
+    file.verify();
+    const i = file.info;
+    process.stdout.write(`${target}: ok (format ${i.formatVersion}, written by wasp ${i.waspVersion}, ${i.memSize / MIB} MiB of memory, ${i.populatedPages} pages stored, memory sha256 ${i.memorySha256})\n`);
+    return;
+  }
+  if (!flags.output) throw new BadArgsError("say where to write the snapshot: -o FILE");
+  const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
+  const image = loadImage(target);
+  const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
+  const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
+  using virtine = new Virtine(image, { memory, timeoutMs, poolSize: 1, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
+  const result = virtine.invoke(args);
+  if (!virtine.snapshotTaken) {
+    throw new BadImageError(`${image.name}: the image made no snapshot hypercall (virtine.snapshot()), so there is no initialized state to write`);
+  }
+  const info = writeSnapshotFile(flags.output, virtine.pool.snapshot, image.bytes, kvm);
+  process.stdout.write(
+    `wrote ${flags.output}: ${info.memSize / MIB} MiB of guest memory, ${info.populatedPages} pages stored (${((info.populatedPages * 4096) / MIB).toFixed(1)} MiB on disk), first call's result ${result.value}\n`,
+  );
+}

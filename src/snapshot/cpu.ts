@@ -1,0 +1,55 @@
+// The CPU identity a snapshot's state depends on: the vendor and the feature bits of the CPUID
+// that KVM gives guests here. A snapshot may be restored where every feature bit it was taken with
+// is present (the guest may already have chosen code paths by them).
+import { kvm_cpuid2, kvm_cpuid_entry2 } from "../../ffi/kvm.ts";
+import type { Kvm } from "../kvm/system.ts";
+
+export interface CpuIdentity {
+  vendor: string;
+  /** leaf 1 ECX, EDX; leaf 7.0 EBX, ECX, EDX; leaf 0x80000001 ECX, EDX */
+  features: number[];
+}
+
+const FEATURE_WORDS: [leaf: number, reg: "eax" | "ebx" | "ecx" | "edx", name: string][] = [
+  [1, "ecx", "leaf 1 ECX"],
+  [1, "edx", "leaf 1 EDX"],
+  [7, "ebx", "leaf 7 EBX"],
+  [7, "ecx", "leaf 7 ECX"],
+  [7, "edx", "leaf 7 EDX"],
+  [0x80000001, "ecx", "leaf 0x80000001 ECX"],
+  [0x80000001, "edx", "leaf 0x80000001 EDX"],
+];
+
+export function cpuIdentity(kvm: Kvm): CpuIdentity {
+  const buf = kvm.cpuid;
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const nent = dv.getUint32(kvm_cpuid2.off("nent"), true);
+  const find = (leaf: number, reg: "eax" | "ebx" | "ecx" | "edx"): number => {
+    for (let i = 0; i < nent; i++) {
+      const at = kvm_cpuid2.size + i * kvm_cpuid_entry2.size;
+      if (dv.getUint32(at + kvm_cpuid_entry2.off("function"), true) === leaf && dv.getUint32(at + kvm_cpuid_entry2.off("index"), true) === 0) {
+        return dv.getUint32(at + kvm_cpuid_entry2.off(reg), true);
+      }
+    }
+    return 0;
+  };
+  const vendorBytes = new Uint8Array(12);
+  const vdv = new DataView(vendorBytes.buffer);
+  vdv.setUint32(0, find(0, "ebx"), true);
+  vdv.setUint32(4, find(0, "edx"), true);
+  vdv.setUint32(8, find(0, "ecx"), true);
+  return {
+    vendor: new TextDecoder().decode(vendorBytes).replace(/\0+$/, ""),
+    features: FEATURE_WORDS.map(([leaf, reg]) => find(leaf, reg)),
+  };
+}
+
+/** Which of `snapshot`'s feature bits `here` lacks, as text, or "" if none. */
+export function missingFeatures(snapshot: CpuIdentity, here: CpuIdentity): string {
+  const out: string[] = [];
+  FEATURE_WORDS.forEach(([, , name], i) => {
+    const lacking = (snapshot.features[i] & ~here.features[i]) >>> 0;
+    if (lacking !== 0) out.push(`${name} bits 0x${lacking.toString(16)}`);
+  });
+  return out.join(", ");
+}

@@ -1,0 +1,279 @@
+// Snapshot files: a captured state written once and restored by any number of virtines, in any
+// number of processes, each mapping the memory part copy-on-write (docs/snapshot-format.md).
+//
+//   [0, 8192)          the header (HEADER offsets below), checksummed with CRC-32
+//   [8192, +mem_size)  guest memory, page for page; all-zero pages are holes of a sparse file
+//
+// Writing is atomic: a temporary file beside the target, fsync, rename; the file is left
+// read-only (0444), since a restored snapshot is mapped and must not change underneath.
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, rmSync, writeSync, chmodSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { kvm_regs, kvm_sregs, kvm_xsave } from "../../ffi/kvm.ts";
+import { BadArgsError, BadSnapshotError } from "../errors.ts";
+import { MAX_MEMORY, MIB, MIN_MEMORY } from "../image/image.ts";
+import { PAGE_SIZE } from "../memory/guest-memory.ts";
+import type { Kvm } from "../kvm/system.ts";
+import { VERSION } from "../version.ts";
+import { cpuIdentity, missingFeatures, type CpuIdentity } from "./cpu.ts";
+import { Snapshot } from "./snapshot.ts";
+
+export const SNAPSHOT_MAGIC = 0x50414e5350534157n; // "WASPSNAP" little-endian
+export const FORMAT_VERSION = 1;
+/** Bytes before guest memory: the header, page-aligned so that memory can be mapped directly. */
+export const DATA_OFFSET = 8192;
+
+/** The header's fields: byte offsets (little-endian). */
+export const HEADER = {
+  MAGIC: 0, // u64 "WASPSNAP"
+  FORMAT_VERSION: 8, // u32
+  HEADER_BYTES: 12, // u32: DATA_OFFSET
+  CHECKSUM: 16, // u32: CRC-32 of [0, DATA_OFFSET) with this field zero
+  FLAGS: 20, // u32: FLAG_*
+  MEM_SIZE: 24, // u64
+  DATA_OFFSET: 32, // u64
+  POPULATED_PAGES: 40, // u64: pages written (the others are holes, zero)
+  IMAGE_END: 48, // u64: the image's end in guest memory (bss included)
+  WASP_VERSION: 56, // [16]u8, NUL-padded: the wasp that wrote the file
+  IMAGE_NAME: 72, // [24]u8, NUL-padded
+  IMAGE_SHA256: 96, // [32]u8: the image file's bytes
+  MEMORY_SHA256: 128, // [32]u8: the whole memory part, holes as zeros (checked by --verify)
+  CPU_VENDOR: 160, // [12]u8: CPUID leaf 0 (EBX, EDX, ECX)
+  CPU_FEATURES: 172, // [7]u32: the guest CPUID's leaf 1 ECX, EDX; leaf 7 EBX, ECX, EDX; 0x80000001 ECX, EDX
+  REGS: 256, // struct kvm_regs
+  SREGS: 400, // struct kvm_sregs
+  XSAVE: 1024, // struct kvm_xsave
+} as const;
+
+export const FLAG_NATIVE = 1;
+export const FLAG_PRIVILEGED = 2;
+
+export interface SnapshotFileInfo {
+  path: string;
+  formatVersion: number;
+  waspVersion: string;
+  memSize: number;
+  populatedPages: number;
+  imageName: string;
+  imageEnd: number;
+  native: boolean;
+  privileged: boolean;
+  imageSha256: string;
+  memorySha256: string;
+  cpu: CpuIdentity;
+}
+
+/** True if the bytes start with the snapshot file magic. */
+export function isSnapshotFile(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true) === SNAPSHOT_MAGIC;
+}
+
+/**
+ * Writes `snapshot` (a captured state) to `path`, atomically. `imageBytes` identifies the image
+ * it came from (its SHA-256 goes into the header).
+ */
+export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: Uint8Array | undefined, kvm: Kvm): SnapshotFileInfo {
+  const memory = snapshot.memory;
+  const header = new Uint8Array(DATA_OFFSET);
+  const dv = new DataView(header.buffer);
+  dv.setBigUint64(HEADER.MAGIC, SNAPSHOT_MAGIC, true);
+  dv.setUint32(HEADER.FORMAT_VERSION, FORMAT_VERSION, true);
+  dv.setUint32(HEADER.HEADER_BYTES, DATA_OFFSET, true);
+  dv.setUint32(HEADER.FLAGS, (snapshot.meta.native ? FLAG_NATIVE : 0) | (snapshot.privileged ? FLAG_PRIVILEGED : 0), true);
+  dv.setBigUint64(HEADER.MEM_SIZE, BigInt(snapshot.size), true);
+  dv.setBigUint64(HEADER.DATA_OFFSET, BigInt(DATA_OFFSET), true);
+  dv.setBigUint64(HEADER.IMAGE_END, BigInt(snapshot.meta.footprint), true);
+  putString(header, HEADER.WASP_VERSION, 16, VERSION);
+  putString(header, HEADER.IMAGE_NAME, 24, snapshot.meta.name);
+  if (imageBytes) header.set(sha256(imageBytes), HEADER.IMAGE_SHA256);
+  header.set(sha256(memory), HEADER.MEMORY_SHA256);
+  const cpu = cpuIdentity(kvm);
+  header.set(new TextEncoder().encode(cpu.vendor).subarray(0, 12), HEADER.CPU_VENDOR); // exactly 12 bytes, no NUL
+  cpu.features.forEach((f, i) => dv.setUint32(HEADER.CPU_FEATURES + i * 4, f, true));
+  header.set(snapshot.regs, HEADER.REGS);
+  header.set(snapshot.sregs, HEADER.SREGS);
+  header.set(snapshot.fpu.subarray(0, kvm_xsave.size), HEADER.XSAVE);
+
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  let fd: number | undefined;
+  let populated = 0;
+  try {
+    fd = openSync(tmp, "w", 0o644);
+    ftruncateSync(fd, DATA_OFFSET + snapshot.size); // sparse: pages never written stay holes
+    for (let page = 0; page < snapshot.size / PAGE_SIZE; page++) {
+      if (!snapshot.populated[page]) continue;
+      const at = page * PAGE_SIZE;
+      const bytes = memory.subarray(at, at + PAGE_SIZE);
+      if (isZero(bytes)) continue;
+      writeSync(fd, bytes, 0, PAGE_SIZE, DATA_OFFSET + at);
+      populated++;
+    }
+    dv.setBigUint64(HEADER.POPULATED_PAGES, BigInt(populated), true);
+    dv.setUint32(HEADER.CHECKSUM, Bun.hash.crc32(header), true);
+    writeSync(fd, header, 0, DATA_OFFSET, 0);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    chmodSync(tmp, 0o444);
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw new BadArgsError(`cannot write the snapshot file ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return describe(path, header);
+}
+
+/** An open, validated snapshot file. Close it when no virtine restored from it runs any more. */
+export class SnapshotFile {
+  readonly info: SnapshotFileInfo;
+  readonly #header: Uint8Array;
+  readonly #fd: number;
+  readonly #identity: { ino: number; size: number; mtimeMs: number };
+  #closed = false;
+
+  /** Opens and validates `path` (see `validate` for every check); `kvm` gives this CPU's identity. */
+  constructor(path: string, kvm: Kvm) {
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (e) {
+      throw new BadSnapshotError(`${path}: cannot open the snapshot file (${e instanceof Error ? e.message : String(e)})`);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new BadSnapshotError(`${path}: not a regular file`);
+      const header = new Uint8Array(DATA_OFFSET);
+      const got = st.size >= DATA_OFFSET ? readSync(fd, header, 0, DATA_OFFSET, 0) : 0;
+      this.info = validate(path, header, got, st.size, cpuIdentity(kvm));
+      this.#header = header;
+      this.#identity = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    this.#fd = fd;
+  }
+
+  /**
+   * A snapshot of the file's state for a virtine (`new Virtine(file.restore())`). Refused if the
+   * file changed since it was opened: its pages are mapped, and a changed file would change them.
+   */
+  restore(): Snapshot {
+    if (this.#closed) throw new BadSnapshotError(`${this.info.path}: the snapshot file is closed`);
+    const st = fstatSync(this.#fd);
+    if (st.ino !== this.#identity.ino || st.size !== this.#identity.size || st.mtimeMs !== this.#identity.mtimeMs) {
+      throw new BadSnapshotError(`${this.info.path}: the snapshot file changed after it was opened; open it again (and do not modify snapshot files in place)`);
+    }
+    const h = this.#header;
+    return Snapshot.fromFile(this.#fd, DATA_OFFSET, {
+      size: this.info.memSize,
+      meta: { name: this.info.imageName, native: this.info.native, footprint: this.info.imageEnd },
+      privileged: this.info.privileged,
+      regs: h.slice(HEADER.REGS, HEADER.REGS + kvm_regs.size),
+      sregs: h.slice(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size),
+      fpu: h.slice(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size),
+    });
+  }
+
+  /** Reads the whole memory part and checks it against the header's SHA-256. */
+  verify(): void {
+    const hasher = new Bun.CryptoHasher("sha256");
+    const chunk = new Uint8Array(1 << 20);
+    for (let off = 0; off < this.info.memSize; off += chunk.length) {
+      const n = Math.min(chunk.length, this.info.memSize - off);
+      const got = readSync(this.#fd, chunk, 0, n, DATA_OFFSET + off);
+      if (got !== n) throw new BadSnapshotError(`${this.info.path}: the memory part is truncated at byte ${off + got}`);
+      hasher.update(chunk.subarray(0, n));
+    }
+    const digest = Buffer.from(hasher.digest()).toString("hex");
+    if (digest !== this.info.memorySha256) {
+      throw new BadSnapshotError(`${this.info.path}: the memory part does not match the header's checksum (sha256 ${digest}, expected ${this.info.memorySha256})`);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    closeSync(this.#fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Every check of a header, in order; each failure is one clear line. */
+function validate(path: string, header: Uint8Array, got: number, fileSize: number, cpu: CpuIdentity): SnapshotFileInfo {
+  const bad = (why: string): never => {
+    throw new BadSnapshotError(`${path}: ${why}`);
+  };
+  if (got < DATA_OFFSET) bad(`truncated: the file is ${fileSize} bytes, shorter than the ${DATA_OFFSET}-byte header`);
+  const dv = new DataView(header.buffer);
+  if (dv.getBigUint64(HEADER.MAGIC, true) !== SNAPSHOT_MAGIC) bad("not a wasp snapshot file (wrong magic)");
+  const version = dv.getUint32(HEADER.FORMAT_VERSION, true);
+  const writer = getString(header, HEADER.WASP_VERSION, 16);
+  if (version > FORMAT_VERSION) bad(`format version ${version} is newer than this wasp reads (${FORMAT_VERSION}); it was written by wasp ${writer || "(unknown)"}`);
+  if (version < 1) bad(`format version ${version} is not a valid version`);
+  const stored = dv.getUint32(HEADER.CHECKSUM, true);
+  const copy = header.slice();
+  new DataView(copy.buffer).setUint32(HEADER.CHECKSUM, 0, true);
+  const actual = Bun.hash.crc32(copy);
+  if (stored !== actual) bad(`header checksum mismatch (stored 0x${stored.toString(16)}, computed 0x${actual.toString(16)}): the file is corrupt`);
+  if (dv.getUint32(HEADER.HEADER_BYTES, true) !== DATA_OFFSET || dv.getBigUint64(HEADER.DATA_OFFSET, true) !== BigInt(DATA_OFFSET)) {
+    bad(`unexpected header size or data offset (this wasp writes ${DATA_OFFSET})`);
+  }
+  const memSize = dv.getBigUint64(HEADER.MEM_SIZE, true);
+  if (memSize > BigInt(MAX_MEMORY)) bad(`memory size ${memSize} bytes is above the cap of ${MAX_MEMORY / MIB} MiB`);
+  if (memSize < BigInt(MIN_MEMORY) || memSize % BigInt(PAGE_SIZE) !== 0n) bad(`memory size ${memSize} bytes is not a valid guest memory size`);
+  if (BigInt(fileSize) !== BigInt(DATA_OFFSET) + memSize) bad(`truncated: the file is ${fileSize} bytes, the header says ${BigInt(DATA_OFFSET) + memSize}`);
+  const info = describe(path, header);
+  if (info.cpu.vendor !== cpu.vendor) bad(`written on a ${info.cpu.vendor} CPU; this one is ${cpu.vendor}`);
+  const missing = missingFeatures(info.cpu, cpu);
+  if (missing) bad(`written on a CPU with features this one lacks (${missing})`);
+  if (info.imageEnd > info.memSize) bad(`image end 0x${info.imageEnd.toString(16)} lies beyond the memory`);
+  return info;
+}
+
+function describe(path: string, header: Uint8Array): SnapshotFileInfo {
+  const dv = new DataView(header.buffer);
+  const flags = dv.getUint32(HEADER.FLAGS, true);
+  const hex = (at: number) => Buffer.from(header.subarray(at, at + 32)).toString("hex");
+  return {
+    path,
+    formatVersion: dv.getUint32(HEADER.FORMAT_VERSION, true),
+    waspVersion: getString(header, HEADER.WASP_VERSION, 16),
+    memSize: Number(dv.getBigUint64(HEADER.MEM_SIZE, true)),
+    populatedPages: Number(dv.getBigUint64(HEADER.POPULATED_PAGES, true)),
+    imageName: getString(header, HEADER.IMAGE_NAME, 24),
+    imageEnd: Number(dv.getBigUint64(HEADER.IMAGE_END, true)),
+    native: (flags & FLAG_NATIVE) !== 0,
+    privileged: (flags & FLAG_PRIVILEGED) !== 0,
+    imageSha256: hex(HEADER.IMAGE_SHA256),
+    memorySha256: hex(HEADER.MEMORY_SHA256),
+    cpu: {
+      vendor: getString(header, HEADER.CPU_VENDOR, 12),
+      features: Array.from({ length: 7 }, (_, i) => dv.getUint32(HEADER.CPU_FEATURES + i * 4, true)),
+    },
+  };
+}
+
+function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(new Bun.CryptoHasher("sha256").update(bytes).digest());
+}
+
+/** A NUL-padded string field of `len` bytes (at most len - 1 characters, so a NUL always ends it). */
+function putString(buf: Uint8Array, at: number, len: number, s: string): void {
+  buf.set(new TextEncoder().encode(s).subarray(0, len - 1), at);
+}
+
+function getString(buf: Uint8Array, at: number, len: number): string {
+  const b = buf.subarray(at, at + len);
+  const nul = b.indexOf(0);
+  return new TextDecoder().decode(b.subarray(0, nul < 0 ? len : nul)).replace(/[^\x20-\x7e]/g, "?");
+}
+
+function isZero(page: Uint8Array): boolean {
+  const words = new BigUint64Array(page.buffer, page.byteOffset, page.byteLength / 8);
+  for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
+  return true;
+}
