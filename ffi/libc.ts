@@ -16,6 +16,7 @@ const lib = dlopen("libc.so.6", {
   memfd_create: { args: ["cstring", "u32"], returns: "i32" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
   pwrite: { args: ["i32", "ptr", "u64", "i64"], returns: "i64_fast" },
+  lseek: { args: ["i32", "i64", "i32"], returns: "i64_fast" },
   getrlimit: { args: ["i32", "ptr"], returns: "i32" },
   setrlimit: { args: ["i32", "ptr"], returns: "i32" },
   syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64_fast" },
@@ -53,6 +54,8 @@ export const MAP_NORESERVE = 0x4000;
 export const MADV_DONTNEED = 4;
 export const MFD_CLOEXEC = 1;
 export const RLIMIT_NOFILE = 7;
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
 // Signals and timers (asm-generic/signal-defs.h, siginfo.h, linux/time.h).
 export const SIG_BLOCK = 0;
 export const SIG_UNBLOCK = 1;
@@ -133,6 +136,28 @@ export function pwrite(fd: number, data: Uint8Array, offset: number): void {
     }
     done += n;
   }
+}
+
+/**
+ * The data ranges [start, end) of a sparse file between `from` and `to` (SEEK_DATA/SEEK_HOLE);
+ * a file system without hole support reports everything as data.
+ */
+export function dataRanges(fd: number, from: number, to: number): [number, number][] {
+  const out: [number, number][] = [];
+  let at = from;
+  while (at < to) {
+    const data = raw.lseek(fd, at, SEEK_DATA) as number;
+    if (data < 0) {
+      if (errno() === Errno.ENXIO) break; // no data after `at`
+      fail("lseek(SEEK_DATA)");
+    }
+    if (data >= to) break;
+    const hole = raw.lseek(fd, data, SEEK_HOLE) as number;
+    if (hole < 0) fail("lseek(SEEK_HOLE)");
+    out.push([data, Math.min(hole, to)]);
+    at = hole;
+  }
+  return out;
 }
 
 export function ftruncate(fd: number, length: number): void {

@@ -10,6 +10,7 @@ import { Port } from "../hypercall/abi.ts";
 import { MIB, imageFootprint } from "../image/image.ts";
 import { summarize, timeAsync, timeSync, type SeriesResult } from "./stats.ts";
 import { PAPER_SERIES, exitImage } from "./paper.ts";
+import { DENSITY_SERIES } from "./density.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -100,7 +101,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES);
 
 export const SERIES_NAMES = SERIES.map((s) => s.name);
 

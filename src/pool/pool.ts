@@ -29,6 +29,7 @@ export class ShellPool {
   readonly #kvm: Kvm;
   readonly #onCreate: (shell: Shell) => void;
   readonly #keepsSelectors: boolean;
+  readonly #privateCopy: boolean;
   readonly #clean: Shell[] = [];
   readonly #dirty: Shell[] = [];
   /** shells handed out and not yet given back */
@@ -39,7 +40,7 @@ export class ShellPool {
   constructor(
     kvm: Kvm,
     snapshot: Snapshot,
-    opts: { maxSize?: number; strategy?: ResetStrategy; onCreate?: (shell: Shell) => void; selectorsVisible?: boolean } = {},
+    opts: { maxSize?: number; strategy?: ResetStrategy; onCreate?: (shell: Shell) => void; selectorsVisible?: boolean; privateCopy?: boolean } = {},
   ) {
     const maxSize = opts.maxSize ?? DEFAULT_POOL_SIZE;
     if (!Number.isSafeInteger(maxSize) || maxSize < 1 || maxSize > MAX_POOL_SIZE) {
@@ -51,6 +52,7 @@ export class ShellPool {
     this.#snapshot = snapshot;
     this.#onCreate = opts.onCreate ?? (() => {});
     this.#keepsSelectors = opts.selectorsVisible ?? true;
+    this.#privateCopy = opts.privateCopy ?? false;
   }
 
   get snapshot(): Snapshot {
@@ -148,7 +150,7 @@ export class ShellPool {
   }
 
   #create(): Shell {
-    const shell = new Shell(this.#kvm, this.#snapshot, { selectorsVisible: this.#keepsSelectors });
+    const shell = new Shell(this.#kvm, this.#snapshot, { selectorsVisible: this.#keepsSelectors, privateCopy: this.#privateCopy });
     try {
       this.#onCreate(shell);
     } catch (e) {

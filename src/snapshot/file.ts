@@ -8,6 +8,7 @@
 // read-only (0444), since a restored snapshot is mapped and must not change underneath.
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, rmSync, writeSync, chmodSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import * as libc from "../../ffi/libc.ts";
 import { kvm_regs, kvm_sregs, kvm_xsave } from "../../ffi/kvm.ts";
 import { BadArgsError, BadSnapshotError } from "../errors.ts";
 import { MAX_MEMORY, MIB, MIN_MEMORY } from "../image/image.ts";
@@ -165,7 +166,9 @@ export class SnapshotFile {
       throw new BadSnapshotError(`${this.info.path}: the snapshot file changed after it was opened; open it again (and do not modify snapshot files in place)`);
     }
     const h = this.#header;
+    this.#populated ??= this.#findPopulated();
     return Snapshot.fromFile(this.#fd, DATA_OFFSET, {
+      populated: this.#populated,
       size: this.info.memSize,
       meta: { name: this.info.imageName, native: this.info.native, footprint: this.info.imageEnd },
       privileged: this.info.privileged,
@@ -173,6 +176,19 @@ export class SnapshotFile {
       sregs: h.slice(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size),
       fpu: h.slice(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size),
     });
+  }
+
+  #populated: Uint8Array | undefined;
+
+  /** The pages the file stores (its data ranges); holes read as zero and are left out. */
+  #findPopulated(): Uint8Array {
+    const pages = new Uint8Array(this.info.memSize / PAGE_SIZE);
+    for (const [start, end] of libc.dataRanges(this.#fd, DATA_OFFSET, DATA_OFFSET + this.info.memSize)) {
+      const first = Math.floor((start - DATA_OFFSET) / PAGE_SIZE);
+      const last = Math.ceil((end - DATA_OFFSET) / PAGE_SIZE);
+      pages.fill(1, first, last);
+    }
+    return pages;
   }
 
   /** Reads the whole memory part and checks it against the header's SHA-256. */

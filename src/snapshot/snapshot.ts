@@ -82,11 +82,11 @@ export class Snapshot {
   static fromFile(
     fd: number,
     offset: number,
-    state: { size: number; meta: SnapshotMeta; privileged: boolean; regs: Uint8Array; sregs: Uint8Array; fpu: Uint8Array },
+    state: { size: number; meta: SnapshotMeta; privileged: boolean; regs: Uint8Array; sregs: Uint8Array; fpu: Uint8Array; populated: Uint8Array },
   ): Snapshot {
     const s = new Snapshot("captured", state.meta, state.privileged, state.size, state.sregs, state.fpu);
     s.regs.set(state.regs);
-    s.populated.fill(1);
+    s.populated.set(state.populated);
     s.#fd = fd;
     s.#offset = offset;
     s.#ownsFd = false;

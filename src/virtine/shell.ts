@@ -43,7 +43,7 @@ export class Shell {
    * state's pieces written into it, and KVM logs nothing. Cheaper to make (no memfd, no dirty
    * tracking), but it cannot be reset. Only for entry snapshots.
    */
-  constructor(kvm: Kvm, snapshot: Snapshot, opts: { selectorsVisible?: boolean; oneShot?: boolean } = {}) {
+  constructor(kvm: Kvm, snapshot: Snapshot, opts: { selectorsVisible?: boolean; oneShot?: boolean; privateCopy?: boolean } = {}) {
     this.#keepsSelectors = opts.selectorsVisible ?? true;
     this.oneShot = (opts.oneShot ?? false) && snapshot.kind === "entry";
     const pages = snapshot.size / PAGE_SIZE;
@@ -57,6 +57,14 @@ export class Shell {
       if (this.oneShot) {
         mem = new GuestMemory(snapshot.size);
         for (const [at, bytes] of snapshot.pieces) mem.bytes.set(bytes, at);
+      } else if (opts.privateCopy) {
+        // no sharing at all (the baseline of the density measurements): the snapshot's pages copied
+        // into anonymous memory of this shell's own
+        mem = new GuestMemory(snapshot.size);
+        const golden = snapshot.memory;
+        for (let p = 0; p < snapshot.populated.length; p++) {
+          if (snapshot.populated[p]) mem.bytes.set(golden.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), p * PAGE_SIZE);
+        }
       } else {
         mem = new GuestMemory(snapshot.size, snapshot.fd, snapshot.fileOffset);
       }

@@ -52,6 +52,11 @@ export interface VirtineOptions {
    * cold start — anonymous RAM, no dirty logging — but no pool and no snapshot capture
    */
   oneShot?: boolean;
+  /**
+   * give each shell a private copy of the snapshot's memory instead of a copy-on-write view of it
+   * (no page sharing: the baseline of wasp's density measurements)
+   */
+  privateMemory?: boolean;
   /** the /dev/kvm handle to use (default: the process-wide one) */
   kvm?: Kvm;
 }
@@ -84,7 +89,7 @@ export class Virtine {
   #base: Snapshot | undefined;
   readonly #console: ConsoleSink;
   readonly #ctx: HypercallContext;
-  readonly #poolOptions: { maxSize?: number; strategy?: ResetStrategy };
+  readonly #poolOptions: { maxSize?: number; strategy?: ResetStrategy; privateCopy?: boolean };
   #pool: ShellPool | undefined;
   /** the snapshot file this virtine was restored from (kept open: new shells map it) */
   #snapshotFile: SnapshotFile | undefined;
@@ -126,7 +131,7 @@ export class Virtine {
     this.#deadline = DeadlineTimer.forThisThread();
     this.snapshots = options.snapshot ?? true;
     this.oneShot = options.oneShot ?? false;
-    this.#poolOptions = { maxSize: options.poolSize, strategy: options.resetStrategy };
+    this.#poolOptions = { maxSize: options.poolSize, strategy: options.resetStrategy, privateCopy: options.privateMemory };
     this.#ctx = {
       vcpu: undefined as never,
       mem: undefined as never,

@@ -1,0 +1,137 @@
+// Replayable execution (Wang, Ho, Wu, EuroSys'19) measured: many virtines restored from one
+// `inittable` snapshot file, sharing the file's pages, against the same with private copies; the
+// start of a fresh `wasp invoke` process that boots and initializes against one that starts from
+// the file; and calls of a file-restored virtine that dirty K pages.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as libc from "../../ffi/libc.ts";
+import { Virtine } from "../virtine/virtine.ts";
+import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
+import { systemKvm } from "../kvm/system.ts";
+import { benchImage as image, embeddedBench } from "./guests.ts";
+import { summarize, timeSync, type SeriesResult } from "./stats.ts";
+import type { Series } from "./suite.ts";
+
+const idle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** One inittable snapshot file per bench run, made on first use (its initialization takes ~1 s). */
+let made: { dir: string; path: string } | undefined;
+function snapshotFile(): string {
+  if (!made) {
+    const dir = mkdtempSync(join(tmpdir(), "wasp-bench-"));
+    const path = join(dir, "inittable.snap");
+    const img = image("inittable");
+    using v = new Virtine(img, { poolSize: 1, timeoutMs: 120_000 });
+    v.invoke([0]);
+    if (!v.snapshotTaken) throw new Error("inittable took no snapshot");
+    writeSnapshotFile(path, v.pool.snapshot, img.bytes, systemKvm());
+    made = { dir, path };
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return made.path;
+}
+
+function kib(field: RegExp, text: string): number {
+  const m = field.exec(text);
+  if (!m) throw new Error(`no ${field} in /proc`);
+  return Number(m[1]);
+}
+const pssKiB = () => kib(/^Pss:\s+(\d+) kB/m, readFileSync("/proc/self/smaps_rollup", "utf8"));
+const memAvailableKiB = () => kib(/^MemAvailable:\s+(\d+) kB/m, readFileSync("/proc/meminfo", "utf8"));
+
+/** Raises RLIMIT_NOFILE as far as the hard limit allows; returns the soft limit in force. */
+function raiseFdLimit(): number {
+  const { hard } = libc.getrlimit(libc.RLIMIT_NOFILE);
+  libc.setrlimit(libc.RLIMIT_NOFILE, hard, hard);
+  return Number(hard);
+}
+
+/**
+ * N live virtines restored from the file, each having served one call (and been reset): the
+ * process's PSS and the system's MemAvailable, per virtine.
+ */
+async function density(n: number, privateMemory: boolean): Promise<SeriesResult[]> {
+  const path = snapshotFile();
+  const limit = raiseFdLimit();
+  if (limit < 2 * n + 64) throw new Error(`RLIMIT_NOFILE's hard limit ${limit} is too low for ${n} live VMs (each needs 2 fds)`);
+  using file = new SnapshotFile(path, systemKvm());
+  Bun.gc(true);
+  const pss0 = pssKiB();
+  const avail0 = memAvailableKiB();
+  const virtines: Virtine[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const v = new Virtine(file.restore(), { poolSize: 1, privateMemory });
+      virtines.push(v);
+      v.invoke([i, 1]);
+    }
+    await idle(); // the resets, in idle time
+    Bun.gc(true);
+    const pss = (pssKiB() - pss0) / n;
+    const avail = (avail0 - memAvailableKiB()) / n;
+    const tag = privateMemory ? "density_private" : "density";
+    const one = (name: string, v: number): SeriesResult => ({ name, unit: "KiB", n, median: Math.round(v * 10) / 10, p99: Math.round(v * 10) / 10 });
+    return [one(`${tag}_pss_kib_${n}`, pss), one(`${tag}_memavail_kib_${n}`, avail)];
+  } finally {
+    for (const v of virtines) v.close();
+  }
+}
+
+/** The command that starts this wasp: the compiled binary itself, or bun with the CLI's source. */
+function waspCommand(): string[] {
+  return Bun.main.startsWith("/$bunfs") ? [process.execPath] : [process.execPath, join(import.meta.dir, "../cli/main.ts")];
+}
+
+function startSeries(name: string, args: () => string[], runs: number): SeriesResult {
+  const cmd = waspCommand();
+  return summarize(name, "us", timeSync(runs, 1, () => {
+    const p = Bun.spawnSync([...cmd, ...args()]);
+    if (p.exitCode !== 0) throw new Error(`${name}: wasp exited with ${p.exitCode}: ${p.stderr.toString()}`);
+  }));
+}
+
+export const DENSITY_SERIES: Series[] = [
+  ...[1, 10, 100, 1000].flatMap((n): Series[] => [
+    { name: `density_pss_kib_${n}`, defaultRuns: 1, run: () => density(n, false) },
+    { name: `density_private_pss_kib_${n}`, defaultRuns: 1, run: () => density(n, true) },
+  ]),
+  {
+    // a fresh `wasp invoke` process for inittable that boots and initializes (~1 s of computation)
+    name: "start_boot",
+    defaultRuns: 5,
+    async run(runs) {
+      return startSeries("start_boot", () => ["invoke", embeddedBench("inittable"), "5"], runs);
+    },
+  },
+  {
+    // the same from the snapshot file: no initialization
+    name: "start_snapshot_file",
+    defaultRuns: 20,
+    async run(runs) {
+      const path = snapshotFile();
+      return startSeries("start_snapshot_file", () => ["invoke", path, "5"], runs);
+    },
+  },
+  {
+    // what a `wasp invoke` process costs by itself: start-up, a trivial virtine, exit
+    name: "start_noop",
+    defaultRuns: 20,
+    async run(runs) {
+      return startSeries("start_noop", () => ["invoke", "noop"], runs);
+    },
+  },
+  ...[1, 16, 64].map((k): Series => ({
+    // one call of a virtine restored from the file, dirtying k pages, its reset included
+    name: `restore_file_${k}`,
+    defaultRuns: 300,
+    async run(runs) {
+      using v = Virtine.fromSnapshotFile(snapshotFile(), { poolSize: 1 });
+      let i = 0;
+      return summarize(`restore_file_${k}`, "us", timeSync(runs, 5, () => {
+        v.pool.cleanAll();
+        v.invoke([i++, k]);
+      }));
+    },
+  })),
+];
