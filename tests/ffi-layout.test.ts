@@ -69,7 +69,7 @@ function program(): string {
   for (const [key, , expr] of constants) say(key, expr);
   return [
     "#define _GNU_SOURCE",
-    "#include <stddef.h>", "#include <stdio.h>", "#include <errno.h>", "#include <fcntl.h>",
+    "#include <stddef.h>", "#include <stdio.h>", "#include <unistd.h>", "#include <errno.h>", "#include <fcntl.h>",
     "#include <sys/mman.h>", "#include <sys/resource.h>", "#include <sys/syscall.h>", "#include <signal.h>", "#include <time.h>", "#include <linux/kvm.h>",
     "int main(void) {", ...lines, "  return 0;", "}", "",
   ].join("\n");
