@@ -65,6 +65,12 @@ export const kvm_cpuid_entry2 = new Struct("struct kvm_cpuid_entry2", 40, {
 
 export const kvm_dirty_log = new Struct("struct kvm_dirty_log", 16, { slot: u32(0), dirty_bitmap: u64(8) });
 
+export const kvm_clear_dirty_log = new Struct("struct kvm_clear_dirty_log", 24, {
+  slot: u32(0), num_pages: u32(4), first_page: u64(8), dirty_bitmap: u64(16),
+});
+
+export const kvm_enable_cap = new Struct("struct kvm_enable_cap", 104, { cap: u32(0), flags: u32(4), args: bytes(8, 32) });
+
 export const kvm_signal_mask = new Struct("struct kvm_signal_mask", 4, { len: u32(0), sigset: bytes(4, 0) });
 
 /** The sync-regs area inside kvm_run (KVM_CAP_SYNC_REGS): registers without extra ioctls. */
@@ -110,8 +116,10 @@ export const KVM = {
   GET_FPU: IOR(KVMIO, 0x8c, kvm_fpu.size),
   SET_FPU: IOW(KVMIO, 0x8d, kvm_fpu.size),
   SET_CPUID2: IOW(KVMIO, 0x90, kvm_cpuid2.size),
+  ENABLE_CAP: IOW(KVMIO, 0xa3, kvm_enable_cap.size),
   GET_XSAVE: IOR(KVMIO, 0xa4, kvm_xsave.size),
   SET_XSAVE: IOW(KVMIO, 0xa5, kvm_xsave.size),
+  CLEAR_DIRTY_LOG: IOWR(KVMIO, 0xc0, kvm_clear_dirty_log.size),
 } as const;
 
 export const KVM_API_VERSION = 12;
@@ -122,6 +130,7 @@ export const KVM_CAP = {
   EXT_CPUID: 7,
   SYNC_REGS: 74,
   IMMEDIATE_EXIT: 136,
+  MANUAL_DIRTY_LOG_PROTECT2: 168,
 } as const;
 
 export const KVM_EXIT = {
@@ -148,6 +157,8 @@ export const KVM_SYNC_X86_SREGS = 2;
 export const KVM_SYNC_X86_EVENTS = 4;
 
 export const KVM_MEM_LOG_DIRTY_PAGES = 1;
+/** KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: KVM_GET_DIRTY_LOG no longer re-protects; KVM_CLEAR_DIRTY_LOG does */
+export const KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = 1;
 export const KVM_MEM_READONLY = 2;
 
 export const KVM_MAX_CPUID_ENTRIES = 256;

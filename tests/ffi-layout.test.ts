@@ -14,7 +14,7 @@ import { zigPath } from "./support.ts";
 
 const structs: Struct<string>[] = [
   kvm.kvm_regs, kvm.kvm_segment, kvm.kvm_dtable, kvm.kvm_sregs, kvm.kvm_fpu, kvm.kvm_userspace_memory_region,
-  kvm.kvm_xsave, kvm.kvm_cpuid2, kvm.kvm_cpuid_entry2, kvm.kvm_dirty_log, kvm.kvm_signal_mask, kvm.kvm_sync_regs, kvm.kvm_run,
+  kvm.kvm_xsave, kvm.kvm_cpuid2, kvm.kvm_cpuid_entry2, kvm.kvm_dirty_log, kvm.kvm_clear_dirty_log, kvm.kvm_enable_cap, kvm.kvm_signal_mask, kvm.kvm_sync_regs, kvm.kvm_run,
   sig.sigevent, sig.itimerspec, sig.timespec, sig.siginfo, sig.sigaction,
 ];
 
@@ -32,6 +32,7 @@ const constants: [string, number, string][] = [
   ["KVM_SYNC_X86_EVENTS", kvm.KVM_SYNC_X86_EVENTS, "KVM_SYNC_X86_EVENTS"],
   ["KVM_MEM_LOG_DIRTY_PAGES", kvm.KVM_MEM_LOG_DIRTY_PAGES, "KVM_MEM_LOG_DIRTY_PAGES"],
   ["KVM_MEM_READONLY", kvm.KVM_MEM_READONLY, "KVM_MEM_READONLY"],
+  ["KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE", kvm.KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, "KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE"],
   ["O_RDWR", libc.O_RDWR, "O_RDWR"],
   ["O_CLOEXEC", libc.O_CLOEXEC, "O_CLOEXEC"],
   ["PROT_READ", libc.PROT_READ, "PROT_READ"],

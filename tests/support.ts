@@ -21,25 +21,14 @@ export function openFds(): number {
   return readdirSync("/proc/self/fd").length;
 }
 
-import { HEADER_MAGIC, Header, Layout, ABI_VERSION } from "../src/hypercall/abi.ts";
+import { buildNativeImage } from "../src/image/image.ts";
 
 /**
  * A native image made of raw machine code (for faults no well-behaved Zig guest would produce):
  * the header, then `code` at the entry point.
  */
 export function nativeImage(code: number[], opts: { memWanted?: number; bss?: number } = {}): Uint8Array {
-  const bytes = new Uint8Array(Header.SIZE + code.length);
-  const dv = new DataView(bytes.buffer);
-  const load = BigInt(Layout.NATIVE_LOAD);
-  dv.setBigUint64(Header.MAGIC, HEADER_MAGIC, true);
-  dv.setUint32(Header.ABI_VERSION, ABI_VERSION, true);
-  dv.setUint32(Header.HEADER_SIZE, Header.SIZE, true);
-  dv.setBigUint64(Header.ENTRY, load + BigInt(Header.SIZE), true);
-  dv.setBigUint64(Header.LOAD_ADDR, load, true);
-  dv.setBigUint64(Header.IMAGE_END, load + BigInt(bytes.length + (opts.bss ?? 0)), true);
-  dv.setBigUint64(Header.MEM_WANTED, BigInt(opts.memWanted ?? 0), true);
-  bytes.set(code, Header.SIZE);
-  return bytes;
+  return buildNativeImage(code, opts);
 }
 
 /** Machine code snippets (x86-64). */

@@ -7,8 +7,8 @@ import { Snapshot } from "../snapshot/snapshot.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { KVM_EXIT } from "../../ffi/kvm.ts";
 import { Layout, Port } from "../hypercall/abi.ts";
-import { parseImage, MIB } from "../image/image.ts";
-import { HEADER_MAGIC, Header, ABI_VERSION } from "../hypercall/abi.ts";
+import { buildNativeImage, parseImage, MIB } from "../image/image.ts";
+import { Header } from "../hypercall/abi.ts";
 import { benchImage as image } from "./guests.ts";
 import { summarize, timeSync, type SeriesResult } from "./stats.ts";
 import type { Series } from "./suite.ts";
@@ -56,16 +56,7 @@ function runForMilestones(shell: Shell, n: bigint): bigint[] {
  * memory (no stack), like kvm-floor's image and the paper's 1-byte HLT image. The rest is data.
  */
 export function sizedImage(bytes: number) {
-  const img = new Uint8Array(bytes);
-  const dv = new DataView(img.buffer);
-  const load = BigInt(Layout.NATIVE_LOAD);
-  dv.setBigUint64(Header.MAGIC, HEADER_MAGIC, true);
-  dv.setUint32(Header.ABI_VERSION, ABI_VERSION, true);
-  dv.setUint32(Header.HEADER_SIZE, Header.SIZE, true);
-  dv.setBigUint64(Header.ENTRY, load + BigInt(Header.SIZE), true);
-  dv.setBigUint64(Header.LOAD_ADDR, load, true);
-  dv.setBigUint64(Header.IMAGE_END, load + BigInt(bytes), true);
-  img.set([0xe6, Port.EXIT], Header.SIZE); // out 0xfa, al
+  const img = buildNativeImage([0xe6, Port.EXIT], { size: bytes }); // out 0xfa, al
   for (let i = Header.SIZE + 2; i < bytes; i += 64) img[i] = i & 0xff; // populate every page
   return parseImage(img, `size-${bytes}`);
 }
@@ -75,12 +66,22 @@ export function exitImage() {
   return sizedImage(Header.SIZE + 2);
 }
 
+/**
+ * kvm-floor's `touch`: writes one byte into each of RDI pages from 4 MiB up, with no stack, so a
+ * call dirties exactly that many pages.
+ */
+function touchImage() {
+  // mov rbx, 0x400000 ; l: mov [rbx], dil ; add rbx, 0x1000 ; dec rdi ; jnz l ; out 0xfa, al
+  const code = [0x48, 0xc7, 0xc3, 0x00, 0x00, 0x40, 0x00, 0x40, 0x88, 0x3b, 0x48, 0x81, 0xc3, 0x00, 0x10, 0x00, 0x00, 0x48, 0xff, 0xcf, 0x75, 0xf1, 0xe6, Port.EXIT];
+  return parseImage(buildNativeImage(code), "touch");
+}
+
 function resetSeries(name: string, pages: number, memory: number, strategy: ResetStrategy): Series {
   return {
     name,
     defaultRuns: 300,
     async run(runs) {
-      using v = new Virtine(image("writes"), { memory, poolSize: 1, resetStrategy: strategy });
+      using v = new Virtine(touchImage(), { memory, poolSize: 1, resetStrategy: strategy });
       return summarize(name, "us", timeSync(runs, 5, () => {
         v.pool.cleanAll(); // the reset of the previous call...
         v.invoke([pages]); // ...then a call dirtying `pages` pages, as kvm-floor's *_reset_K

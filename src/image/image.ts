@@ -67,6 +67,26 @@ function parseNative(bytes: Uint8Array, name: string): Image {
   };
 }
 
+/**
+ * The bytes of a native image whose code is `code` (raw x86-64 machine code, entered at CPL3),
+ * optionally followed by data up to `size` bytes in all, with `bss` bytes of bss and the memory it
+ * asks for. For tests, benchmarks and probes that need exact instructions; guests are built with Zig.
+ */
+export function buildNativeImage(code: readonly number[], opts: { size?: number; bss?: number; memWanted?: number } = {}): Uint8Array {
+  const bytes = new Uint8Array(Math.max(opts.size ?? 0, Header.SIZE + code.length));
+  const dv = new DataView(bytes.buffer);
+  const load = BigInt(Layout.NATIVE_LOAD);
+  dv.setBigUint64(Header.MAGIC, HEADER_MAGIC, true);
+  dv.setUint32(Header.ABI_VERSION, ABI_VERSION, true);
+  dv.setUint32(Header.HEADER_SIZE, Header.SIZE, true);
+  dv.setBigUint64(Header.ENTRY, load + BigInt(Header.SIZE), true);
+  dv.setBigUint64(Header.LOAD_ADDR, load, true);
+  dv.setBigUint64(Header.IMAGE_END, load + BigInt(bytes.length + (opts.bss ?? 0)), true);
+  dv.setBigUint64(Header.MEM_WANTED, BigInt(opts.memWanted ?? 0), true);
+  bytes.set(code, Header.SIZE);
+  return bytes;
+}
+
 /** Bytes an image occupies from guest address 0 (its end, including bss for native images). */
 export function imageFootprint(image: Image): number {
   return image.kind === "native" ? Number(image.header.imageEnd) : image.loadAddr + image.bytes.length;

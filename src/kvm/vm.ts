@@ -1,6 +1,6 @@
 // A KVM virtual machine: one VM fd, its memory slots and its vCPUs.
 import * as libc from "../../ffi/libc.ts";
-import { KVM, KVM_MEM_LOG_DIRTY_PAGES, kvm_dirty_log, kvm_userspace_memory_region } from "../../ffi/kvm.ts";
+import { KVM, KVM_MEM_LOG_DIRTY_PAGES, kvm_clear_dirty_log, kvm_dirty_log, kvm_enable_cap, kvm_userspace_memory_region } from "../../ffi/kvm.ts";
 import type { Kvm } from "./system.ts";
 import { Vcpu } from "./vcpu.ts";
 
@@ -37,7 +37,31 @@ export class Vm {
     return arg;
   }
 
-  /** Fetches (and clears) the dirty-page bitmap of a slot logged with `logDirty`. */
+  /** KVM_ENABLE_CAP on this VM with its first argument. */
+  enableCap(cap: number, arg0: number, name: string): void {
+    const buf = new Uint8Array(kvm_enable_cap.size);
+    const dv = new DataView(buf.buffer);
+    kvm_enable_cap.write(dv, 0, { cap });
+    dv.setBigUint64(kvm_enable_cap.off("args"), BigInt(arg0), true);
+    libc.ioctl(this.fd, KVM.ENABLE_CAP, buf, `KVM_ENABLE_CAP(${name})`);
+  }
+
+  /**
+   * An argument for clearDirtyLog: all `pages` pages of `slot`, with the bitmap at `bitmapAddr`
+   * naming the pages to clear (and write-protect again).
+   */
+  clearDirtyLogArg(slot: number, pages: number, bitmapAddr: number): Uint8Array {
+    const arg = new Uint8Array(kvm_clear_dirty_log.size);
+    kvm_clear_dirty_log.write(new DataView(arg.buffer), 0, { slot, num_pages: pages, first_page: 0, dirty_bitmap: bitmapAddr });
+    return arg;
+  }
+
+  /** With manual dirty-log protection: clears the named pages' dirty bits and write-protects them. */
+  clearDirtyLog(arg: Uint8Array): void {
+    libc.ioctl(this.fd, KVM.CLEAR_DIRTY_LOG, arg, "KVM_CLEAR_DIRTY_LOG");
+  }
+
+  /** Fetches the dirty-page bitmap of a slot logged with `logDirty` (and clears it, unless manual protection is on). */
   getDirtyLog(arg: Uint8Array): void {
     libc.ioctl(this.fd, KVM.GET_DIRTY_LOG, arg, "KVM_GET_DIRTY_LOG");
   }

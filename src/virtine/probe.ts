@@ -5,10 +5,9 @@
 // must then reload the special registers (KVM_SET_SREGS, ~5 µs here). KVM on PVM shows a CPL3 guest
 // null data selectors whatever it loads (measured), so there is nothing to reset. One probe per
 // process tells which: a guest loads the user data selector into DS and reads DS back.
-import { Layout, Port } from "../hypercall/abi.ts";
-import { Header, HEADER_MAGIC, ABI_VERSION } from "../hypercall/abi.ts";
+import { Port } from "../hypercall/abi.ts";
 import { KVM_EXIT } from "../../ffi/kvm.ts";
-import { parseImage } from "../image/image.ts";
+import { buildNativeImage, parseImage } from "../image/image.ts";
 import { SEL_USER_DATA } from "../image/boot.ts";
 import type { Kvm } from "../kvm/system.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
@@ -34,17 +33,7 @@ function probe(kvm: Kvm): boolean {
     0x8c, 0xd8, // mov ax, ds
     0xe6, Port.EXIT, // out EXIT, al
   ];
-  const bytes = new Uint8Array(Header.SIZE + code.length);
-  const dv = new DataView(bytes.buffer);
-  const load = BigInt(Layout.NATIVE_LOAD);
-  dv.setBigUint64(Header.MAGIC, HEADER_MAGIC, true);
-  dv.setUint32(Header.ABI_VERSION, ABI_VERSION, true);
-  dv.setUint32(Header.HEADER_SIZE, Header.SIZE, true);
-  dv.setBigUint64(Header.ENTRY, load + BigInt(Header.SIZE), true);
-  dv.setBigUint64(Header.LOAD_ADDR, load, true);
-  dv.setBigUint64(Header.IMAGE_END, load + BigInt(bytes.length), true);
-  bytes.set(code, Header.SIZE);
-  using snapshot = Snapshot.entry(parseImage(bytes, "selector-probe"), 2 * 1024 * 1024, kvm.vcpuResetState());
+  using snapshot = Snapshot.entry(parseImage(buildNativeImage(code), "selector-probe"), 2 * 1024 * 1024, kvm.vcpuResetState());
   using shell = new Shell(kvm, snapshot, { oneShot: true });
   shell.loadRegisters([]);
   // Anything unexpected: assume the selectors are visible (the safe answer).

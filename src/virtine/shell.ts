@@ -6,11 +6,16 @@ import * as libc from "../../ffi/libc.ts";
 import { GuestMemory, PAGE_SIZE } from "../memory/guest-memory.ts";
 import { ABI_VERSION, INFO_MAGIC, Info, Layout } from "../hypercall/abi.ts";
 import type { Kvm } from "../kvm/system.ts";
+import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } from "../../ffi/kvm.ts";
 import type { Vm } from "../kvm/vm.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { Snapshot } from "../snapshot/snapshot.ts";
 
 const ARG_REGS = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"] as const;
+/** Most pages kept writable between resets (manual dirty-log protection); beyond, the set is relearned. */
+const STICKY_PAGES = 512;
+/** Resets after which the writable set is relearned anyway. */
+const RELEARN = 256;
 
 /** How a shell's memory is put back to its snapshot after a call. */
 export type ResetStrategy = "dirty-log" | "cow";
@@ -27,6 +32,10 @@ export class Shell {
   readonly #bitmapAddr: number;
   readonly #bitmapBytes: number;
   readonly #logArg: Uint8Array;
+  readonly #clearArg: Uint8Array;
+  /** pages stay writable once dirtied (manual dirty-log protection), until the set is relearned */
+  #sticky = false;
+  #resetsSinceRelearn = 0;
   /** pages the host wrote on the guest's behalf (hypercalls): KVM does not log those */
   readonly #hostDirty: number[] = [];
   /** true until the special registers have been loaded into this vCPU */
@@ -69,10 +78,16 @@ export class Shell {
         mem = new GuestMemory(snapshot.size, snapshot.fd, snapshot.fileOffset);
       }
       vm = kvm.createVm();
+      // Manual dirty-log protection (when KVM has it): fetching the log no longer write-protects
+      // the logged pages again, so pages a call dirties stay writable for the next call — which
+      // would dirty them again — and are simply copied back at every reset (see reset()).
+      this.#sticky = !this.oneShot && kvm.checkExtension(KVM_CAP.MANUAL_DIRTY_LOG_PROTECT2) > 0;
+      if (this.#sticky) vm.enableCap(KVM_CAP.MANUAL_DIRTY_LOG_PROTECT2, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, "MANUAL_DIRTY_LOG_PROTECT2");
       vm.setMemoryRegion(0, 0, mem.size, mem.hostAddr, { logDirty: !this.oneShot });
       vcpu = vm.createVcpu(0);
       vcpu.setCpuid(kvm.cpuid);
       this.#logArg = vm.dirtyLogArg(0, this.#bitmapAddr);
+      this.#clearArg = vm.clearDirtyLogArg(0, pages, this.#bitmapAddr);
     } catch (e) {
       vcpu?.close();
       vm?.close();
@@ -155,10 +170,11 @@ export class Shell {
     const ram = this.mem.bytes;
     const golden = this.snapshot.memory;
     let restored = 0;
-    // Fetch the log in both strategies: it also re-arms write tracking for the next call.
+    // Fetch the log in both strategies: without manual protection it also re-arms write tracking.
     this.vm.getDirtyLog(this.#logArg);
     if (strategy === "cow") {
       this.mem.discard();
+      if (this.#sticky) this.vm.clearDirtyLog(this.#clearArg);
     } else {
       // Scan the bitmap as 32-bit numbers: a bigint per 64 pages would cost more than the copies
       // (1024 words for 256 MiB of RAM).
@@ -177,6 +193,16 @@ export class Shell {
         const at = p * PAGE_SIZE;
         ram.set(golden.subarray(at, at + PAGE_SIZE), at);
         restored++;
+      }
+      // With manual protection the log keeps every page dirtied since it was last cleared, and
+      // those pages stay writable: the next call writes them without a fault (a write-protection
+      // fault costs a few µs here, copying a page back a fraction of one). Correct either way —
+      // a page in the set is copied back at every reset. When the set grows past STICKY_PAGES, or
+      // every RELEARN resets, it is cleared (and its pages protected) so that it follows what
+      // calls dirty now.
+      if (this.#sticky && (restored > STICKY_PAGES || ++this.#resetsSinceRelearn >= RELEARN)) {
+        this.vm.clearDirtyLog(this.#clearArg);
+        this.#resetsSinceRelearn = 0;
       }
     }
     this.#hostDirty.length = 0;
