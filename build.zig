@@ -6,8 +6,9 @@
 //! as module "virtine", linked by guests/sdk/linker.ld at 0x100000 and objcopy'd to a flat
 //! binary that starts with the image header.
 //!
-//! Raw guests (guests/raw/NAME.s): 16-bit real-mode assembly linked at 0x8000 by
-//! guests/raw/linker.ld and objcopy'd to a flat binary.
+//! Raw guests (guests/raw/NAME.s): 16-bit real-mode assembly, sharing the macros of the
+//! guests/raw/*.inc files it includes, linked at 0x8000 by guests/raw/linker.ld and objcopy'd
+//! to a flat binary.
 
 const std = @import("std");
 
@@ -40,6 +41,12 @@ const raw_guests = [_][]const u8{
     "mode16_fib",
     "mode32_fib",
     "mode64_fib",
+};
+
+/// Files the raw guests `.include` (guests/raw/NAME): shared macros and constants.
+const raw_include_files = [_][]const u8{
+    "boot.inc", // real mode -> protected mode -> long mode, page tables, GDTs
+    "fib.inc", // argument, milestone table, fib routine, exit
 };
 
 pub fn build(b: *std.Build) void {
@@ -91,6 +98,14 @@ pub fn build(b: *std.Build) void {
         installFlat(b, exe, name);
     }
 
+    // The raw guests' `.include` files, copied into a directory of the cache that is named after
+    // their contents: as its path is part of each guest's cache key, editing an include file
+    // rebuilds the guests (zig records no dependencies of plain `.s` files on their includes).
+    const raw_includes = b.addWriteFiles();
+    for (raw_include_files) |file| {
+        _ = raw_includes.addCopyFile(.{ .path = b.fmt("guests/raw/{s}", .{file}) }, file);
+    }
+
     for (raw_guests) |name| {
         const exe = b.addExecutable(.{
             .name = name,
@@ -98,6 +113,7 @@ pub fn build(b: *std.Build) void {
             .optimize = optimize,
         });
         exe.addAssemblyFile(.{ .path = b.fmt("guests/raw/{s}.s", .{name}) });
+        exe.addIncludePath(raw_includes.getDirectory());
         exe.setLinkerScript(.{ .path = "guests/raw/linker.ld" });
         exe.bundle_compiler_rt = false;
         exe.pie = false;

@@ -22,82 +22,37 @@
 #   0x13000-0x1ffff  stack (RSP starts at 0x20000, grows down)
 # so the virtine needs at least 128 KiB of RAM.
 
-    .set INFO_ARG0, 0x7000 + 16
-    .set MS_COUNT, 0x70f8
-    .set MS_TABLE, 0x7100
-    .set MS_N, 9
-    .set PML4, 0x10000
-    .set PDPT, 0x11000
-    .set PD,   0x12000
-    .set STACK_TOP, 0x20000
+    .include "boot.inc"             # mode switches, page tables 0x10000-0x12fff, STACK_TOP
+    .include "fib.inc"              # INFO_ARG0, MS_COUNT, MS_TABLE, MARK, fib
 
-    # gdt32: 0x08 = 32-bit code, 0x10 = data; gdt64: 0x08 = 64-bit code, 0x10 = data
-    .set SEL_CODE, 0x08
-    .set SEL_DATA, 0x10
+    .set MS_N, 9
+
+    # gdt32: 0x08 = 32-bit code, 0x10 = data (SEL_CODE32, SEL_DATA);
+    # gdt64: 0x08 = 64-bit code, 0x10 = data
+    .set SEL_GDT64_CODE, 0x08
 
     .set HC_SNAPSHOT, 5
-
-# Record milestone `slot`: rdtsc, EDX:EAX -> MS_TABLE[slot]. Clobbers EAX and EDX. The same
-# source assembles in 16-bit (DS base 0), 32-bit and 64-bit code.
-.macro MARK slot
-    rdtsc
-    movl %eax, MS_TABLE + 8 * \slot
-    movl %edx, MS_TABLE + 8 * \slot + 4
-.endm
 
     .text
     .globl _start
 
+    # The steps of ENTER_PROTECTED_MODE and ENTER_LONG_MODE one by one, a milestone between.
     .code16
 _start:
     MARK 0
     cli
     lgdtl gdt32_desc                # DS is 0 at entry
     MARK 1
-    movl %cr0, %eax
-    orl $1, %eax                    # CR0.PE
-    movl %eax, %cr0
+    ENABLE_PE
     MARK 2
-    ljmpl $SEL_CODE, $protected32
-
-    .code32
-protected32:
+    JUMP_CODE32
     MARK 3                          # DS still has its real-mode base 0 and limit 64 KiB
-    movw $SEL_DATA, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-
-    # Page tables: zero three pages, then PML4[0] -> PDPT, PDPT[0] -> PD, PD[0..1] -> 0, 2 MiB.
-    cld
-    movl $PML4, %edi
-    xorl %eax, %eax
-    movl $(3 * 4096 / 4), %ecx
-    rep stosl
-    movl $(PDPT | 0x3), PML4        # present | writable
-    movl $(PD | 0x3), PDPT
-    movl $(0x000000 | 0x83), PD     # present | writable | 2 MiB page
-    movl $(0x200000 | 0x83), PD + 8
-
-    movl %cr4, %eax
-    orl $0x20, %eax                 # CR4.PAE
-    movl %eax, %cr4
-    movl $PML4, %eax
-    movl %eax, %cr3
-    movl $0xc0000080, %ecx          # IA32_EFER
-    rdmsr
-    orl $0x100, %eax                # EFER.LME
-    wrmsr
-    movl %cr0, %eax
-    orl $0x80000000, %eax           # CR0.PG (long mode becomes active: compatibility mode)
-    movl %eax, %cr0
+    LOAD_DATA_SEGMENTS
+    ENABLE_LONG_MODE
     MARK 4
     lgdtl gdt64_desc                # CS/DS/SS keep their cached descriptors until reloaded
     MARK 5
-    ljmp $SEL_CODE, $long64
-
-    .code64
-long64:
+    JUMP_CODE64 SEL_GDT64_CODE
     MARK 6
     movl $STACK_TOP, %esp
     movl $HC_SNAPSHOT, %eax
@@ -105,47 +60,12 @@ long64:
 snapshot_resume:
     movq INFO_ARG0, %rdi            # this call's n (not a register from before the snapshot)
     movq $MS_N, MS_COUNT
-    MARK 7
-    call fib
-    movq %rax, %rbx
-    MARK 8
-    movq %rbx, %rax
-    outb %al, $0xfa
-1:  hlt
-    jmp 1b
+    TIMED_CALL64 fib, 7, 8
+    EXIT_RESULT
 
-# fib(rdi) -> rax, by double recursion.
-fib:
-    cmpq $2, %rdi
-    jb 2f
-    pushq %rbx
-    pushq %rdi
-    decq %rdi
-    call fib
-    movq %rax, %rbx
-    popq %rdi
-    subq $2, %rdi
-    call fib
-    addq %rbx, %rax
-    popq %rbx
-    ret
-2:  movq %rdi, %rax
-    ret
+    FIB64 fib
 
-    .p2align 3
-gdt32:
-    .quad 0                         # null
-    .quad 0x00cf9a000000ffff        # 0x08: 32-bit code, base 0, 4 GiB
-    .quad 0x00cf92000000ffff        # 0x10: data, base 0, 4 GiB
-gdt32_end:
-gdt64:
-    .quad 0                         # null
-    .quad 0x00af9a000000ffff        # 0x08: 64-bit code
-    .quad 0x00cf92000000ffff        # 0x10: data
-gdt64_end:
-gdt32_desc:
-    .word gdt32_end - gdt32 - 1
-    .long gdt32
-gdt64_desc:
-    .word gdt64_end - gdt64 - 1
-    .long gdt64
+    GDT gdt32, DESC_CODE32, DESC_DATA
+    GDT gdt64, DESC_CODE64, DESC_DATA
+    GDT_DESC gdt32
+    GDT_DESC gdt64

@@ -7,15 +7,8 @@
 #   0x13000-0x1ffff  stack (RSP starts at 0x20000, grows down)
 # so the virtine needs at least 128 KiB of RAM. It writes nothing else.
 
-    .set INFO_ARG0, 0x7000 + 16
-    .set PML4, 0x10000
-    .set PDPT, 0x11000
-    .set PD,   0x12000
-    .set STACK_TOP, 0x20000
-
-    .set SEL_CODE32, 0x08
-    .set SEL_DATA,   0x10
-    .set SEL_CODE64, 0x18
+    .include "boot.inc"
+    .include "fib.inc"
 
     .text
     .globl _start
@@ -25,78 +18,15 @@ _start:
     cli
     xorw %ax, %ax
     movw %ax, %ds
-    lgdtl gdt_desc
-    movl %cr0, %eax
-    orl $1, %eax                    # CR0.PE
-    movl %eax, %cr0
-    ljmp $SEL_CODE32, $protected32
+    ENTER_PROTECTED_MODE gdt_desc, jump=ljmp
+    ENTER_LONG_MODE
 
-    .code32
-protected32:
-    movw $SEL_DATA, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-
-    # Page tables: zero three pages, then PML4[0] -> PDPT, PDPT[0] -> PD, PD[0..1] -> 0, 2 MiB.
-    cld
-    movl $PML4, %edi
-    xorl %eax, %eax
-    movl $(3 * 4096 / 4), %ecx
-    rep stosl
-    movl $(PDPT | 0x3), PML4        # present | writable
-    movl $(PD | 0x3), PDPT
-    movl $(0x000000 | 0x83), PD     # present | writable | 2 MiB page
-    movl $(0x200000 | 0x83), PD + 8
-
-    movl %cr4, %eax
-    orl $0x20, %eax                 # CR4.PAE
-    movl %eax, %cr4
-    movl $PML4, %eax
-    movl %eax, %cr3
-    movl $0xc0000080, %ecx          # IA32_EFER
-    rdmsr
-    orl $0x100, %eax                # EFER.LME
-    wrmsr
-    movl %cr0, %eax
-    orl $0x80000000, %eax           # CR0.PG (long mode becomes active)
-    movl %eax, %cr0
-    ljmp $SEL_CODE64, $long64
-
-    .code64
-long64:
     movl $STACK_TOP, %esp
     movq INFO_ARG0, %rdi
     call fib
-    outb %al, $0xfa
-1:  hlt
-    jmp 1b
+    EXIT_RESULT
 
-# fib(rdi) -> rax, by double recursion.
-fib:
-    cmpq $2, %rdi
-    jb 2f
-    pushq %rbx
-    pushq %rdi
-    decq %rdi
-    call fib
-    movq %rax, %rbx
-    popq %rdi
-    subq $2, %rdi
-    call fib
-    addq %rbx, %rax
-    popq %rbx
-    ret
-2:  movq %rdi, %rax
-    ret
+    FIB64 fib
 
-    .p2align 3
-gdt:
-    .quad 0                         # null
-    .quad 0x00cf9a000000ffff        # 0x08: 32-bit code, base 0, 4 GiB
-    .quad 0x00cf92000000ffff        # 0x10: data, base 0, 4 GiB
-    .quad 0x00af9a000000ffff        # 0x18: 64-bit code
-gdt_end:
-gdt_desc:
-    .word gdt_end - gdt - 1
-    .long gdt
+    GDT gdt, DESC_CODE32, DESC_DATA, DESC_CODE64
+    GDT_DESC gdt
