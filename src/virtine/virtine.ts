@@ -302,6 +302,7 @@ export class Virtine {
         // thread: then run on
         this.#deadline.consume();
         if (this.#deadline.expired()) throw new TimeoutError(this.timeoutMs);
+        this.#deadline.recheck();
         continue;
       }
       throw guestFault(vcpu, reason);
