@@ -1,7 +1,7 @@
 // libc through bun:ffi. Each checked wrapper reads errno right after a failing call (before any
 // other libc call can overwrite it) and throws a SyscallError naming the call and the errno.
 // `raw` exposes the unchecked symbols for hot paths (the run loop) that inspect errors themselves.
-import { dlopen, read, type Pointer } from "bun:ffi";
+import { FFIType, dlopen, read, type Pointer } from "bun:ffi";
 import { SyscallError } from "./errors.ts";
 import { Errno, errnoName } from "./errno.ts";
 
@@ -15,11 +15,11 @@ const lib = dlopen("libc.so.6", {
   madvise: { args: ["u64", "u64", "i32"], returns: "i32" },
   memfd_create: { args: ["cstring", "u32"], returns: "i32" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
-  pwrite: { args: ["i32", "ptr", "u64", "i64"], returns: "i64_fast" },
-  lseek: { args: ["i32", "i64", "i32"], returns: "i64_fast" },
+  pwrite: { args: ["i32", "ptr", "u64", "i64"], returns: FFIType.i64_fast },
+  lseek: { args: ["i32", "i64", "i32"], returns: FFIType.i64_fast },
   getrlimit: { args: ["i32", "ptr"], returns: "i32" },
   setrlimit: { args: ["i32", "ptr"], returns: "i32" },
-  syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: "i64_fast" },
+  syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: FFIType.i64_fast },
   sigaction: { args: ["i32", "ptr", "ptr"], returns: "i32" },
   // abs(3) is a pure function of one int: as a signal handler it does nothing at all
   abs: { args: ["i32"], returns: "i32" },

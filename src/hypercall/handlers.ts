@@ -12,8 +12,9 @@ export const MAX_PANIC_MESSAGE = 4096;
 export const MAX_RANDOM = 65536;
 
 export interface HypercallContext {
-  readonly vcpu: Vcpu;
-  readonly mem: GuestMemory;
+  /** the vCPU and memory of the call in progress (set at each call) */
+  vcpu: Vcpu;
+  mem: GuestMemory;
   readonly console: ConsoleSink;
   /** set by `exit`: the virtine's result */
   exitValue: bigint | undefined;
