@@ -98,4 +98,5 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_SYSCALL: 10,
   WASP_BENCH_REGRESSION: 11,
   WASP_BAD_SNAPSHOT: 12,
+  WASP_COMPILE: 13,
 };

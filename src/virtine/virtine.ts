@@ -20,6 +20,7 @@ import { Shell, type ResetStrategy } from "./shell.ts";
 import { ShellPool, type PoolStats } from "../pool/pool.ts";
 import { Snapshot, type SnapshotMeta } from "../snapshot/snapshot.ts";
 import { SnapshotFile } from "../snapshot/file.ts";
+import { compileZig, type ZigOptions } from "../image/zig.ts";
 
 export const MAX_ARGS = 6;
 /** Deadline of an invocation when none is given. */
@@ -156,6 +157,17 @@ export class Virtine {
       file.close();
       throw e;
     }
+  }
+
+  /**
+   * A virtine of Zig source written in the script (`pub fn main(x: u64) u64 { return x * x; }`),
+   * compiled with the bundled zig and the guest SDK, and cached: a second load of the same source
+   * does not run the compiler. A source that does not compile rejects with a CompileError
+   * (`WASP_COMPILE`) carrying the compiler's diagnostics.
+   */
+  static async fromZig(source: string, options: VirtineOptions & ZigOptions = {}): Promise<Virtine> {
+    const { image } = await compileZig(source, options);
+    return new Virtine(image, options);
   }
 
   /** Loads an image file. */

@@ -1,0 +1,120 @@
+// Inline Zig virtines: Zig source written in a script, compiled with the bundled zig and the guest
+// SDK into a native image, and cached by a hash of everything that decides the output (the source,
+// the SDK's files, the compiler's version and the flags), so the second run of a script does not
+// run the compiler at all.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { WaspError } from "../errors.ts";
+import { parseImage, type Image } from "./image.ts";
+
+/** The compiler rejected the source: the message holds its diagnostics. */
+export class CompileError extends WaspError {
+  constructor(
+    message: string,
+    readonly diagnostics: string,
+  ) {
+    super("WASP_COMPILE", message);
+  }
+}
+
+const ROOT = resolve(import.meta.dir, "../..");
+const SDK = join(ROOT, "guests", "sdk");
+
+/** The flags build.zig uses for native guests (see its comments for why each). */
+const FLAGS = [
+  "-target", "x86_64-freestanding-none", "-mcpu", "baseline", "-O", "ReleaseSmall", "-fsingle-threaded",
+  "-fno-stack-protector", "-fno-PIE", "-fno-PIC", "-fstrip", "--gc-sections",
+];
+
+export interface ZigOptions {
+  /** where compiled images are kept (default: $WASP_CACHE_DIR, else ~/.cache/wasp/zig) */
+  cacheDir?: string;
+  /** the zig compiler (default: the one installed with wasp, node_modules/.bin/zig) */
+  zig?: string;
+  /** the image's name in its header and in messages (default "inline") */
+  name?: string;
+}
+
+export interface CompiledZig {
+  image: Image;
+  /** false when the image came from the cache and the compiler did not run */
+  compiled: boolean;
+  /** the cached image file */
+  path: string;
+}
+
+/** Compiles `source` (a guest file: `pub fn main(...) u64`) into a native image, or takes it from the cache. */
+export async function compileZig(source: string, opts: ZigOptions = {}): Promise<CompiledZig> {
+  const zig = opts.zig ?? join(ROOT, "node_modules", ".bin", "zig");
+  if (!existsSync(zig)) throw new CompileError(`the zig compiler is not at ${zig}: run npm install in wasp's folder`, "");
+  if (!existsSync(join(SDK, "root.zig"))) throw new CompileError(`the guest SDK is not at ${SDK}`, "");
+  const name = opts.name ?? "inline";
+  if (!/^[A-Za-z0-9_.-]{1,23}$/.test(name)) throw new CompileError(`image name "${name}" must be 1-23 letters, digits, '_', '.' or '-'`, "");
+  const cacheDir = opts.cacheDir ?? process.env.WASP_CACHE_DIR ?? join(homedir(), ".cache", "wasp", "zig");
+  const key = cacheKey(source, name, await zigVersion(zig));
+  const path = join(cacheDir, `${key}.bin`);
+  if (existsSync(path)) {
+    return { image: parseImage(new Uint8Array(readFileSync(path)), `${name}.bin`), compiled: false, path };
+  }
+  const work = mkdtempSync(join(tmpdir(), "wasp-zig-"));
+  try {
+    writeFileSync(join(work, "guest.zig"), source);
+    writeFileSync(join(work, "wasp_build.zig"), `pub const name: []const u8 = ${JSON.stringify(name)};\n`);
+    const elf = join(work, "guest.elf");
+    const build = Bun.spawn(
+      [
+        zig, "build-exe",
+        "--mod", `virtine::${join(SDK, "virtine.zig")}`,
+        "--mod", `guest:virtine:${join(work, "guest.zig")}`,
+        "--mod", `wasp_build::${join(work, "wasp_build.zig")}`,
+        "--deps", "guest,virtine,wasp_build",
+        join(SDK, "root.zig"),
+        ...FLAGS,
+        "-T", join(SDK, "linker.ld"),
+        `-femit-bin=${elf}`,
+        "--cache-dir", join(cacheDir, "zig-cache"),
+        "--global-cache-dir", join(cacheDir, "zig-global-cache"),
+      ],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    const [status, err] = await Promise.all([build.exited, new Response(build.stderr).text()]);
+    if (status !== 0) {
+      const diagnostics = err.replaceAll(join(work, "guest.zig"), "inline.zig").trim();
+      const first = diagnostics.split("\n").find((l) => l.includes("error:")) ?? diagnostics.split("\n")[0] ?? "";
+      throw new CompileError(`the Zig source does not compile: ${first}`, diagnostics);
+    }
+    const bin = join(work, "guest.bin");
+    const copy = Bun.spawnSync([zig, "objcopy", "-O", "binary", elf, bin]);
+    if (copy.exitCode !== 0) throw new CompileError(`zig objcopy failed: ${copy.stderr.toString().trim()}`, copy.stderr.toString());
+    const bytes = new Uint8Array(readFileSync(bin));
+    const image = parseImage(bytes, `${name}.bin`);
+    mkdirSync(cacheDir, { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path); // atomic: a concurrent reader sees the old state or the whole image
+    return { image, compiled: true, path };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const versions = new Map<string, string>();
+async function zigVersion(zig: string): Promise<string> {
+  let v = versions.get(zig);
+  if (v === undefined) {
+    const p = Bun.spawn([zig, "version"], { stdout: "pipe" });
+    v = (await new Response(p.stdout).text()).trim();
+    await p.exited;
+    versions.set(zig, v);
+  }
+  return v;
+}
+
+/** SHA-256 of the source, the name, every SDK file, the compiler's version and the flags. */
+function cacheKey(source: string, name: string, version: string): string {
+  const h = new Bun.CryptoHasher("sha256");
+  h.update(`wasp-zig-1\0${version}\0${FLAGS.join(" ")}\0${name}\0${source}\0`);
+  for (const f of readdirSync(SDK).sort()) h.update(`${f}\0`).update(readFileSync(join(SDK, f))).update("\0");
+  return h.digest("hex");
+}
