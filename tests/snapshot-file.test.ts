@@ -93,6 +93,16 @@ describe("wasp snapshot and restore", () => {
     expect(r.stderr).toMatch(/^wasp: fib\.bin: the image made no snapshot hypercall/);
   });
 
+  test("wasp inspect describes a snapshot file; a snapshot file cannot be snapshotted again", () => {
+    const r = wasp(["inspect", snap]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/kind\s+snapshot file, format 1/);
+    expect(r.stdout).toMatch(/image\s+inittable\.bin \(native\)/);
+    const again = wasp(["snapshot", snap, "-o", join(dir, "again.snap")]);
+    expect(again.status).toBe(EXIT_STATUS.WASP_BAD_IMAGE);
+    expect(again.stderr).toMatch(/is a snapshot file already/);
+  });
+
   test("without -o it says where to write", () => {
     const r = wasp(["snapshot", "inittable"]);
     expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);

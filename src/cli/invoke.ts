@@ -1,6 +1,7 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
 import { closeSync, existsSync, openSync, readSync } from "node:fs";
-import { isSnapshotFile } from "../snapshot/file.ts";
+import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
+import { systemKvm } from "../kvm/system.ts";
 import { Virtine, readImageFile } from "../virtine/virtine.ts";
 import { BadImageError, GuestFaultError } from "../errors.ts";
 import { MIB, type Image } from "../image/image.ts";
@@ -16,7 +17,7 @@ export interface InvokeFlags {
 }
 
 /** True if `path` is an existing file that starts with the snapshot file magic. */
-function isSnapshotPath(path: string): boolean {
+export function isSnapshotPath(path: string): boolean {
   let fd: number | undefined;
   try {
     fd = openSync(path, "r");
@@ -66,6 +67,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
 }
 
 export function inspectCommand(imageArg: string): void {
+  if (isSnapshotPath(imageArg)) return inspectSnapshot(imageArg);
   const image = loadImage(imageArg);
   const lines: [string, string][] = [
     ["file", image.name],
@@ -85,6 +87,24 @@ export function inspectCommand(imageArg: string): void {
   } else {
     lines.push(["load address", `0x${image.loadAddr.toString(16)}`]);
   }
+  printTable(lines);
+}
+
+function inspectSnapshot(path: string): void {
+  using file = new SnapshotFile(path, systemKvm());
+  const i = file.info;
+  const lines: [string, string][] = [
+    ["file", path],
+    ["kind", `snapshot file, format ${i.formatVersion}, written by wasp ${i.waspVersion}`],
+    ["image", `${i.imageName} (${i.native ? "native" : "raw"}), sha256 ${i.imageSha256}`],
+    ["memory", `${i.memSize / MIB} MiB, ${i.populatedPages} pages stored`],
+    ["memory sha256", i.memorySha256],
+    ["cpu", `${i.cpu.vendor}, features ${i.cpu.features.map((f) => f.toString(16).padStart(8, "0")).join(" ")}`],
+  ];
+  printTable(lines);
+}
+
+function printTable(lines: [string, string][]): void {
   const width = Math.max(...lines.map(([k]) => k.length));
   for (const [k, v] of lines) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
 }

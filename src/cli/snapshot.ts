@@ -4,7 +4,7 @@ import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
 import { MIB } from "../image/image.ts";
-import { loadImage } from "./invoke.ts";
+import { isSnapshotPath, loadImage } from "./invoke.ts";
 import { parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 
 export interface SnapshotFlags {
@@ -27,6 +27,7 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   }
   if (!flags.output) throw new BadArgsError("say where to write the snapshot: -o FILE");
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
+  if (isSnapshotPath(target)) throw new BadImageError(`${target}: is a snapshot file already; snapshot its image instead`);
   const image = loadImage(target);
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
