@@ -71,6 +71,9 @@ export const kvm_clear_dirty_log = new Struct("struct kvm_clear_dirty_log", 24, 
 
 export const kvm_enable_cap = new Struct("struct kvm_enable_cap", 104, { cap: u32(0), flags: u32(4), args: bytes(8, 32) });
 
+export const kvm_msrs = new Struct("struct kvm_msrs", 8, { nmsrs: u32(0), entries: bytes(8, 0) });
+export const kvm_msr_entry = new Struct("struct kvm_msr_entry", 16, { index: u32(0), data: u64(8) });
+
 export const kvm_signal_mask = new Struct("struct kvm_signal_mask", 4, { len: u32(0), sigset: bytes(4, 0) });
 
 /** The sync-regs area inside kvm_run (KVM_CAP_SYNC_REGS): registers without extra ioctls. */
@@ -112,6 +115,8 @@ export const KVM = {
   SET_REGS: IOW(KVMIO, 0x82, kvm_regs.size),
   GET_SREGS: IOR(KVMIO, 0x83, kvm_sregs.size),
   SET_SREGS: IOW(KVMIO, 0x84, kvm_sregs.size),
+  GET_MSRS: IOWR(KVMIO, 0x88, kvm_msrs.size),
+  SET_MSRS: IOW(KVMIO, 0x89, kvm_msrs.size),
   SET_SIGNAL_MASK: IOW(KVMIO, 0x8b, kvm_signal_mask.size),
   GET_FPU: IOR(KVMIO, 0x8c, kvm_fpu.size),
   SET_FPU: IOW(KVMIO, 0x8d, kvm_fpu.size),

@@ -247,3 +247,28 @@ describe("snapshots", () => {
     expect(v.snapshotTaken).toBe(false);
   });
 });
+
+describe("privileged (raw) guests", () => {
+  // real mode: ecx = 0xC0000082 (LSTAR); rdi = 1: write edi:... as LSTAR's low half = the second
+  // argument; else read LSTAR's low half into eax. hlt.
+  const code = [
+    0x66, 0xb9, 0x82, 0x00, 0x00, 0xc0, // mov ecx, 0xc0000082
+    0x66, 0x83, 0xff, 0x01, // cmp edi, 1
+    0x75, 0x0a, // jne read
+    0x66, 0x89, 0xf0, // mov eax, esi
+    0x66, 0x31, 0xd2, // xor edx, edx
+    0x0f, 0x30, // wrmsr
+    0xf4, // hlt
+    0x90, // (pad)
+    0x0f, 0x32, // read: rdmsr
+    0xf4, // hlt
+  ];
+
+  test("a model-specific register a raw guest wrote is reset before the next call", () => {
+    using v = new Virtine(parseImage(new Uint8Array(code), "msr"), { poolSize: 1 });
+    const before = v.invoke([2]).value;
+    v.invoke([1, 0x5ec2e7]);
+    expect(v.invoke([2]).value).toBe(before);
+    expect(v.poolStats.created).toBe(1);
+  });
+});

@@ -7,6 +7,26 @@ import { Vm } from "./vm.ts";
 
 export const KVM_DEVICE = "/dev/kvm";
 
+/**
+ * Model-specific registers a privileged (raw, CPL0) guest can write with `wrmsr` and a later call
+ * could read back — system-call targets, segment bases, SYSENTER, PAT — restored by the reset
+ * (EFER travels with the special registers). Intel SDM vol. 4; readable by KVM_GET_MSRS in this
+ * order (KVM stops at the first it cannot read).
+ */
+export const GUEST_WRITABLE_MSRS = [
+  0xc0000081, // STAR
+  0xc0000082, // LSTAR
+  0xc0000083, // CSTAR
+  0xc0000084, // SFMASK
+  0xc0000100, // FS_BASE
+  0xc0000101, // GS_BASE
+  0xc0000102, // KERNEL_GS_BASE
+  0x174, // SYSENTER_CS
+  0x175, // SYSENTER_ESP
+  0x176, // SYSENTER_EIP
+  0x277, // PAT
+] as const;
+
 export class Kvm {
   readonly fd: number;
   readonly vcpuMmapSize: number;
@@ -37,18 +57,18 @@ export class Kvm {
     }
   }
 
-  #resetState: { sregs: Uint8Array; fpu: Uint8Array } | undefined;
+  #resetState: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array } | undefined;
 
   /**
    * The special registers and FPU state (an XSAVE area) of a vCPU just after KVM_CREATE_VCPU and KVM_SET_CPUID2,
    * read once per process from a throwaway VM: the base every boot state is built from.
    */
-  vcpuResetState(): { sregs: Uint8Array; fpu: Uint8Array } {
+  vcpuResetState(): { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array } {
     if (!this.#resetState) {
       using vm = this.createVm();
       using vcpu = vm.createVcpu(0);
       vcpu.setCpuid(this.cpuid);
-      this.#resetState = { sregs: vcpu.getSregs(), fpu: vcpu.getXsave() };
+      this.#resetState = { sregs: vcpu.getSregs(), fpu: vcpu.getXsave(), msrs: vcpu.getMsrs(GUEST_WRITABLE_MSRS) };
     }
     return this.#resetState;
   }

@@ -5,7 +5,7 @@ import * as libc from "../../ffi/libc.ts";
 import { Errno } from "../../ffi/errno.ts";
 import {
   KVM, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, SYNC_REGS, SYNC_SREGS,
-  kvm_regs, kvm_run, kvm_sregs, kvm_xsave, exitReasonName, type RegName,
+  kvm_msr_entry, kvm_msrs, kvm_regs, kvm_run, kvm_sregs, kvm_xsave, exitReasonName, type RegName,
 } from "../../ffi/kvm.ts";
 import type { Vm } from "./vm.ts";
 import type { VcpuExit } from "./exit.ts";
@@ -104,6 +104,27 @@ export class Vcpu {
 
   setSregs(sregs: Uint8Array): void {
     libc.ioctl(this.fd, KVM.SET_SREGS, sregs, "KVM_SET_SREGS");
+  }
+
+  /**
+   * Reads the model-specific registers `indices` into a struct kvm_msrs buffer. KVM stops at the
+   * first it cannot read: the buffer holds (and its nmsrs says) only those before it.
+   */
+  getMsrs(indices: readonly number[]): Uint8Array {
+    const buf = new Uint8Array(kvm_msrs.size + indices.length * kvm_msr_entry.size);
+    const dv = new DataView(buf.buffer);
+    indices.forEach((index, i) => kvm_msr_entry.write(dv, kvm_msrs.size + i * kvm_msr_entry.size, { index }));
+    kvm_msrs.write(dv, 0, { nmsrs: indices.length });
+    const got = libc.ioctl(this.fd, KVM.GET_MSRS, buf, "KVM_GET_MSRS");
+    kvm_msrs.write(dv, 0, { nmsrs: got });
+    return buf.slice(0, kvm_msrs.size + got * kvm_msr_entry.size);
+  }
+
+  /** Writes the model-specific registers of a kvm_msrs buffer (from getMsrs). */
+  setMsrs(msrs: Uint8Array): void {
+    const want = new DataView(msrs.buffer, msrs.byteOffset).getUint32(0, true);
+    const set = libc.ioctl(this.fd, KVM.SET_MSRS, msrs, "KVM_SET_MSRS");
+    if (set !== want) throw new RangeError(`KVM_SET_MSRS set ${set} of ${want} model-specific registers`);
   }
 
   /** The x87/SSE/extended state (struct kvm_xsave). */

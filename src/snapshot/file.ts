@@ -43,7 +43,11 @@ export const HEADER = {
   REGS: 256, // struct kvm_regs
   SREGS: 400, // struct kvm_sregs
   XSAVE: 1024, // struct kvm_xsave
+  MSRS: 5120, // struct kvm_msrs: u32 count, u32 pad, then {u32 index, u32 reserved, u64 data} entries (privileged guests)
 } as const;
+
+/** Most model-specific registers a file may carry (the header's room after MSRS). */
+const MAX_MSRS = 32;
 
 export const FLAG_NATIVE = 1;
 export const FLAG_PRIVILEGED = 2;
@@ -93,6 +97,8 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   header.set(snapshot.regs, HEADER.REGS);
   header.set(snapshot.sregs, HEADER.SREGS);
   header.set(snapshot.fpu.subarray(0, kvm_xsave.size), HEADER.XSAVE);
+  if (snapshot.msrs.length > 8 + MAX_MSRS * 16) throw new BadArgsError(`too many model-specific registers for the header (${snapshot.msrs.length} bytes)`);
+  header.set(snapshot.msrs, HEADER.MSRS);
 
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   let fd: number | undefined;
@@ -175,6 +181,7 @@ export class SnapshotFile {
       regs: h.slice(HEADER.REGS, HEADER.REGS + kvm_regs.size),
       sregs: h.slice(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size),
       fpu: h.slice(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size),
+      msrs: h.slice(HEADER.MSRS, HEADER.MSRS + 8 + new DataView(h.buffer).getUint32(HEADER.MSRS, true) * 16),
     });
   }
 
@@ -247,6 +254,8 @@ function validate(path: string, header: Uint8Array, got: number, fileSize: numbe
   const missing = missingFeatures(info.cpu, cpu);
   if (missing) bad(`written on a CPU with features this one lacks (${missing})`);
   if (info.imageEnd > info.memSize) bad(`image end 0x${info.imageEnd.toString(16)} lies beyond the memory`);
+  const msrs = dv.getUint32(HEADER.MSRS, true);
+  if (msrs > MAX_MSRS) bad(`${msrs} model-specific registers recorded, at most ${MAX_MSRS} fit`);
   return info;
 }
 

@@ -14,6 +14,7 @@ import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, longModeTablePieces, realModeSregs, trampolinePage, writeTrampoline } from "../image/boot.ts";
 import { imageFootprint, type Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
+import { GUEST_WRITABLE_MSRS } from "../kvm/system.ts";
 import { GuestFaultError } from "../errors.ts";
 
 export type SnapshotKind = "entry" | "captured";
@@ -45,6 +46,8 @@ export class Snapshot {
   readonly sregs: Uint8Array;
   /** x87/SSE state with MXCSR: a struct kvm_xsave */
   readonly fpu: Uint8Array;
+  /** model-specific registers a privileged guest can write (struct kvm_msrs; GUEST_WRITABLE_MSRS) */
+  msrs: Uint8Array = new Uint8Array(8);
   #closed = false;
 
   private constructor(
@@ -82,10 +85,20 @@ export class Snapshot {
   static fromFile(
     fd: number,
     offset: number,
-    state: { size: number; meta: SnapshotMeta; privileged: boolean; regs: Uint8Array; sregs: Uint8Array; fpu: Uint8Array; populated: Uint8Array },
+    state: {
+      size: number;
+      meta: SnapshotMeta;
+      privileged: boolean;
+      regs: Uint8Array;
+      sregs: Uint8Array;
+      fpu: Uint8Array;
+      msrs: Uint8Array;
+      populated: Uint8Array;
+    },
   ): Snapshot {
     const s = new Snapshot("captured", state.meta, state.privileged, state.size, state.sregs, state.fpu);
     s.regs.set(state.regs);
+    s.msrs = state.msrs.slice();
     s.populated.set(state.populated);
     s.#fd = fd;
     s.#offset = offset;
@@ -124,10 +137,11 @@ export class Snapshot {
   }
 
   /** The entry state of an image: host tables (native), the image, registers at the entry point. */
-  static entry(image: Image, size: number, reset: { sregs: Uint8Array; fpu: Uint8Array }): Snapshot {
+  static entry(image: Image, size: number, reset: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array }): Snapshot {
     const native = image.kind === "native";
     const meta = { name: image.name, native, footprint: imageFootprint(image) };
     const s = new Snapshot("entry", meta, !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
+    s.msrs = reset.msrs.slice();
     try {
       if (native) {
         s.pieces.push(...longModeTablePieces(), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, s.fpu)]);
@@ -159,6 +173,7 @@ export class Snapshot {
   static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array): Snapshot {
     const sregs = vcpu.getSregs();
     const s = new Snapshot("captured", basis.meta, basis.privileged, basis.size, sregs, vcpu.getXsave());
+    s.msrs = basis.privileged ? vcpu.getMsrs(GUEST_WRITABLE_MSRS) : basis.msrs.slice();
     try {
       for (let page = 0; page < s.populated.length; page++) {
         if (!basis.populated[page] && !dirty[page]) continue;

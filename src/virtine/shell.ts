@@ -101,7 +101,10 @@ export class Shell {
     this.snapshot = snapshot;
     // A new vCPU's FPU is the reset state, which an entry snapshot already has; a CPL3 guest's
     // trampoline loads a captured one at every entry.
-    if (snapshot.kind === "captured" && snapshot.privileged) vcpu.setXsave(snapshot.fpu);
+    if (snapshot.kind === "captured" && snapshot.privileged) {
+      vcpu.setXsave(snapshot.fpu);
+      vcpu.setMsrs(snapshot.msrs);
+    }
   }
 
   /**
@@ -210,7 +213,11 @@ export class Shell {
     // snapshot's state itself (image/boot.ts, writeTrampoline); privileged guests get it here.
     // (Knowing whether the guest touched it is not cheap: CR0.TS does not trap a CPL3 guest's SSE
     // instructions under PVM; measured.)
-    if (this.snapshot.privileged) this.vcpu.setXsave(this.snapshot.fpu);
+    if (this.snapshot.privileged) {
+      this.vcpu.setXsave(this.snapshot.fpu);
+      // a privileged guest can also write model-specific registers (wrmsr): put those back too
+      this.vcpu.setMsrs(this.snapshot.msrs);
+    }
     // The data segment selectors are all a CPL3 guest can change in its special registers, and only
     // where KVM lets it see what it loaded (probe.ts); privileged guests get theirs at every entry.
     if (!this.snapshot.privileged && this.#keepsSelectors) this.vcpu.setSregs(this.snapshot.sregs);
