@@ -217,3 +217,19 @@ test("wasp bench --baseline fails with status 11 when a series got slower, and -
   expect(e.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);
   expect(e.stderr).toMatch(/^wasp: --baseline .*bad\.json, line 1/);
 });
+
+describe("more usage errors, each one line with its status", () => {
+  test("wasp bench --runs 0 and a bad --filter", () => {
+    failsWith(wasp(["bench", "--runs", "0"]), EXIT_STATUS.WASP_BAD_ARGS, /--runs must be at least 1/);
+    failsWith(wasp(["bench", "--filter", "("]), EXIT_STATUS.WASP_BAD_ARGS, /--filter "\(" is not a regular expression/);
+  });
+
+  test("wasp snapshot into a folder that does not exist", () => {
+    failsWith(wasp(["snapshot", guest("inittable"), "-o", join(dir, "no", "such", "dir", "x.snap")]), EXIT_STATUS.WASP_BAD_ARGS, /cannot write the snapshot file/);
+  }, 60_000);
+
+  test("wasp snapshot --verify of a missing file, and with extra arguments", () => {
+    failsWith(wasp(["snapshot", "--verify", join(dir, "missing.snap")]), EXIT_STATUS.WASP_BAD_SNAPSHOT, /missing\.snap: cannot open the snapshot file/);
+    failsWith(wasp(["snapshot", "--verify", join(dir, "missing.snap"), "1"]), EXIT_STATUS.WASP_BAD_ARGS, /--verify takes only the snapshot file/);
+  });
+});
