@@ -10,7 +10,7 @@ import { Layout, Port } from "../hypercall/abi.ts";
 import { buildNativeImage, parseImage, MIB } from "../image/image.ts";
 import { Header } from "../hypercall/abi.ts";
 import { benchImage as image } from "./guests.ts";
-import { summarize, timeSync, type SeriesResult } from "./stats.ts";
+import { summarize, timeSync } from "./stats.ts";
 import type { Series } from "./suite.ts";
 
 const idle = () => new Promise<void>((resolve) => setImmediate(resolve));
