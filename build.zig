@@ -18,6 +18,8 @@ const native_guests = [_][]const u8{
     "noop",
     "hello",
     "inittable",
+    "echo",
+    "jsonstats",
     // test guests, used by the host's test suite
     "spin",
     "printer",

@@ -2,6 +2,6 @@
 import { Virtine } from "wasp";
 
 const n = Number(process.argv[2] ?? 30);
-using fib = Virtine.fromFile(new URL("../dist/guests/fib.bin", import.meta.url).pathname);
-const { value, exits } = fib.invoke([n]);
-console.log(`fib(${n}) = ${value} (${exits} VM exit)`);
+await using fib = await Virtine.load(new URL("../dist/guests/fib.bin", import.meta.url));
+console.log(`fib(${n}) = ${await fib.invoke(n)}`); // on a worker thread: the event loop stays free
+console.log(`again on this thread: ${fib.invokeSync(n)}`);

@@ -2,7 +2,7 @@
 // `bun run examples/inline-zig.ts 12`
 import { Virtine } from "wasp";
 
-using square = await Virtine.fromZig(`
+await using square = await Virtine.fromZig(`
 const virtine = @import("virtine");
 
 pub fn main(x: u64) u64 {
@@ -10,6 +10,6 @@ pub fn main(x: u64) u64 {
     return x * x;
 }
 `);
-const r = square.invoke([BigInt(process.argv[2] ?? 12)]);
-process.stdout.write(r.output);
+const r = await square.run({ args: [BigInt(process.argv[2] ?? 12)] });
+process.stdout.write(r.console);
 console.log(r.value);

@@ -184,6 +184,7 @@ export const SYS = {
   timer_create: 222,
   timer_settime: 223,
   timer_delete: 226,
+  tgkill: 234,
 } as const;
 
 /** A raw syscall; returns the kernel's result, or throws SyscallError on -1. */
@@ -195,4 +196,14 @@ export function syscall(nr: number, name: string, a = 0, b = 0, c = 0, d = 0): n
 
 export function gettid(): number {
   return raw.syscall(SYS.gettid, 0, 0, 0, 0) as number;
+}
+
+/** Sends `signal` to thread `tid` of this process; false if the thread is gone (ESRCH). */
+export function tgkill(tid: number, signal: number): boolean {
+  const r = raw.syscall(SYS.tgkill, process.pid, tid, signal, 0) as number;
+  if (r === -1) {
+    if (errno() === Errno.ESRCH) return false;
+    fail("tgkill");
+  }
+  return true;
 }

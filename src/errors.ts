@@ -83,6 +83,37 @@ export class GuestPanicError extends WaspError {
 }
 
 /**
+ * The call was stopped on request before it ended: the public API turns it into the caller's
+ * abort reason (an AbortSignal's), so users rarely see this class itself.
+ */
+export class CancelledError extends WaspError {
+  constructor() {
+    super("WASP_CANCELLED", "the call was cancelled");
+  }
+}
+
+/** A call could not be queued: the worker pool's queue is full (`maxQueue`). */
+export class QueueFullError extends WaspError {
+  constructor(readonly maxQueue: number) {
+    super("WASP_QUEUE_FULL", `the worker pool's queue is full (${maxQueue} calls waiting): wait for calls to finish, or raise maxQueue`);
+  }
+}
+
+/** The virtine (or its worker pool) was closed before the call could run. */
+export class ClosedError extends WaspError {
+  constructor(what: string) {
+    super("WASP_CLOSED", `the ${what} is closed`);
+  }
+}
+
+/** The guest's output is not what the call asked for (JSON that does not parse). */
+export class BadOutputError extends WaspError {
+  constructor(message: string) {
+    super("WASP_BAD_OUTPUT", message);
+  }
+}
+
+/**
  * CLI exit status per error code: one per class, documented in docs/errors.md. 1 is kept for
  * anything unexpected (a bug in wasp), 2 for command-line usage errors (commander's own).
  */
@@ -99,4 +130,8 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_BENCH_REGRESSION: 11,
   WASP_BAD_SNAPSHOT: 12,
   WASP_COMPILE: 13,
+  WASP_CANCELLED: 14,
+  WASP_QUEUE_FULL: 15,
+  WASP_CLOSED: 16,
+  WASP_BAD_OUTPUT: 17,
 };

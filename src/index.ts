@@ -1,8 +1,19 @@
 // wasp's public TypeScript interface (the package's entry point, `import { Virtine } from "wasp"`).
 // Everything else under src/ is internal and may change.
-export { Virtine, type VirtineOptions, type InvokeResult, MAX_ARGS, DEFAULT_TIMEOUT_MS } from "./virtine/virtine.ts";
-export { CompileError, compileZig, type ZigOptions, type CompiledZig } from "./image/zig.ts";
-export { SnapshotFile, writeSnapshotFile } from "./snapshot/file.ts";
+export {
+  Virtine,
+  type VirtineOptions,
+  type CallOptions,
+  type RunRequest,
+  type Result,
+  type Arg,
+  type Data,
+  type DataOut,
+  type Json,
+} from "./api/virtine.ts";
+export { WorkerPool, type WorkerPoolOptions, DEFAULT_MAX_QUEUE } from "./api/workers.ts";
+export { MAX_ARGS, DEFAULT_TIMEOUT_MS, DEFAULT_DATA_SIZE } from "./virtine/runner.ts";
+export { CompileError, type ZigOptions } from "./image/zig.ts";
 export {
   WaspError,
   SyscallError,
@@ -10,10 +21,14 @@ export {
   BadImageError,
   BadArgsError,
   BadSnapshotError,
+  BadOutputError,
   GuestFaultError,
   MemoryFaultError,
   PolicyViolationError,
   TimeoutError,
   GuestPanicError,
+  CancelledError,
+  QueueFullError,
+  ClosedError,
   EXIT_STATUS,
 } from "./errors.ts";

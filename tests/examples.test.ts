@@ -3,7 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "./support.ts";
+import { ROOT, fibRef } from "./support.ts";
 
 // the inline-Zig example's compiled image goes to a cache of the test's own, not the user's
 const cacheDir = mkdtempSync(join(tmpdir(), "wasp-examples-"));
@@ -18,7 +18,7 @@ function run(name: string, args: string[]) {
 }
 
 test("examples/fib.ts", () => {
-  expect(run("fib.ts", ["20"])).toEqual({ status: 0, stdout: "fib(20) = 6765 (1 VM exit)\n", stderr: "" });
+  expect(run("fib.ts", ["20"])).toEqual({ status: 0, stdout: "fib(20) = 6765\nagain on this thread: 6765\n", stderr: "" });
 });
 
 test("examples/inline-zig.ts", () => {
@@ -26,3 +26,26 @@ test("examples/inline-zig.ts", () => {
   expect(r.stderr).toBe("");
   expect(r.stdout).toBe("squaring 7 in a VM of its own\n49n\n");
 }, 120_000);
+
+test("examples/json-transform.ts", () => {
+  const r = run("json-transform.ts", ["2", "4", "9"]);
+  expect(r.stderr).toBe("");
+  expect(r.status).toBe(0);
+  expect(r.stdout.replace(/\s+/g, "")).toBe("{count:3,sum:15,min:2,max:9,mean:5,}");
+});
+
+test("examples/concurrent.ts", () => {
+  const r = run("concurrent.ts", ["200"]);
+  expect(r.stderr).toBe("");
+  // the sum of fib(i % 25) for i < 200: eight rounds of fib(0..24)
+  const round = Array.from({ length: 25 }, (_, i) => i).reduce((s, i) => s + Number(fibRef(i)), 0);
+  expect(r.stdout).toMatch(new RegExp(`^200 calls, sum of results ${8 * round}, \\d+ calls/s\n$`));
+});
+
+test("examples/cancel.ts", () => {
+  const r = run("cancel.ts", ["100"]);
+  expect(r.stderr).toBe("");
+  const m = /^stopped after (\d+) ms: TimeoutError\n$/.exec(r.stdout);
+  expect(m).not.toBeNull();
+  expect(Number(m![1])).toBeGreaterThanOrEqual(95);
+});

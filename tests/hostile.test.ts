@@ -1,15 +1,15 @@
 // A hostile guest can end only its own virtine, with a result or a typed error, quickly; the host
 // goes on serving the next call with nothing leaked.
 import { describe, expect, test } from "bun:test";
-import { Virtine } from "../src/virtine/virtine.ts";
+import { Runner } from "../src/virtine/runner.ts";
 import { parseImage } from "../src/image/image.ts";
 import { Hypercalls } from "../src/hypercall/abi.ts";
 import { MAX_WRITE } from "../src/hypercall/handlers.ts";
 import { WaspError, TimeoutError } from "../src/errors.ts";
 import { X86, guest, nativeImage, openFds } from "./support.ts";
 
-const load = (name: string, opts = {}) => Virtine.fromFile(guest(name), opts);
-const native = (code: number[], opts = {}) => new Virtine(parseImage(nativeImage(code), "test"), opts);
+const load = (name: string, opts = {}) => Runner.fromFile(guest(name), opts);
+const native = (code: number[], opts = {}) => new Runner(parseImage(nativeImage(code), "test"), opts);
 
 /** Runs f, which must throw a WaspError; returns it. */
 function caught(f: () => unknown): WaspError {
@@ -29,28 +29,28 @@ describe("deadlines", () => {
   test("a guest that spins (jmp $, interrupts off) is stopped at its deadline; the next call works", () => {
     using v = native(X86.spin, { timeoutMs: 50 });
     const t = performance.now();
-    const e = caught(() => v.invoke());
+    const e = caught(() => v.run());
     const elapsed = performance.now() - t;
     expect(e).toBeInstanceOf(TimeoutError);
     expect(e.code).toBe("WASP_TIMEOUT");
     expect(e.message).toBe("the guest ran past its deadline of 50 ms and was stopped");
     expect(elapsed).toBeGreaterThanOrEqual(49); // it did run until the deadline, not fail early
     using fib = load("fib");
-    expect(fib.invoke([20]).value).toBe(6765n);
+    expect(fib.run([20]).value).toBe(6765n);
   });
 
   test("the Zig spin guest is stopped too, and the same virtine runs again afterwards", () => {
     using v = load("spin", { timeoutMs: 30 });
-    expect(caught(() => v.invoke()).code).toBe("WASP_TIMEOUT");
-    expect(caught(() => v.invoke()).code).toBe("WASP_TIMEOUT");
+    expect(caught(() => v.run()).code).toBe("WASP_TIMEOUT");
+    expect(caught(() => v.run()).code).toBe("WASP_TIMEOUT");
   });
 
   test("a long computation finishes under a generous deadline and fails under a short one", () => {
     using ok = load("fib", { timeoutMs: 5000 });
-    expect(ok.invoke([25]).value).toBe(75025n);
+    expect(ok.run([25]).value).toBe(75025n);
     using short = load("fib", { timeoutMs: 1 });
-    expect(caught(() => short.invoke([40])).code).toBe("WASP_TIMEOUT");
-    expect(short.invoke([5]).value).toBe(5n);
+    expect(caught(() => short.run([40])).code).toBe("WASP_TIMEOUT");
+    expect(short.run([5]).value).toBe(5n);
   });
 
   test("a timer that fires just after a normal exit never reaches the next invocation", () => {
@@ -62,13 +62,13 @@ describe("deadlines", () => {
     let successes = 0;
     for (let i = 0; i < 400; i++) {
       try {
-        tight.invoke();
+        tight.run();
         successes++;
       } catch (e) {
         expect(e).toBeInstanceOf(TimeoutError);
         timeouts++;
       }
-      expect(free.invoke().value).toBe(0n);
+      expect(free.run().value).toBe(0n);
     }
     expect(timeouts + successes).toBe(400);
   });
@@ -77,11 +77,11 @@ describe("deadlines", () => {
     // the timer is left armed after a call that ends in time; Bun's event loop waits with signals
     // unblocked, so the late signal is delivered then: it must not end the process
     using v = load("noop", { timeoutMs: 20 });
-    expect(v.invoke().value).toBe(0n);
+    expect(v.run().value).toBe(0n);
     await Bun.sleep(60);
-    expect(v.invoke().value).toBe(0n);
+    expect(v.run().value).toBe(0n);
     using spin = native(X86.spin, { timeoutMs: 30 });
-    expect(caught(() => spin.invoke()).code).toBe("WASP_TIMEOUT");
+    expect(caught(() => spin.run()).code).toBe("WASP_TIMEOUT");
   });
 
   test("a deadline out of range is refused", () => {
@@ -93,20 +93,20 @@ describe("deadlines", () => {
 describe("ports and the hypercall policy", () => {
   test("OUT to a port that is neither the exit nor the hypercall port is a policy violation naming it", () => {
     using v = native([...X86.outPort(0x80), ...X86.exit]);
-    const e = caught(() => v.invoke());
+    const e = caught(() => v.run());
     expect(e.code).toBe("WASP_POLICY");
     expect(e.message).toContain("I/O port 0x80 (out)");
   });
 
   test("IN from the exit port is a policy violation too", () => {
     using v = native([0xe4, 0xfa, ...X86.exit]); // in al, 0xfa
-    expect(caught(() => v.invoke()).message).toContain("I/O port 0xfa (in)");
+    expect(caught(() => v.run()).message).toContain("I/O port 0xfa (in)");
   });
 
   test("an unknown hypercall number ends the virtine with WASP_POLICY", () => {
     using v = load("hypercall");
     for (const nr of [999n, 1n << 63n, 2n ** 64n - 1n]) {
-      const e = caught(() => v.invoke([nr, 0, 0, 0]));
+      const e = caught(() => v.run([nr, 0, 0, 0]));
       expect(e.code).toBe("WASP_POLICY");
       expect(e.message).toBe(`the guest made unknown hypercall ${nr}`);
     }
@@ -114,20 +114,20 @@ describe("ports and the hypercall policy", () => {
 
   test("a hypercall not granted is refused and not carried out; granting it makes it work", () => {
     using denied = load("time");
-    const e = caught(() => denied.invoke());
+    const e = caught(() => denied.run());
     expect(e.code).toBe("WASP_POLICY");
     expect(e.message).toBe('the guest made hypercall "time", which this virtine is not granted (grant it with --allow)');
     using granted = load("time", { allow: ["time"] });
     const now = BigInt(Date.now()) * 1_000_000n;
-    const got = granted.invoke().value;
+    const got = granted.run().value;
     expect(got > now - 60_000_000_000n && got < now + 60_000_000_000n).toBe(true);
   });
 
   test("random is denied by default and fills guest memory when granted", () => {
     using v = load("hypercall");
-    expect(caught(() => v.invoke([RANDOM, 0x200000, 64, 0])).code).toBe("WASP_POLICY");
+    expect(caught(() => v.run([RANDOM, 0x200000, 64, 0])).code).toBe("WASP_POLICY");
     using g = load("hypercall", { allow: ["random"] });
-    expect(g.invoke([RANDOM, 0x200000, 64, 0]).value).toBe(0n);
+    expect(g.run([RANDOM, 0x200000, 64, 0]).value).toBe(0n);
   });
 
   test("an unknown name in the allow list is refused", () => {
@@ -138,7 +138,7 @@ describe("ports and the hypercall policy", () => {
     using v = load("hypercall", { allow: Hypercalls.map((h) => h.name) });
     for (const h of Hypercalls) {
       try {
-        v.invoke([BigInt(h.nr), 0, 0, 0]);
+        v.run([BigInt(h.nr), 0, 0, 0]);
       } catch (e) {
         expect(e).toBeInstanceOf(WaspError);
         expect((e as WaspError).message).not.toMatch(/unknown hypercall/);
@@ -150,21 +150,21 @@ describe("ports and the hypercall policy", () => {
 describe("guest pointers and lengths", () => {
   test("a pointer past RAM is a memory fault naming the range", () => {
     using v = load("hypercall");
-    const e = caught(() => v.invoke([WRITE, 0x7fff_0000, 16, 0]));
+    const e = caught(() => v.run([WRITE, 0x7fff_0000, 16, 0]));
     expect(e.code).toBe("WASP_MEMORY_FAULT");
     expect(e.message).toBe("write buffer [0x7fff0000, +0x10) is outside guest RAM (16777216 bytes)");
   });
 
   test("a range that wraps around 2^64 is a memory fault, not a small read", () => {
     using v = load("hypercall", { allow: ["random"] });
-    const e = caught(() => v.invoke([RANDOM, 0xffff_ffff_ffff_f000n, 0x2000, 0]));
+    const e = caught(() => v.run([RANDOM, 0xffff_ffff_ffff_f000n, 0x2000, 0]));
     expect(e.code).toBe("WASP_MEMORY_FAULT");
     expect(e.message).toContain("[0xfffffffffffff000, +0x2000) is outside guest RAM");
   });
 
   test("a length of 2^64-1 is refused by the length cap before anything is read", () => {
     using v = load("hypercall");
-    const e = caught(() => v.invoke([WRITE, 0x100000, 2n ** 64n - 1n, 0]));
+    const e = caught(() => v.run([WRITE, 0x100000, 2n ** 64n - 1n, 0]));
     expect(e.code).toBe("WASP_POLICY");
     expect(e.message).toBe(`write of 18446744073709551615 bytes exceeds the limit of ${MAX_WRITE} bytes`);
   });
@@ -172,16 +172,16 @@ describe("guest pointers and lengths", () => {
   test("a console length the guest corrupted is refused", () => {
     // mov qword [0x7058], 0x7fffffff (the info page's console_len) ; out 0xfa
     using v = native([0x48, 0xc7, 0x04, 0x25, 0x58, 0x70, 0x00, 0x00, 0xff, 0xff, 0xff, 0x7f, ...X86.exit]);
-    const e = caught(() => v.invoke());
+    const e = caught(() => v.run());
     expect(e.code).toBe("WASP_MEMORY_FAULT");
     expect(e.message).toContain("console length 2147483647 exceeds");
   });
 
   test("oversized output is capped, the excess dropped and said so", () => {
     using v = load("printer", { maxOutput: 1024 * 1024 });
-    const r = v.invoke([200_000]); // ~2.3 MB of lines
-    expect(r.output.length).toBe(1024 * 1024);
-    expect(r.outputTruncated).toBe(true);
+    const r = v.run([200_000]); // ~2.3 MB of lines
+    expect(r.console.length).toBe(1024 * 1024);
+    expect(r.consoleTruncated).toBe(true);
   });
 });
 
@@ -196,10 +196,10 @@ describe("fuzz: random images and random hypercall arguments", () => {
   };
   const bytes = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * 256));
 
-  function survives(make: () => Virtine, args: (bigint | number)[] = []): "result" | string {
+  function survives(make: () => Runner, args: (bigint | number)[] = []): "result" | string {
     using v = make();
     try {
-      v.invoke(args);
+      v.run(args);
       return "result";
     } catch (e) {
       if (!(e instanceof WaspError)) throw e;
@@ -222,7 +222,7 @@ describe("fuzz: random images and random hypercall arguments", () => {
     let n = 0;
     for (let i = 0; i < 1000; i++) {
       const code = new Uint8Array(bytes(1 + Math.floor(rand() * 32)));
-      survives(() => new Virtine(parseImage(code, "raw"), { timeoutMs: 20 }));
+      survives(() => new Runner(parseImage(code, "raw"), { timeoutMs: 20 }));
       n++;
     }
     expect(n).toBe(1000);
@@ -238,7 +238,7 @@ describe("fuzz: random images and random hypercall arguments", () => {
     for (let i = 0; i < 2000; i++) {
       const nr = rand() < 0.9 ? BigInt(Math.floor(rand() * 8)) : pick();
       try {
-        v.invoke([nr, pick(), pick(), pick()]);
+        v.run([nr, pick(), pick(), pick()]);
         seen.add("result");
       } catch (e) {
         if (!(e instanceof WaspError)) throw e;
@@ -264,8 +264,8 @@ describe("resource hygiene", () => {
     using panicky = load("panicker");
     // warm up the allocator and caches, and give each virtine its pool and snapshot (one memfd
     // each, kept for the virtine's life), before the baseline
-    for (let i = 0; i < 50; i++) fib.invoke([5]);
-    for (const v of [faulty, spinner, panicky]) expect(() => v.invoke()).toThrow(WaspError);
+    for (let i = 0; i < 50; i++) fib.run([5]);
+    for (const v of [faulty, spinner, panicky]) expect(() => v.run()).toThrow(WaspError);
     Bun.gc(true);
     const fds = openFds();
     const rss = rssKiB();
@@ -273,10 +273,10 @@ describe("resource hygiene", () => {
     for (let i = 0; i < 10_000; i++) {
       const k = i % 20;
       try {
-        if (k === 0) faulty.invoke();
-        else if (k === 1) spinner.invoke();
-        else if (k === 2) panicky.invoke();
-        else if (fib.invoke([10]).value === 55n) counts.ok++;
+        if (k === 0) faulty.run();
+        else if (k === 1) spinner.run();
+        else if (k === 2) panicky.run();
+        else if (fib.run([10]).value === 55n) counts.ok++;
       } catch (e) {
         const code = (e as WaspError).code;
         if (code === "WASP_GUEST_FAULT") counts.fault++;

@@ -1,7 +1,7 @@
 // The inittable guest: an 8 MiB table built at run time before the snapshot point. Only the first
 // call pays for the build; later calls resume after the snapshot with the table in place.
 import { describe, expect, test } from "bun:test";
-import { Virtine } from "../src/virtine/virtine.ts";
+import { Runner } from "../src/virtine/runner.ts";
 import { guest } from "./support.ts";
 
 // the guest's constants (guests/inittable.zig)
@@ -28,8 +28,8 @@ function expected(i: number): bigint {
 
 describe("inittable", () => {
   test("the first call builds the table and is captured; later calls resume with it and their own arguments", () => {
-    using v = Virtine.fromFile(guest("inittable"), { timeoutMs: 60_000 });
-    const first = v.invoke([3]);
+    using v = Runner.fromFile(guest("inittable"), { timeoutMs: 60_000 });
+    const first = v.run([3]);
     expect(first.value).toBe(expected(3));
     expect(first.exits).toBe(2); // the snapshot hypercall and the exit
     expect(v.snapshotTaken).toBe(true);
@@ -43,7 +43,7 @@ describe("inittable", () => {
       [[3], 3],
     ];
     for (const [args, index] of calls) {
-      const r = v.invoke(args);
+      const r = v.run(args);
       expect(r.value).toBe(expected(index));
       expect(r.exits).toBe(1);
     }

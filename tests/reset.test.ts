@@ -1,7 +1,7 @@
 // Pools, snapshots and reset: a call never sees anything of the call before it, and a reset puts
 // a shell back to its snapshot byte for byte.
 import { describe, expect, test } from "bun:test";
-import { Virtine } from "../src/virtine/virtine.ts";
+import { Runner } from "../src/virtine/runner.ts";
 import { Shell } from "../src/virtine/shell.ts";
 import { Snapshot } from "../src/snapshot/snapshot.ts";
 import { parseImage } from "../src/image/image.ts";
@@ -11,7 +11,7 @@ import { KVM_EXIT } from "../ffi/kvm.ts";
 import { Layout } from "../src/hypercall/abi.ts";
 import { X86, guest, nativeImage, wasp } from "./support.ts";
 
-const load = (name: string, opts = {}) => Virtine.fromFile(guest(name), opts);
+const load = (name: string, opts = {}) => Runner.fromFile(guest(name), opts);
 const idle = () => new Promise((resolve) => setImmediate(resolve));
 
 // --- a guest that leaves a secret everywhere a call can leave state, or looks for one ---------
@@ -63,8 +63,8 @@ function secretGuest(): Uint8Array {
 const PLACES = 6 + 1 + 1 + 16 + 1 + 1;
 /** What a fresh virtine's check call returns: no secret anywhere, the selectors as at entry. */
 function freshCheck(): bigint {
-  using v = new Virtine(parseImage(secretGuest(), "secret"));
-  return v.invoke([2, SECRET]).value;
+  using v = new Runner(parseImage(secretGuest(), "secret"));
+  return v.run([2, SECRET]).value;
 }
 const SECRET = 0x5ec2e75ec2e7n;
 
@@ -92,19 +92,19 @@ describe("reset is proof: nothing of call N is visible to call N+1", () => {
   test("a second call on the same warm shell finds none of it (reset on demand)", () => {
     const fresh = freshCheck();
     expect(fresh & 0xffn).toBe(0n);
-    using v = new Virtine(parseImage(secretGuest(), "secret"), { poolSize: 1 });
-    v.invoke([1, SECRET]);
-    expect(v.invoke([2, SECRET]).value).toBe(fresh);
+    using v = new Runner(parseImage(secretGuest(), "secret"), { poolSize: 1 });
+    v.run([1, SECRET]);
+    expect(v.run([2, SECRET]).value).toBe(fresh);
     expect(v.poolStats.created).toBe(1);
   });
 
   test("a second call finds none of it when the shell was cleaned in idle time", async () => {
     const fresh = freshCheck();
-    using v = new Virtine(parseImage(secretGuest(), "secret"), { poolSize: 1 });
-    v.invoke([1, SECRET]);
+    using v = new Runner(parseImage(secretGuest(), "secret"), { poolSize: 1 });
+    v.run([1, SECRET]);
     await idle();
     expect(v.poolStats.cleanedIdle).toBe(1);
-    expect(v.invoke([2, SECRET]).value).toBe(fresh);
+    expect(v.run([2, SECRET]).value).toBe(fresh);
     expect(v.poolStats.created).toBe(1);
   });
 
@@ -153,7 +153,7 @@ function readImage(name: string) {
 describe("pools of warm shells", () => {
   test("calls reuse one shell; a new one is made only when none is free", () => {
     using v = load("fib", { poolSize: 2 });
-    for (let i = 0; i < 20; i++) expect(v.invoke([10]).value).toBe(55n);
+    for (let i = 0; i < 20; i++) expect(v.run([10]).value).toBe(55n);
     expect(v.poolStats.created).toBe(1);
     expect(v.poolStats.cleaned).toBe(19);
   });
@@ -163,14 +163,14 @@ describe("pools of warm shells", () => {
     v.ensure(5);
     expect(v.pool.ready).toBe(3);
     expect(v.poolStats.created).toBe(3);
-    v.invoke();
+    v.run();
     expect(v.poolStats.created).toBe(3);
   });
 
   test("the result is returned before the reset; the reset happens in idle time, before reuse", async () => {
     using v = load("noop", { poolSize: 2 });
     v.ensure(2);
-    v.invoke();
+    v.run();
     expect(v.pool.pending).toBe(1); // returned dirty: not cleaned on the caller's path
     await idle();
     expect(v.pool.pending).toBe(0);
@@ -179,7 +179,7 @@ describe("pools of warm shells", () => {
   });
 
   test("a pool size out of range is refused", () => {
-    expect(() => load("noop", { poolSize: 0 }).invoke()).toThrow(/pool size 0 is not between 1 and/);
+    expect(() => load("noop", { poolSize: 0 }).run()).toThrow(/pool size 0 is not between 1 and/);
   });
 });
 
@@ -187,11 +187,11 @@ describe("snapshots", () => {
   test("the snapshot is captured on the first call and never overwritten by a later one", () => {
     using v = load("snaptwice");
     // call 1: counter 1, captured (first = 0), counter 11, the second hypercall captures nothing (1)
-    expect(v.invoke().value).toBe(1101n);
+    expect(v.run().value).toBe(1101n);
     expect(v.snapshotTaken).toBe(true);
     // later calls resume after the first hypercall, with the memory of that moment (counter = 1)
-    expect(v.invoke().value).toBe(1111n);
-    expect(v.invoke().value).toBe(1111n);
+    expect(v.run().value).toBe(1111n);
+    expect(v.run().value).toBe(1111n);
   });
 
   test("a captured snapshot's FPU/SSE state is what every later call resumes with", () => {
@@ -203,32 +203,32 @@ describe("snapshots", () => {
       0x48, 0x89, 0xd0, // mov rax, rdx
       ...X86.exit,
     ];
-    using v = new Virtine(parseImage(nativeImage(code), "fpu-snapshot"), { poolSize: 1 });
-    expect(v.invoke([0x9999, 0x1234]).value).toBe(0x1234n);
+    using v = new Runner(parseImage(nativeImage(code), "fpu-snapshot"), { poolSize: 1 });
+    expect(v.run([0x9999, 0x1234]).value).toBe(0x1234n);
     expect(v.snapshotTaken).toBe(true);
-    expect(v.invoke([0x7777, 0x5555]).value).toBe(0x1234n);
-    expect(v.invoke([0x7777, 0x5555]).value).toBe(0x1234n);
+    expect(v.run([0x7777, 0x5555]).value).toBe(0x1234n);
+    expect(v.run([0x7777, 0x5555]).value).toBe(0x1234n);
   });
 
   test("the entry trampoline is read-only for the guest", () => {
-    using v = new Virtine(parseImage(nativeImage([...X86.writeAt(Layout.TRAMPOLINE), ...X86.exit]), "tramp"));
-    expect(() => v.invoke()).toThrow(/page fault \(#PF, vector 14\) on a write to 0x1c000 \(protection violation\)/);
+    using v = new Runner(parseImage(nativeImage([...X86.writeAt(Layout.TRAMPOLINE), ...X86.exit]), "tramp"));
+    expect(() => v.run()).toThrow(/page fault \(#PF, vector 14\) on a write to 0x1c000 \(protection violation\)/);
   });
 
   test("with snapshots off every call starts at the entry", () => {
     using v = load("snaptwice", { snapshot: false });
-    expect(v.invoke().value).toBe(1100n);
-    expect(v.invoke().value).toBe(1100n);
+    expect(v.run().value).toBe(1100n);
+    expect(v.run().value).toBe(1100n);
     expect(v.snapshotTaken).toBe(false);
   });
 
   test("a self-booting guest resumes after its boot: fewer exits, same results, its own arguments", () => {
     using v = load("boot_fib", { timeoutMs: 30_000 });
-    const first = v.invoke([10]);
+    const first = v.run([10]);
     expect(first.value).toBe(55n);
     expect(first.exits).toBe(2); // the snapshot hypercall and the exit
     for (const [n, f] of [[20, 6765n], [0, 0n], [12, 144n]] as const) {
-      const r = v.invoke([n]);
+      const r = v.run([n]);
       expect(r.value).toBe(f);
       expect(r.exits).toBe(1); // resumed after the snapshot: no boot, no hypercall
     }
@@ -242,8 +242,8 @@ describe("snapshots", () => {
 
   test("a one-shot virtine starts every call in a new VM at the entry state", () => {
     using v = load("snaptwice", { oneShot: true });
-    expect(v.invoke().value).toBe(1100n);
-    expect(v.invoke().value).toBe(1100n);
+    expect(v.run().value).toBe(1100n);
+    expect(v.run().value).toBe(1100n);
     expect(v.snapshotTaken).toBe(false);
   });
 });
@@ -265,10 +265,10 @@ describe("privileged (raw) guests", () => {
   ];
 
   test("a model-specific register a raw guest wrote is reset before the next call", () => {
-    using v = new Virtine(parseImage(new Uint8Array(code), "msr"), { poolSize: 1 });
-    const before = v.invoke([2]).value;
-    v.invoke([1, 0x5ec2e7]);
-    expect(v.invoke([2]).value).toBe(before);
+    using v = new Runner(parseImage(new Uint8Array(code), "msr"), { poolSize: 1 });
+    const before = v.run([2]).value;
+    v.run([1, 0x5ec2e7]);
+    expect(v.run([2]).value).toBe(before);
     expect(v.poolStats.created).toBe(1);
   });
 });

@@ -4,7 +4,7 @@ import { describe, expect, test, beforeAll, afterAll } from "bun:test";
 import { mkdtempSync, rmSync, readFileSync, writeFileSync, statSync, copyFileSync, chmodSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Virtine } from "../src/virtine/virtine.ts";
+import { Runner } from "../src/virtine/runner.ts";
 import { SnapshotFile, HEADER, DATA_OFFSET, FORMAT_VERSION } from "../src/snapshot/file.ts";
 import { systemKvm } from "../src/kvm/system.ts";
 import { EXIT_STATUS, WaspError } from "../src/errors.ts";
@@ -78,9 +78,9 @@ describe("wasp snapshot and restore", () => {
   });
 
   test("the library restores it: many calls, each from the snapshot, one exit each", () => {
-    using v = Virtine.fromSnapshotFile(snap, { poolSize: 2 });
+    using v = Runner.fromSnapshotFile(snap, { poolSize: 2 });
     for (const i of [0, 7, 99999, (1 << 20) - 1]) {
-      const r = v.invoke([i, 16]);
+      const r = v.run([i, 16]);
       expect(r.value).toBe(expected(i));
       expect(r.exits).toBe(1);
     }
@@ -182,11 +182,11 @@ test("two processes restoring the same file share its pages (Shared_Clean)", asy
   const script = join(dir, "hold.ts");
   writeFileSync(
     script,
-    `import { Virtine } from ${JSON.stringify(join(import.meta.dir, "../src/virtine/virtine.ts"))};
-const v = Virtine.fromSnapshotFile(process.argv[2], { poolSize: 1 });
-v.invoke([1]);
+    `import { Runner } from ${JSON.stringify(join(import.meta.dir, "../src/virtine/runner.ts"))};
+const v = Runner.fromSnapshotFile(process.argv[2], { poolSize: 1 });
+v.run([1]);
 // read every page of the table through the guest's view: make it resident
-for (let i = 0; i < 64; i++) v.invoke([i * 16384]);
+for (let i = 0; i < 64; i++) v.run([i * 16384]);
 process.stdout.write("ready\\n");
 await new Promise((r) => process.stdin.once("data", r));
 v.close();

@@ -16,6 +16,14 @@ export function guest(name: string): string {
   return p;
 }
 
+/** fib(n) computed on the host, to check guests against. */
+export function fibRef(n: number): bigint {
+  let a = 0n;
+  let b = 1n;
+  for (let i = 0; i < n; i++) [a, b] = [b, a + b];
+  return a;
+}
+
 /** Number of open file descriptors of this process. */
 export function openFds(): number {
   return readdirSync("/proc/self/fd").length;

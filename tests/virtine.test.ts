@@ -1,13 +1,13 @@
 // Running images through the library: results, arguments, output, exits, and the errors of
 // images and options that cannot run.
 import { describe, expect, test } from "bun:test";
-import { Virtine, readImageFile } from "../src/virtine/virtine.ts";
+import { Runner, readImageFile } from "../src/virtine/runner.ts";
 import { parseImage } from "../src/image/image.ts";
 import { Layout } from "../src/hypercall/abi.ts";
 import { BadArgsError, BadImageError, GuestFaultError, MemoryFaultError, WaspError } from "../src/errors.ts";
 import { REAL, X86, guest, nativeImage, openFds } from "./support.ts";
 
-const load = (name: string, opts = {}) => Virtine.fromFile(guest(name), opts);
+const load = (name: string, opts = {}) => Runner.fromFile(guest(name), opts);
 const fibRef = (n: number): bigint => (n < 2 ? BigInt(n) : fibRef(n - 1) + fibRef(n - 2));
 
 function codeOf(f: () => unknown): string {
@@ -23,45 +23,45 @@ function codeOf(f: () => unknown): string {
 describe("native images (host-built long mode, CPL3)", () => {
   test("fib(n) is computed by the guest for several n, on one warm shell", () => {
     using v = load("fib");
-    for (const n of [0, 1, 2, 10, 20, 25]) expect(v.invoke([n]).value).toBe(fibRef(n));
+    for (const n of [0, 1, 2, 10, 20, 25]) expect(v.run([n]).value).toBe(fibRef(n));
   });
 
   test("fib(30) returns 832040", () => {
     using v = load("fib");
-    expect(v.invoke([30]).value).toBe(832040n);
+    expect(v.run([30]).value).toBe(832040n);
   });
 
   test("a pure computation leaves with exactly one exit", () => {
     using v = load("fib");
-    expect(v.invoke([15]).exits).toBe(1);
+    expect(v.run([15]).exits).toBe(1);
     using noop = load("noop");
-    expect(noop.invoke().exits).toBe(1);
+    expect(noop.run().exits).toBe(1);
   });
 
   test("six arguments arrive in RDI..R9 and in the info page", () => {
     using v = load("sum6");
     const args = [1n, 2n, 3n, 4n, 5n, 0xffff_ffff_ffffn];
     const expected = args.reduce((s, a, i) => BigInt.asUintN(64, s + a * BigInt(i + 1)), 0n);
-    expect(v.invoke(args).value).toBe(expected);
+    expect(v.run(args).value).toBe(expected);
   });
 
   test("negative arguments are passed as their two's complement", () => {
     using v = load("sum6");
-    expect(v.invoke([-1, 0, 0, 0, 0, 0]).value).toBe(0xffff_ffff_ffff_ffffn);
+    expect(v.run([-1, 0, 0, 0, 0, 0]).value).toBe(0xffff_ffff_ffff_ffffn);
   });
 
   test("console output is buffered in guest memory and collected at the single exit", () => {
     using v = load("hello");
-    const r = v.invoke();
-    expect(new TextDecoder().decode(r.output)).toBe("hello from a virtine\n");
+    const r = v.run();
+    expect(new TextDecoder().decode(r.console)).toBe("hello from a virtine\n");
     expect(r.exits).toBe(1);
   });
 
   test("output larger than the console buffer is flushed by write hypercalls and arrives whole", () => {
     using v = load("printer");
     const n = 10_000;
-    const r = v.invoke([n]);
-    const lines = new TextDecoder().decode(r.output).split("\n");
+    const r = v.run([n]);
+    const lines = new TextDecoder().decode(r.console).split("\n");
     expect(lines.length).toBe(n + 1);
     expect(lines[n - 1]).toBe(`line ${n - 1}`);
     expect(r.exits).toBeGreaterThan(1);
@@ -70,47 +70,47 @@ describe("native images (host-built long mode, CPL3)", () => {
 
   test("output beyond the cap is dropped and reported as truncated", () => {
     using v = load("printer", { maxOutput: 100 });
-    const r = v.invoke([50]);
-    expect(r.output.length).toBe(100);
-    expect(r.outputTruncated).toBe(true);
-    expect(v.invoke([1]).outputTruncated).toBe(false);
+    const r = v.run([50]);
+    expect(r.console.length).toBe(100);
+    expect(r.consoleTruncated).toBe(true);
+    expect(v.run([1]).consoleTruncated).toBe(false);
   });
 
   test("the memory an image declares in its header is what it gets", () => {
-    using v = new Virtine(parseImage(nativeImage(X86.exit, { memWanted: 32 << 20 }), "big"));
+    using v = new Runner(parseImage(nativeImage(X86.exit, { memWanted: 32 << 20 }), "big"));
     expect(v.memorySize).toBe(32 << 20);
   });
 });
 
 describe("raw images (Wasp convention, real mode at 0x8000)", () => {
   test("the result is EAX at HLT", () => {
-    using v = new Virtine(parseImage(new Uint8Array([...REAL.movEax(0x1234_5678), ...REAL.hlt]), "hlt"));
-    expect(v.invoke().value).toBe(0x1234_5678n);
+    using v = new Runner(parseImage(new Uint8Array([...REAL.movEax(0x1234_5678), ...REAL.hlt]), "hlt"));
+    expect(v.run().value).toBe(0x1234_5678n);
   });
 
   test("the result is RAX at an OUT to port 0xFA", () => {
-    using v = new Virtine(parseImage(new Uint8Array([...REAL.movEax(99), ...REAL.exit]), "port"));
-    expect(v.invoke().value).toBe(99n);
+    using v = new Runner(parseImage(new Uint8Array([...REAL.movEax(99), ...REAL.exit]), "port"));
+    expect(v.run().value).toBe(99n);
   });
 
   test("the first argument is in RDI (DI) at entry", () => {
     // mov eax, edi ; hlt
-    using v = new Virtine(parseImage(new Uint8Array([0x66, 0x89, 0xf8, ...REAL.hlt]), "arg"));
-    expect(v.invoke([4242]).value).toBe(4242n);
+    using v = new Runner(parseImage(new Uint8Array([0x66, 0x89, 0xf8, ...REAL.hlt]), "arg"));
+    expect(v.run([4242]).value).toBe(4242n);
   });
 
   test("the zig-assembled raw images return their EAX", () => {
     using hlt = load("raw_hlt");
-    expect(hlt.invoke().value).toBe(42n);
+    expect(hlt.run().value).toBe(42n);
     using port = load("raw_port");
-    expect(port.invoke().value).toBe(7n);
+    expect(port.run().value).toBe(7n);
   });
 
   test("a Wasp-style fib64 guest switches itself to long mode (CPUID given) and computes fib", () => {
     using v = load("raw_fib64");
-    expect(v.invoke([10]).value).toBe(55n);
+    expect(v.run([10]).value).toBe(55n);
     // and again from real mode on the same shell: the special registers are reloaded
-    expect(v.invoke([12]).value).toBe(144n);
+    expect(v.run([12]).value).toBe(144n);
   });
 });
 
@@ -132,21 +132,21 @@ describe("bad images and options are refused before anything runs", () => {
 
   test("memory above the cap, below the minimum, or not page-sized", () => {
     const img = parseImage(nativeImage(X86.exit), "x");
-    expect(() => new Virtine(img, { memory: 2 * 1024 ** 3 })).toThrow(/above the cap of 1024 MiB/);
-    expect(() => new Virtine(img, { memory: 1 << 20 })).toThrow(/below the minimum/);
-    expect(() => new Virtine(img, { memory: (16 << 20) + 1 })).toThrow(BadArgsError);
+    expect(() => new Runner(img, { memory: 2 * 1024 ** 3 })).toThrow(/above the cap of 1024 MiB/);
+    expect(() => new Runner(img, { memory: 1 << 20 })).toThrow(/below the minimum/);
+    expect(() => new Runner(img, { memory: (16 << 20) + 1 })).toThrow(BadArgsError);
   });
 
   test("an image that does not fit its memory", () => {
     const img = parseImage(nativeImage(X86.exit, { bss: 3 << 20 }), "fat");
-    expect(() => new Virtine(img, { memory: 2 << 20 })).toThrow(/needs .* bytes of guest memory/);
+    expect(() => new Runner(img, { memory: 2 << 20 })).toThrow(/needs .* bytes of guest memory/);
   });
 
   test("more than six arguments, or a non-integer one", () => {
     using v = load("noop");
-    expect(codeOf(() => v.invoke([1, 2, 3, 4, 5, 6, 7]))).toBe("WASP_BAD_ARGS");
-    expect(codeOf(() => v.invoke([1.5]))).toBe("WASP_BAD_ARGS");
-    expect(codeOf(() => v.invoke([1n << 64n]))).toBe("WASP_BAD_ARGS");
+    expect(codeOf(() => v.run([1, 2, 3, 4, 5, 6, 7]))).toBe("WASP_BAD_ARGS");
+    expect(codeOf(() => v.run([1.5]))).toBe("WASP_BAD_ARGS");
+    expect(codeOf(() => v.run([1n << 64n]))).toBe("WASP_BAD_ARGS");
   });
 
   test("a missing file and a directory", () => {
@@ -159,7 +159,7 @@ describe("guest faults end the virtine with a typed error, and the host goes on"
   test("a triple fault is a GuestFault naming the exit reason and RIP", () => {
     using v = load("raw_triple");
     try {
-      v.invoke();
+      v.run();
       throw new Error("no fault");
     } catch (e) {
       expect(e).toBeInstanceOf(GuestFaultError);
@@ -169,13 +169,13 @@ describe("guest faults end the virtine with a typed error, and the host goes on"
       expect(f.message).toMatch(/triple-faulted \(KVM_EXIT_SHUTDOWN\) at RIP 0x/);
     }
     // the next call on the same virtine gets a fresh shell and faults the same way, nothing worse
-    expect(codeOf(() => v.invoke())).toBe("WASP_GUEST_FAULT");
+    expect(codeOf(() => v.run())).toBe("WASP_GUEST_FAULT");
   });
 
   test("a KVM internal error (an exception the real-mode emulator cannot deliver) is a GuestFault", () => {
-    using v = new Virtine(parseImage(new Uint8Array(REAL.undeliverable), "undeliverable"));
+    using v = new Runner(parseImage(new Uint8Array(REAL.undeliverable), "undeliverable"));
     try {
-      v.invoke();
+      v.run();
       throw new Error("no fault");
     } catch (e) {
       expect(e).toBeInstanceOf(GuestFaultError);
@@ -185,9 +185,9 @@ describe("guest faults end the virtine with a typed error, and the host goes on"
   });
 
   test("an exception in a native guest is reported by the host's IDT: vector and RIP", () => {
-    using v = new Virtine(parseImage(nativeImage(X86.ud2), "ud2"));
+    using v = new Runner(parseImage(nativeImage(X86.ud2), "ud2"));
     try {
-      v.invoke();
+      v.run();
       throw new Error("no fault");
     } catch (e) {
       const f = e as GuestFaultError;
@@ -199,9 +199,9 @@ describe("guest faults end the virtine with a typed error, and the host goes on"
   });
 
   test("a write outside guest RAM is a MemoryFault naming the address and the access", () => {
-    using v = new Virtine(parseImage(nativeImage([...X86.writeAt(0x3000_0000), ...X86.exit]), "mmio"));
+    using v = new Runner(parseImage(nativeImage([...X86.writeAt(0x3000_0000), ...X86.exit]), "mmio"));
     try {
-      v.invoke();
+      v.run();
       throw new Error("no fault");
     } catch (e) {
       expect(e).toBeInstanceOf(MemoryFaultError);
@@ -212,24 +212,24 @@ describe("guest faults end the virtine with a typed error, and the host goes on"
   });
 
   test("a read outside guest RAM is a MemoryFault too", () => {
-    using v = new Virtine(parseImage(nativeImage([...X86.readAt(0x2000_0000), ...X86.exit]), "mmio"));
-    expect(() => v.invoke()).toThrow(/read 1 bytes at guest-physical 0x20000000/);
+    using v = new Runner(parseImage(nativeImage([...X86.readAt(0x2000_0000), ...X86.exit]), "mmio"));
+    expect(() => v.run()).toThrow(/read 1 bytes at guest-physical 0x20000000/);
   });
 
   test("the host's page tables are out of a CPL3 guest's reach", () => {
     // writing the PML4 at 0x1000 from ring 3 is a page fault (supervisor page): a fault, not a write
-    using v = new Virtine(parseImage(nativeImage([...X86.writeAt(Layout.PML4), ...X86.exit]), "pt"));
-    expect(() => v.invoke()).toThrow(/page fault \(#PF, vector 14\) on a write to 0x1000 \(protection violation\)/);
+    using v = new Runner(parseImage(nativeImage([...X86.writeAt(Layout.PML4), ...X86.exit]), "pt"));
+    expect(() => v.run()).toThrow(/page fault \(#PF, vector 14\) on a write to 0x1000 \(protection violation\)/);
   });
 
   test("a null dereference faults (page 0 is not mapped)", () => {
-    using v = new Virtine(parseImage(nativeImage([...X86.readAt(0), ...X86.exit]), "null"));
-    expect(() => v.invoke()).toThrow(/page fault \(#PF, vector 14\) on a read of 0x0 \(page not present\)/);
+    using v = new Runner(parseImage(nativeImage([...X86.readAt(0), ...X86.exit]), "null"));
+    expect(() => v.run()).toThrow(/page fault \(#PF, vector 14\) on a read of 0x0 \(page not present\)/);
   });
 
   test("a guest panic carries its message", () => {
     using v = load("panicker");
-    expect(() => v.invoke()).toThrow("the guest panicked: guest gave up");
+    expect(() => v.run()).toThrow("the guest panicked: guest gave up");
   });
 });
 
@@ -237,7 +237,7 @@ test("closing virtines releases every fd and mapping they opened", () => {
   const before = openFds();
   for (let i = 0; i < 20; i++) {
     using v = load("fib");
-    v.invoke([5]);
+    v.run([5]);
   }
   expect(openFds()).toBe(before);
 });

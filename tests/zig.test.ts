@@ -1,45 +1,70 @@
-// Inline Zig virtines: compiled with the bundled zig and the SDK, cached by a hash of what decides
-// the image, compile errors as typed errors with the compiler's message.
+// Inline Zig virtines, through the public API: compiled with the bundled zig and the SDK, cached by
+// a hash of what decides the image, compile errors as typed errors with the compiler's message.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, readdirSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Virtine, CompileError, compileZig, WaspError } from "../src/index.ts";
+import { Virtine, CompileError, WaspError, BadArgsError } from "../src/index.ts";
+import { zigPath } from "./support.ts";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "wasp-zig-cache-"));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
 
 const SQUARE = `pub fn main(x: u64) u64 {\n    return x * x;\n}\n`;
 
+/** A zig that logs each run to a file, then runs the bundled one: counts compiler runs. */
+function countingZig(dir: string): { zig: string; runs: () => number } {
+  const log = join(dir, "runs.log");
+  const zig = join(dir, "zig");
+  writeFileSync(zig, `#!/bin/sh\necho run >> '${log}'\nexec '${zigPath()}' "$@"\n`);
+  chmodSync(zig, 0o755);
+  return { zig, runs: () => (existsSync(log) ? readFileSync(log, "utf8").split("\n").filter(Boolean).length : 0) };
+}
+
 describe("Virtine.fromZig", () => {
   test("Zig source in a script becomes a virtine", async () => {
-    using v = await Virtine.fromZig(SQUARE, { cacheDir });
-    expect(v.invoke([12]).value).toBe(144n);
-    expect(v.invoke([3]).value).toBe(9n);
+    await using v = await Virtine.fromZig(SQUARE, { cacheDir });
+    expect(v.invokeSync(12)).toBe(144n);
+    expect(await v.invoke(3)).toBe(9n);
   }, 120_000);
 
   test("the second load of the same source does not run the compiler", async () => {
-    const first = await compileZig(SQUARE, { cacheDir });
-    const second = await compileZig(SQUARE, { cacheDir });
-    expect(second.compiled).toBe(false);
-    expect(second.path).toBe(first.path);
-    expect(second.image.bytes).toEqual(first.image.bytes);
-  }, 120_000);
-
-  test("a different source is a different image", async () => {
-    const cube = await compileZig(`pub fn main(x: u64) u64 { return x * x * x; }`, { cacheDir });
-    expect(cube.compiled).toBe(true);
-    using v = new Virtine(cube.image);
-    expect(v.invoke([3]).value).toBe(27n);
-    expect(readdirSync(cacheDir).filter((f) => f.endsWith(".bin")).length).toBeGreaterThanOrEqual(2);
+    const dir = mkdtempSync(join(tmpdir(), "wasp-zig-count-"));
+    try {
+      const { zig, runs } = countingZig(dir);
+      const src = `pub fn main(x: u64) u64 { return x + 1000; }`;
+      const own = join(dir, "cache");
+      await using first = await Virtine.fromZig(src, { cacheDir: own, zig });
+      expect(runs()).toBeGreaterThanOrEqual(1);
+      const after = runs();
+      await using second = await Virtine.fromZig(src, { cacheDir: own, zig });
+      expect(runs()).toBe(after);
+      expect(second.invokeSync(1)).toBe(1001n);
+      expect(first.invokeSync(2)).toBe(1002n);
+      // a different source does run it
+      await using third = await Virtine.fromZig(`pub fn main(x: u64) u64 { return x + 2000; }`, { cacheDir: own, zig });
+      expect(runs()).toBeGreaterThan(after);
+      expect(third.invokeSync(1)).toBe(2001n);
+      expect(readdirSync(own).filter((f) => f.endsWith(".bin")).length).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 
   test("the SDK works from inline source: output and arguments", async () => {
     const src = `const virtine = @import("virtine");\npub fn main(a: u64, b: u64) u64 {\n    virtine.print("{d}+{d}\\n", .{ a, b });\n    return a + b;\n}\n`;
-    using v = await Virtine.fromZig(src, { cacheDir, name: "adder" });
-    const r = v.invoke([40, 2]);
+    await using v = await Virtine.fromZig(src, { cacheDir, name: "adder" });
+    expect(v.name).toBe("adder");
+    const r = await v.run({ args: [40, 2] });
     expect(r.value).toBe(42n);
-    expect(new TextDecoder().decode(r.output)).toBe("40+2\n");
+    expect(r.console).toBe("40+2\n");
+  }, 120_000);
+
+  test("data in and out from inline source: main takes the input and returns the output", async () => {
+    const src = `const std = @import("std");\nconst virtine = @import("virtine");\npub fn main(input: []const u8) ![]const u8 {\n    return std.ascii.upperString(try virtine.allocator().alloc(u8, input.len), input);\n}\n`;
+    await using v = await Virtine.fromZig(src, { cacheDir });
+    expect(await v.call("shout this")).toBe("SHOUT THIS");
+    expect(v.callSync("again")).toBe("AGAIN");
   }, 120_000);
 
   test("a compile error is a CompileError with the compiler's message", async () => {
@@ -56,6 +81,10 @@ describe("Virtine.fromZig", () => {
   }, 120_000);
 
   test("a bad image name is refused before compiling", async () => {
-    await expect(compileZig(SQUARE, { cacheDir, name: "no spaces allowed" })).rejects.toThrow(/image name/);
+    await expect(Virtine.fromZig(SQUARE, { cacheDir, name: "no spaces allowed" })).rejects.toThrow(/image name/);
   });
+
+  test("bad options are refused at load", async () => {
+    await expect(Virtine.fromZig(SQUARE, { cacheDir, memory: 12345 })).rejects.toBeInstanceOf(BadArgsError);
+  }, 120_000);
 });

@@ -67,7 +67,12 @@ pub const Info = struct {
     pub const CONSOLE_CAP = 80;
     pub const CONSOLE_LEN = 88;
     pub const HEAP_START = 96;
-    pub const SIZE = 104;
+    pub const INPUT_ADDR = 104;
+    pub const INPUT_LEN = 112;
+    pub const OUTPUT_ADDR = 120;
+    pub const OUTPUT_CAP = 128;
+    pub const OUTPUT_LEN = 136;
+    pub const SIZE = 144;
 };
 
 pub const Layout = struct {

@@ -104,12 +104,18 @@ inline fn callMain(regs: [6]u64) u64 {
     var call_args: std.meta.ArgsTuple(Main) = undefined;
     inline for (info.params, 0..) |param, i| {
         const P = param.type orelse @compileError("guest `main` cannot be generic");
+        if (P == []const u8) {
+            // `main(input: []const u8)`: the call's input bytes
+            if (info.params.len != 1) @compileError("a guest `main` that takes its input ([]const u8) takes nothing else");
+            call_args[i] = virtine.input();
+            continue;
+        }
         call_args[i] = switch (@typeInfo(P)) {
             .Int => |int| if (int.bits == 64)
                 @bitCast(regs[i])
             else
-                @compileError("guest `main` parameters must be 64-bit integers (u64)"),
-            else => @compileError("guest `main` parameters must be 64-bit integers (u64)"),
+                @compileError(param_error),
+            else => @compileError(param_error),
         };
     }
 
@@ -117,18 +123,30 @@ inline fn callMain(regs: [6]u64) u64 {
     return toResult(@TypeOf(result), result);
 }
 
+const param_error = "guest `main` parameters must be 64-bit integers (u64), or one []const u8 (the input)";
+const result_error = "guest `main` must return u64, void or []const u8 (the output), or an error union of one";
+
 inline fn toResult(comptime R: type, value: R) u64 {
+    if (R == []const u8 or R == []u8) {
+        // the output: copied to the output buffer unless it is already there; the result is its length
+        // (it may lie in the output buffer itself: copying forwards to its start is safe then)
+        const buf = virtine.outputBuffer();
+        if (value.len > buf.len) virtine.abort("the guest's output does not fit its data window");
+        if (value.ptr != buf.ptr) std.mem.copyForwards(u8, buf[0..value.len], value);
+        virtine.setOutputLen(value.len) catch unreachable;
+        return value.len;
+    }
     switch (@typeInfo(R)) {
         .Void => return 0,
         .Int => |int| {
-            if (int.bits != 64) @compileError("guest `main` must return u64 or void");
+            if (int.bits != 64) @compileError(result_error);
             return @bitCast(value);
         },
         .ErrorUnion => |eu| {
             const ok = value catch |err| virtine.abort(@errorName(err));
             return toResult(eu.payload, ok);
         },
-        else => @compileError("guest `main` must return u64 or void"),
+        else => @compileError(result_error),
     }
 }
 

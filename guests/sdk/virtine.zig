@@ -93,6 +93,76 @@ pub fn heapStart() u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Call data: bytes in and out. The host copies a call's input to the bottom of the data window
+// (the top of RAM; the stack starts below it) and leaves the rest of the window for the output.
+// Both are described by the info page; the host reads OUTPUT_LEN bytes back when the call ends.
+
+/// The input bytes of this call (empty when the host passed none).
+pub fn input() []const u8 {
+    const base: [*]const u8 = @ptrFromInt(infoU64(abi.Info.INPUT_ADDR).*);
+    return base[0..infoU64(abi.Info.INPUT_LEN).*];
+}
+
+/// The whole room for this call's output (what `writeOutput` appends to).
+pub fn outputBuffer() []u8 {
+    const base: [*]u8 = @ptrFromInt(infoU64(abi.Info.OUTPUT_ADDR).*);
+    return base[0..infoU64(abi.Info.OUTPUT_CAP).*];
+}
+
+/// Bytes of output written so far.
+pub fn outputLen() usize {
+    return infoU64(abi.Info.OUTPUT_LEN).*;
+}
+
+/// Set the output's length directly (after filling `outputBuffer()` in place).
+pub fn setOutputLen(n: usize) error{NoSpaceLeft}!void {
+    if (n > infoU64(abi.Info.OUTPUT_CAP).*) return error.NoSpaceLeft;
+    infoU64(abi.Info.OUTPUT_LEN).* = n;
+}
+
+/// Append `bytes` to the output; error.NoSpaceLeft (nothing written) if they do not fit.
+pub fn writeOutput(bytes: []const u8) error{NoSpaceLeft}!void {
+    const buf = outputBuffer();
+    const len = outputLen();
+    if (bytes.len > buf.len - len) return error.NoSpaceLeft;
+    @memcpy(buf[len..][0..bytes.len], bytes);
+    infoU64(abi.Info.OUTPUT_LEN).* = len + bytes.len;
+}
+
+fn outputWriteFn(_: void, bytes: []const u8) error{NoSpaceLeft}!usize {
+    try writeOutput(bytes);
+    return bytes.len;
+}
+
+pub const OutputWriter = std.io.Writer(void, error{NoSpaceLeft}, outputWriteFn);
+
+/// A std.io.Writer onto the output (for std.fmt or std.json.stringify).
+pub fn outputWriter() OutputWriter {
+    return .{ .context = {} };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heap: the memory between the image and the stack, handed out by a bump allocator whose state
+// lives in guest memory (so it is part of a snapshot and starts over at every call).
+
+/// Room left for the stack below the data window.
+pub const stack_reserve = 256 * 1024;
+
+var heap_state: ?std.heap.FixedBufferAllocator = null;
+
+/// An allocator over the free memory after the image (freeing only gives back the last block).
+pub fn allocator() std.mem.Allocator {
+    if (heap_state == null) {
+        const start = heapStart();
+        const window = infoU64(abi.Info.INPUT_ADDR).*;
+        const end = if (window > start + stack_reserve) window - stack_reserve else start;
+        const base: [*]u8 = @ptrFromInt(start);
+        heap_state = std.heap.FixedBufferAllocator.init(base[0 .. end - start]);
+    }
+    return heap_state.?.allocator();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Console.
 
 /// Hand the buffered console bytes to the host now (one `write` hypercall) and empty the

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as libc from "../../ffi/libc.ts";
-import { Virtine } from "../virtine/virtine.ts";
+import { Runner } from "../virtine/runner.ts";
 import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { benchImage as image, embeddedBench } from "./guests.ts";
@@ -22,8 +22,8 @@ function snapshotFile(): string {
     const dir = mkdtempSync(join(tmpdir(), "wasp-bench-"));
     const path = join(dir, "inittable.snap");
     const img = image("inittable");
-    using v = new Virtine(img, { poolSize: 1, timeoutMs: 120_000 });
-    v.invoke([0]);
+    using v = new Runner(img, { poolSize: 1, timeoutMs: 120_000 });
+    v.run([0]);
     if (!v.snapshotTaken) throw new Error("inittable took no snapshot");
     writeSnapshotFile(path, v.pool.snapshot, img.bytes, systemKvm());
     made = { dir, path };
@@ -58,19 +58,19 @@ async function density(n: number, privateMemory: boolean): Promise<SeriesResult[
   using file = new SnapshotFile(path, systemKvm());
   // one virtine made and closed first, so that one-time costs (code, caches) are not counted
   {
-    using warm = new Virtine(file.restore(), { poolSize: 1, privateMemory });
-    warm.invoke([0, 1]);
+    using warm = new Runner(file.restore(), { poolSize: 1, privateMemory });
+    warm.run([0, 1]);
   }
   Bun.gc(true);
   Bun.gc(true);
   const pss0 = pssKiB();
   const avail0 = memAvailableKiB();
-  const virtines: Virtine[] = [];
+  const virtines: Runner[] = [];
   try {
     for (let i = 0; i < n; i++) {
-      const v = new Virtine(file.restore(), { poolSize: 1, privateMemory });
+      const v = new Runner(file.restore(), { poolSize: 1, privateMemory });
       virtines.push(v);
-      v.invoke([i, 1]);
+      v.run([i, 1]);
     }
     await idle(); // the resets, in idle time
     Bun.gc(true);
@@ -132,11 +132,11 @@ export const DENSITY_SERIES: Series[] = [
     name: `restore_file_${k}`,
     defaultRuns: 300,
     async run(runs) {
-      using v = Virtine.fromSnapshotFile(snapshotFile(), { poolSize: 1 });
+      using v = Runner.fromSnapshotFile(snapshotFile(), { poolSize: 1 });
       let i = 0;
       return summarize(`restore_file_${k}`, "us", timeSync(runs, 5, () => {
         v.pool.cleanAll();
-        v.invoke([i++, k]);
+        v.run([i++, k]);
       }));
     },
   })),

@@ -1,7 +1,7 @@
 // The Wasp paper's experiments (EuroSys'22): fig. 8 (pooled shells and their cleaning), fig. 11
 // (fib through the invocation path), table 1 (boot milestones), fig. 3 (fib by mode), fig. 12
 // (cold start by image size), and the reset-cost series that chose wasp's reset strategy.
-import { Virtine } from "../virtine/virtine.ts";
+import { Runner } from "../virtine/runner.ts";
 import { Shell, type ResetStrategy } from "../virtine/shell.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
 import { systemKvm } from "../kvm/system.ts";
@@ -81,10 +81,10 @@ function resetSeries(name: string, pages: number, memory: number, strategy: Rese
     name,
     defaultRuns: 300,
     async run(runs) {
-      using v = new Virtine(touchImage(), { memory, poolSize: 1, resetStrategy: strategy });
+      using v = new Runner(touchImage(), { memory, poolSize: 1, resetStrategy: strategy });
       return summarize(name, "us", timeSync(runs, 5, () => {
         v.pool.cleanAll(); // the reset of the previous call...
-        v.invoke([pages]); // ...then a call dirtying `pages` pages, as kvm-floor's *_reset_K
+        v.run([pages]); // ...then a call dirtying `pages` pages, as kvm-floor's *_reset_K
       }));
     },
   };
@@ -96,10 +96,10 @@ export const PAPER_SERIES: Series[] = [
     name: "pooled",
     defaultRuns: 1000,
     async run(runs) {
-      using v = new Virtine(exitImage(), { poolSize: 2 });
+      using v = new Runner(exitImage(), { poolSize: 2 });
       v.ensure(2);
       return summarize("pooled", "us", timeSync(runs, 20, () => {
-        v.invoke();
+        v.run();
         v.pool.cleanAll();
       }));
     },
@@ -109,12 +109,12 @@ export const PAPER_SERIES: Series[] = [
     name: "pooled_async",
     defaultRuns: 1000,
     async run(runs) {
-      using v = new Virtine(exitImage(), { poolSize: 2 });
+      using v = new Runner(exitImage(), { poolSize: 2 });
       v.ensure(2);
       const samples: number[] = [];
       for (let i = 0; i < runs + 20; i++) {
         const t = Bun.nanoseconds();
-        v.invoke();
+        v.run();
         if (i >= 20) samples.push((Bun.nanoseconds() - t) / 1000);
         await idle();
       }
@@ -127,10 +127,10 @@ export const PAPER_SERIES: Series[] = [
     name: "clean",
     defaultRuns: 1000,
     async run(runs) {
-      using v = new Virtine(exitImage(), { poolSize: 1 });
+      using v = new Runner(exitImage(), { poolSize: 1 });
       const samples: number[] = [];
       for (let i = 0; i < runs + 20; i++) {
-        v.invoke();
+        v.run();
         const t = Bun.nanoseconds();
         v.pool.cleanAll();
         if (i >= 20) samples.push((Bun.nanoseconds() - t) / 1000);
@@ -145,8 +145,8 @@ export const PAPER_SERIES: Series[] = [
     name: `fib_${n}_boot`,
     defaultRuns: 20,
     async run(runs) {
-      using v = new Virtine(image("boot_fib"), { snapshot: false, timeoutMs: 120_000 });
-      return summarize(`fib_${n}_boot`, "us", timeSync(emulatedRuns(n, runs), 1, () => void v.invoke([n])));
+      using v = new Runner(image("boot_fib"), { snapshot: false, timeoutMs: 120_000 });
+      return summarize(`fib_${n}_boot`, "us", timeSync(emulatedRuns(n, runs), 1, () => void v.run([n])));
     },
   })),
   ...FIB_N.map((n): Series => ({
@@ -154,9 +154,9 @@ export const PAPER_SERIES: Series[] = [
     name: `fib_${n}_snapshot`,
     defaultRuns: 20,
     async run(runs) {
-      using v = new Virtine(image("boot_fib"), { timeoutMs: 120_000 });
-      v.invoke([0]); // the first call boots and takes the snapshot
-      return summarize(`fib_${n}_snapshot`, "us", timeSync(emulatedRuns(n, runs), 1, () => void v.invoke([n])));
+      using v = new Runner(image("boot_fib"), { timeoutMs: 120_000 });
+      v.run([0]); // the first call boots and takes the snapshot
+      return summarize(`fib_${n}_snapshot`, "us", timeSync(emulatedRuns(n, runs), 1, () => void v.run([n])));
     },
   })),
   ...FIB_N.map((n): Series => ({
@@ -164,9 +164,9 @@ export const PAPER_SERIES: Series[] = [
     name: `fib_${n}_direct`,
     defaultRuns: n >= 30 ? 20 : 200,
     async run(runs) {
-      using v = new Virtine(image("fib"), { poolSize: 2 });
+      using v = new Runner(image("fib"), { poolSize: 2 });
       v.ensure(1);
-      return summarize(`fib_${n}_direct`, "us", timeSync(runs, 3, () => void v.invoke([n])));
+      return summarize(`fib_${n}_direct`, "us", timeSync(runs, 3, () => void v.run([n])));
     },
   })),
   ...FIB_N.map((n): Series => ({
@@ -222,8 +222,8 @@ export const PAPER_SERIES: Series[] = [
     async run(runs) {
       const img = sizedImage(k * 1024);
       return summarize(`image_size_${k}`, "us", timeSync(runs, 2, () => {
-        using v = new Virtine(img, { memory: 32 * MIB });
-        v.invoke();
+        using v = new Runner(img, { memory: 32 * MIB });
+        v.run();
       }));
     },
   })),

@@ -1,6 +1,6 @@
 // wasp's microbenchmark series. Names are stable: CI jobs compare them against a baseline, and
 // docs/benchmarks.md sets them beside kvm-floor's series of the same name.
-import { Virtine } from "../virtine/virtine.ts";
+import { Runner } from "../virtine/runner.ts";
 import { benchImage as image } from "./guests.ts";
 import { Shell } from "../virtine/shell.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
@@ -35,8 +35,8 @@ const SERIES: Series[] = [
     async run(runs) {
       const noop = exitImage();
       return summarize("create", "us", timeSync(runs, 5, () => {
-        using v = new Virtine(noop, { oneShot: true });
-        v.invoke();
+        using v = new Runner(noop, { oneShot: true });
+        v.run();
       }));
     },
   },
@@ -63,9 +63,9 @@ const SERIES: Series[] = [
     name: "hypercall",
     defaultRuns: 300,
     async run(runs) {
-      using v = new Virtine(image("calls"));
+      using v = new Runner(image("calls"));
       const per = timeSync(runs, 5, () => {
-        const r = v.invoke([HYPERCALLS_PER_RUN]);
+        const r = v.run([HYPERCALLS_PER_RUN]);
         if (r.exits !== HYPERCALLS_PER_RUN + 1) throw new Error(`calls guest took ${r.exits} exits`);
       });
       return summarize("hypercall", "us", per.map((t) => t / HYPERCALLS_PER_RUN));

@@ -2,7 +2,7 @@
 import { closeSync, existsSync, openSync, readSync } from "node:fs";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
-import { Virtine, readImageFile } from "../virtine/virtine.ts";
+import { Runner, readImageFile } from "../virtine/runner.ts";
 import { BadImageError, GuestFaultError } from "../errors.ts";
 import { MIB, type Image } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
@@ -47,18 +47,18 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
   const options = { memory, timeoutMs, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
-  using virtine = isSnapshotPath(imageArg) ? Virtine.fromSnapshotFile(imageArg, options) : new Virtine(loadImage(imageArg), options);
+  using virtine = isSnapshotPath(imageArg) ? Runner.fromSnapshotFile(imageArg, options) : new Runner(loadImage(imageArg), options);
   const started = Bun.nanoseconds();
   let result;
   try {
-    result = virtine.invoke(args);
+    result = virtine.run(args);
   } catch (e) {
     if (flags.verbose && e instanceof GuestFaultError) process.stderr.write(`wasp: registers at the fault:\n${formatRegs(e.regs)}\n`);
     throw e;
   }
   const elapsed = (Bun.nanoseconds() - started) / 1000;
-  if (result.output.length > 0) process.stdout.write(result.output);
-  if (result.outputTruncated) process.stderr.write(`wasp: guest output truncated at the ${virtine.maxOutput} byte cap; the rest was dropped\n`);
+  if (result.console.length > 0) process.stdout.write(result.console);
+  if (result.consoleTruncated) process.stderr.write(`wasp: guest output truncated at the ${virtine.maxOutput} byte cap; the rest was dropped\n`);
   process.stdout.write(`${result.value}\n`);
   if (flags.verbose) {
     const kind = virtine.image ? virtine.image.kind : "snapshot file";

@@ -1,5 +1,5 @@
 // `wasp snapshot <image> [args...] -o FILE` and `wasp snapshot --verify FILE`.
-import { Virtine } from "../virtine/virtine.ts";
+import { Runner } from "../virtine/runner.ts";
 import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
@@ -31,8 +31,8 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   const image = loadImage(target);
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
-  using virtine = new Virtine(image, { memory, timeoutMs, poolSize: 1, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
-  const result = virtine.invoke(args);
+  using virtine = new Runner(image, { memory, timeoutMs, poolSize: 1, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
+  const result = virtine.run(args);
   if (!virtine.snapshotTaken) {
     throw new BadImageError(`${image.name}: the image made no snapshot hypercall (virtine.snapshot()), so there is no initialized state to write`);
   }

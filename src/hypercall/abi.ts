@@ -78,7 +78,13 @@ export const Info = {
   CONSOLE_CAP: 80, // u64
   CONSOLE_LEN: 88, // u64: guest-written count of bytes in the console buffer
   HEAP_START: 96, // u64: first free byte after the image (page-aligned)
-  SIZE: 104,
+  // Call data (native images): the data window at the top of RAM holds the input, then the output.
+  INPUT_ADDR: 104, // u64: where the call's input bytes are
+  INPUT_LEN: 112, // u64
+  OUTPUT_ADDR: 120, // u64: where the guest writes its output (page-aligned, after the input)
+  OUTPUT_CAP: 128, // u64: room there
+  OUTPUT_LEN: 136, // u64: guest-written count of output bytes (checked against OUTPUT_CAP by the host)
+  SIZE: 144,
 } as const;
 
 export const INFO_MAGIC = 0x4f464e4950534157n; // "WASPINFO" little-endian

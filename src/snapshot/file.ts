@@ -40,6 +40,7 @@ export const HEADER = {
   MEMORY_SHA256: 128, // [32]u8: the whole memory part, holes as zeros (checked by --verify)
   CPU_VENDOR: 160, // [12]u8: CPUID leaf 0 (EBX, EDX, ECX)
   CPU_FEATURES: 172, // [7]u32: the guest CPUID's leaf 1 ECX, EDX; leaf 7 EBX, ECX, EDX; 0x80000001 ECX, EDX
+  DATA_SIZE: 200, // u64: the data window at the top of RAM (call input and output; 0: none)
   REGS: 256, // struct kvm_regs
   SREGS: 400, // struct kvm_sregs
   XSAVE: 1024, // struct kvm_xsave
@@ -60,6 +61,8 @@ export interface SnapshotFileInfo {
   populatedPages: number;
   imageName: string;
   imageEnd: number;
+  /** bytes of call data at the top of RAM (0: the virtine takes no data) */
+  dataSize: number;
   native: boolean;
   privileged: boolean;
   imageSha256: string;
@@ -87,6 +90,7 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   dv.setBigUint64(HEADER.MEM_SIZE, BigInt(snapshot.size), true);
   dv.setBigUint64(HEADER.DATA_OFFSET, BigInt(DATA_OFFSET), true);
   dv.setBigUint64(HEADER.IMAGE_END, BigInt(snapshot.meta.footprint), true);
+  dv.setBigUint64(HEADER.DATA_SIZE, BigInt(snapshot.meta.dataSize), true);
   putString(header, HEADER.WASP_VERSION, 16, VERSION);
   putString(header, HEADER.IMAGE_NAME, 24, snapshot.meta.name);
   if (imageBytes) header.set(sha256(imageBytes), HEADER.IMAGE_SHA256);
@@ -162,7 +166,7 @@ export class SnapshotFile {
   }
 
   /**
-   * A snapshot of the file's state for a virtine (`new Virtine(file.restore())`). Refused if the
+   * A snapshot of the file's state for a virtine (`new Runner(file.restore())`). Refused if the
    * file changed since it was opened: its pages are mapped, and a changed file would change them.
    */
   restore(): Snapshot {
@@ -176,7 +180,7 @@ export class SnapshotFile {
     return Snapshot.fromFile(this.#fd, DATA_OFFSET, {
       populated: this.#populated,
       size: this.info.memSize,
-      meta: { name: this.info.imageName, native: this.info.native, footprint: this.info.imageEnd },
+      meta: { name: this.info.imageName, native: this.info.native, footprint: this.info.imageEnd, dataSize: this.info.dataSize },
       privileged: this.info.privileged,
       regs: h.slice(HEADER.REGS, HEADER.REGS + kvm_regs.size),
       sregs: h.slice(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size),
@@ -254,6 +258,8 @@ function validate(path: string, header: Uint8Array, got: number, fileSize: numbe
   const missing = missingFeatures(info.cpu, cpu);
   if (missing) bad(`written on a CPU with features this one lacks (${missing})`);
   if (info.imageEnd > info.memSize) bad(`image end 0x${info.imageEnd.toString(16)} lies beyond the memory`);
+  if (info.dataSize % PAGE_SIZE !== 0 || info.dataSize > info.memSize - info.imageEnd) bad(`data window of ${info.dataSize} bytes does not fit above the image`);
+  if (info.dataSize > 0 && !info.native) bad("a raw image's snapshot cannot have a data window");
   const msrs = dv.getUint32(HEADER.MSRS, true);
   if (msrs > MAX_MSRS) bad(`${msrs} model-specific registers recorded, at most ${MAX_MSRS} fit`);
   return info;
@@ -271,6 +277,7 @@ function describe(path: string, header: Uint8Array): SnapshotFileInfo {
     populatedPages: Number(dv.getBigUint64(HEADER.POPULATED_PAGES, true)),
     imageName: getString(header, HEADER.IMAGE_NAME, 24),
     imageEnd: Number(dv.getBigUint64(HEADER.IMAGE_END, true)),
+    dataSize: Number(dv.getBigUint64(HEADER.DATA_SIZE, true)),
     native: (flags & FLAG_NATIVE) !== 0,
     privileged: (flags & FLAG_PRIVILEGED) !== 0,
     imageSha256: hex(HEADER.IMAGE_SHA256),

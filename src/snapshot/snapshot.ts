@@ -27,6 +27,11 @@ export interface SnapshotMeta {
   native: boolean;
   /** end of the image in guest memory, bss included: the heap starts at the next page */
   footprint: number;
+  /**
+   * bytes at the top of RAM kept for call data (the input, then the output; native images): the
+   * stack starts below them. 0: the virtine takes no data.
+   */
+  dataSize: number;
 }
 
 export class Snapshot {
@@ -137,9 +142,9 @@ export class Snapshot {
   }
 
   /** The entry state of an image: host tables (native), the image, registers at the entry point. */
-  static entry(image: Image, size: number, reset: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array }): Snapshot {
+  static entry(image: Image, size: number, reset: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array }, dataSize = 0): Snapshot {
     const native = image.kind === "native";
-    const meta = { name: image.name, native, footprint: imageFootprint(image) };
+    const meta = { name: image.name, native, footprint: imageFootprint(image), dataSize: native ? dataSize : 0 };
     const s = new Snapshot("entry", meta, !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
     s.msrs = reset.msrs.slice();
     try {
@@ -154,7 +159,7 @@ export class Snapshot {
       s.#markRange(Layout.INFO, PAGE_SIZE);
       const dv = new DataView(s.regs.buffer);
       if (native) {
-        kvm_regs.write(dv, 0, { rip: Layout.TRAMPOLINE, rsp: BigInt(size), rflags: RFLAGS_NATIVE });
+        kvm_regs.write(dv, 0, { rip: Layout.TRAMPOLINE, rsp: BigInt(size - meta.dataSize), rflags: RFLAGS_NATIVE });
       } else {
         kvm_regs.write(dv, 0, { rip: Layout.RAW_LOAD, rsp: Layout.RAW_LOAD, rflags: RFLAGS_REAL });
       }

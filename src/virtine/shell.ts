@@ -125,8 +125,12 @@ export class Shell {
     vcpu.markRegsDirty(sregs);
   }
 
-  /** Writes the info page of a call: arguments, memory size, console bookkeeping, heap start. */
-  writeInfo(argv: readonly bigint[], imageEnd: number): void {
+  /**
+   * Writes the info page of a call: arguments, memory size, console bookkeeping, heap start, and
+   * the call's data — `input` copied to the bottom of the snapshot's data window (the top of RAM),
+   * the output room after it. The caller has checked that the input fits.
+   */
+  writeInfo(argv: readonly bigint[], imageEnd: number, input?: Uint8Array): void {
     const dv = this.mem.view;
     const at = Layout.INFO;
     dv.setBigUint64(at + Info.MAGIC, INFO_MAGIC, true);
@@ -138,6 +142,18 @@ export class Shell {
     dv.setBigUint64(at + Info.CONSOLE_CAP, BigInt(Layout.CONSOLE_SIZE), true);
     dv.setBigUint64(at + Info.CONSOLE_LEN, 0n, true);
     dv.setBigUint64(at + Info.HEAP_START, BigInt(Math.ceil(imageEnd / PAGE_SIZE) * PAGE_SIZE), true);
+    const window = this.mem.size - this.snapshot.meta.dataSize;
+    const inputLen = input?.length ?? 0;
+    const outputAt = window + Math.ceil(inputLen / PAGE_SIZE) * PAGE_SIZE;
+    dv.setBigUint64(at + Info.INPUT_ADDR, BigInt(window), true);
+    dv.setBigUint64(at + Info.INPUT_LEN, BigInt(inputLen), true);
+    dv.setBigUint64(at + Info.OUTPUT_ADDR, BigInt(outputAt), true);
+    dv.setBigUint64(at + Info.OUTPUT_CAP, BigInt(this.mem.size - outputAt), true);
+    dv.setBigUint64(at + Info.OUTPUT_LEN, 0n, true);
+    if (input && inputLen > 0) {
+      this.mem.bytes.set(input, window);
+      this.markHostWrite(window, inputLen);
+    }
     this.markHostWrite(at, Info.SIZE); // so that the reset puts the snapshot's page back
   }
 

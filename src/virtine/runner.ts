@@ -1,4 +1,5 @@
-// A virtine: an image with its options, run once per invoke() in its own VM. Calls take a warm
+// A virtine's engine on one thread: an image with its options, run once per run() in its own VM
+// (the public `Virtine` of src/api/ drives one per thread that calls it). Calls take a warm
 // shell from the image's pool, start from the image's snapshot (its entry state, or the state
 // captured at the guest's `snapshot` hypercall), and give the shell back to be reset off the
 // caller's path: memory, registers and FPU/SSE state all return to the snapshot.
@@ -12,7 +13,7 @@ import { Policy, hypercallName } from "../hypercall/policy.ts";
 import { DEFAULT_MEMORY, MAX_MEMORY, MIB, MIN_MEMORY, imageFootprint, parseImage, type Image } from "../image/image.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
 import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
-import { BadArgsError, BadImageError, MemoryFaultError, PolicyViolationError, TimeoutError } from "../errors.ts";
+import { BadArgsError, BadImageError, CancelledError, MemoryFaultError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DeadlineTimer } from "./deadline.ts";
 import { userSelectorsVisible } from "./probe.ts";
@@ -29,11 +30,13 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 export const MAX_TIMEOUT_MS = 86_400_000;
 /** Largest image file accepted. */
 export const MAX_IMAGE_BYTES = MAX_MEMORY;
-/** Room a native image must leave for its stack between its end and the top of RAM. */
+/** Room a native image must leave for its stack between its end and the data window. */
 const MIN_STACK = 64 * 1024;
+/** The data window of a native image when none is given: room for a call's input and output. */
+export const DEFAULT_DATA_SIZE = MIB;
 const IO_DIRECTION = kvm_run.off("io.direction");
 
-export interface VirtineOptions {
+export interface RunnerOptions {
   /** guest RAM in bytes (default: what the image asks for, else 16 MiB; at most 1 GiB) */
   memory?: number;
   /** hypercalls granted beyond the default (exit, write, panic) */
@@ -58,22 +61,39 @@ export interface VirtineOptions {
    * (no page sharing: the baseline of wasp's density measurements)
    */
   privateMemory?: boolean;
+  /**
+   * bytes at the top of guest RAM for a call's input and output (native images; default 1 MiB,
+   * a multiple of 4 KiB; the stack starts below). Untouched pages cost nothing.
+   */
+  dataSize?: number;
   /** the /dev/kvm handle to use (default: the process-wide one) */
   kvm?: Kvm;
 }
 
-export interface InvokeResult {
+export interface RunOptions {
+  /** bytes for the guest to read (`virtine.input()` in the SDK): they must fit the data window */
+  input?: Uint8Array;
+  /**
+   * asked when the thread's deadline signal interrupts the guest: true ends the call with a
+   * CancelledError (how another thread stops a running call: it sets a flag, then signals)
+   */
+  interrupted?: () => boolean;
+}
+
+export interface RunResult {
   /** the guest's RAX at its final exit */
   value: bigint;
-  /** console output */
+  /** the bytes the guest wrote to its output (`virtine.output()` in the SDK) */
   output: Uint8Array;
-  /** true when output went past the cap and the excess was dropped */
-  outputTruncated: boolean;
+  /** console output */
+  console: Uint8Array;
+  /** true when console output went past the cap and the excess was dropped */
+  consoleTruncated: boolean;
   /** VM exits this invocation took (1 for a pure computation) */
   exits: number;
 }
 
-export class Virtine {
+export class Runner {
   /** the image, when the virtine was made from one (not from a snapshot file) */
   readonly image: Image | undefined;
   /** what calls need to know of the image */
@@ -101,22 +121,28 @@ export class Virtine {
   #closed = false;
 
   /**
-   * A virtine of an image, or of a snapshot restored from a file (`Virtine.fromSnapshotFile`,
+   * A virtine of an image, or of a snapshot restored from a file (`Runner.fromSnapshotFile`,
    * which hands the snapshot over: the virtine closes it).
    */
-  constructor(source: Image | Snapshot, options: VirtineOptions = {}) {
+  constructor(source: Image | Snapshot, options: RunnerOptions = {}) {
     if (source instanceof Snapshot) {
       if (options.memory !== undefined && options.memory !== source.size) {
         throw new BadArgsError(`a snapshot's memory size is fixed (${source.size / MIB} MiB); --mem cannot change it`);
       }
       this.image = undefined;
       this.meta = source.meta;
+      if (options.dataSize !== undefined && options.dataSize !== source.meta.dataSize) {
+        throw new BadArgsError(`a snapshot's data window is fixed (${source.meta.dataSize} bytes); dataSize cannot change it`);
+      }
       this.memorySize = source.size;
       this.#base = source;
     } else {
       this.image = source;
-      this.memorySize = checkMemory(source, options.memory);
-      this.meta = { name: source.name, native: source.kind === "native", footprint: imageFootprint(source) };
+      const native = source.kind === "native";
+      const dataSize = native ? checkDataSize(options.dataSize ?? DEFAULT_DATA_SIZE) : 0;
+      if (!native && options.dataSize) throw new BadArgsError(`${source.name} is a raw image: it takes no data, so it has no data window`);
+      this.memorySize = checkMemory(source, options.memory, dataSize);
+      this.meta = { name: source.name, native, footprint: imageFootprint(source), dataSize };
     }
     this.policy = Policy.grant(options.allow);
     const maxOutput = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
@@ -147,10 +173,10 @@ export class Virtine {
    * Restores a snapshot file (`wasp snapshot -o FILE`): every call starts from its captured state,
    * its memory mapped copy-on-write from the file (shared by every virtine and process using it).
    */
-  static fromSnapshotFile(path: string, options: VirtineOptions = {}): Virtine {
+  static fromSnapshotFile(path: string, options: RunnerOptions = {}): Runner {
     const file = new SnapshotFile(path, options.kvm ?? systemKvm());
     try {
-      const v = new Virtine(file.restore(), options);
+      const v = new Runner(file.restore(), options);
       v.#snapshotFile = file;
       return v;
     } catch (e) {
@@ -165,14 +191,14 @@ export class Virtine {
    * does not run the compiler. A source that does not compile rejects with a CompileError
    * (`WASP_COMPILE`) carrying the compiler's diagnostics.
    */
-  static async fromZig(source: string, options: VirtineOptions & ZigOptions = {}): Promise<Virtine> {
+  static async fromZig(source: string, options: RunnerOptions & ZigOptions = {}): Promise<Runner> {
     const { image } = await compileZig(source, options);
-    return new Virtine(image, options);
+    return new Runner(image, options);
   }
 
   /** Loads an image file. */
-  static fromFile(path: string, options: VirtineOptions = {}): Virtine {
-    return new Virtine(readImageFile(path), options);
+  static fromFile(path: string, options: RunnerOptions = {}): Runner {
+    return new Runner(readImageFile(path), options);
   }
 
   /** The image's pool of warm shells, created with its entry snapshot on first use. */
@@ -205,14 +231,19 @@ export class Virtine {
     return this.#pool?.snapshot.kind === "captured";
   }
 
-  /** Runs the image once with up to six integer arguments. */
-  invoke(args: readonly (bigint | number)[] = []): InvokeResult {
+  /**
+   * Runs the image once with up to six integer arguments and, for a native image, input bytes in
+   * its data window.
+   */
+  run(args: readonly (bigint | number)[] = [], opts: RunOptions = {}): RunResult {
     if (this.#closed) throw new BadArgsError("the virtine is closed");
     const argv = checkArgs(args);
+    const { input } = opts;
+    if (input && input.length > 0) this.#checkInput(input);
     const pool = this.oneShot ? undefined : this.pool;
     const shell = pool ? pool.acquire() : this.#oneShotShell();
     this.#shell = shell;
-    shell.writeInfo(argv, this.meta.footprint);
+    shell.writeInfo(argv, this.meta.footprint, input);
     shell.loadRegisters(argv);
     const ctx = this.#ctx;
     ctx.vcpu = shell.vcpu;
@@ -220,9 +251,13 @@ export class Virtine {
     ctx.exitValue = undefined;
     this.#deadline.start(this.timeoutMs);
     try {
-      const { value, exits } = this.#run(shell, ctx);
-      if (this.meta.native) this.#collectConsole(shell);
-      const result = { value, exits, outputTruncated: this.#console.truncated, output: this.#console.take() };
+      const { value, exits } = this.#run(shell, ctx, opts.interrupted);
+      let output = EMPTY;
+      if (this.meta.native) {
+        this.#collectConsole(shell);
+        output = this.#collectOutput(shell);
+      }
+      const result = { value, exits, output, consoleTruncated: this.#console.truncated, console: this.#console.take() };
       this.#finish(pool, shell, true);
       return result;
     } catch (e) {
@@ -237,7 +272,7 @@ export class Virtine {
   #baseSnapshot(): Snapshot {
     if (!this.#base) {
       if (!this.image) throw new BadArgsError("the virtine's snapshot is closed");
-      this.#base = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState());
+      this.#base = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState(), this.meta.dataSize);
     }
     return this.#base;
   }
@@ -288,7 +323,7 @@ export class Virtine {
   }
 
   /** The run loop: enter, dispatch hypercalls, stop at the exit port or HLT. Allocates nothing per exit. */
-  #run(shell: Shell, ctx: HypercallContext): { value: bigint; exits: number } {
+  #run(shell: Shell, ctx: HypercallContext, interrupted: (() => boolean) | undefined): { value: bigint; exits: number } {
     const { vcpu } = shell;
     let exits = 0;
     for (;;) {
@@ -313,6 +348,7 @@ export class Virtine {
         // this call's deadline; or a late timer of an earlier call, or another signal for this
         // thread: then run on
         this.#deadline.consume();
+        if (interrupted?.()) throw new CancelledError();
         if (this.#deadline.expired()) throw new TimeoutError(this.timeoutMs);
         this.#deadline.recheck();
         continue;
@@ -347,6 +383,28 @@ export class Virtine {
     this.#console.append(shell.mem.read(Layout.CONSOLE, len, "console buffer"));
   }
 
+  #checkInput(input: Uint8Array): void {
+    if (!this.meta.native) throw new BadArgsError(`${this.meta.name} is a raw image: it takes no input`);
+    if (input.length > this.meta.dataSize) {
+      throw new BadArgsError(`the input of ${input.length} bytes does not fit the virtine's data window of ${this.meta.dataSize} bytes (raise dataSize)`);
+    }
+  }
+
+  /** Reads the output the guest wrote after its input, its length checked against the room it had. */
+  #collectOutput(shell: Shell): Uint8Array {
+    const dv = shell.mem.view;
+    const len = dv.getBigUint64(Layout.INFO + Info.OUTPUT_LEN, true);
+    if (len === 0n) return EMPTY;
+    // the host's own values, re-read from guest memory: the guest may have overwritten them
+    const at = dv.getBigUint64(Layout.INFO + Info.OUTPUT_ADDR, true);
+    const cap = dv.getBigUint64(Layout.INFO + Info.OUTPUT_CAP, true);
+    const window = BigInt(this.memorySize - this.meta.dataSize);
+    if (at < window || at > BigInt(this.memorySize) || cap !== BigInt(this.memorySize) - at || len > cap) {
+      throw new MemoryFaultError(`the guest's output (${len} bytes at 0x${at.toString(16)}) lies outside its data window`, at, "read");
+    }
+    return shell.mem.read(Number(at), len, "output").slice();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -363,7 +421,8 @@ export class Virtine {
   }
 }
 
-function checkArgs(args: readonly (bigint | number)[]): bigint[] {
+/** Checks up to six integer arguments and gives them as u64 (negative ones as two's complement). */
+export function checkArgs(args: readonly (bigint | number)[]): bigint[] {
   if (args.length > MAX_ARGS) throw new BadArgsError(`${args.length} arguments given, a virtine takes at most ${MAX_ARGS}`);
   return args.map((a, i) => {
     const v = typeof a === "bigint" ? a : Number.isSafeInteger(a) ? BigInt(a) : undefined;
@@ -373,7 +432,14 @@ function checkArgs(args: readonly (bigint | number)[]): bigint[] {
   });
 }
 
-function checkMemory(image: Image, requested: number | undefined): number {
+const EMPTY = new Uint8Array(0);
+
+function checkDataSize(size: number): number {
+  if (!Number.isSafeInteger(size) || size < 0 || size % 4096 !== 0) throw new BadArgsError(`data window size ${size} is not a multiple of 4 KiB`);
+  return size;
+}
+
+function checkMemory(image: Image, requested: number | undefined, dataSize: number): number {
   const wanted = requested ?? (image.kind === "native" && image.header.memWanted > 0n ? Number(image.header.memWanted) : DEFAULT_MEMORY);
   if (!Number.isSafeInteger(wanted) || wanted % 4096 !== 0) throw new BadArgsError(`memory size ${wanted} is not a multiple of 4 KiB`);
   if (wanted < MIN_MEMORY) throw new BadArgsError(`memory size ${wanted} bytes is below the minimum of ${MIN_MEMORY / MIB} MiB`);
@@ -381,6 +447,9 @@ function checkMemory(image: Image, requested: number | undefined): number {
   const need = imageFootprint(image) + (image.kind === "native" ? MIN_STACK : 0);
   if (need > wanted) {
     throw new BadImageError(`${image.name}: the image needs ${need} bytes of guest memory (with its stack), more than the ${wanted / MIB} MiB it would get`);
+  }
+  if (need + dataSize > wanted) {
+    throw new BadArgsError(`${image.name}: a data window of ${dataSize} bytes leaves too little of the ${wanted / MIB} MiB of guest memory for the image and its stack`);
   }
   return wanted;
 }

@@ -1,0 +1,153 @@
+// The hand-off between the main thread and a worker: a SharedArrayBuffer per worker with two call
+// slots, woken by Atomics.wait/notify, plus a MessagePort read synchronously (receiveMessageOnPort)
+// for what does not fit a slot: control messages (load or drop a virtine, stop) and large data.
+// `wasp bench` measures this channel against plain postMessage (handoff_atomics/handoff_postmessage):
+// a slot round trip costs ~1 µs where a message costs tens of µs, so calls travel in slots.
+//
+// A slot goes FREE → READY (main wrote a request) → RUNNING (the worker took it) → DONE (the worker
+// wrote the result) → FREE (main read it). The worker serves slots in ring order; main fills them in
+// the same order. Every state change is an Atomics store, and each side reads the other's fields
+// only after seeing the state that publishes them.
+
+/** Calls a worker holds at once: the one running and the next, so it never waits for main. */
+export const SLOTS = 2;
+/** Bytes of call data (input; or output, console and error) carried in a slot itself. */
+export const INLINE_BYTES = 64 * 1024;
+
+/** Int32 fields of the worker header. */
+export const H = {
+  /** bumped by main for every request or control message (the worker waits on it) */
+  DOORBELL: 0,
+  /** the worker thread's kernel tid (0 until it runs): where cancellation signals go */
+  TID: 1,
+  /** bumped by the worker for each control message it has handled */
+  CONTROL_DONE: 2,
+  /** 1 once the worker has stopped */
+  STOPPED: 3,
+  SIZE: 4,
+} as const;
+
+/** Int32 fields of a slot. */
+export const S = {
+  STATE: 0,
+  /** set to 1 by main to stop the call */
+  CANCEL: 1,
+  VIRTINE: 2,
+  ARGC: 3,
+  /** F_* bits */
+  FLAGS: 4,
+  /** request: input bytes; reply: output bytes */
+  DATA_LEN: 5,
+  /** reply: console bytes (after the output) */
+  CONSOLE_LEN: 6,
+  /** reply: R_* */
+  RESULT: 7,
+  EXITS: 8,
+  SIZE: 10, // (two spare, so the BigInt64 fields that follow are 8-aligned)
+} as const;
+
+export const STATE = { FREE: 0, READY: 1, RUNNING: 2, DONE: 3 } as const;
+export const F = {
+  /** request: the input came on the port, not in the slot */
+  INPUT_ON_PORT: 1,
+  /** reply: output, console and error came on the port */
+  REPLY_ON_PORT: 2,
+  /** reply: the console was cut at its cap */
+  CONSOLE_TRUNCATED: 4,
+} as const;
+export const R = { OK: 0, ERROR: 1, CANCELLED: 2 } as const;
+
+/** u64 fields of a slot: the arguments, then the result. */
+const ARGS_U64 = 0;
+const VALUE_U64 = 6;
+const U64S = 7;
+
+const HEADER_BYTES = H.SIZE * 4;
+const SLOT_INTS_BYTES = S.SIZE * 4;
+const SLOT_BYTES = SLOT_INTS_BYTES + U64S * 8 + INLINE_BYTES;
+
+/** Int32 fields of the pool-wide control block (one for all workers). */
+export const C = {
+  /** bumped by a worker after every reply and every handled control message */
+  COMPLETIONS: 0,
+  /** 1 while main waits for COMPLETIONS (then a worker must notify) */
+  MAIN_WAITING: 1,
+  SIZE: 2,
+} as const;
+
+export function newControl(): SharedArrayBuffer {
+  return new SharedArrayBuffer(C.SIZE * 4);
+}
+
+export function newMailbox(): SharedArrayBuffer {
+  return new SharedArrayBuffer(HEADER_BYTES + SLOTS * SLOT_BYTES);
+}
+
+/** A view of one slot of a mailbox. */
+export class Slot {
+  readonly i32: Int32Array;
+  readonly u64: BigUint64Array;
+  readonly data: Uint8Array;
+  constructor(sab: SharedArrayBuffer, index: number) {
+    const at = HEADER_BYTES + index * SLOT_BYTES;
+    this.i32 = new Int32Array(sab, at, S.SIZE);
+    this.u64 = new BigUint64Array(sab, at + SLOT_INTS_BYTES, U64S);
+    this.data = new Uint8Array(sab, at + SLOT_INTS_BYTES + U64S * 8, INLINE_BYTES);
+  }
+  get state(): number {
+    return Atomics.load(this.i32, S.STATE);
+  }
+  set state(s: number) {
+    Atomics.store(this.i32, S.STATE, s);
+  }
+  arg(i: number): bigint {
+    return this.u64[ARGS_U64 + i];
+  }
+  setArg(i: number, v: bigint): void {
+    this.u64[ARGS_U64 + i] = v;
+  }
+  get value(): bigint {
+    return this.u64[VALUE_U64];
+  }
+  set value(v: bigint) {
+    this.u64[VALUE_U64] = v;
+  }
+}
+
+export function headerOf(sab: SharedArrayBuffer): Int32Array {
+  return new Int32Array(sab, 0, H.SIZE);
+}
+
+export function slotsOf(sab: SharedArrayBuffer): Slot[] {
+  return Array.from({ length: SLOTS }, (_, i) => new Slot(sab, i));
+}
+
+/** What a worker needs to build its own engine for a virtine (structured-cloneable). */
+export type VirtineSpec =
+  | { kind: "image"; bytes: Uint8Array; name: string }
+  | { kind: "snapshot"; path: string };
+
+/** The engine options that travel to workers (everything but the /dev/kvm handle). */
+export interface EngineOptions {
+  memory?: number;
+  timeoutMs?: number;
+  allow?: readonly string[];
+  maxOutput?: number;
+  snapshot?: boolean;
+  poolSize?: number;
+  dataSize?: number;
+}
+
+/** Messages from main to a worker, on the port. */
+export type ToWorker =
+  | { op: "load"; id: number; spec: VirtineSpec; options: EngineOptions }
+  | { op: "drop"; id: number }
+  | { op: "input"; bytes: Uint8Array }
+  | { op: "stop" };
+
+/** A reply too big for its slot, on the port (in the order of the replies). */
+export interface BigReply {
+  output: Uint8Array;
+  console: Uint8Array;
+  error?: string;
+}

@@ -1,0 +1,264 @@
+// The public virtine: what `import { Virtine } from "wasp"` gives. A function whose every call runs
+// in a VM of its own — on the calling thread (`invokeSync`, `callSync`, `runSync`) or on a worker
+// thread so the event loop never blocks (`invoke`, `call`, `run`, with an AbortSignal).
+import { readFile } from "node:fs/promises";
+import { basename, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BadArgsError, BadImageError, BadOutputError, ClosedError } from "../errors.ts";
+import { compileZig, type ZigOptions } from "../image/zig.ts";
+import { parseImage } from "../image/image.ts";
+import { isSnapshotFile } from "../snapshot/file.ts";
+import { MAX_IMAGE_BYTES, Runner, checkArgs } from "../virtine/runner.ts";
+import type { EngineOptions, VirtineSpec } from "./channel.ts";
+import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
+
+/** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
+export type Arg = number | bigint;
+
+export interface VirtineOptions {
+  /** guest RAM in bytes (default: what the image asks for, else 16 MiB; 2 MiB to 1 GiB) */
+  memory?: number;
+  /** deadline per call in milliseconds (default 10 s; 0: none) */
+  timeoutMs?: number;
+  /** hypercalls granted beyond exit, write, panic and snapshot (e.g. ["time", "random"]) */
+  allow?: readonly string[];
+  /** console bytes kept per call (default 1 MiB); the rest is dropped */
+  maxOutput?: number;
+  /** honour the guest's `snapshot` hypercall (default true) */
+  snapshot?: boolean;
+  /** warm shells kept per thread that runs the virtine (default 4) */
+  poolSize?: number;
+  /** bytes at the top of guest RAM for a call's input and output (default 1 MiB) */
+  dataSize?: number;
+  /** the worker threads that run `invoke`/`call`/`run` (default: WorkerPool.shared(), one per core) */
+  workers?: WorkerPool;
+}
+
+export interface CallOptions {
+  /** stops the call: a queued one is dropped, a running guest is interrupted; rejects with `signal.reason` */
+  signal?: AbortSignal;
+}
+
+export interface RunRequest {
+  args?: readonly Arg[];
+  /** bytes for the guest (`virtine.input()` in the Zig SDK) */
+  input?: Uint8Array;
+}
+
+export interface Result {
+  /** the guest's u64 result (its `main`'s return value; the output's length for a `[]const u8` main) */
+  value: bigint;
+  /** the bytes the guest wrote to its output */
+  output: Uint8Array;
+  /** what the guest printed (UTF-8, invalid bytes replaced) */
+  console: string;
+  /** true when console output passed `maxOutput` and the rest was dropped */
+  consoleTruncated: boolean;
+  /** VM exits the call took (1 for a pure computation) */
+  exits: number;
+}
+
+/** What `call` takes: bytes, a string, or any JSON value. */
+export type Data = Uint8Array | string | Json;
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+/** What `call` gives back: bytes for bytes, a string for a string, parsed JSON for JSON. */
+export type DataOut<T> = T extends Uint8Array ? Uint8Array : T extends string ? string : Json;
+
+let nextId = 1;
+
+export class Virtine implements Disposable, AsyncDisposable {
+  /** the image's name */
+  readonly name: string;
+  readonly #pooled: PoolVirtine;
+  readonly #workers: WorkerPool;
+  /** the engine of calls made on this thread (also what validated the options at load) */
+  readonly #local: Runner;
+  #closed = false;
+
+  private constructor(local: Runner, spec: VirtineSpec, options: VirtineOptions) {
+    this.#local = local;
+    this.name = local.meta.name;
+    this.#workers = options.workers ?? WorkerPool.shared();
+    const { workers: _, ...engine } = options;
+    this.#pooled = { id: nextId++, spec, options: engineOptions(engine) };
+  }
+
+  /**
+   * Loads a virtine from an image file (native or raw), a snapshot file (`wasp snapshot -o`), or an
+   * image's bytes. Options are checked here: a bad image, file or option rejects with its WaspError.
+   */
+  static async load(source: string | URL | Uint8Array, options: VirtineOptions = {}): Promise<Virtine> {
+    if (source instanceof Uint8Array) {
+      if (isSnapshotFile(source)) throw new BadArgsError("a snapshot file is loaded by its path, so that it can be mapped: pass the path");
+      return Virtine.#fromImageBytes(source, "image", options);
+    }
+    const path = resolve(source instanceof URL ? fileURLToPath(source) : String(source));
+    const bytes = await readSource(path);
+    if (isSnapshotFile(bytes)) {
+      const local = Runner.fromSnapshotFile(path, engineOptions(options));
+      return new Virtine(local, { kind: "snapshot", path }, options);
+    }
+    return Virtine.#fromImageBytes(bytes, basename(path), options);
+  }
+
+  /**
+   * A virtine of Zig source in the script (`pub fn main(x: u64) u64 { return x * x; }`), compiled
+   * with the bundled zig and the guest SDK and cached by a hash of source, SDK and compiler. A
+   * compile error rejects with a CompileError (`WASP_COMPILE`) carrying the compiler's messages.
+   */
+  static async fromZig(source: string, options: VirtineOptions & ZigOptions = {}): Promise<Virtine> {
+    const { zig, cacheDir, name, ...rest } = options;
+    const compiled = await compileZig(source, { zig, cacheDir, name });
+    return Virtine.#fromImageBytes(compiled.image.bytes, name ?? "inline", rest);
+  }
+
+  static #fromImageBytes(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine {
+    const image = parseImage(bytes, name);
+    const local = new Runner(image, engineOptions(options));
+    return new Virtine(local, { kind: "image", bytes: image.bytes, name }, options);
+  }
+
+  // -- on the calling thread --------------------------------------------------------------------
+
+  /** Runs a call on this thread (blocking it for the call's length); the guest's u64 result. */
+  invokeSync(...args: Arg[]): bigint {
+    return this.#runLocal(args, undefined).value;
+  }
+
+  /** `call` on this thread. */
+  callSync<T extends Data>(input: T): DataOut<T> {
+    return decodeData(input, this.#runLocal([], encodeData(input)).output);
+  }
+
+  /** A call on this thread with everything it gave back. */
+  runSync(request: RunRequest = {}): Result {
+    return toResult(this.#runLocal(request.args ?? [], request.input));
+  }
+
+  // -- on a worker thread -----------------------------------------------------------------------
+
+  /**
+   * Runs a call on a worker thread: integer arguments in, the guest's u64 result out. The last
+   * argument may be `{ signal }` to cancel it.
+   */
+  invoke(...params: [...args: Arg[], options: CallOptions] | Arg[]): Promise<bigint> {
+    const last = params[params.length - 1];
+    const hasOptions = typeof last === "object" && last !== null;
+    const args = (hasOptions ? params.slice(0, -1) : params) as Arg[];
+    const options = hasOptions ? (last as CallOptions) : {};
+    return this.#submit(args, undefined, options.signal).then((r) => r.value);
+  }
+
+  /**
+   * Hands the guest data and returns its output, on a worker thread: bytes give bytes back, a
+   * string a string (UTF-8), anything else is sent as JSON and the output parsed as JSON.
+   */
+  call<T extends Data>(input: T, options: CallOptions = {}): Promise<DataOut<T>> {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeData(input);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#submit([], bytes, options.signal).then((r) => decodeData(input, r.output));
+  }
+
+  /** A call on a worker thread with everything it gave back. */
+  run(request: RunRequest & CallOptions = {}): Promise<Result> {
+    return this.#submit(request.args ?? [], request.input, request.signal).then(toResult);
+  }
+
+  // -- lifetime ---------------------------------------------------------------------------------
+
+  /**
+   * Closes the virtine: calls not yet started reject with ClosedError, running ones finish; this
+   * thread's VMs close now, the workers' as soon as they get the message (await `[Symbol.asyncDispose]`
+   * or `closeAsync` to know they have).
+   */
+  close(): void {
+    void this.closeAsync();
+  }
+
+  /** Closes the virtine and resolves once every worker has closed its VMs of it. */
+  async closeAsync(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#local.close();
+    await this.#workers.release(this.#pooled);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.closeAsync();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  #runLocal(args: readonly Arg[], input: Uint8Array | undefined) {
+    if (this.#closed) throw new ClosedError("virtine");
+    return this.#local.run(args, { input });
+  }
+
+  #submit(args: readonly Arg[], input: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<CallReply> {
+    if (this.#closed) return Promise.reject(new ClosedError("virtine"));
+    let argv: bigint[];
+    try {
+      argv = checkArgs(args);
+      if (input && input.length > this.#local.meta.dataSize) {
+        throw new BadArgsError(`the input of ${input.length} bytes does not fit the virtine's data window of ${this.#local.meta.dataSize} bytes (raise dataSize)`);
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#workers.submit(this.#pooled, argv, input, signal);
+  }
+}
+
+function engineOptions(o: VirtineOptions): EngineOptions {
+  return { memory: o.memory, timeoutMs: o.timeoutMs, allow: o.allow, maxOutput: o.maxOutput, snapshot: o.snapshot, poolSize: o.poolSize, dataSize: o.dataSize };
+}
+
+async function readSource(path: string): Promise<Uint8Array> {
+  try {
+    const bytes = new Uint8Array(await readFile(path));
+    if (bytes.length > MAX_IMAGE_BYTES) throw new BadImageError(`${path}: ${bytes.length} bytes is larger than any image can be`);
+    return bytes;
+  } catch (e) {
+    if (e instanceof BadImageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new BadImageError(`${path}: no such file`);
+    if (code === "EISDIR") throw new BadImageError(`${path}: is a directory, not an image`);
+    throw new BadImageError(`${path}: cannot read it (${code ?? String(e)})`);
+  }
+}
+
+function encodeData(input: Data): Uint8Array {
+  if (input instanceof Uint8Array) return input;
+  if (typeof input === "string") return new TextEncoder().encode(input);
+  const text = JSON.stringify(input);
+  if (text === undefined) throw new BadArgsError("the input is not JSON (undefined, a function or a symbol)");
+  return new TextEncoder().encode(text);
+}
+
+function decodeData<T extends Data>(input: T, output: Uint8Array): DataOut<T> {
+  if (input instanceof Uint8Array) return output as DataOut<T>;
+  const text = new TextDecoder().decode(output);
+  if (typeof input === "string") return text as DataOut<T>;
+  try {
+    return JSON.parse(text) as DataOut<T>;
+  } catch (e) {
+    const shown = text.length > 80 ? `${text.slice(0, 80)}…` : text;
+    throw new BadOutputError(`the guest's output is not JSON (${(e as Error).message}): ${JSON.stringify(shown)}`);
+  }
+}
+
+function toResult(r: { value: bigint; output: Uint8Array; console: Uint8Array; consoleTruncated: boolean; exits: number }): Result {
+  return { value: r.value, output: r.output, console: new TextDecoder().decode(r.console), consoleTruncated: r.consoleTruncated, exits: r.exits };
+}

@@ -1,0 +1,57 @@
+// Errors across the worker boundary: a worker encodes what it caught as JSON (class name, code,
+// message and the class's own fields, bigints included); main rebuilds an instance of the same
+// WaspError class, so `instanceof`, `code` and fields like `timeoutMs` or `rip` survive the trip.
+import * as errors from "../errors.ts";
+import { CompileError } from "../image/zig.ts";
+import { WaspError } from "../errors.ts";
+
+const CLASSES: Record<string, { prototype: object }> = {
+  WaspError: errors.WaspError,
+  SyscallError: errors.SyscallError,
+  KvmUnavailableError: errors.KvmUnavailableError,
+  BadImageError: errors.BadImageError,
+  BadSnapshotError: errors.BadSnapshotError,
+  BadArgsError: errors.BadArgsError,
+  GuestFaultError: errors.GuestFaultError,
+  MemoryFaultError: errors.MemoryFaultError,
+  PolicyViolationError: errors.PolicyViolationError,
+  TimeoutError: errors.TimeoutError,
+  GuestPanicError: errors.GuestPanicError,
+  CancelledError: errors.CancelledError,
+  QueueFullError: errors.QueueFullError,
+  ClosedError: errors.ClosedError,
+  BadOutputError: errors.BadOutputError,
+  CompileError,
+};
+
+interface Encoded {
+  name: string;
+  code: string;
+  message: string;
+  fields: Record<string, unknown>;
+}
+
+/** Encodes an error caught in a worker. Anything that is not a WaspError becomes one (WASP_INTERNAL). */
+export function encodeError(e: unknown): string {
+  let out: Encoded;
+  if (e instanceof WaspError) {
+    const fields: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(e)) if (k !== "code" && k !== "name" && k !== "message" && k !== "stack") fields[k] = v;
+    out = { name: e.name, code: e.code, message: e.message, fields };
+  } else {
+    const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    out = { name: "WaspError", code: "WASP_INTERNAL", message: `unexpected error in a worker: ${message}`, fields: {} };
+  }
+  return JSON.stringify(out, (_, v) => (typeof v === "bigint" ? { $bigint: v.toString() } : v));
+}
+
+/** Rebuilds the error on this side of the boundary, with a stack trace of this thread. */
+export function decodeError(text: string): WaspError {
+  const raw = JSON.parse(text, (_, v) => (v && typeof v === "object" && typeof v.$bigint === "string" ? BigInt(v.$bigint) : v)) as Encoded;
+  const cls = CLASSES[raw.name] ?? WaspError;
+  const e = Object.create(cls.prototype) as WaspError;
+  Object.defineProperty(e, "message", { value: raw.message, writable: true, configurable: true });
+  Object.assign(e, raw.fields, { code: raw.code, name: raw.name });
+  Error.captureStackTrace(e, decodeError);
+  return e;
+}

@@ -1,0 +1,159 @@
+// A wasp worker thread: runs calls for the main thread's `Virtine.invoke`/`call`/`run`. It holds an
+// engine (Runner, with its own pool of warm shells) per virtine it has been asked to load, and
+// serves its mailbox's slots in ring order. Between calls it spins briefly on the doorbell, then
+// sleeps in Atomics.wait; it never returns to its event loop while it runs, so the port is read
+// synchronously. A running call is stopped by main setting the slot's CANCEL flag and signalling
+// this thread: the signal interrupts KVM_RUN (src/virtine/deadline.ts), and the run loop asks
+// `interrupted`.
+import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
+import * as libc from "../../ffi/libc.ts";
+import { ClosedError, WaspError } from "../errors.ts";
+import { Runner } from "../virtine/runner.ts";
+import { parseImage } from "../image/image.ts";
+import { F, H, INLINE_BYTES, R, S, STATE, C, headerOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
+import { encodeError } from "./wire.ts";
+
+/** How long an idle worker polls its doorbell before it sleeps (a call that comes sooner costs no wake-up). */
+const SPIN_MS = 0.5;
+
+interface Init {
+  mailbox: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  port: MessagePort;
+}
+
+declare const self: Worker;
+
+self.onmessage = (e: MessageEvent<Init>) => {
+  self.onmessage = null;
+  serve(e.data);
+};
+
+interface Entry {
+  spec: VirtineSpec;
+  options: EngineOptions;
+  engine?: Runner;
+}
+
+function serve({ mailbox, control, port }: Init): void {
+  const header = headerOf(mailbox);
+  const ctl = new Int32Array(control);
+  const slots = slotsOf(mailbox);
+  const virtines = new Map<number, Entry>();
+  const inputs: Uint8Array[] = [];
+  let next = 0;
+  let stopping = false;
+  Atomics.store(header, H.TID, libc.gettid());
+
+  const completed = () => {
+    Atomics.add(ctl, C.COMPLETIONS, 1);
+    if (Atomics.load(ctl, C.MAIN_WAITING) === 1) Atomics.notify(ctl, C.COMPLETIONS);
+  };
+
+  const drainPort = () => {
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+      const msg = m.message as ToWorker;
+      if (msg.op === "load") {
+        virtines.set(msg.id, { spec: msg.spec, options: msg.options });
+      } else if (msg.op === "drop") {
+        virtines.get(msg.id)?.engine?.close();
+        virtines.delete(msg.id);
+        Atomics.add(header, H.CONTROL_DONE, 1);
+        completed();
+      } else if (msg.op === "input") {
+        inputs.push(msg.bytes);
+      } else if (msg.op === "stop") {
+        stopping = true;
+      }
+    }
+  };
+
+  let seen = Atomics.load(header, H.DOORBELL);
+  for (;;) {
+    drainPort();
+    const slot = slots[next];
+    if (slot.state === STATE.READY) {
+      next = (next + 1) % slots.length;
+      serveCall(slot, virtines, inputs, port);
+      completed();
+      continue;
+    }
+    if (stopping) break;
+    // idle: poll the doorbell for a while, then sleep on it
+    const since = performance.now();
+    while (Atomics.load(header, H.DOORBELL) === seen && performance.now() - since < SPIN_MS);
+    if (Atomics.load(header, H.DOORBELL) === seen) Atomics.wait(header, H.DOORBELL, seen);
+    seen = Atomics.load(header, H.DOORBELL);
+  }
+  for (const entry of virtines.values()) entry.engine?.close();
+  virtines.clear();
+  Atomics.store(header, H.STOPPED, 1);
+  completed();
+  port.close();
+  self.close();
+}
+
+function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[], port: MessagePort): void {
+  const i32 = slot.i32;
+  slot.state = STATE.RUNNING;
+  const flags = i32[S.FLAGS];
+  const input = flags & F.INPUT_ON_PORT ? inputs.shift() : i32[S.DATA_LEN] > 0 ? slot.data.slice(0, i32[S.DATA_LEN]) : undefined;
+  let output = EMPTY;
+  let consoleBytes = EMPTY;
+  let error: string | undefined;
+  let result: number = R.OK;
+  let replyFlags = 0;
+  // Dekker with main's cancel: RUNNING is stored before CANCEL is read (both sequentially consistent)
+  if (Atomics.load(i32, S.CANCEL) === 1) {
+    result = R.CANCELLED;
+  } else {
+    try {
+      const engine = engineOf(virtines, i32[S.VIRTINE]);
+      const args: bigint[] = [];
+      for (let i = 0; i < i32[S.ARGC]; i++) args.push(slot.arg(i));
+      const r = engine.run(args, { input, interrupted: () => Atomics.load(i32, S.CANCEL) === 1 });
+      slot.value = r.value;
+      i32[S.EXITS] = r.exits;
+      output = r.output;
+      consoleBytes = r.console;
+      if (r.consoleTruncated) replyFlags |= F.CONSOLE_TRUNCATED;
+    } catch (e) {
+      if (e instanceof WaspError && e.code === "WASP_CANCELLED") result = R.CANCELLED;
+      else {
+        result = R.ERROR;
+        error = encodeError(e);
+      }
+    }
+  }
+  const errorBytes = error === undefined ? EMPTY : new TextEncoder().encode(error);
+  if (output.length + consoleBytes.length + errorBytes.length > INLINE_BYTES) {
+    replyFlags |= F.REPLY_ON_PORT;
+    const reply: BigReply = { output, console: consoleBytes, error };
+    port.postMessage(reply);
+    i32[S.DATA_LEN] = 0;
+    i32[S.CONSOLE_LEN] = 0;
+  } else {
+    // an error's text goes where the output would (a failed call has none)
+    const data = error === undefined ? output : errorBytes;
+    slot.data.set(data, 0);
+    slot.data.set(consoleBytes, data.length);
+    i32[S.DATA_LEN] = data.length;
+    i32[S.CONSOLE_LEN] = consoleBytes.length;
+  }
+  i32[S.FLAGS] = replyFlags;
+  i32[S.RESULT] = result;
+  slot.state = STATE.DONE;
+}
+
+/** The worker's engine of a virtine, built on its first call here. */
+function engineOf(virtines: Map<number, Entry>, id: number): Runner {
+  const entry = virtines.get(id);
+  if (!entry) throw new ClosedError("virtine");
+  if (!entry.engine) {
+    const { spec, options } = entry;
+    entry.engine = spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.path, options) : new Runner(parseImage(spec.bytes, spec.name), options);
+  }
+  return entry.engine;
+}
+
+const EMPTY = new Uint8Array(0);
