@@ -52,6 +52,8 @@ export function decodeError(text: string): WaspError {
   const e = Object.create(cls.prototype) as WaspError;
   Object.defineProperty(e, "message", { value: raw.message, writable: true, configurable: true });
   Object.assign(e, raw.fields, { code: raw.code, name: raw.name });
-  Error.captureStackTrace(e, decodeError);
+  // the header line of the original, then where it surfaced on this thread
+  const here = (new Error().stack ?? "").split("\n").slice(2).join("\n");
+  Object.defineProperty(e, "stack", { value: `${raw.name}: ${raw.message}\n${here}`, writable: true, configurable: true });
   return e;
 }

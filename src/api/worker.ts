@@ -9,6 +9,8 @@ import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import * as libc from "../../ffi/libc.ts";
 import { ClosedError, WaspError } from "../errors.ts";
 import { Runner } from "../virtine/runner.ts";
+import { DeadlineTimer } from "../virtine/deadline.ts";
+import { closeSystemKvm } from "../kvm/system.ts";
 import { parseImage } from "../image/image.ts";
 import { F, H, INLINE_BYTES, R, S, STATE, C, headerOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
 import { encodeError } from "./wire.ts";
@@ -87,6 +89,8 @@ function serve({ mailbox, control, port }: Init): void {
   }
   for (const entry of virtines.values()) entry.engine?.close();
   virtines.clear();
+  closeSystemKvm();
+  DeadlineTimer.releaseThisThread();
   Atomics.store(header, H.STOPPED, 1);
   completed();
   port.close();

@@ -108,9 +108,18 @@ function supportedCpuid(fd: number): Uint8Array {
 
 let shared: Kvm | undefined;
 
-/** The process-wide /dev/kvm handle, opened on first use and kept for the life of the process. */
+/**
+ * The /dev/kvm handle of this thread (module state is per thread: the main thread's lives as long
+ * as the process, a worker's until `closeSystemKvm` when the worker stops), opened on first use.
+ */
 export function systemKvm(): Kvm {
   // WASP_KVM_DEVICE points wasp at another device node (tests use it to check the error path).
   shared ??= new Kvm(process.env.WASP_KVM_DEVICE || KVM_DEVICE);
   return shared;
+}
+
+/** Closes this thread's handle (a worker that stops); the next `systemKvm()` opens a new one. */
+export function closeSystemKvm(): void {
+  shared?.close();
+  shared = undefined;
 }

@@ -69,6 +69,15 @@ export class DeadlineTimer {
     return DeadlineTimer.#thisThread;
   }
 
+  /** Deletes this thread's timer (a worker that stops) and drops a pending signal. */
+  static releaseThisThread(): void {
+    const t = DeadlineTimer.#thisThread;
+    if (!t) return;
+    DeadlineTimer.#thisThread = undefined;
+    libc.syscall(libc.SYS.timer_delete, "timer_delete", t.#timerId);
+    t.consume();
+  }
+
   /** Lets the deadline signal interrupt this vCPU's KVM_RUN (once per vCPU). */
   attach(vcpuFd: number): void {
     libc.ioctl(vcpuFd, KVM.SET_SIGNAL_MASK, this.#vcpuMask, "KVM_SET_SIGNAL_MASK");
