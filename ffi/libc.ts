@@ -8,6 +8,7 @@ import { Errno, errnoName } from "./errno.ts";
 const lib = dlopen("libc.so.6", {
   open: { args: ["cstring", "i32", "u32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
+  sched_yield: { args: [], returns: "i32" },
   // the third argument is an integer or a pointer; "ptr" takes both a number and a typed array
   ioctl: { args: ["i32", "u64", "ptr"], returns: "i32" },
   mmap: { args: ["u64", "u64", "i32", "i32", "i32", "i64"], returns: "ptr" },
@@ -196,6 +197,11 @@ export function syscall(nr: number, name: string, a = 0, b = 0, c = 0, d = 0): n
 
 export function gettid(): number {
   return raw.syscall(SYS.gettid, 0, 0, 0, 0) as number;
+}
+
+/** Gives the CPU to another runnable thread, if there is one (a polite spin-wait). */
+export function schedYield(): void {
+  raw.sched_yield();
 }
 
 /** Sends `signal` to thread `tid` of this process; false if the thread is gone (ESRCH). */

@@ -202,13 +202,15 @@ describe("concurrency", () => {
   test("a full queue refuses the next call with QueueFullError; the rest complete", async () => {
     await using pool = new WorkerPool({ size: 1, maxQueue: 10 });
     await using fib = await Virtine.load(guest("fib"), { workers: pool });
-    // one worker holds 2 calls, 10 wait: the 13th is one too many
-    const accepted = Array.from({ length: 12 }, (_, i) => fib.invoke(i));
+    // the one worker holds slotsPerWorker calls, 10 wait: one more is one too many
+    const capacity = pool.slotsPerWorker + 10;
+    const accepted = Array.from({ length: capacity }, (_, i) => fib.invoke(i));
+    expect(pool.stats.queued).toBe(10);
     const refused = await fib.invoke(99).catch((e) => e);
     expect(refused).toBeInstanceOf(QueueFullError);
     expect(refused.code).toBe("WASP_QUEUE_FULL");
     expect(refused.maxQueue).toBe(10);
-    expect(await Promise.all(accepted)).toEqual(Array.from({ length: 12 }, (_, i) => fibRef(i)));
+    expect(await Promise.all(accepted)).toEqual(Array.from({ length: capacity }, (_, i) => fibRef(i)));
     // room again once they are done
     expect(await fib.invoke(5)).toBe(5n);
   });
@@ -239,7 +241,7 @@ describe("cancellation", () => {
     await using pool = new WorkerPool({ size: 1 });
     await using spin = await Virtine.load(guest("spin"), { workers: pool, timeoutMs: 200 });
     await using fib = await Virtine.load(guest("fib"), { workers: pool });
-    const running = [spin.invoke(), spin.invoke()]; // both slots of the one worker
+    const running = Array.from({ length: pool.slotsPerWorker }, () => spin.invoke()); // every slot of the one worker
     const ac = new AbortController();
     const queued = fib.invoke(10, { signal: ac.signal });
     expect(pool.stats.queued).toBe(1);
@@ -247,6 +249,7 @@ describe("cancellation", () => {
     expect(await queued.catch((e) => e)).toBe("not needed");
     expect(pool.stats.queued).toBe(0);
     for (const r of running) expect(await r.catch((e) => e)).toBeInstanceOf(TimeoutError);
+    expect(pool.stats.completed).toBe(pool.slotsPerWorker); // the aborted call never reached the worker
     expect(await fib.invoke(10, { signal: AbortSignal.abort("already") }).catch((e) => e)).toBe("already");
     expect(await fib.invoke(10, { signal: new AbortController().signal })).toBe(55n);
   });
@@ -259,13 +262,16 @@ describe("cancellation", () => {
 });
 
 describe("closing", () => {
-  test("a closed virtine refuses calls with ClosedError; queued calls are rejected", async () => {
+  test("closing: calls a worker holds finish, queued ones reject with ClosedError, later ones too", async () => {
     await using pool = new WorkerPool({ size: 1 });
-    const spin = await Virtine.load(guest("spin"), { workers: pool, timeoutMs: 100 });
-    const calls = [spin.invoke(), spin.invoke(), spin.invoke()].map((c) => c.catch((e) => e)); // two in slots, one queued
+    const spin = await Virtine.load(guest("spin"), { workers: pool, timeoutMs: 20 });
+    // slotsPerWorker calls go to the one worker, the last waits in the queue
+    const calls = Array.from({ length: pool.slotsPerWorker + 1 }, () => spin.invoke().catch((e) => e));
+    expect(pool.stats.queued).toBe(1);
     await spin.closeAsync();
     const outcomes = await Promise.all(calls);
-    expect(outcomes[2]).toBeInstanceOf(ClosedError);
+    for (const o of outcomes.slice(0, -1)) expect(o).toBeInstanceOf(TimeoutError); // they ran, to their deadline
+    expect(outcomes.at(-1)).toBeInstanceOf(ClosedError); // never started
     expect(() => spin.invokeSync()).toThrow(ClosedError);
     expect(await spin.invoke().catch((e) => e)).toBeInstanceOf(ClosedError);
     expect(spin.closed).toBe(true);

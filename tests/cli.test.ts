@@ -192,6 +192,20 @@ test("wasp bench --json prints one JSON object per series with median and p99", 
   }
 });
 
+test("the standalone binary runs the public API's series, workers included (bundled into it)", () => {
+  const r = wasp(["bench", "--json", "--runs", "3", "--filter", "^(invoke_sync|invoke_async|invoke_async_throughput|handoff_atomics)$"]);
+  expect(r.stderr).toBe("");
+  expect(r.status).toBe(0);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  expect(lines.map((l) => [l.name, l.unit])).toEqual([
+    ["invoke_sync", "us"],
+    ["invoke_async", "us"],
+    ["invoke_async_throughput", "calls/s"],
+    ["handoff_atomics", "us"],
+  ]);
+  for (const l of lines) expect(l.median).toBeGreaterThan(0);
+}, 60_000);
+
 test("wasp bench --baseline fails with status 11 when a series got slower, and --svg writes a chart", () => {
   const current = wasp(["bench", "--json", "--runs", "20", "--filter", "^vmrun$"]);
   expect(current.status).toBe(0);

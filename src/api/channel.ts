@@ -9,8 +9,8 @@
 // the same order. Every state change is an Atomics store, and each side reads the other's fields
 // only after seeing the state that publishes them.
 
-/** Calls a worker holds at once: the one running and the next, so it never waits for main. */
-export const SLOTS = 2;
+/** Calls a worker holds at once: the one running and those next, so that it does not wait for main. */
+export const SLOTS = 8;
 /** Bytes of call data (input; or output, console and error) carried in a slot itself. */
 export const INLINE_BYTES = 64 * 1024;
 
@@ -56,6 +56,8 @@ export const F = {
   CONSOLE_TRUNCATED: 4,
 } as const;
 export const R = { OK: 0, ERROR: 1, CANCELLED: 2 } as const;
+/** The virtine id of a call that runs no guest: the worker replies at once (to measure the hand-off). */
+export const PING = 0;
 
 /** u64 fields of a slot: the arguments, then the result. */
 const ARGS_U64 = 0;

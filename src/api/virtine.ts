@@ -171,9 +171,9 @@ export class Virtine implements Disposable, AsyncDisposable {
   // -- lifetime ---------------------------------------------------------------------------------
 
   /**
-   * Closes the virtine: calls not yet started reject with ClosedError, running ones finish; this
-   * thread's VMs close now, the workers' as soon as they get the message (await `[Symbol.asyncDispose]`
-   * or `closeAsync` to know they have).
+   * Closes the virtine: calls still in the queue reject with ClosedError, calls a worker already
+   * holds finish, later calls are refused. This thread's VMs close now, a worker's once it has
+   * served the calls it held (await `closeAsync()` or `[Symbol.asyncDispose]` to know they have).
    */
   close(): void {
     void this.closeAsync();

@@ -12,11 +12,13 @@ import { Runner } from "../virtine/runner.ts";
 import { DeadlineTimer } from "../virtine/deadline.ts";
 import { closeSystemKvm } from "../kvm/system.ts";
 import { parseImage } from "../image/image.ts";
-import { F, H, INLINE_BYTES, R, S, STATE, C, headerOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
+import { F, H, INLINE_BYTES, PING, R, S, SLOTS, STATE, C, headerOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
 import { encodeError } from "./wire.ts";
 
 /** How long an idle worker polls its doorbell before it sleeps (a call that comes sooner costs no wake-up). */
 const SPIN_MS = 0.5;
+/** A reply wakes a sleeping main when this worker has at most this many calls waiting. */
+const LOW_WATER = SLOTS / 4;
 
 interface Init {
   mailbox: SharedArrayBuffer;
@@ -47,43 +49,71 @@ function serve({ mailbox, control, port }: Init): void {
   let stopping = false;
   Atomics.store(header, H.TID, libc.gettid());
 
-  const completed = () => {
+  // Waking main costs this thread ~25 µs here (a cross-CPU wake-up): a reply wakes it only when this
+  // worker is about to run dry (at most LOW_WATER calls left), so that with many calls in flight one
+  // wake-up carries several replies and main refills several slots. A sleeping main also looks by
+  // itself every WAIT_MS (workers.ts).
+  const completed = (force = false) => {
     Atomics.add(ctl, C.COMPLETIONS, 1);
-    if (Atomics.load(ctl, C.MAIN_WAITING) === 1) Atomics.notify(ctl, C.COMPLETIONS);
+    if (Atomics.load(ctl, C.MAIN_WAITING) !== 1) return;
+    if (!force) {
+      let ready = 0;
+      for (const s of slots) if (s.state === STATE.READY) ready++;
+      if (ready > LOW_WATER) return;
+    }
+    Atomics.notify(ctl, C.COMPLETIONS);
   };
 
-  const drainPort = () => {
+  // The port is read lazily: up to the message a call needs (its virtine's load, its input), or
+  // all of it when no call is waiting. Every message before the one a call needs was sent before
+  // that call, and the calls before it have been served: so a "drop" or "stop" never overtakes a
+  // call that was handed over before it.
+  const drainPort = (until?: (msg: ToWorker) => boolean) => {
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
       const msg = m.message as ToWorker;
-      if (msg.op === "load") {
-        virtines.set(msg.id, { spec: msg.spec, options: msg.options });
-      } else if (msg.op === "drop") {
-        virtines.get(msg.id)?.engine?.close();
-        virtines.delete(msg.id);
-        Atomics.add(header, H.CONTROL_DONE, 1);
-        completed();
-      } else if (msg.op === "input") {
-        inputs.push(msg.bytes);
-      } else if (msg.op === "stop") {
-        stopping = true;
-      }
+      handle(msg);
+      if (until?.(msg)) return;
+    }
+  };
+  const handle = (msg: ToWorker) => {
+    if (msg.op === "load") {
+      virtines.set(msg.id, { spec: msg.spec, options: msg.options });
+    } else if (msg.op === "drop") {
+      virtines.get(msg.id)?.engine?.close();
+      virtines.delete(msg.id);
+      Atomics.add(header, H.CONTROL_DONE, 1);
+      completed(true);
+    } else if (msg.op === "input") {
+      inputs.push(msg.bytes);
+    } else if (msg.op === "stop") {
+      stopping = true;
     }
   };
 
   let seen = Atomics.load(header, H.DOORBELL);
   for (;;) {
-    drainPort();
     const slot = slots[next];
     if (slot.state === STATE.READY) {
       next = (next + 1) % slots.length;
+      const id = slot.i32[S.VIRTINE];
+      if (id !== PING && !virtines.has(id)) drainPort((m) => m.op === "load" && m.id === id);
+      if (slot.i32[S.FLAGS] & F.INPUT_ON_PORT && inputs.length === 0) drainPort((m) => m.op === "input");
       serveCall(slot, virtines, inputs, port);
       completed();
       continue;
     }
+    drainPort();
+    if (slots[next].state === STATE.READY) continue;
     if (stopping) break;
-    // idle: poll the doorbell for a while, then sleep on it
+    // idle: first the resets of the shells calls gave back (a worker never returns to its event
+    // loop, where a pool would do them), then poll the doorbell for a while, then sleep on it
+    let cleaned = 0;
+    for (const entry of virtines.values()) cleaned += entry.engine?.cleanIdle() ?? 0;
+    if (cleaned > 0) continue;
     const since = performance.now();
-    while (Atomics.load(header, H.DOORBELL) === seen && performance.now() - since < SPIN_MS);
+    // (yielding as it polls: on a machine with few cores, a spinning thread must not keep the
+    // runtime's own threads — JIT, GC — off the CPU for a whole time slice)
+    while (Atomics.load(header, H.DOORBELL) === seen && performance.now() - since < SPIN_MS) libc.schedYield();
     if (Atomics.load(header, H.DOORBELL) === seen) Atomics.wait(header, H.DOORBELL, seen);
     seen = Atomics.load(header, H.DOORBELL);
   }
@@ -92,9 +122,10 @@ function serve({ mailbox, control, port }: Init): void {
   closeSystemKvm();
   DeadlineTimer.releaseThisThread();
   Atomics.store(header, H.STOPPED, 1);
-  completed();
+  completed(true);
   port.close();
-  self.close();
+  // ends this thread (a worker's global scope has close(); the DOM lib's Worker type does not say so)
+  (self as unknown as { close(): void }).close();
 }
 
 function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[], port: MessagePort): void {
@@ -102,14 +133,18 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
   slot.state = STATE.RUNNING;
   const flags = i32[S.FLAGS];
   const input = flags & F.INPUT_ON_PORT ? inputs.shift() : i32[S.DATA_LEN] > 0 ? slot.data.slice(0, i32[S.DATA_LEN]) : undefined;
-  let output = EMPTY;
-  let consoleBytes = EMPTY;
+  let output: Uint8Array = EMPTY;
+  let consoleBytes: Uint8Array = EMPTY;
   let error: string | undefined;
   let result: number = R.OK;
   let replyFlags = 0;
   // Dekker with main's cancel: RUNNING is stored before CANCEL is read (both sequentially consistent)
   if (Atomics.load(i32, S.CANCEL) === 1) {
     result = R.CANCELLED;
+  } else if (i32[S.VIRTINE] === PING) {
+    // no guest: what the hand-off alone costs (`wasp bench` handoff_atomics)
+    slot.value = 0n;
+    i32[S.EXITS] = 0;
   } else {
     try {
       const engine = engineOf(virtines, i32[S.VIRTINE]);
@@ -160,4 +195,4 @@ function engineOf(virtines: Map<number, Entry>, id: number): Runner {
   return entry.engine;
 }
 
-const EMPTY = new Uint8Array(0);
+const EMPTY: Uint8Array = new Uint8Array(0);

@@ -12,7 +12,7 @@ import { MessageChannel, receiveMessageOnPort, type MessagePort } from "node:wor
 import * as libc from "../../ffi/libc.ts";
 import { BadArgsError, CancelledError, ClosedError, QueueFullError, WaspError } from "../errors.ts";
 import { DEADLINE_SIGNAL } from "../virtine/deadline.ts";
-import { C, F, H, INLINE_BYTES, R, S, SLOTS, STATE, headerOf, newControl, newMailbox, slotsOf, type BigReply, type EngineOptions, type Slot, type ToWorker, type VirtineSpec } from "./channel.ts";
+import { C, F, H, INLINE_BYTES, PING, R, S, SLOTS, STATE, headerOf, newControl, newMailbox, slotsOf, type BigReply, type EngineOptions, type Slot, type ToWorker, type VirtineSpec } from "./channel.ts";
 import { decodeError } from "./wire.ts";
 
 /** Polling for replies stops after this long without one (then main sleeps until notified). */
@@ -81,8 +81,8 @@ class WorkerHandle {
     this.worker.unref();
   }
 
-  send(msg: ToWorker, transfer: Transferable[] = []): void {
-    this.port.postMessage(msg, transfer);
+  send(msg: ToWorker): void {
+    this.port.postMessage(msg);
   }
 
   ring(): void {
@@ -91,14 +91,20 @@ class WorkerHandle {
   }
 }
 
-/** The worker entry, as a file next to this one (bundled beside the CLI by `npm run build:cli`). */
+/**
+ * The worker entry: the file next to this one, or, inside the standalone binary, the second entry
+ * point `npm run build:cli` bundles (`--root src` puts it at api/worker.js in the binary's files).
+ */
 function workerUrl(): string {
-  return new URL("./worker.ts", import.meta.url).href;
+  const here = new URL("./worker.ts", import.meta.url);
+  return here.pathname.startsWith("/$bunfs/") ? "/$bunfs/root/api/worker.js" : here.href;
 }
 
 export class WorkerPool implements AsyncDisposable {
   readonly size: number;
   readonly maxQueue: number;
+  /** calls a worker holds at once (the running one and those next in line); more wait in the queue */
+  readonly slotsPerWorker = SLOTS;
   readonly #control = newControl();
   readonly #ctl = new Int32Array(this.#control);
   #workers: WorkerHandle[] = [];
@@ -153,6 +159,11 @@ export class WorkerPool implements AsyncDisposable {
     }
     this.#startPump();
     return promise;
+  }
+
+  /** A round trip to a worker that runs no guest: what the hand-off alone costs. */
+  ping(): Promise<CallReply> {
+    return this.submit(PING_VIRTINE, [], undefined, undefined);
   }
 
   /**
@@ -219,7 +230,7 @@ export class WorkerPool implements AsyncDisposable {
 
   #dispatch(call: Call, w: WorkerHandle): void {
     const { virtine } = call;
-    if (!w.loaded.has(virtine.id)) {
+    if (virtine.id !== PING && !w.loaded.has(virtine.id)) {
       w.send({ op: "load", id: virtine.id, spec: virtine.spec, options: virtine.options });
       w.loaded.add(virtine.id);
     }
@@ -285,7 +296,9 @@ export class WorkerPool implements AsyncDisposable {
     }
     let busy = 0;
     for (const w of this.#workers) if (w.inFlight.length > 0) busy++;
-    if (busy < this.#cores && performance.now() - this.#lastProgress < POLL_MS) {
+    // poll while latency matters: each busy worker has just the one call, and a core is free for main
+    const backlog = this.#running > busy || this.#queue.length > 0;
+    if (!backlog && busy < this.#cores && performance.now() - this.#lastProgress < POLL_MS) {
       setImmediate(this.#pump);
       return;
     }
@@ -387,5 +400,6 @@ export class WorkerPool implements AsyncDisposable {
   }
 }
 
+const PING_VIRTINE: PoolVirtine = { id: PING, spec: { kind: "snapshot", path: "" }, options: {} };
 const settleWaiters = new WeakMap<object, (() => void)[]>();
-const EMPTY = new Uint8Array(0);
+const EMPTY: Uint8Array = new Uint8Array(0);

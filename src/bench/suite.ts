@@ -11,6 +11,7 @@ import { MIB, imageFootprint } from "../image/image.ts";
 import { summarize, timeAsync, timeSync, type SeriesResult } from "./stats.ts";
 import { PAPER_SERIES, exitImage } from "./paper.ts";
 import { DENSITY_SERIES } from "./density.ts";
+import { API_SERIES } from "./api.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -101,7 +102,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES);
 
 export const SERIES_NAMES = SERIES.map((s) => s.name);
 

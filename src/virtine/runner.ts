@@ -222,6 +222,11 @@ export class Runner {
     this.pool.ensure(n);
   }
 
+  /** Resets the shells that calls gave back, now (a worker does it when it has nothing else to do). */
+  cleanIdle(): number {
+    return this.#pool?.cleanAll() ?? 0;
+  }
+
   get poolStats(): PoolStats {
     return this.pool.stats;
   }
@@ -252,7 +257,7 @@ export class Runner {
     this.#deadline.start(this.timeoutMs);
     try {
       const { value, exits } = this.#run(shell, ctx, opts.interrupted);
-      let output = EMPTY;
+      let output: Uint8Array = EMPTY;
       if (this.meta.native) {
         this.#collectConsole(shell);
         output = this.#collectOutput(shell);
@@ -432,7 +437,7 @@ export function checkArgs(args: readonly (bigint | number)[]): bigint[] {
   });
 }
 
-const EMPTY = new Uint8Array(0);
+const EMPTY: Uint8Array = new Uint8Array(0);
 
 function checkDataSize(size: number): number {
   if (!Number.isSafeInteger(size) || size < 0 || size % 4096 !== 0) throw new BadArgsError(`data window size ${size} is not a multiple of 4 KiB`);

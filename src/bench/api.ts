@@ -1,0 +1,113 @@
+// Series of the public TypeScript interface: a call on the calling thread (invoke_sync), a call on
+// a worker awaited one at a time (invoke_async), calls per second with every worker busy
+// (invoke_async_throughput, and _1 with a single worker), and the two ways to hand a call to a
+// worker that issue 6 asked to compare (handoff_atomics: wasp's SharedArrayBuffer slots;
+// handoff_postmessage: a worker answering a postMessage).
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { Virtine } from "../api/virtine.ts";
+import { WorkerPool } from "../api/workers.ts";
+import { SLOTS } from "../api/channel.ts";
+import { embeddedBench } from "./guests.ts";
+import { summarize, timeAsync, timeSync, type SeriesResult } from "./stats.ts";
+import type { Series } from "./suite.ts";
+
+/** Calls per throughput sample, and how many are kept in flight per worker. */
+const BATCH = 400;
+const IN_FLIGHT_PER_WORKER = SLOTS;
+/** The throughput guest's work per call: fib(THROUGHPUT_N), ~0.1 ms natively. */
+const THROUGHPUT_N = 18;
+
+async function fibVirtine(workers: WorkerPool): Promise<Virtine> {
+  return Virtine.load(new Uint8Array(readFileSync(embeddedBench("fib"))), { workers });
+}
+
+/** Calls per second over `batches` samples of BATCH calls each, with the pool's workers all busy. */
+async function throughput(name: string, size: number, batches: number): Promise<SeriesResult> {
+  await using pool = new WorkerPool({ size });
+  await using fib = await fibVirtine(pool);
+  const batch = async () => {
+    let started = 0;
+    const lane = async () => {
+      while (started < BATCH) {
+        started++;
+        await fib.invoke(THROUGHPUT_N);
+      }
+    };
+    await Promise.all(Array.from({ length: size * IN_FLIGHT_PER_WORKER }, lane));
+  };
+  const rates = (await timeAsync(batches, 2, batch)).map((us) => BATCH / (us / 1e6));
+  // a rate's tail is its low side: "p99" is the rate 99 % of the samples beat
+  const s = rates.sort((a, b) => a - b);
+  return { name, unit: "calls/s", n: s.length, median: Math.round(s[Math.floor(s.length / 2)]), p99: Math.round(s[Math.floor(s.length / 100)]) };
+}
+
+export const API_SERIES: Series[] = [
+  {
+    // fib(0) through the public API on the calling thread: a warm shell, one exit, the reset off the path
+    name: "invoke_sync",
+    defaultRuns: 1000,
+    async run(runs) {
+      await using pool = new WorkerPool({ size: 1 });
+      await using fib = await fibVirtine(pool);
+      return summarize("invoke_sync", "us", timeSync(runs, 50, () => {
+        if (fib.invokeSync(0) !== 0n) throw new Error("fib(0) is not 0");
+      }));
+    },
+  },
+  {
+    // fib(0) through the public API on a worker, awaited before the next: the hand-off's latency on top of invoke_sync
+    name: "invoke_async",
+    defaultRuns: 1000,
+    async run(runs) {
+      await using pool = new WorkerPool({ size: 1 });
+      await using fib = await fibVirtine(pool);
+      return summarize("invoke_async", "us", await timeAsync(runs, 50, async () => {
+        if ((await fib.invoke(0)) !== 0n) throw new Error("fib(0) is not 0");
+      }));
+    },
+  },
+  {
+    name: "invoke_async_throughput",
+    defaultRuns: 15,
+    run: (runs) => throughput("invoke_async_throughput", Math.max(2, availableParallelism()), runs),
+  },
+  {
+    name: "invoke_async_throughput_1",
+    defaultRuns: 15,
+    run: (runs) => throughput("invoke_async_throughput_1", 1, runs),
+  },
+  {
+    // wasp's hand-off: a call slot in a SharedArrayBuffer, the worker woken by Atomics.notify (or
+    // still polling), the reply seen by main's setImmediate polling — no guest runs
+    name: "handoff_atomics",
+    defaultRuns: 2000,
+    async run(runs) {
+      await using pool = new WorkerPool({ size: 1 });
+      return summarize("handoff_atomics", "us", await timeAsync(runs, 100, async () => {
+        await pool.ping();
+      }));
+    },
+  },
+  {
+    // the alternative: postMessage to a worker that answers with postMessage (structured clone both ways)
+    name: "handoff_postmessage",
+    defaultRuns: 2000,
+    async run(runs) {
+      const url = URL.createObjectURL(new Blob(["self.onmessage = (e) => self.postMessage(e.data)"], { type: "application/javascript" }));
+      const w = new Worker(url);
+      try {
+        let reply: () => void = () => {};
+        w.onmessage = () => reply();
+        const msg = { virtine: 1, args: [0n], input: undefined };
+        return summarize("handoff_postmessage", "us", await timeAsync(runs, 100, () => new Promise<void>((resolve) => {
+          reply = resolve;
+          w.postMessage(msg);
+        })));
+      } finally {
+        w.terminate();
+        URL.revokeObjectURL(url);
+      }
+    },
+  },
+];
