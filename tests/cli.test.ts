@@ -201,6 +201,7 @@ test("the standalone binary runs the public API's series, workers included (bund
     ["invoke_sync", "us"],
     ["invoke_async", "us"],
     ["invoke_async_throughput", "calls/s"],
+    ["invoke_async_throughput_1", "calls/s"],
     ["handoff_atomics", "us"],
   ]);
   for (const l of lines) expect(l.median).toBeGreaterThan(0);
