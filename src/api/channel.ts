@@ -1,13 +1,14 @@
-// The hand-off between the main thread and a worker: a SharedArrayBuffer per worker with two call
+// The hand-off between the main thread and a worker: a SharedArrayBuffer per worker with SLOTS call
 // slots, woken by Atomics.wait/notify, plus a MessagePort read synchronously (receiveMessageOnPort)
 // for what does not fit a slot: control messages (load or drop a virtine, stop) and large data.
 // `wasp bench` measures this channel against plain postMessage (handoff_atomics/handoff_postmessage):
-// a slot round trip costs ~1 µs where a message costs tens of µs, so calls travel in slots.
+// a slot round trip costs a few µs where a message costs tens of µs, so calls travel in slots.
 //
 // A slot goes FREE → READY (main wrote a request) → RUNNING (the worker took it) → DONE (the worker
 // wrote the result) → FREE (main read it). The worker serves slots in ring order; main fills them in
 // the same order. Every state change is an Atomics store, and each side reads the other's fields
 // only after seeing the state that publishes them.
+import type { RunnerOptions } from "../virtine/runner.ts";
 
 /** Calls a worker holds at once: the one running and those next, so that it does not wait for main. */
 export const SLOTS = 8;
@@ -129,16 +130,8 @@ export type VirtineSpec =
   | { kind: "image"; bytes: Uint8Array; name: string }
   | { kind: "snapshot"; path: string };
 
-/** The engine options that travel to workers (everything but the /dev/kvm handle). */
-export interface EngineOptions {
-  memory?: number;
-  timeoutMs?: number;
-  allow?: readonly string[];
-  maxOutput?: number;
-  snapshot?: boolean;
-  poolSize?: number;
-  dataSize?: number;
-}
+/** The options of a virtine's engines, as they travel to workers (documented on VirtineOptions). */
+export type EngineOptions = Pick<RunnerOptions, "memory" | "timeoutMs" | "allow" | "maxOutput" | "snapshot" | "poolSize" | "dataSize">;
 
 /** Messages from main to a worker, on the port. */
 export type ToWorker =
