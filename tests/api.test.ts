@@ -138,6 +138,27 @@ describe("data in and out", () => {
   });
 });
 
+describe("a hostile guest's output fields", () => {
+  const liar = (field: string, value: string) => `const virtine = @import("virtine");
+pub fn main() u64 {
+    virtine.writeOutput("x") catch {};
+    const p: *volatile u64 = @ptrFromInt(virtine.abi.Layout.INFO + virtine.abi.Info.${field});
+    p.* = ${value};
+    return 0;
+}`;
+
+  test("an output length past its capacity, or an output moved out of the window, is a MemoryFault", async () => {
+    const cacheDir = join(tmp, "zig");
+    for (const [field, value] of [["OUTPUT_LEN", "1 << 40"], ["OUTPUT_ADDR", "0x1000"], ["OUTPUT_CAP", "1 << 30"]]) {
+      await using v = await Virtine.fromZig(liar(field, value), { cacheDir, workers });
+      const e = await v.call("in").catch((x) => x);
+      expect(e.code).toBe("WASP_MEMORY_FAULT");
+      expect(e.message).toContain("outside its data window");
+      expect(() => v.callSync("in")).toThrow(/outside its data window/);
+    }
+  }, 120_000);
+});
+
 describe("typed errors across the worker boundary", () => {
   test("each class arrives as itself, with its code and fields", async () => {
     await using panicker = await load("panicker");
