@@ -117,7 +117,8 @@ describe("data in and out", () => {
 
   test("input beyond the data window is refused; a bigger window takes it", async () => {
     await using echo = await load("echo", { dataSize: 64 * 1024 });
-    await expect(echo.call(new Uint8Array(64 * 1024 + 1))).rejects.toThrow(/does not fit the virtine's data window/);
+    await expect(echo.call(new Uint8Array(64 * 1024 + 1))).rejects.toThrow("the input of 65537 bytes does not fit the virtine's data window of 65536 bytes (raise dataSize)");
+    expect(() => echo.callSync(new Uint8Array(64 * 1024 + 1))).toThrow(BadArgsError);
     await using roomy = await load("echo", { dataSize: 4 * 1024 * 1024 });
     // the output room is what the input leaves: reversing 2 MiB needs 4 MiB
     expect((await roomy.call(new Uint8Array(2 * 1024 * 1024).fill(7))).length).toBe(2 * 1024 * 1024);
@@ -128,6 +129,8 @@ describe("data in and out", () => {
     const e = await echo.call({ a: 1 }).catch((x) => x);
     expect(e).toBeInstanceOf(BadOutputError);
     expect(e.code).toBe("WASP_BAD_OUTPUT");
+    expect(e.message).toStartWith("the guest's output is not JSON (");
+    expect(e.message).toEndWith(`: ${JSON.stringify('}1:"a"{')}`);
   });
 
   test("a guest's panic on bad input comes back typed", async () => {
@@ -231,6 +234,7 @@ describe("concurrency", () => {
     expect(refused).toBeInstanceOf(QueueFullError);
     expect(refused.code).toBe("WASP_QUEUE_FULL");
     expect(refused.maxQueue).toBe(10);
+    expect(refused.message).toBe("the worker pool's queue is full (10 calls waiting): wait for calls to finish, or raise maxQueue");
     expect(await Promise.all(accepted)).toEqual(Array.from({ length: capacity }, (_, i) => fibRef(i)));
     // room again once they are done
     expect(await fib.invoke(5)).toBe(5n);
@@ -238,7 +242,8 @@ describe("concurrency", () => {
 
   test("bad pool options are refused", () => {
     expect(() => new WorkerPool({ size: 0 })).toThrow(BadArgsError);
-    expect(() => new WorkerPool({ maxQueue: -1 })).toThrow(BadArgsError);
+    expect(() => new WorkerPool({ size: 0 })).toThrow("worker pool size 0 is not between 1 and 256");
+    expect(() => new WorkerPool({ maxQueue: -1 })).toThrow("maxQueue -1 is not a count of calls");
   });
 });
 
@@ -293,6 +298,8 @@ describe("closing", () => {
     const outcomes = await Promise.all(calls);
     for (const o of outcomes.slice(0, -1)) expect(o).toBeInstanceOf(TimeoutError); // they ran, to their deadline
     expect(outcomes.at(-1)).toBeInstanceOf(ClosedError); // never started
+    expect(outcomes.at(-1).code).toBe("WASP_CLOSED");
+    expect(outcomes.at(-1).message).toBe("the virtine is closed");
     expect(() => spin.invokeSync()).toThrow(ClosedError);
     expect(await spin.invoke().catch((e) => e)).toBeInstanceOf(ClosedError);
     expect(spin.closed).toBe(true);
@@ -340,7 +347,9 @@ describe("closing", () => {
     await using fib = await Virtine.load(guest("fib"), { workers: pool });
     expect(await fib.invoke(3)).toBe(2n);
     await pool.close();
-    expect(await fib.invoke(3).catch((e) => e)).toBeInstanceOf(ClosedError);
+    const closed = await fib.invoke(3).catch((e) => e);
+    expect(closed).toBeInstanceOf(ClosedError);
+    expect(closed.message).toBe("the worker pool is closed");
     expect(fib.invokeSync(3)).toBe(2n); // the calling thread's engine is the virtine's own
   });
 });

@@ -1,14 +1,13 @@
 // The public virtine: what `import { Virtine } from "wasp"` gives. A function whose every call runs
 // in a VM of its own — on the calling thread (`invokeSync`, `callSync`, `runSync`) or on a worker
 // thread so the event loop never blocks (`invoke`, `call`, `run`, with an AbortSignal).
-import { readFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BadArgsError, BadImageError, BadOutputError, ClosedError } from "../errors.ts";
+import { BadArgsError, BadOutputError, ClosedError } from "../errors.ts";
 import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
 import { isSnapshotFile } from "../snapshot/file.ts";
-import { MAX_IMAGE_BYTES, Runner, checkArgs } from "../virtine/runner.ts";
+import { Runner, checkArgs, readImageBytes } from "../virtine/runner.ts";
 import type { EngineOptions, VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 
@@ -93,7 +92,7 @@ export class Virtine implements Disposable, AsyncDisposable {
       return Virtine.#fromImageBytes(source, "image", options);
     }
     const path = resolve(source instanceof URL ? fileURLToPath(source) : String(source));
-    const bytes = await readSource(path);
+    const bytes = readImageBytes(path);
     if (isSnapshotFile(bytes)) {
       const local = Runner.fromSnapshotFile(path, engineOptions(options));
       return new Virtine(local, { kind: "snapshot", path }, options);
@@ -211,9 +210,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     let argv: bigint[];
     try {
       argv = checkArgs(args);
-      if (input && input.length > this.#local.meta.dataSize) {
-        throw new BadArgsError(`the input of ${input.length} bytes does not fit the virtine's data window of ${this.#local.meta.dataSize} bytes (raise dataSize)`);
-      }
+      if (input && input.length > 0) this.#local.checkInput(input);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -223,20 +220,6 @@ export class Virtine implements Disposable, AsyncDisposable {
 
 function engineOptions(o: VirtineOptions): EngineOptions {
   return { memory: o.memory, timeoutMs: o.timeoutMs, allow: o.allow, maxOutput: o.maxOutput, snapshot: o.snapshot, poolSize: o.poolSize, dataSize: o.dataSize };
-}
-
-async function readSource(path: string): Promise<Uint8Array> {
-  try {
-    const bytes = new Uint8Array(await readFile(path));
-    if (bytes.length > MAX_IMAGE_BYTES) throw new BadImageError(`${path}: ${bytes.length} bytes is larger than any image can be`);
-    return bytes;
-  } catch (e) {
-    if (e instanceof BadImageError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new BadImageError(`${path}: no such file`);
-    if (code === "EISDIR") throw new BadImageError(`${path}: is a directory, not an image`);
-    throw new BadImageError(`${path}: cannot read it (${code ?? String(e)})`);
-  }
 }
 
 function encodeData(input: Data): Uint8Array {

@@ -198,7 +198,8 @@ export class WorkerPool implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     for (const call of this.#queue.splice(0)) this.#settle(call, () => call.reject(new ClosedError("worker pool")));
-    await Promise.allSettled(this.#workers.flatMap((w) => w.inFlight.map((c) => new Promise<void>((done) => this.#onSettle(c, done)))));
+    // the pump runs while calls do: it settles the held ones
+    while (this.#running > 0) await Bun.sleep(1);
     for (const w of this.#workers) {
       w.send({ op: "stop" });
       w.ring();
@@ -380,14 +381,6 @@ export class WorkerPool implements AsyncDisposable {
     if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
     call.onAbort = undefined;
     how();
-    const waiters = settleWaiters.get(call);
-    if (waiters) for (const done of waiters) done();
-  }
-
-  #onSettle(call: Call, done: () => void): void {
-    const list = settleWaiters.get(call) ?? [];
-    list.push(done);
-    settleWaiters.set(call, list);
   }
 
   /** A worker died (it should not): its calls fail, it takes no more. */
@@ -401,5 +394,4 @@ export class WorkerPool implements AsyncDisposable {
 }
 
 const PING_VIRTINE: PoolVirtine = { id: PING, spec: { kind: "snapshot", path: "" }, options: {} };
-const settleWaiters = new WeakMap<object, (() => void)[]>();
 const EMPTY: Uint8Array = new Uint8Array(0);

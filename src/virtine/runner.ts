@@ -244,7 +244,7 @@ export class Runner {
     if (this.#closed) throw new BadArgsError("the virtine is closed");
     const argv = checkArgs(args);
     const { input } = opts;
-    if (input && input.length > 0) this.#checkInput(input);
+    if (input && input.length > 0) this.checkInput(input);
     const pool = this.oneShot ? undefined : this.pool;
     const shell = pool ? pool.acquire() : this.#oneShotShell();
     this.#shell = shell;
@@ -388,7 +388,8 @@ export class Runner {
     this.#console.append(shell.mem.read(Layout.CONSOLE, len, "console buffer"));
   }
 
-  #checkInput(input: Uint8Array): void {
+  /** Refuses an input this virtine cannot take: a raw image's, or one larger than the data window. */
+  checkInput(input: Uint8Array): void {
     if (!this.meta.native) throw new BadArgsError(`${this.meta.name} is a raw image: it takes no input`);
     if (input.length > this.meta.dataSize) {
       throw new BadArgsError(`the input of ${input.length} bytes does not fit the virtine's data window of ${this.meta.dataSize} bytes (raise dataSize)`);
@@ -464,6 +465,11 @@ function checkMemory(image: Image, requested: number | undefined, dataSize: numb
  * file. `name` is the image's name in messages (default: the file's name).
  */
 export function readImageFile(path: string, name = basename(path)): Image {
+  return parseImage(readImageBytes(path), name);
+}
+
+/** Reads an image (or snapshot) file's bytes, with the same clear errors as readImageFile. */
+export function readImageBytes(path: string): Uint8Array {
   let st;
   try {
     st = statSync(path);
@@ -479,7 +485,7 @@ export function readImageFile(path: string, name = basename(path)): Image {
   } catch (e) {
     throw new BadImageError(`${path}: cannot read the image (${e instanceof Error ? e.message : String(e)})`);
   }
-  return parseImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), name);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 
