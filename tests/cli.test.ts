@@ -200,11 +200,33 @@ test("the standalone binary runs the public API's series, workers included (bund
   expect(lines.map((l) => [l.name, l.unit])).toEqual([
     ["invoke_sync", "us"],
     ["invoke_async", "us"],
-    ["invoke_async_throughput", "calls/s"],
     ["invoke_async_throughput_1", "calls/s"],
+    ["invoke_async_throughput", "calls/s"],
     ["handoff_atomics", "us"],
   ]);
   for (const l of lines) expect(l.median).toBeGreaterThan(0);
+}, 60_000);
+
+test("the bench table sets a series beside what its target is measured against: --floor's series or wasp's own", () => {
+  // a stand-in floor (any program printing kvm-floor's JSON lines will do): its vmrun is 10 µs
+  const dir = mkdtempSync(join(tmpdir(), "wasp-floor-"));
+  const floor = join(dir, "floor");
+  writeFileSync(floor, `#!/bin/sh\necho '{"name":"vmrun","unit":"us","n":1,"median":10,"p99":12}'\n`, { mode: 0o755 });
+  const r = wasp(["bench", "--runs", "20", "--floor", floor, "--filter", "^(vmrun|invoke_sync|invoke_async)$"]);
+  expect(r.stderr).toBe("");
+  expect(r.status).toBe(0);
+  const [header, ...rows] = r.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/));
+  expect(header).toEqual(["series", "unit", "n", "median", "p99", "beside", "median", "ratio"]);
+  const byName = new Map(rows.map((row) => [row[0], row]));
+  const median = (name: string) => Number(byName.get(name)![3]);
+  const besideOf = (name: string) => {
+    const row = byName.get(name)!;
+    return { ref: row.slice(5, -2).join(" "), median: Number(row.at(-2)), ratio: Number(row.at(-1)) };
+  };
+  expect(besideOf("vmrun")).toEqual({ ref: "floor vmrun", median: 10, ratio: expect.closeTo(median("vmrun") / 10, 2) });
+  expect(besideOf("invoke_sync")).toEqual({ ref: "floor vmrun", median: 10, ratio: expect.closeTo(median("invoke_sync") / 10, 2) });
+  expect(besideOf("invoke_async")).toEqual({ ref: "invoke_sync", median: median("invoke_sync"), ratio: expect.closeTo(median("invoke_async") / median("invoke_sync"), 2) });
+  rmSync(dir, { recursive: true });
 }, 60_000);
 
 test("wasp bench --baseline fails with status 11 when a series got slower, and --svg writes a chart", () => {

@@ -106,6 +106,29 @@ SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES);
 
 export const SERIES_NAMES = SERIES.map((s) => s.name);
 
+/**
+ * What the table sets a series beside, where its target is a ratio: a kvm-floor series of the same
+ * run ("floor:NAME"; a series with a floor namesake is set beside it without being listed here) or
+ * another wasp series run before it.
+ */
+export const BESIDE: Readonly<Record<string, string>> = {
+  pooled: "floor:vmrun",
+  pooled_async: "floor:vmrun",
+  fib_0_snapshot: "floor:vmrun",
+  fib_0_direct: "floor:vmrun",
+  ...Object.fromEntries([1, 16, 64].flatMap((k) => [
+    [`reset_dirty_${k}`, `floor:dirty_reset_${k}`],
+    [`reset_cow_${k}`, `floor:cow_reset_${k}`],
+    [`restore_file_${k}`, `floor:dirty_reset_${k}`],
+  ])),
+  ...Object.fromEntries([1, 16, 64, 256].map((k) => [`reset_dirty_${k}_256m`, `reset_dirty_${k}`])),
+  start_snapshot_file: "start_boot",
+  invoke_sync: "floor:vmrun",
+  invoke_async: "invoke_sync",
+  invoke_async_throughput: "invoke_async_throughput_1",
+  handoff_postmessage: "handoff_atomics",
+};
+
 export async function* runSuite(opts: BenchOptions = {}): AsyncGenerator<SeriesResult> {
   for (const s of SERIES) {
     if (opts.filter && !opts.filter.test(s.name)) continue;

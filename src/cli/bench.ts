@@ -3,7 +3,7 @@
 import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { BadArgsError } from "../errors.ts";
-import { runSuite } from "../bench/suite.ts";
+import { BESIDE, runSuite } from "../bench/suite.ts";
 import type { SeriesResult } from "../bench/stats.ts";
 import { BenchRegressionError, compare, formatComparison, parseBaseline } from "../bench/baseline.ts";
 import { renderSvg } from "../bench/svg.ts";
@@ -48,22 +48,25 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
   const ours = new Map<string, SeriesResult[]>();
   const floors = new Map<string, SeriesResult[]>();
   const add = (m: Map<string, SeriesResult[]>, r: SeriesResult) => m.set(r.name, [...(m.get(r.name) ?? []), r]);
-  const printHeader = !flags.json;
-  if (printHeader) {
-    const f = flags.floor ? `  ${"floor".padStart(10)} ${"ratio".padStart(6)}` : "";
-    process.stdout.write(`${"series".padEnd(22)} ${"unit".padEnd(6)} ${"n".padStart(6)} ${"median".padStart(10)} ${"p99".padStart(10)}${f}\n`);
+  const json = flags.json ?? false;
+  if (!json) {
+    const row = ["series".padEnd(COL), "unit".padEnd(7), "n".padStart(6), "median".padStart(10), "p99".padStart(10)];
+    process.stdout.write(`${row.join(" ")}  ${"beside".padEnd(COL)} ${"median".padStart(10)} ${"ratio".padStart(6)}\n`);
   }
   for (let round = 0; round < rounds; round++) {
     if (flags.floor) for (const f of runFloor(flags.floor).values()) add(floors, f);
     for await (const r of runSuite({ runs, filter })) {
       add(ours, r);
-      if (rounds === 1) emit(r, floors.get(r.name)?.[0], flags.json ?? false);
+      if (rounds === 1) emit(r, beside(r.name, latest(ours), latest(floors)), json);
     }
   }
   // the run's result: one round's series, or the median round of each
   const results = [...ours.values()].map(combine);
   const floorResults = new Map([...floors].map(([name, list]): [string, SeriesResult] => [name, combine(list)]));
-  if (rounds > 1) for (const r of results) emit(r, floorResults.get(r.name), flags.json ?? false);
+  if (rounds > 1) {
+    const combined = new Map(results.map((r) => [r.name, r]));
+    for (const r of results) emit(r, beside(r.name, combined, floorResults), json);
+  }
   if (flags.json) {
     for (const f of floorResults.values()) process.stdout.write(`${JSON.stringify({ ...f, name: `floor_${f.name}` })}\n`);
   }
@@ -121,13 +124,28 @@ function checkWritable(path: string): void {
   }
 }
 
-function emit(r: SeriesResult, floor: SeriesResult | undefined, json: boolean): void {
+/** Width of the table's name columns. */
+const COL = 25;
+
+/** The newest result of each series. */
+function latest(m: Map<string, SeriesResult[]>): Map<string, SeriesResult> {
+  return new Map([...m].map(([name, list]) => [name, list[list.length - 1]]));
+}
+
+/** What a series is set beside in the table (BESIDE, or its kvm-floor namesake), if it ran. */
+function beside(name: string, ours: Map<string, SeriesResult>, floors: Map<string, SeriesResult>): { label: string; result: SeriesResult } | undefined {
+  const ref = BESIDE[name] ?? `floor:${name}`;
+  const result = ref.startsWith("floor:") ? floors.get(ref.slice("floor:".length)) : ours.get(ref);
+  return result && { label: ref.replace(":", " "), result };
+}
+
+function emit(r: SeriesResult, ref: { label: string; result: SeriesResult } | undefined, json: boolean): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(r)}\n`);
     return;
   }
-  const cmp = floor ? `  ${floor.median.toFixed(2).padStart(10)} ${(r.median / floor.median).toFixed(2).padStart(6)}` : "";
-  process.stdout.write(`${r.name.padEnd(22)} ${r.unit.padEnd(6)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}\n`);
+  const cmp = ref ? `  ${ref.label.padEnd(COL)} ${ref.result.median.toFixed(2).padStart(10)} ${(r.median / ref.result.median).toFixed(2).padStart(6)}` : "";
+  process.stdout.write(`${r.name.padEnd(COL)} ${r.unit.padEnd(7)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}\n`);
 }
 
 /** Several rounds of one series: the median of their medians and of their p99s. */
