@@ -117,7 +117,7 @@ describe("data in and out", () => {
 
   test("input beyond the data window is refused; a bigger window takes it", async () => {
     await using echo = await load("echo", { dataSize: 64 * 1024 });
-    await expect(echo.call(new Uint8Array(64 * 1024 + 1))).rejects.toThrow("the input of 65537 bytes does not fit the virtine's data window of 65536 bytes (raise dataSize)");
+    await expect(echo.call(new Uint8Array(64 * 1024 + 1))).rejects.toThrow("the input of 65537 bytes does not fit the virtine's data window of 65536 bytes (raise the data size: dataSize, or wasp invoke --data-size)");
     expect(() => echo.callSync(new Uint8Array(64 * 1024 + 1))).toThrow(BadArgsError);
     await using roomy = await load("echo", { dataSize: 4 * 1024 * 1024 });
     // the output room is what the input leaves: reversing 2 MiB needs 4 MiB

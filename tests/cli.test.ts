@@ -1,7 +1,7 @@
 // The standalone binary (dist/wasp): results, and every error as one `wasp: ` line with the exit
 // status of its class and no stack trace.
 import { describe, expect, test, beforeAll, afterAll } from "bun:test";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync, truncateSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, truncateSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EXIT_STATUS } from "../src/errors.ts";
@@ -59,6 +59,45 @@ describe("wasp invoke", () => {
   test("hex and negative arguments", () => {
     expect(wasp(["invoke", "fib", "0xa"]).stdout).toBe("55\n");
     expect(wasp(["invoke", guest("sum6"), "-1"]).stdout).toBe(`${2n ** 64n - 1n}\n`);
+  });
+});
+
+describe("wasp invoke with call data", () => {
+  const stats = '{"count":3,"sum":6.5e+00,"min":1.0e+00,"max":3.5e+00,"mean":2.1666666666666665e+00}';
+
+  test("--input FILE: the guest's output, then its result", () => {
+    const p = file("values.json", new TextEncoder().encode('{"values":[1,2,3.5]}'));
+    expect(wasp(["invoke", guest("jsonstats"), "--input", p])).toEqual({ status: 0, stdout: `${stats}\n0\n`, stderr: "" });
+  });
+
+  test("--input - reads standard input; --output - makes standard output the data alone", () => {
+    const bytes = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff); // binary, no trailing newline
+    const p = Bun.spawnSync([WASP, "invoke", guest("echo"), "-i", "-", "-o", "-"], { stdin: bytes });
+    expect(p.stderr.toString()).toBe("");
+    expect(p.exitCode).toBe(0);
+    expect(new Uint8Array(p.stdout)).toEqual(bytes.slice().reverse());
+  });
+
+  test("--output FILE gets the data; standard output keeps the result", () => {
+    const p = file("in.txt", new TextEncoder().encode("stressed"));
+    const out = join(dir, "out.txt");
+    expect(wasp(["invoke", guest("echo"), "-i", p, "-o", out])).toEqual({ status: 0, stdout: "8\n", stderr: "" });
+    expect(readFileSync(out, "utf8")).toBe("desserts");
+  });
+
+  test("--data-size makes room for a larger input", () => {
+    const p = file("big.bin", new Uint8Array(2 * 1024 * 1024));
+    failsWith(wasp(["invoke", guest("echo"), "-i", p]), EXIT_STATUS.WASP_BAD_ARGS, /the input of 2097152 bytes does not fit the virtine's data window of 1048576 bytes .*--data-size/);
+    const r = wasp(["invoke", guest("echo"), "-i", p, "--data-size", "4M", "-o", join(dir, "big.out")]);
+    expect(r).toEqual({ status: 0, stdout: `${2 * 1024 * 1024}\n`, stderr: "" });
+  });
+
+  test("bad --input, --output and --data-size are one-line errors, before the guest runs", () => {
+    failsWith(wasp(["invoke", guest("echo"), "--input", join(dir, "absent")]), EXIT_STATUS.WASP_BAD_ARGS, /--input .*absent: cannot read it/);
+    failsWith(wasp(["invoke", guest("echo"), "--input", dir]), EXIT_STATUS.WASP_BAD_ARGS, /cannot read it \(it is a directory\)/);
+    failsWith(wasp(["invoke", guest("echo"), "--output", "/nonexistent/out"]), EXIT_STATUS.WASP_BAD_ARGS, /--output \/nonexistent\/out: its folder \/nonexistent does not exist/);
+    failsWith(wasp(["invoke", guest("echo"), "--data-size", "lots"]), EXIT_STATUS.WASP_BAD_ARGS, /--data-size "lots" is not a size/);
+    failsWith(wasp(["invoke", "raw_fib64", "--input", file("some.txt", new Uint8Array([1]))]), EXIT_STATUS.WASP_BAD_ARGS, /raw image: it takes no input/);
   });
 });
 

@@ -1,9 +1,10 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
-import { closeSync, existsSync, openSync, readSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { Runner, readImageFile } from "../virtine/runner.ts";
-import { BadImageError, GuestFaultError } from "../errors.ts";
+import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
 import { MIB, type Image } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
 import { parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
@@ -14,6 +15,11 @@ export interface InvokeFlags {
   timeout?: string;
   snapshot?: boolean;
   verbose?: boolean;
+  /** the call's input: a file, or "-" for standard input */
+  input?: string;
+  /** where the guest's output goes: a file, or "-" for standard output (then instead of the result) */
+  output?: string;
+  dataSize?: string;
 }
 
 /** True if `path` is an existing file that starts with the snapshot file magic. */
@@ -45,24 +51,64 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
+  const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
+  if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output);
+  const input = flags.input === undefined ? undefined : readInput(flags.input);
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
-  const options = { memory, timeoutMs, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
+  const options = { memory, timeoutMs, dataSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
   using virtine = isSnapshotPath(imageArg) ? Runner.fromSnapshotFile(imageArg, options) : new Runner(loadImage(imageArg), options);
   const started = Bun.nanoseconds();
   let result;
   try {
-    result = virtine.run(args);
+    result = virtine.run(args, { input });
   } catch (e) {
     if (flags.verbose && e instanceof GuestFaultError) process.stderr.write(`wasp: registers at the fault:\n${formatRegs(e.regs)}\n`);
     throw e;
   }
   const elapsed = (Bun.nanoseconds() - started) / 1000;
-  if (result.console.length > 0) process.stdout.write(result.console);
+  // with `--output -` standard output carries the output data alone: the console goes to stderr
+  const dataOnStdout = flags.output === "-";
+  if (result.console.length > 0) (dataOnStdout ? process.stderr : process.stdout).write(result.console);
   if (result.consoleTruncated) process.stderr.write(`wasp: guest output truncated at the ${virtine.maxOutput} byte cap; the rest was dropped\n`);
-  process.stdout.write(`${result.value}\n`);
+  if (dataOnStdout) process.stdout.write(result.output);
+  else {
+    if (flags.output !== undefined) writeOutput(flags.output, result.output);
+    else if (result.output.length > 0) {
+      // the output data before the result, on lines of its own
+      process.stdout.write(result.output);
+      if (result.output[result.output.length - 1] !== 0x0a) process.stdout.write("\n");
+    }
+    process.stdout.write(`${result.value}\n`);
+  }
   if (flags.verbose) {
     const kind = virtine.image ? virtine.image.kind : "snapshot file";
     process.stderr.write(`wasp: ${virtine.meta.name} (${kind}), ${virtine.memorySize / MIB} MiB, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+  }
+}
+
+/** --input: a file's bytes, or standard input's with "-". */
+function readInput(path: string): Uint8Array {
+  try {
+    if (path !== "-" && statSync(path).isDirectory()) throw new Error("it is a directory");
+    return new Uint8Array(readFileSync(path === "-" ? 0 : path));
+  } catch (e) {
+    throw new BadArgsError(`--input ${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+function checkWritable(path: string): void {
+  try {
+    accessSync(dirname(path), constants.W_OK);
+  } catch {
+    throw new BadArgsError(`--output ${path}: its folder ${dirname(path)} does not exist or is not writable`);
+  }
+}
+
+function writeOutput(path: string, data: Uint8Array): void {
+  try {
+    writeFileSync(path, data);
+  } catch (e) {
+    throw new BadArgsError(`--output ${path}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
   }
 }
 

@@ -28,6 +28,9 @@ async function main(argv: string[]): Promise<number> {
     .option("--allow <names>", "hypercalls to grant beyond exit, write and panic (comma-separated: time,random)")
     .option("--timeout <ms>", "deadline in milliseconds (default 10000; 0: none)")
     .option("--no-snapshot", "ignore the guest's snapshot hypercall: every call starts at the entry")
+    .option("-i, --input <file>", "the call's input data, from a file or - for standard input (guests taking main(input))")
+    .option("-o, --output <file>", "write the guest's output data to a file; - for standard output, instead of the result")
+    .option("--data-size <size>", "the data window for input and output (default 1M; fixed in a snapshot file)")
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
 

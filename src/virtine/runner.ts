@@ -132,7 +132,7 @@ export class Runner {
       this.image = undefined;
       this.meta = source.meta;
       if (options.dataSize !== undefined && options.dataSize !== source.meta.dataSize) {
-        throw new BadArgsError(`a snapshot's data window is fixed (${source.meta.dataSize} bytes); dataSize cannot change it`);
+        throw new BadArgsError(`a snapshot's data window is fixed (${source.meta.dataSize} bytes); dataSize (--data-size) cannot change it`);
       }
       this.memorySize = source.size;
       this.#base = source;
@@ -392,7 +392,7 @@ export class Runner {
   checkInput(input: Uint8Array): void {
     if (!this.meta.native) throw new BadArgsError(`${this.meta.name} is a raw image: it takes no input`);
     if (input.length > this.meta.dataSize) {
-      throw new BadArgsError(`the input of ${input.length} bytes does not fit the virtine's data window of ${this.meta.dataSize} bytes (raise dataSize)`);
+      throw new BadArgsError(`the input of ${input.length} bytes does not fit the virtine's data window of ${this.meta.dataSize} bytes (raise the data size: dataSize, or wasp invoke --data-size)`);
     }
   }
 
