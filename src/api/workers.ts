@@ -337,12 +337,17 @@ export class WorkerPool implements AsyncDisposable {
         progress = true;
       }
     }
+    this.#fillSlots();
+    return progress;
+  }
+
+  /** Hands queued calls to workers while they have free slots. */
+  #fillSlots(): void {
     while (this.#queue.length > 0) {
       const w = this.#freeWorker();
       if (!w) break;
       this.#dispatch(this.#queue.shift()!, w);
     }
-    return progress;
   }
 
   /** Reads a DONE slot's reply, frees the slot and settles the call. */
@@ -383,13 +388,21 @@ export class WorkerPool implements AsyncDisposable {
     how();
   }
 
-  /** A worker died (it should not): its calls fail, it takes no more. */
+  /**
+   * A worker died (it should not: an uncaught error in it). The calls it held fail with `e`; it is
+   * dropped, and the next call that needs a worker starts one in its place (queued calls at once).
+   */
   #workerFailed(w: WorkerHandle, e: WaspError): void {
+    if (w.failure) return;
     w.failure = e;
     for (const call of w.inFlight.splice(0)) {
       this.#running--;
       this.#settle(call, () => call.reject(e));
     }
+    this.#workers = this.#workers.filter((x) => x !== w);
+    w.port.close();
+    void w.worker.terminate();
+    if (!this.#closed) this.#fillSlots();
   }
 }
 
