@@ -25,7 +25,9 @@ export const H = {
   CONTROL_DONE: 2,
   /** 1 once the worker has stopped */
   STOPPED: 3,
-  SIZE: 4,
+  /** 1 while the worker sleeps (or is about to) in Atomics.wait on DOORBELL: a ring must notify */
+  SLEEPING: 4,
+  SIZE: 6, // (one spare, so that the slots' BigInt64 fields stay 8-aligned)
 } as const;
 
 /** Int32 fields of a slot. */

@@ -114,7 +114,10 @@ function serve({ mailbox, control, port }: Init): void {
     // (yielding as it polls: on a machine with few cores, a spinning thread must not keep the
     // runtime's own threads — JIT, GC — off the CPU for a whole time slice)
     while (Atomics.load(header, H.DOORBELL) === seen && performance.now() - since < SPIN_MS) libc.schedYield();
+    // SLEEPING is stored before the doorbell's last read (main's ring() reads them the other way round)
+    Atomics.store(header, H.SLEEPING, 1);
     if (Atomics.load(header, H.DOORBELL) === seen) Atomics.wait(header, H.DOORBELL, seen);
+    Atomics.store(header, H.SLEEPING, 0);
     seen = Atomics.load(header, H.DOORBELL);
   }
   for (const entry of virtines.values()) entry.engine?.close();

@@ -87,7 +87,9 @@ class WorkerHandle {
 
   ring(): void {
     Atomics.add(this.header, H.DOORBELL, 1);
-    Atomics.notify(this.header, H.DOORBELL);
+    // Dekker with the worker, which stores SLEEPING before it reads the doorbell a last time: either
+    // it sees this ring, or this sees it asleep (a notify costs a few µs; most rings find it awake)
+    if (Atomics.load(this.header, H.SLEEPING) === 1) Atomics.notify(this.header, H.DOORBELL);
   }
 }
 
@@ -147,8 +149,10 @@ export class WorkerPool implements AsyncDisposable {
   submit(virtine: PoolVirtine, args: readonly bigint[], input: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<CallReply> {
     if (this.#closed) return Promise.reject(new ClosedError("worker pool"));
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const { promise, resolve, reject } = Promise.withResolvers<CallReply>();
-    const call: Call = { virtine, args, input, signal, resolve, reject, onAbort: undefined, worker: undefined, slot: undefined };
+    let call!: Call;
+    const promise = new Promise<CallReply>((resolve, reject) => {
+      call = { virtine, args, input, signal, resolve, reject, onAbort: undefined, worker: undefined, slot: undefined };
+    });
     const worker = this.#freeWorker();
     if (worker) this.#dispatch(call, worker);
     else if (this.#queue.length >= this.maxQueue) return Promise.reject(new QueueFullError(this.maxQueue));
@@ -364,8 +368,9 @@ export class WorkerPool implements AsyncDisposable {
       ({ output, console: consoleBytes, error } = reply);
     } else {
       const dataLen = i32[S.DATA_LEN];
-      const data = slot.data.slice(0, dataLen);
-      consoleBytes = slot.data.slice(dataLen, dataLen + i32[S.CONSOLE_LEN]);
+      const consoleLen = i32[S.CONSOLE_LEN];
+      const data = dataLen > 0 ? slot.data.slice(0, dataLen) : EMPTY;
+      consoleBytes = consoleLen > 0 ? slot.data.slice(dataLen, dataLen + consoleLen) : EMPTY;
       if (result === R.ERROR) {
         error = new TextDecoder().decode(data);
         output = EMPTY;

@@ -427,15 +427,27 @@ export class Runner {
   }
 }
 
+const I64_MIN = -(1n << 63n);
+const U64_END = 1n << 64n;
+
 /** Checks up to six integer arguments and gives them as u64 (negative ones as two's complement). */
 export function checkArgs(args: readonly (bigint | number)[]): bigint[] {
   if (args.length > MAX_ARGS) throw new BadArgsError(`${args.length} arguments given, a virtine takes at most ${MAX_ARGS}`);
-  return args.map((a, i) => {
-    const v = typeof a === "bigint" ? a : Number.isSafeInteger(a) ? BigInt(a) : undefined;
-    if (v === undefined) throw new BadArgsError(`argument ${i + 1} (${a}) is not an integer`);
-    if (v < -(1n << 63n) || v >= 1n << 64n) throw new BadArgsError(`argument ${i + 1} (${a}) does not fit in 64 bits`);
-    return BigInt.asUintN(64, v);
-  });
+  const argv = new Array<bigint>(args.length);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    let v: bigint;
+    if (typeof a === "bigint") {
+      if (a < I64_MIN || a >= U64_END) throw new BadArgsError(`argument ${i + 1} (${a}) does not fit in 64 bits`);
+      v = a;
+    } else if (Number.isSafeInteger(a)) {
+      v = BigInt(a); // a safe integer always fits
+    } else {
+      throw new BadArgsError(`argument ${i + 1} (${a}) is not an integer`);
+    }
+    argv[i] = v < 0n ? BigInt.asUintN(64, v) : v;
+  }
+  return argv;
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
