@@ -20,7 +20,11 @@ const BATCH = 400;
  * series would measure the machine rather than the pool.
  */
 const THROUGHPUT_N = 24;
-/** fib(0) calls each worker makes before the throughput series measures (see throughput()). */
+/**
+ * Untimed calls before a series of the public API measures: each thread's copy of the call path is
+ * still being JIT-compiled for its first ~15,000 calls (see throughput()); timing them would measure
+ * the compiler (invoke_async's p99 was ~2 ms after 50 warm-up calls, ~0.1-0.2 ms after these).
+ */
 const WARM_CALLS_PER_WORKER = 20_000;
 
 async function fibVirtine(workers: WorkerPool): Promise<Virtine> {
@@ -78,7 +82,7 @@ export const API_SERIES: Series[] = [
     async run(runs) {
       await using pool = new WorkerPool({ size: 1 });
       await using fib = await fibVirtine(pool);
-      return summarize("invoke_sync", "us", timeSync(runs, 50, () => {
+      return summarize("invoke_sync", "us", timeSync(runs, WARM_CALLS_PER_WORKER, () => {
         if (fib.invokeSync(0) !== 0n) throw new Error("fib(0) is not 0");
       }));
     },
@@ -90,7 +94,7 @@ export const API_SERIES: Series[] = [
     async run(runs) {
       await using pool = new WorkerPool({ size: 1 });
       await using fib = await fibVirtine(pool);
-      return summarize("invoke_async", "us", await timeAsync(runs, 50, async () => {
+      return summarize("invoke_async", "us", await timeAsync(runs, WARM_CALLS_PER_WORKER, async () => {
         if ((await fib.invoke(0)) !== 0n) throw new Error("fib(0) is not 0");
       }));
     },
