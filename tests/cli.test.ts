@@ -231,7 +231,7 @@ test("wasp bench --json prints one JSON object per series with median and p99", 
   }
 });
 
-test("the standalone binary runs the public API's series, workers included (bundled into it)", () => {
+test("the standalone binary runs the public API's series, workers and bench threads included (bundled into it)", () => {
   const r = wasp(["bench", "--json", "--runs", "3", "--filter", "^(invoke_sync|invoke_async|invoke_async_throughput|handoff_atomics)$"]);
   expect(r.stderr).toBe("");
   expect(r.status).toBe(0);
@@ -241,6 +241,8 @@ test("the standalone binary runs the public API's series, workers included (bund
     ["invoke_async", "us"],
     ["invoke_async_throughput_1", "calls/s"],
     ["invoke_async_throughput", "calls/s"],
+    ["thread_throughput_1", "calls/s"],
+    ["thread_throughput", "calls/s"],
     ["handoff_atomics", "us"],
   ]);
   for (const l of lines) expect(l.median).toBeGreaterThan(0);

@@ -75,7 +75,7 @@ class WorkerHandle {
   constructor(control: SharedArrayBuffer, onError: (w: WorkerHandle, e: WaspError) => void) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.worker = new Worker(workerUrl());
+    this.worker = new Worker(threadEntry(new URL("./worker.ts", import.meta.url), "api/worker.js"));
     this.worker.addEventListener("error", (ev) => onError(this, new WaspError("WASP_INTERNAL", `a wasp worker failed: ${(ev as ErrorEvent).message}`)));
     this.worker.postMessage({ mailbox: this.mailbox, control, port: port2 }, [port2]);
     this.worker.unref();
@@ -94,12 +94,12 @@ class WorkerHandle {
 }
 
 /**
- * The worker entry: the file next to this one, or, inside the standalone binary, the second entry
- * point `npm run build:cli` bundles (`--root src` puts it at api/worker.js in the binary's files).
+ * A worker thread's entry file: `source` when running from the sources, or, inside the standalone
+ * binary, the extra entry point `npm run build:cli` bundles (`--root src` puts src/X.ts at
+ * /$bunfs/root/X.js in the binary's files).
  */
-function workerUrl(): string {
-  const here = new URL("./worker.ts", import.meta.url);
-  return here.pathname.startsWith("/$bunfs/") ? "/$bunfs/root/api/worker.js" : here.href;
+export function threadEntry(source: URL, bundled: string): string {
+  return source.pathname.startsWith("/$bunfs/") ? `/$bunfs/root/${bundled}` : source.href;
 }
 
 export class WorkerPool implements AsyncDisposable {

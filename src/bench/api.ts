@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Virtine } from "../api/virtine.ts";
-import { WorkerPool } from "../api/workers.ts";
+import { WorkerPool, threadEntry } from "../api/workers.ts";
+import type { LoopRequest } from "./loop-worker.ts";
 import { embeddedBench } from "./guests.ts";
 import { summarize, timeAsync, timeSync, type SeriesResult } from "./stats.ts";
 import type { Series } from "./suite.ts";
@@ -33,14 +34,23 @@ async function fibVirtine(workers: WorkerPool): Promise<Virtine> {
 
 /**
  * Calls per second with every worker busy: one pool of `size` workers (one per core) and one of a
- * single worker, measured in alternating batches so that both see the same moments of a noisy
- * machine.
+ * single worker; and, for the ceiling, `size` bare threads and one, each running a Runner in a
+ * tight loop (no pool, no hand-off per call). All four are measured in alternating batches, so that
+ * they see the same moments of a noisy machine: a low pool ratio beside a low thread ratio is the
+ * machine, not the pool.
  */
 async function throughput(size: number, samples: number): Promise<SeriesResult[]> {
   const pools = [new WorkerPool({ size }), new WorkerPool({ size: 1 })];
+  const threads = Array.from({ length: size }, () => new Worker(threadEntry(new URL("./loop-worker.ts", import.meta.url), "bench/loop-worker.js")));
+  const image = new Uint8Array(readFileSync(embeddedBench("fib")));
+  const ask = (w: Worker, req: LoopRequest) => new Promise<void>((done, fail) => {
+    w.onmessage = () => done();
+    w.onerror = (e) => fail(new Error(`a bench thread failed: ${e.message}`));
+    w.postMessage(req);
+  });
   try {
     const fibs = await Promise.all(pools.map(fibVirtine));
-    const batch = async (i: number, n = THROUGHPUT_N, calls = BATCH) => {
+    const poolBatch = async (i: number, n = THROUGHPUT_N, calls = BATCH) => {
       let started = 0;
       const lane = async () => {
         while (started < calls) {
@@ -52,25 +62,40 @@ async function throughput(size: number, samples: number): Promise<SeriesResult[]
       await Promise.all(Array.from({ length: pools[i].size * pools[i].slotsPerWorker }, lane));
       return calls / ((Bun.nanoseconds() - t) / 1e9);
     };
-    const rates: number[][] = [[], []];
+    const threadBatch = async (k: number, n = THROUGHPUT_N, calls = BATCH) => {
+      const each = Math.ceil(calls / k);
+      const t = Bun.nanoseconds();
+      await Promise.all(threads.slice(0, k).map((w) => ask(w, { image, n, calls: each })));
+      return (each * k) / ((Bun.nanoseconds() - t) / 1e9);
+    };
+    const batches = [() => poolBatch(0), () => poolBatch(1), () => threadBatch(size), () => threadBatch(1)];
     // Warm-up. Each worker thread JIT-compiles its own copy of the call path, and JavaScriptCore
     // keeps tiering it up (to FTL) for the first ~15,000 calls a thread makes; the compiler threads
     // are shared, so until then the two-worker pool pays for them with a core its workers need,
     // while the one-worker pool does not (measured: 5-10 % of the run still going to "JITWorker" after
     // 800 calls per worker). The call path does not depend on the guest's work: fib(0) warms it fast.
-    for (const i of [0, 1]) await batch(i, 0, WARM_CALLS_PER_WORKER * pools[i].size);
-    for (let w = 0; w < 2; w++) for (const i of [0, 1]) await batch(i);
-    for (let k = 0; k < samples; k++) for (const i of [0, 1]) rates[i].push(await batch(i));
+    for (const i of [0, 1]) await poolBatch(i, 0, WARM_CALLS_PER_WORKER * pools[i].size);
+    await threadBatch(size, 0, WARM_CALLS_PER_WORKER * size);
+    for (let w = 0; w < 2; w++) for (const b of batches) await b();
+    const rates: number[][] = batches.map(() => []);
+    for (let k = 0; k < samples; k++) for (const [i, b] of batches.entries()) rates[i].push(await b());
     for (const f of fibs) await f.closeAsync();
     // a rate's tail is its low side: "p99" is the rate 99 % of the samples beat
     const result = (name: string, r: number[]): SeriesResult => {
       const s = [...r].sort((a, b) => a - b);
       return { name, unit: "calls/s", n: s.length, median: Math.round(s[Math.floor(s.length / 2)]), p99: Math.round(s[Math.floor(s.length / 100)]) };
     };
-    // (one worker's first: the table sets the other beside it)
-    return [result("invoke_async_throughput_1", rates[1]), result("invoke_async_throughput", rates[0])];
+    // (the one-worker figures first: the table sets the others beside them)
+    return [
+      result("invoke_async_throughput_1", rates[1]),
+      result("invoke_async_throughput", rates[0]),
+      result("thread_throughput_1", rates[3]),
+      result("thread_throughput", rates[2]),
+    ];
   } finally {
     for (const p of pools) await p.close();
+    await Promise.all(threads.map((w) => ask(w, "stop").catch(() => {})));
+    for (const w of threads) w.terminate();
   }
 }
 
@@ -100,7 +125,8 @@ export const API_SERIES: Series[] = [
     },
   },
   {
-    // fib(24) calls per second, every worker busy: one worker per core, and (alternating) one worker
+    // fib(24) calls per second, every worker busy: one worker per core, and (alternating) one worker,
+    // and bare threads (one per core, and one) for the ceiling
     name: "invoke_async_throughput",
     defaultRuns: 15,
     run: (runs) => throughput(Math.max(2, availableParallelism()), runs),
