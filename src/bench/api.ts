@@ -63,10 +63,10 @@ async function throughput(size: number, samples: number): Promise<SeriesResult[]
       return calls / ((Bun.nanoseconds() - t) / 1e9);
     };
     const threadBatch = async (k: number, n = THROUGHPUT_N, calls = BATCH) => {
-      const each = Math.ceil(calls / k);
+      const taken = new Int32Array(new SharedArrayBuffer(4));
       const t = Bun.nanoseconds();
-      await Promise.all(threads.slice(0, k).map((w) => ask(w, { image, n, calls: each })));
-      return (each * k) / ((Bun.nanoseconds() - t) / 1e9);
+      await Promise.all(threads.slice(0, k).map((w) => ask(w, { image, n, calls, taken })));
+      return calls / ((Bun.nanoseconds() - t) / 1e9);
     };
     const batches = [() => poolBatch(0), () => poolBatch(1), () => threadBatch(size), () => threadBatch(1)];
     // Warm-up. Each worker thread JIT-compiles its own copy of the call path, and JavaScriptCore

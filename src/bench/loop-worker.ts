@@ -6,8 +6,12 @@ import { Runner } from "../virtine/runner.ts";
 import { closeSystemKvm } from "../kvm/system.ts";
 import { DeadlineTimer } from "../virtine/deadline.ts";
 
-/** A batch: `calls` calls of the image with argument `n`; or `stop`. */
-export type LoopRequest = { image: Uint8Array; n: number; calls: number } | "stop";
+/**
+ * A batch: calls of the image with argument `n`, taken one at a time from a counter the threads
+ * share until `calls` are taken (so that a thread slowed down by the machine takes fewer, as a
+ * pool's workers would); or `stop`.
+ */
+export type LoopRequest = { image: Uint8Array; n: number; calls: number; taken: Int32Array } | "stop";
 
 declare const self: Worker;
 let runner: Runner | undefined;
@@ -22,6 +26,6 @@ self.onmessage = (e: MessageEvent<LoopRequest>) => {
     return;
   }
   runner ??= new Runner(parseImage(req.image, "fib.bin"));
-  for (let i = 0; i < req.calls; i++) runner.run([req.n]);
+  while (Atomics.add(req.taken, 0, 1) < req.calls) runner.run([req.n]);
   self.postMessage("done");
 };
