@@ -1,13 +1,12 @@
 // `wasp bench`: the microbenchmark suite as a table or JSON lines, optionally beside kvm-floor,
 // drawn as a chart (--svg) and compared with a previous run (--baseline, for CI).
-import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
 import { BadArgsError } from "../errors.ts";
 import { BESIDE, runSuite } from "../bench/suite.ts";
 import type { SeriesResult } from "../bench/stats.ts";
 import { BenchRegressionError, compare, formatComparison, parseBaseline } from "../bench/baseline.ts";
 import { renderSvg } from "../bench/svg.ts";
-import { parseCount } from "./parse.ts";
+import { checkWritable, parseCount } from "./parse.ts";
 
 export interface BenchFlags {
   json?: boolean;
@@ -42,7 +41,7 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
   if (flags.threshold !== undefined && flags.baseline === undefined) throw new BadArgsError("--threshold needs --baseline");
   // Both files are checked before the run, which can take minutes: a typo fails at once.
   const baseline = flags.baseline === undefined ? undefined : readBaseline(flags.baseline, filter);
-  if (flags.svg !== undefined) checkWritable(flags.svg);
+  if (flags.svg !== undefined) checkWritable(flags.svg, "--svg");
   // Each round runs the floor (if given) and then wasp's series right after it, so that both see
   // the same moment of a shared, noisy machine; several rounds report the median of the rounds.
   const ours = new Map<string, SeriesResult[]>();
@@ -114,14 +113,6 @@ function readBaseline(path: string, filter: RegExp | undefined): Map<string, Ser
   if (filter === undefined) return all;
   const keep = filter;
   return new Map([...all].filter(([name]) => keep.test(name)));
-}
-
-function checkWritable(path: string): void {
-  try {
-    accessSync(dirname(path), constants.W_OK);
-  } catch {
-    throw new BadArgsError(`--svg ${path}: its folder ${dirname(path)} does not exist or is not writable`);
-  }
 }
 
 /** Width of the table's name columns. */

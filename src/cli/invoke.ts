@@ -1,13 +1,12 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
-import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { Runner, readImageFile } from "../virtine/runner.ts";
 import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
 import { MIB, type Image } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
-import { parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
+import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 
 export interface InvokeFlags {
   mem?: string;
@@ -52,7 +51,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
   const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
-  if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output);
+  if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
   const input = flags.input === undefined ? undefined : readInput(flags.input);
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
   const options = { memory, timeoutMs, dataSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
@@ -93,14 +92,6 @@ function readInput(path: string): Uint8Array {
     return new Uint8Array(readFileSync(path === "-" ? 0 : path));
   } catch (e) {
     throw new BadArgsError(`--input ${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
-  }
-}
-
-function checkWritable(path: string): void {
-  try {
-    accessSync(dirname(path), constants.W_OK);
-  } catch {
-    throw new BadArgsError(`--output ${path}: its folder ${dirname(path)} does not exist or is not writable`);
   }
 }
 

@@ -1,4 +1,7 @@
-// Parsing of command-line values: integers for guest arguments, sizes for --mem, lists for --allow.
+// Parsing of command-line values: integers for guest arguments, sizes for --mem, lists for --allow;
+// and the check that a file an option names can be written.
+import { accessSync, constants } from "node:fs";
+import { dirname } from "node:path";
 import { BadArgsError } from "../errors.ts";
 
 /** A guest argument: decimal (optionally negative) or 0x-hex, fitting in 64 bits. */
@@ -31,4 +34,13 @@ export function parseCount(text: string, what: string): number {
 
 export function parseList(text: string): string[] {
   return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+/** Fails at once, before a long run, if `path` (given to `option`) cannot be created. */
+export function checkWritable(path: string, option: string): void {
+  try {
+    accessSync(dirname(path), constants.W_OK);
+  } catch {
+    throw new BadArgsError(`${option} ${path}: its folder ${dirname(path)} does not exist or is not writable`);
+  }
 }
