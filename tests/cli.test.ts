@@ -92,10 +92,11 @@ describe("wasp invoke with call data", () => {
     expect(r).toEqual({ status: 0, stdout: `${2 * 1024 * 1024}\n`, stderr: "" });
   });
 
-  test("bad --input, --output and --data-size are one-line errors, before the guest runs", () => {
+  test("bad --input, --output and --data-size are one-line errors (all but an unwritable output file before the guest runs)", () => {
     failsWith(wasp(["invoke", guest("echo"), "--input", join(dir, "absent")]), EXIT_STATUS.WASP_BAD_ARGS, /--input .*absent: cannot read it/);
     failsWith(wasp(["invoke", guest("echo"), "--input", dir]), EXIT_STATUS.WASP_BAD_ARGS, /cannot read it \(it is a directory\)/);
     failsWith(wasp(["invoke", guest("echo"), "--output", "/nonexistent/out"]), EXIT_STATUS.WASP_BAD_ARGS, /--output \/nonexistent\/out: its folder \/nonexistent does not exist/);
+    failsWith(wasp(["invoke", guest("echo"), "--output", dir]), EXIT_STATUS.WASP_BAD_ARGS, /--output .*: cannot write it \(EISDIR/);
     failsWith(wasp(["invoke", guest("echo"), "--data-size", "lots"]), EXIT_STATUS.WASP_BAD_ARGS, /--data-size "lots" is not a size/);
     failsWith(wasp(["invoke", "raw_fib64", "--input", file("some.txt", new Uint8Array([1]))]), EXIT_STATUS.WASP_BAD_ARGS, /raw image: it takes no input/);
   });
