@@ -65,7 +65,7 @@ async function throughput(size: number, samples: number): Promise<SeriesResult[]
     const threadBatch = async (k: number, n = THROUGHPUT_N, calls = BATCH) => {
       const taken = new Int32Array(new SharedArrayBuffer(4));
       const t = Bun.nanoseconds();
-      await Promise.all(threads.slice(0, k).map((w) => ask(w, { image, n, calls, taken })));
+      await Promise.all(threads.slice(0, k).map((w) => ask(w, { image, name: "fib.bin", n, calls, taken })));
       return calls / ((Bun.nanoseconds() - t) / 1e9);
     };
     const batches = [() => poolBatch(0), () => poolBatch(1), () => threadBatch(size), () => threadBatch(1)];

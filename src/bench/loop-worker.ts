@@ -11,7 +11,7 @@ import { DeadlineTimer } from "../virtine/deadline.ts";
  * share until `calls` are taken (so that a thread slowed down by the machine takes fewer, as a
  * pool's workers would); or `stop`.
  */
-export type LoopRequest = { image: Uint8Array; n: number; calls: number; taken: Int32Array } | "stop";
+export type LoopRequest = { image: Uint8Array; name: string; n: number; calls: number; taken: Int32Array } | "stop";
 
 declare const self: Worker;
 let runner: Runner | undefined;
@@ -25,7 +25,7 @@ self.onmessage = (e: MessageEvent<LoopRequest>) => {
     self.postMessage("stopped");
     return;
   }
-  runner ??= new Runner(parseImage(req.image, "fib.bin"));
+  runner ??= new Runner(parseImage(req.image, req.name));
   while (Atomics.add(req.taken, 0, 1) < req.calls) runner.run([req.n]);
   self.postMessage("done");
 };
