@@ -1,6 +1,7 @@
 // wasp's typed errors, one class per failure class, each with a stable `code` and a CLI exit status.
-// This module is shared by every layer of src/ (it depends only on ffi/errors.ts).
+// This module is shared by every layer of src/ (it depends only on ffi/errors.ts and src/guest-text.ts).
 import { WaspError, SyscallError } from "../ffi/errors.ts";
+import { escapeGuestLine } from "./guest-text.ts";
 
 export { WaspError, SyscallError };
 
@@ -75,10 +76,17 @@ export class TimeoutError extends WaspError {
   }
 }
 
-/** The guest panicked and said why. */
+/**
+ * The guest panicked and said why. `message` quotes the guest escaped to one printable line
+ * (src/guest-text.ts): a guest cannot forge lines or drive a terminal through it.
+ */
 export class GuestPanicError extends WaspError {
-  constructor(readonly guestMessage: string) {
-    super("WASP_GUEST_PANIC", `the guest panicked: ${guestMessage}`);
+  /** the guest's message as it sent it, unescaped (its bytes decoded as UTF-8): data, not for a terminal */
+  readonly guestMessage: string;
+  /** `guestMessage`: the guest's bytes (better: invalid UTF-8 is escaped byte by byte) or their text */
+  constructor(guestMessage: string | Uint8Array) {
+    super("WASP_GUEST_PANIC", `the guest panicked: ${escapeGuestLine(guestMessage)}`);
+    this.guestMessage = typeof guestMessage === "string" ? guestMessage : new TextDecoder().decode(guestMessage);
   }
 }
 
