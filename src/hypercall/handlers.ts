@@ -1,8 +1,9 @@
-// The host side of each hypercall. Every (address, length) from the guest is checked against guest
-// RAM (GuestMemory.check, overflow-safe) and against a per-call length cap before it is used.
+// The host side of each hypercall. Every (address, length) from the guest is checked against a
+// per-call length cap, then used only through GuestAccess: translated through the guest's page
+// tables and allowed only where the guest itself could read (or write) at CPL3.
 import { Hypercalls, Layout, type HypercallName } from "./abi.ts";
 import type { ConsoleSink } from "./console.ts";
-import type { GuestMemory } from "../memory/guest-memory.ts";
+import type { GuestAccess } from "../memory/guest-access.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import { GuestPanicError, PolicyViolationError } from "../errors.ts";
 
@@ -14,12 +15,11 @@ export const MAX_RANDOM = 65536;
 export interface HypercallContext {
   /** the vCPU and memory of the call in progress (set at each call) */
   vcpu: Vcpu;
-  mem: GuestMemory;
+  /** the call's guest memory as the guest may touch it (host writes through it are recorded for the reset) */
+  guest: GuestAccess;
   readonly console: ConsoleSink;
   /** set by `exit`: the virtine's result */
   exitValue: bigint | undefined;
-  /** records guest pages the host wrote on the guest's behalf (the reset must restore them too) */
-  markHostWrite(addr: number, len: number): void;
   /** the `snapshot` hypercall: captures the state (once per image) and returns the guest's RAX */
   snapshot(): bigint;
 }
@@ -27,9 +27,9 @@ export interface HypercallContext {
 /** A handler returns the value for the guest's RAX, or `undefined` when the virtine has ended. */
 type Handler = (ctx: HypercallContext, a: bigint, b: bigint) => bigint | undefined;
 
-function capped(len: bigint, max: number, what: string): bigint {
+function capped(len: bigint, max: number, what: string): number {
   if (len > BigInt(max)) throw new PolicyViolationError(`${what} of ${len} bytes exceeds the limit of ${max} bytes`, what);
-  return len;
+  return Number(len);
 }
 
 const handlers: Record<HypercallName, Handler> = {
@@ -38,20 +38,18 @@ const handlers: Record<HypercallName, Handler> = {
     return undefined;
   },
   write(ctx, addr, len) {
-    ctx.console.append(ctx.mem.read(addr, capped(len, MAX_WRITE, "write"), "write buffer"));
+    ctx.console.append(ctx.guest.read(addr, capped(len, MAX_WRITE, "write"), "write buffer"));
     return 0n;
   },
   panic(ctx, addr, len) {
-    const bytes = ctx.mem.read(addr, capped(len, MAX_PANIC_MESSAGE, "panic message"), "panic message");
+    const bytes = ctx.guest.read(addr, capped(len, MAX_PANIC_MESSAGE, "panic message"), "panic message");
     throw new GuestPanicError(new TextDecoder().decode(bytes));
   },
   time() {
     return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e3)) * 1000n;
   },
   random(ctx, addr, len) {
-    const at = ctx.mem.check(addr, capped(len, MAX_RANDOM, "random"), "write", "random buffer");
-    crypto.getRandomValues(ctx.mem.bytes.subarray(at, at + Number(len)));
-    ctx.markHostWrite(at, Number(len));
+    ctx.guest.randomize(addr, capped(len, MAX_RANDOM, "random"), "random buffer");
     return 0n;
   },
   snapshot(ctx) {

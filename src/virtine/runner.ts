@@ -161,10 +161,9 @@ export class Runner {
     this.#poolOptions = { maxSize: options.poolSize, strategy: options.resetStrategy, privateCopy: options.privateMemory };
     this.#ctx = {
       vcpu: undefined as never,
-      mem: undefined as never,
+      guest: undefined as never,
       console: this.#console,
       exitValue: undefined,
-      markHostWrite: (addr, len) => this.#shell?.markHostWrite(addr, len),
       snapshot: () => this.#snapshotHypercall(),
     };
   }
@@ -252,7 +251,7 @@ export class Runner {
     shell.loadRegisters(argv);
     const ctx = this.#ctx;
     ctx.vcpu = shell.vcpu;
-    ctx.mem = shell.mem;
+    ctx.guest = shell.guest;
     ctx.exitValue = undefined;
     this.#deadline.start(this.timeoutMs);
     try {
@@ -385,7 +384,7 @@ export class Runner {
     if (len > BigInt(Layout.CONSOLE_SIZE)) {
       throw new MemoryFaultError(`the guest's console length ${len} exceeds its ${Layout.CONSOLE_SIZE}-byte buffer`, BigInt(Layout.INFO + Info.CONSOLE_LEN), "read");
     }
-    this.#console.append(shell.mem.read(Layout.CONSOLE, len, "console buffer"));
+    this.#console.append(shell.guest.read(Layout.CONSOLE, Number(len), "console buffer"));
   }
 
   /** Refuses an input this virtine cannot take: a raw image's, or one larger than the data window. */
@@ -408,7 +407,7 @@ export class Runner {
     if (at < window || at > BigInt(this.memorySize) || cap !== BigInt(this.memorySize) - at || len > cap) {
       throw new MemoryFaultError(`the guest's output (${len} bytes at 0x${at.toString(16)}) lies outside its data window`, at, "read");
     }
-    return shell.mem.read(Number(at), len, "output").slice();
+    return shell.guest.read(at, Number(len), "output");
   }
 
   close(): void {

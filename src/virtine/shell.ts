@@ -4,6 +4,7 @@
 import { toArrayBuffer } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
 import { GuestMemory, PAGE_SIZE } from "../memory/guest-memory.ts";
+import { GuestAccess, type AccessRules } from "../memory/guest-access.ts";
 import { ABI_VERSION, INFO_MAGIC, Info, Layout } from "../hypercall/abi.ts";
 import type { Kvm } from "../kvm/system.ts";
 import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } from "../../ffi/kvm.ts";
@@ -36,8 +37,15 @@ export class Shell {
   /** pages stay writable once dirtied (manual dirty-log protection), until the set is relearned */
   #sticky = false;
   #resetsSinceRelearn = 0;
-  /** pages the host wrote on the guest's behalf (hypercalls): KVM does not log those */
+  /** guest memory as the guest may touch it: every host access on the guest's behalf goes through it */
+  readonly guest: GuestAccess;
+  /**
+   * pages the host wrote on the guest's behalf (hypercalls, the info page, input): KVM does not log
+   * those. Each page once (a flag per page), so the list and the reset's work are bounded by RAM's
+   * pages however many writes a call makes.
+   */
   readonly #hostDirty: number[] = [];
+  readonly #hostMarked: Uint8Array;
   /** true until the special registers have been loaded into this vCPU */
   #sregsStale = true;
   #closed = false;
@@ -99,6 +107,8 @@ export class Shell {
     this.vcpu = vcpu;
     this.mem = mem;
     this.snapshot = snapshot;
+    this.#hostMarked = new Uint8Array(pages);
+    this.guest = new GuestAccess(mem, accessRules(snapshot.privileged), (phys, len) => this.markHostWrite(phys, len));
     // A new vCPU's FPU is the reset state, which an entry snapshot already has; a CPL3 guest's
     // trampoline loads a captured one at every entry.
     if (snapshot.kind === "captured" && snapshot.privileged) {
@@ -131,8 +141,9 @@ export class Shell {
    * the output room after it. The caller has checked that the input fits.
    */
   writeInfo(argv: readonly bigint[], imageEnd: number, input?: Uint8Array): void {
+    // the info page through the guest's own view of it, like any write made on its behalf
+    const at = this.guest.check(Layout.INFO, Info.SIZE, "write", "the info page");
     const dv = this.mem.view;
-    const at = Layout.INFO;
     dv.setBigUint64(at + Info.MAGIC, INFO_MAGIC, true);
     dv.setUint32(at + Info.ABI_VERSION, ABI_VERSION, true);
     dv.setUint32(at + Info.ARGC, argv.length, true);
@@ -150,16 +161,24 @@ export class Shell {
     dv.setBigUint64(at + Info.OUTPUT_ADDR, BigInt(outputAt), true);
     dv.setBigUint64(at + Info.OUTPUT_CAP, BigInt(this.mem.size - outputAt), true);
     dv.setBigUint64(at + Info.OUTPUT_LEN, 0n, true);
-    if (input && inputLen > 0) {
-      this.mem.bytes.set(input, window);
-      this.markHostWrite(window, inputLen);
-    }
     this.markHostWrite(at, Info.SIZE); // so that the reset puts the snapshot's page back
+    if (input && inputLen > 0) this.guest.write(window, input, "the call's input");
   }
 
-  /** Records that the host wrote guest memory at [addr, addr+len) (already bounds-checked). */
+  /** Records that the host wrote guest-physical [addr, addr+len) (already checked), once per page. */
   markHostWrite(addr: number, len: number): void {
-    for (let p = Math.floor(addr / PAGE_SIZE); p < Math.ceil((addr + len) / PAGE_SIZE); p++) this.#hostDirty.push(p);
+    const marked = this.#hostMarked;
+    for (let p = Math.floor(addr / PAGE_SIZE); p < Math.ceil((addr + len) / PAGE_SIZE); p++) {
+      if (marked[p]) continue;
+      marked[p] = 1;
+      this.#hostDirty.push(p);
+    }
+  }
+
+  /** Forgets the host's writes (after the reset restored them, or a capture took them). */
+  #clearHostWrites(): void {
+    for (const p of this.#hostDirty) this.#hostMarked[p] = 0;
+    this.#hostDirty.length = 0;
   }
 
   /**
@@ -174,7 +193,7 @@ export class Shell {
       for (let bits = words[w]; bits !== 0; bits &= bits - 1) out[w * 32 + 31 - Math.clz32(bits & -bits)] = 1;
     }
     for (const p of this.#hostDirty) out[p] = 1;
-    this.#hostDirty.length = 0;
+    this.#clearHostWrites();
     return out;
   }
 
@@ -224,7 +243,7 @@ export class Shell {
         this.#resetsSinceRelearn = 0;
       }
     }
-    this.#hostDirty.length = 0;
+    this.#clearHostWrites();
     // FPU/SSE state: a CPL3 guest starts every call in the entry trampoline, which loads the
     // snapshot's state itself (image/boot.ts, writeTrampoline); privileged guests get it here.
     // (Knowing whether the guest touched it is not cheap: CR0.TS does not trap a CPL3 guest's SSE
@@ -254,3 +273,22 @@ export class Shell {
   }
 }
 
+
+/**
+ * What a guest may have the host touch for it. A CPL3 guest addresses memory through the host's
+ * page tables (rooted at Layout.PML4, which it cannot change) and may never reach the host's pages:
+ * the tables, GDT and IDT, the TSS, the fault stack and the trampoline. A privileged guest owns all
+ * of its RAM and addresses it physically.
+ */
+export function accessRules(privileged: boolean): AccessRules {
+  return privileged ? PRIVILEGED_RULES : NATIVE_RULES;
+}
+
+const NATIVE_RULES: AccessRules = {
+  root: Layout.PML4,
+  hostRanges: [
+    [Layout.PML4, Layout.INFO],
+    [Layout.TSS, Layout.HOST_END],
+  ],
+};
+const PRIVILEGED_RULES: AccessRules = { hostRanges: [] };
