@@ -150,16 +150,42 @@ describe("ports and the hypercall policy", () => {
 describe("guest pointers and lengths", () => {
   test("a pointer past RAM is a memory fault naming the range", () => {
     using v = load("hypercall");
-    const e = caught(() => v.run([WRITE, 0x7fff_0000, 16, 0]));
-    expect(e.code).toBe("WASP_MEMORY_FAULT");
-    expect(e.message).toBe("write buffer [0x7fff0000, +0x10) is outside guest RAM (16777216 bytes)");
+    const unmapped = caught(() => v.run([WRITE, 0x7fff_0000, 16, 0]));
+    expect(unmapped.code).toBe("WASP_MEMORY_FAULT");
+    expect(unmapped.message).toBe("write buffer [0x7fff0000, +0x10) is not mapped (linear 0x7fff0000)");
+    // mapped (the identity map reaches 1 GiB) but past the 16 MiB of RAM
+    const past = caught(() => v.run([WRITE, 0x100_0000, 16, 0]));
+    expect(past.message).toBe("write buffer [0x1000000, +0x10) maps to guest-physical 0x1000000, outside guest RAM (16777216 bytes)");
   });
 
   test("a range that wraps around 2^64 is a memory fault, not a small read", () => {
     using v = load("hypercall", { allow: ["random"] });
     const e = caught(() => v.run([RANDOM, 0xffff_ffff_ffff_f000n, 0x2000, 0]));
     expect(e.code).toBe("WASP_MEMORY_FAULT");
-    expect(e.message).toContain("[0xfffffffffffff000, +0x2000) is outside guest RAM");
+    expect(e.message).toBe("random buffer [0xfffffffffffff000, +0x2000) is not a canonical address range");
+  });
+
+  // The hostile review's escalation: random wrote wherever the guest pointed inside RAM, so the
+  // guest had the host rewrite its own page tables (0x4020: the entry mapping the page tables),
+  // its IDT (0x6000) and the read-only trampoline (0x1c800), and reached CPL0.
+  test("random cannot write the page tables, the IDT, the GDT, the TSS or the trampoline, and the next call is clean", () => {
+    using v = load("hypercall", { allow: ["random"], poolSize: 1 });
+    for (const [addr, len, why] of [
+      [0x4020, 1, "supervisor-only"],
+      [0x1000, 8, "supervisor-only"],
+      [0x5000, 56, "supervisor-only"],
+      [0x6000, 512, "supervisor-only"],
+      [0x18000, 104, "supervisor-only"],
+      [0x1c800, 8, "read-only"],
+    ] as const) {
+      const e = caught(() => v.run([RANDOM, addr, len, 0]));
+      expect(e.code).toBe("WASP_MEMORY_FAULT");
+      expect(e.message).toBe(`random buffer [0x${addr.toString(16)}, +0x${len.toString(16)}) is not ${why === "read-only" ? "writable by the guest (the page at linear 0x1c800 is read-only)" : `accessible to the guest (the page at linear 0x${addr.toString(16)} is supervisor-only)`}`);
+    }
+    // a guest-writable page is still filled, and the virtine goes on
+    expect(v.run([RANDOM, 0x200000, 64, 0]).value).toBe(0n);
+    using fib = load("fib");
+    expect(fib.run([20]).value).toBe(6765n);
   });
 
   test("a length of 2^64-1 is refused by the length cap before anything is read", () => {

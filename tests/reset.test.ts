@@ -271,4 +271,22 @@ describe("privileged (raw) guests", () => {
     expect(v.run([2]).value).toBe(before);
     expect(v.poolStats.created).toBe(1);
   });
+  // raw_remap builds 32-bit page tables and captures its snapshot; a call with 1 remaps linear
+  // 0x300000 from physical 0x300000 (0xaaaa0001) to 0x301000 (0xbbbb0002) and reads it.
+  for (const strategy of ["dirty-log", "cow"] as const) {
+    test(`a call sees exactly the snapshot's page tables, whatever the call before it remapped (${strategy} reset)`, async () => {
+      using v = load("raw_remap", { poolSize: 1, resetStrategy: strategy });
+      expect(v.run([0]).value & 0xffffffffn).toBe(0xaaaa0001n); // the capture, then a read
+      expect(v.snapshotTaken).toBe(true);
+      for (let i = 0; i < 3; i++) {
+        expect(v.run([1]).value & 0xffffffffn).toBe(0xbbbb0002n); // this call remaps...
+        await idle(); // (the reset in idle time)
+        expect(v.run([0]).value & 0xffffffffn).toBe(0xaaaa0001n); // ...the next one must not see it
+        await idle();
+      }
+      // one shell for the capture, then one reused by every later call
+      expect(v.poolStats.created).toBe(2);
+      expect(v.poolStats.cleaned).toBeGreaterThanOrEqual(6);
+    });
+  }
 });

@@ -27,6 +27,26 @@ export class Vm {
   }
 
   /**
+   * Makes KVM forget every translation it derived from the guest's memory: the last slot set is
+   * deleted (KVM then discards all of its shadow pages, `kvm_arch_flush_shadow_memslot`) and added
+   * back unchanged. Needed after the host rewrote pages that may hold the guest's page tables behind
+   * KVM's back (a reset copying them back): shadow paging keeps what it derived from the old tables.
+   * Deleting the slot also drops its dirty log and, with manual protection, write-protects the
+   * whole slot again.
+   */
+  refreshSlot(): void {
+    const sizeAt = kvm_userspace_memory_region.off("memory_size");
+    const size = this.#regionView.getBigUint64(sizeAt, true);
+    this.#regionView.setBigUint64(sizeAt, 0n, true);
+    try {
+      libc.ioctl(this.fd, KVM.SET_USER_MEMORY_REGION, this.#region, "KVM_SET_USER_MEMORY_REGION (delete)");
+    } finally {
+      this.#regionView.setBigUint64(sizeAt, size, true);
+    }
+    libc.ioctl(this.fd, KVM.SET_USER_MEMORY_REGION, this.#region, "KVM_SET_USER_MEMORY_REGION");
+  }
+
+  /**
    * An argument for getDirtyLog: a kvm_dirty_log naming `slot` and the bitmap (one bit per page) at
    * host address `bitmapAddr`, which must not move (an mmap'd buffer); built once per slot so that
    * fetching the log allocates nothing.

@@ -244,6 +244,15 @@ export class Shell {
       }
     }
     this.#clearHostWrites();
+    // A privileged guest builds its own page tables anywhere in its RAM, and KVM (shadow paging on
+    // this machine) keeps what it derived from them; the copies above went behind its back. Without
+    // this, a call could keep the mappings an earlier call made on the same shell (a test proves
+    // it: tests/reset.test.ts, raw_remap). A CPL3 guest never needs it: its tables are the host's,
+    // which neither it nor a host write made for it (GuestAccess) can change.
+    if (this.snapshot.privileged && (restored > 0 || strategy === "cow")) {
+      this.vm.refreshSlot();
+      this.#resetsSinceRelearn = 0;
+    }
     // FPU/SSE state: a CPL3 guest starts every call in the entry trampoline, which loads the
     // snapshot's state itself (image/boot.ts, writeTrampoline); privileged guests get it here.
     // (Knowing whether the guest touched it is not cheap: CR0.TS does not trap a CPL3 guest's SSE
