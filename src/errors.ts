@@ -86,7 +86,7 @@ export class GuestPanicError extends WaspError {
   /** `guestMessage`: the guest's bytes (better: invalid UTF-8 is escaped byte by byte) or their text */
   constructor(guestMessage: string | Uint8Array) {
     super("WASP_GUEST_PANIC", `the guest panicked: ${escapeGuestLine(guestMessage)}`);
-    this.guestMessage = typeof guestMessage === "string" ? guestMessage : new TextDecoder().decode(guestMessage);
+    this.guestMessage = typeof guestMessage === "string" ? guestMessage : new TextDecoder("utf-8", { ignoreBOM: true }).decode(guestMessage);
   }
 }
 

@@ -36,7 +36,9 @@ const UNSAFE_LINE_ALL = new RegExp(UNSAFE_LINE.source, "gu");
 const UNSAFE_TEXT = new RegExp(`[\\x00-\\x08\\x0b-\\x1f${UNSAFE_CLASS}]`, "u");
 const UNSAFE_TEXT_ALL = new RegExp(UNSAFE_TEXT.source, "gu");
 
-const utf8 = new TextDecoder();
+// ignoreBOM: a leading U+FEFF is the guest's text too, not something to strip
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const hex2 = (b: number) => `\\x${b.toString(16).padStart(2, "0")}`;
 
 /** The escape of one ASCII byte (a control, DEL or the backslash). */
@@ -85,10 +87,16 @@ function keptAscii(c: number, keepLines: boolean): boolean {
 }
 
 function escapeBytes(bytes: Uint8Array, keepLines: boolean): string {
-  // The common case, printable ASCII, is one scan and one decode.
+  // The common case, well-formed UTF-8, is one native decode and one native regex scan; a lone
+  // surrogate cannot come out of the decoder, so the string's escapes are the bytes' escapes.
+  let text: string | undefined;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    // not well-formed: escaped byte by byte below
+  }
+  if (text !== undefined) return keepLines ? escapeGuestText(text) : escapeGuestLine(text);
   let i = 0;
-  while (i < bytes.length && keptAscii(bytes[i] ?? 0, keepLines)) i++;
-  if (i === bytes.length) return utf8.decode(bytes);
   const parts: string[] = [];
   let run = 0; // start of the bytes kept as they are, decoded in one piece when the run ends
   const escape = (s: string, next: number) => {
@@ -97,7 +105,7 @@ function escapeBytes(bytes: Uint8Array, keepLines: boolean): string {
     run = next;
   };
   while (i < bytes.length) {
-    const c = bytes[i] ?? 0;
+    const c = bytes[i];
     if (c < 0x80) {
       if (!keptAscii(c, keepLines)) escape(escapeAscii(c), i + 1);
       i++;
@@ -123,7 +131,7 @@ function escapeBytes(bytes: Uint8Array, keepLines: boolean): string {
  * above U+10FFFF.
  */
 function sequenceLength(b: Uint8Array, i: number): number {
-  const c = b[i] ?? 0;
+  const c = b[i];
   const cont = (k: number, lo = 0x80, hi = 0xbf) => {
     const x = b[i + k];
     return x !== undefined && x >= lo && x <= hi;
@@ -139,8 +147,8 @@ function sequenceLength(b: Uint8Array, i: number): number {
 }
 
 function codePoint(b: Uint8Array, i: number, len: number): number {
-  const lead = b[i] ?? 0;
+  const lead = b[i];
   let cp = lead & (len === 2 ? 0x1f : len === 3 ? 0x0f : 0x07);
-  for (let k = 1; k < len; k++) cp = (cp << 6) | ((b[i + k] ?? 0) & 0x3f);
+  for (let k = 1; k < len; k++) cp = (cp << 6) | (b[i + k] & 0x3f);
   return cp;
 }

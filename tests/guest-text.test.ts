@@ -76,7 +76,7 @@ const guestBytes = fc
       fc.string({ unit: "binary", maxLength: 4 }).map(utf8),
       fc.constantFrom(
         utf8("\u009b"), utf8("\u0085"), utf8("\u202e"), utf8("\u2066"), utf8("\u2028"), utf8("\u061c"),
-        utf8("\\"), utf8("\\x1b"), utf8("\\u{9b}"), utf8("\r\n"), utf8("\x1b[2J"),
+        utf8("\\"), utf8("\\x1b"), utf8("\\u{9b}"), utf8("\r\n"), utf8("\x1b[2J"), utf8("\ufeff"),
         new Uint8Array([0xe2, 0x80]), new Uint8Array([0xc0, 0xaf]), new Uint8Array([0xed, 0xa0, 0x80]),
         new Uint8Array([0xf4, 0x90, 0x80, 0x80]), new Uint8Array([0xf0, 0x9f, 0x98]),
       ),
