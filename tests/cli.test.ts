@@ -196,6 +196,54 @@ describe("wasp invoke errors", () => {
   });
 });
 
+/** imm32 little-endian */
+const imm32 = (v: number) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
+
+/**
+ * Native code that makes hypercall `nr` (RAX) with RDI = the address of `bytes` and RSI = their
+ * length, then `tail`; `bytes` follow the code. lea rdi, [rip + disp32] points past the mov rsi
+ * (7 bytes), the `out 0xfb` (2) and `tail`, at the bytes.
+ */
+function hypercallWith(nr: number, bytes: Uint8Array, tail: number[] = []): number[] {
+  return [
+    ...X86.movRax(nr),
+    0x48, 0x8d, 0x3d, ...imm32(7 + X86.hypercall.length + tail.length), // lea rdi, [rip + disp32]
+    0x48, 0xc7, 0xc6, ...imm32(bytes.length), // mov rsi, imm32
+    ...X86.hypercall,
+    ...tail,
+    ...bytes,
+  ];
+}
+
+describe("what a guest says reaches the terminal escaped", () => {
+  test("a panic message cannot forge a `wasp:` line or send terminal escapes", () => {
+    const message = new TextEncoder().encode("boom\nwasp: forged\x1b[2J\u202e\\");
+    const p = file("panic-message.bin", nativeImage(hypercallWith(2, message))); // 2: panic
+    const line = failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_GUEST_PANIC, /the guest panicked/);
+    expect(line).toBe("wasp: the guest panicked: boom\\nwasp: forged\\x1b[2J\\u{202e}\\\\\n");
+  });
+
+  test("console text keeps its lines; carriage returns, escapes and bad UTF-8 are shown escaped", () => {
+    const text = new Uint8Array([...new TextEncoder().encode("hi\x1b[2J\r\n\tok \u009b \u2066 ✓\n"), 0xc3]);
+    // write (1), then exit (out 0xfa) with RAX = 7
+    const p = file("console-escapes.bin", nativeImage(hypercallWith(1, text, [...X86.movRax(7), ...X86.exit])));
+    const r = wasp(["invoke", p]);
+    expect(r).toEqual({ status: 0, stdout: "hi\\x1b[2J\\r\n\tok \\u{9b} \\u{2066} ✓\n\\xc37\n", stderr: "" });
+  });
+
+  test("output data is escaped when printed as text, raw with --output FILE and --output -", () => {
+    const data = new Uint8Array([...new TextEncoder().encode("a\x1b[2J\r\n"), 0xff]);
+    const p = file("escapes.in", data.slice().reverse()); // echo reverses its input
+    expect(wasp(["invoke", guest("echo"), "-i", p])).toEqual({ status: 0, stdout: `a\\x1b[2J\\r\n\\xff\n${data.length}\n`, stderr: "" });
+    const out = join(dir, "escapes.out");
+    expect(wasp(["invoke", guest("echo"), "-i", p, "-o", out]).status).toBe(0);
+    expect(new Uint8Array(readFileSync(out))).toEqual(data);
+    const raw = Bun.spawnSync([WASP, "invoke", guest("echo"), "-i", p, "-o", "-"]);
+    expect(raw.exitCode).toBe(0);
+    expect(new Uint8Array(raw.stdout)).toEqual(data);
+  });
+});
+
 describe("wasp inspect", () => {
   test("prints what a native image declares", () => {
     const r = wasp(["inspect", guest("fib")]);

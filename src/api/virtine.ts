@@ -4,6 +4,7 @@
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BadArgsError, BadOutputError, ClosedError } from "../errors.ts";
+import { escapeGuestLine } from "../guest-text.ts";
 import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
 import { isSnapshotFile } from "../snapshot/file.ts";
@@ -238,7 +239,8 @@ function decodeData<T extends Data>(input: T, output: Uint8Array): DataOut<T> {
     return JSON.parse(text) as DataOut<T>;
   } catch (e) {
     const shown = text.length > 80 ? `${text.slice(0, 80)}…` : text;
-    throw new BadOutputError(`the guest's output is not JSON (${(e as Error).message}): ${JSON.stringify(shown)}`);
+    // the parser's message quotes the guest's text too: both escaped to one safe line
+    throw new BadOutputError(`the guest's output is not JSON (${escapeGuestLine((e as Error).message)}): ${escapeGuestLine(shown)}`);
   }
 }
 

@@ -4,6 +4,7 @@ import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { Runner, readImageFile } from "../virtine/runner.ts";
 import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
+import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
 import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
@@ -67,14 +68,16 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const elapsed = (Bun.nanoseconds() - started) / 1000;
   // with `--output -` standard output carries the output data alone: the console goes to stderr
   const dataOnStdout = flags.output === "-";
-  if (result.console.length > 0) (dataOnStdout ? process.stderr : process.stdout).write(result.console);
+  // The console, and the output data unless --output asked for it, are the guest's text shown on a
+  // terminal: escaped (src/guest-text.ts). Only --output gets the guest's bytes as they are.
+  if (result.console.length > 0) (dataOnStdout ? process.stderr : process.stdout).write(escapeGuestText(result.console));
   if (result.consoleTruncated) process.stderr.write(`wasp: guest output truncated at the ${virtine.maxOutput} byte cap; the rest was dropped\n`);
   if (dataOnStdout) process.stdout.write(result.output);
   else {
     if (flags.output !== undefined) writeOutput(flags.output, result.output);
     else if (result.output.length > 0) {
       // the output data before the result, on lines of its own
-      process.stdout.write(result.output);
+      process.stdout.write(escapeGuestText(result.output));
       if (result.output[result.output.length - 1] !== 0x0a) process.stdout.write("\n");
     }
     process.stdout.write(`${result.value}\n`);
