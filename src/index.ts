@@ -32,3 +32,5 @@ export {
   ClosedError,
   EXIT_STATUS,
 } from "./errors.ts";
+// what wasp prints of a guest's text, for callers who print `result.console` or `guestMessage` too
+export { escapeGuestLine, escapeGuestText } from "./guest-text.ts";

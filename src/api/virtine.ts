@@ -50,7 +50,7 @@ export interface Result {
   value: bigint;
   /** the bytes the guest wrote to its output */
   output: Uint8Array;
-  /** what the guest printed (UTF-8, invalid bytes replaced) */
+  /** what the guest printed (UTF-8, invalid bytes replaced), not escaped: escapeGuestText before a terminal */
   console: string;
   /** true when console output passed `maxOutput` and the rest was dropped */
   consoleTruncated: boolean;
