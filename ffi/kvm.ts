@@ -72,7 +72,7 @@ export const kvm_clear_dirty_log = new Struct("struct kvm_clear_dirty_log", 24, 
 export const kvm_enable_cap = new Struct("struct kvm_enable_cap", 104, { cap: u32(0), flags: u32(4), args: bytes(8, 32) });
 
 export const kvm_msrs = new Struct("struct kvm_msrs", 8, { nmsrs: u32(0), entries: bytes(8, 0) });
-export const kvm_msr_entry = new Struct("struct kvm_msr_entry", 16, { index: u32(0), data: u64(8) });
+export const kvm_msr_entry = new Struct("struct kvm_msr_entry", 16, { index: u32(0), reserved: u32(4), data: u64(8) });
 
 export const kvm_signal_mask = new Struct("struct kvm_signal_mask", 4, { len: u32(0), sigset: bytes(4, 0) });
 

@@ -120,10 +120,24 @@ export function madvise(addr: number, length: number, advice: number): void {
   if (raw.madvise(addr, length, advice) < 0) fail("madvise");
 }
 
-export function memfdCreate(name: string): number {
-  const fd = raw.memfd_create(cstr(name), MFD_CLOEXEC);
+export function memfdCreate(name: string, flags = MFD_CLOEXEC): number {
+  const fd = raw.memfd_create(cstr(name), flags);
   if (fd < 0) fail("memfd_create");
   return fd;
+}
+
+// memfd seals (linux/memfd.h, linux/fcntl.h): a memfd made with MFD_ALLOW_SEALING can be sealed so
+// that nobody — not even this process — can write, shrink or grow it again.
+export const MFD_ALLOW_SEALING = 2;
+export const F_ADD_SEALS = 1033;
+export const F_SEAL_SEAL = 1;
+export const F_SEAL_SHRINK = 2;
+export const F_SEAL_GROW = 4;
+export const F_SEAL_WRITE = 8;
+
+/** Adds `seals` to a memfd made with MFD_ALLOW_SEALING. */
+export function addSeals(fd: number, seals: number): void {
+  if ((raw.syscall(SYS.fcntl, fd, F_ADD_SEALS, seals, 0) as number) < 0) fail("fcntl(F_ADD_SEALS)");
 }
 
 /** Writes all of `data` at `offset` of a file (looping over short writes, retrying EINTR). */
@@ -179,6 +193,7 @@ export function setrlimit(resource: number, soft: bigint, hard: bigint): void {
 
 /** Linux x86-64 syscall numbers used through syscall(2) (asm/unistd_64.h; checked by a test). */
 export const SYS = {
+  fcntl: 72,
   rt_sigprocmask: 14,
   rt_sigtimedwait: 128,
   gettid: 186,

@@ -5,7 +5,9 @@ import { mkdtempSync, rmSync, readFileSync, writeFileSync, statSync, copyFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Runner } from "../src/virtine/runner.ts";
-import { SnapshotFile, HEADER, DATA_OFFSET, FORMAT_VERSION } from "../src/snapshot/file.ts";
+import { SnapshotFile, HEADER, DATA_OFFSET, FORMAT_VERSION, FLAG_NATIVE, FLAG_PRIVILEGED } from "../src/snapshot/file.ts";
+import { kvm_sregs, kvm_segment, XSAVE_MXCSR } from "../ffi/kvm.ts";
+import { openFds } from "./support.ts";
 import { systemKvm } from "../src/kvm/system.ts";
 import { EXIT_STATUS, WaspError } from "../src/errors.ts";
 import { guest, wasp } from "./support.ts";
@@ -160,15 +162,75 @@ describe("bad snapshot files are refused with one clear line", () => {
     expect(r.stderr).toMatch(/^wasp: .*memflip\.snap: the memory part does not match the header's checksum/);
   });
 
-  test("a file changed after it was opened is not restored again", () => {
+  test("a file truncated, rewritten or replaced after it was opened changes nothing and crashes nothing", () => {
+    // in a child process: before the fix, touching a truncated mapped file killed the process (SIGBUS)
     const p = join(dir, "changing.snap");
+    const other = join(dir, "other.snap");
     copyFileSync(snap, p);
     chmodSync(p, 0o644);
-    using file = new SnapshotFile(p, systemKvm());
-    file.restore().close();
-    const later = new Date(Date.now() + 5000);
-    require("node:fs").utimesSync(p, later, later);
-    expect(() => file.restore()).toThrow(/changed after it was opened/);
+    const script = join(dir, "truncate.ts");
+    writeFileSync(
+      script,
+      `import { truncateSync, writeFileSync, renameSync, copyFileSync } from "node:fs";
+import { Runner } from ${JSON.stringify(join(import.meta.dir, "../src/virtine/runner.ts"))};
+const [path, other] = process.argv.slice(2);
+const v = Runner.fromSnapshotFile(path, { poolSize: 2 });
+const out = [v.run([5]).value];
+truncateSync(path, 0); // every page of the file gone
+out.push(v.run([6]).value, v.run([7]).value);
+writeFileSync(path, new Uint8Array(${DATA_OFFSET} + 16 * 1024 * 1024).fill(0xcc)); // rewritten in place
+out.push(v.run([8]).value);
+copyFileSync(${JSON.stringify(snap)}, other);
+renameSync(other, path); // another file renamed over the path
+out.push(v.run([9]).value);
+v.close();
+process.stdout.write(out.join(" "));
+`,
+    );
+    const r = Bun.spawnSync([process.execPath, script, p, other]);
+    expect(r.stderr.toString()).toBe("");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString()).toBe([5, 6, 7, 8, 9].map(expected).join(" "));
+  });
+
+  test("a snapshot file is never read whole to find out what it is, and a 1 GiB one loads", async () => {
+    const { Virtine } = await import("../src/index.ts");
+    // a 1 GiB memory with inittable's pages: mostly holes
+    const big = join(dir, "big.snap");
+    const bytes = new Uint8Array(readFileSync(snap));
+    const header = bytes.slice(0, DATA_OFFSET);
+    new DataView(header.buffer).setBigUint64(HEADER.MEM_SIZE, 1024n * 1024n * 1024n, true);
+    new DataView(header.buffer).setUint32(HEADER.CHECKSUM, 0, true);
+    new DataView(header.buffer).setUint32(HEADER.CHECKSUM, Bun.hash.crc32(header), true);
+    writeFileSync(big, header);
+    truncateSync(big, DATA_OFFSET + 1024 * 1024 * 1024);
+    const fd = require("node:fs").openSync(big, "r+");
+    for (let off = 0; off < 16 * 1024 * 1024; off += 1 << 20) {
+      const chunk = bytes.subarray(DATA_OFFSET + off, DATA_OFFSET + off + (1 << 20));
+      if (chunk.some((b) => b !== 0)) require("node:fs").writeSync(fd, chunk, 0, chunk.length, DATA_OFFSET + off);
+    }
+    require("node:fs").closeSync(fd);
+    const rss = process.memoryUsage().rss;
+    await using v = await Virtine.load(big, { poolSize: 1 });
+    expect(process.memoryUsage().rss - rss).toBeLessThan(256 * 1024 * 1024); // not 1 GiB read into memory
+    expect(v.invokeSync(12345)).toBe(expected(12345));
+  });
+
+  test("an image file too big for its guest memory is refused before it is read", async () => {
+    const { Virtine } = await import("../src/index.ts");
+    const p = join(dir, "huge.bin");
+    writeFileSync(p, new Uint8Array(0));
+    truncateSync(p, 512 * 1024 * 1024); // 512 MiB of zeros: a raw image
+    const rss = process.memoryUsage().rss;
+    const e = await Virtine.load(p).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(e).toBeInstanceOf(WaspError);
+    expect((e as WaspError).code).toBe("WASP_BAD_IMAGE");
+    expect((e as WaspError).message).toMatch(/huge\.bin: the image is 536870912 bytes, more than the \d+ bytes that fit in its guest memory/);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(64 * 1024 * 1024);
+    rmSync(p);
   });
 
   test("the CLI reports a bad file as WASP_BAD_SNAPSHOT", () => {
@@ -178,42 +240,151 @@ describe("bad snapshot files are refused with one clear line", () => {
   });
 });
 
-test("two processes restoring the same file share its pages (Shared_Clean)", async () => {
-  const script = join(dir, "hold.ts");
-  writeFileSync(
-    script,
-    `import { Runner } from ${JSON.stringify(join(import.meta.dir, "../src/virtine/runner.ts"))};
-const v = Runner.fromSnapshotFile(process.argv[2], { poolSize: 1 });
-v.run([1]);
-// read every page of the table through the guest's view: make it resident
-for (let i = 0; i < 64; i++) v.run([i * 16384]);
-process.stdout.write("ready\\n");
-await new Promise((r) => process.stdin.once("data", r));
-v.close();
-`,
-  );
-  const procs = [0, 1].map(() => Bun.spawn([process.execPath, script, snap], { stdin: "pipe", stdout: "pipe" }));
+test("the virtines of a process share one sealed copy of the file, and none maps the file itself", () => {
+  using file = new SnapshotFile(snap, systemKvm());
+  const virtines = [0, 1, 2].map(() => new Runner(file.restore(), { poolSize: 1 }));
   try {
-    for (const p of procs) {
-      const reader = p.stdout.getReader();
-      const { value } = await reader.read();
-      expect(new TextDecoder().decode(value)).toBe("ready\n");
-      reader.releaseLock();
-    }
-    // the file's mapping in each process: its Shared_Clean pages are the page cache's, shared
-    for (const p of procs) {
-      const smaps = readFileSync(`/proc/${p.pid}/smaps`, "utf8");
-      const blocks = smaps.split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/).filter((b) => b.split("\n")[0].includes(snap));
-      expect(blocks.length).toBeGreaterThan(0);
-      const shared = blocks.map((b) => Number(/Shared_Clean:\s+(\d+) kB/.exec(b)?.[1] ?? 0)).reduce((a, b) => a + b, 0);
-      expect(shared).toBeGreaterThan(0);
-    }
+    // read every page of the table through each guest's view: make it resident in each mapping
+    for (const v of virtines) for (let i = 0; i < 64; i++) expect(v.run([i * 16384]).value).toBe(expected(i * 16384));
+    const smaps = readFileSync("/proc/self/smaps", "utf8").split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
+    expect(smaps.some((b) => b.split("\n")[0].endsWith(snap))).toBe(false);
+    const copies = smaps.filter((b) => b.split("\n")[0].includes("memfd:wasp-snapshot:inittable.snap"));
+    expect(copies.length).toBeGreaterThanOrEqual(4); // the snapshot's own view and each shell's
+    const shared = copies.map((b) => Number(/Shared_Clean:\s+(\d+) kB/.exec(b)?.[1] ?? 0)).reduce((a, b) => a + b, 0);
+    expect(shared).toBeGreaterThan(0);
   } finally {
-    for (const p of procs) {
-      p.stdin.write("x");
-      p.stdin.end();
-      await p.exited;
-    }
+    for (const v of virtines) v.close();
   }
-}, 60_000);
+});
 
+// A hostile review wrote well-formed files (the header CRC recomputed) that broke isolation: each
+// of them is refused now, with one line naming the field.
+describe("hostile snapshot files", () => {
+  // A raw guest: snapshot hypercall, then with args[0] (info page) = 1 write args[1] into LSTAR's
+  // low half, else read it. Real mode; DS = 0.
+  const msrGuest = new Uint8Array([
+    0x66, 0xb8, 0x05, 0x00, 0x00, 0x00, // mov eax, 5 (snapshot)
+    0xe6, 0xfb, // out 0xfb, al
+    0x66, 0x8b, 0x3e, 0x10, 0x70, // mov edi, [0x7010]
+    0x66, 0x8b, 0x36, 0x18, 0x70, // mov esi, [0x7018]
+    0x66, 0xb9, 0x82, 0x00, 0x00, 0xc0, // mov ecx, 0xc0000082 (LSTAR)
+    0x66, 0x83, 0xff, 0x01, // cmp edi, 1
+    0x75, 0x0a, // jne read
+    0x66, 0x89, 0xf0, // mov eax, esi
+    0x66, 0x31, 0xd2, // xor edx, edx
+    0x0f, 0x30, // wrmsr
+    0xf4, // hlt
+    0x90,
+    0x0f, 0x32, // read: rdmsr
+    0xf4, // hlt
+  ]);
+  let raw: string;
+  beforeAll(() => {
+    const image = join(dir, "msr.bin");
+    writeFileSync(image, msrGuest);
+    raw = join(dir, "msr.snap");
+    const r = wasp(["snapshot", image, "-o", raw]);
+    if (r.status !== 0) throw new Error(`wasp snapshot failed: ${r.stderr}`);
+  });
+  const rawVariant = (name: string, edit: (b: Uint8Array, dv: DataView) => void) => {
+    const bytes = new Uint8Array(readFileSync(raw));
+    edit(bytes, new DataView(bytes.buffer));
+    const header = bytes.slice(0, DATA_OFFSET);
+    new DataView(header.buffer).setUint32(HEADER.CHECKSUM, 0, true);
+    new DataView(bytes.buffer).setUint32(HEADER.CHECKSUM, Bun.hash.crc32(header), true);
+    const p = join(dir, name);
+    writeFileSync(p, bytes);
+    return p;
+  };
+
+  test("a raw guest's file passes nothing between calls through a model-specific register", () => {
+    using v = Runner.fromSnapshotFile(raw, { poolSize: 1 });
+    const before = v.run([2]).value;
+    for (const secret of [0x1111, 0x2222, 0x3333]) {
+      v.run([1, secret]);
+      expect(v.run([2]).value).toBe(before);
+    }
+    expect(v.poolStats.created).toBe(1);
+  });
+
+  test("the privilege flag cleared on a raw guest's file is refused (the image kind decides privilege)", () => {
+    const p = rawVariant("msr-noflag.snap", (_, dv) => dv.setUint32(HEADER.FLAGS, 0, true));
+    expect(refused(p).message).toMatch(/flags 0x0 are neither a native image's \(0x1\) nor a raw image's \(0x2\)/);
+    const both = rawVariant("msr-both.snap", (_, dv) => dv.setUint32(HEADER.FLAGS, FLAG_NATIVE | FLAG_PRIVILEGED, true));
+    expect(refused(both).message).toMatch(/flags 0x3 are neither/);
+  });
+
+  test("a model-specific register wasp does not restore, listed twice, or a bad reserved field is refused", () => {
+    const entry = (i: number) => HEADER.MSRS + 8 + i * 16;
+    const tsc = rawVariant("msr-tsc.snap", (_, dv) => dv.setUint32(entry(0), 0x10, true));
+    expect(refused(tsc).message).toMatch(/model-specific register 0x10 is not one wasp restores/);
+    const twice = rawVariant("msr-twice.snap", (_, dv) => dv.setUint32(entry(1), dv.getUint32(entry(0), true), true));
+    expect(refused(twice).message).toMatch(/is listed twice/);
+    const reserved = rawVariant("msr-reserved.snap", (_, dv) => dv.setUint32(entry(0) + 4, 1, true));
+    expect(refused(reserved).message).toMatch(/non-zero reserved field/);
+  });
+
+  test("a file listing no model-specific registers still has all of them restored", () => {
+    const p = rawVariant("msr-none.snap", (_, dv) => dv.setUint32(HEADER.MSRS, 0, true));
+    using v = Runner.fromSnapshotFile(p, { poolSize: 1 });
+    const before = v.run([2]).value;
+    v.run([1, 0x4444]);
+    expect(v.run([2]).value).toBe(before);
+  });
+
+  test("a state KVM refuses is WASP_BAD_SNAPSHOT, and 200 tries leak no fd and no mapping", () => {
+    // PAT with a reserved memory type (2) in every entry: KVM_SET_MSRS refuses it
+    const pat = rawVariant("msr-pat.snap", (_, dv) => {
+      for (let i = 0; i < dv.getUint32(HEADER.MSRS, true); i++) {
+        if (dv.getUint32(HEADER.MSRS + 8 + i * 16, true) === 0x277) dv.setBigUint64(HEADER.MSRS + 8 + i * 16 + 8, 0x0202020202020202n, true);
+      }
+    });
+    const maps = () => readFileSync("/proc/self/maps", "utf8").split("\n").length;
+    const fds0 = openFds();
+    const maps0 = maps();
+    for (let i = 0; i < 200; i++) {
+      let e: unknown;
+      try {
+        Runner.fromSnapshotFile(pat, { poolSize: 1 }).run([2]);
+      } catch (err) {
+        e = err;
+      }
+      expect(e).toBeInstanceOf(WaspError);
+      expect((e as WaspError).code).toBe("WASP_BAD_SNAPSHOT");
+      expect((e as WaspError).message).toMatch(/KVM refused the snapshot's value of model-specific register 0x277/);
+    }
+    expect(openFds()).toBe(fds0);
+    expect(maps()).toBeLessThanOrEqual(maps0 + 4);
+    const cli = wasp(["invoke", pat, "2"]);
+    expect(cli.status).toBe(EXIT_STATUS.WASP_BAD_SNAPSHOT);
+    expect(cli.stderr).toMatch(/^wasp: .*model-specific register 0x277\n$/);
+  });
+
+  test("an XSAVE area KVM could not load is refused", () => {
+    const p = rawVariant("xsave.snap", (_, dv) => dv.setUint32(HEADER.XSAVE + XSAVE_MXCSR, 0xffffffff, true));
+    expect(refused(p).message).toMatch(/MXCSR 0xffffffff sets bits this CPU does not have/);
+    const compacted = rawVariant("xcomp.snap", (_, dv) => dv.setBigUint64(HEADER.XSAVE + 520, 1n << 63n, true));
+    expect(refused(compacted).message).toMatch(/compacted format/);
+  });
+
+  test("a native guest's file cannot run it at CPL0 or on tables of its own", () => {
+    const cs = HEADER.SREGS + kvm_sregs.off("cs");
+    const dpl0 = variant("cpl0.snap", (b) => {
+      const dv = new DataView(b.buffer);
+      dv.setUint16(cs + kvm_segment.off("selector"), 0x08, true);
+      b[cs + kvm_segment.off("dpl")] = 0;
+    });
+    expect(refused(dpl0).message).toMatch(/must run at CPL3 on the host's tables: the CS segment is not the host's CPL3 long-mode one/);
+    const cr3 = variant("cr3.snap", (b) => new DataView(b.buffer).setBigUint64(HEADER.SREGS + kvm_sregs.off("cr3"), 0x200000n, true));
+    expect(refused(cr3).message).toMatch(/CR3 is 0x200000, not the host's 0x1000/);
+    // an IDT gate made DPL3 (type 0xee): the review's way to CPL0
+    const idt = variant("idt.snap", (b) => (b[DATA_OFFSET + 0x6000 + 3 * 16 + 5] = 0xee));
+    expect(refused(idt).message).toMatch(/the host page at 0x6000 differs from the host's own \(byte 0x6035\)/);
+    // the page-table entry mapping the page tables made user-accessible
+    const pte = variant("pte.snap", (b) => (b[DATA_OFFSET + 0x4020] |= 4));
+    expect(refused(pte).message).toMatch(/the host page at 0x4000 differs/);
+    // claiming to be raw does not help: a raw image's snapshot has no data window
+    const flags = variant("native-priv.snap", (b) => new DataView(b.buffer).setUint32(HEADER.FLAGS, FLAG_PRIVILEGED, true));
+    expect(refused(flags).message).toMatch(/a raw image's snapshot cannot have a data window/);
+  });
+});

@@ -9,6 +9,7 @@
 // the same order. Every state change is an Atomics store, and each side reads the other's fields
 // only after seeing the state that publishes them.
 import type { RunnerOptions } from "../virtine/runner.ts";
+import type { LoadedSnapshotFile } from "../snapshot/file.ts";
 
 /** Calls a worker holds at once: the one running and those next, so that it does not wait for main. */
 export const SLOTS = 8;
@@ -130,7 +131,8 @@ export function slotsOf(sab: SharedArrayBuffer): Slot[] {
 /** What a worker needs to build its own engine for a virtine (structured-cloneable). */
 export type VirtineSpec =
   | { kind: "image"; bytes: Uint8Array; name: string }
-  | { kind: "snapshot"; path: string };
+  /** a loaded snapshot file: its sealed memfd is shared by every thread, so all run exactly what load opened */
+  | { kind: "snapshot"; file: LoadedSnapshotFile };
 
 /** The options of a virtine's engines, as they travel to workers (documented on VirtineOptions). */
 export type EngineOptions = Pick<RunnerOptions, "memory" | "timeoutMs" | "allow" | "maxOutput" | "snapshot" | "poolSize" | "dataSize">;

@@ -6,9 +6,10 @@ import { fileURLToPath } from "node:url";
 import { BadArgsError, BadOutputError, ClosedError } from "../errors.ts";
 import { escapeGuestLine } from "../guest-text.ts";
 import { compileZig, type ZigOptions } from "../image/zig.ts";
-import { parseImage } from "../image/image.ts";
-import { isSnapshotFile } from "../snapshot/file.ts";
-import { Runner, checkArgs, readImageBytes } from "../virtine/runner.ts";
+import { maxImageBytes, parseImage } from "../image/image.ts";
+import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
+import { systemKvm } from "../kvm/system.ts";
+import { Runner, checkArgs, readHead, readImageBytes } from "../virtine/runner.ts";
 import type { EngineOptions, VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 
@@ -73,10 +74,13 @@ export class Virtine implements Disposable, AsyncDisposable {
   readonly #workers: WorkerPool;
   /** the engine of calls made on this thread (also what validated the options at load) */
   readonly #local: Runner;
+  /** a snapshot file's sealed copy, shared with the workers: closed once they have all let go */
+  readonly #file: SnapshotFile | undefined;
   #closed = false;
 
-  private constructor(local: Runner, spec: VirtineSpec, options: VirtineOptions) {
+  private constructor(local: Runner, spec: VirtineSpec, options: VirtineOptions, file?: SnapshotFile) {
     this.#local = local;
+    this.#file = file;
     this.name = local.meta.name;
     this.#workers = options.workers ?? WorkerPool.shared();
     const { workers: _, ...engine } = options;
@@ -93,11 +97,21 @@ export class Virtine implements Disposable, AsyncDisposable {
       return Virtine.#fromImageBytes(source, "image", options);
     }
     const path = resolve(source instanceof URL ? fileURLToPath(source) : String(source));
-    const bytes = readImageBytes(path);
-    if (isSnapshotFile(bytes)) {
-      const local = Runner.fromSnapshotFile(path, engineOptions(options));
-      return new Virtine(local, { kind: "snapshot", path }, options);
+    // what the file is, from its first bytes: a snapshot file is never read whole (it is mapped), an
+    // image file only if it can fit the guest memory it would get
+    const head = readHead(path);
+    if (isSnapshotFile(head)) {
+      // opened once here: every thread restores this very copy, whatever happens to the path later
+      const file = new SnapshotFile(path, systemKvm());
+      try {
+        const local = Runner.fromSnapshotFile(file.loaded, engineOptions(options));
+        return new Virtine(local, { kind: "snapshot", file: file.loaded }, options, file);
+      } catch (e) {
+        file.close();
+        throw e;
+      }
     }
+    const bytes = readImageBytes(path, maxImageBytes(head, options.memory));
     return Virtine.#fromImageBytes(bytes, basename(path), options);
   }
 
@@ -184,7 +198,11 @@ export class Virtine implements Disposable, AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     this.#local.close();
-    await this.#workers.release(this.#pooled);
+    try {
+      await this.#workers.release(this.#pooled);
+    } finally {
+      this.#file?.close();
+    }
   }
 
   [Symbol.dispose](): void {

@@ -411,5 +411,5 @@ export class WorkerPool implements AsyncDisposable {
   }
 }
 
-const PING_VIRTINE: PoolVirtine = { id: PING, spec: { kind: "snapshot", path: "" }, options: {} };
+const PING_VIRTINE: PoolVirtine = { id: PING, spec: { kind: "image", bytes: new Uint8Array(0), name: "ping" }, options: {} };
 const EMPTY: Uint8Array = new Uint8Array(0);

@@ -25,6 +25,18 @@ export type Image =
   | { kind: "raw"; name: string; bytes: Uint8Array; loadAddr: number }
   | { kind: "native"; name: string; bytes: Uint8Array; loadAddr: number; header: NativeHeader };
 
+/**
+ * The largest image file that can run with `memory` bytes of guest RAM (default: what a native
+ * header in `head` asks for, else DEFAULT_MEMORY), judged from the file's first bytes: so that a
+ * file too big to run is refused before it is read.
+ */
+export function maxImageBytes(head: Uint8Array, memory?: number): number {
+  const native = head.length >= Header.SIZE && readU64(head, Header.MAGIC) === HEADER_MAGIC;
+  const wanted = native ? Number(readU64(head, Header.MEM_WANTED)) : 0;
+  const ram = Math.min(MAX_MEMORY, memory ?? (wanted > 0 ? wanted : DEFAULT_MEMORY));
+  return Math.max(0, ram - (native ? Layout.NATIVE_LOAD : Layout.RAW_LOAD));
+}
+
 /** Parses image bytes; `name` is used in messages (usually the file name). */
 export function parseImage(bytes: Uint8Array, name: string): Image {
   if (bytes.length === 0) throw new BadImageError(`${name}: the image is empty`);

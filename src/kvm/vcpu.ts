@@ -122,9 +122,18 @@ export class Vcpu {
 
   /** Writes the model-specific registers of a kvm_msrs buffer (from getMsrs). */
   setMsrs(msrs: Uint8Array): void {
+    const set = this.trySetMsrs(msrs);
+    if (set !== undefined) throw new RangeError(`KVM_SET_MSRS set ${set} of ${new DataView(msrs.buffer, msrs.byteOffset).getUint32(0, true)} model-specific registers`);
+  }
+
+  /**
+   * Writes the model-specific registers of a kvm_msrs buffer; undefined when all were set, else the
+   * position of the first one KVM refused (it stops there).
+   */
+  trySetMsrs(msrs: Uint8Array): number | undefined {
     const want = new DataView(msrs.buffer, msrs.byteOffset).getUint32(0, true);
     const set = libc.ioctl(this.fd, KVM.SET_MSRS, msrs, "KVM_SET_MSRS");
-    if (set !== want) throw new RangeError(`KVM_SET_MSRS set ${set} of ${want} model-specific registers`);
+    return set === want ? undefined : set;
   }
 
   /** The x87/SSE/extended state (struct kvm_xsave). */

@@ -20,19 +20,22 @@ const FEATURE_WORDS: [leaf: number, reg: "eax" | "ebx" | "ecx" | "edx", name: st
   [0x80000001, "edx", "leaf 0x80000001 EDX"],
 ];
 
-export function cpuIdentity(kvm: Kvm): CpuIdentity {
+/** One register of the guest CPUID's entry for `leaf` (subleaf `index`), or 0 if KVM gives none. */
+export function cpuidRegister(kvm: Kvm, leaf: number, reg: "eax" | "ebx" | "ecx" | "edx", index = 0): number {
   const buf = kvm.cpuid;
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const nent = dv.getUint32(kvm_cpuid2.off("nent"), true);
-  const find = (leaf: number, reg: "eax" | "ebx" | "ecx" | "edx"): number => {
-    for (let i = 0; i < nent; i++) {
-      const at = kvm_cpuid2.size + i * kvm_cpuid_entry2.size;
-      if (dv.getUint32(at + kvm_cpuid_entry2.off("function"), true) === leaf && dv.getUint32(at + kvm_cpuid_entry2.off("index"), true) === 0) {
-        return dv.getUint32(at + kvm_cpuid_entry2.off(reg), true);
-      }
+  for (let i = 0; i < nent; i++) {
+    const at = kvm_cpuid2.size + i * kvm_cpuid_entry2.size;
+    if (dv.getUint32(at + kvm_cpuid_entry2.off("function"), true) === leaf && dv.getUint32(at + kvm_cpuid_entry2.off("index"), true) === index) {
+      return dv.getUint32(at + kvm_cpuid_entry2.off(reg), true);
     }
-    return 0;
-  };
+  }
+  return 0;
+}
+
+export function cpuIdentity(kvm: Kvm): CpuIdentity {
+  const find = (leaf: number, reg: "eax" | "ebx" | "ecx" | "edx") => cpuidRegister(kvm, leaf, reg);
   const vendorBytes = new Uint8Array(12);
   const vdv = new DataView(vendorBytes.buffer);
   vdv.setUint32(0, find(0, "ebx"), true);
@@ -42,6 +45,11 @@ export function cpuIdentity(kvm: Kvm): CpuIdentity {
     vendor: new TextDecoder().decode(vendorBytes).replace(/\0+$/, ""),
     features: FEATURE_WORDS.map(([leaf, reg]) => find(leaf, reg)),
   };
+}
+
+/** The XSAVE features (XCR0 bits) KVM lets a guest enable: CPUID leaf 0xD, subleaf 0, EDX:EAX. */
+export function supportedXcr0(kvm: Kvm): bigint {
+  return (BigInt(cpuidRegister(kvm, 0xd, "edx")) << 32n) | BigInt(cpuidRegister(kvm, 0xd, "eax"));
 }
 
 /** Which of `snapshot`'s feature bits `here` lacks, as text, or "" if none. */

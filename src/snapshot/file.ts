@@ -15,8 +15,11 @@ import { MAX_MEMORY, MIB, MIN_MEMORY } from "../image/image.ts";
 import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import type { Kvm } from "../kvm/system.ts";
 import { VERSION } from "../version.ts";
-import { cpuIdentity, missingFeatures, type CpuIdentity } from "./cpu.ts";
+import { cpuIdentity, missingFeatures, supportedXcr0, type CpuIdentity } from "./cpu.ts";
 import { Snapshot } from "./snapshot.ts";
+import { checkHostPages, checkNativeSregs, checkXsave, mergeMsrs, mxcsrMaskOf, type HostState } from "./file-state.ts";
+import { longModeSregs } from "../image/boot.ts";
+import { Layout } from "../hypercall/abi.ts";
 
 export const SNAPSHOT_MAGIC = 0x50414e5350534157n; // "WASPSNAP" little-endian
 export const FORMAT_VERSION = 1;
@@ -134,94 +137,92 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   return describe(path, header);
 }
 
-/** An open, validated snapshot file. Close it when no virtine restored from it runs any more. */
+/**
+ * What a thread needs to restore a loaded snapshot file without opening anything: the sealed
+ * memfd every thread of the process shares, and the checked header. Structured-clonable, so a
+ * worker thread restores exactly what `load` opened, whatever happens to the path afterwards.
+ */
+export interface LoadedSnapshotFile {
+  fd: number;
+  info: SnapshotFileInfo;
+  header: Uint8Array;
+  populated: Uint8Array;
+  /** the model-specific registers a reset restores (the file's merged over a fresh vCPU's) */
+  msrs: Uint8Array;
+}
+
+/**
+ * An open, validated snapshot file. Its memory is copied at open into a sealed memfd (nobody can
+ * write, shrink or grow it again): no later change to the file — truncation, a rewrite in place, a
+ * rename over it — can reach a virtine restored from it, or crash the process (a truncated file
+ * mapped directly raises SIGBUS at the next touch). Every virtine and thread of the process shares
+ * the memfd's pages; close the file when no virtine restored from it runs any more.
+ */
 export class SnapshotFile {
   readonly info: SnapshotFileInfo;
-  readonly #header: Uint8Array;
-  readonly #fd: number;
-  readonly #identity: { ino: number; size: number; mtimeMs: number };
+  readonly #loaded: LoadedSnapshotFile;
+  /** false for a view of another thread's file (`SnapshotFile.adopt`): the memfd is not ours */
+  readonly #owns: boolean;
   #closed = false;
 
-  /** Opens and validates `path` (see `validate` for every check); `kvm` gives this CPU's identity. */
-  constructor(path: string, kvm: Kvm) {
-    let fd: number;
-    try {
-      fd = openSync(path, "r");
-    } catch (e) {
-      throw new BadSnapshotError(`${path}: cannot open the snapshot file (${e instanceof Error ? e.message : String(e)})`);
+  /** Opens and validates `path` (see `validate` and file-state.ts for every check); `kvm` gives this host's state. */
+  constructor(path: string, kvm: Kvm);
+  constructor(loaded: LoadedSnapshotFile);
+  constructor(source: string | LoadedSnapshotFile, kvm?: Kvm) {
+    if (typeof source !== "string") {
+      this.#loaded = source;
+      this.info = source.info;
+      this.#owns = false;
+      return;
     }
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new BadSnapshotError(`${path}: not a regular file`);
-      const header = new Uint8Array(DATA_OFFSET);
-      const got = st.size >= DATA_OFFSET ? readSync(fd, header, 0, DATA_OFFSET, 0) : 0;
-      this.info = validate(path, header, got, st.size, cpuIdentity(kvm));
-      this.#header = header;
-      this.#identity = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
-    } catch (e) {
-      closeSync(fd);
-      throw e;
-    }
-    this.#fd = fd;
+    if (!kvm) throw new BadArgsError("a snapshot file is opened with a KVM handle");
+    this.#loaded = load(source, kvm);
+    this.info = this.#loaded.info;
+    this.#owns = true;
   }
 
-  /**
-   * A snapshot of the file's state for a virtine (`new Runner(file.restore())`). Refused if the
-   * file changed since it was opened: its pages are mapped, and a changed file would change them.
-   */
+  /** What another thread of this process needs to restore the same snapshot (valid while this file is open). */
+  get loaded(): LoadedSnapshotFile {
+    return this.#loaded;
+  }
+
+  /** A snapshot of the file's state for a virtine (`new Runner(file.restore())`); close it if the virtine is not made. */
   restore(): Snapshot {
     if (this.#closed) throw new BadSnapshotError(`${this.info.path}: the snapshot file is closed`);
-    const st = fstatSync(this.#fd);
-    if (st.ino !== this.#identity.ino || st.size !== this.#identity.size || st.mtimeMs !== this.#identity.mtimeMs) {
-      throw new BadSnapshotError(`${this.info.path}: the snapshot file changed after it was opened; open it again (and do not modify snapshot files in place)`);
-    }
-    const h = this.#header;
-    this.#populated ??= this.#findPopulated();
-    return Snapshot.fromFile(this.#fd, DATA_OFFSET, {
-      populated: this.#populated,
-      size: this.info.memSize,
-      meta: { name: this.info.imageName, native: this.info.native, footprint: this.info.imageEnd, dataSize: this.info.dataSize },
-      privileged: this.info.privileged,
+    const { fd, header: h, info, populated, msrs } = this.#loaded;
+    return Snapshot.fromFile(fd, 0, {
+      populated,
+      size: info.memSize,
+      meta: { name: info.imageName, native: info.native, footprint: info.imageEnd, dataSize: info.dataSize },
+      privileged: info.privileged,
       regs: h.slice(HEADER.REGS, HEADER.REGS + kvm_regs.size),
       sregs: h.slice(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size),
       fpu: h.slice(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size),
-      msrs: h.slice(HEADER.MSRS, HEADER.MSRS + 8 + new DataView(h.buffer).getUint32(HEADER.MSRS, true) * 16),
+      msrs,
     });
   }
 
-  #populated: Uint8Array | undefined;
-
-  /** The pages the file stores (its data ranges); holes read as zero and are left out. */
-  #findPopulated(): Uint8Array {
-    const pages = new Uint8Array(this.info.memSize / PAGE_SIZE);
-    for (const [start, end] of libc.dataRanges(this.#fd, DATA_OFFSET, DATA_OFFSET + this.info.memSize)) {
-      const first = Math.floor((start - DATA_OFFSET) / PAGE_SIZE);
-      const last = Math.ceil((end - DATA_OFFSET) / PAGE_SIZE);
-      pages.fill(1, first, last);
-    }
-    return pages;
-  }
-
-  /** Reads the whole memory part and checks it against the header's SHA-256. */
+  /** Checks the memory (as loaded: what virtines run) against the header's SHA-256. */
   verify(): void {
+    const { fd, info } = this.#loaded;
     const hasher = new Bun.CryptoHasher("sha256");
     const chunk = new Uint8Array(1 << 20);
-    for (let off = 0; off < this.info.memSize; off += chunk.length) {
-      const n = Math.min(chunk.length, this.info.memSize - off);
-      const got = readSync(this.#fd, chunk, 0, n, DATA_OFFSET + off);
-      if (got !== n) throw new BadSnapshotError(`${this.info.path}: the memory part is truncated at byte ${off + got}`);
+    for (let off = 0; off < info.memSize; off += chunk.length) {
+      const n = Math.min(chunk.length, info.memSize - off);
+      const got = readSync(fd, chunk, 0, n, off);
+      if (got !== n) throw new BadSnapshotError(`${info.path}: the memory part is truncated at byte ${off + got}`);
       hasher.update(chunk.subarray(0, n));
     }
     const digest = Buffer.from(hasher.digest()).toString("hex");
-    if (digest !== this.info.memorySha256) {
-      throw new BadSnapshotError(`${this.info.path}: the memory part does not match the header's checksum (sha256 ${digest}, expected ${this.info.memorySha256})`);
+    if (digest !== info.memorySha256) {
+      throw new BadSnapshotError(`${info.path}: the memory part does not match the header's checksum (sha256 ${digest}, expected ${info.memorySha256})`);
     }
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    closeSync(this.#fd);
+    if (this.#owns) libc.close(this.#loaded.fd);
   }
 
   [Symbol.dispose](): void {
@@ -229,13 +230,78 @@ export class SnapshotFile {
   }
 }
 
+/** Bytes read from the file at a time while it is copied into the memfd. */
+const COPY_CHUNK = 1 << 20;
+
+/**
+ * Opens `path`, checks its header, copies its stored pages into a new memfd, checks the state
+ * against this host's (file-state.ts) and seals the memfd. The file is closed before returning.
+ */
+function load(path: string, kvm: Kvm): LoadedSnapshotFile {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new BadSnapshotError(`${path}: cannot open the snapshot file (${e instanceof Error ? e.message : String(e)})`);
+  }
+  let memfd = -1;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new BadSnapshotError(`${path}: not a regular file`);
+    const header = new Uint8Array(DATA_OFFSET);
+    const got = st.size >= DATA_OFFSET ? readSync(fd, header, 0, DATA_OFFSET, 0) : 0;
+    const host = hostState(kvm);
+    const { info, msrs } = validate(path, header, got, st.size, cpuIdentity(kvm), host);
+    memfd = libc.memfdCreate(`wasp-snapshot:${basename(path)}`, libc.MFD_CLOEXEC | libc.MFD_ALLOW_SEALING);
+    libc.ftruncate(memfd, info.memSize);
+    const populated = new Uint8Array(info.memSize / PAGE_SIZE);
+    const chunk = new Uint8Array(COPY_CHUNK);
+    for (const [start, end] of libc.dataRanges(fd, DATA_OFFSET, DATA_OFFSET + info.memSize)) {
+      for (let at = start; at < end; ) {
+        const n = Math.min(COPY_CHUNK, end - at);
+        const read = readSync(fd, chunk, 0, n, at);
+        if (read !== n) throw new BadSnapshotError(`${path}: the file changed while it was read (short read at byte ${at + read})`);
+        libc.pwrite(memfd, chunk.subarray(0, n), at - DATA_OFFSET);
+        at += n;
+      }
+      populated.fill(1, Math.floor((start - DATA_OFFSET) / PAGE_SIZE), Math.ceil((end - DATA_OFFSET) / PAGE_SIZE));
+    }
+    if (info.native) {
+      // the host pages as they will run: read back from the memfd, not trusted from the header
+      const pages = new Uint8Array(Layout.HOST_END);
+      readSync(memfd, pages, 0, pages.length, 0);
+      const why = checkHostPages(pages);
+      if (why) throw new BadSnapshotError(`${path}: ${why}`);
+    }
+    libc.addSeals(memfd, libc.F_SEAL_WRITE | libc.F_SEAL_SHRINK | libc.F_SEAL_GROW | libc.F_SEAL_SEAL);
+    return { fd: memfd, info, header, populated, msrs };
+  } catch (e) {
+    if (memfd >= 0) libc.close(memfd);
+    throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What this host would have written into a snapshot file, to hold a file to (cached per KVM handle). */
+function hostState(kvm: Kvm): HostState {
+  let s = hostStates.get(kvm);
+  if (!s) {
+    const reset = kvm.vcpuResetState();
+    s = { longModeSregs: longModeSregs(reset.sregs), resetMsrs: reset.msrs, supportedXcr0: supportedXcr0(kvm), mxcsrMask: mxcsrMaskOf(reset.fpu) };
+    hostStates.set(kvm, s);
+  }
+  return s;
+}
+const hostStates = new WeakMap<Kvm, HostState>();
+
 /** Every check of a header, in order; each failure is one clear line. */
-function validate(path: string, header: Uint8Array, got: number, fileSize: number, cpu: CpuIdentity): SnapshotFileInfo {
+export function validate(path: string, header: Uint8Array, got: number, fileSize: number, cpu: CpuIdentity, host: HostState): { info: SnapshotFileInfo; msrs: Uint8Array } {
   const bad = (why: string): never => {
     throw new BadSnapshotError(`${path}: ${why}`);
   };
   if (got < DATA_OFFSET) bad(`truncated: the file is ${fileSize} bytes, shorter than the ${DATA_OFFSET}-byte header`);
-  const dv = new DataView(header.buffer);
+  const dv = new DataView(header.buffer, header.byteOffset, header.byteLength);
   if (dv.getBigUint64(HEADER.MAGIC, true) !== SNAPSHOT_MAGIC) bad("not a wasp snapshot file (wrong magic)");
   const version = dv.getUint32(HEADER.FORMAT_VERSION, true);
   const writer = getString(header, HEADER.WASP_VERSION, 16);
@@ -249,10 +315,16 @@ function validate(path: string, header: Uint8Array, got: number, fileSize: numbe
   if (dv.getUint32(HEADER.HEADER_BYTES, true) !== DATA_OFFSET || dv.getBigUint64(HEADER.DATA_OFFSET, true) !== BigInt(DATA_OFFSET)) {
     bad(`unexpected header size or data offset (this wasp writes ${DATA_OFFSET})`);
   }
+  const flags = dv.getUint32(HEADER.FLAGS, true);
+  // The image kind decides privilege: a native image runs at CPL3, a raw one owns its machine.
+  if (flags !== FLAG_NATIVE && flags !== FLAG_PRIVILEGED) bad(`flags 0x${flags.toString(16)} are neither a native image's (0x${FLAG_NATIVE.toString(16)}) nor a raw image's (0x${FLAG_PRIVILEGED.toString(16)})`);
   const memSize = dv.getBigUint64(HEADER.MEM_SIZE, true);
   if (memSize > BigInt(MAX_MEMORY)) bad(`memory size ${memSize} bytes is above the cap of ${MAX_MEMORY / MIB} MiB`);
   if (memSize < BigInt(MIN_MEMORY) || memSize % BigInt(PAGE_SIZE) !== 0n) bad(`memory size ${memSize} bytes is not a valid guest memory size`);
   if (BigInt(fileSize) !== BigInt(DATA_OFFSET) + memSize) bad(`truncated: the file is ${fileSize} bytes, the header says ${BigInt(DATA_OFFSET) + memSize}`);
+  for (const [field, at] of [["image end", HEADER.IMAGE_END], ["data window", HEADER.DATA_SIZE], ["stored page count", HEADER.POPULATED_PAGES]] as const) {
+    if (dv.getBigUint64(at, true) > memSize) bad(`${field} ${dv.getBigUint64(at, true)} is beyond the memory`);
+  }
   const info = describe(path, header);
   if (info.cpu.vendor !== cpu.vendor) bad(`written on a ${info.cpu.vendor} CPU; this one is ${cpu.vendor}`);
   const missing = missingFeatures(info.cpu, cpu);
@@ -260,9 +332,19 @@ function validate(path: string, header: Uint8Array, got: number, fileSize: numbe
   if (info.imageEnd > info.memSize) bad(`image end 0x${info.imageEnd.toString(16)} lies beyond the memory`);
   if (info.dataSize % PAGE_SIZE !== 0 || info.dataSize > info.memSize - info.imageEnd) bad(`data window of ${info.dataSize} bytes does not fit above the image`);
   if (info.dataSize > 0 && !info.native) bad("a raw image's snapshot cannot have a data window");
-  const msrs = dv.getUint32(HEADER.MSRS, true);
-  if (msrs > MAX_MSRS) bad(`${msrs} model-specific registers recorded, at most ${MAX_MSRS} fit`);
-  return info;
+  if (info.native && info.imageEnd < Layout.HOST_END) bad(`image end 0x${info.imageEnd.toString(16)} lies inside the host's pages`);
+  const count = dv.getUint32(HEADER.MSRS, true);
+  if (count > MAX_MSRS) bad(`${count} model-specific registers recorded, at most ${MAX_MSRS} fit`);
+  if (dv.getUint32(HEADER.MSRS + 4, true) !== 0) bad("the model-specific register list's padding is not zero");
+  const msrs = mergeMsrs(header.subarray(HEADER.MSRS, HEADER.MSRS + 8 + count * 16), count, host);
+  if (typeof msrs === "string") bad(msrs);
+  const xsave = checkXsave(header.subarray(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size), host);
+  if (xsave) bad(xsave);
+  if (info.native) {
+    const sregs = checkNativeSregs(header.subarray(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size), host);
+    if (sregs) bad(`a native image's snapshot must run at CPL3 on the host's tables: ${sregs}`);
+  }
+  return { info, msrs: msrs as Uint8Array };
 }
 
 function describe(path: string, header: Uint8Array): SnapshotFileInfo {

@@ -83,9 +83,8 @@ export class Snapshot {
 
   /**
    * A captured state read from a snapshot file (src/snapshot/file.ts, already validated): its
-   * memory is the file itself from `offset`, mapped copy-on-write by every shell, so the page
-   * cache's copy is shared by every virtine and every process that restores the same file.
-   * `fd` stays the caller's.
+   * memory is the file's sealed memfd copy from `offset`, mapped copy-on-write by every shell, so
+   * its pages are shared by every virtine and thread of the process. `fd` stays the caller's.
    */
   static fromFile(
     fd: number,

@@ -3,14 +3,14 @@
 // shell from the image's pool, start from the image's snapshot (its entry state, or the state
 // captured at the guest's `snapshot` hypercall), and give the shell back to be reset off the
 // caller's path: memory, registers and FPU/SSE state all return to the snapshot.
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_run } from "../../ffi/kvm.ts";
-import { Info, Layout, Port } from "../hypercall/abi.ts";
+import { Header, Info, Layout, Port } from "../hypercall/abi.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
 import { Policy, hypercallName } from "../hypercall/policy.ts";
-import { DEFAULT_MEMORY, MAX_MEMORY, MIB, MIN_MEMORY, imageFootprint, parseImage, type Image } from "../image/image.ts";
+import { DEFAULT_MEMORY, MAX_MEMORY, MIB, MIN_MEMORY, imageFootprint, maxImageBytes, parseImage, type Image } from "../image/image.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
 import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { BadArgsError, BadImageError, CancelledError, MemoryFaultError, PolicyViolationError, TimeoutError } from "../errors.ts";
@@ -20,7 +20,7 @@ import { userSelectorsVisible } from "./probe.ts";
 import { Shell, type ResetStrategy } from "./shell.ts";
 import { ShellPool, type PoolStats } from "../pool/pool.ts";
 import { Snapshot, type SnapshotMeta } from "../snapshot/snapshot.ts";
-import { SnapshotFile } from "../snapshot/file.ts";
+import { SnapshotFile, type LoadedSnapshotFile } from "../snapshot/file.ts";
 import { compileZig, type ZigOptions } from "../image/zig.ts";
 
 export const MAX_ARGS = 6;
@@ -29,7 +29,7 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 /** Longest deadline accepted (a day); 0 means none. */
 export const MAX_TIMEOUT_MS = 86_400_000;
 /** Largest image file accepted. */
-export const MAX_IMAGE_BYTES = MAX_MEMORY;
+export const MAX_IMAGE_BYTES: number = MAX_MEMORY;
 /** Room a native image must leave for its stack between its end and the data window. */
 const MIN_STACK = 64 * 1024;
 /** The data window of a native image when none is given: room for a call's input and output. */
@@ -170,15 +170,20 @@ export class Runner {
 
   /**
    * Restores a snapshot file (`wasp snapshot -o FILE`): every call starts from its captured state,
-   * its memory mapped copy-on-write from the file (shared by every virtine and process using it).
+   * its memory mapped copy-on-write from the file's sealed copy (shared by every virtine and thread
+   * of the process). Given a path, the virtine opens the file and closes it with itself; given a
+   * file another object loaded (`SnapshotFile.loaded`), it uses that, which must stay open longer.
    */
-  static fromSnapshotFile(path: string, options: RunnerOptions = {}): Runner {
-    const file = new SnapshotFile(path, options.kvm ?? systemKvm());
+  static fromSnapshotFile(source: string | LoadedSnapshotFile, options: RunnerOptions = {}): Runner {
+    const file = typeof source === "string" ? new SnapshotFile(source, options.kvm ?? systemKvm()) : new SnapshotFile(source);
+    let snapshot: Snapshot | undefined;
     try {
-      const v = new Runner(file.restore(), options);
+      snapshot = file.restore();
+      const v = new Runner(snapshot, options);
       v.#snapshotFile = file;
       return v;
     } catch (e) {
+      snapshot?.close();
       file.close();
       throw e;
     }
@@ -197,7 +202,7 @@ export class Runner {
 
   /** Loads an image file. */
   static fromFile(path: string, options: RunnerOptions = {}): Runner {
-    return new Runner(readImageFile(path), options);
+    return new Runner(readImageFile(path, basename(path), options.memory), options);
   }
 
   /** The image's pool of warm shells, created with its entry snapshot on first use. */
@@ -472,24 +477,35 @@ function checkMemory(image: Image, requested: number | undefined, dataSize: numb
 }
 
 /**
- * Reads and parses an image file, with clear errors for a missing file, a directory, an oversized
- * file. `name` is the image's name in messages (default: the file's name).
+ * Reads and parses an image file, with clear errors for a missing file, a directory, a file too big
+ * to run in `memory` bytes of RAM (refused before it is read). `name` is the image's name in
+ * messages (default: the file's name).
  */
-export function readImageFile(path: string, name = basename(path)): Image {
-  return parseImage(readImageBytes(path), name);
+export function readImageFile(path: string, name = basename(path), memory?: number): Image {
+  return parseImage(readImageBytes(path, maxImageBytes(readHead(path), memory)), name);
 }
 
-/** Reads an image (or snapshot) file's bytes, with the same clear errors as readImageFile. */
-export function readImageBytes(path: string): Uint8Array {
-  let st;
+/** The first bytes of a file (up to a native image header's size): enough to tell what it is. */
+export function readHead(path: string): Uint8Array {
+  checkRegularFile(path);
+  let fd: number | undefined;
   try {
-    st = statSync(path);
-  } catch {
-    throw new BadImageError(`${path}: no such file`);
+    fd = openSync(path, "r");
+    const head = new Uint8Array(Header.SIZE);
+    return head.subarray(0, readSync(fd, head, 0, head.length, 0));
+  } catch (e) {
+    throw new BadImageError(`${path}: cannot read the image (${e instanceof Error ? e.message : String(e)})`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  if (st.isDirectory()) throw new BadImageError(`${path}: is a directory, not an image`);
-  if (!st.isFile()) throw new BadImageError(`${path}: not a regular file`);
-  if (st.size > MAX_IMAGE_BYTES) throw new BadImageError(`${path}: the image is ${st.size} bytes, more than the ${MAX_IMAGE_BYTES / MIB} MiB cap`);
+}
+
+/** Reads an image file's bytes, with the same clear errors as readImageFile; at most `limit` bytes. */
+export function readImageBytes(path: string, limit = MAX_IMAGE_BYTES): Uint8Array {
+  const size = checkRegularFile(path);
+  if (size > limit) {
+    throw new BadImageError(`${path}: the image is ${size} bytes, more than the ${limit} bytes that fit in its guest memory${limit < MAX_IMAGE_BYTES ? " (raise the memory: --mem, or the memory option)" : ""}`);
+  }
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -499,4 +515,15 @@ export function readImageBytes(path: string): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-
+/** The size of a regular file, or a clear BadImageError for anything else. */
+function checkRegularFile(path: string): number {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new BadImageError(`${path}: no such file`);
+  }
+  if (st.isDirectory()) throw new BadImageError(`${path}: is a directory, not an image`);
+  if (!st.isFile()) throw new BadImageError(`${path}: not a regular file`);
+  return st.size;
+}

@@ -7,7 +7,8 @@ import { GuestMemory, PAGE_SIZE } from "../memory/guest-memory.ts";
 import { GuestAccess, type AccessRules } from "../memory/guest-access.ts";
 import { ABI_VERSION, INFO_MAGIC, Info, Layout } from "../hypercall/abi.ts";
 import type { Kvm } from "../kvm/system.ts";
-import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } from "../../ffi/kvm.ts";
+import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, kvm_msr_entry, kvm_msrs } from "../../ffi/kvm.ts";
+import { BadSnapshotError } from "../errors.ts";
 import type { Vm } from "../kvm/vm.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { Snapshot } from "../snapshot/snapshot.ts";
@@ -96,6 +97,10 @@ export class Shell {
       vcpu.setCpuid(kvm.cpuid);
       this.#logArg = vm.dirtyLogArg(0, this.#bitmapAddr);
       this.#clearArg = vm.clearDirtyLogArg(0, pages, this.#bitmapAddr);
+      // A new vCPU's FPU is the reset state, which an entry snapshot already has; a CPL3 guest's
+      // trampoline loads a captured one at every entry. A state KVM refuses (a snapshot file's)
+      // fails here, with everything above closed.
+      if (snapshot.kind === "captured" && snapshot.privileged) loadPrivilegedState(vcpu, snapshot);
     } catch (e) {
       vcpu?.close();
       vm?.close();
@@ -109,12 +114,6 @@ export class Shell {
     this.snapshot = snapshot;
     this.#hostMarked = new Uint8Array(pages);
     this.guest = new GuestAccess(mem, accessRules(snapshot.privileged), (phys, len) => this.markHostWrite(phys, len));
-    // A new vCPU's FPU is the reset state, which an entry snapshot already has; a CPL3 guest's
-    // trampoline loads a captured one at every entry.
-    if (snapshot.kind === "captured" && snapshot.privileged) {
-      vcpu.setXsave(snapshot.fpu);
-      vcpu.setMsrs(snapshot.msrs);
-    }
   }
 
   /**
@@ -257,11 +256,7 @@ export class Shell {
     // snapshot's state itself (image/boot.ts, writeTrampoline); privileged guests get it here.
     // (Knowing whether the guest touched it is not cheap: CR0.TS does not trap a CPL3 guest's SSE
     // instructions under PVM; measured.)
-    if (this.snapshot.privileged) {
-      this.vcpu.setXsave(this.snapshot.fpu);
-      // a privileged guest can also write model-specific registers (wrmsr): put those back too
-      this.vcpu.setMsrs(this.snapshot.msrs);
-    }
+    if (this.snapshot.privileged) loadPrivilegedState(this.vcpu, this.snapshot);
     // The data segment selectors are all a CPL3 guest can change in its special registers, and only
     // where KVM lets it see what it loaded (probe.ts); privileged guests get theirs at every entry.
     if (!this.snapshot.privileged && this.#keepsSelectors) this.vcpu.setSregs(this.snapshot.sregs);
@@ -301,3 +296,21 @@ const NATIVE_RULES: AccessRules = {
   ],
 };
 const PRIVILEGED_RULES: AccessRules = { hostRanges: [] };
+
+/**
+ * The state only a privileged guest can change besides its registers: the XSAVE area (it can
+ * enable extended state) and the model-specific registers (it can wrmsr). A state KVM refuses is
+ * the snapshot's fault (a file's): a BadSnapshotError naming it.
+ */
+function loadPrivilegedState(vcpu: Vcpu, snapshot: Snapshot): void {
+  try {
+    vcpu.setXsave(snapshot.fpu);
+  } catch (e) {
+    throw new BadSnapshotError(`${snapshot.meta.name}: KVM refused the snapshot's FPU/SSE state (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const set = vcpu.trySetMsrs(snapshot.msrs);
+  if (set !== undefined) {
+    const index = new DataView(snapshot.msrs.buffer, snapshot.msrs.byteOffset).getUint32(kvm_msrs.size + set * kvm_msr_entry.size, true);
+    throw new BadSnapshotError(`${snapshot.meta.name}: KVM refused the snapshot's value of model-specific register 0x${index.toString(16)}`);
+  }
+}

@@ -1,0 +1,152 @@
+// What the CPU state in a snapshot file may be. A file is input like any other: well-formed (its
+// header CRC recomputed) it can still claim anything. Each check here holds a field to what wasp
+// itself would have written, so that a file can never make the host give a guest more than its
+// image kind gets: a native (CPL3) guest runs on the host's own page tables, descriptor tables and
+// control registers, whatever the file says; and a privileged (raw) guest's state is restored in
+// full by every reset, whatever the file lists. Every failure is one line naming the field.
+import { kvm_msr_entry, kvm_msrs, kvm_sregs, kvm_segment, XSAVE_MXCSR } from "../../ffi/kvm.ts";
+import { SEL_USER_DATA, longModeTablePieces } from "../image/boot.ts";
+import { GUEST_WRITABLE_MSRS } from "../kvm/system.ts";
+import { Layout } from "../hypercall/abi.ts";
+
+/** What this host would have written, to compare a file with. */
+export interface HostState {
+  /** the special registers of host-built CPL3 long mode */
+  longModeSregs: Uint8Array;
+  /** a fresh vCPU's model-specific registers (GUEST_WRITABLE_MSRS, struct kvm_msrs) */
+  resetMsrs: Uint8Array;
+  /** the XSAVE features KVM lets a guest enable */
+  supportedXcr0: bigint;
+  /** the MXCSR bits this CPU accepts (FXSAVE's MXCSR_MASK) */
+  mxcsrMask: number;
+}
+
+// The XSAVE area (Intel SDM vol. 1, 13.4): the legacy part, then a 64-byte header at 512 with
+// XSTATE_BV and XCOMP_BV; the rest of the header is reserved and must be zero.
+const MXCSR_MASK_AT = 28;
+const XSTATE_BV = 512;
+const XCOMP_BV = 520;
+const HEADER_RESERVED = [528, 576] as const;
+/** MXCSR_MASK when the CPU stores 0 there (Intel SDM vol. 1, 11.6.6). */
+const DEFAULT_MXCSR_MASK = 0xffbf;
+
+/** The MXCSR bits a CPU accepts, from an XSAVE area it wrote. */
+export function mxcsrMaskOf(xsave: Uint8Array): number {
+  const m = new DataView(xsave.buffer, xsave.byteOffset).getUint32(MXCSR_MASK_AT, true);
+  return m === 0 ? DEFAULT_MXCSR_MASK : m;
+}
+
+/**
+ * An XSAVE area KVM_SET_XSAVE takes and a reset can always load: MXCSR within the CPU's mask,
+ * only supported features, the standard (not compacted) format, the reserved header bytes zero.
+ */
+export function checkXsave(xsave: Uint8Array, host: HostState): string | undefined {
+  const dv = new DataView(xsave.buffer, xsave.byteOffset, xsave.byteLength);
+  const mxcsr = dv.getUint32(XSAVE_MXCSR, true);
+  if ((mxcsr & ~host.mxcsrMask) >>> 0 !== 0) return `MXCSR 0x${mxcsr.toString(16)} sets bits this CPU does not have (mask 0x${host.mxcsrMask.toString(16)})`;
+  const bv = dv.getBigUint64(XSTATE_BV, true);
+  if ((bv & ~host.supportedXcr0) !== 0n) return `the XSAVE area holds features 0x${bv.toString(16)} beyond what KVM supports (0x${host.supportedXcr0.toString(16)})`;
+  if (dv.getBigUint64(XCOMP_BV, true) !== 0n) return "the XSAVE area is in the compacted format";
+  for (let i = HEADER_RESERVED[0]; i < HEADER_RESERVED[1]; i++) if (xsave[i] !== 0) return "the XSAVE header's reserved bytes are not zero";
+  return undefined;
+}
+
+/**
+ * The model-specific registers a reset restores: always every one of GUEST_WRITABLE_MSRS, with the
+ * file's values where it has them and a fresh vCPU's elsewhere. The file may list only those
+ * registers, each once, with its reserved field zero. Returns the struct kvm_msrs, or why not.
+ */
+export function mergeMsrs(file: Uint8Array, count: number, host: HostState): Uint8Array | string {
+  const out = host.resetMsrs.slice();
+  const odv = new DataView(out.buffer);
+  const nOut = odv.getUint32(kvm_msrs.off("nmsrs"), true);
+  const fdv = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const seen = new Set<number>();
+  for (let i = 0; i < count; i++) {
+    const at = kvm_msrs.size + i * kvm_msr_entry.size;
+    const index = fdv.getUint32(at + kvm_msr_entry.off("index"), true);
+    if (!(GUEST_WRITABLE_MSRS as readonly number[]).includes(index)) return `model-specific register 0x${index.toString(16)} is not one wasp restores`;
+    if (seen.has(index)) return `model-specific register 0x${index.toString(16)} is listed twice`;
+    seen.add(index);
+    if (fdv.getUint32(at + kvm_msr_entry.off("reserved"), true) !== 0) return `model-specific register 0x${index.toString(16)} has a non-zero reserved field`;
+    const value = fdv.getBigUint64(at + kvm_msr_entry.off("data"), true);
+    let placed = false;
+    for (let j = 0; j < nOut; j++) {
+      const o = kvm_msrs.size + j * kvm_msr_entry.size;
+      if (odv.getUint32(o + kvm_msr_entry.off("index"), true) !== index) continue;
+      odv.setBigUint64(o + kvm_msr_entry.off("data"), value, true);
+      placed = true;
+    }
+    if (!placed) return `model-specific register 0x${index.toString(16)} is not one this KVM lets wasp restore`;
+  }
+  return out;
+}
+
+const SEGMENT_BYTES = kvm_segment.size;
+const sregsBytes = (s: Uint8Array, field: Parameters<typeof kvm_sregs.off>[0], len: number) => s.subarray(kvm_sregs.off(field), kvm_sregs.off(field) + len);
+const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+/**
+ * A native guest's special registers: those of the host's CPL3 long mode (code and stack segment,
+ * TSS, LDT, GDT, IDT, CR0, CR3, CR4, EFER), no interrupt pending. The data segments are the one
+ * thing a CPL3 guest may have changed: each holds the user data selector or a null one.
+ */
+export function checkNativeSregs(sregs: Uint8Array, host: HostState): string | undefined {
+  for (const seg of ["cs", "ss", "tr", "ldt"] as const) {
+    if (!same(sregsBytes(sregs, seg, SEGMENT_BYTES), sregsBytes(host.longModeSregs, seg, SEGMENT_BYTES))) return `the ${seg.toUpperCase()} segment is not the host's CPL3 long-mode one`;
+  }
+  for (const table of ["gdt", "idt"] as const) {
+    if (!same(sregsBytes(sregs, table, 10), sregsBytes(host.longModeSregs, table, 10))) return `the ${table.toUpperCase()} register is not the host's`;
+  }
+  const dv = new DataView(sregs.buffer, sregs.byteOffset, sregs.byteLength);
+  const hv = new DataView(host.longModeSregs.buffer, host.longModeSregs.byteOffset);
+  for (const reg of ["cr0", "cr3", "cr4", "efer"] as const) {
+    const got = dv.getBigUint64(kvm_sregs.off(reg), true);
+    const want = hv.getBigUint64(kvm_sregs.off(reg), true);
+    if (got !== want) return `${reg.toUpperCase()} is 0x${got.toString(16)}, not the host's 0x${want.toString(16)}`;
+  }
+  for (const seg of ["ds", "es", "fs", "gs"] as const) {
+    const selector = dv.getUint16(kvm_sregs.off(seg) + kvm_segment.off("selector"), true);
+    if (selector === 0) continue;
+    if (selector !== SEL_USER_DATA || !same(sregsBytes(sregs, seg, SEGMENT_BYTES), sregsBytes(host.longModeSregs, "ds", SEGMENT_BYTES))) {
+      return `the ${seg.toUpperCase()} segment (selector 0x${selector.toString(16)}) is neither null nor the host's user data segment`;
+    }
+  }
+  if (sregsBytes(sregs, "interrupt_bitmap", 32).some((b) => b !== 0)) return "an interrupt is pending";
+  return undefined;
+}
+
+/**
+ * A native guest's host pages — page tables, GDT, IDT and its handlers, TSS with its I/O bitmap,
+ * the fault stack — must be exactly the host's, byte for byte: they are what keeps the guest at
+ * CPL3. `memory` is the snapshot's memory (guest-physical 0 at index 0). The trampoline page is the
+ * guest's own code (it runs at CPL3) and is not compared.
+ */
+export function checkHostPages(memory: Uint8Array): string | undefined {
+  const expected = (hostPages ??= buildHostPages());
+  for (const [at, bytes] of expected) {
+    const got = memory.subarray(at, at + bytes.length);
+    if (Buffer.compare(got, bytes) === 0) continue;
+    let i = 0;
+    while (got[i] === bytes[i]) i++;
+    return `the host page at 0x${((at + i) & ~0xfff).toString(16)} differs from the host's own (byte 0x${(at + i).toString(16)})`;
+  }
+  return undefined;
+}
+
+let hostPages: [number, Uint8Array][] | undefined;
+
+/** The host's pages as they must be: [Layout.PML4, Layout.INFO) and [Layout.TSS, Layout.TRAMPOLINE). */
+function buildHostPages(): [number, Uint8Array][] {
+  const tables = new Uint8Array(Layout.INFO - Layout.PML4);
+  const tss = new Uint8Array(Layout.TRAMPOLINE - Layout.TSS);
+  for (const [at, bytes] of longModeTablePieces()) {
+    if (at >= Layout.PML4 && at + bytes.length <= Layout.INFO) tables.set(bytes, at - Layout.PML4);
+    else if (at >= Layout.TSS && at + bytes.length <= Layout.TRAMPOLINE) tss.set(bytes, at - Layout.TSS);
+    else throw new RangeError(`a host table piece at 0x${at.toString(16)} lies outside the host's pages`);
+  }
+  return [
+    [Layout.PML4, tables],
+    [Layout.TSS, tss],
+  ];
+}
