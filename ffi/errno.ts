@@ -30,6 +30,7 @@ export const Errno = {
   ERANGE: 34,
   ENOSYS: 38,
   EOVERFLOW: 75,
+  EBADFD: 77,
   ENOTSUP: 95,
 } as const;
 

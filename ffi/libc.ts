@@ -22,6 +22,8 @@ const lib = dlopen("libc.so.6", {
   setrlimit: { args: ["i32", "ptr"], returns: "i32" },
   syscall: { args: ["i64", "i64", "i64", "i64", "i64"], returns: FFIType.i64_fast },
   sigaction: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  // variadic in C; glibc reads four more arguments, and some options need the unused ones 0
+  prctl: { args: ["i32", "u64", "u64", "u64", "u64"], returns: "i32" },
   // abs(3) is a pure function of one int: as a signal handler it does nothing at all
   abs: { args: ["i32"], returns: "i32" },
   __errno_location: { args: [], returns: "ptr" },
@@ -55,6 +57,14 @@ export const MAP_NORESERVE = 0x4000;
 export const MADV_DONTNEED = 4;
 export const MFD_CLOEXEC = 1;
 export const RLIMIT_NOFILE = 7;
+export const RLIMIT_CORE = 4;
+export const O_PATH = 0o10000000;
+// prctl(2) options (linux/prctl.h).
+export const PR_GET_DUMPABLE = 3;
+export const PR_SET_DUMPABLE = 4;
+export const PR_GET_SECCOMP = 21;
+export const PR_SET_NO_NEW_PRIVS = 38;
+export const PR_GET_NO_NEW_PRIVS = 39;
 export const SEEK_DATA = 3;
 export const SEEK_HOLE = 4;
 // Signals and timers (asm-generic/signal-defs.h, siginfo.h, linux/time.h).
@@ -134,7 +144,6 @@ export const F_SEAL_SEAL = 1;
 export const F_SEAL_SHRINK = 2;
 export const F_SEAL_GROW = 4;
 export const F_SEAL_WRITE = 8;
-
 /** Adds `seals` to a memfd made with MFD_ALLOW_SEALING. */
 export function addSeals(fd: number, seals: number): void {
   if ((raw.syscall(SYS.fcntl, fd, F_ADD_SEALS, seals, 0) as number) < 0) fail("fcntl(F_ADD_SEALS)");
@@ -201,6 +210,10 @@ export const SYS = {
   timer_settime: 223,
   timer_delete: 226,
   tgkill: 234,
+  seccomp: 317,
+  landlock_create_ruleset: 444,
+  landlock_add_rule: 445,
+  landlock_restrict_self: 446,
 } as const;
 
 /** A raw syscall; returns the kernel's result, or throws SyscallError on -1. */
@@ -227,4 +240,11 @@ export function tgkill(tid: number, signal: number): boolean {
     fail("tgkill");
   }
   return true;
+}
+
+/** prctl(2) with one argument (the others 0); returns the kernel's result or throws SyscallError. */
+export function prctl(option: number, arg2 = 0, name = `prctl(${option})`): number {
+  const r = raw.prctl(option, arg2, 0, 0, 0);
+  if (r === -1) fail(name);
+  return r;
 }
