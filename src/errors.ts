@@ -121,6 +121,13 @@ export class BadOutputError extends WaspError {
   }
 }
 
+/** The host process could not be hardened or sandboxed (prctl, seccomp, Landlock refused). */
+export class SandboxError extends WaspError {
+  constructor(message: string) {
+    super("WASP_SANDBOX", message);
+  }
+}
+
 /**
  * CLI exit status per error code: one per class, documented in docs/errors.md. 1 is kept for
  * anything unexpected (a bug in wasp), 2 for command-line usage errors (commander's own).
@@ -142,4 +149,5 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_QUEUE_FULL: 15,
   WASP_CLOSED: 16,
   WASP_BAD_OUTPUT: 17,
+  WASP_SANDBOX: 18,
 };

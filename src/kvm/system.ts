@@ -113,9 +113,13 @@ let shared: Kvm | undefined;
  * as the process, a worker's until `closeSystemKvm` when the worker stops), opened on first use.
  */
 export function systemKvm(): Kvm {
-  // WASP_KVM_DEVICE points wasp at another device node (tests use it to check the error path).
-  shared ??= new Kvm(process.env.WASP_KVM_DEVICE || KVM_DEVICE);
+  shared ??= new Kvm(kvmDevicePath());
   return shared;
+}
+
+/** The device systemKvm opens: WASP_KVM_DEVICE points wasp at another node (tests use it to check the error path). */
+export function kvmDevicePath(): string {
+  return process.env.WASP_KVM_DEVICE || KVM_DEVICE;
 }
 
 /** Closes this thread's handle (a worker that stops); the next `systemKvm()` opens a new one. */

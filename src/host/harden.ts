@@ -1,0 +1,92 @@
+// Hardening of the wasp process itself, as Firecracker's jailer does for its VMM: if a bug ever gave
+// a guest code execution in the host, the process it would own can run no program, reach no
+// network, open no file the command did not name, and leaves no guest memory in a core dump.
+//
+// - hardenProcess (every command, at start): no_new_privs, not dumpable, RLIMIT_CORE 0.
+// - enterSandbox (`wasp invoke`, once its arguments are parsed): Landlock (src/host/landlock.ts),
+//   then a seccomp allowlist (src/host/syscalls.ts) on every thread of the process.
+// docs/security.md, "The host process", says what each layer does and does not protect against.
+import { ptr } from "bun:ffi";
+import * as libc from "../../ffi/libc.ts";
+import { errnoName } from "../../ffi/errno.ts";
+import { SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_SET_MODE_FILTER, sock_fprog, sock_filter } from "../../ffi/seccomp.ts";
+import { SandboxError, SyscallError } from "../errors.ts";
+import { restrictFiles, type Grant, type LandlockResult } from "./landlock.ts";
+import { SYSCALLS, buildFilter } from "./syscalls.ts";
+
+/**
+ * no_new_privs (no program this process could run gains privileges: setuid bits and file
+ * capabilities are ignored; seccomp and Landlock need it); not dumpable (no core dump, no ptrace
+ * attach by other processes of the same user, /proc/<pid>/mem closed to them) and a core size limit
+ * of 0, soft and hard, so guest RAM never reaches a disk. Idempotent.
+ */
+export function hardenProcess(): void {
+  try {
+    libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1, "prctl(PR_SET_NO_NEW_PRIVS)");
+    libc.prctl(libc.PR_SET_DUMPABLE, 0, "prctl(PR_SET_DUMPABLE)");
+    libc.setrlimit(libc.RLIMIT_CORE, 0n, 0n);
+  } catch (e) {
+    if (e instanceof SyscallError) throw new SandboxError(`cannot harden the process: ${e.message}`);
+    throw e;
+  }
+}
+
+/** What a sandboxed command may open; `undefined` and "-" (a standard stream) get no rule. */
+export interface SandboxPaths {
+  /** files read: the image or snapshot file, --input */
+  read: readonly (string | undefined)[];
+  /** files written (or created): --output */
+  write: readonly (string | undefined)[];
+  /** devices opened read-write with ioctls: /dev/kvm */
+  devices: readonly (string | undefined)[];
+}
+
+export interface SandboxReport {
+  landlock: LandlockResult;
+  /** system calls in the allowlist */
+  syscalls: number;
+  /** BPF instructions of the filter */
+  instructions: number;
+}
+
+/**
+ * Sandboxes this process for the rest of its life (irreversibly): Landlock to `paths`, then the
+ * seccomp allowlist on all threads. With `verbose`, one line on stderr says what is in force.
+ */
+export function enterSandbox(paths: SandboxPaths, options: { verbose?: boolean } = {}): SandboxReport {
+  hardenProcess();
+  const grants: Grant[] = [];
+  const add = (list: readonly (string | undefined)[], access: Grant["access"]) => {
+    for (const path of list) if (path !== undefined && path !== "-" && path !== "") grants.push({ path, access });
+  };
+  add(paths.read, "read");
+  add(paths.write, "write");
+  add(paths.devices, "device");
+  // Landlock first: once the filter is in, its system calls are refused
+  const landlock = restrictFiles(grants);
+  const instructions = installFilter();
+  const report = { landlock, syscalls: SYSCALLS.length, instructions };
+  if (options.verbose) process.stderr.write(`wasp: sandbox: ${describe(report)}\n`);
+  return report;
+}
+
+/** One line on what is in force, for --verbose. */
+export function describe(r: SandboxReport): string {
+  const files = r.landlock.abi === 0
+    ? `no Landlock in this kernel (${r.landlock.missing ?? "unknown"}): file access is not restricted`
+    : `Landlock ABI ${r.landlock.abi} limits files to the command's (${r.landlock.allThreads ? "every thread" : "the main thread and the threads it starts"})`;
+  return `seccomp allows ${r.syscalls} system calls on every thread; ${files}`;
+}
+
+/** Installs the seccomp filter on every thread (TSYNC); returns its length in instructions. */
+function installFilter(): number {
+  const program = buildFilter(process.pid).assemble();
+  const fprog = new Uint8Array(sock_fprog.size);
+  const count = program.length / sock_filter.size;
+  sock_fprog.write(new DataView(fprog.buffer), 0, { len: count, filter: BigInt(ptr(program)) });
+  const r = libc.raw.syscall(libc.SYS.seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, ptr(fprog), 0) as number;
+  if (r === 0) return count;
+  if (r > 0) throw new SandboxError(`cannot install the seccomp filter: thread ${r} already has a different one (run with --no-sandbox to go without)`);
+  const e = libc.errno();
+  throw new SandboxError(`cannot install the seccomp filter: ${errnoName(e)} (${e}) (run with --no-sandbox to go without)`);
+}
