@@ -90,45 +90,60 @@ function serve({ mailbox, control, port }: Init): void {
     }
   };
 
-  let seen = Atomics.load(header, H.DOORBELL);
-  for (;;) {
-    const slot = slots[next];
-    if (slot.state === STATE.READY) {
-      next = (next + 1) % slots.length;
-      const id = slot.i32[S.VIRTINE];
-      if (id !== PING && !virtines.has(id)) drainPort((m) => m.op === "load" && m.id === id);
-      if (slot.i32[S.FLAGS] & F.INPUT_ON_PORT && inputs.length === 0) drainPort((m) => m.op === "input");
-      serveCall(slot, virtines, inputs, port);
-      completed();
-      continue;
+  try {
+    serveLoop();
+  } finally {
+    // on every way out — "stop", or an error that kills this thread — everything it opened is
+    // closed: the engines' VMs, vCPUs, mappings and snapshot views, /dev/kvm, the deadline timer
+    for (const entry of virtines.values()) {
+      try {
+        entry.engine?.close();
+      } catch {
+        // closing the others matters more than why one failed to close
+      }
     }
-    drainPort();
-    if (slots[next].state === STATE.READY) continue;
-    if (stopping) break;
-    // idle: first the resets of the shells calls gave back (a worker never returns to its event
-    // loop, where a pool would do them), then poll the doorbell for a while, then sleep on it
-    let cleaned = 0;
-    for (const entry of virtines.values()) cleaned += entry.engine?.cleanIdle() ?? 0;
-    if (cleaned > 0) continue;
-    const since = performance.now();
-    // (yielding as it polls: on a machine with few cores, a spinning thread must not keep the
-    // runtime's own threads — JIT, GC — off the CPU for a whole time slice)
-    while (Atomics.load(header, H.DOORBELL) === seen && performance.now() - since < SPIN_MS) libc.schedYield();
-    // SLEEPING is stored before the doorbell's last read (main's ring() reads them the other way round)
-    Atomics.store(header, H.SLEEPING, 1);
-    if (Atomics.load(header, H.DOORBELL) === seen) Atomics.wait(header, H.DOORBELL, seen);
-    Atomics.store(header, H.SLEEPING, 0);
-    seen = Atomics.load(header, H.DOORBELL);
+    virtines.clear();
+    closeSystemKvm();
+    DeadlineTimer.releaseThisThread();
   }
-  for (const entry of virtines.values()) entry.engine?.close();
-  virtines.clear();
-  closeSystemKvm();
-  DeadlineTimer.releaseThisThread();
   Atomics.store(header, H.STOPPED, 1);
   completed(true);
   port.close();
   // ends this thread (a worker's global scope has close(); the DOM lib's Worker type does not say so)
   (self as unknown as { close(): void }).close();
+
+  function serveLoop(): void {
+    let seen = Atomics.load(header, H.DOORBELL);
+    for (;;) {
+      const slot = slots[next];
+      if (slot.state === STATE.READY) {
+        next = (next + 1) % slots.length;
+        const id = slot.i32[S.VIRTINE];
+        if (id !== PING && !virtines.has(id)) drainPort((m) => m.op === "load" && m.id === id);
+        if (slot.i32[S.FLAGS] & F.INPUT_ON_PORT && inputs.length === 0) drainPort((m) => m.op === "input");
+        serveCall(slot, virtines, inputs, port);
+        completed();
+        continue;
+      }
+      drainPort();
+      if (slots[next].state === STATE.READY) continue;
+      if (stopping) return;
+      // idle: first the resets of the shells calls gave back (a worker never returns to its event
+      // loop, where a pool would do them), then poll the doorbell for a while, then sleep on it
+      let cleaned = 0;
+      for (const entry of virtines.values()) cleaned += entry.engine?.cleanIdle() ?? 0;
+      if (cleaned > 0) continue;
+      const since = performance.now();
+      // (yielding as it polls: on a machine with few cores, a spinning thread must not keep the
+      // runtime's own threads — JIT, GC — off the CPU for a whole time slice)
+      while (Atomics.load(header, H.DOORBELL) === seen && performance.now() - since < SPIN_MS) libc.schedYield();
+      // SLEEPING is stored before the doorbell's last read (main's ring() reads them the other way round)
+      Atomics.store(header, H.SLEEPING, 1);
+      if (Atomics.load(header, H.DOORBELL) === seen) Atomics.wait(header, H.DOORBELL, seen);
+      Atomics.store(header, H.SLEEPING, 0);
+      seen = Atomics.load(header, H.DOORBELL);
+    }
+  }
 }
 
 function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[], port: MessagePort): void {

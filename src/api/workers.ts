@@ -76,7 +76,7 @@ class WorkerHandle {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(threadEntry(new URL("./worker.ts", import.meta.url), "api/worker.js"));
-    this.worker.addEventListener("error", (ev) => onError(this, new WaspError("WASP_INTERNAL", `a wasp worker failed: ${(ev as ErrorEvent).message}`)));
+    this.worker.addEventListener("error", (ev) => onError(this, new WaspError("WASP_INTERNAL", `a wasp worker failed: ${failureText(ev as ErrorEvent)}`)));
     this.worker.postMessage({ mailbox: this.mailbox, control, port: port2 }, [port2]);
     this.worker.unref();
   }
@@ -409,6 +409,18 @@ export class WorkerPool implements AsyncDisposable {
     void w.worker.terminate();
     if (!this.#closed) this.#fillSlots();
   }
+}
+
+/**
+ * What killed a worker, as one line: the thrown error's own message when there is one (the event's
+ * message may carry the runtime's source excerpt, several lines long).
+ */
+function failureText(ev: ErrorEvent): string {
+  const thrown: unknown = ev.error;
+  const text = thrown instanceof Error ? thrown.message : String(ev.message || "unknown error");
+  const lines = text.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  // without the thrown object, the runtime's own line ("error: ...") says what happened
+  return (thrown instanceof Error ? lines.join(" ") : lines.find((l) => /^\w*error\b/i.test(l)) ?? lines[0] ?? "unknown error").replace(/^error: /i, "");
 }
 
 const PING_VIRTINE: PoolVirtine = { id: PING, spec: { kind: "image", bytes: new Uint8Array(0), name: "ping" }, options: {} };
