@@ -1,13 +1,14 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
-import { systemKvm } from "../kvm/system.ts";
+import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { Runner, readImageFile } from "../virtine/runner.ts";
 import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
 import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
+import { enterSandbox } from "../host/harden.ts";
 
 export interface InvokeFlags {
   mem?: string;
@@ -20,6 +21,8 @@ export interface InvokeFlags {
   /** where the guest's output goes: a file, or "-" for standard output (then instead of the result) */
   output?: string;
   dataSize?: string;
+  /** false with --no-sandbox: no seccomp filter, no Landlock (src/host/harden.ts) */
+  sandbox?: boolean;
 }
 
 /** True if `path` is an existing file that starts with the snapshot file magic. */
@@ -53,6 +56,8 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
   const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
   if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
+  // from here on the process can open only the files named here and make only the allowed system calls
+  if (flags.sandbox !== false) enterSandbox({ read: [imageArg, flags.input], write: [flags.output], devices: [kvmDevicePath()] }, { verbose: flags.verbose });
   const input = flags.input === undefined ? undefined : readInput(flags.input);
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
   const options = { memory, timeoutMs, dataSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };

@@ -7,6 +7,7 @@ import { invokeCommand, inspectCommand } from "./invoke.ts";
 import { benchCommand } from "./bench.ts";
 import { snapshotCommand } from "./snapshot.ts";
 import { VERSION } from "../version.ts";
+import { hardenProcess } from "../host/harden.ts";
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command()
@@ -32,6 +33,7 @@ async function main(argv: string[]): Promise<number> {
     .option("-o, --output <file>", "write the guest's output data to a file; - for standard output, instead of the result")
     .option("--data-size <size>", "the data window for input and output (default 1M; fixed in a snapshot file)")
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
+    .option("--no-sandbox", "run without the seccomp filter and Landlock (docs/security.md, \"The host process\")")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
 
   program
@@ -66,6 +68,8 @@ async function main(argv: string[]): Promise<number> {
     .action(async (flags) => benchCommand(flags));
 
   try {
+    // every command: no_new_privs, not dumpable, no core dumps (guest memory stays off the disk)
+    hardenProcess();
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
