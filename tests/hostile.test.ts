@@ -283,6 +283,28 @@ describe("resource hygiene", () => {
     return m ? Number(m[1]) : Number.NaN;
   }
 
+  test("a call's reset work is bounded by the pages it touched, not by how many hypercalls it made", () => {
+    // 20,000 random hypercalls into the same page, then exit: rcx counts down
+    const imm32 = (v: number) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
+    const loop = [
+      0x48, 0xc7, 0xc0, 0x04, 0x00, 0x00, 0x00, // mov rax, 4 (random)
+      0x48, 0xc7, 0xc7, ...imm32(0x200000), // mov rdi, 0x200000
+      0x48, 0xc7, 0xc6, 0x08, 0x00, 0x00, 0x00, // mov rsi, 8
+      0x51, // push rcx (the hypercall may clobber it)
+      0xe6, 0xfb, // out 0xfb, al
+      0x59, // pop rcx
+      0x48, 0xff, 0xc9, // dec rcx
+      0x75, 0xe2, // jnz loop (back 30 bytes)
+    ];
+    const code = [0x48, 0xc7, 0xc1, ...imm32(20_000), ...loop, ...X86.exit];
+    using v = native(code, { allow: ["random"], poolSize: 1, timeoutMs: 60_000 });
+    const r = v.run();
+    expect(r.exits).toBe(20_001);
+    expect(v.cleanIdle()).toBe(1);
+    // the info page, the random page, the stack page and a few more: not 20,000
+    expect(v.poolStats.pagesRestored).toBeLessThan(16);
+  });
+
   test("10,000 invocations mixing success, faults and timeouts leave fds unchanged and RSS bounded", () => {
     using fib = load("fib", { timeoutMs: 1000 });
     using faulty = native(X86.ud2);

@@ -216,6 +216,24 @@ process.stdout.write(out.join(" "));
     expect(v.invokeSync(12345)).toBe(expected(12345));
   });
 
+  test("a load refused after the file was restored (a bad option) leaks no fd and no mapping", async () => {
+    const { Virtine } = await import("../src/index.ts");
+    const maps = () => readFileSync("/proc/self/maps", "utf8").split("\n").length;
+    // once first: one-time costs (the KVM handle, the host state, code) before the baseline
+    await Virtine.load(snap, { timeoutMs: -1 }).catch(() => undefined);
+    const fds0 = openFds();
+    const maps0 = maps();
+    for (let i = 0; i < 200; i++) {
+      const e = await Virtine.load(snap, { timeoutMs: -1 }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect((e as WaspError).code).toBe("WASP_BAD_ARGS");
+    }
+    expect(openFds()).toBe(fds0);
+    expect(maps()).toBeLessThanOrEqual(maps0 + 4);
+  });
+
   test("an image file too big for its guest memory is refused before it is read", async () => {
     const { Virtine } = await import("../src/index.ts");
     const p = join(dir, "huge.bin");
