@@ -43,7 +43,7 @@ const handlers: Record<HypercallName, Handler> = {
   },
   panic(ctx, addr, len) {
     const bytes = ctx.guest.read(addr, capped(len, MAX_PANIC_MESSAGE, "panic message"), "panic message");
-    throw new GuestPanicError(new TextDecoder().decode(bytes));
+    throw new GuestPanicError(bytes);
   },
   time() {
     return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e3)) * 1000n;
