@@ -66,12 +66,12 @@ export function enterSandbox(paths: SandboxPaths, options: { verbose?: boolean }
   const landlock = restrictFiles(grants);
   const instructions = installFilter();
   const report = { landlock, syscalls: SYSCALLS.length, instructions };
-  if (options.verbose) process.stderr.write(`wasp: sandbox: ${describe(report)}\n`);
+  if (options.verbose) process.stderr.write(`wasp: sandbox: ${describeSandbox(report)}\n`);
   return report;
 }
 
 /** One line on what is in force, for --verbose. */
-export function describe(r: SandboxReport): string {
+export function describeSandbox(r: SandboxReport): string {
   const files = r.landlock.abi === 0
     ? `no Landlock in this kernel (${r.landlock.missing ?? "unknown"}): file access is not restricted`
     : `Landlock ABI ${r.landlock.abi} limits files to the command's (${r.landlock.allThreads ? "every thread" : "the main thread and the threads it starts"})`;
