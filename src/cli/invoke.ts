@@ -1,5 +1,6 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { basename } from "node:path";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { Runner, readImageFile } from "../virtine/runner.ts";
@@ -40,14 +41,14 @@ export function isSnapshotPath(path: string): boolean {
 }
 
 /** Resolves an image argument: a file path, else the name of an embedded example guest. */
-export function loadImage(arg: string): Image {
+export function loadImage(arg: string, memory?: number): Image {
   if (!existsSync(arg)) {
     const embedded = embeddedGuest(arg);
     // embedded files have hashed names in the binary: name the image as asked
-    if (embedded) return readImageFile(embedded, `${arg.replace(/\.bin$/, "")}.bin`);
+    if (embedded) return readImageFile(embedded, `${arg.replace(/\.bin$/, "")}.bin`, memory);
     throw new BadImageError(`${arg}: no such file (and not one of the built-in guests: ${EMBEDDED_NAMES.join(", ")})`);
   }
-  return readImageFile(arg);
+  return readImageFile(arg, basename(arg), memory);
 }
 
 export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags): void {
@@ -61,7 +62,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const input = flags.input === undefined ? undefined : readInput(flags.input);
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
   const options = { memory, timeoutMs, dataSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
-  using virtine = isSnapshotPath(imageArg) ? Runner.fromSnapshotFile(imageArg, options) : new Runner(loadImage(imageArg), options);
+  using virtine = isSnapshotPath(imageArg) ? Runner.fromSnapshotFile(imageArg, options) : new Runner(loadImage(imageArg, memory), options);
   const started = Bun.nanoseconds();
   let result;
   try {

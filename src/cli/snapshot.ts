@@ -28,8 +28,8 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   if (!flags.output) throw new BadArgsError("say where to write the snapshot: -o FILE");
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
   if (isSnapshotPath(target)) throw new BadImageError(`${target}: is a snapshot file already; snapshot its image instead`);
-  const image = loadImage(target);
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
+  const image = loadImage(target, memory);
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
   using virtine = new Runner(image, { memory, timeoutMs, poolSize: 1, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
   const result = virtine.run(args);

@@ -487,7 +487,9 @@ export function readImageFile(path: string, name = basename(path), memory?: numb
 
 /** The first bytes of a file (up to a native image header's size): enough to tell what it is. */
 export function readHead(path: string): Uint8Array {
-  checkRegularFile(path);
+  // A small file is read whole: the guests embedded in the standalone binary live in Bun's
+  // in-memory filesystem, which readFileSync reads but open(2) cannot reach.
+  if (checkRegularFile(path) <= SMALL_FILE) return readImageBytes(path).subarray(0, Header.SIZE);
   let fd: number | undefined;
   try {
     fd = openSync(path, "r");
@@ -499,6 +501,9 @@ export function readHead(path: string): Uint8Array {
     if (fd !== undefined) closeSync(fd);
   }
 }
+
+/** Files up to this size are read whole to look at their first bytes. */
+const SMALL_FILE = 1024 * 1024;
 
 /** Reads an image file's bytes, with the same clear errors as readImageFile; at most `limit` bytes. */
 export function readImageBytes(path: string, limit = MAX_IMAGE_BYTES): Uint8Array {
