@@ -74,6 +74,15 @@ export const kvm_enable_cap = new Struct("struct kvm_enable_cap", 104, { cap: u3
 export const kvm_msrs = new Struct("struct kvm_msrs", 8, { nmsrs: u32(0), entries: bytes(8, 0) });
 export const kvm_msr_entry = new Struct("struct kvm_msr_entry", 16, { index: u32(0), reserved: u32(4), data: u64(8) });
 
+/** KVM_GET_MSR_INDEX_LIST's argument: the count in, the MSRs KVM saves and restores out. */
+export const kvm_msr_list = new Struct("struct kvm_msr_list", 4, { nmsrs: u32(0), indices: bytes(4, 0) });
+
+/** DR0-DR3, DR6 and DR7: a privileged guest can load them and leave them set for the next call. */
+export const kvm_debugregs = new Struct("struct kvm_debugregs", 128, { db: bytes(0, 32), dr6: u64(32), dr7: u64(40), flags: u64(48), reserved: bytes(56, 72) });
+
+/** The extended control registers (XCR0: the XSAVE features a privileged guest enabled with xsetbv). */
+export const kvm_xcrs = new Struct("struct kvm_xcrs", 392, { nr_xcrs: u32(0), flags: u32(4), xcrs: bytes(8, 256), padding: bytes(264, 128) });
+
 export const kvm_signal_mask = new Struct("struct kvm_signal_mask", 4, { len: u32(0), sigset: bytes(4, 0) });
 
 /** The sync-regs area inside kvm_run (KVM_CAP_SYNC_REGS): registers without extra ioctls. */
@@ -105,6 +114,7 @@ export const KVM = {
   CREATE_VM: IO(KVMIO, 0x01),
   CHECK_EXTENSION: IO(KVMIO, 0x03),
   GET_VCPU_MMAP_SIZE: IO(KVMIO, 0x04),
+  GET_MSR_INDEX_LIST: IOWR(KVMIO, 0x02, kvm_msr_list.size),
   GET_SUPPORTED_CPUID: IOWR(KVMIO, 0x05, kvm_cpuid2.size),
   CREATE_VCPU: IO(KVMIO, 0x41),
   GET_DIRTY_LOG: IOW(KVMIO, 0x42, kvm_dirty_log.size),
@@ -121,9 +131,13 @@ export const KVM = {
   GET_FPU: IOR(KVMIO, 0x8c, kvm_fpu.size),
   SET_FPU: IOW(KVMIO, 0x8d, kvm_fpu.size),
   SET_CPUID2: IOW(KVMIO, 0x90, kvm_cpuid2.size),
+  GET_DEBUGREGS: IOR(KVMIO, 0xa1, kvm_debugregs.size),
+  SET_DEBUGREGS: IOW(KVMIO, 0xa2, kvm_debugregs.size),
   ENABLE_CAP: IOW(KVMIO, 0xa3, kvm_enable_cap.size),
   GET_XSAVE: IOR(KVMIO, 0xa4, kvm_xsave.size),
   SET_XSAVE: IOW(KVMIO, 0xa5, kvm_xsave.size),
+  GET_XCRS: IOR(KVMIO, 0xa6, kvm_xcrs.size),
+  SET_XCRS: IOW(KVMIO, 0xa7, kvm_xcrs.size),
   CLEAR_DIRTY_LOG: IOWR(KVMIO, 0xc0, kvm_clear_dirty_log.size),
 } as const;
 
@@ -133,6 +147,8 @@ export const KVM_CAP = {
   USER_MEMORY: 3,
   SET_TSS_ADDR: 4,
   EXT_CPUID: 7,
+  DEBUGREGS: 50,
+  XCRS: 56,
   SYNC_REGS: 74,
   IMMEDIATE_EXIT: 136,
   MANUAL_DIRTY_LOG_PROTECT2: 168,

@@ -14,7 +14,7 @@ import { zigPath } from "./support.ts";
 
 const structs: Struct<string>[] = [
   kvm.kvm_regs, kvm.kvm_segment, kvm.kvm_dtable, kvm.kvm_sregs, kvm.kvm_fpu, kvm.kvm_userspace_memory_region,
-  kvm.kvm_xsave, kvm.kvm_cpuid2, kvm.kvm_cpuid_entry2, kvm.kvm_dirty_log, kvm.kvm_clear_dirty_log, kvm.kvm_enable_cap, kvm.kvm_msrs, kvm.kvm_msr_entry, kvm.kvm_signal_mask, kvm.kvm_sync_regs, kvm.kvm_run,
+  kvm.kvm_xsave, kvm.kvm_cpuid2, kvm.kvm_cpuid_entry2, kvm.kvm_dirty_log, kvm.kvm_clear_dirty_log, kvm.kvm_enable_cap, kvm.kvm_msrs, kvm.kvm_msr_entry, kvm.kvm_msr_list, kvm.kvm_debugregs, kvm.kvm_xcrs, kvm.kvm_signal_mask, kvm.kvm_sync_regs, kvm.kvm_run,
   sig.sigevent, sig.itimerspec, sig.timespec, sig.siginfo, sig.sigaction,
 ];
 

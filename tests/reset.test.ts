@@ -271,6 +271,39 @@ describe("privileged (raw) guests", () => {
     expect(v.run([2]).value).toBe(before);
     expect(v.poolStats.created).toBe(1);
   });
+  test("a raw guest's debug registers and XCR0 are reset before the next call", () => {
+    // rdi = 1: DR0 = esi, CR4.OSXSAVE, XCR0 = x87|SSE|AVX; else: DR0 + XCR0 (OSXSAVE set to read it)
+    const write = [
+      0x66, 0x89, 0xf0, // mov eax, esi
+      0x0f, 0x23, 0xc0, // mov dr0, eax
+      0x0f, 0x20, 0xe0, // mov eax, cr4
+      0x66, 0x0d, 0x00, 0x00, 0x04, 0x00, // or eax, 0x40000 (CR4.OSXSAVE)
+      0x0f, 0x22, 0xe0, // mov cr4, eax
+      0x66, 0x31, 0xc9, // xor ecx, ecx
+      0x66, 0x31, 0xd2, // xor edx, edx
+      0x66, 0xb8, 0x07, 0x00, 0x00, 0x00, // mov eax, 7
+      0x0f, 0x01, 0xd1, // xsetbv
+      0xf4, // hlt
+    ];
+    const read = [
+      0x0f, 0x21, 0xc3, // mov ebx, dr0
+      0x0f, 0x20, 0xe0, // mov eax, cr4
+      0x66, 0x0d, 0x00, 0x00, 0x04, 0x00, // or eax, 0x40000
+      0x0f, 0x22, 0xe0, // mov cr4, eax
+      0x66, 0x31, 0xc9, // xor ecx, ecx
+      0x0f, 0x01, 0xd0, // xgetbv
+      0x66, 0x01, 0xd8, // add eax, ebx
+      0xf4, // hlt
+    ];
+    const code = [0x66, 0x83, 0xff, 0x01, 0x75, write.length, ...write, ...read]; // cmp edi, 1; jne read
+    using v = new Runner(parseImage(new Uint8Array(code), "dr-xcr0"), { poolSize: 1 });
+    const before = v.run([2]).value & 0xffffffffn;
+    expect(before).toBe(1n); // DR0 0, XCR0 = x87 only
+    v.run([1, 0x5ec000]);
+    expect(v.run([2]).value & 0xffffffffn).toBe(before);
+    expect(v.poolStats.created).toBe(1);
+  });
+
   // raw_remap builds 32-bit page tables and captures its snapshot; a call with 1 remaps linear
   // 0x300000 from physical 0x300000 (0xaaaa0001) to 0x301000 (0xbbbb0002) and reads it.
   for (const strategy of ["dirty-log", "cow"] as const) {

@@ -21,7 +21,21 @@ function resetMsrs(): Uint8Array {
   GUEST_WRITABLE_MSRS.forEach((index, i) => dv.setUint32(kvm_msrs.size + i * kvm_msr_entry.size, index, true));
   return buf;
 }
-const host: HostState = { longModeSregs: longModeSregs(new Uint8Array(kvm_sregs.size)), resetMsrs: resetMsrs(), supportedXcr0: 3n, mxcsrMask: 0xffbf };
+const privilegedMsrs = (() => {
+  const indices = [...GUEST_WRITABLE_MSRS, 0x10, 0x1a0, 0xc0000103]; // and TSC, MISC_ENABLE, TSC_AUX
+  const buf = new Uint8Array(kvm_msrs.size + indices.length * kvm_msr_entry.size);
+  const dv = new DataView(buf.buffer);
+  dv.setUint32(0, indices.length, true);
+  indices.forEach((index, i) => dv.setUint32(kvm_msrs.size + i * kvm_msr_entry.size, index, true));
+  return buf;
+})();
+const host: HostState = {
+  longModeSregs: longModeSregs(new Uint8Array(kvm_sregs.size)),
+  resetMsrs: resetMsrs(),
+  privileged: () => ({ msrs: privilegedMsrs, debugregs: undefined, xcrs: undefined }),
+  supportedXcr0: 3n,
+  mxcsrMask: 0xffbf,
+};
 
 /** A header this host accepts: a native image's CPL3 state, every MSR, a plain XSAVE area. */
 function goodHeader(native = true): Uint8Array {
@@ -83,7 +97,7 @@ describe("validate", () => {
           info.memSize % 4096 === 0 &&
           info.imageEnd <= info.memSize &&
           info.dataSize + info.imageEnd <= info.memSize &&
-          count === GUEST_WRITABLE_MSRS.length &&
+          count === (info.privileged ? GUEST_WRITABLE_MSRS.length + 3 : GUEST_WRITABLE_MSRS.length) &&
           (!info.native || (["cr0", "cr3", "cr4", "efer"] as const).every((r) => sreg(h.subarray(HEADER.SREGS), r) === sreg(host.longModeSregs, r)))
         );
       }),

@@ -1,7 +1,9 @@
 // The KVM system object: one open /dev/kvm. It checks the API version and the capabilities wasp
 // relies on, and keeps what is the same for every VM (the vCPU mmap size, the supported CPUID).
 import * as libc from "../../ffi/libc.ts";
-import { KVM, KVM_API_VERSION, KVM_CAP, KVM_MAX_CPUID_ENTRIES, kvm_cpuid2, kvm_cpuid_entry2 } from "../../ffi/kvm.ts";
+import { KVM, KVM_API_VERSION, KVM_CAP, KVM_MAX_CPUID_ENTRIES, kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_list } from "../../ffi/kvm.ts";
+import { msrCount } from "./msrs.ts";
+import type { Vcpu } from "./vcpu.ts";
 import { KvmUnavailableError, SyscallError } from "../errors.ts";
 import { Vm } from "./vm.ts";
 
@@ -26,6 +28,36 @@ export const GUEST_WRITABLE_MSRS = [
   0x176, // SYSENTER_EIP
   0x277, // PAT
 ] as const;
+
+/** A fresh vCPU's privileged state (Kvm.privilegedResetState); undefined parts KVM cannot save and restore. */
+export interface PrivilegedState {
+  /** struct kvm_msrs: every register that reads and writes back, with a fresh vCPU's values */
+  msrs: Uint8Array;
+  /** struct kvm_debugregs */
+  debugregs: Uint8Array | undefined;
+  /** struct kvm_xcrs */
+  xcrs: Uint8Array | undefined;
+}
+
+/**
+ * The registers of `indices` that `vcpu` both reads and writes back, with its values. KVM stops a
+ * KVM_GET_MSRS or KVM_SET_MSRS at the first register it refuses: that one is dropped and the rest
+ * tried again.
+ */
+function restorableMsrs(vcpu: Vcpu, indices: number[]): Uint8Array {
+  let list = indices.slice();
+  for (;;) {
+    const got = msrCount(vcpu.getMsrs(list));
+    if (got === list.length) break;
+    list.splice(got, 1);
+  }
+  for (;;) {
+    const values = vcpu.getMsrs(list);
+    const refused = vcpu.trySetMsrs(values);
+    if (refused === undefined) return values;
+    list = list.filter((_, i) => i !== refused);
+  }
+}
 
 export class Kvm {
   readonly fd: number;
@@ -58,6 +90,7 @@ export class Kvm {
   }
 
   #resetState: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array } | undefined;
+  #privilegedState: PrivilegedState | undefined;
 
   /**
    * The special registers and FPU state (an XSAVE area) of a vCPU just after KVM_CREATE_VCPU and KVM_SET_CPUID2,
@@ -71,6 +104,47 @@ export class Kvm {
       this.#resetState = { sregs: vcpu.getSregs(), fpu: vcpu.getXsave(), msrs: vcpu.getMsrs(GUEST_WRITABLE_MSRS) };
     }
     return this.#resetState;
+  }
+
+  /**
+   * What a privileged (raw, CPL0) guest can change besides its registers and FPU state, as a fresh
+   * vCPU has it: every model-specific register KVM saves and restores (KVM_GET_MSR_INDEX_LIST)
+   * that reads and writes back here, the debug registers and XCR0. Every reset of a privileged
+   * guest's shell loads it (or the snapshot's values), so no call can leave anything in them for
+   * the next. Made once per process from a throwaway VM, on first use: only raw guests need it.
+   */
+  privilegedResetState(): PrivilegedState {
+    if (!this.#privilegedState) {
+      using vm = this.createVm();
+      using vcpu = vm.createVcpu(0);
+      vcpu.setCpuid(this.cpuid);
+      const listed = this.msrIndexList();
+      // the registers wasp has always restored first, so that a KVM that lacks one of the others
+      // can still never drop them
+      const indices = [...GUEST_WRITABLE_MSRS, ...listed.filter((i) => !(GUEST_WRITABLE_MSRS as readonly number[]).includes(i))];
+      const msrs = restorableMsrs(vcpu, indices);
+      const has = (cap: number) => this.checkExtension(cap) > 0;
+      this.#privilegedState = {
+        msrs,
+        debugregs: has(KVM_CAP.DEBUGREGS) ? vcpu.getDebugRegs() : undefined,
+        xcrs: has(KVM_CAP.XCRS) ? vcpu.getXcrs() : undefined,
+      };
+    }
+    return this.#privilegedState;
+  }
+
+  /** The model-specific registers KVM saves and restores for a guest (KVM_GET_MSR_INDEX_LIST). */
+  msrIndexList(): number[] {
+    const probe = new Uint8Array(kvm_msr_list.size);
+    // asked with room for none, KVM fails with E2BIG and says how many there are
+    libc.raw.ioctl(this.fd, KVM.GET_MSR_INDEX_LIST, probe);
+    const n = new DataView(probe.buffer).getUint32(kvm_msr_list.off("nmsrs"), true);
+    const buf = new Uint8Array(kvm_msr_list.size + n * 4);
+    new DataView(buf.buffer).setUint32(kvm_msr_list.off("nmsrs"), n, true);
+    libc.ioctl(this.fd, KVM.GET_MSR_INDEX_LIST, buf, "KVM_GET_MSR_INDEX_LIST");
+    const dv = new DataView(buf.buffer);
+    const got = dv.getUint32(kvm_msr_list.off("nmsrs"), true);
+    return Array.from({ length: Math.min(got, n) }, (_, i) => dv.getUint32(kvm_msr_list.size + i * 4, true));
   }
 
   checkExtension(cap: number): number {

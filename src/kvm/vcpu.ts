@@ -5,7 +5,7 @@ import * as libc from "../../ffi/libc.ts";
 import { Errno } from "../../ffi/errno.ts";
 import {
   KVM, KVM_EXIT, KVM_EXIT_IO_OUT, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS, SYNC_REGS, SYNC_SREGS,
-  kvm_msr_entry, kvm_msrs, kvm_regs, kvm_run, kvm_sregs, kvm_xsave, exitReasonName, type RegName,
+  kvm_debugregs, kvm_msr_entry, kvm_msrs, kvm_regs, kvm_run, kvm_sregs, kvm_xcrs, kvm_xsave, exitReasonName, type RegName,
 } from "../../ffi/kvm.ts";
 import type { Vm } from "./vm.ts";
 import type { VcpuExit } from "./exit.ts";
@@ -145,6 +145,28 @@ export class Vcpu {
 
   setXsave(xsave: Uint8Array): void {
     libc.ioctl(this.fd, KVM.SET_XSAVE, xsave, "KVM_SET_XSAVE");
+  }
+
+  /** DR0-DR3, DR6, DR7 (struct kvm_debugregs). */
+  getDebugRegs(): Uint8Array {
+    const buf = new Uint8Array(kvm_debugregs.size);
+    libc.ioctl(this.fd, KVM.GET_DEBUGREGS, buf, "KVM_GET_DEBUGREGS");
+    return buf;
+  }
+
+  setDebugRegs(regs: Uint8Array): void {
+    libc.ioctl(this.fd, KVM.SET_DEBUGREGS, regs, "KVM_SET_DEBUGREGS");
+  }
+
+  /** The extended control registers, XCR0 (struct kvm_xcrs). */
+  getXcrs(): Uint8Array {
+    const buf = new Uint8Array(kvm_xcrs.size);
+    libc.ioctl(this.fd, KVM.GET_XCRS, buf, "KVM_GET_XCRS");
+    return buf;
+  }
+
+  setXcrs(xcrs: Uint8Array): void {
+    libc.ioctl(this.fd, KVM.SET_XCRS, xcrs, "KVM_SET_XCRS");
   }
 
   /** All general registers from the sync area, for reports. */

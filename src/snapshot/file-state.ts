@@ -6,7 +6,7 @@
 // full by every reset, whatever the file lists. Every failure is one line naming the field.
 import { kvm_msr_entry, kvm_msrs, kvm_sregs, kvm_segment, XSAVE_MXCSR } from "../../ffi/kvm.ts";
 import { SEL_USER_DATA, longModeTablePieces } from "../image/boot.ts";
-import { GUEST_WRITABLE_MSRS } from "../kvm/system.ts";
+import { GUEST_WRITABLE_MSRS, type PrivilegedState } from "../kvm/system.ts";
 import { Layout } from "../hypercall/abi.ts";
 
 /** What this host would have written, to compare a file with. */
@@ -15,6 +15,8 @@ export interface HostState {
   longModeSregs: Uint8Array;
   /** a fresh vCPU's model-specific registers (GUEST_WRITABLE_MSRS, struct kvm_msrs) */
   resetMsrs: Uint8Array;
+  /** a fresh vCPU's privileged state (Kvm.privilegedResetState), asked only for a raw image's file */
+  privileged: () => PrivilegedState;
   /** the XSAVE features KVM lets a guest enable */
   supportedXcr0: bigint;
   /** the MXCSR bits this CPU accepts (FXSAVE's MXCSR_MASK) */
@@ -52,12 +54,13 @@ export function checkXsave(xsave: Uint8Array, host: HostState): string | undefin
 }
 
 /**
- * The model-specific registers a reset restores: always every one of GUEST_WRITABLE_MSRS, with the
- * file's values where it has them and a fresh vCPU's elsewhere. The file may list only those
- * registers, each once, with its reserved field zero. Returns the struct kvm_msrs, or why not.
+ * The model-specific registers a reset restores: always every one of `base` (a fresh vCPU's: for a
+ * privileged guest every register KVM restores), with the file's values where it has them. The
+ * file may list only GUEST_WRITABLE_MSRS, each once, with its reserved field zero. Returns the
+ * struct kvm_msrs, or why not.
  */
-export function mergeMsrs(file: Uint8Array, count: number, host: HostState): Uint8Array | string {
-  const out = host.resetMsrs.slice();
+export function mergeMsrs(file: Uint8Array, count: number, base: Uint8Array): Uint8Array | string {
+  const out = base.slice();
   const odv = new DataView(out.buffer);
   const nOut = odv.getUint32(kvm_msrs.off("nmsrs"), true);
   const fdv = new DataView(file.buffer, file.byteOffset, file.byteLength);

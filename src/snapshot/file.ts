@@ -20,6 +20,8 @@ import { Snapshot } from "./snapshot.ts";
 import { checkHostPages, checkNativeSregs, checkXsave, mergeMsrs, mxcsrMaskOf, type HostState } from "./file-state.ts";
 import { longModeSregs } from "../image/boot.ts";
 import { Layout } from "../hypercall/abi.ts";
+import { GUEST_WRITABLE_MSRS } from "../kvm/system.ts";
+import { selectMsrs } from "../kvm/msrs.ts";
 
 export const SNAPSHOT_MAGIC = 0x50414e5350534157n; // "WASPSNAP" little-endian
 export const FORMAT_VERSION = 1;
@@ -104,8 +106,10 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   header.set(snapshot.regs, HEADER.REGS);
   header.set(snapshot.sregs, HEADER.SREGS);
   header.set(snapshot.fpu.subarray(0, kvm_xsave.size), HEADER.XSAVE);
-  if (snapshot.msrs.length > 8 + MAX_MSRS * 16) throw new BadArgsError(`too many model-specific registers for the header (${snapshot.msrs.length} bytes)`);
-  header.set(snapshot.msrs, HEADER.MSRS);
+  // the registers a file carries; a raw guest's others start as a fresh vCPU's when it is restored
+  const msrs = selectMsrs(snapshot.msrs, GUEST_WRITABLE_MSRS);
+  if (msrs.length > 8 + MAX_MSRS * 16) throw new BadArgsError(`too many model-specific registers for the header (${msrs.length} bytes)`);
+  header.set(msrs, HEADER.MSRS);
 
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   let fd: number | undefined;
@@ -149,6 +153,9 @@ export interface LoadedSnapshotFile {
   populated: Uint8Array;
   /** the model-specific registers a reset restores (the file's merged over a fresh vCPU's) */
   msrs: Uint8Array;
+  /** a raw image's debug registers and XCR0: a fresh vCPU's (the file does not carry them) */
+  debugregs?: Uint8Array;
+  xcrs?: Uint8Array;
 }
 
 /**
@@ -189,7 +196,7 @@ export class SnapshotFile {
   /** A snapshot of the file's state for a virtine (`new Runner(file.restore())`); close it if the virtine is not made. */
   restore(): Snapshot {
     if (this.#closed) throw new BadSnapshotError(`${this.info.path}: the snapshot file is closed`);
-    const { fd, header: h, info, populated, msrs } = this.#loaded;
+    const { fd, header: h, info, populated, msrs, debugregs, xcrs } = this.#loaded;
     return Snapshot.fromFile(fd, 0, {
       populated,
       size: info.memSize,
@@ -199,6 +206,8 @@ export class SnapshotFile {
       sregs: h.slice(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size),
       fpu: h.slice(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size),
       msrs,
+      debugregs,
+      xcrs,
     });
   }
 
@@ -274,7 +283,8 @@ function load(path: string, kvm: Kvm): LoadedSnapshotFile {
       if (why) throw new BadSnapshotError(`${path}: ${why}`);
     }
     libc.addSeals(memfd, libc.F_SEAL_WRITE | libc.F_SEAL_SHRINK | libc.F_SEAL_GROW | libc.F_SEAL_SEAL);
-    return { fd: memfd, info, header, populated, msrs };
+    const privileged = info.privileged ? host.privileged() : undefined;
+    return { fd: memfd, info, header, populated, msrs, debugregs: privileged?.debugregs, xcrs: privileged?.xcrs };
   } catch (e) {
     if (memfd >= 0) libc.close(memfd);
     throw e;
@@ -288,7 +298,13 @@ function hostState(kvm: Kvm): HostState {
   let s = hostStates.get(kvm);
   if (!s) {
     const reset = kvm.vcpuResetState();
-    s = { longModeSregs: longModeSregs(reset.sregs), resetMsrs: reset.msrs, supportedXcr0: supportedXcr0(kvm), mxcsrMask: mxcsrMaskOf(reset.fpu) };
+    s = {
+      longModeSregs: longModeSregs(reset.sregs),
+      resetMsrs: reset.msrs,
+      privileged: () => kvm.privilegedResetState(),
+      supportedXcr0: supportedXcr0(kvm),
+      mxcsrMask: mxcsrMaskOf(reset.fpu),
+    };
     hostStates.set(kvm, s);
   }
   return s;
@@ -336,7 +352,7 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   const count = dv.getUint32(HEADER.MSRS, true);
   if (count > MAX_MSRS) bad(`${count} model-specific registers recorded, at most ${MAX_MSRS} fit`);
   if (dv.getUint32(HEADER.MSRS + 4, true) !== 0) bad("the model-specific register list's padding is not zero");
-  const msrs = mergeMsrs(header.subarray(HEADER.MSRS, HEADER.MSRS + 8 + count * 16), count, host);
+  const msrs = mergeMsrs(header.subarray(HEADER.MSRS, HEADER.MSRS + 8 + count * 16), count, info.privileged ? host.privileged().msrs : host.resetMsrs);
   if (typeof msrs === "string") bad(msrs);
   const xsave = checkXsave(header.subarray(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size), host);
   if (xsave) bad(xsave);

@@ -14,7 +14,8 @@ import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, longModeTablePieces, realModeSregs, trampolinePage, writeTrampoline } from "../image/boot.ts";
 import { imageFootprint, type Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
-import { GUEST_WRITABLE_MSRS } from "../kvm/system.ts";
+import type { PrivilegedState } from "../kvm/system.ts";
+import { msrIndices, overlayMsrs } from "../kvm/msrs.ts";
 import { GuestFaultError } from "../errors.ts";
 
 export type SnapshotKind = "entry" | "captured";
@@ -51,8 +52,14 @@ export class Snapshot {
   readonly sregs: Uint8Array;
   /** x87/SSE state with MXCSR: a struct kvm_xsave */
   readonly fpu: Uint8Array;
-  /** model-specific registers a privileged guest can write (struct kvm_msrs; GUEST_WRITABLE_MSRS) */
+  /**
+   * model-specific registers (struct kvm_msrs): for a privileged guest every one it could change and
+   * KVM restores (Kvm.privilegedResetState), loaded by every reset; a native guest's are not used
+   */
   msrs: Uint8Array = new Uint8Array(8);
+  /** a privileged guest's debug registers and XCR0 (struct kvm_debugregs, kvm_xcrs), where KVM has them */
+  debugregs: Uint8Array | undefined;
+  xcrs: Uint8Array | undefined;
   #closed = false;
 
   private constructor(
@@ -97,12 +104,16 @@ export class Snapshot {
       sregs: Uint8Array;
       fpu: Uint8Array;
       msrs: Uint8Array;
+      debugregs?: Uint8Array;
+      xcrs?: Uint8Array;
       populated: Uint8Array;
     },
   ): Snapshot {
     const s = new Snapshot("captured", state.meta, state.privileged, state.size, state.sregs, state.fpu);
     s.regs.set(state.regs);
     s.msrs = state.msrs.slice();
+    s.debugregs = state.debugregs?.slice();
+    s.xcrs = state.xcrs?.slice();
     s.populated.set(state.populated);
     s.#fd = fd;
     s.#offset = offset;
@@ -141,11 +152,20 @@ export class Snapshot {
   }
 
   /** The entry state of an image: host tables (native), the image, registers at the entry point. */
-  static entry(image: Image, size: number, reset: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array }, dataSize = 0): Snapshot {
+  static entry(
+    image: Image,
+    size: number,
+    reset: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array },
+    dataSize = 0,
+    /** a raw image's: the privileged state every reset loads */
+    privileged?: PrivilegedState,
+  ): Snapshot {
     const native = image.kind === "native";
     const meta = { name: image.name, native, footprint: imageFootprint(image), dataSize: native ? dataSize : 0 };
     const s = new Snapshot("entry", meta, !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
-    s.msrs = reset.msrs.slice();
+    s.msrs = (privileged?.msrs ?? reset.msrs).slice();
+    s.debugregs = privileged?.debugregs?.slice();
+    s.xcrs = privileged?.xcrs?.slice();
     try {
       if (native) {
         s.pieces.push(...longModeTablePieces(), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, s.fpu)]);
@@ -177,7 +197,14 @@ export class Snapshot {
   static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array): Snapshot {
     const sregs = vcpu.getSregs();
     const s = new Snapshot("captured", basis.meta, basis.privileged, basis.size, sregs, vcpu.getXsave());
-    s.msrs = basis.privileged ? vcpu.getMsrs(GUEST_WRITABLE_MSRS) : basis.msrs.slice();
+    s.msrs = basis.msrs.slice();
+    if (basis.privileged) {
+      // the guest's values where KVM reads them, the basis's for any it would not
+      const got = overlayMsrs(basis.msrs, vcpu.getMsrs(msrIndices(basis.msrs)));
+      if (typeof got !== "number") s.msrs = got;
+      s.debugregs = basis.debugregs && vcpu.getDebugRegs();
+      s.xcrs = basis.xcrs && vcpu.getXcrs();
+    }
     try {
       for (let page = 0; page < s.populated.length; page++) {
         if (!basis.populated[page] && !dirty[page]) continue;

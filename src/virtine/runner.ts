@@ -281,7 +281,8 @@ export class Runner {
   #baseSnapshot(): Snapshot {
     if (!this.#base) {
       if (!this.image) throw new BadArgsError("the virtine's snapshot is closed");
-      this.#base = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState(), this.meta.dataSize);
+      const privileged = this.image.kind === "raw" ? this.#kvm.privilegedResetState() : undefined;
+      this.#base = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState(), this.meta.dataSize, privileged);
     }
     return this.#base;
   }

@@ -7,7 +7,8 @@ import { GuestMemory, PAGE_SIZE } from "../memory/guest-memory.ts";
 import { GuestAccess, type AccessRules } from "../memory/guest-access.ts";
 import { ABI_VERSION, INFO_MAGIC, Info, Layout } from "../hypercall/abi.ts";
 import type { Kvm } from "../kvm/system.ts";
-import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, kvm_msr_entry, kvm_msrs } from "../../ffi/kvm.ts";
+import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } from "../../ffi/kvm.ts";
+import { msrEntry } from "../kvm/msrs.ts";
 import { BadSnapshotError } from "../errors.ts";
 import type { Vm } from "../kvm/vm.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
@@ -298,19 +299,31 @@ const NATIVE_RULES: AccessRules = {
 const PRIVILEGED_RULES: AccessRules = { hostRanges: [] };
 
 /**
- * The state only a privileged guest can change besides its registers: the XSAVE area (it can
- * enable extended state) and the model-specific registers (it can wrmsr). A state KVM refuses is
- * the snapshot's fault (a file's): a BadSnapshotError naming it.
+ * The state only a privileged guest can change besides its registers: XCR0 (xsetbv), the XSAVE
+ * area, every model-specific register KVM restores (wrmsr) and the debug registers. A state KVM
+ * refuses is the snapshot's fault (a file's): a BadSnapshotError naming it.
  */
 function loadPrivilegedState(vcpu: Vcpu, snapshot: Snapshot): void {
+  const refused = (what: string, e: unknown) =>
+    new BadSnapshotError(`${snapshot.meta.name}: KVM refused the snapshot's ${what} (${e instanceof Error ? e.message : String(e)})`);
+  try {
+    // XCR0 first: it decides which XSAVE features the XSAVE area may hold
+    if (snapshot.xcrs) vcpu.setXcrs(snapshot.xcrs);
+  } catch (e) {
+    throw refused("XCR0", e);
+  }
   try {
     vcpu.setXsave(snapshot.fpu);
   } catch (e) {
-    throw new BadSnapshotError(`${snapshot.meta.name}: KVM refused the snapshot's FPU/SSE state (${e instanceof Error ? e.message : String(e)})`);
+    throw refused("FPU/SSE state", e);
   }
   const set = vcpu.trySetMsrs(snapshot.msrs);
   if (set !== undefined) {
-    const index = new DataView(snapshot.msrs.buffer, snapshot.msrs.byteOffset).getUint32(kvm_msrs.size + set * kvm_msr_entry.size, true);
-    throw new BadSnapshotError(`${snapshot.meta.name}: KVM refused the snapshot's value of model-specific register 0x${index.toString(16)}`);
+    throw new BadSnapshotError(`${snapshot.meta.name}: KVM refused the snapshot's value of model-specific register 0x${msrEntry(snapshot.msrs, set).index.toString(16)}`);
+  }
+  try {
+    if (snapshot.debugregs) vcpu.setDebugRegs(snapshot.debugregs);
+  } catch (e) {
+    throw refused("debug registers", e);
   }
 }
