@@ -34,6 +34,7 @@ const ADDR_HI = 0xfffff;
 const TWO_32 = 2 ** 32;
 /** Linear addresses are 48 bits; the lower canonical half ends at 2^47. */
 const HALF = 2n ** 47n;
+const LOWER_END = 2 ** 47;
 const UPPER = 2n ** 64n - HALF;
 const LOW48 = 2n ** 48n - 1n;
 
@@ -60,7 +61,7 @@ export class GuestAccess {
    * info page) and short fields; buffers of any size go through read/write/randomize.
    */
   check(addr: bigint | number, len: number, access: Access, what: string): number {
-    const lin = this.#linear(BigInt(addr), len, access, what);
+    const lin = this.#linear(addr, len, access, what);
     this.#translate(lin, access, what, addr, len);
     if (this.#span < len) {
       // contiguous in guest memory but not one mapping: accept only if physically contiguous too
@@ -111,7 +112,7 @@ export class GuestAccess {
   /** Calls `fn(phys, n, done)` for each physically contiguous piece of the range, in order. */
   #each(addr: bigint | number, len: number, access: Access, what: string, fn: (phys: number, n: number, done: number) => void): void {
     if (len === 0) return;
-    const lin = this.#linear(BigInt(addr), len, access, what);
+    const lin = this.#linear(addr, len, access, what);
     for (let done = 0; done < len; ) {
       this.#translate(lin + done, access, what, addr, len);
       const n = Math.min(this.#span, len - done);
@@ -122,9 +123,12 @@ export class GuestAccess {
   }
 
   /** The guest address as a 48-bit linear address, after checking it is canonical and the range does not wrap. */
-  #linear(addr: bigint, len: number, access: Access, what: string): number {
+  #linear(addr: bigint | number, len: number, access: Access, what: string): number {
     if (!Number.isSafeInteger(len) || len < 0) throw fault(what, addr, len, access, "has an invalid length");
-    const a = BigInt.asUintN(64, addr);
+    // the host's own addresses (the info page, the data window) are small numbers: no bigint work
+    // on the per-call path
+    if (typeof addr === "number" && addr >= 0 && addr + len <= (this.#rules.root === undefined ? this.#mem.size : LOWER_END)) return addr;
+    const a = BigInt.asUintN(64, BigInt(addr));
     if (this.#rules.root === undefined) {
       // physical addressing: the range must lie in RAM
       if (a > BigInt(this.#mem.size) || BigInt(len) > BigInt(this.#mem.size) - a) throw fault(what, addr, len, access, `is outside guest RAM (${this.#mem.size} bytes)`);
