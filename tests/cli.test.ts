@@ -120,9 +120,9 @@ describe("wasp invoke errors", () => {
     const p = join(dir, "huge.bin");
     writeFileSync(p, "");
     truncateSync(p, 1024 ** 3 + 1); // sparse
-    failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_BAD_IMAGE, /huge\.bin: the image is 1073741825 bytes, more than the 16744448 bytes that fit in its guest memory \(raise the memory/);
+    failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_BAD_IMAGE, /huge\.bin: the image is 1073741825 bytes, more than the 16744448 bytes that fit in its guest memory \(the default; raise it with --mem/);
     // refused before it is read, whatever the memory: past the cap nothing fits
-    failsWith(wasp(["invoke", p, "--mem", "1G"]), EXIT_STATUS.WASP_BAD_IMAGE, /more than the 1073709056 bytes that fit/);
+    failsWith(wasp(["invoke", p, "--mem", "1G"]), EXIT_STATUS.WASP_BAD_IMAGE, /more than the 1073709056 bytes that fit in its guest memory \(1024 MiB\)/);
   });
 
   test("an image that does not fit in --mem", () => {

@@ -6,10 +6,10 @@ import { fileURLToPath } from "node:url";
 import { BadArgsError, BadOutputError, ClosedError } from "../errors.ts";
 import { escapeGuestLine } from "../guest-text.ts";
 import { compileZig, type ZigOptions } from "../image/zig.ts";
-import { maxImageBytes, parseImage } from "../image/image.ts";
+import { parseImage } from "../image/image.ts";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
-import { Runner, checkArgs, readHead, readImageBytes } from "../virtine/runner.ts";
+import { Runner, checkArgs, imageBytes, readHead } from "../virtine/runner.ts";
 import type { EngineOptions, VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 
@@ -99,19 +99,19 @@ export class Virtine implements Disposable, AsyncDisposable {
     const path = resolve(source instanceof URL ? fileURLToPath(source) : String(source));
     // what the file is, from its first bytes: a snapshot file is never read whole (it is mapped), an
     // image file only if it can fit the guest memory it would get
-    const head = readHead(path);
-    if (isSnapshotFile(head)) {
+    const file = readHead(path);
+    if (isSnapshotFile(file.head)) {
       // opened once here: every thread restores this very copy, whatever happens to the path later
-      const file = new SnapshotFile(path, systemKvm());
+      const snapshot = new SnapshotFile(path, systemKvm());
       try {
-        const local = Runner.fromSnapshotFile(file.loaded, engineOptions(options));
-        return new Virtine(local, { kind: "snapshot", file: file.loaded }, options, file);
+        const local = Runner.fromSnapshotFile(snapshot.loaded, engineOptions(options));
+        return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, options, snapshot);
       } catch (e) {
-        file.close();
+        snapshot.close();
         throw e;
       }
     }
-    const bytes = readImageBytes(path, maxImageBytes(head, options.memory));
+    const bytes = imageBytes(file, options.memory);
     return Virtine.#fromImageBytes(bytes, basename(path), options);
   }
 

@@ -28,8 +28,6 @@ export const MAX_ARGS = 6;
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** Longest deadline accepted (a day); 0 means none. */
 export const MAX_TIMEOUT_MS = 86_400_000;
-/** Largest image file accepted. */
-export const MAX_IMAGE_BYTES: number = MAX_MEMORY;
 /** Room a native image must leave for its stack between its end and the data window. */
 const MIN_STACK = 64 * 1024;
 /** The data window of a native image when none is given: room for a call's input and output. */
@@ -483,19 +481,35 @@ function checkMemory(image: Image, requested: number | undefined, dataSize: numb
  * messages (default: the file's name).
  */
 export function readImageFile(path: string, name = basename(path), memory?: number): Image {
-  return parseImage(readImageBytes(path, maxImageBytes(readHead(path), memory)), name);
+  return parseImage(imageBytes(readHead(path), memory), name);
 }
 
-/** The first bytes of a file (up to a native image header's size): enough to tell what it is. */
-export function readHead(path: string): Uint8Array {
+/** A file's first bytes (a native image header's worth: enough to tell what it is), and its size. */
+export interface FileHead {
+  path: string;
+  size: number;
+  head: Uint8Array;
+  /** a small file's bytes, read whole at once */
+  whole: Uint8Array | undefined;
+}
+
+/** Files up to this size are read whole to look at their first bytes. */
+const SMALL_FILE = 1024 * 1024;
+
+/** Reads the first bytes of `path`, with the same clear errors as readImageFile. */
+export function readHead(path: string): FileHead {
+  const size = checkRegularFile(path);
   // A small file is read whole: the guests embedded in the standalone binary live in Bun's
   // in-memory filesystem, which readFileSync reads but open(2) cannot reach.
-  if (checkRegularFile(path) <= SMALL_FILE) return readImageBytes(path).subarray(0, Header.SIZE);
+  if (size <= SMALL_FILE) {
+    const whole = readWhole(path);
+    return { path, size: whole.length, head: whole.subarray(0, Header.SIZE), whole };
+  }
   let fd: number | undefined;
   try {
     fd = openSync(path, "r");
     const head = new Uint8Array(Header.SIZE);
-    return head.subarray(0, readSync(fd, head, 0, head.length, 0));
+    return { path, size, head: head.subarray(0, readSync(fd, head, 0, head.length, 0)), whole: undefined };
   } catch (e) {
     throw new BadImageError(`${path}: cannot read the image (${e instanceof Error ? e.message : String(e)})`);
   } finally {
@@ -503,15 +517,19 @@ export function readHead(path: string): Uint8Array {
   }
 }
 
-/** Files up to this size are read whole to look at their first bytes. */
-const SMALL_FILE = 1024 * 1024;
-
-/** Reads an image file's bytes, with the same clear errors as readImageFile; at most `limit` bytes. */
-export function readImageBytes(path: string, limit = MAX_IMAGE_BYTES): Uint8Array {
-  const size = checkRegularFile(path);
-  if (size > limit) {
-    throw new BadImageError(`${path}: the image is ${size} bytes, more than the ${limit} bytes that fit in its guest memory${limit < MAX_IMAGE_BYTES ? " (raise the memory: --mem, or the memory option)" : ""}`);
+/**
+ * The bytes of an image file whose head was read; a file bigger than what fits in `memory` bytes of
+ * guest RAM (by default what its header asks for, else the default) is refused before it is read.
+ */
+export function imageBytes(file: FileHead, memory?: number): Uint8Array {
+  const limit = maxImageBytes(file.head, memory);
+  if (file.size > limit) {
+    throw new BadImageError(`${file.path}: the image is ${file.size} bytes, more than the ${limit} bytes that fit in its guest memory (${memory === undefined ? "the default; raise it with --mem or the memory option" : `${memory / MIB} MiB`})`);
   }
+  return file.whole ?? readWhole(file.path);
+}
+
+function readWhole(path: string): Uint8Array {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
