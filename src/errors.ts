@@ -128,6 +128,13 @@ export class SandboxError extends WaspError {
   }
 }
 
+/** The command line could not write its output (a full disk, an I/O error). */
+export class WriteError extends WaspError {
+  constructor(message: string) {
+    super("WASP_WRITE", message);
+  }
+}
+
 /**
  * CLI exit status per error code: one per class, documented in docs/errors.md. 1 is kept for
  * anything unexpected (a bug in wasp), 2 for command-line usage errors (commander's own).
@@ -150,4 +157,5 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_CLOSED: 16,
   WASP_BAD_OUTPUT: 17,
   WASP_SANDBOX: 18,
+  WASP_WRITE: 19,
 };

@@ -5,7 +5,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, truncat
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EXIT_STATUS } from "../src/errors.ts";
-import { REAL, WASP, X86, guest, nativeImage, wasp } from "./support.ts";
+import { REAL, WASP, X86, guest, nativeImage, wasp, waspIntoClosedPipe } from "./support.ts";
 
 let dir: string;
 beforeAll(() => {
@@ -161,6 +161,15 @@ describe("wasp invoke errors", () => {
     failsWith(wasp(["invoke", p]), EXIT_STATUS.WASP_MEMORY_FAULT, /write 1 bytes at guest-physical 0x30000000, outside its RAM/);
   });
 
+  test("a guest's output into a closed pipe ends quietly (141); into a full disk, one line (issue 12)", () => {
+    // printer prints 20,000 lines (~200 KB): more than a pipe holds
+    expect(waspIntoClosedPipe(["invoke", "--no-sandbox", guest("printer"), "20000"])).toEqual({ status: 141, stderr: "" });
+    expect(waspIntoClosedPipe(["invoke", guest("printer"), "20000"])).toEqual({ status: 141, stderr: "" });
+    const full = Bun.spawnSync([WASP, "invoke", guest("hello")], { stdout: Bun.file("/dev/full"), stderr: "pipe" });
+    expect(full.exitCode).toBe(EXIT_STATUS.WASP_WRITE);
+    expect(full.stderr.toString()).toBe("wasp: cannot write to standard output (ENOSPC)\n");
+  });
+
   test("a spinning guest is stopped at --timeout", () => {
     failsWith(wasp(["invoke", guest("spin"), "--timeout", "50"]), EXIT_STATUS.WASP_TIMEOUT, /past its deadline of 50 ms/);
     failsWith(wasp(["invoke", "noop", "--timeout", "soon"]), EXIT_STATUS.WASP_BAD_ARGS, /--timeout "soon" is not a non-negative integer/);
@@ -184,7 +193,7 @@ describe("wasp invoke errors", () => {
   });
 
   test("output past the 1 MiB cap is dropped and said so on stderr", () => {
-    const r = wasp(["invoke", guest("printer"), "200000"]);
+    const r = wasp(["invoke", guest("printer"), "20000"]);
     expect(r.status).toBe(0);
     expect(r.stdout.length).toBe(1024 * 1024 + "200000\n".length);
     expect(r.stderr).toBe("wasp: guest output truncated at the 1048576 byte cap; the rest was dropped\n");

@@ -6,7 +6,7 @@ import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import * as libc from "../ffi/libc.ts";
 import { errnoName } from "../ffi/errno.ts";
-import { enterSandbox } from "../src/host/harden.ts";
+import { describeSandbox, enterSandbox } from "../src/host/harden.ts";
 
 const [allowed, output, forbidden] = process.argv.slice(2);
 const sandbox = !process.argv.includes("--no-sandbox");
@@ -33,7 +33,8 @@ await new Promise<void>((resolve) => {
 });
 
 if (sandbox) {
-  const report = enterSandbox({ read: [allowed], write: [output], devices: ["/dev/zero"] }, { verbose: true });
+  const report = enterSandbox({ read: [allowed], write: [output], devices: ["/dev/zero"] });
+  process.stderr.write(`wasp: sandbox: ${describeSandbox(report)}\n`);
   out.landlockAbi = report.landlock.abi;
   out.syscalls = report.syscalls;
 } else out.landlockAbi = 0;

@@ -1,5 +1,7 @@
 // Shared by the test files: paths to the built artifacts and the bundled toolchain.
 import { existsSync, readdirSync } from "node:fs";
+import { ptr } from "bun:ffi";
+import * as libc from "../ffi/libc.ts";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dir, "..");
@@ -79,3 +81,20 @@ export function wasp(args: string[], env: Record<string, string> = {}) {
   const p = Bun.spawnSync([WASP, ...args], { env: { ...process.env, ...env } });
   return { status: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
 }
+
+/** pipe2(2), syscall 293 on x86-64 */
+const SYS_PIPE2 = 293;
+
+/** Runs wasp with its standard output the write end of a pipe whose read end is already closed. */
+export function waspIntoClosedPipe(args: string[]) {
+  const fds = new Int32Array(2);
+  if ((libc.raw.syscall(SYS_PIPE2, ptr(fds), 0, 0, 0) as number) < 0) libc.fail("pipe2");
+  libc.close(fds[0]);
+  try {
+    const p = Bun.spawnSync([WASP, ...args], { stdout: fds[1], stderr: "pipe" });
+    return { status: p.exitCode, stderr: p.stderr.toString() };
+  } finally {
+    libc.close(fds[1]);
+  }
+}
+

@@ -7,6 +7,7 @@ import type { SeriesResult } from "../bench/stats.ts";
 import { BenchRegressionError, compare, formatComparison, parseBaseline } from "../bench/baseline.ts";
 import { renderSvg } from "../bench/svg.ts";
 import { checkWritable, parseCount } from "./parse.ts";
+import { err, out } from "./output.ts";
 
 export interface BenchFlags {
   json?: boolean;
@@ -50,7 +51,7 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
   const json = flags.json ?? false;
   if (!json) {
     const row = ["series".padEnd(COL), "unit".padEnd(7), "n".padStart(6), "median".padStart(10), "p99".padStart(10)];
-    process.stdout.write(`${row.join(" ")}  ${"beside".padEnd(COL)} ${"median".padStart(10)} ${"ratio".padStart(6)}\n`);
+    out(`${row.join(" ")}  ${"beside".padEnd(COL)} ${"median".padStart(10)} ${"ratio".padStart(6)}\n`);
   }
   for (let round = 0; round < rounds; round++) {
     if (flags.floor) for (const f of runFloor(flags.floor).values()) add(floors, f);
@@ -67,10 +68,10 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
     for (const r of results) emit(r, beside(r.name, combined, floorResults), json);
   }
   if (flags.json) {
-    for (const f of floorResults.values()) process.stdout.write(`${JSON.stringify({ ...f, name: `floor_${f.name}` })}\n`);
+    for (const f of floorResults.values()) out(`${JSON.stringify({ ...f, name: `floor_${f.name}` })}\n`);
   }
   // with --json, stdout holds only JSON lines: the rest goes to stderr
-  const say = (s: string) => (flags.json ? process.stderr : process.stdout).write(s);
+  const say = (s: string) => (flags.json ? err(s) : out(s));
   if (flags.svg !== undefined) {
     const caption = [
       `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
@@ -132,11 +133,11 @@ function beside(name: string, ours: Map<string, SeriesResult>, floors: Map<strin
 
 function emit(r: SeriesResult, ref: { label: string; result: SeriesResult } | undefined, json: boolean): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify(r)}\n`);
+    out(`${JSON.stringify(r)}\n`);
     return;
   }
   const cmp = ref ? `  ${ref.label.padEnd(COL)} ${ref.result.median.toFixed(2).padStart(10)} ${(r.median / ref.result.median).toFixed(2).padStart(6)}` : "";
-  process.stdout.write(`${r.name.padEnd(COL)} ${r.unit.padEnd(7)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}\n`);
+  out(`${r.name.padEnd(COL)} ${r.unit.padEnd(7)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}\n`);
 }
 
 /** Several rounds of one series: the median of their medians and of their p99s. */

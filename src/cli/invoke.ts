@@ -9,7 +9,8 @@ import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
 import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
-import { enterSandbox } from "../host/harden.ts";
+import { describeSandbox, enterSandbox } from "../host/harden.ts";
+import { err, out } from "./output.ts";
 
 export interface InvokeFlags {
   mem?: string;
@@ -58,7 +59,10 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
   if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
   // from here on the process can open only the files named here and make only the allowed system calls
-  if (flags.sandbox !== false) enterSandbox({ read: [imageArg, flags.input], write: [flags.output], devices: [kvmDevicePath()] }, { verbose: flags.verbose });
+  if (flags.sandbox !== false) {
+    const sandbox = enterSandbox({ read: [imageArg, flags.input], write: [flags.output], devices: [kvmDevicePath()] });
+    if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
+  }
   const input = flags.input === undefined ? undefined : readInput(flags.input);
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
   const options = { memory, timeoutMs, dataSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
@@ -68,7 +72,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   try {
     result = virtine.run(args, { input });
   } catch (e) {
-    if (flags.verbose && e instanceof GuestFaultError) process.stderr.write(`wasp: registers at the fault:\n${formatRegs(e.regs)}\n`);
+    if (flags.verbose && e instanceof GuestFaultError) err(`wasp: registers at the fault:\n${formatRegs(e.regs)}\n`);
     throw e;
   }
   const elapsed = (Bun.nanoseconds() - started) / 1000;
@@ -76,21 +80,21 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const dataOnStdout = flags.output === "-";
   // The console, and the output data unless --output asked for it, are the guest's text shown on a
   // terminal: escaped (src/guest-text.ts). Only --output gets the guest's bytes as they are.
-  if (result.console.length > 0) (dataOnStdout ? process.stderr : process.stdout).write(escapeGuestText(result.console));
-  if (result.consoleTruncated) process.stderr.write(`wasp: guest output truncated at the ${virtine.maxOutput} byte cap; the rest was dropped\n`);
-  if (dataOnStdout) process.stdout.write(result.output);
+  if (result.console.length > 0) (dataOnStdout ? err : out)(escapeGuestText(result.console));
+  if (result.consoleTruncated) err(`wasp: guest output truncated at the ${virtine.maxOutput} byte cap; the rest was dropped\n`);
+  if (dataOnStdout) out(result.output);
   else {
     if (flags.output !== undefined) writeOutput(flags.output, result.output);
     else if (result.output.length > 0) {
       // the output data before the result, on lines of its own
-      process.stdout.write(escapeGuestText(result.output));
-      if (result.output[result.output.length - 1] !== 0x0a) process.stdout.write("\n");
+      out(escapeGuestText(result.output));
+      if (result.output[result.output.length - 1] !== 0x0a) out("\n");
     }
-    process.stdout.write(`${result.value}\n`);
+    out(`${result.value}\n`);
   }
   if (flags.verbose) {
     const kind = virtine.image ? virtine.image.kind : "snapshot file";
-    process.stderr.write(`wasp: ${virtine.meta.name} (${kind}), ${virtine.memorySize / MIB} MiB, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+    err(`wasp: ${virtine.meta.name} (${kind}), ${virtine.memorySize / MIB} MiB, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
   }
 }
 
@@ -152,7 +156,7 @@ function inspectSnapshot(path: string): void {
 
 function printTable(lines: [string, string][]): void {
   const width = Math.max(...lines.map(([k]) => k.length));
-  for (const [k, v] of lines) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+  for (const [k, v] of lines) out(`${k.padEnd(width)}  ${v}\n`);
 }
 
 function formatRegs(regs: Record<string, bigint> | undefined): string {

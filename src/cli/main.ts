@@ -8,6 +8,7 @@ import { benchCommand } from "./bench.ts";
 import { snapshotCommand } from "./snapshot.ts";
 import { VERSION } from "../version.ts";
 import { hardenProcess } from "../host/harden.ts";
+import { EXIT_PIPE_CLOSED, PipeClosed, err, out } from "./output.ts";
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command()
@@ -16,7 +17,8 @@ async function main(argv: string[]): Promise<number> {
     .version(VERSION)
     .exitOverride()
     .configureOutput({
-      writeErr: (s) => process.stderr.write(s.replace(/^error: /, "wasp: ")),
+      writeOut: (s) => out(s),
+      writeErr: (s) => err(s.replace(/^error: /, "wasp: ")),
     })
     .showSuggestionAfterError();
 
@@ -79,17 +81,22 @@ async function main(argv: string[]): Promise<number> {
 
 /** Prints an error as one line and returns the exit status for its class. */
 export function report(e: unknown): number {
+  // the reader of standard output went away: stop quietly, as a tool SIGPIPE kills does
+  if (e instanceof PipeClosed) return EXIT_PIPE_CLOSED;
   if (e instanceof CommanderError) {
     // commander has already printed its message (help, version, usage errors)
     return e.exitCode === 0 ? 0 : 2;
   }
   if (e instanceof WaspError) {
-    process.stderr.write(`wasp: ${e.message}\n`);
+    err(`wasp: ${e.message}\n`);
     return EXIT_STATUS[e.code] ?? 1;
   }
   const message = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`wasp: internal error: ${message}\n`);
+  err(`wasp: internal error: ${message}\n`);
   return 1;
 }
 
-process.exitCode = await main(process.argv);
+const status = await main(process.argv);
+// with nobody reading, nothing left to do is worth finishing (a benchmark's threads, say)
+if (status === EXIT_PIPE_CLOSED) process.exit(status);
+process.exitCode = status;

@@ -6,6 +6,7 @@ import { BadArgsError, BadImageError } from "../errors.ts";
 import { MIB } from "../image/image.ts";
 import { isSnapshotPath, loadImage } from "./invoke.ts";
 import { parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
+import { out } from "./output.ts";
 
 export interface SnapshotFlags {
   output?: string;
@@ -22,7 +23,7 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
     using file = new SnapshotFile(target, kvm);
     file.verify();
     const i = file.info;
-    process.stdout.write(`${target}: ok (format ${i.formatVersion}, written by wasp ${i.waspVersion}, ${i.memSize / MIB} MiB of memory, ${i.populatedPages} pages stored, memory sha256 ${i.memorySha256})\n`);
+    out(`${target}: ok (format ${i.formatVersion}, written by wasp ${i.waspVersion}, ${i.memSize / MIB} MiB of memory, ${i.populatedPages} pages stored, memory sha256 ${i.memorySha256})\n`);
     return;
   }
   if (!flags.output) throw new BadArgsError("say where to write the snapshot: -o FILE");
@@ -37,7 +38,7 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
     throw new BadImageError(`${image.name}: the image made no snapshot hypercall (virtine.snapshot()), so there is no initialized state to write`);
   }
   const info = writeSnapshotFile(flags.output, virtine.pool.snapshot, image.bytes, kvm);
-  process.stdout.write(
+  out(
     `wrote ${flags.output}: ${info.memSize / MIB} MiB of guest memory, ${info.populatedPages} pages stored (${((info.populatedPages * 4096) / MIB).toFixed(1)} MiB on disk), first call's result ${result.value}\n`,
   );
 }

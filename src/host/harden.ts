@@ -51,9 +51,9 @@ export interface SandboxReport {
 
 /**
  * Sandboxes this process for the rest of its life (irreversibly): Landlock to `paths`, then the
- * seccomp allowlist on all threads. With `verbose`, one line on stderr says what is in force.
+ * seccomp allowlist on all threads. What is in force is returned (`describeSandbox` says it in one line).
  */
-export function enterSandbox(paths: SandboxPaths, options: { verbose?: boolean } = {}): SandboxReport {
+export function enterSandbox(paths: SandboxPaths): SandboxReport {
   hardenProcess();
   const grants: Grant[] = [];
   const add = (list: readonly (string | undefined)[], access: Grant["access"]) => {
@@ -65,9 +65,7 @@ export function enterSandbox(paths: SandboxPaths, options: { verbose?: boolean }
   // Landlock first: once the filter is in, its system calls are refused
   const landlock = restrictFiles(grants);
   const instructions = installFilter();
-  const report = { landlock, syscalls: SYSCALLS.length, instructions };
-  if (options.verbose) process.stderr.write(`wasp: sandbox: ${describeSandbox(report)}\n`);
-  return report;
+  return { landlock, syscalls: SYSCALLS.length, instructions };
 }
 
 /** One line on what is in force, for --verbose. */
