@@ -4,6 +4,7 @@
 // memory: no VM is needed to prove which addresses a hypercall may touch.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { runs } from "./fuzz.ts";
 import { GuestMemory, PAGE_SIZE } from "../src/memory/guest-memory.ts";
 import { GuestAccess } from "../src/memory/guest-access.ts";
 import { accessRules } from "../src/virtine/shell.ts";
@@ -115,7 +116,7 @@ describe("a native guest cannot have the host write where it cannot write", () =
         }
         return ok === expected;
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
     mem.close();
   });

@@ -2,6 +2,7 @@
 // for console text, decodable back to exactly what the guest sent. No KVM needed.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { runs } from "./fuzz.ts";
 import { escapeGuestLine, escapeGuestText } from "../src/guest-text.ts";
 import { GuestPanicError } from "../src/errors.ts";
 import { decodeError, encodeError } from "../src/api/wire.ts";
@@ -101,7 +102,7 @@ describe("escapeGuestLine (error messages, logs)", () => {
         expect(line).not.toMatch(CONTROL);
         expect(line.includes("\n")).toBe(false);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -110,7 +111,7 @@ describe("escapeGuestLine (error messages, logs)", () => {
       fc.property(guestBytes, (b) => {
         expect(unescape(escapeGuestLine(b), "bytes")).toEqual(b);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -121,7 +122,7 @@ describe("escapeGuestLine (error messages, logs)", () => {
         expect(line).not.toMatch(CONTROL);
         expect(unescape(line, "string")).toBe(s);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 
@@ -164,7 +165,7 @@ describe("escapeGuestText (console and output shown as text)", () => {
         expect(text).not.toMatch(CONTROL_BUT_LINES);
         expect(unescape(text, "bytes")).toEqual(b);
       }),
-      { numRuns: 2000 },
+      { numRuns: runs(2000) },
     );
   });
 

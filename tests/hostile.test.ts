@@ -248,7 +248,7 @@ describe("fuzz: random images and random hypercall arguments", () => {
     let n = 0;
     for (let i = 0; i < 1000; i++) {
       const code = new Uint8Array(bytes(1 + Math.floor(rand() * 32)));
-      survives(() => new Runner(parseImage(code, "raw"), { timeoutMs: 20 }));
+      survives(() => new Runner(parseImage(code, "raw", { raw: true }), { timeoutMs: 20 }));
       n++;
     }
     expect(n).toBe(1000);

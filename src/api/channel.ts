@@ -130,7 +130,7 @@ export function slotsOf(sab: SharedArrayBuffer): Slot[] {
 
 /** What a worker needs to build its own engine for a virtine (structured-cloneable). */
 export type VirtineSpec =
-  | { kind: "image"; bytes: Uint8Array; name: string }
+  | { kind: "image"; bytes: Uint8Array; name: string; raw?: boolean }
   /** a loaded snapshot file: its sealed memfd is shared by every thread, so all run exactly what load opened */
   | { kind: "snapshot"; file: LoadedSnapshotFile };
 

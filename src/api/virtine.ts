@@ -31,6 +31,8 @@ export interface VirtineOptions {
   poolSize?: number;
   /** bytes at the top of guest RAM for a call's input and output (default 1 MiB) */
   dataSize?: number;
+  /** take an image file or bytes as a raw real-mode image whatever they look like (text and ELF are refused otherwise) */
+  raw?: boolean;
   /** the worker threads that run `invoke`/`call`/`run` (default: WorkerPool.shared(), one per core) */
   workers?: WorkerPool;
 }
@@ -127,9 +129,10 @@ export class Virtine implements Disposable, AsyncDisposable {
   }
 
   static #fromImageBytes(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine {
-    const image = parseImage(bytes, name);
+    const raw = options.raw === true;
+    const image = parseImage(bytes, name, { raw });
     const local = new Runner(image, engineOptions(options));
-    return new Virtine(local, { kind: "image", bytes: image.bytes, name }, options);
+    return new Virtine(local, { kind: "image", bytes: image.bytes, name, raw }, options);
   }
 
   // -- on the calling thread --------------------------------------------------------------------

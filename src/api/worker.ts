@@ -208,7 +208,7 @@ function engineOf(virtines: Map<number, Entry>, id: number): Runner {
   if (!entry) throw new ClosedError("virtine");
   if (!entry.engine) {
     const { spec, options } = entry;
-    entry.engine = spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.file, options) : new Runner(parseImage(spec.bytes, spec.name), options);
+    entry.engine = spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.file, options) : new Runner(parseImage(spec.bytes, spec.name, { raw: spec.raw }), options);
   }
   return entry.engine;
 }

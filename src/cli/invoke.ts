@@ -25,6 +25,8 @@ export interface InvokeFlags {
   dataSize?: string;
   /** false with --no-sandbox: no seccomp filter, no Landlock (src/host/harden.ts) */
   sandbox?: boolean;
+  /** --raw: any bytes are a raw image, even text or an ELF file */
+  raw?: boolean;
 }
 
 /** True if `path` is an existing file that starts with the snapshot file magic. */
@@ -42,14 +44,26 @@ export function isSnapshotPath(path: string): boolean {
 }
 
 /** Resolves an image argument: a file path, else the name of an embedded example guest. */
-export function loadImage(arg: string, memory?: number): Image {
-  if (!existsSync(arg)) {
-    const embedded = embeddedGuest(arg);
-    // embedded files have hashed names in the binary: name the image as asked
-    if (embedded) return readImageFile(embedded, `${arg.replace(/\.bin$/, "")}.bin`, memory);
-    throw new BadImageError(`${arg}: no such file (and not one of the built-in guests: ${EMBEDDED_NAMES.join(", ")})`);
-  }
-  return readImageFile(arg, basename(arg), memory);
+export function loadImage(arg: string, opts: { memory?: number; raw?: boolean } = {}): Image {
+  const builtIn = resolveImage(arg);
+  // embedded files have hashed names in the binary: name the image as asked
+  if (builtIn) return readImageFile(builtIn, { ...opts, name: `${arg.replace(/\.bin$/, "")}.bin` });
+  if (!existsSync(arg)) throw new BadImageError(`${arg}: no such file (and not one of the built-in guests: ${EMBEDDED_NAMES.join(", ")})`);
+  return readImageFile(arg, opts);
+}
+
+/**
+ * The built-in guest an image argument names, or undefined for a file. A bare name of a built-in
+ * (`fib`) is the built-in even where a file of that name exists (`./fib` runs the file): a stray
+ * file must not silently shadow it. Any other argument is a file; one that does not exist but
+ * names a built-in with `.bin` (`fib.bin`) is the built-in.
+ */
+export function resolveImage(arg: string): string | undefined {
+  const embedded = embeddedGuest(arg);
+  if (!embedded) return undefined;
+  if (!arg.includes("/") && !arg.endsWith(".bin")) return embedded;
+  if (existsSync(arg)) return undefined;
+  return embedded;
 }
 
 export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags): void {
@@ -66,7 +80,8 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const input = flags.input === undefined ? undefined : readInput(flags.input);
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
   const options = { memory, timeoutMs, dataSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
-  using virtine = isSnapshotPath(imageArg) ? Runner.fromSnapshotFile(imageArg, options) : new Runner(loadImage(imageArg, memory), options);
+  const builtIn = resolveImage(imageArg) !== undefined;
+  using virtine = !builtIn && isSnapshotPath(imageArg) ? Runner.fromSnapshotFile(imageArg, options) : new Runner(loadImage(imageArg, { memory, raw: flags.raw }), options);
   const started = Bun.nanoseconds();
   let result;
   try {
@@ -94,7 +109,9 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   }
   if (flags.verbose) {
     const kind = virtine.image ? virtine.image.kind : "snapshot file";
-    err(`wasp: ${virtine.meta.name} (${kind}), ${virtine.memorySize / MIB} MiB, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+    // which image ran: a built-in guest, or the file (a bare name of a built-in is the built-in)
+    const source = builtIn ? `the built-in guest ${imageArg}` : imageArg;
+    err(`wasp: ${source}: ${virtine.meta.name} (${kind}), ${virtine.memorySize / MIB} MiB, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
   }
 }
 
@@ -116,9 +133,9 @@ function writeOutput(path: string, data: Uint8Array): void {
   }
 }
 
-export function inspectCommand(imageArg: string): void {
-  if (isSnapshotPath(imageArg)) return inspectSnapshot(imageArg);
-  const image = loadImage(imageArg);
+export function inspectCommand(imageArg: string, flags: { raw?: boolean } = {}): void {
+  if (resolveImage(imageArg) === undefined && isSnapshotPath(imageArg)) return inspectSnapshot(imageArg);
+  const image = loadImage(imageArg, { raw: flags.raw });
   const lines: [string, string][] = [
     ["file", image.name],
     ["kind", image.kind === "native" ? "native (host-built 64-bit long mode, CPL3)" : "raw (16-bit real mode at 0x8000, Wasp convention)"],

@@ -36,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--data-size <size>", "the data window for input and output (default 1M; fixed in a snapshot file)")
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
     .option("--no-sandbox", "run without the seccomp filter and Landlock (docs/security.md, \"The host process\")")
+    .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
 
   program
@@ -48,13 +49,15 @@ async function main(argv: string[]): Promise<number> {
     .option("--mem <size>", "guest memory (default: what the image asks, else 16 MiB)")
     .option("--allow <names>", "hypercalls to grant beyond exit, write, panic and snapshot")
     .option("--timeout <ms>", "deadline of the initializing call in milliseconds (default 60000)")
+    .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
     .action((image: string, args: string[], flags) => snapshotCommand(image, args, flags));
 
   program
     .command("inspect")
     .description("print what an image declares")
     .argument("<image>", "image file or built-in guest name")
-    .action((image: string) => inspectCommand(image));
+    .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
+    .action((image: string, flags: { raw?: boolean }) => inspectCommand(image, flags));
 
   program
     .command("bench")

@@ -4,7 +4,7 @@ import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
 import { MIB } from "../image/image.ts";
-import { isSnapshotPath, loadImage } from "./invoke.ts";
+import { isSnapshotPath, loadImage, resolveImage } from "./invoke.ts";
 import { parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { out } from "./output.ts";
 
@@ -14,6 +14,8 @@ export interface SnapshotFlags {
   mem?: string;
   allow?: string;
   timeout?: string;
+  /** --raw: any bytes are a raw image */
+  raw?: boolean;
 }
 
 export function snapshotCommand(target: string, rawArgs: string[], flags: SnapshotFlags): void {
@@ -28,9 +30,9 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   }
   if (!flags.output) throw new BadArgsError("say where to write the snapshot: -o FILE");
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
-  if (isSnapshotPath(target)) throw new BadImageError(`${target}: is a snapshot file already; snapshot its image instead`);
+  if (resolveImage(target) === undefined && isSnapshotPath(target)) throw new BadImageError(`${target}: is a snapshot file already; snapshot its image instead`);
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
-  const image = loadImage(target, memory);
+  const image = loadImage(target, { memory, raw: flags.raw });
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
   using virtine = new Runner(image, { memory, timeoutMs, poolSize: 1, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
   const result = virtine.run(args);

@@ -37,11 +37,53 @@ export function maxImageBytes(head: Uint8Array, memory?: number): number {
   return Math.max(0, ram - (native ? Layout.NATIVE_LOAD : Layout.RAW_LOAD));
 }
 
-/** Parses image bytes; `name` is used in messages (usually the file name). */
-export function parseImage(bytes: Uint8Array, name: string): Image {
+/**
+ * Parses image bytes; `name` is used in messages (usually the file name). Bytes without a native
+ * header are a raw image — unless they are plainly something else (an ELF executable, a text file),
+ * which is refused: run as real-mode code they would only fault. `raw` takes any bytes as raw code.
+ */
+export function parseImage(bytes: Uint8Array, name: string, opts: { raw?: boolean } = {}): Image {
   if (bytes.length === 0) throw new BadImageError(`${name}: the image is empty`);
+  if (opts.raw) return { kind: "raw", name, bytes, loadAddr: Layout.RAW_LOAD };
   if (bytes.length >= 8 && readU64(bytes, Header.MAGIC) === HEADER_MAGIC) return parseNative(bytes, name);
+  const other = notAnImage(bytes);
+  if (other) throw new BadImageError(`${name}: ${other}, not a wasp image (a native image starts with its WASPVRT1 header; a raw image is flat real-mode code: --raw runs any bytes as one)`);
   return { kind: "raw", name, bytes, loadAddr: Layout.RAW_LOAD };
+}
+
+/** ELF's magic, "\x7fELF" (the ELF specification, e_ident). */
+const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
+/** How much of a file is looked at to tell text from code. */
+const TEXT_PROBE = 4096;
+
+/** What bytes without a native header plainly are when they are no raw image, or undefined. */
+export function notAnImage(bytes: Uint8Array): string | undefined {
+  if (ELF_MAGIC.every((b, i) => bytes[i] === b)) return "an ELF executable (Linux programs do not run in wasp yet)";
+  if (looksLikeText(bytes.subarray(0, TEXT_PROBE), bytes.length > TEXT_PROBE)) return "a text file";
+  return undefined;
+}
+
+/**
+ * True when every byte is printable ASCII, a tab, line feed, form feed or carriage return, or part
+ * of well-formed UTF-8 — as text is, and as no real-mode program is (its opcodes and immediates
+ * hold control bytes and NULs: `mov eax, 42; hlt` is 66 b8 2a 00 00 00 f4). With `cut`, the bytes
+ * are the start of a longer file, and a character cut at their end still counts as text.
+ */
+export function looksLikeText(bytes: Uint8Array, cut = false): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b >= 0x20 && b < 0x7f) continue;
+    if (b === 0x09 || b === 0x0a || b === 0x0c || b === 0x0d) continue;
+    // a UTF-8 sequence: a lead byte 0xc2-0xf4 and its continuation bytes 0x80-0xbf
+    const extra = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1;
+    if (extra < 0) return false;
+    for (let k = 1; k <= extra; k++) {
+      if (i + k >= bytes.length) return cut; // cut by the probe's end, or a lone lead byte at the file's
+      if ((bytes[i + k] & 0xc0) !== 0x80) return false;
+    }
+    i += extra;
+  }
+  return true;
 }
 
 function parseNative(bytes: Uint8Array, name: string): Image {

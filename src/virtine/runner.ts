@@ -200,7 +200,7 @@ export class Runner {
 
   /** Loads an image file. */
   static fromFile(path: string, options: RunnerOptions = {}): Runner {
-    return new Runner(readImageFile(path, basename(path), options.memory), options);
+    return new Runner(readImageFile(path, { memory: options.memory }), options);
   }
 
   /** The image's pool of warm shells, created with its entry snapshot on first use. */
@@ -478,10 +478,10 @@ function checkMemory(image: Image, requested: number | undefined, dataSize: numb
 /**
  * Reads and parses an image file, with clear errors for a missing file, a directory, a file too big
  * to run in `memory` bytes of RAM (refused before it is read). `name` is the image's name in
- * messages (default: the file's name).
+ * messages (default: the file's name); `raw` takes any bytes as a raw image (parseImage).
  */
-export function readImageFile(path: string, name = basename(path), memory?: number): Image {
-  return parseImage(imageBytes(readHead(path), memory), name);
+export function readImageFile(path: string, opts: { name?: string; memory?: number; raw?: boolean } = {}): Image {
+  return parseImage(imageBytes(readHead(path), opts.memory), opts.name ?? basename(path), { raw: opts.raw });
 }
 
 /** A file's first bytes (a native image header's worth: enough to tell what it is), and its size. */
