@@ -1,4 +1,4 @@
-// Writes guests/sdk/abi.zig from src/hypercall/abi.ts.
+// Writes guests/sdk/abi.zig from src/abi/guest-abi.ts.
 //   bun scripts/gen-abi.ts          regenerate the file
 //   bun scripts/gen-abi.ts --check  exit 1 if the committed file is stale
 import { renderAbiZig } from "./abi-zig.ts";

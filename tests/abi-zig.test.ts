@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { renderAbiZig } from "../scripts/abi-zig.ts";
-import { ABI_VERSION, HEADER_MAGIC, Hypercalls, INFO_MAGIC } from "../src/hypercall/abi.ts";
+import { ABI_VERSION, HEADER_MAGIC, Hypercalls, INFO_MAGIC } from "../src/abi/guest-abi.ts";
 
 const abiZigPath = new URL("../guests/sdk/abi.zig", import.meta.url).pathname;
 

@@ -7,9 +7,9 @@ import fc from "fast-check";
 import { runs } from "./fuzz.ts";
 import { GuestMemory, PAGE_SIZE } from "../src/memory/guest-memory.ts";
 import { GuestAccess } from "../src/memory/guest-access.ts";
-import { accessRules } from "../src/virtine/shell.ts";
+import { accessRules } from "../src/shell/shell.ts";
 import { longModeTablePieces, trampolinePage } from "../src/image/boot.ts";
-import { Layout } from "../src/hypercall/abi.ts";
+import { Layout } from "../src/abi/guest-abi.ts";
 import { MemoryFaultError } from "../src/errors.ts";
 
 const RAM = 16 * 1024 * 1024;

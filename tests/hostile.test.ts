@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { Runner } from "../src/virtine/runner.ts";
 import { parseImage } from "../src/image/image.ts";
-import { Hypercalls } from "../src/hypercall/abi.ts";
+import { Hypercalls } from "../src/abi/guest-abi.ts";
 import { MAX_WRITE } from "../src/hypercall/handlers.ts";
 import { WaspError, TimeoutError } from "../src/errors.ts";
 import { X86, guest, nativeImage, openFds } from "./support.ts";

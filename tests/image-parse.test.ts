@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MAX_MEMORY, buildNativeImage, looksLikeText, parseImage } from "../src/image/image.ts";
-import { Header, Layout } from "../src/hypercall/abi.ts";
+import { Header, Layout } from "../src/abi/guest-abi.ts";
 import { BadImageError, EXIT_STATUS } from "../src/errors.ts";
 import { WASP, wasp } from "./support.ts";
 

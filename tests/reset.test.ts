@@ -2,13 +2,13 @@
 // a shell back to its snapshot byte for byte.
 import { describe, expect, test } from "bun:test";
 import { Runner } from "../src/virtine/runner.ts";
-import { Shell } from "../src/virtine/shell.ts";
+import { Shell } from "../src/shell/shell.ts";
 import { Snapshot } from "../src/snapshot/snapshot.ts";
 import { parseImage } from "../src/image/image.ts";
 import { systemKvm } from "../src/kvm/system.ts";
-import { userSelectorsVisible } from "../src/virtine/probe.ts";
+import { userSelectorsVisible } from "../src/shell/probe.ts";
 import { KVM_EXIT } from "../ffi/kvm.ts";
-import { Layout } from "../src/hypercall/abi.ts";
+import { Layout } from "../src/abi/guest-abi.ts";
 import { X86, guest, nativeImage, wasp } from "./support.ts";
 
 const load = (name: string, opts = {}) => Runner.fromFile(guest(name), opts);
@@ -109,7 +109,7 @@ describe("reset is proof: nothing of call N is visible to call N+1", () => {
   });
 
   test("where KVM shows a guest its data selectors, the reset reloads the special registers", () => {
-    // forced on (this machine's KVM hides them, see src/virtine/probe.ts): the secret is still gone
+    // forced on (this machine's KVM hides them, see src/shell/probe.ts): the secret is still gone
     const kvm = systemKvm();
     using snap = Snapshot.entry(parseImage(secretGuest(), "secret"), 16 << 20, kvm.vcpuResetState());
     using shell = new Shell(kvm, snap, { selectorsVisible: true });

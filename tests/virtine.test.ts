@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { Runner, readImageFile } from "../src/virtine/runner.ts";
 import { parseImage } from "../src/image/image.ts";
-import { Layout } from "../src/hypercall/abi.ts";
+import { Layout } from "../src/abi/guest-abi.ts";
 import { BadArgsError, BadImageError, GuestFaultError, MemoryFaultError, WaspError } from "../src/errors.ts";
 import { REAL, X86, guest, nativeImage, openFds } from "./support.ts";
 

@@ -11,7 +11,7 @@
 
 const std = @import("std");
 
-/// The generated ABI constants (scripts/gen-abi.ts from src/hypercall/abi.ts).
+/// The generated ABI constants (scripts/gen-abi.ts from src/abi/guest-abi.ts).
 pub const abi = @import("abi.zig");
 
 // ---------------------------------------------------------------------------------------------

@@ -2,13 +2,13 @@
 // (fib through the invocation path), table 1 (boot milestones), fig. 3 (fib by mode), fig. 12
 // (cold start by image size), and the reset-cost series that chose wasp's reset strategy.
 import { Runner } from "../virtine/runner.ts";
-import { Shell, type ResetStrategy } from "../virtine/shell.ts";
+import { Shell, type ResetStrategy } from "../shell/shell.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { KVM_EXIT } from "../../ffi/kvm.ts";
-import { Layout, Port } from "../hypercall/abi.ts";
+import { Layout, Port } from "../abi/guest-abi.ts";
 import { buildNativeImage, parseImage, MIB } from "../image/image.ts";
-import { Header } from "../hypercall/abi.ts";
+import { Header } from "../abi/guest-abi.ts";
 import { benchImage as image } from "./guests.ts";
 import { summarize, timeSync } from "./stats.ts";
 import type { Series } from "./suite.ts";

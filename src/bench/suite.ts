@@ -2,11 +2,11 @@
 // docs/benchmarks.md sets them beside kvm-floor's series of the same name.
 import { Runner } from "../virtine/runner.ts";
 import { benchImage as image } from "./guests.ts";
-import { Shell } from "../virtine/shell.ts";
+import { Shell } from "../shell/shell.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { KVM_EXIT } from "../../ffi/kvm.ts";
-import { Port } from "../hypercall/abi.ts";
+import { Port } from "../abi/guest-abi.ts";
 import { MIB, imageFootprint } from "../image/image.ts";
 import { summarize, timeAsync, timeSync, type SeriesResult } from "./stats.ts";
 import { PAPER_SERIES, exitImage } from "./paper.ts";

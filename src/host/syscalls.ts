@@ -62,7 +62,7 @@ export const SYSCALLS: readonly SyscallRule[] = [
   { name: "pipe", nr: 22, why: "Bun's internal wake-up pipes (a pipe within the process)" },
   { name: "dup", nr: 32, why: "Bun duplicates standard streams" },
   { name: "dup2", nr: 33, why: "as dup" },
-  { name: "fcntl", nr: 72, why: "F_GETFL/F_SETFL (non-blocking), F_DUPFD_CLOEXEC on Bun's own fds" },
+  { name: "fcntl", nr: 72, why: "F_GETFL/F_SETFL (non-blocking), F_DUPFD_CLOEXEC on Bun's own fds; F_ADD_SEALS on a loaded snapshot's memfd" },
   { name: "fsync", nr: 74, why: "node:fs fsync of a file wasp writes" },
   { name: "fdatasync", nr: 75, why: "as fsync" },
   { name: "ftruncate", nr: 77, why: "sizing a snapshot memfd (an fd-only truncate)" },

@@ -1,7 +1,7 @@
 // The host side of each hypercall. Every (address, length) from the guest is checked against a
 // per-call length cap, then used only through GuestAccess: translated through the guest's page
 // tables and allowed only where the guest itself could read (or write) at CPL3.
-import { Hypercalls, Layout, type HypercallName } from "./abi.ts";
+import { Hypercalls, Layout, type HypercallName } from "../abi/guest-abi.ts";
 import type { ConsoleSink } from "./console.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";

@@ -1,6 +1,6 @@
 // Which hypercalls an invocation may make: granted by the host (CLI --allow, library option
 // `allow`), never by the image. The default grants only what pure computation needs.
-import { Hypercalls, type HypercallName } from "./abi.ts";
+import { Hypercalls, type HypercallName } from "../abi/guest-abi.ts";
 import { BadArgsError } from "../errors.ts";
 
 export class Policy {

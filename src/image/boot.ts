@@ -4,7 +4,7 @@
 // with SSE on, RFLAGS.IOPL=3 so that OUT is allowed. No guest boot code runs.
 // Raw images: 16-bit real mode, CS base 0, IP and SP 0x8000 (Wasp's convention).
 import { kvm_dtable, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
-import { Layout, Port } from "../hypercall/abi.ts";
+import { Layout, Port } from "../abi/guest-abi.ts";
 
 // Page-table entry bits (Intel SDM vol. 3, 4.5).
 const PTE_P = 1n;

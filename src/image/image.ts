@@ -1,7 +1,7 @@
 // Image formats. A *native* image (built from Zig with the guest SDK) is a flat binary that starts
-// with wasp's header (src/hypercall/abi.ts, Header); anything else is a *raw* image in Wasp's
+// with wasp's header (src/abi/guest-abi.ts, Header); anything else is a *raw* image in Wasp's
 // convention: a flat binary loaded at 0x8000 and entered in 16-bit real mode.
-import { ABI_VERSION, HEADER_MAGIC, HEADER_NAME_LEN, Header, Layout } from "../hypercall/abi.ts";
+import { ABI_VERSION, HEADER_MAGIC, HEADER_NAME_LEN, Header, Layout } from "../abi/guest-abi.ts";
 import { BadImageError } from "../errors.ts";
 
 export const MIB = 1024 * 1024;

@@ -7,7 +7,7 @@
 import { kvm_msr_entry, kvm_msrs, kvm_sregs, kvm_segment, XSAVE_MXCSR } from "../../ffi/kvm.ts";
 import { SEL_USER_DATA, longModeTablePieces } from "../image/boot.ts";
 import { GUEST_WRITABLE_MSRS, type PrivilegedState } from "../kvm/system.ts";
-import { Layout } from "../hypercall/abi.ts";
+import { Layout } from "../abi/guest-abi.ts";
 
 /** What this host would have written, to compare a file with. */
 export interface HostState {

@@ -19,7 +19,7 @@ import { cpuIdentity, missingFeatures, supportedXcr0, type CpuIdentity } from ".
 import { Snapshot } from "./snapshot.ts";
 import { checkHostPages, checkNativeSregs, checkXsave, mergeMsrs, mxcsrMaskOf, type HostState } from "./file-state.ts";
 import { longModeSregs } from "../image/boot.ts";
-import { Layout } from "../hypercall/abi.ts";
+import { Layout } from "../abi/guest-abi.ts";
 import { GUEST_WRITABLE_MSRS } from "../kvm/system.ts";
 import { selectMsrs } from "../kvm/msrs.ts";
 

@@ -9,7 +9,7 @@
 import { toArrayBuffer } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
 import { kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
-import { Layout, Port } from "../hypercall/abi.ts";
+import { Layout, Port } from "../abi/guest-abi.ts";
 import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, longModeTablePieces, realModeSregs, trampolinePage, writeTrampoline } from "../image/boot.ts";
 import { imageFootprint, type Image } from "../image/image.ts";

@@ -2,7 +2,7 @@
 // reset that makes it clean again happens off the caller's path — on the event loop, in idle time
 // (setImmediate) — and always before the shell is handed out again. A caller that never yields
 // to the event loop gets its shell cleaned on demand instead.
-import { Shell, type ResetStrategy } from "../virtine/shell.ts";
+import { Shell, type ResetStrategy } from "./shell.ts";
 import type { Kvm } from "../kvm/system.ts";
 import type { Snapshot } from "../snapshot/snapshot.ts";
 import { BadArgsError } from "../errors.ts";

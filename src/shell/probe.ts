@@ -5,7 +5,7 @@
 // must then reload the special registers (KVM_SET_SREGS, ~5 µs here). KVM on PVM shows a CPL3 guest
 // null data selectors whatever it loads (measured), so there is nothing to reset. One probe per
 // process tells which: a guest loads the user data selector into DS and reads DS back.
-import { Port } from "../hypercall/abi.ts";
+import { Port } from "../abi/guest-abi.ts";
 import { KVM_EXIT } from "../../ffi/kvm.ts";
 import { buildNativeImage, parseImage } from "../image/image.ts";
 import { SEL_USER_DATA } from "../image/boot.ts";

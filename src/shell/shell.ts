@@ -5,7 +5,7 @@ import { toArrayBuffer } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
 import { GuestMemory, PAGE_SIZE } from "../memory/guest-memory.ts";
 import { GuestAccess, type AccessRules } from "../memory/guest-access.ts";
-import { ABI_VERSION, INFO_MAGIC, Info, Layout } from "../hypercall/abi.ts";
+import { ABI_VERSION, INFO_MAGIC, Info, Layout } from "../abi/guest-abi.ts";
 import type { Kvm } from "../kvm/system.ts";
 import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } from "../../ffi/kvm.ts";
 import { msrEntry } from "../kvm/msrs.ts";
