@@ -1,7 +1,8 @@
 // Running images through the library: results, arguments, output, exits, and the errors of
 // images and options that cannot run.
 import { describe, expect, test } from "bun:test";
-import { Runner, readImageFile } from "../src/virtine/runner.ts";
+import { Runner } from "../src/virtine/runner.ts";
+import { readImageFile } from "../src/image/file.ts";
 import { parseImage } from "../src/image/image.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
 import { BadArgsError, BadImageError, GuestFaultError, MemoryFaultError, WaspError } from "../src/errors.ts";

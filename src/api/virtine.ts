@@ -9,7 +9,8 @@ import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
-import { Runner, checkArgs, imageBytes, readHead } from "../virtine/runner.ts";
+import { Runner, checkArgs } from "../virtine/runner.ts";
+import { imageBytes, readHead } from "../image/file.ts";
 import type { EngineOptions, VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 

@@ -1,9 +1,9 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
-import { basename } from "node:path";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
-import { Runner, readImageFile } from "../virtine/runner.ts";
+import { Runner } from "../virtine/runner.ts";
+import { readImageFile } from "../image/file.ts";
 import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image } from "../image/image.ts";
