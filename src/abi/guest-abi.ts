@@ -29,6 +29,9 @@ export const Hypercalls = [
 
 export type HypercallName = (typeof Hypercalls)[number]["name"];
 
+/** What every virtine may call without a grant: the one source of this default (docs are tested against it). */
+export const DEFAULT_GRANTS: readonly HypercallName[] = Hypercalls.filter((h) => h.defaultGranted).map((h) => h.name);
+
 /**
  * Fixed guest-physical layout (identity-mapped for native images). Pages 1-6 and 0x18-0x1b hold
  * host-built structures and are supervisor-only in the page tables, so a CPL3 guest cannot rewrite

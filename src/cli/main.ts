@@ -7,6 +7,7 @@ import { invokeCommand, inspectCommand } from "./invoke.ts";
 import { benchCommand } from "./bench.ts";
 import { snapshotCommand } from "./snapshot.ts";
 import { VERSION } from "../version.ts";
+import { DEFAULT_GRANTS } from "../abi/guest-abi.ts";
 import { hardenProcess } from "../host/harden.ts";
 import { EXIT_PIPE_CLOSED, PipeClosed, err, out } from "./output.ts";
 
@@ -28,12 +29,12 @@ async function main(argv: string[]): Promise<number> {
     .argument("<image>", "image file, snapshot file (wasp snapshot -o), or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable)")
     .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9")
     .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
-    .option("--allow <names>", "hypercalls to grant beyond exit, write and panic (comma-separated: time,random)")
+    .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")} (comma-separated: time,random)`)
     .option("--timeout <ms>", "deadline in milliseconds (default 10000; 0: none)")
     .option("--no-snapshot", "ignore the guest's snapshot hypercall: every call starts at the entry")
     .option("-i, --input <file>", "the call's input data, from a file or - for standard input (guests taking main(input))")
     .option("-o, --output <file>", "write the guest's output data to a file; - for standard output, instead of the result")
-    .option("--data-size <size>", "the data window for input and output (default 1M; fixed in a snapshot file)")
+    .option("--data-size <size>", "the data window for input and output (default 1M, or what fits in a smaller --mem; fixed in a snapshot file)")
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
     .option("--no-sandbox", "run without the seccomp filter and Landlock (docs/security.md, \"The host process\")")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
@@ -47,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
     .option("-o, --output <file>", "where to write the snapshot file (atomically, read-only)")
     .option("--verify", "check a snapshot file: header, and the memory part against its checksum")
     .option("--mem <size>", "guest memory (default: what the image asks, else 16 MiB)")
-    .option("--allow <names>", "hypercalls to grant beyond exit, write, panic and snapshot")
+    .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")}`)
     .option("--timeout <ms>", "deadline of the initializing call in milliseconds (default 60000)")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
     .action((image: string, args: string[], flags) => snapshotCommand(image, args, flags));

@@ -1,6 +1,6 @@
 // Which hypercalls an invocation may make: granted by the host (CLI --allow, library option
 // `allow`), never by the image. The default grants only what pure computation needs.
-import { Hypercalls, type HypercallName } from "../abi/guest-abi.ts";
+import { DEFAULT_GRANTS, Hypercalls, type HypercallName } from "../abi/guest-abi.ts";
 import { BadArgsError } from "../errors.ts";
 
 export class Policy {
@@ -17,7 +17,7 @@ export class Policy {
 
   /** The default grants plus `allow` (names of hypercalls). Unknown names are refused. */
   static grant(allow: readonly string[] = []): Policy {
-    const names = new Set<HypercallName>(Hypercalls.filter((h) => h.defaultGranted).map((h) => h.name));
+    const names = new Set<HypercallName>(DEFAULT_GRANTS);
     for (const a of allow) {
       const h = Hypercalls.find((x) => x.name === a);
       if (!h) throw new BadArgsError(`unknown hypercall "${a}" in the allow list (known: ${Hypercalls.map((x) => x.name).join(", ")})`);

@@ -36,7 +36,7 @@ const IO_DIRECTION = kvm_run.off("io.direction");
 export interface RunnerOptions {
   /** guest RAM in bytes (default: what the image asks for, else 16 MiB; at most 1 GiB) */
   memory?: number;
-  /** hypercalls granted beyond the default (exit, write, panic) */
+  /** hypercalls granted beyond the default (DEFAULT_GRANTS: exit, write, panic, snapshot) */
   allow?: readonly string[];
   /** cap on console output bytes per invocation (default 1 MiB); the excess is dropped */
   maxOutput?: number;
@@ -136,10 +136,10 @@ export class Runner {
     } else {
       this.image = source;
       const native = source.kind === "native";
-      const dataSize = native ? checkDataSize(options.dataSize ?? DEFAULT_DATA_SIZE) : 0;
       if (!native && options.dataSize) throw new BadArgsError(`${source.name} is a raw image: it takes no data, so it has no data window`);
-      this.memorySize = checkMemory(source, options.memory, dataSize);
-      this.meta = { name: source.name, native, footprint: imageFootprint(source), dataSize };
+      const plan = planMemory(source, options.memory, options.dataSize);
+      this.memorySize = plan.memory;
+      this.meta = { name: source.name, native, footprint: imageFootprint(source), dataSize: plan.dataSize };
     }
     this.policy = Policy.grant(options.allow);
     const maxOutput = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
@@ -459,7 +459,25 @@ function checkDataSize(size: number): number {
   return size;
 }
 
-function checkMemory(image: Image, requested: number | undefined, dataSize: number): number {
+/**
+ * An image's guest memory and data window: the memory asked for (or the image's, or the default),
+ * checked against the cap and the image's needs; the data window as asked (it must fit), or by
+ * default DEFAULT_DATA_SIZE — or, in a memory too small for it, all that fits above the image and
+ * its stack, so that the smallest memory runs a guest that takes no data.
+ */
+export function planMemory(image: Image, requested?: number, dataSize?: number): { memory: number; dataSize: number } {
+  const memory = checkMemory(image, requested);
+  if (image.kind !== "native") return { memory, dataSize: 0 };
+  const need = imageFootprint(image) + MIN_STACK;
+  if (dataSize === undefined) return { memory, dataSize: Math.min(DEFAULT_DATA_SIZE, Math.floor((memory - need) / 4096) * 4096) };
+  checkDataSize(dataSize);
+  if (need + dataSize > memory) {
+    throw new BadArgsError(`${image.name}: a data window of ${dataSize} bytes leaves too little of the ${memory / MIB} MiB of guest memory for the image and its stack`);
+  }
+  return { memory, dataSize };
+}
+
+function checkMemory(image: Image, requested: number | undefined): number {
   const wanted = requested ?? (image.kind === "native" && image.header.memWanted > 0n ? Number(image.header.memWanted) : DEFAULT_MEMORY);
   if (!Number.isSafeInteger(wanted) || wanted % 4096 !== 0) throw new BadArgsError(`memory size ${wanted} is not a multiple of 4 KiB`);
   if (wanted < MIN_MEMORY) throw new BadArgsError(`memory size ${wanted} bytes is below the minimum of ${MIN_MEMORY / MIB} MiB`);
@@ -467,9 +485,6 @@ function checkMemory(image: Image, requested: number | undefined, dataSize: numb
   const need = imageFootprint(image) + (image.kind === "native" ? MIN_STACK : 0);
   if (need > wanted) {
     throw new BadImageError(`${image.name}: the image needs ${need} bytes of guest memory (with its stack), more than the ${wanted / MIB} MiB it would get`);
-  }
-  if (need + dataSize > wanted) {
-    throw new BadArgsError(`${image.name}: a data window of ${dataSize} bytes leaves too little of the ${wanted / MIB} MiB of guest memory for the image and its stack`);
   }
   return wanted;
 }
