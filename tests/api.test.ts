@@ -105,6 +105,19 @@ describe("data in and out", () => {
     expect(stats.callSync({ values: [] })).toEqual({ count: 0, sum: 0, min: 0, max: 0, mean: 0 });
   });
 
+  test("run and runSync take a string input as UTF-8, and refuse anything else that is not bytes (issue 12)", async () => {
+    await using echo = await load("echo");
+    expect(new TextDecoder().decode(echo.runSync({ input: "stressed" }).output)).toBe("desserts");
+    expect(new TextDecoder().decode((await echo.run({ input: "drawer" })).output)).toBe("reward");
+    const bad = { input: 42 } as unknown as { input: Uint8Array };
+    expect(() => echo.runSync(bad)).toThrow(/^input is 42: give a Uint8Array or a string/);
+    await expect(echo.run(bad)).rejects.toBeInstanceOf(BadArgsError);
+    await expect(echo.run({ input: [1, 2] } as unknown as { input: Uint8Array })).rejects.toThrow(/input is a list/);
+    await using fib = await load("fib");
+    expect(() => fib.invokeSync("12" as unknown as number)).toThrow('argument 1 ("12") is not an integer');
+    await expect(fib.run({ args: "12" } as unknown as { args: number[] })).rejects.toThrow('the arguments are "12", not a list of integers');
+  });
+
   test("input and output larger than a slot travel whole (the port path)", async () => {
     await using echo = await load("echo");
     const input = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);

@@ -9,7 +9,7 @@ import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
-import { Runner, checkArgs } from "../virtine/runner.ts";
+import { Runner, checkArgs, describeValue } from "../virtine/runner.ts";
 import { imageBytes, readHead } from "../image/file.ts";
 import type { EngineOptions, VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
@@ -45,8 +45,8 @@ export interface CallOptions {
 
 export interface RunRequest {
   args?: readonly Arg[];
-  /** bytes for the guest (`virtine.input()` in the Zig SDK) */
-  input?: Uint8Array;
+  /** bytes for the guest (`virtine.input()` in the Zig SDK); a string is sent as UTF-8 */
+  input?: Uint8Array | string;
 }
 
 export interface Result {
@@ -150,7 +150,8 @@ export class Virtine implements Disposable, AsyncDisposable {
 
   /** A call on this thread with everything it gave back. */
   runSync(request: RunRequest = {}): Result {
-    return toResult(this.#runLocal(request.args ?? [], request.input));
+    const { args, input } = checkRequest(request);
+    return toResult(this.#runLocal(args, input));
   }
 
   // -- on a worker thread -----------------------------------------------------------------------
@@ -183,7 +184,13 @@ export class Virtine implements Disposable, AsyncDisposable {
 
   /** A call on a worker thread with everything it gave back. */
   run(request: RunRequest & CallOptions = {}): Promise<Result> {
-    return this.#submit(request.args ?? [], request.input, request.signal).then(toResult);
+    let checked;
+    try {
+      checked = checkRequest(request);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#submit(checked.args, checked.input, request.signal).then(toResult);
   }
 
   // -- lifetime ---------------------------------------------------------------------------------
@@ -264,6 +271,15 @@ function decodeData<T extends Data>(input: T, output: Uint8Array): DataOut<T> {
     // the parser's message quotes the guest's text too: both escaped to one safe line
     throw new BadOutputError(`the guest's output is not JSON (${escapeGuestLine((e as Error).message)}): ${escapeGuestLine(shown)}`);
   }
+}
+
+/** A run request as the engine takes it, checked at run time (Bun does not check TypeScript's types). */
+function checkRequest(request: RunRequest): { args: readonly Arg[]; input: Uint8Array | undefined } {
+  if (typeof request !== "object" || request === null) throw new BadArgsError(`a run request is an object ({ args, input }), not ${describeValue(request)}`);
+  const { args = [], input } = request;
+  if (input === undefined || input instanceof Uint8Array) return { args, input };
+  if (typeof input === "string") return { args, input: new TextEncoder().encode(input) };
+  throw new BadArgsError(`input is ${describeValue(input)}: give a Uint8Array or a string (sent as UTF-8)`);
 }
 
 function toResult(r: { value: bigint; output: Uint8Array; console: Uint8Array; consoleTruncated: boolean; exits: number }): Result {

@@ -434,6 +434,8 @@ const U64_END = 1n << 64n;
 
 /** Checks up to six integer arguments and gives them as u64 (negative ones as two's complement). */
 export function checkArgs(args: readonly (bigint | number)[]): bigint[] {
+  // TypeScript's types are not checked at run time: a script may pass anything
+  if (!Array.isArray(args)) throw new BadArgsError(`the arguments are ${describeValue(args)}, not a list of integers`);
   if (args.length > MAX_ARGS) throw new BadArgsError(`${args.length} arguments given, a virtine takes at most ${MAX_ARGS}`);
   const argv = new Array<bigint>(args.length);
   for (let i = 0; i < args.length; i++) {
@@ -445,11 +447,20 @@ export function checkArgs(args: readonly (bigint | number)[]): bigint[] {
     } else if (Number.isSafeInteger(a)) {
       v = BigInt(a); // a safe integer always fits
     } else {
-      throw new BadArgsError(`argument ${i + 1} (${a}) is not an integer`);
+      throw new BadArgsError(`argument ${i + 1} (${describeValue(a)}) is not an integer`);
     }
     argv[i] = v < 0n ? BigInt.asUintN(64, v) : v;
   }
   return argv;
+}
+
+/** A value as a message shows it: strings quoted (so "12" is not taken for 12), long ones cut. */
+export function describeValue(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean" || v === undefined || v === null) return String(v);
+  if (Array.isArray(v)) return "a list";
+  const kind = typeof v === "object" ? v.constructor?.name : typeof v;
+  return !kind || kind === "Object" ? "an object" : `a ${kind}`;
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
