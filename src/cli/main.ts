@@ -2,7 +2,7 @@
 // The wasp command line. Every failure is one line on stderr starting "wasp: ", with an exit
 // status per error class (src/errors.ts, EXIT_STATUS; docs/errors.md) and no stack trace.
 import { Command, CommanderError } from "commander";
-import { EXIT_STATUS, WaspError } from "../errors.ts";
+import { BadArgsError, EXIT_STATUS, WaspError } from "../errors.ts";
 import { invokeCommand, inspectCommand } from "./invoke.ts";
 import { benchCommand } from "./bench.ts";
 import { snapshotCommand } from "./snapshot.ts";
@@ -72,6 +72,22 @@ async function main(argv: string[]): Promise<number> {
     .option("--baseline <file>", "compare with an earlier --json output; exit 11 if a series regressed")
     .option("--threshold <pct>", "with --baseline: how much worse (percent) counts as a regression (default 20)")
     .action(async (flags) => benchCommand(flags));
+
+  // `wasp help COMMAND`: commander's own prints the general help for a command it does not know,
+  // and says nothing about it
+  program.helpCommand(false);
+  program
+    .command("help")
+    .description("display help for a command")
+    .argument("[command]", "the command")
+    .action((name: string | undefined) => {
+      if (name === undefined) program.help();
+      const command = program.commands.find((c) => c.name() === name);
+      if (!command || command.name() === "help") {
+        throw new BadArgsError(`unknown command '${name}' (the commands: ${program.commands.map((c) => c.name()).filter((n) => n !== "help").join(", ")})`);
+      }
+      command.help();
+    });
 
   try {
     // every command: no_new_privs, not dumpable, no core dumps (guest memory stays off the disk)

@@ -5,7 +5,7 @@ import { systemKvm } from "../kvm/system.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
 import { MIB } from "../image/image.ts";
 import { isSnapshotPath, loadImage, resolveImage } from "./invoke.ts";
-import { parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
+import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { out } from "./output.ts";
 
 export interface SnapshotFlags {
@@ -19,16 +19,18 @@ export interface SnapshotFlags {
 }
 
 export function snapshotCommand(target: string, rawArgs: string[], flags: SnapshotFlags): void {
-  const kvm = systemKvm();
   if (flags.verify) {
     if (rawArgs.length > 0) throw new BadArgsError("--verify takes only the snapshot file");
-    using file = new SnapshotFile(target, kvm);
+    using file = new SnapshotFile(target, systemKvm());
     file.verify();
     const i = file.info;
     out(`${target}: ok (format ${i.formatVersion}, written by wasp ${i.waspVersion}, ${i.memSize / MIB} MiB of memory, ${i.populatedPages} pages stored, memory sha256 ${i.memorySha256})\n`);
     return;
   }
   if (!flags.output) throw new BadArgsError("say where to write the snapshot: -o FILE");
+  // before the (maybe long) initialization runs: a folder that cannot take the file is said now,
+  // naming the file asked for
+  checkWritable(flags.output, "-o");
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
   if (resolveImage(target) === undefined && isSnapshotPath(target)) throw new BadImageError(`${target}: is a snapshot file already; snapshot its image instead`);
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
@@ -39,7 +41,7 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   if (!virtine.snapshotTaken) {
     throw new BadImageError(`${image.name}: the image made no snapshot hypercall (virtine.snapshot()), so there is no initialized state to write`);
   }
-  const info = writeSnapshotFile(flags.output, virtine.pool.snapshot, image.bytes, kvm);
+  const info = writeSnapshotFile(flags.output, virtine.pool.snapshot, image.bytes, systemKvm());
   out(
     `wrote ${flags.output}: ${info.memSize / MIB} MiB of guest memory, ${info.populatedPages} pages stored (${((info.populatedPages * 4096) / MIB).toFixed(1)} MiB on disk), first call's result ${result.value}\n`,
   );
