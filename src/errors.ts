@@ -158,4 +158,5 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_BAD_OUTPUT: 17,
   WASP_SANDBOX: 18,
   WASP_WRITE: 19,
+  WASP_BENCH_EMPTY: 20,
 };

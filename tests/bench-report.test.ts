@@ -1,7 +1,7 @@
 // The reports of `wasp bench` made without running it: reading a baseline, comparing a run with it
 // (what fails a CI job), and the SVG chart beside the Wasp paper's figures.
 import { describe, expect, test } from "bun:test";
-import { BenchRegressionError, compare, direction, formatComparison, parseBaseline } from "../src/bench/baseline.ts";
+import { BenchEmptyError, BenchRegressionError, checkCompared, compare, direction, formatComparison, parseBaseline } from "../src/bench/baseline.ts";
 import { renderSvg } from "../src/bench/svg.ts";
 import type { SeriesResult } from "../src/bench/stats.ts";
 import { BadArgsError, WaspError } from "../src/errors.ts";
@@ -122,6 +122,16 @@ describe("compare", () => {
     const c = compare([series("vmrun", 90000, "cycles"), series("odd", 100, "widgets")], b, 20);
     expect(c.rows.map((r) => r.verdict)).toEqual(["not compared", "not compared"]);
     expect(c.regressed).toEqual([]);
+  });
+
+  test("a comparison that judged nothing fails with WASP_BENCH_EMPTY; one judged series is enough", () => {
+    const none = compare([series("create", 1000)], new Map([["vmrun", series("vmrun", 30)]]), 20);
+    expect(() => checkCompared(none, "base.json")).toThrow(BenchEmptyError);
+    expect(() => checkCompared(none, "base.json")).toThrow("no series of the run was compared with base.json (none in both, or none comparable): the job checked nothing");
+    const unitChanged = compare([series("create", 1000, "us")], new Map([["create", series("create", 1000, "cycles")]]), 20);
+    expect(() => checkCompared(unitChanged, "base.json")).toThrow(BenchEmptyError);
+    const one = compare([series("create", 1000), series("x", 1)], new Map([["create", series("create", 900)]]), 20);
+    expect(() => checkCompared(one, "base.json")).not.toThrow();
   });
 
   test("the table prints SLOWER beside a regression, and the error lists the regressed series", () => {

@@ -18,3 +18,22 @@ test("wasp snapshot -o into a folder that does not exist is refused before anyth
   expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);
   expect(r.stderr).toBe("wasp: -o /nonexistent/x.snap: its folder /nonexistent does not exist or is not writable\n");
 });
+
+test("wasp bench --list prints the series by the names the table shows; --filter matches those names", () => {
+  const all = wasp(["bench", "--list"]);
+  expect(all.status).toBe(0);
+  const names = all.stdout.trim().split("\n");
+  // results of series that measure several things are listed (and filtered) by their own names
+  for (const n of ["create", "vmrun", "clean", "clean_throughput", "boot_total", "boot_lgdt", "invoke_async_throughput_1", "thread_throughput"]) expect(names).toContain(n);
+  expect(new Set(names).size).toBe(names.length);
+  expect(wasp(["bench", "--list", "--filter", "^clean$"]).stdout).toBe("clean\n");
+  expect(wasp(["bench", "--list", "--filter", "^boot_total$"]).stdout).toBe("boot_total\n");
+});
+
+test("a bench filter that selects nothing fails with WASP_BENCH_EMPTY before anything runs", () => {
+  for (const args of [["bench", "--filter", "^boot_totl$"], ["bench", "--list", "--filter", "nosuch"]]) {
+    const r = wasp(args);
+    expect(r.status).toBe(EXIT_STATUS.WASP_BENCH_EMPTY);
+    expect(r.stderr).toMatch(/^wasp: --filter "[^"]+" selects no series \(wasp bench --list shows their names\)\n$/);
+  }
+});

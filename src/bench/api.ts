@@ -128,6 +128,7 @@ export const API_SERIES: Series[] = [
     // fib(24) calls per second, every worker busy: one worker per core, and (alternating) one worker,
     // and bare threads (one per core, and one) for the ceiling
     name: "invoke_async_throughput",
+    reports: ["invoke_async_throughput_1", "invoke_async_throughput", "thread_throughput_1", "thread_throughput"],
     defaultRuns: 15,
     run: (runs) => throughput(Math.max(2, availableParallelism()), runs),
   },

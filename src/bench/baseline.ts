@@ -4,6 +4,16 @@ import { BadArgsError, WaspError } from "../errors.ts";
 import type { SeriesResult } from "./stats.ts";
 
 /** Some series regressed beyond the threshold against the baseline; the run itself succeeded. */
+/**
+ * A benchmark run that measured or compared nothing: a --filter that selects no series, or a
+ * --baseline that shares none with the run. A CI job must not pass on a typo.
+ */
+export class BenchEmptyError extends WaspError {
+  constructor(message: string) {
+    super("WASP_BENCH_EMPTY", message);
+  }
+}
+
 export class BenchRegressionError extends WaspError {
   /** the names of the regressed series */
   readonly series: string[];
@@ -137,6 +147,12 @@ export function compare(current: SeriesResult[], baseline: ReadonlyMap<string, S
     if (!seen.has(b.name)) rows.push({ name: b.name, unit: b.unit, baseline: b.median, verdict: "missing" });
   }
   return { rows, regressed: rows.filter((r) => r.verdict === "regressed") };
+}
+
+/** Fails when the comparison judged no series at all (none in both, or none comparable): a CI job would check nothing. */
+export function checkCompared(c: Comparison, baselineFile: string): void {
+  if (c.rows.some((r) => r.ratio !== undefined)) return;
+  throw new BenchEmptyError(`no series of the run was compared with ${baselineFile} (none in both, or none comparable): the job checked nothing`);
 }
 
 /** The word printed beside a row: SLOWER for a regressed time or rate, LARGER for a size. */

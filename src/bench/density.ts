@@ -99,8 +99,13 @@ function startSeries(name: string, args: () => string[], runs: number): SeriesRe
 
 export const DENSITY_SERIES: Series[] = [
   ...[1, 10, 100, 1000].flatMap((n): Series[] => [
-    { name: `density_pss_kib_${n}`, defaultRuns: 1, run: () => density(n, false) },
-    { name: `density_private_pss_kib_${n}`, defaultRuns: 1, run: () => density(n, true) },
+    { name: `density_pss_kib_${n}`, reports: [`density_pss_kib_${n}`, `density_memavail_kib_${n}`], defaultRuns: 1, run: () => density(n, false) },
+    {
+      name: `density_private_pss_kib_${n}`,
+      reports: [`density_private_pss_kib_${n}`, `density_private_memavail_kib_${n}`],
+      defaultRuns: 1,
+      run: () => density(n, true),
+    },
   ]),
   {
     // a fresh `wasp invoke` process for inittable that boots and initializes (~1 s of computation)

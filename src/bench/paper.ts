@@ -125,6 +125,7 @@ export const PAPER_SERIES: Series[] = [
   {
     // one reset alone (after a call of the exit-at-once image), and what it allows: resets per second on one thread
     name: "clean",
+    reports: ["clean", "clean_throughput"],
     defaultRuns: 1000,
     async run(runs) {
       using v = new Runner(exitImage(), { poolSize: 1 });
@@ -183,6 +184,7 @@ export const PAPER_SERIES: Series[] = [
   {
     // table 1: the boot of a self-booting virtine, step by step, in guest rdtsc cycles (emulated modes here)
     name: "boot",
+    reports: [...BOOT_STEPS, "boot_total"],
     defaultRuns: 30,
     async run(runs) {
       const kvm = systemKvm();

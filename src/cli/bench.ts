@@ -2,15 +2,17 @@
 // drawn as a chart (--svg) and compared with a previous run (--baseline, for CI).
 import { readFileSync, writeFileSync } from "node:fs";
 import { BadArgsError } from "../errors.ts";
-import { BESIDE, runSuite } from "../bench/suite.ts";
+import { BESIDE, runSuite, selectSeries } from "../bench/suite.ts";
 import type { SeriesResult } from "../bench/stats.ts";
-import { BenchRegressionError, compare, formatComparison, parseBaseline } from "../bench/baseline.ts";
+import { BenchEmptyError, BenchRegressionError, checkCompared, compare, formatComparison, parseBaseline } from "../bench/baseline.ts";
 import { renderSvg } from "../bench/svg.ts";
 import { checkWritable, parseCount } from "./parse.ts";
 import { err, out } from "./output.ts";
 
 export interface BenchFlags {
   json?: boolean;
+  /** print the series names (those --filter selects) and run nothing */
+  list?: boolean;
   runs?: string;
   filter?: string;
   floor?: string;
@@ -24,11 +26,14 @@ export interface BenchFlags {
 }
 
 const DEFAULT_THRESHOLD_PCT = 20;
+/** Rounds with --baseline when --rounds is not given. */
+const BASELINE_ROUNDS = 3;
 
 export async function benchCommand(flags: BenchFlags): Promise<void> {
   const runs = flags.runs === undefined ? undefined : parseCount(flags.runs, "--runs");
   if (runs === 0) throw new BadArgsError("--runs must be at least 1");
-  const rounds = flags.rounds === undefined ? 1 : parseCount(flags.rounds, "--rounds");
+  // against a baseline a single round flapped (once in seven runs): the median of three by default
+  const rounds = flags.rounds === undefined ? (flags.baseline === undefined ? 1 : BASELINE_ROUNDS) : parseCount(flags.rounds, "--rounds");
   if (rounds === 0) throw new BadArgsError("--rounds must be at least 1");
   let filter: RegExp | undefined;
   if (flags.filter !== undefined) {
@@ -37,6 +42,12 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
     } catch {
       throw new BadArgsError(`--filter "${flags.filter}" is not a regular expression`);
     }
+  }
+  const selected = selectSeries(filter);
+  if (selected.length === 0) throw new BenchEmptyError(`--filter "${flags.filter}" selects no series (wasp bench --list shows their names)`);
+  if (flags.list) {
+    out(`${selected.join("\n")}\n`);
+    return;
   }
   const threshold = flags.threshold === undefined ? DEFAULT_THRESHOLD_PCT : parseThreshold(flags.threshold);
   if (flags.threshold !== undefined && flags.baseline === undefined) throw new BadArgsError("--threshold needs --baseline");
@@ -90,6 +101,7 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
     const c = compare(results, baseline, threshold);
     say(`${flags.json ? "" : "\n"}${formatComparison(c, flags.baseline, threshold)}`);
     if (c.regressed.length > 0) throw new BenchRegressionError(c.regressed, threshold, flags.baseline);
+    checkCompared(c, flags.baseline);
   }
 }
 
