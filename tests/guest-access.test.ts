@@ -10,7 +10,7 @@ import { GuestAccess } from "../src/memory/guest-access.ts";
 import { accessRules } from "../src/shell/shell.ts";
 import { longModeTablePieces, trampolinePage } from "../src/image/boot.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
-import { MemoryFaultError } from "../src/errors.ts";
+import { ClosedError, MemoryFaultError } from "../src/errors.ts";
 
 const RAM = 16 * 1024 * 1024;
 
@@ -133,4 +133,14 @@ describe("a privileged guest owns its whole RAM", () => {
     expect(faultOf(() => guest.read(2n ** 64n - 1n, 2, "x")).message).toMatch(/outside guest RAM/);
     mem.close();
   });
+});
+
+test("closed guest memory refuses its views with a ClosedError instead of handing out unmapped memory", () => {
+  const mem = new GuestMemory(RAM);
+  const guest = new GuestAccess(mem, accessRules(true));
+  mem.close();
+  for (const use of [() => mem.bytes, () => mem.view, () => mem.read(0, 8), () => guest.read(0, 8, "x")]) {
+    expect(use).toThrow(new ClosedError("guest memory"));
+  }
+  expect(new ClosedError("guest memory").code).toBe("WASP_CLOSED");
 });

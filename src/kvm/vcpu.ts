@@ -9,6 +9,7 @@ import {
 } from "../../ffi/kvm.ts";
 import type { Vm } from "./vm.ts";
 import type { VcpuExit } from "./exit.ts";
+import { ClosedError } from "../errors.ts";
 
 const EXIT_REASON = kvm_run.off("exit_reason");
 const VALID_REGS = kvm_run.off("kvm_valid_regs");
@@ -20,9 +21,10 @@ export const EXIT_INTERRUPTED = -1;
 
 export class Vcpu {
   readonly fd: number;
-  /** the kvm_run page */
-  readonly run: DataView;
-  readonly runBytes: Uint8Array;
+  // SAFETY: both views alias the kvm_run mapping, which lives until close(); they are handed out
+  // only while the vCPU is open (after it they would point at unmapped memory: a crash).
+  readonly #run: DataView;
+  readonly #runBytes: Uint8Array;
   /** offset of the synced general registers (struct kvm_regs) in the kvm_run page */
   readonly syncRegsOffset = SYNC_REGS;
   readonly #runAddr: number;
@@ -37,10 +39,21 @@ export class Vcpu {
     this.#runSize = vm.kvm.vcpuMmapSize;
     this.#runAddr = libc.mmap(this.#runSize, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd, 0);
     const ab = toArrayBuffer(this.#runAddr, 0, this.#runSize);
-    this.run = new DataView(ab);
-    this.runBytes = new Uint8Array(ab);
+    this.#run = new DataView(ab);
+    this.#runBytes = new Uint8Array(ab);
     // Ask KVM to copy the general registers into kvm_run at every exit.
-    this.run.setBigUint64(VALID_REGS, BigInt(KVM_SYNC_X86_REGS), true);
+    this.#run.setBigUint64(VALID_REGS, BigInt(KVM_SYNC_X86_REGS), true);
+  }
+
+  /** The kvm_run page; a ClosedError once the vCPU is closed. */
+  get run(): DataView {
+    if (this.#closed) throw new ClosedError("vCPU");
+    return this.#run;
+  }
+
+  get runBytes(): Uint8Array {
+    if (this.#closed) throw new ClosedError("vCPU");
+    return this.#runBytes;
   }
 
   setCpuid(cpuid: Uint8Array): void {

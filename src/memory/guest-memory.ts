@@ -3,15 +3,17 @@
 // values are u64) and rejects a range that leaves RAM or wraps around 2^64.
 import { toArrayBuffer } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
-import { MemoryFaultError } from "../errors.ts";
+import { ClosedError, MemoryFaultError } from "../errors.ts";
 
 export const PAGE_SIZE = 4096;
 
 export class GuestMemory {
   readonly size: number;
   readonly hostAddr: number;
-  readonly bytes: Uint8Array;
-  readonly view: DataView;
+  // SAFETY: both views alias the mapping at hostAddr, which lives until close(); after it they would
+  // point at unmapped memory (a crash, not an exception), so they are handed out only while open.
+  readonly #bytes: Uint8Array;
+  readonly #view: DataView;
   readonly #sizeBig: bigint;
   #closed = false;
 
@@ -31,8 +33,19 @@ export class GuestMemory {
         ? libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE)
         : libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_NORESERVE, fd, offset);
     const ab = toArrayBuffer(this.hostAddr, 0, size);
-    this.bytes = new Uint8Array(ab);
-    this.view = new DataView(ab);
+    this.#bytes = new Uint8Array(ab);
+    this.#view = new DataView(ab);
+  }
+
+  /** The RAM's bytes; a ClosedError once the memory is closed (a view kept from before must not be used after). */
+  get bytes(): Uint8Array {
+    if (this.#closed) throw new ClosedError("guest memory");
+    return this.#bytes;
+  }
+
+  get view(): DataView {
+    if (this.#closed) throw new ClosedError("guest memory");
+    return this.#view;
   }
 
   /**
@@ -40,7 +53,7 @@ export class GuestMemory {
    * range in the error (e.g. "the console buffer").
    */
   check(addr: bigint | number, len: bigint | number, access: "read" | "write", what: string): number {
-    if (this.#closed) throw new RangeError("guest memory is closed");
+    if (this.#closed) throw new ClosedError("guest memory");
     const a = BigInt(addr);
     const n = BigInt(len);
     // a + n cannot wrap here: bigint is unbounded, and both are checked against size first.

@@ -16,7 +16,7 @@ import { imageFootprint, type Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { PrivilegedState } from "../kvm/system.ts";
 import { msrIndices, overlayMsrs } from "../kvm/msrs.ts";
-import { GuestFaultError } from "../errors.ts";
+import { ClosedError, GuestFaultError } from "../errors.ts";
 
 export type SnapshotKind = "entry" | "captured";
 
@@ -125,6 +125,8 @@ export class Snapshot {
 
   /** The memory, mapped shared (made on first use); written only while the snapshot is built. */
   get memory(): Uint8Array {
+    // SAFETY: the view aliases the mapping, unmapped by close(): never handed out after it
+    if (this.#closed) throw new ClosedError("snapshot");
     if (!this.#memory) this.#materialize();
     return this.#memory as Uint8Array;
   }
