@@ -52,6 +52,14 @@ const raw_include_files = [_][]const u8{
     "fib.inc", // argument, milestone table, fib routine, exit
 };
 
+/// The guests `wasp bench` measures (src/bench/guests.ts): built for speed, safety checks off.
+const bench_guests = [_][]const u8{ "fib", "noop", "calls", "writes", "inittable" };
+
+fn isBenchGuest(name: []const u8) bool {
+    for (bench_guests) |b| if (std.mem.eql(u8, b, name)) return true;
+    return false;
+}
+
 pub fn build(b: *std.Build) void {
     // Long mode at CPL3 with SSE enabled by the host (CR4.OSFXSR) but no AVX/XSAVE: the
     // baseline x86_64 CPU model (SSE2, nothing newer) is what the guest may assume.
@@ -62,10 +70,12 @@ pub fn build(b: *std.Build) void {
         .cpu_model = .baseline,
     };
 
-    // ReleaseSmall: every call copies the image into a fresh VM, so small images start faster,
-    // and the guests' hot code (e.g. fib's recursion) is plain integer code that -Os compiles
-    // about as well as -O3. Safety checks are off as in ReleaseFast; `@panic` still works.
-    const optimize: std.builtin.OptimizeMode = .ReleaseSmall;
+    // Guests are built with Zig's safety checks on (ReleaseSafe): integer overflow, `unreachable`,
+    // bounds and alignment end the call with a panic that names them, instead of wrapping or
+    // returning garbage. The benchmark guests alone are built ReleaseSmall, safety off — the
+    // figures measure wasp, not the checks: every call copies the image into a fresh VM, so small
+    // images start faster, and their hot code (fib's recursion) is plain integer code that -Os
+    // compiles about as well as -O3.
 
     const virtine_mod = b.createModule(.{ .source_file = .{ .path = "guests/sdk/virtine.zig" } });
 
@@ -82,7 +92,7 @@ pub fn build(b: *std.Build) void {
             .name = name,
             .root_source_file = .{ .path = "guests/sdk/root.zig" },
             .target = target,
-            .optimize = optimize,
+            .optimize = if (isBenchGuest(name)) .ReleaseSmall else .ReleaseSafe,
             .single_threaded = true,
         });
         exe.addModule("guest", guest_mod);
@@ -113,7 +123,7 @@ pub fn build(b: *std.Build) void {
         const exe = b.addExecutable(.{
             .name = name,
             .target = target,
-            .optimize = optimize,
+            .optimize = .ReleaseSmall, // assembly: the mode changes nothing in it
         });
         exe.addAssemblyFile(.{ .path = b.fmt("guests/raw/{s}.s", .{name}) });
         exe.addIncludePath(raw_includes.getDirectory());

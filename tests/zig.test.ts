@@ -87,4 +87,12 @@ describe("Virtine.fromZig", () => {
   test("bad options are refused at load", async () => {
     await expect(Virtine.fromZig(SQUARE, { cacheDir, memory: 12345 })).rejects.toBeInstanceOf(BadArgsError);
   }, 120_000);
+  test("guests are built with safety checks by default: an overflow is a panic naming it; optimize \"fast\" wraps (issue 12)", async () => {
+    const src = `pub fn main(x: u64) u64 { return x + 1; }`;
+    await using safe = await Virtine.fromZig(src, { cacheDir });
+    expect(safe.invokeSync(41)).toBe(42n);
+    expect(() => safe.invokeSync(-1)).toThrow(/integer overflow/);
+    await using fast = await Virtine.fromZig(src, { cacheDir, optimize: "fast" });
+    expect(fast.invokeSync(-1)).toBe(0n);
+  });
 });

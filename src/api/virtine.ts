@@ -124,8 +124,8 @@ export class Virtine implements Disposable, AsyncDisposable {
    * compile error rejects with a CompileError (`WASP_COMPILE`) carrying the compiler's messages.
    */
   static async fromZig(source: string, options: VirtineOptions & ZigOptions = {}): Promise<Virtine> {
-    const { zig, cacheDir, name, ...rest } = options;
-    const compiled = await compileZig(source, { zig, cacheDir, name });
+    const { zig, cacheDir, name, optimize, ...rest } = options;
+    const compiled = await compileZig(source, { zig, cacheDir, name, optimize });
     return Virtine.#fromImageBytes(compiled.image.bytes, name ?? "inline", rest);
   }
 

@@ -21,11 +21,19 @@ export class CompileError extends WaspError {
 const ROOT = resolve(import.meta.dir, "../..");
 const SDK = join(ROOT, "guests", "sdk");
 
-/** The flags build.zig uses for native guests (see its comments for why each). */
+/** The flags build.zig uses for native guests (see its comments for why each), after `-O MODE`. */
 const FLAGS = [
-  "-target", "x86_64-freestanding-none", "-mcpu", "baseline", "-O", "ReleaseSmall", "-fsingle-threaded",
+  "-target", "x86_64-freestanding-none", "-mcpu", "baseline", "-fsingle-threaded",
   "-fno-stack-protector", "-fno-PIE", "-fno-PIC", "-fstrip", "--gc-sections",
 ];
+
+/**
+ * How a guest is optimized: "safe" (the default) keeps Zig's safety checks — integer overflow,
+ * `unreachable`, bounds — each a panic that names it; "fast" and "small" drop them (overflow wraps,
+ * `unreachable` is undefined behaviour) for speed or size, as the benchmark guests are built.
+ */
+export type ZigOptimize = "safe" | "fast" | "small";
+const MODES: Record<ZigOptimize, string> = { safe: "ReleaseSafe", fast: "ReleaseFast", small: "ReleaseSmall" };
 
 export interface ZigOptions {
   /** where compiled images are kept (default: $WASP_CACHE_DIR, else ~/.cache/wasp/zig) */
@@ -34,6 +42,8 @@ export interface ZigOptions {
   zig?: string;
   /** the image's name in its header and in messages (default "inline") */
   name?: string;
+  /** "safe" (default: Zig's safety checks on), "fast" or "small" (checks off) */
+  optimize?: ZigOptimize;
 }
 
 export interface CompiledZig {
@@ -51,8 +61,12 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
   if (!existsSync(join(SDK, "root.zig"))) throw new CompileError(`the guest SDK is not at ${SDK}`, "");
   const name = opts.name ?? "inline";
   if (!/^[A-Za-z0-9_.-]{1,23}$/.test(name)) throw new CompileError(`image name "${name}" must be 1-23 letters, digits, '_', '.' or '-'`, "");
+  const optimize = opts.optimize ?? "safe";
+  const mode = MODES[optimize];
+  if (mode === undefined) throw new CompileError(`optimize "${String(optimize)}" is none of ${Object.keys(MODES).join(", ")}`, "");
+  const flags = ["-O", mode, ...FLAGS];
   const cacheDir = opts.cacheDir ?? process.env.WASP_CACHE_DIR ?? join(homedir(), ".cache", "wasp", "zig");
-  const key = cacheKey(source, name, await zigVersion(zig));
+  const key = cacheKey(source, name, await zigVersion(zig), flags);
   const path = join(cacheDir, `${key}.bin`);
   if (existsSync(path)) {
     return { image: parseImage(new Uint8Array(readFileSync(path)), `${name}.bin`), compiled: false, path };
@@ -70,7 +84,7 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
         "--mod", `wasp_build::${join(work, "wasp_build.zig")}`,
         "--deps", "guest,virtine,wasp_build",
         join(SDK, "root.zig"),
-        ...FLAGS,
+        ...flags,
         "-T", join(SDK, "linker.ld"),
         `-femit-bin=${elf}`,
         "--cache-dir", join(cacheDir, "zig-cache"),
@@ -112,9 +126,9 @@ async function zigVersion(zig: string): Promise<string> {
 }
 
 /** SHA-256 of the source, the name, every SDK file, the compiler's version and the flags. */
-function cacheKey(source: string, name: string, version: string): string {
+function cacheKey(source: string, name: string, version: string, flags: readonly string[]): string {
   const h = new Bun.CryptoHasher("sha256");
-  h.update(`wasp-zig-1\0${version}\0${FLAGS.join(" ")}\0${name}\0${source}\0`);
+  h.update(`wasp-zig-1\0${version}\0${flags.join(" ")}\0${name}\0${source}\0`);
   for (const f of readdirSync(SDK).sort()) h.update(`${f}\0`).update(readFileSync(join(SDK, f))).update("\0");
   return h.digest("hex");
 }
