@@ -6,6 +6,7 @@ import { BadArgsError, EXIT_STATUS, WaspError } from "../errors.ts";
 import { invokeCommand, inspectCommand } from "./invoke.ts";
 import { benchCommand } from "./bench.ts";
 import { snapshotCommand } from "./snapshot.ts";
+import { buildCommand } from "./build.ts";
 import { VERSION } from "../version.ts";
 import { DEFAULT_GRANTS } from "../abi/guest-abi.ts";
 import { hardenProcess } from "../host/harden.ts";
@@ -52,6 +53,16 @@ async function main(argv: string[]): Promise<number> {
     .option("--timeout <ms>", "deadline of the initializing call in milliseconds (default 60000)")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
     .action((image: string, args: string[], flags) => snapshotCommand(image, args, flags));
+
+  program
+    .command("build")
+    .description("build a guest from a Zig file with the bundled zig and guest SDK")
+    .argument("<source>", "the guest's Zig file (pub fn main(...) u64, docs/guests.md)")
+    .option("-o, --output <file>", "the image to write (default: the source's name with .bin, beside it)")
+    .option("--name <name>", "the image's name in its header (default: the file's name without .zig)")
+    .option("--optimize <mode>", "safe (default: Zig's safety checks on), fast or small (checks off)")
+    .option("--zig <path>", "another zig compiler (default: the one npm install brought)")
+    .action(async (source: string, flags) => buildCommand(source, flags));
 
   program
     .command("inspect")

@@ -4,7 +4,7 @@
 // run the compiler at all.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { WaspError } from "../errors.ts";
 import { parseImage, type Image } from "./image.ts";
 
@@ -18,8 +18,45 @@ export class CompileError extends WaspError {
   }
 }
 
-const ROOT = resolve(import.meta.dir, "../..");
-const SDK = join(ROOT, "guests", "sdk");
+// The SDK's files, embedded in the standalone binary (under `bun run` these are the files themselves).
+import sdkAbi from "../../guests/sdk/abi.zig" with { type: "file" };
+import sdkRoot from "../../guests/sdk/root.zig" with { type: "file" };
+import sdkVirtine from "../../guests/sdk/virtine.zig" with { type: "file" };
+import sdkLinker from "../../guests/sdk/linker.ld" with { type: "file" };
+
+const SDK_FILES: Record<string, string> = { "abi.zig": sdkAbi, "root.zig": sdkRoot, "virtine.zig": sdkVirtine, "linker.ld": sdkLinker };
+
+/** Where wasp's package is: the repository under `bun run`; beside dist/ for the standalone binary. */
+const ROOT = import.meta.dir.startsWith("/$bunfs") ? resolve(dirname(process.execPath), "..") : resolve(import.meta.dir, "../..");
+
+/** The zig `npm install` brought into wasp's package, if it is there. */
+export function bundledZig(): string {
+  return join(ROOT, "node_modules", ".bin", "zig");
+}
+
+/**
+ * A folder holding the guest SDK: the repository's own, or — in the standalone binary, whose
+ * embedded files zig cannot open — a copy written once into the cache, named by its contents.
+ */
+function sdkDir(cacheDir: string): string {
+  const own = join(ROOT, "guests", "sdk");
+  if (!import.meta.dir.startsWith("/$bunfs") && existsSync(join(own, "root.zig"))) return own;
+  const h = new Bun.CryptoHasher("sha256");
+  const files = Object.entries(SDK_FILES).map(([name, path]) => [name, readFileSync(path)] as const);
+  for (const [name, bytes] of files) h.update(`${name}\0`).update(bytes).update("\0");
+  const dir = join(cacheDir, `sdk-${h.digest("hex").slice(0, 16)}`);
+  if (!existsSync(join(dir, "root.zig"))) {
+    const tmp = `${dir}.${process.pid}.tmp`;
+    mkdirSync(tmp, { recursive: true });
+    for (const [name, bytes] of files) writeFileSync(join(tmp, name), bytes);
+    try {
+      renameSync(tmp, dir);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true }); // another process wrote it first
+    }
+  }
+  return dir;
+}
 
 /** The flags build.zig uses for native guests (see its comments for why each), after `-O MODE`. */
 const FLAGS = [
@@ -44,6 +81,8 @@ export interface ZigOptions {
   name?: string;
   /** "safe" (default: Zig's safety checks on), "fast" or "small" (checks off) */
   optimize?: ZigOptimize;
+  /** how the compiler's messages name the source (default "inline.zig") */
+  fileName?: string;
 }
 
 export interface CompiledZig {
@@ -56,9 +95,8 @@ export interface CompiledZig {
 
 /** Compiles `source` (a guest file: `pub fn main(...) u64`) into a native image, or takes it from the cache. */
 export async function compileZig(source: string, opts: ZigOptions = {}): Promise<CompiledZig> {
-  const zig = opts.zig ?? join(ROOT, "node_modules", ".bin", "zig");
-  if (!existsSync(zig)) throw new CompileError(`the zig compiler is not at ${zig}: run npm install in wasp's folder`, "");
-  if (!existsSync(join(SDK, "root.zig"))) throw new CompileError(`the guest SDK is not at ${SDK}`, "");
+  const zig = opts.zig ?? bundledZig();
+  if (!existsSync(zig)) throw new CompileError(`the zig compiler is not at ${zig}: run npm install in wasp's folder, or name a zig (--zig, the zig option)`, "");
   const name = opts.name ?? "inline";
   if (!/^[A-Za-z0-9_.-]{1,23}$/.test(name)) throw new CompileError(`image name "${name}" must be 1-23 letters, digits, '_', '.' or '-'`, "");
   const optimize = opts.optimize ?? "safe";
@@ -66,7 +104,8 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
   if (mode === undefined) throw new CompileError(`optimize "${String(optimize)}" is none of ${Object.keys(MODES).join(", ")}`, "");
   const flags = ["-O", mode, ...FLAGS];
   const cacheDir = opts.cacheDir ?? process.env.WASP_CACHE_DIR ?? join(homedir(), ".cache", "wasp", "zig");
-  const key = cacheKey(source, name, await zigVersion(zig), flags);
+  const SDK = sdkDir(cacheDir);
+  const key = cacheKey(source, name, await zigVersion(zig), flags, SDK);
   const path = join(cacheDir, `${key}.bin`);
   if (existsSync(path)) {
     return { image: parseImage(new Uint8Array(readFileSync(path)), `${name}.bin`), compiled: false, path };
@@ -94,7 +133,7 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
     );
     const [status, err] = await Promise.all([build.exited, new Response(build.stderr).text()]);
     if (status !== 0) {
-      const diagnostics = err.replaceAll(join(work, "guest.zig"), "inline.zig").trim();
+      const diagnostics = err.replaceAll(join(work, "guest.zig"), opts.fileName ?? "inline.zig").trim();
       const first = diagnostics.split("\n").find((l) => l.includes("error:")) ?? diagnostics.split("\n")[0] ?? "";
       throw new CompileError(`the Zig source does not compile: ${first}`, diagnostics);
     }
@@ -126,7 +165,7 @@ async function zigVersion(zig: string): Promise<string> {
 }
 
 /** SHA-256 of the source, the name, every SDK file, the compiler's version and the flags. */
-function cacheKey(source: string, name: string, version: string, flags: readonly string[]): string {
+function cacheKey(source: string, name: string, version: string, flags: readonly string[], SDK: string): string {
   const h = new Bun.CryptoHasher("sha256");
   h.update(`wasp-zig-1\0${version}\0${flags.join(" ")}\0${name}\0${source}\0`);
   for (const f of readdirSync(SDK).sort()) h.update(`${f}\0`).update(readFileSync(join(SDK, f))).update("\0");
