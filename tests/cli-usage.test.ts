@@ -37,3 +37,16 @@ test("a bench filter that selects nothing fails with WASP_BENCH_EMPTY before any
     expect(r.stderr).toMatch(/^wasp: --filter "[^"]+" selects no series \(wasp bench --list shows their names\)\n$/);
   }
 });
+
+test("wasp inspect --json is one JSON object, 64-bit values as decimal strings", () => {
+  const native = JSON.parse(wasp(["inspect", "fib", "--json"]).stdout);
+  expect(native).toMatchObject({ file: "fib.bin", kind: "native", name: "fib", abiVersion: 1, loadAddress: 0x100000 });
+  expect(BigInt(native.entry)).toBeGreaterThan(0x100000n);
+  expect(JSON.parse(wasp(["inspect", "raw_fib64", "--json"]).stdout)).toMatchObject({ kind: "raw", loadAddress: 0x8000 });
+});
+
+test("wasp invoke --json with --output - is refused before anything runs (both want standard output)", () => {
+  const r = wasp(["invoke", "fib", "1", "--json", "--output", "-"]);
+  expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);
+  expect(r.stderr).toMatch(/^wasp: --json and --output - both want standard output/);
+});

@@ -170,6 +170,15 @@ describe("wasp invoke errors", () => {
     expect(full.stderr.toString()).toBe("wasp: cannot write to standard output (ENOSPC)\n");
   });
 
+  test("--json prints one object: the value as a decimal string, the console, the output as base64 (issue 12)", () => {
+    expect(JSON.parse(wasp(["invoke", "fib", "30", "--json"]).stdout)).toMatchObject({ value: "832040", exits: 1, console: "", output: "" });
+    const hello = JSON.parse(wasp(["invoke", "hello", "--json"]).stdout);
+    expect(hello.console).toMatch(/hello/i);
+    const input = file("rev.txt", new TextEncoder().encode("stressed"));
+    const echo = JSON.parse(wasp(["invoke", guest("echo"), "-i", input, "--json"]).stdout);
+    expect(Buffer.from(echo.output, "base64").toString()).toBe("desserts");
+  });
+
   test("a spinning guest is stopped at --timeout", () => {
     failsWith(wasp(["invoke", guest("spin"), "--timeout", "50"]), EXIT_STATUS.WASP_TIMEOUT, /past its deadline of 50 ms/);
     failsWith(wasp(["invoke", "noop", "--timeout", "soon"]), EXIT_STATUS.WASP_BAD_ARGS, /--timeout "soon" is not a non-negative integer/);

@@ -27,6 +27,8 @@ export interface InvokeFlags {
   sandbox?: boolean;
   /** --raw: any bytes are a raw image, even text or an ELF file */
   raw?: boolean;
+  /** --json: one JSON object with the result, console and output instead of text */
+  json?: boolean;
 }
 
 /** True if `path` is an existing file that starts with the snapshot file magic. */
@@ -72,6 +74,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
   const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
   if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
+  if (flags.json && flags.output === "-") throw new BadArgsError("--json and --output - both want standard output: write the data to a file, or leave --output out (the JSON carries it)");
   // from here on the process can open only the files named here and make only the allowed system calls
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [imageArg, flags.input], write: [flags.output], devices: [kvmDevicePath()] });
@@ -91,6 +94,20 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
     throw e;
   }
   const elapsed = (Bun.nanoseconds() - started) / 1000;
+  if (flags.json) {
+    // one JSON object: JSON's escapes keep the guest's text off the terminal; the output data as
+    // base64 (any bytes), unless --output took it
+    if (flags.output !== undefined) writeOutput(flags.output, result.output);
+    out(`${JSON.stringify({
+      value: String(result.value),
+      exits: result.exits,
+      console: new TextDecoder().decode(result.console),
+      consoleTruncated: result.consoleTruncated,
+      ...(flags.output === undefined && { output: Buffer.from(result.output).toString("base64") }),
+      microseconds: Math.round(elapsed * 10) / 10,
+    })}\n`);
+    return;
+  }
   // with `--output -` standard output carries the output data alone: the console goes to stderr
   const dataOnStdout = flags.output === "-";
   // The console, and the output data unless --output asked for it, are the guest's text shown on a
@@ -133,9 +150,21 @@ function writeOutput(path: string, data: Uint8Array): void {
   }
 }
 
-export function inspectCommand(imageArg: string, flags: { raw?: boolean } = {}): void {
-  if (resolveImage(imageArg) === undefined && isSnapshotPath(imageArg)) return inspectSnapshot(imageArg);
+export function inspectCommand(imageArg: string, flags: { raw?: boolean; json?: boolean } = {}): void {
+  if (resolveImage(imageArg) === undefined && isSnapshotPath(imageArg)) return inspectSnapshot(imageArg, flags.json ?? false);
   const image = loadImage(imageArg, { raw: flags.raw });
+  if (flags.json) {
+    // one JSON object; 64-bit values as decimal strings (JSON numbers lose precision past 2^53)
+    const h = image.kind === "native" ? image.header : undefined;
+    out(`${JSON.stringify({
+      file: image.name,
+      kind: image.kind,
+      size: image.bytes.length,
+      loadAddress: image.loadAddr,
+      ...(h && { name: h.name, abiVersion: h.abiVersion, entry: String(h.entry), imageEnd: String(h.imageEnd), memoryWanted: String(h.memWanted) }),
+    })}\n`);
+    return;
+  }
   const lines: [string, string][] = [
     ["file", image.name],
     ["kind", image.kind === "native" ? "native (host-built 64-bit long mode, CPL3)" : "raw (16-bit real mode at 0x8000, Wasp convention)"],
@@ -157,9 +186,13 @@ export function inspectCommand(imageArg: string, flags: { raw?: boolean } = {}):
   printTable(lines);
 }
 
-function inspectSnapshot(path: string): void {
+function inspectSnapshot(path: string, json: boolean): void {
   using file = new SnapshotFile(path, systemKvm());
   const i = file.info;
+  if (json) {
+    out(`${JSON.stringify({ ...i, kind: "snapshot" })}\n`);
+    return;
+  }
   const lines: [string, string][] = [
     ["file", path],
     ["kind", `snapshot file, format ${i.formatVersion}, written by wasp ${i.waspVersion}`],

@@ -37,6 +37,7 @@ async function main(argv: string[]): Promise<number> {
     .option("-o, --output <file>", "write the guest's output data to a file; - for standard output, instead of the result")
     .option("--data-size <size>", "the data window for input and output (default 1M, or what fits in a smaller --mem; fixed in a snapshot file)")
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
+    .option("--json", "print one JSON object: value (decimal string), exits, console, output (base64), microseconds")
     .option("--no-sandbox", "run without the seccomp filter and Landlock (docs/security.md, \"The host process\")")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
@@ -69,7 +70,8 @@ async function main(argv: string[]): Promise<number> {
     .description("print what an image declares")
     .argument("<image>", "image file or built-in guest name")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
-    .action((image: string, flags: { raw?: boolean }) => inspectCommand(image, flags));
+    .option("--json", "one JSON object instead of the table (64-bit values as decimal strings)")
+    .action((image: string, flags: { raw?: boolean; json?: boolean }) => inspectCommand(image, flags));
 
   program
     .command("bench")
