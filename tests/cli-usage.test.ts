@@ -50,3 +50,11 @@ test("wasp invoke --json with --output - is refused before anything runs (both w
   expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);
   expect(r.stderr).toMatch(/^wasp: --json and --output - both want standard output/);
 });
+
+test("arguments or input a guest's main does not take are warned about before it runs (its header says what it takes)", () => {
+  const warning = (args: string[]) => wasp(["invoke", ...args]).stderr.split("\n")[0];
+  expect(warning(["fib", "1", "2", "3"])).toBe("wasp: warning: fib's main takes 1 integer argument; 3 were given: the last 2 are ignored");
+  expect(warning(["noop", "7"])).toBe("wasp: warning: noop's main takes no arguments; 1 was given: it is ignored");
+  expect(warning(["fib", "3", "--input", "/dev/null"])).toBe("wasp: warning: fib's main takes no input: --input is ignored");
+  expect(JSON.parse(wasp(["inspect", "fib", "--json"]).stdout).takes).toEqual({ args: 1, input: false });
+});

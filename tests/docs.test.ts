@@ -4,7 +4,8 @@
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULT_GRANTS, Hypercalls } from "../src/abi/guest-abi.ts";
+import { Hypercalls } from "../src/abi/guest-abi.ts";
+import { DEFAULT_GRANTS } from "../src/hypercall/policy.ts";
 import { EXIT_STATUS } from "../src/errors.ts";
 import { EMBEDDED_NAMES } from "../src/cli/embedded.ts";
 import { DEFAULT_TIMEOUT_MS, planMemory } from "../src/virtine/runner.ts";

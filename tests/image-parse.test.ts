@@ -46,7 +46,7 @@ describe("parseImage on any bytes", () => {
         const load = BigInt(Layout.NATIVE_LOAD);
         const end = load + BigInt(bytes.length);
         const h = r.header;
-        return h.loadAddr === load && h.entry >= load + BigInt(Header.SIZE) && h.entry < end && h.imageEnd >= end && h.imageEnd <= BigInt(MAX_MEMORY) && h.memWanted % 4096n === 0n && /^[\x20-\x7e]*$/.test(h.name);
+        return h.loadAddr === load && h.entry >= load + BigInt(Header.SIZE) && h.entry < end && h.imageEnd >= end && h.imageEnd <= BigInt(MAX_MEMORY) && h.memWanted % 4096n === 0n && /^[\x20-\x7e]*$/.test(h.name) && (h.takes === undefined || (h.takes.args <= 6 && !(h.takes.input && h.takes.args > 0)));
       }),
       { numRuns: runs(3000) },
     );

@@ -22,6 +22,13 @@ pub const Header = struct {
     pub const SIZE = 80;
 };
 
+pub const HeaderFlags = struct {
+    pub const MAIN_DECLARED = 1;
+    pub const TAKES_INPUT = 2;
+    pub const ARGC_SHIFT = 8;
+    pub const ARGC_MASK = 15;
+};
+
 pub const HC_EXIT: u64 = 0;
 pub const HC_WRITE: u64 = 1;
 pub const HC_PANIC: u64 = 2;

@@ -51,6 +51,16 @@ fn headerName(comptime name: []const u8) [abi.HEADER_NAME_LEN]u8 {
     return out;
 }
 
+/// What `main` takes, for the host (abi.HeaderFlags): its integer parameters, or its input.
+fn mainFlags() u64 {
+    const params = @typeInfo(@TypeOf(guest.main)).Fn.params;
+    const takes_input = params.len == 1 and params[0].type == []const u8;
+    const argc: u64 = if (takes_input) 0 else params.len;
+    return abi.HeaderFlags.MAIN_DECLARED |
+        (if (takes_input) abi.HeaderFlags.TAKES_INPUT else 0) |
+        (argc << abi.HeaderFlags.ARGC_SHIFT);
+}
+
 /// RAM the guest asks for: `pub const wasp_memory: u64` in the guest file, else 0 (host default).
 const mem_wanted: u64 = if (@hasDecl(guest, "wasp_memory")) guest.wasp_memory else 0;
 
@@ -62,7 +72,7 @@ export const wasp_header: Header linksection(".wasp_header") = .{
     .load_addr = abi.Layout.NATIVE_LOAD,
     .image_end = @ptrCast(&__image_end),
     .mem_wanted = mem_wanted,
-    .flags = 0,
+    .flags = mainFlags(),
     .name = headerName(build_options.name),
 };
 

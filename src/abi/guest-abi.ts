@@ -29,9 +29,6 @@ export const Hypercalls = [
 
 export type HypercallName = (typeof Hypercalls)[number]["name"];
 
-/** What every virtine may call without a grant: the one source of this default (docs are tested against it). */
-export const DEFAULT_GRANTS: readonly HypercallName[] = Hypercalls.filter((h) => h.defaultGranted).map((h) => h.name);
-
 /**
  * Fixed guest-physical layout (identity-mapped for native images). Pages 1-6 and 0x18-0x1b hold
  * host-built structures and are supervisor-only in the page tables, so a CPL3 guest cannot rewrite
@@ -101,9 +98,23 @@ export const Header = {
   LOAD_ADDR: 24, // u64: must be Layout.NATIVE_LOAD
   IMAGE_END: 32, // u64: guest address of the end of the image including bss
   MEM_WANTED: 40, // u64: bytes of RAM the image asks for (0: the host's default)
-  FLAGS: 48, // u64: reserved, zero
+  FLAGS: 48, // u64: HeaderFlags (0: the image says nothing of its main)
   NAME: 56, // [24]u8: the image's name, NUL-padded
   SIZE: 80,
+} as const;
+
+/**
+ * The header's flags: what the guest's `main` takes, filled in by the SDK (root.zig) so that the
+ * host can say when a call gives it something it ignores. Bits outside these are refused.
+ */
+export const HeaderFlags = {
+  /** the fields below are set (an image built without the SDK may leave all flags 0) */
+  MAIN_DECLARED: 0x1,
+  /** main takes the call's input bytes (`main(input: []const u8)`) */
+  TAKES_INPUT: 0x2,
+  /** bits 8-11: how many integer arguments main takes (0-6) */
+  ARGC_SHIFT: 8,
+  ARGC_MASK: 0xf,
 } as const;
 
 export const HEADER_MAGIC = 0x3154525650534157n; // "WASPVRT1" little-endian

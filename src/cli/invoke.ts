@@ -2,11 +2,11 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
-import { Runner } from "../virtine/runner.ts";
+import { Runner, checkArgs } from "../virtine/runner.ts";
 import { readImageFile } from "../image/file.ts";
 import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
-import { MIB, type Image } from "../image/image.ts";
+import { MIB, type Image, type NativeHeader } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
 import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
@@ -70,6 +70,7 @@ export function resolveImage(arg: string): string | undefined {
 
 export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags): void {
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
+  checkArgs(args); // at most six: said before anything else is
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
   const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
@@ -84,7 +85,10 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
   const options = { memory, timeoutMs, dataSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
   const builtIn = resolveImage(imageArg) !== undefined;
-  using virtine = !builtIn && isSnapshotPath(imageArg) ? Runner.fromSnapshotFile(imageArg, options) : new Runner(loadImage(imageArg, { memory, raw: flags.raw }), options);
+  const image = !builtIn && isSnapshotPath(imageArg) ? undefined : loadImage(imageArg, { memory, raw: flags.raw });
+  // what the guest would silently ignore (its header says what its main takes)
+  if (image) for (const w of unusedCallParts(image, args.length, input !== undefined)) err(`wasp: warning: ${w}\n`);
+  using virtine = image ? new Runner(image, options) : Runner.fromSnapshotFile(imageArg, options);
   const started = Bun.nanoseconds();
   let result;
   try {
@@ -161,7 +165,7 @@ export function inspectCommand(imageArg: string, flags: { raw?: boolean; json?: 
       kind: image.kind,
       size: image.bytes.length,
       loadAddress: image.loadAddr,
-      ...(h && { name: h.name, abiVersion: h.abiVersion, entry: String(h.entry), imageEnd: String(h.imageEnd), memoryWanted: String(h.memWanted) }),
+      ...(h && { name: h.name, abiVersion: h.abiVersion, entry: String(h.entry), imageEnd: String(h.imageEnd), memoryWanted: String(h.memWanted), takes: h.takes ?? null }),
     })}\n`);
     return;
   }
@@ -179,6 +183,7 @@ export function inspectCommand(imageArg: string, flags: { raw?: boolean; json?: 
       ["entry", `0x${h.entry.toString(16)}`],
       ["image end", `0x${h.imageEnd.toString(16)} (${h.imageEnd - h.loadAddr - BigInt(image.bytes.length)} bytes of bss)`],
       ["memory wanted", h.memWanted === 0n ? "default" : `${Number(h.memWanted) / MIB} MiB`],
+      ["main takes", describeTakes(h.takes)],
     );
   } else {
     lines.push(["load address", `0x${image.loadAddr.toString(16)}`]);
@@ -202,6 +207,31 @@ function inspectSnapshot(path: string, json: boolean): void {
     ["cpu", `${i.cpu.vendor}, features ${i.cpu.features.map((f) => f.toString(16).padStart(8, "0")).join(" ")}`],
   ];
   printTable(lines);
+}
+
+function describeTakes(takes: NativeHeader["takes"]): string {
+  if (!takes) return "(not declared)";
+  if (takes.input) return "its input ([]const u8)";
+  if (takes.args === 0) return "no arguments";
+  return takes.args === 1 ? "1 integer argument" : `${takes.args} integer arguments`;
+}
+
+/**
+ * What a call gives a guest that it ignores, as warnings: more integer arguments than its main
+ * takes, input to a main without one, or arguments to a main that takes only its input.
+ */
+export function unusedCallParts(image: Image, argc: number, hasInput: boolean): string[] {
+  if (image.kind !== "native" || !image.header.takes) return [];
+  const takes = image.header.takes;
+  const out: string[] = [];
+  const name = image.header.name || image.name;
+  if (argc > takes.args) {
+    const extra = argc - takes.args;
+    const ignored = takes.args === 0 ? (extra === 1 ? "it is ignored" : "they are ignored") : extra === 1 ? "the last is ignored" : `the last ${extra} are ignored`;
+    out.push(`${name}'s main takes ${describeTakes(takes)}; ${argc} ${argc === 1 ? "was" : "were"} given: ${ignored}`);
+  }
+  if (hasInput && !takes.input) out.push(`${name}'s main takes no input: --input is ignored`);
+  return out;
 }
 
 function printTable(lines: [string, string][]): void {

@@ -8,7 +8,7 @@ import { benchCommand } from "./bench.ts";
 import { snapshotCommand } from "./snapshot.ts";
 import { buildCommand } from "./build.ts";
 import { VERSION } from "../version.ts";
-import { DEFAULT_GRANTS } from "../abi/guest-abi.ts";
+import { DEFAULT_GRANTS } from "../hypercall/policy.ts";
 import { hardenProcess } from "../host/harden.ts";
 import { EXIT_PIPE_CLOSED, PipeClosed, err, out } from "./output.ts";
 

@@ -1,7 +1,7 @@
 // Image formats. A *native* image (built from Zig with the guest SDK) is a flat binary that starts
 // with wasp's header (src/abi/guest-abi.ts, Header); anything else is a *raw* image in Wasp's
 // convention: a flat binary loaded at 0x8000 and entered in 16-bit real mode.
-import { ABI_VERSION, HEADER_MAGIC, HEADER_NAME_LEN, Header, Layout } from "../abi/guest-abi.ts";
+import { ABI_VERSION, HEADER_MAGIC, HEADER_NAME_LEN, Header, HeaderFlags, Layout } from "../abi/guest-abi.ts";
 import { BadImageError } from "../errors.ts";
 
 export const MIB = 1024 * 1024;
@@ -19,6 +19,8 @@ export interface NativeHeader {
   imageEnd: bigint;
   memWanted: bigint;
   name: string;
+  /** what the guest's `main` takes, when the image says (the SDK's images do) */
+  takes: { args: number; input: boolean } | undefined;
 }
 
 export type Image =
@@ -107,7 +109,15 @@ function parseNative(bytes: Uint8Array, name: string): Image {
   if (imageEnd < fileEnd) bad(`image end 0x${imageEnd.toString(16)} lies before the end of the file (0x${fileEnd.toString(16)})`);
   if (imageEnd > BigInt(MAX_MEMORY)) bad(`image end 0x${imageEnd.toString(16)} is beyond the ${MAX_MEMORY / MIB} MiB memory cap`);
   if (memWanted % 4096n !== 0n) bad(`memory wanted (${memWanted}) is not a multiple of 4096`);
-  if (flags !== 0n) bad(`unknown flags 0x${flags.toString(16)}`);
+  const known = BigInt(HeaderFlags.MAIN_DECLARED | HeaderFlags.TAKES_INPUT | (HeaderFlags.ARGC_MASK << HeaderFlags.ARGC_SHIFT));
+  if ((flags & ~known) !== 0n) bad(`unknown flags 0x${flags.toString(16)}`);
+  let takes: NativeHeader["takes"];
+  if (flags & BigInt(HeaderFlags.MAIN_DECLARED)) {
+    const args = Number((flags >> BigInt(HeaderFlags.ARGC_SHIFT)) & BigInt(HeaderFlags.ARGC_MASK));
+    const input = (flags & BigInt(HeaderFlags.TAKES_INPUT)) !== 0n;
+    if (args > 6 || (input && args > 0)) bad(`flags 0x${flags.toString(16)} declare a main of ${args} arguments${input ? " and an input" : ""}, which no guest has`);
+    takes = { args, input };
+  } else if (flags !== 0n) bad(`flags 0x${flags.toString(16)} describe a main without saying they do (bit 0)`);
   const nameBytes = bytes.subarray(Header.NAME, Header.NAME + HEADER_NAME_LEN);
   const nul = nameBytes.indexOf(0);
   const declared = new TextDecoder().decode(nameBytes.subarray(0, nul < 0 ? nameBytes.length : nul));
@@ -117,7 +127,7 @@ function parseNative(bytes: Uint8Array, name: string): Image {
     name,
     bytes,
     loadAddr: Layout.NATIVE_LOAD,
-    header: { abiVersion, entry, loadAddr, imageEnd, memWanted, name: declared },
+    header: { abiVersion, entry, loadAddr, imageEnd, memWanted, name: declared, takes },
   };
 }
 
