@@ -76,6 +76,21 @@ export class TimeoutError extends WaspError {
   }
 }
 
+/** The guest's stack ran into the unmapped guard pages under it: it needs a bigger stack (or has runaway recursion). */
+export class StackOverflowError extends WaspError {
+  constructor(
+    readonly stackSize: number,
+    /** the address the guest touched in the guard */
+    readonly address: bigint,
+    readonly rip: bigint,
+  ) {
+    super(
+      "WASP_STACK_OVERFLOW",
+      `the guest overflowed its stack of ${stackSize} bytes (it touched the guard page at 0x${address.toString(16)}, RIP 0x${rip.toString(16)}): give it a bigger stack (--stack, the stackSize option) or bound its recursion`,
+    );
+  }
+}
+
 /**
  * The guest panicked and said why. `message` quotes the guest escaped to one printable line
  * (src/guest-text.ts): a guest cannot forge lines or drive a terminal through it.
@@ -159,4 +174,5 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_SANDBOX: 18,
   WASP_WRITE: 19,
   WASP_BENCH_EMPTY: 20,
+  WASP_STACK_OVERFLOW: 21,
 };

@@ -12,7 +12,7 @@ export {
   type Json,
 } from "./api/virtine.ts";
 export { WorkerPool, type WorkerPoolOptions, DEFAULT_MAX_QUEUE } from "./api/workers.ts";
-export { MAX_ARGS, DEFAULT_TIMEOUT_MS, DEFAULT_DATA_SIZE } from "./virtine/runner.ts";
+export { MAX_ARGS, DEFAULT_TIMEOUT_MS, DEFAULT_DATA_SIZE, DEFAULT_STACK_SIZE } from "./virtine/runner.ts";
 export { CompileError, type ZigOptions } from "./image/zig.ts";
 export {
   WaspError,
@@ -30,6 +30,7 @@ export {
   CancelledError,
   QueueFullError,
   ClosedError,
+  StackOverflowError,
   EXIT_STATUS,
 } from "./errors.ts";
 // what wasp prints of a guest's text, for callers who print `result.console` or `guestMessage` too

@@ -76,7 +76,7 @@ describe("one source for each default", () => {
     expect(small.dataSize).toBeGreaterThan(0);
     expect(small.dataSize).toBeLessThan(MIB);
     expect(planMemory(image).dataSize).toBe(MIB);
-    expect(() => planMemory(image, MIN_MEMORY, MIB)).toThrow(/a data window of 1048576 bytes leaves too little of the 2 MiB/);
+    expect(() => planMemory(image, MIN_MEMORY, MIB)).toThrow(/a stack of \d+ bytes and a data window of 1048576 bytes do not fit the 2 MiB of guest memory above the image/);
   });
 });
 

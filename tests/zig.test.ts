@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Virtine, CompileError, WaspError, BadArgsError } from "../src/index.ts";
+import { Virtine, CompileError, WaspError, BadArgsError, StackOverflowError } from "../src/index.ts";
 import { zigPath } from "./support.ts";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "wasp-zig-cache-"));
@@ -95,4 +95,37 @@ describe("Virtine.fromZig", () => {
     await using fast = await Virtine.fromZig(src, { cacheDir, optimize: "fast" });
     expect(fast.invokeSync(-1)).toBe(0n);
   });
+  test("a stack overflow is a StackOverflowError naming the stack, the heap untouched; a bigger stack runs the same call (issue 12)", async () => {
+    // fills 4 MiB of heap, recurses n deep with ~300 bytes a frame, then checks the heap
+    const src = `
+const virtine = @import("virtine");
+fn deep(n: u64) u64 {
+    var buf: [256]u8 = undefined;
+    const p: *volatile u8 = &buf[n % 256];
+    p.* = @truncate(n);
+    if (n == 0) return p.*;
+    return deep(n - 1) +% p.*;
+}
+pub fn main(n: u64) u64 {
+    const heap = virtine.allocator().alloc(u8, 4 * 1024 * 1024) catch return 1;
+    @memset(heap, 0xa5);
+    const r = deep(n);
+    for (heap) |b| if (b != 0xa5) return 2;
+    return 0x1000000 | (r & 0xffff);
+}`;
+    await using small = await Virtine.fromZig(src, { cacheDir, timeoutMs: 20_000 });
+    expect(small.invokeSync(100) >> 24n).toBe(1n);
+    let e: unknown;
+    try {
+      small.invokeSync(100_000); // ~30 MB of stack against 1 MiB
+    } catch (err) {
+      e = err;
+    }
+    expect(e).toBeInstanceOf(StackOverflowError);
+    expect((e as StackOverflowError).code).toBe("WASP_STACK_OVERFLOW");
+    expect((e as Error).message).toMatch(/^the guest overflowed its stack of 1048576 bytes \(it touched the guard page at 0x/);
+    expect(small.invokeSync(100) >> 24n).toBe(1n); // the next call is fine
+    await using big = await Virtine.fromZig(src, { cacheDir, memory: 64 * 1024 * 1024, stackSize: 40 * 1024 * 1024, timeoutMs: 20_000 });
+    expect(big.invokeSync(100_000) >> 24n).toBe(1n);
+  }, 60_000);
 });

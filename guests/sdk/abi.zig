@@ -79,7 +79,9 @@ pub const Info = struct {
     pub const OUTPUT_ADDR = 120;
     pub const OUTPUT_CAP = 128;
     pub const OUTPUT_LEN = 136;
-    pub const SIZE = 144;
+    pub const HEAP_END = 144;
+    pub const STACK_BOTTOM = 152;
+    pub const SIZE = 160;
 };
 
 pub const Layout = struct {
@@ -96,7 +98,8 @@ pub const Layout = struct {
     pub const TSS = 0x18000;
     pub const FAULT_STACK_TOP = 0x1c000;
     pub const TRAMPOLINE = 0x1c000;
-    pub const HOST_END = 0x1d000;
+    pub const STACK_PT = 0x1d000;
+    pub const HOST_END = 0x1e000;
     pub const NATIVE_LOAD = 0x100000;
     pub const MAPPED = 0x40000000;
 };

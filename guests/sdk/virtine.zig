@@ -87,7 +87,7 @@ pub fn memSize() u64 {
 }
 
 /// First free, page-aligned address after the image (code, data and bss). Memory from here up
-/// to the stack (which grows down from the top of RAM) is the guest's to use.
+/// to `heapEnd()` (the stack's guard pages) is the guest's to use.
 pub fn heapStart() u64 {
     return infoU64(abi.Info.HEAP_START).*;
 }
@@ -143,10 +143,20 @@ pub fn outputWriter() OutputWriter {
 
 // ---------------------------------------------------------------------------------------------
 // Heap: the memory between the image and the stack, handed out by a bump allocator whose state
-// lives in guest memory (so it is part of a snapshot and starts over at every call).
+// lives in guest memory (so it is part of a snapshot and starts over at every call). It ends
+// where the host put the stack's guard pages (HEAP_END in the info page): past them is the stack.
 
-/// Room left for the stack below the data window.
+/// Room left for the stack below the data window when the host gives no heap end (an older host).
 pub const stack_reserve = 256 * 1024;
+
+/// Where the heap ends: the first of the stack's unmapped guard pages.
+pub fn heapEnd() u64 {
+    const end = infoU64(abi.Info.HEAP_END).*;
+    if (end != 0) return end;
+    const window = infoU64(abi.Info.INPUT_ADDR).*;
+    const start = heapStart();
+    return if (window > start + stack_reserve) window - stack_reserve else start;
+}
 
 var heap_state: ?std.heap.FixedBufferAllocator = null;
 
@@ -154,8 +164,7 @@ var heap_state: ?std.heap.FixedBufferAllocator = null;
 pub fn allocator() std.mem.Allocator {
     if (heap_state == null) {
         const start = heapStart();
-        const window = infoU64(abi.Info.INPUT_ADDR).*;
-        const end = if (window > start + stack_reserve) window - stack_reserve else start;
+        const end = @max(heapEnd(), start);
         const base: [*]u8 = @ptrFromInt(start);
         heap_state = std.heap.FixedBufferAllocator.init(base[0 .. end - start]);
     }

@@ -59,8 +59,13 @@ export const Layout = {
    * state (FXRSTOR) and jump to the real entry — read-only and executable for the guest
    */
   TRAMPOLINE: 0x1c000,
+  /**
+   * the 4 KiB page table of the 2 MiB region that holds a native guest's stack guard (its pages
+   * not present), when that region is above the first 2 MiB (supervisor-only)
+   */
+  STACK_PT: 0x1d000,
   /** end of the host's pages */
-  HOST_END: 0x1d000,
+  HOST_END: 0x1e000,
   /** native images are loaded at 1 MiB */
   NATIVE_LOAD: 0x100000,
   /** how far the identity map reaches: 1 GiB in 2 MiB pages (beyond guest RAM: MMIO exits) */
@@ -84,7 +89,10 @@ export const Info = {
   OUTPUT_ADDR: 120, // u64: where the guest writes its output (page-aligned, after the input)
   OUTPUT_CAP: 128, // u64: room there
   OUTPUT_LEN: 136, // u64: guest-written count of output bytes (checked against OUTPUT_CAP by the host)
-  SIZE: 144,
+  // The stack (native images): below the data window, with unmapped guard pages under it.
+  HEAP_END: 144, // u64: end of the heap: the stack's guard pages start here (0: no guard)
+  STACK_BOTTOM: 152, // u64: lowest address of the stack (the guard's end)
+  SIZE: 160,
 } as const;
 
 export const INFO_MAGIC = 0x4f464e4950534157n; // "WASPINFO" little-endian

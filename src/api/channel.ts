@@ -135,7 +135,7 @@ export type VirtineSpec =
   | { kind: "snapshot"; file: LoadedSnapshotFile };
 
 /** The options of a virtine's engines, as they travel to workers (documented on VirtineOptions). */
-export type EngineOptions = Pick<RunnerOptions, "memory" | "timeoutMs" | "allow" | "maxOutput" | "snapshot" | "poolSize" | "dataSize">;
+export type EngineOptions = Pick<RunnerOptions, "memory" | "timeoutMs" | "allow" | "maxOutput" | "snapshot" | "poolSize" | "dataSize" | "stackSize">;
 
 /** Messages from main to a worker, on the port. */
 export type ToWorker =

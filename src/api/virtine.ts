@@ -32,6 +32,8 @@ export interface VirtineOptions {
   poolSize?: number;
   /** bytes at the top of guest RAM for a call's input and output (default 1 MiB) */
   dataSize?: number;
+  /** bytes of stack, with unmapped guard pages under it (default 1 MiB): an overflow is a StackOverflowError */
+  stackSize?: number;
   /** take an image file or bytes as a raw real-mode image whatever they look like (text and ELF are refused otherwise) */
   raw?: boolean;
   /** the worker threads that run `invoke`/`call`/`run` (default: WorkerPool.shared(), one per core) */
@@ -249,7 +251,7 @@ export class Virtine implements Disposable, AsyncDisposable {
 }
 
 function engineOptions(o: VirtineOptions): EngineOptions {
-  return { memory: o.memory, timeoutMs: o.timeoutMs, allow: o.allow, maxOutput: o.maxOutput, snapshot: o.snapshot, poolSize: o.poolSize, dataSize: o.dataSize };
+  return { memory: o.memory, timeoutMs: o.timeoutMs, allow: o.allow, maxOutput: o.maxOutput, snapshot: o.snapshot, poolSize: o.poolSize, dataSize: o.dataSize, stackSize: o.stackSize };
 }
 
 function encodeData(input: Data): Uint8Array {

@@ -21,6 +21,7 @@ const CLASSES: Record<string, { prototype: object }> = {
   QueueFullError: errors.QueueFullError,
   ClosedError: errors.ClosedError,
   BadOutputError: errors.BadOutputError,
+  StackOverflowError: errors.StackOverflowError,
   CompileError,
 };
 

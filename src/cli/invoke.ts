@@ -23,6 +23,8 @@ export interface InvokeFlags {
   /** where the guest's output goes: a file, or "-" for standard output (then instead of the result) */
   output?: string;
   dataSize?: string;
+  /** --stack SIZE: the guest's stack */
+  stack?: string;
   /** false with --no-sandbox: no seccomp filter, no Landlock (src/host/harden.ts) */
   sandbox?: boolean;
   /** --raw: any bytes are a raw image, even text or an ELF file */
@@ -74,6 +76,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
   const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
+  const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
   if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
   if (flags.json && flags.output === "-") throw new BadArgsError("--json and --output - both want standard output: write the data to a file, or leave --output out (the JSON carries it)");
   // from here on the process can open only the files named here and make only the allowed system calls
@@ -83,7 +86,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   }
   const input = flags.input === undefined ? undefined : readInput(flags.input);
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
-  const options = { memory, timeoutMs, dataSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
+  const options = { memory, timeoutMs, dataSize, stackSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
   const builtIn = resolveImage(imageArg) !== undefined;
   const image = !builtIn && isSnapshotPath(imageArg) ? undefined : loadImage(imageArg, { memory, raw: flags.raw });
   // what the guest would silently ignore (its header says what its main takes)

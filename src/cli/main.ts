@@ -36,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
     .option("-i, --input <file>", "the call's input data, from a file or - for standard input (guests taking main(input))")
     .option("-o, --output <file>", "write the guest's output data to a file; - for standard output, instead of the result")
     .option("--data-size <size>", "the data window for input and output (default 1M, or what fits in a smaller --mem; fixed in a snapshot file)")
+    .option("--stack <size>", "the guest's stack, guard pages under it (default 1M, or what fits in a smaller --mem; fixed in a snapshot file)")
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
     .option("--json", "print one JSON object: value (decimal string), exits, console, output (base64), microseconds")
     .option("--no-sandbox", "run without the seccomp filter and Landlock (docs/security.md, \"The host process\")")
@@ -52,6 +53,8 @@ async function main(argv: string[]): Promise<number> {
     .option("--mem <size>", "guest memory (default: what the image asks, else 16 MiB)")
     .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")}`)
     .option("--timeout <ms>", "deadline of the initializing call in milliseconds (default 60000)")
+    .option("--data-size <size>", "the data window the file fixes for every call (default 1M)")
+    .option("--stack <size>", "the stack the file fixes for every call (default 1M)")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
     .action((image: string, args: string[], flags) => snapshotCommand(image, args, flags));
 

@@ -16,6 +16,9 @@ export interface SnapshotFlags {
   timeout?: string;
   /** --raw: any bytes are a raw image */
   raw?: boolean;
+  /** the data window and the stack the file will fix */
+  dataSize?: string;
+  stack?: string;
 }
 
 export function snapshotCommand(target: string, rawArgs: string[], flags: SnapshotFlags): void {
@@ -36,7 +39,9 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const image = loadImage(target, { memory, raw: flags.raw });
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
-  using virtine = new Runner(image, { memory, timeoutMs, poolSize: 1, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
+  const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
+  const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
+  using virtine = new Runner(image, { memory, timeoutMs, dataSize, stackSize, poolSize: 1, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
   const result = virtine.run(args);
   if (!virtine.snapshotTaken) {
     throw new BadImageError(`${image.name}: the image made no snapshot hypercall (virtine.snapshot()), so there is no initialized state to write`);

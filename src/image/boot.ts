@@ -48,24 +48,72 @@ const TSS_BASE_SIZE = 104;
 const IO_BITMAP_BYTES = 65536 / 8;
 const TSS_SIZE = TSS_BASE_SIZE + IO_BITMAP_BYTES + 1;
 
-/** Pages only the host (CPL0) may touch: page tables, GDT, IDT (pages 1-6) and TSS + fault stack. */
+/**
+ * Pages only the host (CPL0) may touch: page tables, GDT, IDT (pages 1-6), the TSS with the fault
+ * stack, and the stack guard's page table; the trampoline between them is the guest's, read-only.
+ */
 function isHostPage(page: number): boolean {
   const addr = page * 4096;
-  return (addr >= Layout.PML4 && addr < Layout.INFO) || (addr >= Layout.TSS && addr < Layout.TRAMPOLINE);
+  return (addr >= Layout.PML4 && addr < Layout.INFO) || (addr >= Layout.TSS && addr < Layout.HOST_END && addr !== Layout.TRAMPOLINE);
+}
+
+/** Unmapped pages right below a native guest's stack: an overflow faults there instead of writing the heap. */
+export interface StackGuard {
+  /** the first guard page (the heap ends here) */
+  start: number;
+  /** the end of the guard: the stack's lowest address */
+  end: number;
+}
+
+const PAGE = 4096;
+const REGION = 0x200000; // what one page-directory entry maps
+/** The guard's size: 16 pages, fewer only where the stack starts less than that above a 2 MiB boundary. */
+export const GUARD_BYTES = 16 * PAGE;
+
+/**
+ * The guard below a stack whose lowest address is `stackBottom` (page-aligned): up to 16 pages,
+ * never crossing a 2 MiB boundary, so that one page table holds it — at least one page.
+ */
+export function stackGuard(stackBottom: number): StackGuard {
+  const region = Math.floor((stackBottom - 1) / REGION) * REGION;
+  return { start: Math.max(stackBottom - GUARD_BYTES, region), end: stackBottom };
 }
 
 /**
  * The identity page tables, GDT, IDT and TSS of host-built long mode, as (guest address, bytes)
  * pieces of a template built once per process; the I/O bitmap's zero pages are left out (a fresh
- * memfd reads as zero, and an untouched page costs nothing).
+ * memfd reads as zero, and an untouched page costs nothing). With a `guard`, its pages are not
+ * mapped: in the first 2 MiB by the template's own page table, above by a page table of its
+ * 2 MiB region (Layout.STACK_PT) that the page directory points to instead of a 2 MiB page.
  */
-export function longModeTablePieces(): [number, Uint8Array][] {
+export function longModeTablePieces(guard?: StackGuard): [number, Uint8Array][] {
   const t = (template ??= buildTemplate());
-  return [
-    [Layout.PML4, t.tables],
+  const tss: [number, Uint8Array][] = [
     [Layout.TSS, t.tssHead],
     [Layout.TSS + TSS_BASE_SIZE + IO_BITMAP_BYTES, TSS_END],
   ];
+  if (!guard) return [[Layout.PML4, t.tables], ...tss];
+  if (guard.start % PAGE !== 0 || guard.end % PAGE !== 0 || guard.end <= guard.start || Math.floor(guard.start / REGION) !== Math.floor((guard.end - 1) / REGION)) {
+    throw new RangeError(`stack guard [0x${guard.start.toString(16)}, 0x${guard.end.toString(16)}) is not whole pages within one 2 MiB region`);
+  }
+  const tables = t.tables.slice();
+  const dv = new DataView(tables.buffer);
+  const entry = (addr: number) => addr - Layout.PML4;
+  const region = Math.floor(guard.start / REGION);
+  if (region === 0) {
+    for (let a = guard.start; a < guard.end; a += PAGE) dv.setBigUint64(entry(Layout.PT + (a / PAGE) * 8), 0n, true);
+    return [[Layout.PML4, tables], ...tss];
+  }
+  if (region >= 512) throw new RangeError(`stack guard at 0x${guard.start.toString(16)} lies beyond the identity map`);
+  const pt = new Uint8Array(PAGE);
+  const pdv = new DataView(pt.buffer);
+  for (let i = 0; i < 512; i++) {
+    const a = region * REGION + i * PAGE;
+    if (a >= guard.start && a < guard.end) continue; // not present
+    pdv.setBigUint64(i * 8, BigInt(a) | PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D, true);
+  }
+  dv.setBigUint64(entry(Layout.PD + region * 8), BigInt(Layout.STACK_PT) | PTE_P | PTE_RW | PTE_US | PTE_A, true);
+  return [[Layout.PML4, tables], ...tss, [Layout.STACK_PT, pt]];
 }
 
 const TSS_END = new Uint8Array([0xff]); // the byte after the I/O bitmap must have all bits set

@@ -48,6 +48,9 @@ export class Shell {
    */
   readonly #hostDirty: number[] = [];
   readonly #hostMarked: Uint8Array;
+  /** the info page's HEAP_END and STACK_BOTTOM: the stack guard's start and end (0: none) */
+  readonly #heapEnd: bigint;
+  readonly #stackBottom: bigint;
   /** true until the special registers have been loaded into this vCPU */
   #sregsStale = true;
   #closed = false;
@@ -114,6 +117,9 @@ export class Shell {
     this.mem = mem;
     this.snapshot = snapshot;
     this.#hostMarked = new Uint8Array(pages);
+    const guard = snapshot.guard;
+    this.#heapEnd = BigInt(guard?.start ?? 0);
+    this.#stackBottom = BigInt(guard?.end ?? 0);
     this.guest = new GuestAccess(mem, accessRules(snapshot.privileged), (phys, len) => this.markHostWrite(phys, len));
   }
 
@@ -161,6 +167,8 @@ export class Shell {
     dv.setBigUint64(at + Info.OUTPUT_ADDR, BigInt(outputAt), true);
     dv.setBigUint64(at + Info.OUTPUT_CAP, BigInt(this.mem.size - outputAt), true);
     dv.setBigUint64(at + Info.OUTPUT_LEN, 0n, true);
+    dv.setBigUint64(at + Info.HEAP_END, this.#heapEnd, true);
+    dv.setBigUint64(at + Info.STACK_BOTTOM, this.#stackBottom, true);
     this.markHostWrite(at, Info.SIZE); // so that the reset puts the snapshot's page back
     if (input && inputLen > 0) this.guest.write(window, input, "the call's input");
   }

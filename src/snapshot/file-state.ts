@@ -5,7 +5,7 @@
 // control registers, whatever the file says; and a privileged (raw) guest's state is restored in
 // full by every reset, whatever the file lists. Every failure is one line naming the field.
 import { kvm_msr_entry, kvm_msrs, kvm_sregs, kvm_segment, XSAVE_MXCSR } from "../../ffi/kvm.ts";
-import { SEL_USER_DATA, longModeTablePieces } from "../image/boot.ts";
+import { SEL_USER_DATA, longModeTablePieces, type StackGuard } from "../image/boot.ts";
 import { GUEST_WRITABLE_MSRS, type PrivilegedState } from "../kvm/system.ts";
 import { Layout } from "../abi/guest-abi.ts";
 
@@ -120,14 +120,14 @@ export function checkNativeSregs(sregs: Uint8Array, host: HostState): string | u
 }
 
 /**
- * A native guest's host pages — page tables, GDT, IDT and its handlers, TSS with its I/O bitmap,
- * the fault stack — must be exactly the host's, byte for byte: they are what keeps the guest at
- * CPL3. `memory` is the snapshot's memory (guest-physical 0 at index 0). The trampoline page is the
- * guest's own code (it runs at CPL3) and is not compared.
+ * A native guest's host pages — page tables (with its stack guard unmapped), GDT, IDT and its
+ * handlers, TSS with its I/O bitmap, the fault stack, the guard's page table — must be exactly the
+ * host's, byte for byte: they are what keeps the guest at CPL3. `memory` is the snapshot's memory
+ * from guest-physical 0 (at least up to Layout.HOST_END). The trampoline page is the guest's own
+ * code (it runs at CPL3) and is not compared.
  */
-export function checkHostPages(memory: Uint8Array): string | undefined {
-  const expected = (hostPages ??= buildHostPages());
-  for (const [at, bytes] of expected) {
+export function checkHostPages(memory: Uint8Array, guard: StackGuard | undefined): string | undefined {
+  for (const [at, bytes] of hostPages(guard)) {
     const got = memory.subarray(at, at + bytes.length);
     if (Buffer.compare(got, bytes) === 0) continue;
     let i = 0;
@@ -137,19 +137,18 @@ export function checkHostPages(memory: Uint8Array): string | undefined {
   return undefined;
 }
 
-let hostPages: [number, Uint8Array][] | undefined;
-
-/** The host's pages as they must be: [Layout.PML4, Layout.INFO) and [Layout.TSS, Layout.TRAMPOLINE). */
-function buildHostPages(): [number, Uint8Array][] {
-  const tables = new Uint8Array(Layout.INFO - Layout.PML4);
-  const tss = new Uint8Array(Layout.TRAMPOLINE - Layout.TSS);
-  for (const [at, bytes] of longModeTablePieces()) {
-    if (at >= Layout.PML4 && at + bytes.length <= Layout.INFO) tables.set(bytes, at - Layout.PML4);
-    else if (at >= Layout.TSS && at + bytes.length <= Layout.TRAMPOLINE) tss.set(bytes, at - Layout.TSS);
-    else throw new RangeError(`a host table piece at 0x${at.toString(16)} lies outside the host's pages`);
-  }
-  return [
-    [Layout.PML4, tables],
-    [Layout.TSS, tss],
+/** The host's pages as they must be: [PML4, INFO), [TSS, TRAMPOLINE) and [STACK_PT, HOST_END). */
+function hostPages(guard: StackGuard | undefined): [number, Uint8Array][] {
+  const ranges: [number, number][] = [
+    [Layout.PML4, Layout.INFO],
+    [Layout.TSS, Layout.TRAMPOLINE],
+    [Layout.STACK_PT, Layout.HOST_END],
   ];
+  const out = ranges.map(([start, end]): [number, Uint8Array] => [start, new Uint8Array(end - start)]);
+  for (const [at, bytes] of longModeTablePieces(guard)) {
+    const r = out.find(([start, buf]) => at >= start && at + bytes.length <= start + buf.length);
+    if (!r) throw new RangeError(`a host table piece at 0x${at.toString(16)} lies outside the host's pages`);
+    r[1].set(bytes, at - r[0]);
+  }
+  return out;
 }

@@ -16,7 +16,7 @@ import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import type { Kvm } from "../kvm/system.ts";
 import { VERSION } from "../version.ts";
 import { cpuIdentity, missingFeatures, supportedXcr0, type CpuIdentity } from "./cpu.ts";
-import { Snapshot } from "./snapshot.ts";
+import { Snapshot, guardOf, type SnapshotMeta } from "./snapshot.ts";
 import { checkHostPages, checkNativeSregs, checkXsave, mergeMsrs, mxcsrMaskOf, type HostState } from "./file-state.ts";
 import { longModeSregs } from "../image/boot.ts";
 import { Layout } from "../abi/guest-abi.ts";
@@ -46,6 +46,7 @@ export const HEADER = {
   CPU_VENDOR: 160, // [12]u8: CPUID leaf 0 (EBX, EDX, ECX)
   CPU_FEATURES: 172, // [7]u32: the guest CPUID's leaf 1 ECX, EDX; leaf 7 EBX, ECX, EDX; 0x80000001 ECX, EDX
   DATA_SIZE: 200, // u64: the data window at the top of RAM (call input and output; 0: none)
+  STACK_SIZE: 208, // u64: the stack below the data window, guard pages under it (0: none, an older file)
   REGS: 256, // struct kvm_regs
   SREGS: 400, // struct kvm_sregs
   XSAVE: 1024, // struct kvm_xsave
@@ -68,6 +69,8 @@ export interface SnapshotFileInfo {
   imageEnd: number;
   /** bytes of call data at the top of RAM (0: the virtine takes no data) */
   dataSize: number;
+  /** bytes of stack below the data window, guard pages under it (0: no guard) */
+  stackSize: number;
   native: boolean;
   privileged: boolean;
   imageSha256: string;
@@ -96,6 +99,7 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   dv.setBigUint64(HEADER.DATA_OFFSET, BigInt(DATA_OFFSET), true);
   dv.setBigUint64(HEADER.IMAGE_END, BigInt(snapshot.meta.footprint), true);
   dv.setBigUint64(HEADER.DATA_SIZE, BigInt(snapshot.meta.dataSize), true);
+  dv.setBigUint64(HEADER.STACK_SIZE, BigInt(snapshot.meta.stackSize), true);
   putString(header, HEADER.WASP_VERSION, 16, VERSION);
   putString(header, HEADER.IMAGE_NAME, 24, snapshot.meta.name);
   if (imageBytes) header.set(sha256(imageBytes), HEADER.IMAGE_SHA256);
@@ -200,7 +204,7 @@ export class SnapshotFile {
     return Snapshot.fromFile(fd, 0, {
       populated,
       size: info.memSize,
-      meta: { name: info.imageName, native: info.native, footprint: info.imageEnd, dataSize: info.dataSize },
+      meta: { name: info.imageName, native: info.native, footprint: info.imageEnd, dataSize: info.dataSize, stackSize: info.stackSize },
       privileged: info.privileged,
       regs: h.slice(HEADER.REGS, HEADER.REGS + kvm_regs.size),
       sregs: h.slice(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size),
@@ -279,7 +283,7 @@ function load(path: string, kvm: Kvm): LoadedSnapshotFile {
       // the host pages as they will run: read back from the memfd, not trusted from the header
       const pages = new Uint8Array(Layout.HOST_END);
       readSync(memfd, pages, 0, pages.length, 0);
-      const why = checkHostPages(pages);
+      const why = checkHostPages(pages, guardOf(restoredMeta(info), info.memSize));
       if (why) throw new BadSnapshotError(`${path}: ${why}`);
     }
     libc.addSeals(memfd, libc.F_SEAL_WRITE | libc.F_SEAL_SHRINK | libc.F_SEAL_GROW | libc.F_SEAL_SEAL);
@@ -311,6 +315,11 @@ function hostState(kvm: Kvm): HostState {
 }
 const hostStates = new WeakMap<Kvm, HostState>();
 
+/** What a restored snapshot knows of its image, from a checked header. */
+function restoredMeta(info: SnapshotFileInfo): SnapshotMeta {
+  return { name: info.imageName, native: info.native, footprint: info.imageEnd, dataSize: info.dataSize, stackSize: info.stackSize };
+}
+
 /** Every check of a header, in order; each failure is one clear line. */
 export function validate(path: string, header: Uint8Array, got: number, fileSize: number, cpu: CpuIdentity, host: HostState): { info: SnapshotFileInfo; msrs: Uint8Array } {
   const bad = (why: string): never => {
@@ -338,7 +347,7 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   if (memSize > BigInt(MAX_MEMORY)) bad(`memory size ${memSize} bytes is above the cap of ${MAX_MEMORY / MIB} MiB`);
   if (memSize < BigInt(MIN_MEMORY) || memSize % BigInt(PAGE_SIZE) !== 0n) bad(`memory size ${memSize} bytes is not a valid guest memory size`);
   if (BigInt(fileSize) !== BigInt(DATA_OFFSET) + memSize) bad(`truncated: the file is ${fileSize} bytes, the header says ${BigInt(DATA_OFFSET) + memSize}`);
-  for (const [field, at] of [["image end", HEADER.IMAGE_END], ["data window", HEADER.DATA_SIZE], ["stored page count", HEADER.POPULATED_PAGES]] as const) {
+  for (const [field, at] of [["image end", HEADER.IMAGE_END], ["data window", HEADER.DATA_SIZE], ["stack", HEADER.STACK_SIZE], ["stored page count", HEADER.POPULATED_PAGES]] as const) {
     if (dv.getBigUint64(at, true) > memSize) bad(`${field} ${dv.getBigUint64(at, true)} is beyond the memory`);
   }
   const info = describe(path, header);
@@ -348,6 +357,12 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   if (info.imageEnd > info.memSize) bad(`image end 0x${info.imageEnd.toString(16)} lies beyond the memory`);
   if (info.dataSize % PAGE_SIZE !== 0 || info.dataSize > info.memSize - info.imageEnd) bad(`data window of ${info.dataSize} bytes does not fit above the image`);
   if (info.dataSize > 0 && !info.native) bad("a raw image's snapshot cannot have a data window");
+  if (info.stackSize > 0 && !info.native) bad("a raw image's snapshot cannot have a host-made stack");
+  if (info.stackSize % PAGE_SIZE !== 0 || info.stackSize > info.memSize - info.imageEnd - info.dataSize) bad(`stack of ${info.stackSize} bytes does not fit between the image and the data window`);
+  if (info.stackSize > 0) {
+    const guard = guardOf(restoredMeta(info), info.memSize);
+    if (!guard || guard.start < Math.ceil(info.imageEnd / PAGE_SIZE) * PAGE_SIZE) bad(`the stack's guard pages would overlap the image`);
+  }
   if (info.native && info.imageEnd < Layout.HOST_END) bad(`image end 0x${info.imageEnd.toString(16)} lies inside the host's pages`);
   const count = dv.getUint32(HEADER.MSRS, true);
   if (count > MAX_MSRS) bad(`${count} model-specific registers recorded, at most ${MAX_MSRS} fit`);
@@ -376,6 +391,7 @@ function describe(path: string, header: Uint8Array): SnapshotFileInfo {
     imageName: getString(header, HEADER.IMAGE_NAME, 24),
     imageEnd: Number(dv.getBigUint64(HEADER.IMAGE_END, true)),
     dataSize: Number(dv.getBigUint64(HEADER.DATA_SIZE, true)),
+    stackSize: Number(dv.getBigUint64(HEADER.STACK_SIZE, true)),
     native: (flags & FLAG_NATIVE) !== 0,
     privileged: (flags & FLAG_PRIVILEGED) !== 0,
     imageSha256: hex(HEADER.IMAGE_SHA256),

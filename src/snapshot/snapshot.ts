@@ -11,7 +11,7 @@ import * as libc from "../../ffi/libc.ts";
 import { kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout, Port } from "../abi/guest-abi.ts";
 import { PAGE_SIZE } from "../memory/guest-memory.ts";
-import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, longModeTablePieces, realModeSregs, trampolinePage, writeTrampoline } from "../image/boot.ts";
+import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, longModeTablePieces, realModeSregs, stackGuard, trampolinePage, writeTrampoline, type StackGuard } from "../image/boot.ts";
 import { imageFootprint, type Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { PrivilegedState } from "../kvm/system.ts";
@@ -33,6 +33,16 @@ export interface SnapshotMeta {
    * stack starts below them. 0: the virtine takes no data.
    */
   dataSize: number;
+  /**
+   * bytes of stack below the data window (native images), with unmapped guard pages under it
+   * (`Snapshot.guard`). 0: no guard (a raw image, or a snapshot file written before guards).
+   */
+  stackSize: number;
+}
+
+/** The guard of a native guest's stack: right below it, which is right below the data window. */
+export function guardOf(meta: SnapshotMeta, size: number): StackGuard | undefined {
+  return meta.native && meta.stackSize > 0 ? stackGuard(size - meta.dataSize - meta.stackSize) : undefined;
 }
 
 export class Snapshot {
@@ -148,6 +158,11 @@ export class Snapshot {
     this.#memory = new Uint8Array(toArrayBuffer(this.#addr, 0, this.size));
   }
 
+  /** The unmapped pages under a native guest's stack, where an overflow faults; none without a stack size. */
+  get guard(): StackGuard | undefined {
+    return guardOf(this.meta, this.size);
+  }
+
   /** True when the arguments of a call go into RDI..R9 (entry state); a captured state keeps its registers. */
   get argsInRegs(): boolean {
     return this.kind === "entry";
@@ -158,19 +173,20 @@ export class Snapshot {
     image: Image,
     size: number,
     reset: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array },
-    dataSize = 0,
+    /** a native image's data window and stack (runner.ts, planMemory); none by default */
+    layout: { dataSize?: number; stackSize?: number } = {},
     /** a raw image's: the privileged state every reset loads */
     privileged?: PrivilegedState,
   ): Snapshot {
     const native = image.kind === "native";
-    const meta = { name: image.name, native, footprint: imageFootprint(image), dataSize: native ? dataSize : 0 };
+    const meta = { name: image.name, native, footprint: imageFootprint(image), dataSize: native ? (layout.dataSize ?? 0) : 0, stackSize: native ? (layout.stackSize ?? 0) : 0 };
     const s = new Snapshot("entry", meta, !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
     s.msrs = (privileged?.msrs ?? reset.msrs).slice();
     s.debugregs = privileged?.debugregs?.slice();
     s.xcrs = privileged?.xcrs?.slice();
     try {
       if (native) {
-        s.pieces.push(...longModeTablePieces(), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, s.fpu)]);
+        s.pieces.push(...longModeTablePieces(s.guard), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, s.fpu)]);
         s.#markRange(Layout.PML4, Layout.INFO - Layout.PML4);
         s.#markRange(Layout.TSS, Layout.HOST_END - Layout.TSS);
       }

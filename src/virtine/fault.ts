@@ -2,8 +2,8 @@
 import { exitReasonName } from "../../ffi/kvm.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
-import { FAULT_FRAME } from "../image/boot.ts";
-import { GuestFaultError, MemoryFaultError } from "../errors.ts";
+import { FAULT_FRAME, type StackGuard } from "../image/boot.ts";
+import { GuestFaultError, MemoryFaultError, StackOverflowError } from "../errors.ts";
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
@@ -43,7 +43,7 @@ const EXCEPTIONS: Record<number, [string, string]> = {
  * The report of the host-built exception handlers (src/image/boot.ts): RAX = vector, RBX = error
  * code, RCX = CR2, RDX = the faulting RIP. Values come from the guest's side and are only printed.
  */
-export function exceptionFault(vcpu: Vcpu, mem: GuestMemory): GuestFaultError {
+export function exceptionFault(vcpu: Vcpu, mem: GuestMemory, stack?: { guard: StackGuard; size: number }): GuestFaultError | StackOverflowError {
   const vector = Number(vcpu.reg("rax") & 0xffn);
   const error = vcpu.reg("rbx");
   const cr2 = vcpu.reg("rcx");
@@ -57,6 +57,8 @@ export function exceptionFault(vcpu: Vcpu, mem: GuestMemory): GuestFaultError {
   } catch {
     // a fault frame outside RAM cannot happen with the host's TSS; report the raw registers then
   }
+  // a page fault in the stack's guard pages: the stack ran out
+  if (vector === 14 && stack && cr2 >= BigInt(stack.guard.start) && cr2 < BigInt(stack.guard.end)) return new StackOverflowError(stack.size, cr2, rip);
   const [mnemonic, name] = EXCEPTIONS[vector] ?? [`#${vector}`, "exception"];
   let detail = "";
   if (vector === 14) {

@@ -10,6 +10,7 @@ import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
 import { Policy, hypercallName } from "../hypercall/policy.ts";
 import { DEFAULT_MEMORY, MAX_MEMORY, MIB, MIN_MEMORY, imageFootprint, type Image } from "../image/image.ts";
 import { readImageFile } from "../image/file.ts";
+import { GUARD_BYTES, stackGuard, type StackGuard } from "../image/boot.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
 import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { BadArgsError, BadImageError, CancelledError, MemoryFaultError, PolicyViolationError, TimeoutError } from "../errors.ts";
@@ -18,7 +19,7 @@ import { DeadlineTimer } from "./deadline.ts";
 import { userSelectorsVisible } from "../shell/probe.ts";
 import { Shell, type ResetStrategy } from "../shell/shell.ts";
 import { ShellPool, type PoolStats } from "../shell/pool.ts";
-import { Snapshot, type SnapshotMeta } from "../snapshot/snapshot.ts";
+import { Snapshot, guardOf, type SnapshotMeta } from "../snapshot/snapshot.ts";
 import { SnapshotFile, type LoadedSnapshotFile } from "../snapshot/file.ts";
 import { compileZig, type ZigOptions } from "../image/zig.ts";
 
@@ -28,7 +29,9 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 /** Longest deadline accepted (a day); 0 means none. */
 export const MAX_TIMEOUT_MS = 86_400_000;
 /** Room a native image must leave for its stack between its end and the data window. */
-const MIN_STACK = 64 * 1024;
+export const MIN_STACK = 64 * 1024;
+/** A native guest's stack when none is given (less in a memory too small for it). */
+export const DEFAULT_STACK_SIZE = MIB;
 /** The data window of a native image when none is given: room for a call's input and output. */
 export const DEFAULT_DATA_SIZE = MIB;
 const IO_DIRECTION = kvm_run.off("io.direction");
@@ -63,6 +66,12 @@ export interface RunnerOptions {
    * a multiple of 4 KiB; the stack starts below). Untouched pages cost nothing.
    */
   dataSize?: number;
+  /**
+   * bytes of stack for a native guest, below its data window (default 1 MiB, or what fits a smaller
+   * memory; a multiple of 4 KiB, at least 64 KiB). Unmapped guard pages lie under it: an overflow
+   * is a StackOverflowError, never a silent write into the heap.
+   */
+  stackSize?: number;
   /** the /dev/kvm handle to use (default: the process-wide one) */
   kvm?: Kvm;
 }
@@ -106,6 +115,8 @@ export class Runner {
   /** the state calls start from until a capture: the image's entry state, or a restored file's */
   #base: Snapshot | undefined;
   readonly #console: ConsoleSink;
+  /** a native guest's stack and its guard, to tell a stack overflow from other page faults */
+  readonly #stack: { guard: StackGuard; size: number } | undefined;
   readonly #ctx: HypercallContext;
   readonly #poolOptions: { maxSize?: number; strategy?: ResetStrategy; privateCopy?: boolean };
   #pool: ShellPool | undefined;
@@ -131,16 +142,22 @@ export class Runner {
       if (options.dataSize !== undefined && options.dataSize !== source.meta.dataSize) {
         throw new BadArgsError(`a snapshot's data window is fixed (${source.meta.dataSize} bytes); dataSize (--data-size) cannot change it`);
       }
+      if (options.stackSize !== undefined && options.stackSize !== source.meta.stackSize) {
+        throw new BadArgsError(`a snapshot's stack is fixed (${source.meta.stackSize} bytes); stackSize (--stack) cannot change it`);
+      }
       this.memorySize = source.size;
       this.#base = source;
     } else {
       this.image = source;
       const native = source.kind === "native";
       if (!native && options.dataSize) throw new BadArgsError(`${source.name} is a raw image: it takes no data, so it has no data window`);
-      const plan = planMemory(source, options.memory, options.dataSize);
+      if (!native && options.stackSize) throw new BadArgsError(`${source.name} is a raw image: it sets up its own stack`);
+      const plan = planMemory(source, options.memory, options.dataSize, options.stackSize);
       this.memorySize = plan.memory;
-      this.meta = { name: source.name, native, footprint: imageFootprint(source), dataSize: plan.dataSize };
+      this.meta = { name: source.name, native, footprint: imageFootprint(source), dataSize: plan.dataSize, stackSize: plan.stackSize };
     }
+    const guard = guardOf(this.meta, this.memorySize);
+    this.#stack = guard && { guard, size: this.meta.stackSize };
     this.policy = Policy.grant(options.allow);
     const maxOutput = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
@@ -279,7 +296,7 @@ export class Runner {
     if (!this.#base) {
       if (!this.image) throw new BadArgsError("the virtine's snapshot is closed");
       const privileged = this.image.kind === "raw" ? this.#kvm.privilegedResetState() : undefined;
-      this.#base = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState(), this.meta.dataSize, privileged);
+      this.#base = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState(), { dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, privileged);
     }
     return this.#base;
   }
@@ -344,7 +361,7 @@ export class Runner {
           if (this.#hypercall(ctx)) return { value: ctx.exitValue ?? 0n, exits };
           continue;
         }
-        if (port === Port.FAULT && out) throw exceptionFault(vcpu, shell.mem);
+        if (port === Port.FAULT && out) throw exceptionFault(vcpu, shell.mem, this.#stack);
         throw new PolicyViolationError(
           `the guest used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is neither the exit port 0x${Port.EXIT.toString(16)} nor the hypercall port 0x${Port.HYPERCALL.toString(16)}`,
           `port 0x${port.toString(16)}`,
@@ -471,21 +488,33 @@ function checkDataSize(size: number): number {
 }
 
 /**
- * An image's guest memory and data window: the memory asked for (or the image's, or the default),
- * checked against the cap and the image's needs; the data window as asked (it must fit), or by
- * default DEFAULT_DATA_SIZE — or, in a memory too small for it, all that fits above the image and
- * its stack, so that the smallest memory runs a guest that takes no data.
+ * An image's guest memory, data window and stack: the memory asked for (or the image's, or the
+ * default), checked against the cap and the image's needs. From the top of RAM down, a native
+ * guest has its data window, its stack, the stack's guard pages (unmapped), and its heap down to
+ * the image. Sizes given must fit; sizes not given are the defaults (1 MiB each), or in a memory
+ * too small for them what fits — the stack at least 64 KiB — so that the smallest memory runs.
  */
-export function planMemory(image: Image, requested?: number, dataSize?: number): { memory: number; dataSize: number } {
+export function planMemory(image: Image, requested?: number, dataSize?: number, stackSize?: number): { memory: number; dataSize: number; stackSize: number } {
   const memory = checkMemory(image, requested);
-  if (image.kind !== "native") return { memory, dataSize: 0 };
-  const need = imageFootprint(image) + MIN_STACK;
-  if (dataSize === undefined) return { memory, dataSize: Math.min(DEFAULT_DATA_SIZE, Math.floor((memory - need) / 4096) * 4096) };
-  checkDataSize(dataSize);
-  if (need + dataSize > memory) {
-    throw new BadArgsError(`${image.name}: a data window of ${dataSize} bytes leaves too little of the ${memory / MIB} MiB of guest memory for the image and its stack`);
+  if (image.kind !== "native") return { memory, dataSize: 0, stackSize: 0 };
+  if (dataSize !== undefined) checkDataSize(dataSize);
+  if (stackSize !== undefined) checkStackSize(stackSize);
+  const heapStart = Math.ceil(imageFootprint(image) / 4096) * 4096;
+  const room = memory - heapStart - GUARD_BYTES; // for the stack and the data window
+  const page = (n: number) => Math.max(0, Math.floor(n / 4096) * 4096);
+  const stack = stackSize ?? Math.min(DEFAULT_STACK_SIZE, Math.max(MIN_STACK, page((room - (dataSize ?? 0)) / 2)));
+  const data = dataSize ?? Math.min(DEFAULT_DATA_SIZE, page(room - stack));
+  const guard = stackGuard(memory - data - stack);
+  if (stack + data > memory - heapStart || guard.start < heapStart) {
+    throw new BadArgsError(
+      `${image.name}: a stack of ${stack} bytes and a data window of ${data} bytes do not fit the ${memory / MIB} MiB of guest memory above the image (it ends at 0x${heapStart.toString(16)}); raise the memory or lower them (--stack, --data-size)`,
+    );
   }
-  return { memory, dataSize };
+  return { memory, dataSize: data, stackSize: stack };
+}
+
+function checkStackSize(size: number): void {
+  if (!Number.isSafeInteger(size) || size % 4096 !== 0 || size < MIN_STACK) throw new BadArgsError(`stack size ${size} is not a multiple of 4 KiB of at least ${MIN_STACK / 1024} KiB`);
 }
 
 function checkMemory(image: Image, requested: number | undefined): number {
@@ -493,7 +522,7 @@ function checkMemory(image: Image, requested: number | undefined): number {
   if (!Number.isSafeInteger(wanted) || wanted % 4096 !== 0) throw new BadArgsError(`memory size ${wanted} is not a multiple of 4 KiB`);
   if (wanted < MIN_MEMORY) throw new BadArgsError(`memory size ${wanted} bytes is below the minimum of ${MIN_MEMORY / MIB} MiB`);
   if (wanted > MAX_MEMORY) throw new BadArgsError(`memory size ${wanted / MIB} MiB is above the cap of ${MAX_MEMORY / MIB} MiB`);
-  const need = imageFootprint(image) + (image.kind === "native" ? MIN_STACK : 0);
+  const need = imageFootprint(image) + (image.kind === "native" ? MIN_STACK + GUARD_BYTES : 0);
   if (need > wanted) {
     throw new BadImageError(`${image.name}: the image needs ${need} bytes of guest memory (with its stack), more than the ${wanted / MIB} MiB it would get`);
   }
