@@ -1,6 +1,9 @@
 // `wasp bench`: the microbenchmark suite as a table or JSON lines, optionally beside kvm-floor,
 // drawn as a chart (--svg) and compared with a previous run (--baseline, for CI).
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import floorBin from "../../dist/floor.bin" with { type: "file" };
 import { BadArgsError } from "../errors.ts";
 import { BESIDE, runSuite, selectSeries } from "../bench/suite.ts";
 import type { SeriesResult } from "../bench/stats.ts";
@@ -15,7 +18,8 @@ export interface BenchFlags {
   list?: boolean;
   runs?: string;
   filter?: string;
-  floor?: string;
+  /** true: the yardstick wasp carries (tools/floor.c); a path: another floor binary */
+  floor?: string | boolean;
   rounds?: string;
   /** write a chart of the run to this file */
   svg?: string;
@@ -51,6 +55,7 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
   }
   const threshold = flags.threshold === undefined ? DEFAULT_THRESHOLD_PCT : parseThreshold(flags.threshold);
   if (flags.threshold !== undefined && flags.baseline === undefined) throw new BadArgsError("--threshold needs --baseline");
+  const floor = flags.floor === undefined || flags.floor === false ? undefined : flags.floor === true ? bundledFloor() : flags.floor;
   // Both files are checked before the run, which can take minutes: a typo fails at once.
   const baseline = flags.baseline === undefined ? undefined : readBaseline(flags.baseline, filter);
   if (flags.svg !== undefined) checkWritable(flags.svg, "--svg");
@@ -65,7 +70,7 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
     out(`${row.join(" ")}  ${"beside".padEnd(COL)} ${"median".padStart(10)} ${"ratio".padStart(6)}\n`);
   }
   for (let round = 0; round < rounds; round++) {
-    if (flags.floor) for (const f of runFloor(flags.floor).values()) add(floors, f);
+    if (floor) for (const f of runFloor(floor).values()) add(floors, f);
     for await (const r of runSuite({ runs, filter })) {
       add(ours, r);
       if (rounds === 1) emit(r, beside(r.name, latest(ours), latest(floors)), json);
@@ -88,7 +93,7 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
       `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
       runs === undefined ? "default runs per series" : `${runs} runs per series`,
       `${rounds} round${rounds > 1 ? "s" : ""} (median round)`,
-      ...(flags.floor ? ["kvm-floor in the same run"] : []),
+      ...(floor ? ["kvm-floor in the same run"] : []),
     ].join(" · ");
     try {
       writeFileSync(flags.svg, renderSvg(results, floorResults, { caption }));
@@ -159,6 +164,22 @@ function combine(list: SeriesResult[]): SeriesResult {
 }
 
 /** Runs a kvm-floor binary and returns its series by name. */
+/**
+ * The C yardstick built with wasp (tools/floor.c, dist/floor.bin): run from where it is, or — in
+ * the standalone binary, which embeds it — from a copy in a temporary folder (removed at exit).
+ */
+function bundledFloor(): string {
+  if (!floorBin.startsWith("/$bunfs")) {
+    if (!existsSync(floorBin)) throw new BadArgsError(`the C yardstick is not built (${floorBin}): run npm run build:floor`);
+    return floorBin;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "wasp-floor-"));
+  const path = join(dir, "floor");
+  writeFileSync(path, readFileSync(floorBin), { mode: 0o755 });
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return path;
+}
+
 function runFloor(path: string): Map<string, SeriesResult> {
   let p;
   try {

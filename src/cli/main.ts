@@ -83,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--list", "print the names of the series (those --filter selects) and run nothing")
     .option("--runs <n>", "iterations per series (default: per series)")
     .option("--filter <regex>", "only the series whose name matches (as the table shows it; --list prints them)")
-    .option("--floor <path>", "also run this kvm-floor binary and report ratios to its series")
+    .option("--floor [path]", "also run wasp's C yardstick of raw KVM costs (or the kvm-floor binary at path) and set each series beside it")
     .option("--rounds <n>", "repeat floor + suite this many times and report the median round (default 1; 3 with --baseline)")
     .option("--svg <file>", "also write a chart of the run beside the Wasp paper's figs. 8 and 11 (SVG)")
     .option("--baseline <file>", "compare with an earlier --json output; exit 11 if a series regressed")

@@ -1,0 +1,384 @@
+// wasp's C yardstick: the raw KVM work of a virtine's invocation done in C, the fastest plain way,
+// so that `wasp bench --floor` can set each of wasp's series beside what KVM itself costs on the
+// same machine in the same run. One JSON line per series on stdout, the same shape as wasp bench's:
+//   {"name":"vmrun","unit":"us","n":1000,"median":24.90,"p99":40.10}
+// Built by `npm run build:floor` (the bundled zig cc, static, musl) into dist/floor.bin, which
+// dist/wasp embeds.
+//
+// The guest is what wasp runs its native images in: 64-bit long mode at CPL3 on page tables built
+// here, a TSS whose I/O bitmap lets every port reach the host, exits by OUT (0xfa ends a call,
+// 0xfb is a hypercall). Series:
+//   create            KVM_CREATE_VM, memory, vCPU, CPUID, registers, one run to the exit, teardown
+//   vmrun             one more run of a warm vCPU (registers through kvm_run's sync area)
+//   hypercall         one OUT exit and re-entry, from a loop of 100
+//   syscall           a `syscall` into a CPL0 stub that exits with OUT and returns with IRETQ
+//   dirty_reset_K     a run writing K pages, then KVM_GET_DIRTY_LOG and the logged pages copied back
+//   cow_reset_K       a run writing K pages of a MAP_PRIVATE view of a memfd, then MADV_DONTNEED
+//   thread, process   pthread_create + join; fork + waitpid (what the host's own isolation costs)
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1024u * 1024u)
+#define MEM (16u * MIB)
+#define PAGE 4096u
+
+// Guest-physical layout.
+#define PML4 0x1000u
+#define PDPT 0x2000u
+#define PD 0x3000u
+#define GDT 0x4000u
+#define TSS 0x5000u /* 104 bytes, then the I/O bitmap (8 KiB) and its 0xff terminator */
+#define TSS_LIMIT (104u + 8192u)
+#define KSTACK_TOP 0x9000u
+#define CODE_EXIT 0x10000u
+#define CODE_HYPER 0x10100u
+#define CODE_WRITE 0x10200u
+#define CODE_SYSCALL 0x10300u
+#define SYSCALL_STUB 0x11000u
+#define TEMPLATE_END 0x12000u
+#define WRITE_BASE 0x100000u
+#define USTACK_TOP 0x800000u
+
+#define PORT_EXIT 0xfa
+#define PORT_HYPERCALL 0xfb
+
+static int kvm_fd;
+static int run_size;
+static struct kvm_cpuid2 *cpuid;
+static uint8_t template_mem[TEMPLATE_END];
+
+static void die(const char *what) {
+  fprintf(stderr, "floor: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static int xioctl(int fd, unsigned long request, void *arg, const char *what) {
+  for (;;) {
+    int r = ioctl(fd, request, arg);
+    if (r >= 0) return r;
+    if (errno != EINTR) die(what);
+  }
+}
+
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void report(const char *name, const char *unit, double *samples, int n) {
+  qsort(samples, (size_t)n, sizeof *samples, cmp_double);
+  int p99 = (n * 99 + 99) / 100 - 1;
+  if (p99 >= n) p99 = n - 1;
+  printf("{\"name\":\"%s\",\"unit\":\"%s\",\"n\":%d,\"median\":%.2f,\"p99\":%.2f}\n", name, unit, n, samples[n / 2], samples[p99]);
+  fflush(stdout);
+}
+
+static void put64(uint8_t *mem, uint32_t at, uint64_t v) { memcpy(mem + at, &v, 8); }
+
+static void put_code(uint8_t *mem, uint32_t at, const uint8_t *code, size_t n) { memcpy(mem + at, code, n); }
+
+/** Page tables (16 MiB identity-mapped in 2 MiB user pages), GDT, TSS with an all-ports I/O bitmap, and the code. */
+static void build_template(void) {
+  uint8_t *m = template_mem;
+  const uint64_t P = 1, RW = 2, US = 4, A = 0x20, D = 0x40, PS = 0x80;
+  put64(m, PML4, PDPT | P | RW | US | A);
+  put64(m, PDPT, PD | P | RW | US | A);
+  for (uint32_t i = 0; i < MEM / (2 * MIB); i++) put64(m, PD + i * 8, (uint64_t)i * 2 * MIB | P | RW | US | A | D | PS);
+  put64(m, GDT + 0x08, 0x00af9b000000ffffull); // 64-bit code, DPL0
+  put64(m, GDT + 0x10, 0x00cf93000000ffffull); // data, DPL0
+  put64(m, GDT + 0x18, 0x00affb000000ffffull); // 64-bit code, DPL3
+  put64(m, GDT + 0x20, 0x00cff3000000ffffull); // data, DPL3
+  uint64_t base = TSS, limit = TSS_LIMIT;
+  put64(m, GDT + 0x28, (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x8bull << 40) | (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56));
+  put64(m, GDT + 0x30, base >> 32);
+  put64(m, TSS + 4, KSTACK_TOP);        // RSP0
+  m[TSS + 102] = 104;                   // the I/O bitmap's offset (u16, little-endian)
+  m[TSS + 103] = 0;
+  m[TSS + 104 + 8192] = 0xff;           // the byte after the bitmap must have every bit set
+  static const uint8_t exit_code[] = {0xe6, PORT_EXIT};
+  // loop rsi times: out 0xfb; then out 0xfa
+  static const uint8_t hyper[] = {0xe6, PORT_HYPERCALL, 0x48, 0xff, 0xce, 0x75, 0xf9, 0xe6, PORT_EXIT};
+  // mov ebx, WRITE_BASE; loop rsi times: mov [rbx], al; add rbx, 4096; then out 0xfa
+  static const uint8_t write[] = {0xbb, 0x00, 0x00, 0x10, 0x00, 0x88, 0x03, 0x48, 0x81, 0xc3, 0x00, 0x10, 0x00, 0x00,
+                                  0x48, 0xff, 0xce, 0x75, 0xf2, 0xe6, PORT_EXIT};
+  // loop rsi times: syscall; then out 0xfa
+  static const uint8_t sys[] = {0x0f, 0x05, 0x48, 0xff, 0xce, 0x75, 0xf9, 0xe6, PORT_EXIT};
+  // CPL0 (LSTAR): build an IRETQ frame from what SYSCALL left (RCX = RIP, R11 = RFLAGS, RSP
+  // unchanged), exit with out 0xfb, return to CPL3 with iretq (SYSRETQ is not emulated under PVM)
+  static const uint8_t stub[] = {0x49, 0x89, 0xe2, 0x6a, 0x23, 0x41, 0x52, 0x41, 0x53, 0x6a, 0x1b, 0x51, 0xe6, PORT_HYPERCALL, 0x48, 0xcf};
+  put_code(m, CODE_EXIT, exit_code, sizeof exit_code);
+  put_code(m, CODE_HYPER, hyper, sizeof hyper);
+  put_code(m, CODE_WRITE, write, sizeof write);
+  put_code(m, CODE_SYSCALL, sys, sizeof sys);
+  put_code(m, SYSCALL_STUB, stub, sizeof stub);
+}
+
+static void segment(struct kvm_segment *s, uint16_t selector, uint8_t type, uint8_t dpl, uint8_t l, uint8_t db) {
+  memset(s, 0, sizeof *s);
+  s->base = 0;
+  s->limit = 0xffffffff;
+  s->selector = selector;
+  s->type = type;
+  s->present = 1;
+  s->dpl = dpl;
+  s->db = db;
+  s->s = 1;
+  s->l = l;
+  s->g = 1;
+}
+
+struct vm {
+  int fd, vcpu;
+  struct kvm_run *run;
+  uint8_t *mem;
+};
+
+/** A VM whose RAM is `mem` (MEM bytes, the template already in it), with one vCPU in CPL3 long mode. */
+static void vm_open(struct vm *v, uint8_t *mem, uint32_t slot_flags) {
+  v->mem = mem;
+  v->fd = xioctl(kvm_fd, KVM_CREATE_VM, 0, "KVM_CREATE_VM");
+  struct kvm_userspace_memory_region region = {.slot = 0, .flags = slot_flags, .guest_phys_addr = 0, .memory_size = MEM, .userspace_addr = (uint64_t)(uintptr_t)mem};
+  xioctl(v->fd, KVM_SET_USER_MEMORY_REGION, &region, "KVM_SET_USER_MEMORY_REGION");
+  v->vcpu = xioctl(v->fd, KVM_CREATE_VCPU, 0, "KVM_CREATE_VCPU");
+  v->run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->vcpu, 0);
+  if (v->run == MAP_FAILED) die("mmap kvm_run");
+  xioctl(v->vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+  struct kvm_sregs sr;
+  xioctl(v->vcpu, KVM_GET_SREGS, &sr, "KVM_GET_SREGS");
+  segment(&sr.cs, 0x1b, 11, 3, 1, 0);
+  segment(&sr.ds, 0x23, 3, 3, 0, 1);
+  sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
+  memset(&sr.tr, 0, sizeof sr.tr);
+  sr.tr.base = TSS;
+  sr.tr.limit = TSS_LIMIT;
+  sr.tr.selector = 0x28;
+  sr.tr.type = 11;
+  sr.tr.present = 1;
+  sr.gdt.base = GDT;
+  sr.gdt.limit = 7 * 8 - 1;
+  sr.idt.base = 0;
+  sr.idt.limit = 0;
+  sr.cr0 = 0x80050033; // PG | AM | WP | NE | ET | MP | PE
+  sr.cr3 = PML4;
+  sr.cr4 = 0x620;      // OSXMMEXCPT | OSFXSR | PAE
+  sr.efer = 0x501;     // LMA | LME | SCE
+  xioctl(v->vcpu, KVM_SET_SREGS, &sr, "KVM_SET_SREGS");
+  v->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+}
+
+static void vm_close(struct vm *v) {
+  munmap(v->run, (size_t)run_size);
+  close(v->vcpu);
+  close(v->fd);
+}
+
+/** Enters at `rip` with `rsi` (a loop count) until the exit port; returns the exits taken. */
+static int vm_call(struct vm *v, uint64_t rip, uint64_t rsi) {
+  struct kvm_regs *r = &v->run->s.regs.regs;
+  memset(r, 0, sizeof *r);
+  r->rip = rip;
+  r->rsi = rsi;
+  r->rsp = USTACK_TOP;
+  r->rflags = 0x3002; // IOPL 3, bit 1
+  v->run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+  for (int exits = 1;; exits++) {
+    if (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
+      if (errno == EINTR) continue;
+      die("KVM_RUN");
+    }
+    if (v->run->exit_reason != KVM_EXIT_IO || v->run->io.direction != KVM_EXIT_IO_OUT) {
+      fprintf(stderr, "floor: unexpected exit %u at RIP 0x%llx\n", v->run->exit_reason, (unsigned long long)v->run->s.regs.regs.rip);
+      exit(1);
+    }
+    if (v->run->io.port == PORT_EXIT) return exits;
+    if (v->run->io.port != PORT_HYPERCALL) {
+      fprintf(stderr, "floor: exit on port 0x%x\n", v->run->io.port);
+      exit(1);
+    }
+  }
+}
+
+static uint8_t *anon(size_t size) {
+  uint8_t *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) die("mmap");
+  return p;
+}
+
+static void series_create(int n) {
+  double *s = calloc((size_t)n, sizeof *s);
+  for (int i = -5; i < n; i++) {
+    double t = now_us();
+    uint8_t *mem = anon(MEM);
+    memcpy(mem, template_mem, sizeof template_mem);
+    struct vm v;
+    vm_open(&v, mem, 0);
+    vm_call(&v, CODE_EXIT, 0);
+    vm_close(&v);
+    munmap(mem, MEM);
+    if (i >= 0) s[i] = now_us() - t;
+  }
+  report("create", "us", s, n);
+  free(s);
+}
+
+static void series_runs(int n) {
+  uint8_t *mem = anon(MEM);
+  memcpy(mem, template_mem, sizeof template_mem);
+  struct vm v;
+  vm_open(&v, mem, 0);
+  struct kvm_msrs *msrs = calloc(1, sizeof *msrs + 3 * sizeof(struct kvm_msr_entry));
+  msrs->nmsrs = 3;
+  msrs->entries[0] = (struct kvm_msr_entry){.index = 0xc0000081, .data = 0x08ull << 32}; // STAR: SYSCALL's CS
+  msrs->entries[1] = (struct kvm_msr_entry){.index = 0xc0000082, .data = SYSCALL_STUB}; // LSTAR
+  msrs->entries[2] = (struct kvm_msr_entry){.index = 0xc0000084, .data = 0};            // SFMASK
+  if (xioctl(v.vcpu, KVM_SET_MSRS, msrs, "KVM_SET_MSRS") != 3) die("KVM_SET_MSRS set fewer than 3");
+  free(msrs);
+  double *s = calloc((size_t)n, sizeof *s);
+  for (int i = -20; i < n; i++) {
+    double t = now_us();
+    vm_call(&v, CODE_EXIT, 0);
+    if (i >= 0) s[i] = now_us() - t;
+  }
+  report("vmrun", "us", s, n);
+  const int loop = 100, m = n / 4 > 10 ? n / 4 : 10;
+  for (int i = -3; i < m; i++) {
+    double t = now_us();
+    if (vm_call(&v, CODE_HYPER, loop) != loop + 1) die("hypercall loop");
+    if (i >= 0) s[i] = (now_us() - t) / loop;
+  }
+  report("hypercall", "us", s, m);
+  for (int i = -3; i < m; i++) {
+    double t = now_us();
+    if (vm_call(&v, CODE_SYSCALL, loop) != loop + 1) die("syscall loop");
+    if (i >= 0) s[i] = (now_us() - t) / loop;
+  }
+  report("syscall", "us", s, m);
+  free(s);
+  vm_close(&v);
+  munmap(mem, MEM);
+}
+
+static void series_dirty_reset(int k, int n) {
+  uint8_t *mem = anon(MEM), *golden = anon(MEM);
+  memcpy(mem, template_mem, sizeof template_mem);
+  memcpy(golden, template_mem, sizeof template_mem);
+  struct vm v;
+  vm_open(&v, mem, KVM_MEM_LOG_DIRTY_PAGES);
+  size_t pages = MEM / PAGE, words = (pages + 63) / 64;
+  uint64_t *bitmap = calloc(words, 8);
+  struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
+  double *s = calloc((size_t)n, sizeof *s);
+  for (int i = -10; i < n; i++) {
+    double t = now_us();
+    vm_call(&v, CODE_WRITE, (uint64_t)k);
+    xioctl(v.fd, KVM_GET_DIRTY_LOG, &log, "KVM_GET_DIRTY_LOG");
+    for (size_t w = 0; w < words; w++) {
+      for (uint64_t bits = bitmap[w]; bits; bits &= bits - 1) {
+        size_t at = (w * 64 + (size_t)__builtin_ctzll(bits)) * PAGE;
+        memcpy(mem + at, golden + at, PAGE);
+      }
+    }
+    if (i >= 0) s[i] = now_us() - t;
+  }
+  char name[32];
+  snprintf(name, sizeof name, "dirty_reset_%d", k);
+  report(name, "us", s, n);
+  free(s);
+  free(bitmap);
+  vm_close(&v);
+  munmap(mem, MEM);
+  munmap(golden, MEM);
+}
+
+static void series_cow_reset(int k, int n) {
+  int fd = (int)syscall(SYS_memfd_create, "floor", 0);
+  if (fd < 0) die("memfd_create");
+  if (ftruncate(fd, MEM) < 0) die("ftruncate");
+  if (pwrite(fd, template_mem, sizeof template_mem, 0) != (ssize_t)sizeof template_mem) die("pwrite");
+  uint8_t *mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  if (mem == MAP_FAILED) die("mmap memfd");
+  struct vm v;
+  vm_open(&v, mem, 0);
+  double *s = calloc((size_t)n, sizeof *s);
+  for (int i = -10; i < n; i++) {
+    double t = now_us();
+    vm_call(&v, CODE_WRITE, (uint64_t)k);
+    if (madvise(mem, MEM, MADV_DONTNEED) < 0) die("madvise");
+    if (i >= 0) s[i] = now_us() - t;
+  }
+  char name[32];
+  snprintf(name, sizeof name, "cow_reset_%d", k);
+  report(name, "us", s, n);
+  free(s);
+  vm_close(&v);
+  munmap(mem, MEM);
+  close(fd);
+}
+
+static void *nothing(void *arg) { return arg; }
+
+static void series_thread(int n) {
+  double *s = calloc((size_t)n, sizeof *s);
+  for (int i = -5; i < n; i++) {
+    double t = now_us();
+    pthread_t th;
+    if (pthread_create(&th, NULL, nothing, NULL) != 0) die("pthread_create");
+    pthread_join(th, NULL);
+    if (i >= 0) s[i] = now_us() - t;
+  }
+  report("thread", "us", s, n);
+  free(s);
+}
+
+static void series_process(int n) {
+  double *s = calloc((size_t)n, sizeof *s);
+  for (int i = -3; i < n; i++) {
+    double t = now_us();
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) _exit(0);
+    int status;
+    waitpid(pid, &status, 0);
+    if (i >= 0) s[i] = now_us() - t;
+  }
+  report("process", "us", s, n);
+  free(s);
+}
+
+int main(void) {
+  kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (kvm_fd < 0) die("open /dev/kvm");
+  run_size = xioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE");
+  int nent = 256;
+  cpuid = calloc(1, sizeof *cpuid + (size_t)nent * sizeof(struct kvm_cpuid_entry2));
+  cpuid->nent = (uint32_t)nent;
+  xioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
+  build_template();
+  series_create(200);
+  series_runs(1000);
+  const int ks[] = {1, 16, 64};
+  for (int i = 0; i < 3; i++) series_dirty_reset(ks[i], 500);
+  for (int i = 0; i < 3; i++) series_cow_reset(ks[i], 500);
+  series_thread(200);
+  series_process(100);
+  return 0;
+}
