@@ -219,3 +219,11 @@ describe("renderSvg", () => {
     expect(svg).not.toContain("a<b");
   });
 });
+
+describe("density figures", () => {
+  test("a difference below zero is reported as 0 KiB below noise, never as a negative size", async () => {
+    const { densityResult } = await import("../src/bench/density.ts");
+    expect(densityResult("density_pss_kib_1", 1, -12.34)).toEqual({ name: "density_pss_kib_1", unit: "KiB", n: 1, median: 0, p99: 0, note: "below noise" });
+    expect(densityResult("density_pss_kib_64", 64, 123.456)).toEqual({ name: "density_pss_kib_64", unit: "KiB", n: 64, median: 123.5, p99: 123.5 });
+  });
+});

@@ -77,11 +77,21 @@ async function density(n: number, privateMemory: boolean): Promise<SeriesResult[
     const pss = (pssKiB() - pss0) / n;
     const avail = (avail0 - memAvailableKiB()) / n;
     const tag = privateMemory ? "density_private" : "density";
-    const one = (name: string, v: number): SeriesResult => ({ name, unit: "KiB", n, median: Math.round(v * 10) / 10, p99: Math.round(v * 10) / 10 });
+    const one = (name: string, v: number): SeriesResult => densityResult(name, n, v);
     return [one(`${tag}_pss_kib_${n}`, pss), one(`${tag}_memavail_kib_${n}`, avail)];
   } finally {
     for (const v of virtines) v.close();
   }
+}
+
+/**
+ * One density figure: KiB per virtine, measured as a difference of whole-process figures. A
+ * difference below zero is the machine's noise, not a negative size (seen at N = 1): it is reported
+ * as 0 KiB, "below noise".
+ */
+export function densityResult(name: string, n: number, kib: number): SeriesResult {
+  const v = Math.round(kib * 10) / 10;
+  return v < 0 ? { name, unit: "KiB", n, median: 0, p99: 0, note: "below noise" } : { name, unit: "KiB", n, median: v, p99: v };
 }
 
 /** The command that starts this wasp: the compiled binary itself, or bun with the CLI's source. */

@@ -6,6 +6,8 @@ export interface SeriesResult {
   n: number;
   median: number;
   p99: number;
+  /** what the figure is not, when it says less than it seems ("below noise": too small to measure) */
+  note?: string;
 }
 
 export function summarize(name: string, unit: string, samples: number[]): SeriesResult {

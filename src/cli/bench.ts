@@ -154,16 +154,19 @@ function emit(r: SeriesResult, ref: { label: string; result: SeriesResult } | un
     return;
   }
   const cmp = ref ? `  ${ref.label.padEnd(COL)} ${ref.result.median.toFixed(2).padStart(10)} ${(r.median / ref.result.median).toFixed(2).padStart(6)}` : "";
-  out(`${r.name.padEnd(COL)} ${r.unit.padEnd(7)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}\n`);
+  const note = r.note ? `  (${r.note})` : "";
+  out(`${r.name.padEnd(COL)} ${r.unit.padEnd(7)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}${note}\n`);
 }
 
 /** Several rounds of one series: the median of their medians and of their p99s. */
 function combine(list: SeriesResult[]): SeriesResult {
   const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  return { ...list[0], n: list.reduce((s, r) => s + r.n, 0), median: mid(list.map((r) => r.median)), p99: mid(list.map((r) => r.p99)) };
+  const median = mid(list.map((r) => r.median));
+  const note = median === 0 ? list.find((r) => r.note)?.note : undefined;
+  const { note: _, ...first } = list[0];
+  return { ...first, n: list.reduce((s, r) => s + r.n, 0), median, p99: mid(list.map((r) => r.p99)), ...(note && { note }) };
 }
 
-/** Runs a kvm-floor binary and returns its series by name. */
 /**
  * The C yardstick built with wasp (tools/floor.c, dist/floor.bin): run from where it is, or — in
  * the standalone binary, which embeds it — from a copy in a temporary folder (removed at exit).
@@ -180,6 +183,7 @@ function bundledFloor(): string {
   return path;
 }
 
+/** Runs a kvm-floor binary and returns its series by name. */
 function runFloor(path: string): Map<string, SeriesResult> {
   let p;
   try {
