@@ -9,7 +9,7 @@ import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
-import { Runner, checkArgs, describeValue } from "../virtine/runner.ts";
+import { Runner, checkArgs, describeValue, type RunResult } from "../virtine/runner.ts";
 import { imageBytes, readHead } from "../image/file.ts";
 import type { EngineOptions, VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
@@ -284,6 +284,6 @@ function checkRequest(request: RunRequest): { args: readonly Arg[]; input: Uint8
   throw new BadArgsError(`input is ${describeValue(input)}: give a Uint8Array or a string (sent as UTF-8)`);
 }
 
-function toResult(r: { value: bigint; output: Uint8Array; console: Uint8Array; consoleTruncated: boolean; exits: number }): Result {
+function toResult(r: RunResult): Result {
   return { value: r.value, output: r.output, console: new TextDecoder().decode(r.console), consoleTruncated: r.consoleTruncated, exits: r.exits };
 }

@@ -12,6 +12,7 @@ import { MessageChannel, receiveMessageOnPort, type MessagePort } from "node:wor
 import * as libc from "../../ffi/libc.ts";
 import { BadArgsError, CancelledError, ClosedError, QueueFullError, WaspError } from "../errors.ts";
 import { DEADLINE_SIGNAL } from "../virtine/deadline.ts";
+import type { RunResult } from "../virtine/runner.ts";
 import { C, F, H, INLINE_BYTES, PING, R, S, SLOTS, STATE, headerOf, newControl, newMailbox, slotsOf, type BigReply, type EngineOptions, type Slot, type ToWorker, type VirtineSpec } from "./channel.ts";
 import { decodeError } from "./wire.ts";
 
@@ -30,13 +31,8 @@ export interface WorkerPoolOptions {
 }
 
 /** What a worker's call gives back. */
-export interface CallReply {
-  value: bigint;
-  output: Uint8Array;
-  console: Uint8Array;
-  consoleTruncated: boolean;
-  exits: number;
-}
+/** A call's reply from a worker: the engine's result, as the runner gives it on this thread. */
+export type CallReply = RunResult;
 
 /** A virtine as the pool knows it: an id and what a worker needs to build its engine. */
 export interface PoolVirtine {
