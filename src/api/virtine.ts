@@ -11,29 +11,18 @@ import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { Runner, checkArgs, describeValue, type RunResult } from "../virtine/runner.ts";
 import { imageBytes, readHead } from "../image/file.ts";
-import type { EngineOptions, VirtineSpec } from "./channel.ts";
+import { ENGINE_OPTION_KEYS, type EngineOptions, type VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 
 /** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
 export type Arg = number | bigint;
 
-export interface VirtineOptions {
-  /** guest RAM in bytes (default: what the image asks for, else 16 MiB; 2 MiB to 1 GiB) */
-  memory?: number;
-  /** deadline per call in milliseconds (default 10 s; 0: none) */
-  timeoutMs?: number;
-  /** hypercalls granted beyond exit, write, panic and snapshot (e.g. ["time", "random"]) */
-  allow?: readonly string[];
-  /** console bytes kept per call (default 1 MiB); the rest is dropped */
-  maxOutput?: number;
-  /** honour the guest's `snapshot` hypercall (default true) */
-  snapshot?: boolean;
-  /** warm shells kept per thread that runs the virtine (default 4) */
-  poolSize?: number;
-  /** bytes at the top of guest RAM for a call's input and output (default 1 MiB) */
-  dataSize?: number;
-  /** bytes of stack, with unmapped guard pages under it (default 1 MiB): an overflow is a StackOverflowError */
-  stackSize?: number;
+/**
+ * A virtine's options: the engine's (RunnerOptions, documented there: memory, timeoutMs, allow,
+ * maxOutput, snapshot, poolSize, dataSize, stackSize — the one declaration of each and its
+ * default), and how it is loaded and run here.
+ */
+export interface VirtineOptions extends EngineOptions {
   /** take an image file or bytes as a raw real-mode image whatever they look like (text and ELF are refused otherwise) */
   raw?: boolean;
   /** the worker threads that run `invoke`/`call`/`run` (default: WorkerPool.shared(), one per core) */
@@ -250,8 +239,9 @@ export class Virtine implements Disposable, AsyncDisposable {
   }
 }
 
+/** The engine's options alone (what travels to the workers). */
 function engineOptions(o: VirtineOptions): EngineOptions {
-  return { memory: o.memory, timeoutMs: o.timeoutMs, allow: o.allow, maxOutput: o.maxOutput, snapshot: o.snapshot, poolSize: o.poolSize, dataSize: o.dataSize, stackSize: o.stackSize };
+  return Object.fromEntries(ENGINE_OPTION_KEYS.map((k) => [k, o[k]])) as EngineOptions;
 }
 
 function encodeData(input: Data): Uint8Array {

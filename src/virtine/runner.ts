@@ -47,7 +47,7 @@ export interface RunnerOptions {
   timeoutMs?: number;
   /** honour the guest's `snapshot` hypercall (default true); false: every call starts at the entry */
   snapshot?: boolean;
-  /** most warm shells kept for this image (default 4) */
+  /** most warm shells kept for this image, per thread that runs it (default 4) */
   poolSize?: number;
   /** how a shell's memory returns to the snapshot (default "dirty-log"; "cow" for comparison) */
   resetStrategy?: ResetStrategy;
@@ -62,8 +62,9 @@ export interface RunnerOptions {
    */
   privateMemory?: boolean;
   /**
-   * bytes at the top of guest RAM for a call's input and output (native images; default 1 MiB,
-   * a multiple of 4 KiB; the stack starts below). Untouched pages cost nothing.
+   * bytes at the top of guest RAM for a call's input and output (native images; default 1 MiB, or
+   * what fits a smaller memory; a multiple of 4 KiB; the stack starts below). Untouched pages cost
+   * nothing.
    */
   dataSize?: number;
   /**
