@@ -4,66 +4,15 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { runs } from "./fuzz.ts";
-import { validate, HEADER, DATA_OFFSET, FORMAT_VERSION, SNAPSHOT_MAGIC, FLAG_NATIVE, FLAG_PRIVILEGED } from "../src/snapshot/file.ts";
-import type { HostState } from "../src/snapshot/file-state.ts";
-import { longModeSregs } from "../src/image/boot.ts";
-import { kvm_msr_entry, kvm_msrs, kvm_sregs, XSAVE_MXCSR } from "../ffi/kvm.ts";
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SnapshotFile, loadSnapshotFile, validate, HEADER, DATA_OFFSET, SNAPSHOT_MAGIC, FLAG_NATIVE, FLAG_PRIVILEGED } from "../src/snapshot/file.ts";
+import { longModeTablePieces, stackGuard } from "../src/image/boot.ts";
+import { kvm_sregs } from "../ffi/kvm.ts";
 import { GUEST_WRITABLE_MSRS } from "../src/kvm/system.ts";
 import { BadSnapshotError } from "../src/errors.ts";
-import type { CpuIdentity } from "../src/snapshot/cpu.ts";
-
-const MEM = 16 * 1024 * 1024;
-const cpu: CpuIdentity = { vendor: "AuthenticAMD", features: [1, 2, 3, 4, 5, 6, 7] };
-
-function resetMsrs(): Uint8Array {
-  const buf = new Uint8Array(kvm_msrs.size + GUEST_WRITABLE_MSRS.length * kvm_msr_entry.size);
-  const dv = new DataView(buf.buffer);
-  dv.setUint32(0, GUEST_WRITABLE_MSRS.length, true);
-  GUEST_WRITABLE_MSRS.forEach((index, i) => dv.setUint32(kvm_msrs.size + i * kvm_msr_entry.size, index, true));
-  return buf;
-}
-const privilegedMsrs = (() => {
-  const indices = [...GUEST_WRITABLE_MSRS, 0x10, 0x1a0, 0xc0000103]; // and TSC, MISC_ENABLE, TSC_AUX
-  const buf = new Uint8Array(kvm_msrs.size + indices.length * kvm_msr_entry.size);
-  const dv = new DataView(buf.buffer);
-  dv.setUint32(0, indices.length, true);
-  indices.forEach((index, i) => dv.setUint32(kvm_msrs.size + i * kvm_msr_entry.size, index, true));
-  return buf;
-})();
-const host: HostState = {
-  longModeSregs: longModeSregs(new Uint8Array(kvm_sregs.size)),
-  resetMsrs: resetMsrs(),
-  privileged: () => ({ msrs: privilegedMsrs, debugregs: undefined, xcrs: undefined }),
-  supportedXcr0: 3n,
-  mxcsrMask: 0xffbf,
-};
-
-/** A header this host accepts: a native image's CPL3 state, every MSR, a plain XSAVE area. */
-function goodHeader(native = true): Uint8Array {
-  const h = new Uint8Array(DATA_OFFSET);
-  const dv = new DataView(h.buffer);
-  dv.setBigUint64(HEADER.MAGIC, SNAPSHOT_MAGIC, true);
-  dv.setUint32(HEADER.FORMAT_VERSION, FORMAT_VERSION, true);
-  dv.setUint32(HEADER.HEADER_BYTES, DATA_OFFSET, true);
-  dv.setUint32(HEADER.FLAGS, native ? FLAG_NATIVE : FLAG_PRIVILEGED, true);
-  dv.setBigUint64(HEADER.MEM_SIZE, BigInt(MEM), true);
-  dv.setBigUint64(HEADER.DATA_OFFSET, BigInt(DATA_OFFSET), true);
-  dv.setBigUint64(HEADER.IMAGE_END, 0x110000n, true);
-  dv.setBigUint64(HEADER.DATA_SIZE, native ? 1024n * 1024n : 0n, true);
-  h.set(new TextEncoder().encode(cpu.vendor), HEADER.CPU_VENDOR);
-  cpu.features.forEach((f, i) => dv.setUint32(HEADER.CPU_FEATURES + i * 4, f, true));
-  h.set(host.longModeSregs, HEADER.SREGS);
-  dv.setUint32(HEADER.XSAVE + XSAVE_MXCSR, 0x1f80, true);
-  h.set(host.resetMsrs, HEADER.MSRS);
-  return seal(h);
-}
-
-function seal(h: Uint8Array): Uint8Array {
-  const dv = new DataView(h.buffer, h.byteOffset);
-  dv.setUint32(HEADER.CHECKSUM, 0, true);
-  dv.setUint32(HEADER.CHECKSUM, Bun.hash.crc32(h), true);
-  return h;
-}
+import { MEM, cpu, goodHeader, host, seal } from "./snapshot-fixture.ts";
 
 const sreg = (s: Uint8Array, r: "cr0" | "cr3" | "cr4" | "efer") => new DataView(s.buffer, s.byteOffset).getBigUint64(kvm_sregs.off(r), true);
 const check = (h: Uint8Array, fileSize = DATA_OFFSET + MEM) => validate("x.snap", h, h.length, fileSize, cpu, host);
@@ -121,5 +70,65 @@ describe("validate", () => {
       }),
       { numRuns: runs(2000) },
     );
+  });
+});
+
+// The load path without a VM: a synthetic native file (header above, the host's tables in its
+// memory) copied into a sealed memfd, immune to whatever happens to the file afterwards.
+describe("loadSnapshotFile", () => {
+  const STACK = 1024 * 1024;
+  /** A native image's snapshot file: the host's tables for its stack guard, a marked page at 2 MiB. */
+  function writeFile(path: string, edit: (memory: Uint8Array) => void = () => {}, stackSize = STACK): void {
+    const memory = new Uint8Array(0x201000);
+    const guard = stackGuard(MEM - 1024 * 1024 - stackSize);
+    for (const [at, bytes] of longModeTablePieces(guard)) memory.set(bytes, at);
+    memory.fill(0x5a, 0x200000, 0x201000);
+    edit(memory);
+    writeFileSync(path, goodHeader(true, STACK));
+    const fd = openSync(path, "r+");
+    writeSync(fd, memory, 0, memory.length, DATA_OFFSET);
+    closeSync(fd);
+    truncateSync(path, DATA_OFFSET + MEM);
+  }
+
+  test("the stored pages are copied into a sealed memfd: truncating or rewriting the file changes nothing", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wasp-load-"));
+    const path = join(dir, "synthetic.snap");
+    try {
+      writeFile(path);
+      const loaded = loadSnapshotFile(path, host, cpu);
+      expect(loaded.info).toMatchObject({ native: true, memSize: MEM, dataSize: 1024 * 1024, stackSize: STACK });
+      expect(loaded.populated[0x200000 / 4096]).toBe(1);
+      expect(loaded.populated[0x300000 / 4096]).toBe(0); // a hole, not read
+      const file = new SnapshotFile(loaded);
+      const snapshot = file.restore();
+      truncateSync(path, 0); // a mapped file would now raise SIGBUS at the next touch
+      writeFileSync(path, "rewritten");
+      expect(snapshot.memory[0x200000]).toBe(0x5a);
+      expect(snapshot.memory[0x200fff]).toBe(0x5a);
+      // nobody, not even this process, can change the copy
+      expect(() => writeSync(loaded.fd, new Uint8Array([1]), 0, 1, 0x200000)).toThrow(/EPERM/);
+      snapshot.close();
+      file.close();
+      closeSync(loaded.fd);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("host pages that are not the host's own, or a stack whose guard they do not unmap, are refused", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wasp-load-"));
+    const path = join(dir, "hostile.snap");
+    try {
+      writeFile(path, (m) => (m[0x6000 + 3 * 16 + 5] = 0xee)); // a DPL3 IDT gate
+      expect(() => loadSnapshotFile(path, host, cpu)).toThrow(/the host page at 0x6000 differs from the host's own/);
+      writeFile(path, () => {}, 2 * STACK); // tables for another stack than the header says
+      expect(() => loadSnapshotFile(path, host, cpu)).toThrow(/the host page at 0x1d000 differs/); // the guard region's page table
+      const fds = readdirSync("/proc/self/fd").length;
+      for (let i = 0; i < 50; i++) expect(() => loadSnapshotFile(path, host, cpu)).toThrow(BadSnapshotError);
+      expect(readdirSync("/proc/self/fd").length).toBe(fds); // the file and the memfd closed each time
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -187,7 +187,7 @@ export class SnapshotFile {
       return;
     }
     if (!kvm) throw new BadArgsError("a snapshot file is opened with a KVM handle");
-    this.#loaded = load(source, kvm);
+    this.#loaded = loadSnapshotFile(source, hostState(kvm), cpuIdentity(kvm));
     this.info = this.#loaded.info;
     this.#owns = true;
   }
@@ -247,10 +247,11 @@ export class SnapshotFile {
 const COPY_CHUNK = 1 << 20;
 
 /**
- * Opens `path`, checks its header, copies its stored pages into a new memfd, checks the state
- * against this host's (file-state.ts) and seals the memfd. The file is closed before returning.
+ * Opens `path`, checks its header against `host` (what this host would have written,
+ * file-state.ts) and `cpu`, copies its stored pages into a new memfd, checks the host pages there,
+ * and seals the memfd. The file is closed before returning.
  */
-function load(path: string, kvm: Kvm): LoadedSnapshotFile {
+export function loadSnapshotFile(path: string, host: HostState, cpu: CpuIdentity): LoadedSnapshotFile {
   let fd: number;
   try {
     fd = openSync(path, "r");
@@ -263,8 +264,7 @@ function load(path: string, kvm: Kvm): LoadedSnapshotFile {
     if (!st.isFile()) throw new BadSnapshotError(`${path}: not a regular file`);
     const header = new Uint8Array(DATA_OFFSET);
     const got = st.size >= DATA_OFFSET ? readSync(fd, header, 0, DATA_OFFSET, 0) : 0;
-    const host = hostState(kvm);
-    const { info, msrs } = validate(path, header, got, st.size, cpuIdentity(kvm), host);
+    const { info, msrs } = validate(path, header, got, st.size, cpu, host);
     memfd = libc.memfdCreate(`wasp-snapshot:${basename(path)}`, libc.MFD_CLOEXEC | libc.MFD_ALLOW_SEALING);
     libc.ftruncate(memfd, info.memSize);
     const populated = new Uint8Array(info.memSize / PAGE_SIZE);
