@@ -38,10 +38,10 @@ beforeAll(() => {
 }, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A copy of the good file with `edit` applied to its bytes (and the header checksum fixed if asked). */
-function variant(name: string, edit: (b: Uint8Array) => void, fixChecksum = true): string {
-  const bytes = new Uint8Array(readFileSync(snap));
-  edit(bytes);
+/** A copy of the good file (or of `source`) with `edit` applied to its bytes (and the header checksum fixed if asked). */
+function variant(name: string, edit: (b: Uint8Array, dv: DataView) => void, fixChecksum = true, source = snap): string {
+  const bytes = new Uint8Array(readFileSync(source));
+  edit(bytes, new DataView(bytes.buffer));
   if (fixChecksum) {
     const header = bytes.slice(0, DATA_OFFSET);
     new DataView(header.buffer).setUint32(HEADER.CHECKSUM, 0, true);
@@ -293,16 +293,7 @@ describe("hostile snapshot files", () => {
     const r = wasp(["snapshot", image, "-o", raw]);
     if (r.status !== 0) throw new Error(`wasp snapshot failed: ${r.stderr}`);
   });
-  const rawVariant = (name: string, edit: (b: Uint8Array, dv: DataView) => void) => {
-    const bytes = new Uint8Array(readFileSync(raw));
-    edit(bytes, new DataView(bytes.buffer));
-    const header = bytes.slice(0, DATA_OFFSET);
-    new DataView(header.buffer).setUint32(HEADER.CHECKSUM, 0, true);
-    new DataView(bytes.buffer).setUint32(HEADER.CHECKSUM, Bun.hash.crc32(header), true);
-    const p = join(dir, name);
-    writeFileSync(p, bytes);
-    return p;
-  };
+  const rawVariant = (name: string, edit: (b: Uint8Array, dv: DataView) => void) => variant(name, edit, true, raw);
 
   test("a raw guest's file passes nothing between calls through a model-specific register", () => {
     using v = Runner.fromSnapshotFile(raw, { poolSize: 1 });
