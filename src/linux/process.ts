@@ -1,0 +1,494 @@
+// The Linux system calls a single-threaded static program makes, answered by the host (issue 13,
+// part 3). Every pointer and length the guest passes is used only through GuestAccess — what the
+// guest could read or write itself — and a bad one is -EFAULT for the guest, never a host error.
+// The program sees: fd 0 the call's input, fd 1 its output, fd 2 the console; read-only files the
+// caller grants and nothing else of the host's file system; the clock and randomness only when
+// granted (-EPERM otherwise); no processes, threads, signals delivered or sockets. Anything not here
+// is -ENOSYS, counted. `syscall` returns what the run loop must do: return a value to the guest,
+// end the call, or set the FS base (arch_prctl).
+import { MemoryFaultError } from "../errors.ts";
+import type { GuestAccess } from "../memory/guest-access.ts";
+import { ProcessMemory, type MemoryRegions } from "./memory.ts";
+
+/** Linux errno values (asm-generic/errno-base.h, errno.h). */
+export const ERRNO = { EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENODEV: 19, EINVAL: 22, ENOTTY: 25, ESPIPE: 29, EROFS: 30, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38 } as const;
+
+/** x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) of the calls answered here. */
+export const NR = {
+  read: 0, write: 1, open: 2, close: 3, stat: 4, fstat: 5, lstat: 6, poll: 7, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
+  rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, readv: 19, writev: 20, access: 21, sched_yield: 24, mremap: 25,
+  madvise: 28, nanosleep: 35, getpid: 39, exit: 60, uname: 63, fcntl: 72, getcwd: 79, readlink: 89, gettimeofday: 96, getrlimit: 97,
+  getuid: 102, getgid: 104, geteuid: 107, getegid: 108, getppid: 110, sigaltstack: 131, arch_prctl: 158, gettid: 186, time: 201,
+  futex: 202, sched_getaffinity: 204, set_tid_address: 218, clock_gettime: 228, clock_getres: 229, clock_nanosleep: 230,
+  exit_group: 231, openat: 257, newfstatat: 262, readlinkat: 267, faccessat: 269, set_robust_list: 273, prlimit64: 302,
+  getrandom: 318, faccessat2: 439,
+} as const;
+
+/** What the run loop does after a system call. */
+export type Outcome =
+  | { kind: "return"; value: bigint }
+  | { kind: "exit"; status: number }
+  /** arch_prctl(ARCH_SET_FS / ARCH_SET_GS): load the base, then return 0 */
+  | { kind: "setBase"; register: "fs" | "gs"; base: bigint }
+  /** nanosleep with the time grant: wait this long (against the deadline), then return 0 */
+  | { kind: "sleep"; ns: bigint };
+
+/** Where a stream's bytes go: the call's output or the console, each with its cap. */
+export interface ByteSink {
+  append(bytes: Uint8Array): void;
+}
+
+export interface ProcessOptions {
+  /** the program's name (argv[0], /proc/self/exe) */
+  name: string;
+  /** fd 0 */
+  input: Uint8Array;
+  /** fd 1 and fd 2 */
+  stdout: ByteSink;
+  stderr: ByteSink;
+  /** read-only files the caller grants, by absolute guest path */
+  files?: ReadonlyMap<string, Uint8Array>;
+  /** `time` and `random` grants */
+  time?: boolean;
+  random?: boolean;
+  memory: MemoryRegions;
+  /** the stack's size, for getrlimit(RLIMIT_STACK) */
+  stackSize: number;
+  /** the clock (ns since the epoch) and the entropy, replaceable (a recording replays them) */
+  clock?: () => bigint;
+  fillRandom?: (bytes: Uint8Array) => void;
+}
+
+interface OpenFile {
+  path: string;
+  data: Uint8Array;
+  pos: number;
+}
+
+const MAX_PATH = 4096;
+/** Most bytes one read/write moves (Linux moves at most 0x7ffff000; a virtine's buffers are smaller). */
+const MAX_IO = 1 << 30;
+const AT_FDCWD = -100n;
+const EFAULT: Outcome = { kind: "return", value: -BigInt(ERRNO.EFAULT) };
+
+export class LinuxProcess {
+  readonly memory: ProcessMemory;
+  /** system calls answered -ENOSYS, by number: what a program porting to wasp still needs */
+  readonly unknown = new Map<number, number>();
+  #guest: GuestAccess;
+  readonly #opts: ProcessOptions;
+  #inputPos = 0;
+  readonly #fds = new Map<number, OpenFile | "stdin" | "stdout" | "stderr">([
+    [0, "stdin"],
+    [1, "stdout"],
+    [2, "stderr"],
+  ]);
+  #fsBase = 0n;
+  #gsBase = 0n;
+
+  constructor(guest: GuestAccess, opts: ProcessOptions) {
+    this.#guest = guest;
+    this.#opts = opts;
+    this.memory = new ProcessMemory(guest, opts.memory);
+  }
+
+  /** Answers one system call: `nr` from RAX, `a` the six arguments (RDI, RSI, RDX, R10, R8, R9). */
+  syscall(nr: number, a: readonly bigint[]): Outcome {
+    try {
+      return this.#dispatch(nr, a);
+    } catch (e) {
+      // a pointer or length the guest could not use itself: its fault, answered as Linux does
+      if (e instanceof MemoryFaultError) return EFAULT;
+      throw e;
+    }
+  }
+
+  #dispatch(nr: number, a: readonly bigint[]): Outcome {
+    const ret = (value: bigint | number): Outcome => ({ kind: "return", value: BigInt(value) });
+    const err = (e: number): Outcome => ret(-e);
+    const o = this.#opts;
+    switch (nr) {
+      case NR.exit:
+      case NR.exit_group:
+        return { kind: "exit", status: Number(a[0] & 0xffn) };
+      case NR.read:
+        return ret(this.#read(Number(a[0]), a[1], a[2], undefined));
+      case NR.pread64:
+        return ret(this.#read(Number(a[0]), a[1], a[2], a[3]));
+      case NR.readv:
+        return ret(this.#vector(a[1], a[2], (base, len) => this.#read(Number(a[0]), base, len, undefined)));
+      case NR.write:
+        return ret(this.#write(Number(a[0]), a[1], a[2]));
+      case NR.writev:
+        return ret(this.#vector(a[1], a[2], (base, len) => this.#write(Number(a[0]), base, len)));
+      case NR.close:
+        return this.#fds.delete(Number(a[0])) ? ret(0) : err(ERRNO.EBADF);
+      case NR.fstat:
+        return ret(this.#fstat(Number(a[0]), a[1]));
+      case NR.stat:
+      case NR.lstat:
+        return ret(this.#statPath(a[0], a[1]));
+      case NR.newfstatat:
+        // an empty path with AT_EMPTY_PATH (0x1000) is fstat of the fd
+        return ret((a[3] & 0x1000n) !== 0n && this.#path(a[1]) === "" ? this.#fstat(Number(a[0]), a[2]) : this.#statPath(a[1], a[2], a[0]));
+      case NR.lseek:
+        return ret(this.#lseek(Number(a[0]), a[1], Number(a[2])));
+      case NR.ioctl:
+        // TCGETS, TIOCGWINSZ and the rest: the streams are pipes, the files regular files
+        return this.#fds.has(Number(a[0])) ? err(ERRNO.ENOTTY) : err(ERRNO.EBADF);
+      case NR.fcntl:
+        return this.#fds.has(Number(a[0])) ? ret(Number(a[1]) === 3 /* F_GETFL */ ? (Number(a[0]) === 0 ? 0 : 1) : 0) : err(ERRNO.EBADF);
+      case NR.poll:
+        return ret(this.#poll(a[0], a[1]));
+      case NR.open:
+        return ret(this.#open(AT_FDCWD, a[0], a[1]));
+      case NR.openat:
+        return ret(this.#open(a[0], a[1], a[2]));
+      case NR.access:
+        return ret(this.#access(AT_FDCWD, a[0]));
+      case NR.faccessat:
+      case NR.faccessat2:
+        return ret(this.#access(a[0], a[1]));
+      case NR.readlink:
+        return ret(this.#readlink(a[0], a[1], a[2]));
+      case NR.readlinkat:
+        return ret(this.#readlink(a[1], a[2], a[3]));
+      case NR.getcwd: {
+        const cwd = new TextEncoder().encode("/\0");
+        if (a[1] < BigInt(cwd.length)) return err(ERRNO.ERANGE);
+        this.#guest.write(a[0], cwd, "getcwd's buffer");
+        return ret(cwd.length);
+      }
+      case NR.brk:
+        return ret(this.memory.brk(a[0]));
+      case NR.mmap: {
+        const prot = a[2];
+        const flags = a[3];
+        const MAP_PRIVATE = 0x02n;
+        const MAP_FIXED = 0x10n;
+        const MAP_ANONYMOUS = 0x20n;
+        if ((flags & MAP_ANONYMOUS) === 0n || (flags & MAP_PRIVATE) === 0n) return err(ERRNO.ENODEV); // only anonymous private memory
+        if ((prot & ~7n) !== 0n) return err(ERRNO.EINVAL);
+        return ret(this.memory.map(a[1], (flags & MAP_FIXED) !== 0n ? a[0] : undefined));
+      }
+      case NR.munmap:
+        return ret(this.memory.unmap(a[0], a[1]));
+      case NR.mremap:
+        return ret(this.memory.remap(a[0], a[1], a[2], (a[3] & 1n) !== 0n));
+      case NR.madvise:
+        return ret(a[2] === 4n /* MADV_DONTNEED */ ? this.memory.dontNeed(a[0], a[1]) : 0n);
+      case NR.mprotect:
+        // accepted: memory the program maps is readable and writable (docs/linux-guests.md)
+        return ret(0);
+      case NR.getpid:
+      case NR.gettid:
+      case NR.set_tid_address:
+        return ret(1);
+      case NR.getppid:
+        return ret(0);
+      case NR.getuid:
+      case NR.geteuid:
+      case NR.getgid:
+      case NR.getegid:
+        return ret(1000);
+      case NR.uname:
+        return ret(this.#uname(a[0]));
+      case NR.set_robust_list:
+      case NR.sched_yield:
+      case NR.rt_sigprocmask:
+      case NR.sigaltstack:
+        return ret(0);
+      case NR.rt_sigaction:
+        // accepted, never delivered: the old action reads as the default
+        if (a[2] !== 0n) this.#guest.write(a[2], new Uint8Array(32), "rt_sigaction's old action");
+        return ret(0);
+      case NR.getrlimit:
+        return ret(this.#rlimit(Number(a[0]), 0n, a[1]));
+      case NR.prlimit64:
+        return a[0] !== 0n && a[0] !== 1n ? err(ERRNO.EPERM) : ret(this.#rlimit(Number(a[1]), a[2], a[3]));
+      case NR.sched_getaffinity: {
+        if (a[1] < 8n) return err(ERRNO.EINVAL);
+        const mask = new Uint8Array(8);
+        mask[0] = 1; // one CPU
+        this.#guest.write(a[2], mask, "sched_getaffinity's mask");
+        return ret(8);
+      }
+      case NR.arch_prctl:
+        return this.#archPrctl(Number(a[0]), a[1]);
+      case NR.futex: {
+        // one thread: a wait on a value that matches would never end, a wake has nobody to wake
+        const op = Number(a[1] & 0x7fn);
+        if (op === 0 /* FUTEX_WAIT */) return err(ERRNO.EAGAIN);
+        return ret(0);
+      }
+      case NR.clock_gettime:
+      case NR.clock_getres:
+      case NR.gettimeofday:
+      case NR.time:
+      case NR.nanosleep:
+      case NR.clock_nanosleep:
+        return this.#time(nr, a);
+      case NR.getrandom: {
+        if (!o.random) return err(ERRNO.EPERM);
+        const n = Number(a[1] > 256n * 1024n ? 256n * 1024n : a[1]);
+        const bytes = new Uint8Array(n);
+        (o.fillRandom ?? ((b: Uint8Array) => crypto.getRandomValues(b)))(bytes);
+        this.#guest.write(a[0], bytes, "getrandom's buffer");
+        return ret(n);
+      }
+      default:
+        this.unknown.set(nr, (this.unknown.get(nr) ?? 0) + 1);
+        return err(ERRNO.ENOSYS);
+    }
+  }
+
+  #read(fd: number, buf: bigint, len: bigint, at: bigint | undefined): bigint {
+    const f = this.#fds.get(fd);
+    if (f === undefined || f === "stdout" || f === "stderr") return -BigInt(ERRNO.EBADF);
+    if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
+    const [data, pos] = f === "stdin" ? [this.#opts.input, this.#inputPos] : [f.data, f.pos];
+    if (at !== undefined && f === "stdin") return -BigInt(ERRNO.ESPIPE);
+    const from = at === undefined ? pos : Math.min(Number(at), data.length);
+    const n = Math.max(0, Math.min(Number(len), data.length - from));
+    if (n > 0) this.#guest.write(buf, data.subarray(from, from + n), "read's buffer");
+    if (at === undefined) {
+      if (f === "stdin") this.#inputPos += n;
+      else f.pos += n;
+    }
+    return BigInt(n);
+  }
+
+  #write(fd: number, buf: bigint, len: bigint): bigint {
+    const f = this.#fds.get(fd);
+    if (f !== "stdout" && f !== "stderr") return -BigInt(ERRNO.EBADF);
+    if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
+    const bytes = this.#guest.read(buf, Number(len), "write's buffer");
+    (f === "stdout" ? this.#opts.stdout : this.#opts.stderr).append(bytes);
+    return len;
+  }
+
+  /** readv/writev: each (base, len) of the iovec array in turn; stops at a short transfer. */
+  #vector(iov: bigint, count: bigint, each: (base: bigint, len: bigint) => bigint): bigint {
+    if (count < 0n || count > 1024n) return -BigInt(ERRNO.EINVAL);
+    const vec = this.#guest.read(iov, Number(count) * 16, "the iovec array");
+    const dv = new DataView(vec.buffer);
+    let total = 0n;
+    for (let i = 0; i < Number(count); i++) {
+      const base = dv.getBigUint64(i * 16, true);
+      const len = dv.getBigUint64(i * 16 + 8, true);
+      const n = each(base, len);
+      if (n < 0n) return total > 0n ? total : n;
+      total += n;
+      if (n < len) break;
+    }
+    return total;
+  }
+
+  #lseek(fd: number, off: bigint, whence: number): bigint {
+    const f = this.#fds.get(fd);
+    if (f === undefined) return -BigInt(ERRNO.EBADF);
+    if (typeof f === "string") return -BigInt(ERRNO.ESPIPE);
+    const base = whence === 0 ? 0n : whence === 1 ? BigInt(f.pos) : whence === 2 ? BigInt(f.data.length) : undefined;
+    if (base === undefined) return -BigInt(ERRNO.EINVAL);
+    const to = base + BigInt.asIntN(64, off);
+    if (to < 0n || to > BigInt(Number.MAX_SAFE_INTEGER)) return -BigInt(ERRNO.EINVAL);
+    f.pos = Number(to);
+    return to;
+  }
+
+  #poll(fds: bigint, count: bigint): bigint {
+    if (count < 0n || count > 1024n) return -BigInt(ERRNO.EINVAL);
+    const list = this.#guest.read(fds, Number(count) * 8, "poll's fds");
+    const dv = new DataView(list.buffer);
+    let ready = 0;
+    for (let i = 0; i < Number(count); i++) {
+      const fd = dv.getInt32(i * 8, true);
+      const events = dv.getInt16(i * 8 + 4, true);
+      const f = this.#fds.get(fd);
+      // POLLIN 1, POLLOUT 4, POLLNVAL 0x20: everything is always ready (nothing ever blocks)
+      const revents = f === undefined ? 0x20 : events & (f === "stdout" || f === "stderr" ? 4 : 1);
+      dv.setInt16(i * 8 + 6, revents, true);
+      if (revents) ready++;
+    }
+    this.#guest.write(fds, list, "poll's fds");
+    return BigInt(ready);
+  }
+
+  #open(dirfd: bigint, pathAddr: bigint, flags: bigint): bigint {
+    const path = this.#resolve(dirfd, pathAddr);
+    if (typeof path !== "string") return path;
+    const data = this.#opts.files?.get(path);
+    if (data === undefined) return -BigInt(ERRNO.ENOENT);
+    if ((flags & 3n) !== 0n) return -BigInt(ERRNO.EROFS); // O_WRONLY or O_RDWR: the grants are read-only
+    let fd = 3;
+    while (this.#fds.has(fd)) fd++;
+    this.#fds.set(fd, { path, data, pos: 0 });
+    return BigInt(fd);
+  }
+
+  #access(dirfd: bigint, pathAddr: bigint): bigint {
+    const path = this.#resolve(dirfd, pathAddr);
+    if (typeof path !== "string") return path;
+    return this.#opts.files?.has(path) ? 0n : -BigInt(ERRNO.ENOENT);
+  }
+
+  #readlink(pathAddr: bigint, buf: bigint, size: bigint): bigint {
+    const path = this.#path(pathAddr);
+    if (typeof path !== "string") return path;
+    if (path !== "/proc/self/exe") return -BigInt(ERRNO.ENOENT);
+    const target = new TextEncoder().encode(`/${this.#opts.name}`);
+    const n = Math.min(target.length, Number(size < 0n ? 0n : size));
+    this.#guest.write(buf, target.subarray(0, n), "readlink's buffer");
+    return BigInt(n);
+  }
+
+  #fstat(fd: number, statbuf: bigint): bigint {
+    const f = this.#fds.get(fd);
+    if (f === undefined) return -BigInt(ERRNO.EBADF);
+    // the streams are pipes, as a program run in a pipeline sees them
+    this.#guest.write(statbuf, stat(typeof f === "string" ? 0o010600 : 0o100444, typeof f === "string" ? 0 : f.data.length), "fstat's buffer");
+    return 0n;
+  }
+
+  #statPath(pathAddr: bigint, statbuf: bigint, dirfd = AT_FDCWD): bigint {
+    const path = this.#resolve(dirfd, pathAddr);
+    if (typeof path !== "string") return path;
+    const data = this.#opts.files?.get(path);
+    if (data === undefined) return -BigInt(ERRNO.ENOENT);
+    this.#guest.write(statbuf, stat(0o100444, data.length), "stat's buffer");
+    return 0n;
+  }
+
+  /** A path as the program names it, made absolute (the working directory is "/"), or a negative errno. */
+  #resolve(dirfd: bigint, pathAddr: bigint): string | bigint {
+    const path = this.#path(pathAddr);
+    if (typeof path !== "string") return path;
+    if (path.startsWith("/")) return normalize(path);
+    if (BigInt.asIntN(64, dirfd) !== AT_FDCWD) return -BigInt(ERRNO.ENOENT); // no directories are open
+    return normalize(`/${path}`);
+  }
+
+  /** A C string from the guest, at most MAX_PATH bytes. */
+  #path(addr: bigint): string | bigint {
+    const bytes: number[] = [];
+    for (let at = addr; bytes.length < MAX_PATH; ) {
+      const chunk = this.#guest.read(at, Math.min(64, 4096 - Number(at % 4096n)), "a path");
+      const nul = chunk.indexOf(0);
+      bytes.push(...(nul < 0 ? chunk : chunk.subarray(0, nul)));
+      if (nul >= 0) return new TextDecoder().decode(new Uint8Array(bytes));
+      at += BigInt(chunk.length);
+    }
+    return -BigInt(ERRNO.ENAMETOOLONG);
+  }
+
+  #uname(buf: bigint): bigint {
+    const fields = ["Linux", "wasp", "6.1.0-wasp", "#1 wasp virtine", "x86_64", "(none)"];
+    const out = new Uint8Array(65 * fields.length);
+    fields.forEach((f, i) => out.set(new TextEncoder().encode(f), i * 65));
+    this.#guest.write(buf, out, "uname's buffer");
+    return 0n;
+  }
+
+  #rlimit(resource: number, newLimit: bigint, old: bigint): bigint {
+    if (newLimit !== 0n) return -BigInt(ERRNO.EPERM); // the host sets the limits
+    if (old === 0n) return 0n;
+    const INFINITY = 2n ** 64n - 1n;
+    // RLIMIT_STACK 3, RLIMIT_NOFILE 7, RLIMIT_AS 9, RLIMIT_DATA 2
+    const m = this.memory.regions;
+    const value = resource === 3 ? BigInt(this.#opts.stackSize) : resource === 7 ? 64n : resource === 2 ? BigInt(m.brkEnd - m.brkStart) : INFINITY;
+    const out = new Uint8Array(16);
+    new DataView(out.buffer).setBigUint64(0, value, true);
+    new DataView(out.buffer).setBigUint64(8, value, true);
+    this.#guest.write(old, out, "the limit's buffer");
+    return 0n;
+  }
+
+  #archPrctl(code: number, addr: bigint): Outcome {
+    // ARCH_SET_GS 0x1001, ARCH_SET_FS 0x1002, ARCH_GET_FS 0x1003, ARCH_GET_GS 0x1004
+    if (code === 0x1002 || code === 0x1001) {
+      if (addr >= 2n ** 47n) return { kind: "return", value: -BigInt(ERRNO.EPERM) }; // not a canonical user address
+      if (code === 0x1002) this.#fsBase = addr;
+      else this.#gsBase = addr;
+      return { kind: "setBase", register: code === 0x1002 ? "fs" : "gs", base: addr };
+    }
+    if (code === 0x1003 || code === 0x1004) {
+      const out = new Uint8Array(8);
+      new DataView(out.buffer).setBigUint64(0, code === 0x1003 ? this.#fsBase : this.#gsBase, true);
+      this.#guest.write(addr, out, "arch_prctl's buffer");
+      return { kind: "return", value: 0n };
+    }
+    return { kind: "return", value: -BigInt(ERRNO.EINVAL) };
+  }
+
+  #time(nr: number, a: readonly bigint[]): Outcome {
+    if (!this.#opts.time) return { kind: "return", value: -BigInt(ERRNO.EPERM) };
+    const now = (this.#opts.clock ?? (() => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6))))();
+    const timespec = (ns: bigint) => {
+      const out = new Uint8Array(16);
+      new DataView(out.buffer).setBigInt64(0, ns / 1_000_000_000n, true);
+      new DataView(out.buffer).setBigInt64(8, ns % 1_000_000_000n, true);
+      return out;
+    };
+    switch (nr) {
+      case NR.clock_gettime:
+        this.#guest.write(a[1], timespec(now), "clock_gettime's buffer");
+        return { kind: "return", value: 0n };
+      case NR.clock_getres:
+        if (a[1] !== 0n) this.#guest.write(a[1], timespec(1n), "clock_getres's buffer");
+        return { kind: "return", value: 0n };
+      case NR.gettimeofday: {
+        if (a[0] !== 0n) {
+          const out = new Uint8Array(16);
+          new DataView(out.buffer).setBigInt64(0, now / 1_000_000_000n, true);
+          new DataView(out.buffer).setBigInt64(8, (now % 1_000_000_000n) / 1000n, true);
+          this.#guest.write(a[0], out, "gettimeofday's buffer");
+        }
+        return { kind: "return", value: 0n };
+      }
+      case NR.time: {
+        const seconds = now / 1_000_000_000n;
+        if (a[0] !== 0n) {
+          const out = new Uint8Array(8);
+          new DataView(out.buffer).setBigInt64(0, seconds, true);
+          this.#guest.write(a[0], out, "time's buffer");
+        }
+        return { kind: "return", value: seconds };
+      }
+      default: {
+        // nanosleep(req, rem) or clock_nanosleep(clock, flags, req, rem)
+        const req = this.#guest.read(nr === NR.nanosleep ? a[0] : a[2], 16, "the sleep's timespec");
+        const dv = new DataView(req.buffer);
+        const sec = dv.getBigInt64(0, true);
+        const nsec = dv.getBigInt64(8, true);
+        if (sec < 0n || nsec < 0n || nsec >= 1_000_000_000n) return { kind: "return", value: -BigInt(ERRNO.EINVAL) };
+        return { kind: "sleep", ns: sec * 1_000_000_000n + nsec };
+      }
+    }
+  }
+}
+
+/** A struct stat (x86-64, 144 bytes) for a file of `mode` and `size`. */
+function stat(mode: number, size: number): Uint8Array {
+  const out = new Uint8Array(144);
+  const dv = new DataView(out.buffer);
+  dv.setBigUint64(8, 1n, true); // st_ino
+  dv.setBigUint64(16, 1n, true); // st_nlink
+  dv.setUint32(24, mode, true); // st_mode
+  dv.setUint32(28, 1000, true); // st_uid
+  dv.setUint32(32, 1000, true); // st_gid
+  dv.setBigInt64(48, BigInt(size), true); // st_size
+  dv.setBigInt64(56, 4096n, true); // st_blksize
+  dv.setBigInt64(64, BigInt(Math.ceil(size / 512)), true); // st_blocks
+  return out;
+}
+
+/** "/a/./b/../c" -> "/a/c"; never above "/". */
+function normalize(path: string): string {
+  const parts: string[] = [];
+  for (const p of path.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") parts.pop();
+    else parts.push(p);
+  }
+  return `/${parts.join("/")}`;
+}

@@ -1,0 +1,205 @@
+// The Linux system calls a static program makes, answered by the host (issue 13, part 3), tested
+// without a VM: guest memory with the host's page tables, the calls made as the run loop will make
+// them, every result and byte checked — and thousands of random calls with random arguments, none
+// of which may throw or touch what the guest could not.
+import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { runs } from "./fuzz.ts";
+import { GuestMemory } from "../src/memory/guest-memory.ts";
+import { GuestAccess } from "../src/memory/guest-access.ts";
+import { accessRules } from "../src/shell/shell.ts";
+import { longModeTablePieces } from "../src/image/boot.ts";
+import { Layout } from "../src/abi/guest-abi.ts";
+import { ERRNO, LinuxProcess, NR, type Outcome } from "../src/linux/process.ts";
+
+const RAM = 32 * 1024 * 1024;
+const BUF = 0x200000; // scratch the tests pass pointers into
+const BRK = 0x400000;
+const MMAP = 0x800000;
+
+function setup(opts: { input?: string; files?: Record<string, string>; time?: boolean; random?: boolean } = {}) {
+  const mem = new GuestMemory(RAM);
+  for (const [at, bytes] of longModeTablePieces()) mem.bytes.set(bytes, at);
+  const written: number[] = [];
+  const guest = new GuestAccess(mem, accessRules(false), (phys) => written.push(phys));
+  const stdout: number[] = [];
+  const stderr: number[] = [];
+  const enc = new TextEncoder();
+  const proc = new LinuxProcess(guest, {
+    name: "prog",
+    input: enc.encode(opts.input ?? ""),
+    stdout: { append: (b) => stdout.push(...b) },
+    stderr: { append: (b) => stderr.push(...b) },
+    files: new Map(Object.entries(opts.files ?? {}).map(([k, v]) => [k, enc.encode(v)])),
+    time: opts.time,
+    random: opts.random,
+    memory: { brkStart: BRK, brkEnd: MMAP, mmapStart: MMAP, mmapEnd: 0x1000000 },
+    stackSize: 1 << 20,
+    clock: () => 1_700_000_000_123_456_789n,
+    fillRandom: (b) => b.fill(7),
+  });
+  const call = (nr: number, ...args: (bigint | number)[]): Outcome => proc.syscall(nr, [...args.map(BigInt), ...new Array(6 - args.length).fill(0n)]);
+  const value = (nr: number, ...args: (bigint | number)[]) => {
+    const o = call(nr, ...args);
+    if (o.kind !== "return") throw new Error(`syscall ${nr} did not return: ${o.kind}`);
+    return o.value;
+  };
+  const cstr = (at: number, s: string) => mem.bytes.set(enc.encode(`${s}\0`), at);
+  const text = () => new TextDecoder().decode(new Uint8Array(stdout));
+  return { mem, proc, call, value, cstr, text, stdout, stderr, written };
+}
+
+const E = (e: number) => BigInt(-e);
+
+describe("I/O: fd 0 is the input, fd 1 the output, fd 2 the console", () => {
+  test("read, write, readv, writev, and what the streams are", () => {
+    const { mem, value, text, stderr } = setup({ input: "hello world" });
+    expect(value(NR.read, 0, BUF, 5)).toBe(5n);
+    expect(new TextDecoder().decode(mem.bytes.subarray(BUF, BUF + 5))).toBe("hello");
+    expect(value(NR.read, 0, BUF, 100)).toBe(6n);
+    expect(value(NR.read, 0, BUF, 100)).toBe(0n); // end of input
+    mem.bytes.set(new TextEncoder().encode("abcdef"), BUF);
+    expect(value(NR.write, 1, BUF, 3)).toBe(3n);
+    expect(value(NR.write, 2, BUF + 3, 3)).toBe(3n);
+    // writev of two iovecs: "ab", "cde"
+    const iov = new DataView(mem.bytes.buffer, BUF + 0x100, 32);
+    iov.setBigUint64(0, BigInt(BUF), true);
+    iov.setBigUint64(8, 2n, true);
+    iov.setBigUint64(16, BigInt(BUF + 2), true);
+    iov.setBigUint64(24, 3n, true);
+    expect(value(NR.writev, 1, BUF + 0x100, 2)).toBe(5n);
+    expect(text()).toBe("abcabcde");
+    expect(new TextDecoder().decode(new Uint8Array(stderr))).toBe("def");
+    expect(value(NR.write, 0, BUF, 1)).toBe(E(ERRNO.EBADF));
+    expect(value(NR.read, 1, BUF, 1)).toBe(E(ERRNO.EBADF));
+    expect(value(NR.ioctl, 1, 0x5401, BUF)).toBe(E(ERRNO.ENOTTY)); // TCGETS: a pipe, not a terminal
+    expect(value(NR.lseek, 0, 0, 0)).toBe(E(ERRNO.ESPIPE));
+    expect(value(NR.fstat, 1, BUF)).toBe(0n);
+    expect(new DataView(mem.bytes.buffer).getUint32(BUF + 24, true) & 0o170000).toBe(0o010000); // S_IFIFO
+    expect(value(NR.close, 2)).toBe(0n);
+    expect(value(NR.write, 2, BUF, 1)).toBe(E(ERRNO.EBADF));
+  });
+
+  test("a pointer the guest could not use itself is -EFAULT, and nothing is written", () => {
+    const { value, written } = setup({ input: "secret" });
+    for (const bad of [0, Layout.PML4, Layout.IDT, Layout.TRAMPOLINE, RAM + 0x1000, 2 ** 47]) {
+      expect(value(NR.read, 0, bad, 4)).toBe(E(ERRNO.EFAULT));
+      expect(value(NR.write, 1, bad, 4)).toBe(E(ERRNO.EFAULT));
+    }
+    expect(written).toEqual([]);
+  });
+});
+
+describe("files: only what the caller grants, read-only", () => {
+  test("open, read, lseek, fstat, stat, access; anything else -ENOENT, a write -EROFS", () => {
+    const { mem, value, cstr } = setup({ files: { "/etc/config": "key=value\n" } });
+    cstr(BUF, "/etc/../etc/./config");
+    const fd = value(NR.openat, -100, BUF, 0);
+    expect(fd).toBe(3n);
+    expect(value(NR.read, Number(fd), BUF + 0x100, 3)).toBe(3n);
+    expect(new TextDecoder().decode(mem.bytes.subarray(BUF + 0x100, BUF + 0x103))).toBe("key");
+    expect(value(NR.lseek, Number(fd), 0, 2)).toBe(10n);
+    expect(value(NR.pread64, Number(fd), BUF + 0x100, 5, 4)).toBe(5n);
+    expect(value(NR.fstat, Number(fd), BUF + 0x200)).toBe(0n);
+    expect(new DataView(mem.bytes.buffer).getBigInt64(BUF + 0x200 + 48, true)).toBe(10n);
+    expect(value(NR.stat, BUF, BUF + 0x200)).toBe(0n);
+    expect(value(NR.access, BUF, 4)).toBe(0n);
+    expect(value(NR.openat, -100, BUF, 1)).toBe(E(ERRNO.EROFS));
+    cstr(BUF, "/etc/passwd");
+    expect(value(NR.openat, -100, BUF, 0)).toBe(E(ERRNO.ENOENT));
+    expect(value(NR.open, BUF, 0)).toBe(E(ERRNO.ENOENT));
+    expect(value(NR.access, BUF, 4)).toBe(E(ERRNO.ENOENT));
+    cstr(BUF, "etc/config"); // relative to "/"
+    expect(value(NR.openat, -100, BUF, 0)).toBe(4n);
+  });
+});
+
+describe("memory: brk and anonymous mappings inside the regions, zeroed when reused", () => {
+  test("brk moves within its range and stops at its end", () => {
+    const { mem, value } = setup();
+    expect(value(NR.brk, 0)).toBe(BigInt(BRK));
+    expect(value(NR.brk, BRK + 0x3000)).toBe(BigInt(BRK + 0x3000));
+    mem.bytes.fill(9, BRK, BRK + 0x3000);
+    expect(value(NR.brk, BRK + 0x1000)).toBe(BigInt(BRK + 0x1000)); // shrink
+    expect(value(NR.brk, BRK + 0x3000)).toBe(BigInt(BRK + 0x3000)); // grow again: zeroed
+    expect(mem.bytes.subarray(BRK + 0x1000, BRK + 0x3000).every((b) => b === 0)).toBe(true);
+    expect(value(NR.brk, MMAP + 0x1000)).toBe(BigInt(BRK + 0x3000)); // past the range: unchanged
+  });
+
+  test("mmap hands out pages top-down, munmap frees them, a reused page reads zero, mremap grows and moves", () => {
+    const { mem, value } = setup();
+    const a = value(NR.mmap, 0, 0x2000, 3, 0x22, -1, 0); // PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
+    expect(a).toBe(0x1000000n - 0x2000n);
+    mem.bytes.fill(5, Number(a), Number(a) + 0x2000);
+    expect(value(NR.munmap, a, 0x2000)).toBe(0n);
+    const b = value(NR.mmap, 0, 0x1000, 3, 0x22, -1, 0);
+    expect(b).toBe(0x1000000n - 0x1000n);
+    expect(mem.bytes.subarray(Number(b), Number(b) + 0x1000).every((x) => x === 0)).toBe(true);
+    mem.bytes[Number(b)] = 42;
+    const c = value(NR.mremap, b, 0x1000, 0x4000, 1); // MREMAP_MAYMOVE: no room above, it moves
+    expect(c).not.toBe(b);
+    expect(mem.bytes[Number(c)]).toBe(42);
+    expect(value(NR.mmap, 0, 0x10000000, 3, 0x22, -1, 0)).toBe(E(ERRNO.ENOMEM)); // past the region
+    expect(value(NR.mmap, 0, 0x1000, 3, 0x01, 3, 0)).toBe(E(ERRNO.ENODEV)); // MAP_SHARED of a file
+    expect(value(NR.mmap, 0, 0, 3, 0x22, -1, 0)).toBe(E(ERRNO.EINVAL));
+  });
+});
+
+describe("process, time and randomness", () => {
+  test("identity, limits, uname, arch_prctl, futex; exit ends the call with its status", () => {
+    const { mem, value, call } = setup();
+    expect(value(NR.getpid)).toBe(1n);
+    expect(value(NR.getuid)).toBe(1000n);
+    expect(value(NR.uname, BUF)).toBe(0n);
+    expect(new TextDecoder().decode(mem.bytes.subarray(BUF, BUF + 5))).toBe("Linux");
+    expect(new TextDecoder().decode(mem.bytes.subarray(BUF + 65 * 4, BUF + 65 * 4 + 6))).toBe("x86_64");
+    expect(value(NR.prlimit64, 0, 3, 0, BUF)).toBe(0n);
+    expect(new DataView(mem.bytes.buffer).getBigUint64(BUF, true)).toBe(1n << 20n);
+    expect(value(NR.prlimit64, 0, 3, BUF, 0)).toBe(E(ERRNO.EPERM)); // setting a limit
+    expect(call(NR.arch_prctl, 0x1002, 0x123000)).toEqual({ kind: "setBase", register: "fs", base: 0x123000n });
+    expect(value(NR.arch_prctl, 0x1003, BUF)).toBe(0n);
+    expect(new DataView(mem.bytes.buffer).getBigUint64(BUF, true)).toBe(0x123000n);
+    expect(value(NR.futex, BUF, 0, 0)).toBe(E(ERRNO.EAGAIN));
+    expect(call(NR.exit_group, 0x1ff)).toEqual({ kind: "exit", status: 0xff });
+  });
+
+  test("the clock and randomness only with their grants", () => {
+    const denied = setup();
+    expect(denied.value(NR.clock_gettime, 0, BUF)).toBe(E(ERRNO.EPERM));
+    expect(denied.value(NR.getrandom, BUF, 16, 0)).toBe(E(ERRNO.EPERM));
+    const granted = setup({ time: true, random: true });
+    expect(granted.value(NR.clock_gettime, 0, BUF)).toBe(0n);
+    const dv = new DataView(granted.mem.bytes.buffer);
+    expect(dv.getBigInt64(BUF, true)).toBe(1_700_000_000n);
+    expect(dv.getBigInt64(BUF + 8, true)).toBe(123_456_789n);
+    expect(granted.value(NR.getrandom, BUF, 16, 0)).toBe(16n);
+    expect(granted.mem.bytes.subarray(BUF, BUF + 16).every((b) => b === 7)).toBe(true);
+    dv.setBigInt64(BUF, 0n, true);
+    dv.setBigInt64(BUF + 8, 5000n, true);
+    expect(granted.call(NR.nanosleep, BUF, 0)).toEqual({ kind: "sleep", ns: 5000n });
+  });
+
+  test("what is not answered is -ENOSYS and counted: processes, sockets, ptrace, unknown numbers", () => {
+    const { value, proc } = setup();
+    for (const nr of [56, 57, 58, 59, 41, 42, 101, 9999]) expect(value(nr)).toBe(E(ERRNO.ENOSYS));
+    expect(proc.unknown.get(57)).toBe(1);
+    expect(proc.unknown.size).toBe(8);
+  });
+});
+
+test("thousands of random system calls with random arguments: each returns, exits, sets a base or sleeps; nothing throws; no host page is written", () => {
+  const { proc, written } = setup({ input: "x".repeat(100), files: { "/f": "data" }, time: true, random: true });
+  const interesting = [0n, 1n, 2n, 3n, 0x1000n, BigInt(BUF), BigInt(BRK), BigInt(MMAP), 0x7000n, 0x6000n, 2n ** 47n, 2n ** 63n, 2n ** 64n - 1n, 2n ** 64n - 100n];
+  const arg = fc.oneof(fc.constantFrom(...interesting), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 0x2000000n }));
+  const nr = fc.oneof(fc.constantFrom(...Object.values(NR)), fc.integer({ min: 0, max: 500 }));
+  fc.assert(
+    fc.property(nr, fc.array(arg, { minLength: 6, maxLength: 6 }), (n, args) => {
+      const o = proc.syscall(n, args);
+      if (o.kind === "return") return o.value >= -4095n; // a value, or a negative errno
+      return o.kind === "exit" || o.kind === "setBase" || o.kind === "sleep";
+    }),
+    { numRuns: runs(5000) },
+  );
+  const hostPage = (p: number) => (p >= Layout.PML4 && p < Layout.INFO) || (p >= Layout.TSS && p < Layout.HOST_END);
+  expect(written.filter(hostPage)).toEqual([]);
+});
