@@ -203,3 +203,25 @@ test("thousands of random system calls with random arguments: each returns, exit
   const hostPage = (p: number) => (p >= Layout.PML4 && p < Layout.INFO) || (p >= Layout.TSS && p < Layout.HOST_END);
   expect(written.filter(hostPage)).toEqual([]);
 });
+
+describe("--trace lines", () => {
+  test("strace-style: names, decoded arguments, escaped and cut strings, results with errno names", async () => {
+    const { traceLine } = await import("../src/linux/trace.ts");
+    const { mem, proc, cstr } = setup({ input: "input\n" });
+    const guest = new GuestAccess(mem, accessRules(false));
+    const line = (nr: number, ...a: (bigint | number)[]) => {
+      const args = [...a.map(BigInt), ...new Array(6 - a.length).fill(0n)];
+      return traceLine(guest, nr, args, proc.syscall(nr, args));
+    };
+    mem.bytes.set(new TextEncoder().encode("hi\x1b[2J\n"), BUF);
+    expect(line(NR.write, 1, BUF, 7)).toBe('write(1, "hi\\x1b[2J\\n", 7) = 7');
+    expect(line(NR.read, 0, BUF + 0x100, 100)).toBe('read(0, "input\\n", 100) = 6');
+    cstr(BUF, "/etc/passwd");
+    expect(line(NR.openat, -100, BUF, 0, 0)).toBe('openat(-100, "/etc/passwd", 0x0, 0x0) = -1 ENOENT');
+    mem.bytes.fill(0x41, BUF, BUF + 100);
+    expect(line(NR.write, 1, BUF, 100)).toBe(`write(1, "${"A".repeat(32)}"..., 100) = 100`);
+    expect(line(NR.write, 1, 0x6000, 4)).toBe("write(1, 0x6000, 4) = -1 EFAULT"); // a host page: its address only
+    expect(line(NR.exit_group, 3)).toBe("exit_group(3) = ? (the program exits with 3)");
+    expect(line(9999, 1)).toBe("syscall_9999(0x1, 0x0, 0x0, 0x0, 0x0, 0x0) = -1 ENOSYS");
+  });
+});
