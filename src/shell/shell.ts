@@ -5,6 +5,9 @@ import { toArrayBuffer } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
 import { GuestMemory, PAGE_SIZE } from "../memory/guest-memory.ts";
 import { GuestAccess, type AccessRules } from "../memory/guest-access.ts";
+import { NATIVE } from "../kinds/native.ts";
+import { kindOfMeta } from "../kinds/kinds.ts";
+import { RAW } from "../kinds/raw.ts";
 import { ABI_VERSION, INFO_MAGIC, Info, Layout } from "../abi/guest-abi.ts";
 import type { Kvm } from "../kvm/system.ts";
 import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } from "../../ffi/kvm.ts";
@@ -120,7 +123,7 @@ export class Shell {
     const guard = snapshot.guard;
     this.#heapEnd = BigInt(guard?.start ?? 0);
     this.#stackBottom = BigInt(guard?.end ?? 0);
-    this.guest = new GuestAccess(mem, accessRules(snapshot.privileged), (phys, len) => this.markHostWrite(phys, len));
+    this.guest = new GuestAccess(mem, kindOfMeta(snapshot.meta).access, (phys, len) => this.markHostWrite(phys, len));
   }
 
   /**
@@ -288,23 +291,13 @@ export class Shell {
 
 
 /**
- * What a guest may have the host touch for it. A CPL3 guest addresses memory through the host's
- * page tables (rooted at Layout.PML4, which it cannot change) and may never reach the host's pages:
- * the tables, GDT and IDT, the TSS, the fault stack and the trampoline. A privileged guest owns all
- * of its RAM and addresses it physically.
+ * What a guest may have the host touch for it: its kind's rules (kinds/). A CPL3 guest addresses
+ * memory through the host's page tables and may never reach the host's pages; a privileged guest
+ * owns all of its RAM and addresses it physically.
  */
 export function accessRules(privileged: boolean): AccessRules {
-  return privileged ? PRIVILEGED_RULES : NATIVE_RULES;
+  return (privileged ? RAW : NATIVE).access;
 }
-
-const NATIVE_RULES: AccessRules = {
-  root: Layout.PML4,
-  hostRanges: [
-    [Layout.PML4, Layout.INFO],
-    [Layout.TSS, Layout.HOST_END],
-  ],
-};
-const PRIVILEGED_RULES: AccessRules = { hostRanges: [] };
 
 /**
  * The state only a privileged guest can change besides its registers: XCR0 (xsetbv), the XSAVE

@@ -58,6 +58,8 @@ const MAX_MSRS = 32;
 
 export const FLAG_NATIVE = 1;
 export const FLAG_PRIVILEGED = 2;
+/** The flags a file of each image kind carries (exactly one: the kind decides privilege). */
+const KIND_FLAGS: Record<SnapshotMeta["kind"], number> = { native: FLAG_NATIVE, raw: FLAG_PRIVILEGED };
 
 export interface SnapshotFileInfo {
   path: string;
@@ -94,7 +96,7 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   dv.setBigUint64(HEADER.MAGIC, SNAPSHOT_MAGIC, true);
   dv.setUint32(HEADER.FORMAT_VERSION, FORMAT_VERSION, true);
   dv.setUint32(HEADER.HEADER_BYTES, DATA_OFFSET, true);
-  dv.setUint32(HEADER.FLAGS, (snapshot.meta.native ? FLAG_NATIVE : 0) | (snapshot.privileged ? FLAG_PRIVILEGED : 0), true);
+  dv.setUint32(HEADER.FLAGS, KIND_FLAGS[snapshot.meta.kind], true);
   dv.setBigUint64(HEADER.MEM_SIZE, BigInt(snapshot.size), true);
   dv.setBigUint64(HEADER.DATA_OFFSET, BigInt(DATA_OFFSET), true);
   dv.setBigUint64(HEADER.IMAGE_END, BigInt(snapshot.meta.footprint), true);
@@ -204,7 +206,7 @@ export class SnapshotFile {
     return Snapshot.fromFile(fd, 0, {
       populated,
       size: info.memSize,
-      meta: { name: info.imageName, native: info.native, footprint: info.imageEnd, dataSize: info.dataSize, stackSize: info.stackSize },
+      meta: restoredMeta(info),
       privileged: info.privileged,
       regs: h.slice(HEADER.REGS, HEADER.REGS + kvm_regs.size),
       sregs: h.slice(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size),
@@ -317,7 +319,7 @@ const hostStates = new WeakMap<Kvm, HostState>();
 
 /** What a restored snapshot knows of its image, from a checked header. */
 function restoredMeta(info: SnapshotFileInfo): SnapshotMeta {
-  return { name: info.imageName, native: info.native, footprint: info.imageEnd, dataSize: info.dataSize, stackSize: info.stackSize };
+  return { name: info.imageName, kind: info.native ? "native" : "raw", footprint: info.imageEnd, dataSize: info.dataSize, stackSize: info.stackSize };
 }
 
 /** Every check of a header, in order; each failure is one clear line. */

@@ -11,7 +11,8 @@ import * as libc from "../../ffi/libc.ts";
 import { kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout, Port } from "../abi/guest-abi.ts";
 import { PAGE_SIZE } from "../memory/guest-memory.ts";
-import { RFLAGS_NATIVE, RFLAGS_REAL, longModeSregs, longModeTablePieces, realModeSregs, stackGuard, trampolinePage, writeTrampoline, type StackGuard } from "../image/boot.ts";
+import { stackGuard, writeTrampoline, type StackGuard } from "../image/boot.ts";
+import { kindOf } from "../kinds/kinds.ts";
 import { imageFootprint, type Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { PrivilegedState } from "../kvm/system.ts";
@@ -24,8 +25,8 @@ export type SnapshotKind = "entry" | "captured";
 export interface SnapshotMeta {
   /** the image's name (for messages) */
   name: string;
-  /** a native image (host-built long mode, console in guest memory) rather than a raw one */
-  native: boolean;
+  /** the image's kind (src/kinds/): what a shell, a reset and a call do for it */
+  kind: Image["kind"];
   /** end of the image in guest memory, bss included: the heap starts at the next page */
   footprint: number;
   /**
@@ -42,7 +43,7 @@ export interface SnapshotMeta {
 
 /** The guard of a native guest's stack: right below it, which is right below the data window. */
 export function guardOf(meta: SnapshotMeta, size: number): StackGuard | undefined {
-  return meta.native && meta.stackSize > 0 ? stackGuard(size - meta.dataSize - meta.stackSize) : undefined;
+  return meta.stackSize > 0 ? stackGuard(size - meta.dataSize - meta.stackSize) : undefined;
 }
 
 export class Snapshot {
@@ -178,28 +179,22 @@ export class Snapshot {
     /** a raw image's: the privileged state every reset loads */
     privileged?: PrivilegedState,
   ): Snapshot {
-    const native = image.kind === "native";
-    const meta = { name: image.name, native, footprint: imageFootprint(image), dataSize: native ? (layout.dataSize ?? 0) : 0, stackSize: native ? (layout.stackSize ?? 0) : 0 };
-    const s = new Snapshot("entry", meta, !native, size, native ? longModeSregs(reset.sregs) : realModeSregs(reset.sregs), reset.fpu);
+    const kind = kindOf(image.kind);
+    const plan = { dataSize: kind.takesData ? (layout.dataSize ?? 0) : 0, stackSize: kind.takesData ? (layout.stackSize ?? 0) : 0 };
+    const meta = { name: image.name, kind: image.kind, footprint: imageFootprint(image), ...plan };
+    const state = kind.entryState(image, size, plan, reset);
+    const s = new Snapshot("entry", meta, kind.privileged, size, state.sregs, reset.fpu);
     s.msrs = (privileged?.msrs ?? reset.msrs).slice();
     s.debugregs = privileged?.debugregs?.slice();
     s.xcrs = privileged?.xcrs?.slice();
     try {
-      if (native) {
-        s.pieces.push(...longModeTablePieces(s.guard), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, s.fpu)]);
-        s.#markRange(Layout.PML4, Layout.INFO - Layout.PML4);
-        s.#markRange(Layout.TSS, Layout.HOST_END - Layout.TSS);
-      }
+      s.pieces.push(...state.pieces);
+      for (const [at, len] of state.populated) s.#markRange(at, len);
       s.pieces.push([image.loadAddr, image.bytes]);
       s.#markRange(image.loadAddr, image.bytes.length);
       // bss is zero in a fresh memfd; the info page is written at every call
       s.#markRange(Layout.INFO, PAGE_SIZE);
-      const dv = new DataView(s.regs.buffer);
-      if (native) {
-        kvm_regs.write(dv, 0, { rip: Layout.TRAMPOLINE, rsp: BigInt(size - meta.dataSize), rflags: RFLAGS_NATIVE });
-      } else {
-        kvm_regs.write(dv, 0, { rip: Layout.RAW_LOAD, rsp: Layout.RAW_LOAD, rflags: RFLAGS_REAL });
-      }
+      kvm_regs.write(new DataView(s.regs.buffer), 0, { rip: state.rip, rsp: state.rsp, rflags: state.rflags });
       return s;
     } catch (e) {
       s.close();

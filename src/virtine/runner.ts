@@ -4,16 +4,18 @@
 // captured at the guest's `snapshot` hypercall), and give the shell back to be reset off the
 // caller's path: memory, registers and FPU/SSE state all return to the snapshot.
 import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_run } from "../../ffi/kvm.ts";
-import { Info, Layout, Port } from "../abi/guest-abi.ts";
+import { Port } from "../abi/guest-abi.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
 import { Policy, hypercallName } from "../hypercall/policy.ts";
-import { DEFAULT_MEMORY, MAX_MEMORY, MIB, MIN_MEMORY, imageFootprint, type Image } from "../image/image.ts";
+import { MIB, imageFootprint, type Image } from "../image/image.ts";
 import { readImageFile } from "../image/file.ts";
-import { GUARD_BYTES, stackGuard, type StackGuard } from "../image/boot.ts";
+import type { StackGuard } from "../image/boot.ts";
+import { kindOf, kindOfMeta } from "../kinds/kinds.ts";
+import type { ImageKind } from "../kinds/kind.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
 import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
-import { BadArgsError, BadImageError, CancelledError, MemoryFaultError, PolicyViolationError, TimeoutError } from "../errors.ts";
+import { BadArgsError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DeadlineTimer } from "./deadline.ts";
 import { userSelectorsVisible } from "../shell/probe.ts";
@@ -28,12 +30,7 @@ export const MAX_ARGS = 6;
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** Longest deadline accepted (a day); 0 means none. */
 export const MAX_TIMEOUT_MS = 86_400_000;
-/** Room a native image must leave for its stack between its end and the data window. */
-export const MIN_STACK = 64 * 1024;
-/** A native guest's stack when none is given (less in a memory too small for it). */
-export const DEFAULT_STACK_SIZE = MIB;
-/** The data window of a native image when none is given: room for a call's input and output. */
-export const DEFAULT_DATA_SIZE = MIB;
+export { DEFAULT_DATA_SIZE, DEFAULT_STACK_SIZE, MIN_STACK, planMemory } from "../kinds/native.ts";
 const IO_DIRECTION = kvm_run.off("io.direction");
 
 export interface RunnerOptions {
@@ -116,6 +113,8 @@ export class Runner {
   /** the state calls start from until a capture: the image's entry state, or a restored file's */
   #base: Snapshot | undefined;
   readonly #console: ConsoleSink;
+  /** what this image's kind does differently (kinds/): its plan, entry state, access, collect */
+  readonly #kind: ImageKind;
   /** a native guest's stack and its guard, to tell a stack overflow from other page faults */
   readonly #stack: { guard: StackGuard; size: number } | undefined;
   readonly #ctx: HypercallContext;
@@ -148,14 +147,16 @@ export class Runner {
       }
       this.memorySize = source.size;
       this.#base = source;
+      this.#kind = kindOfMeta(source.meta);
     } else {
       this.image = source;
-      const native = source.kind === "native";
-      if (!native && options.dataSize) throw new BadArgsError(`${source.name} is a raw image: it takes no data, so it has no data window`);
-      if (!native && options.stackSize) throw new BadArgsError(`${source.name} is a raw image: it sets up its own stack`);
-      const plan = planMemory(source, options.memory, options.dataSize, options.stackSize);
+      const kind = kindOf(source.kind);
+      this.#kind = kind;
+      if (!kind.takesData && options.dataSize) throw new BadArgsError(`${source.name} is a ${kind.name} image: it takes no data, so it has no data window`);
+      if (!kind.takesData && options.stackSize) throw new BadArgsError(`${source.name} is a ${kind.name} image: it sets up its own stack`);
+      const plan = kind.plan(source, options.memory, options.dataSize, options.stackSize);
       this.memorySize = plan.memory;
-      this.meta = { name: source.name, native, footprint: imageFootprint(source), dataSize: plan.dataSize, stackSize: plan.stackSize };
+      this.meta = { name: source.name, kind: source.kind, footprint: imageFootprint(source), dataSize: plan.dataSize, stackSize: plan.stackSize };
     }
     const guard = guardOf(this.meta, this.memorySize);
     this.#stack = guard && { guard, size: this.meta.stackSize };
@@ -276,11 +277,7 @@ export class Runner {
     this.#deadline.start(this.timeoutMs);
     try {
       const { value, exits } = this.#run(shell, ctx, opts.interrupted);
-      let output: Uint8Array = EMPTY;
-      if (this.meta.native) {
-        this.#collectConsole(shell);
-        output = this.#collectOutput(shell);
-      }
+      const output = this.#kind.collect(shell.guest, shell.mem, { memory: this.memorySize, dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, this.#console);
       const result = { value, exits, output, consoleTruncated: this.#console.truncated, console: this.#console.take() };
       this.#finish(pool, shell, true);
       return result;
@@ -296,7 +293,7 @@ export class Runner {
   #baseSnapshot(): Snapshot {
     if (!this.#base) {
       if (!this.image) throw new BadArgsError("the virtine's snapshot is closed");
-      const privileged = this.image.kind === "raw" ? this.#kvm.privilegedResetState() : undefined;
+      const privileged = this.#kind.privileged ? this.#kvm.privilegedResetState() : undefined;
       this.#base = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState(), { dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, privileged);
     }
     return this.#base;
@@ -398,37 +395,12 @@ export class Runner {
     return false;
   }
 
-  /** Reads the console buffer that the SDK filled in guest memory. */
-  #collectConsole(shell: Shell): void {
-    const len = shell.mem.view.getBigUint64(Layout.INFO + Info.CONSOLE_LEN, true);
-    if (len === 0n) return;
-    if (len > BigInt(Layout.CONSOLE_SIZE)) {
-      throw new MemoryFaultError(`the guest's console length ${len} exceeds its ${Layout.CONSOLE_SIZE}-byte buffer`, BigInt(Layout.INFO + Info.CONSOLE_LEN), "read");
-    }
-    this.#console.append(shell.guest.read(Layout.CONSOLE, Number(len), "console buffer"));
-  }
-
   /** Refuses an input this virtine cannot take: a raw image's, or one larger than the data window. */
   checkInput(input: Uint8Array): void {
-    if (!this.meta.native) throw new BadArgsError(`${this.meta.name} is a raw image: it takes no input`);
+    if (!this.#kind.takesData) throw new BadArgsError(`${this.meta.name} is a ${this.#kind.name} image: it takes no input`);
     if (input.length > this.meta.dataSize) {
       throw new BadArgsError(`the input of ${input.length} bytes does not fit the virtine's data window of ${this.meta.dataSize} bytes (raise the data size: dataSize, or wasp invoke --data-size)`);
     }
-  }
-
-  /** Reads the output the guest wrote after its input, its length checked against the room it had. */
-  #collectOutput(shell: Shell): Uint8Array {
-    const dv = shell.mem.view;
-    const len = dv.getBigUint64(Layout.INFO + Info.OUTPUT_LEN, true);
-    if (len === 0n) return EMPTY;
-    // the host's own values, re-read from guest memory: the guest may have overwritten them
-    const at = dv.getBigUint64(Layout.INFO + Info.OUTPUT_ADDR, true);
-    const cap = dv.getBigUint64(Layout.INFO + Info.OUTPUT_CAP, true);
-    const window = BigInt(this.memorySize - this.meta.dataSize);
-    if (at < window || at > BigInt(this.memorySize) || cap !== BigInt(this.memorySize) - at || len > cap) {
-      throw new MemoryFaultError(`the guest's output (${len} bytes at 0x${at.toString(16)}) lies outside its data window`, at, "read");
-    }
-    return shell.guest.read(at, Number(len), "output");
   }
 
   close(): void {
@@ -481,51 +453,7 @@ export function describeValue(v: unknown): string {
   return !kind || kind === "Object" ? "an object" : `a ${kind}`;
 }
 
-const EMPTY: Uint8Array = new Uint8Array(0);
 
-function checkDataSize(size: number): number {
-  if (!Number.isSafeInteger(size) || size < 0 || size % 4096 !== 0) throw new BadArgsError(`data window size ${size} is not a multiple of 4 KiB`);
-  return size;
-}
 
-/**
- * An image's guest memory, data window and stack: the memory asked for (or the image's, or the
- * default), checked against the cap and the image's needs. From the top of RAM down, a native
- * guest has its data window, its stack, the stack's guard pages (unmapped), and its heap down to
- * the image. Sizes given must fit; sizes not given are the defaults (1 MiB each), or in a memory
- * too small for them what fits — the stack at least 64 KiB — so that the smallest memory runs.
- */
-export function planMemory(image: Image, requested?: number, dataSize?: number, stackSize?: number): { memory: number; dataSize: number; stackSize: number } {
-  const memory = checkMemory(image, requested);
-  if (image.kind !== "native") return { memory, dataSize: 0, stackSize: 0 };
-  if (dataSize !== undefined) checkDataSize(dataSize);
-  if (stackSize !== undefined) checkStackSize(stackSize);
-  const heapStart = Math.ceil(imageFootprint(image) / 4096) * 4096;
-  const room = memory - heapStart - GUARD_BYTES; // for the stack and the data window
-  const page = (n: number) => Math.max(0, Math.floor(n / 4096) * 4096);
-  const stack = stackSize ?? Math.min(DEFAULT_STACK_SIZE, Math.max(MIN_STACK, page((room - (dataSize ?? 0)) / 2)));
-  const data = dataSize ?? Math.min(DEFAULT_DATA_SIZE, page(room - stack));
-  const guard = stackGuard(memory - data - stack);
-  if (stack + data > memory - heapStart || guard.start < heapStart) {
-    throw new BadArgsError(
-      `${image.name}: a stack of ${stack} bytes and a data window of ${data} bytes do not fit the ${memory / MIB} MiB of guest memory above the image (it ends at 0x${heapStart.toString(16)}); raise the memory or lower them (--stack, --data-size)`,
-    );
-  }
-  return { memory, dataSize: data, stackSize: stack };
-}
 
-function checkStackSize(size: number): void {
-  if (!Number.isSafeInteger(size) || size % 4096 !== 0 || size < MIN_STACK) throw new BadArgsError(`stack size ${size} is not a multiple of 4 KiB of at least ${MIN_STACK / 1024} KiB`);
-}
 
-function checkMemory(image: Image, requested: number | undefined): number {
-  const wanted = requested ?? (image.kind === "native" && image.header.memWanted > 0n ? Number(image.header.memWanted) : DEFAULT_MEMORY);
-  if (!Number.isSafeInteger(wanted) || wanted % 4096 !== 0) throw new BadArgsError(`memory size ${wanted} is not a multiple of 4 KiB`);
-  if (wanted < MIN_MEMORY) throw new BadArgsError(`memory size ${wanted} bytes is below the minimum of ${MIN_MEMORY / MIB} MiB`);
-  if (wanted > MAX_MEMORY) throw new BadArgsError(`memory size ${wanted / MIB} MiB is above the cap of ${MAX_MEMORY / MIB} MiB`);
-  const need = imageFootprint(image) + (image.kind === "native" ? MIN_STACK + GUARD_BYTES : 0);
-  if (need > wanted) {
-    throw new BadImageError(`${image.name}: the image needs ${need} bytes of guest memory (with its stack), more than the ${wanted / MIB} MiB it would get`);
-  }
-  return wanted;
-}
