@@ -1,20 +1,26 @@
-// Writes guests/sdk/abi.zig from src/abi/guest-abi.ts.
-//   bun scripts/gen-abi.ts          regenerate the file
-//   bun scripts/gen-abi.ts --check  exit 1 if the committed file is stale
+// Writes guests/sdk/abi.zig and guests/sdk/wasp.h from src/abi/guest-abi.ts.
+//   bun scripts/gen-abi.ts          regenerate the files
+//   bun scripts/gen-abi.ts --check  exit 1 if a committed file is stale
+import { renderAbiC } from "./abi-c.ts";
 import { renderAbiZig } from "./abi-zig.ts";
 
-const target = new URL("../guests/sdk/abi.zig", import.meta.url).pathname;
-const text = renderAbiZig();
+const files = [
+  { target: new URL("../guests/sdk/abi.zig", import.meta.url).pathname, text: renderAbiZig() },
+  { target: new URL("../guests/sdk/wasp.h", import.meta.url).pathname, text: renderAbiC() },
+];
 
-if (process.argv.includes("--check")) {
-  const file = Bun.file(target);
-  const current = (await file.exists()) ? await file.text() : "";
-  if (current !== text) {
-    console.error(`${target} is stale: run \`bun scripts/gen-abi.ts\``);
-    process.exit(1);
+let stale = false;
+for (const { target, text } of files) {
+  if (process.argv.includes("--check")) {
+    const file = Bun.file(target);
+    const current = (await file.exists()) ? await file.text() : "";
+    if (current !== text) {
+      console.error(`${target} is stale: run \`bun scripts/gen-abi.ts\``);
+      stale = true;
+    } else console.log(`${target} is up to date`);
+  } else {
+    await Bun.write(target, text);
+    console.log(`wrote ${target}`);
   }
-  console.log(`${target} is up to date`);
-} else {
-  await Bun.write(target, text);
-  console.log(`wrote ${target}`);
 }
+if (stale) process.exit(1);

@@ -1,6 +1,11 @@
 import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { renderAbiC } from "../scripts/abi-c.ts";
 import { renderAbiZig } from "../scripts/abi-zig.ts";
 import { ABI_VERSION, HEADER_MAGIC, Hypercalls, INFO_MAGIC } from "../src/abi/guest-abi.ts";
+import { ROOT, zigPath } from "./support.ts";
 
 const abiZigPath = new URL("../guests/sdk/abi.zig", import.meta.url).pathname;
 
@@ -17,3 +22,21 @@ test("the rendered Zig carries the values the guests rely on", () => {
   expect(zig).toContain(`pub const INFO_MAGIC: u64 = 0x${INFO_MAGIC.toString(16)};`);
   for (const h of Hypercalls) expect(zig).toContain(`    ${h.name} = ${h.nr},`);
 });
+
+test("guests/sdk/wasp.h is exactly what scripts/gen-abi.ts generates, and compiles as C and C++ with the bundled zig cc", async () => {
+  const committed = await Bun.file(new URL("../guests/sdk/wasp.h", import.meta.url).pathname).text();
+  expect(committed).toBe(renderAbiC());
+  for (const h of Hypercalls) expect(committed).toContain(`#define WASP_HC_${h.name.toUpperCase()} ${h.nr}UL`);
+  const dir = mkdtempSync(join(tmpdir(), "wasp-h-"));
+  try {
+    // every definition used, so a typo in the inline assembly or a macro fails here
+    writeFileSync(join(dir, "t.c"), `#include <wasp.h>\nint main(void) { return wasp_snapshot() + (int)wasp_hypercall(WASP_HC_TIME, 1, 2, 3, 4) + WASP_ABI_VERSION + WASP_PORT_EXIT; }\n`);
+    for (const [lang, extra] of [["c", ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]], ["c++", ["-std=c++17", "-Wall", "-Wextra", "-Werror"]]] as const) {
+      const cc = Bun.spawnSync([zigPath(), lang === "c" ? "cc" : "c++", "-target", "x86_64-linux-musl", "-c", "-x", lang, ...extra, "-I", join(ROOT, "guests/sdk"), join(dir, "t.c"), "-o", join(dir, `t-${lang}.o`)]);
+      expect(cc.stderr.toString()).toBe("");
+      expect(cc.exitCode).toBe(0);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);
