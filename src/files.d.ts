@@ -12,3 +12,7 @@ declare module "*.ld" {
   const path: string;
   export default path;
 }
+declare module "*.h" {
+  const path: string;
+  export default path;
+}

@@ -100,6 +100,7 @@ describe("files: only what the caller grants, read-only", () => {
     expect(new TextDecoder().decode(mem.bytes.subarray(BUF + 0x100, BUF + 0x103))).toBe("key");
     expect(value(NR.lseek, Number(fd), 0, 2)).toBe(10n);
     expect(value(NR.pread64, Number(fd), BUF + 0x100, 5, 4)).toBe(5n);
+    expect(value(NR.pread64, Number(fd), BUF + 0x100, 5, -1)).toBe(E(ERRNO.EINVAL)); // a negative offset
     expect(value(NR.fstat, Number(fd), BUF + 0x200)).toBe(0n);
     expect(new DataView(mem.bytes.buffer).getBigInt64(BUF + 0x200 + 48, true)).toBe(10n);
     expect(value(NR.stat, BUF, BUF + 0x200)).toBe(0n);

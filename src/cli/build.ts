@@ -1,9 +1,12 @@
 // `wasp build GUEST.zig [-o GUEST.bin]`: a guest built anywhere, with the zig and the guest SDK that
 // came with wasp — the same compile and cache as `Virtine.fromZig` (src/image/zig.ts).
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+// `wasp build PROG.c [-o PROG]`: a C program compiled with the bundled zig cc into a static x86-64
+// Linux executable (src/linux/c.ts), which a Linux virtine runs — and which runs natively too.
+import { chmodSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { BadArgsError } from "../errors.ts";
 import { compileZig, type ZigOptimize } from "../image/zig.ts";
+import { compileC } from "../linux/c.ts";
 import { checkWritable } from "./parse.ts";
 import { out } from "./output.ts";
 
@@ -17,28 +20,40 @@ export interface BuildFlags {
 const OPTIMIZE: readonly ZigOptimize[] = ["safe", "fast", "small"];
 
 export async function buildCommand(sourcePath: string, flags: BuildFlags): Promise<void> {
-  if (!sourcePath.endsWith(".zig")) throw new BadArgsError(`${sourcePath}: a guest's source is a .zig file`);
+  const lang = sourcePath.endsWith(".zig") ? "zig" : sourcePath.endsWith(".c") ? "c" : undefined;
+  if (lang === undefined) throw new BadArgsError(`${sourcePath}: a guest's source is a .zig file (a native guest) or a .c file (a Linux program)`);
   let source: string;
   try {
     source = readFileSync(sourcePath, "utf8");
   } catch (e) {
     throw new BadArgsError(`${sourcePath}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
   }
-  const stem = basename(sourcePath, ".zig");
+  const stem = basename(sourcePath, `.${lang}`);
   const name = flags.name ?? stem;
   const optimize = (flags.optimize ?? "safe") as ZigOptimize;
   if (!OPTIMIZE.includes(optimize)) throw new BadArgsError(`--optimize ${flags.optimize} is none of ${OPTIMIZE.join(", ")}`);
-  const output = flags.output ?? join(dirname(sourcePath), `${stem}.bin`);
+  const output = flags.output ?? join(dirname(sourcePath), lang === "zig" ? `${stem}.bin` : stem);
   checkWritable(output, "-o");
-  const { image } = await compileZig(source, { name, optimize, zig: flags.zig, fileName: sourcePath });
-  // atomic, like snapshot files: a reader sees the old image or the whole new one
+  let bytes: Uint8Array;
+  let what: string;
+  if (lang === "zig") {
+    const { image } = await compileZig(source, { name, optimize, zig: flags.zig, fileName: sourcePath });
+    bytes = image.bytes;
+    what = `native image ${name}, ${bytes.length} bytes (${optimize}: ${optimize === "safe" ? "safety checks on" : "safety checks off"})`;
+  } else {
+    const { elf } = await compileC(source, { name, optimize, zig: flags.zig, fileName: sourcePath });
+    bytes = elf.bytes;
+    what = `static x86-64 Linux executable ${name}, ${bytes.length} bytes (${optimize}: ${optimize === "safe" ? "checked undefined behaviour traps" : "unchecked"})`;
+  }
+  // atomic, like snapshot files: a reader sees the old file or the whole new one
   const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.tmp`);
   try {
-    writeFileSync(tmp, image.bytes);
+    writeFileSync(tmp, bytes);
+    if (lang === "c") chmodSync(tmp, 0o755);
     renameSync(tmp, output);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw new BadArgsError(`-o ${output}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
   }
-  out(`wrote ${output}: native image ${name}, ${image.bytes.length} bytes (${optimize}: ${optimize === "safe" ? "safety checks on" : "safety checks off"})\n`);
+  out(`wrote ${output}: ${what}\n`);
 }

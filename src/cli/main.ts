@@ -60,11 +60,11 @@ async function main(argv: string[]): Promise<number> {
 
   program
     .command("build")
-    .description("build a guest from a Zig file with the bundled zig and guest SDK")
-    .argument("<source>", "the guest's Zig file (pub fn main(...) u64, docs/guests.md)")
-    .option("-o, --output <file>", "the image to write (default: the source's name with .bin, beside it)")
-    .option("--name <name>", "the image's name in its header (default: the file's name without .zig)")
-    .option("--optimize <mode>", "safe (default: Zig's safety checks on), fast or small (checks off)")
+    .description("build a guest with the bundled zig: a Zig file into a native image, a C file into a static Linux executable")
+    .argument("<source>", "a .zig guest (pub fn main(...) u64, docs/guests.md) or a .c program (int main(int argc, char **argv), docs/linux-guests.md)")
+    .option("-o, --output <file>", "the file to write (default beside the source: NAME.bin for Zig, NAME for C)")
+    .option("--name <name>", "the image's name (default: the file's name without .zig or .c)")
+    .option("--optimize <mode>", "safe (default: Zig's safety checks on; C's checkable undefined behaviour traps), fast or small (checks off)")
     .option("--zig <path>", "another zig compiler (default: the one npm install brought)")
     .action(async (source: string, flags) => buildCommand(source, flags));
 

@@ -23,8 +23,9 @@ import sdkAbi from "../../guests/sdk/abi.zig" with { type: "file" };
 import sdkRoot from "../../guests/sdk/root.zig" with { type: "file" };
 import sdkVirtine from "../../guests/sdk/virtine.zig" with { type: "file" };
 import sdkLinker from "../../guests/sdk/linker.ld" with { type: "file" };
+import sdkWaspH from "../../guests/sdk/wasp.h" with { type: "file" };
 
-const SDK_FILES: Record<string, string> = { "abi.zig": sdkAbi, "root.zig": sdkRoot, "virtine.zig": sdkVirtine, "linker.ld": sdkLinker };
+const SDK_FILES: Record<string, string> = { "abi.zig": sdkAbi, "root.zig": sdkRoot, "virtine.zig": sdkVirtine, "linker.ld": sdkLinker, "wasp.h": sdkWaspH };
 
 /** Where wasp's package is: the repository under `bun run`; beside dist/ for the standalone binary. */
 const ROOT = import.meta.dir.startsWith("/$bunfs") ? resolve(dirname(process.execPath), "..") : resolve(import.meta.dir, "../..");
@@ -35,10 +36,11 @@ export function bundledZig(): string {
 }
 
 /**
- * A folder holding the guest SDK: the repository's own, or — in the standalone binary, whose
- * embedded files zig cannot open — a copy written once into the cache, named by its contents.
+ * A folder holding the guest SDK (the Zig SDK and wasp.h): the repository's own, or — in the
+ * standalone binary, whose embedded files zig cannot open — a copy written once into the cache,
+ * named by its contents.
  */
-function sdkDir(cacheDir: string): string {
+export function sdkDir(cacheDir: string): string {
   const own = join(ROOT, "guests", "sdk");
   if (!import.meta.dir.startsWith("/$bunfs") && existsSync(join(own, "root.zig"))) return own;
   const h = new Bun.CryptoHasher("sha256");
@@ -153,7 +155,8 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
 }
 
 const versions = new Map<string, string>();
-async function zigVersion(zig: string): Promise<string> {
+/** `zig version` of a compiler, asked once per process: part of every cache key. */
+export async function zigVersion(zig: string): Promise<string> {
   let v = versions.get(zig);
   if (v === undefined) {
     const p = Bun.spawn([zig, "version"], { stdout: "pipe" });

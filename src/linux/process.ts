@@ -248,6 +248,7 @@ export class LinuxProcess {
     if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
     const [data, pos] = f === "stdin" ? [this.#opts.input, this.#inputPos] : [f.data, f.pos];
     if (at !== undefined && f === "stdin") return -BigInt(ERRNO.ESPIPE);
+    if (at !== undefined && BigInt.asIntN(64, at) < 0n) return -BigInt(ERRNO.EINVAL);
     const from = at === undefined ? pos : Math.min(Number(at), data.length);
     const n = Math.max(0, Math.min(Number(len), data.length - from));
     if (n > 0) this.#guest.write(buf, data.subarray(from, from + n), "read's buffer");

@@ -1,0 +1,108 @@
+// C as a guest language: C source compiled with the bundled `zig cc` into a static x86-64 Linux
+// executable (musl, no interpreter), the kind of program a Linux virtine runs unchanged. Cached like
+// inline Zig (src/image/zig.ts), by a hash of everything that decides the output — the source, the
+// flags, the compiler's version and wasp.h — so the second run of a script does not compile again.
+// Safety as for Zig guests: by default undefined behaviour the compiler can check (overflow of
+// signed integers, out-of-bounds array indexes, misaligned or null pointers, ...) traps with `ud2`
+// instead of corrupting memory silently, and stack smashing is caught by musl's canary.
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { Layout } from "../abi/guest-abi.ts";
+import { bundledZig, CompileError, sdkDir, zigVersion, type ZigOptimize } from "../image/zig.ts";
+import { parseElf, type ElfExecutable } from "./elf.ts";
+
+export interface COptions {
+  /** where compiled executables are kept (default: $WASP_CACHE_DIR, else ~/.cache/wasp/zig) */
+  cacheDir?: string;
+  /** the zig compiler whose `zig cc` compiles (default: the one installed with wasp) */
+  zig?: string;
+  /** "safe" (default: -O2, checked undefined behaviour traps, stack protector), "fast" (-O2) or "small" (-Os) */
+  optimize?: ZigOptimize;
+  /** the program's name in messages and argv[0] (default "inline") */
+  name?: string;
+  /** how the compiler's messages name the source (default "inline.c") */
+  fileName?: string;
+  /** more compiler arguments (-D, -I, -W..., -l...) after wasp's own; not the output, target or linking mode */
+  flags?: readonly string[];
+}
+
+export interface CompiledC {
+  /** the executable, parsed and checked as the Linux kind loads it */
+  elf: ElfExecutable;
+  /** false when it came from the cache and the compiler did not run */
+  compiled: boolean;
+  /** the cached executable file (mode 0755: it runs natively too) */
+  path: string;
+}
+
+const COMMON = ["-target", "x86_64-linux-musl", "-mcpu=baseline", "-static"];
+const MODES: Record<ZigOptimize, readonly string[]> = {
+  safe: ["-O2", "-fsanitize=undefined", "-fsanitize-trap=undefined", "-fstack-protector-strong"],
+  fast: ["-O2"],
+  small: ["-Os"],
+};
+/** Flags a caller may not pass: they would change what kind of file comes out, or where. */
+const REFUSED = /^(-o|-target|--target|-shared|-dynamic|-c|-E|-S|-M|-MM|-fPIC|-pie|-no-pie|-static-pie|-nostdlib|-nostartfiles|-Wl,|-Xlinker|--?help|-###)/;
+
+/** Compiles C source into a static Linux executable, or takes it from the cache. */
+export async function compileC(source: string, opts: COptions = {}): Promise<CompiledC> {
+  const zig = opts.zig ?? bundledZig();
+  if (!existsSync(zig)) throw new CompileError(`the zig compiler is not at ${zig}: run npm install in wasp's folder, or name a zig (--zig, the zig option)`, "");
+  const name = opts.name ?? "inline";
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new CompileError(`program name "${name}" must be 1-64 letters, digits, '_', '.' or '-'`, "");
+  const optimize = opts.optimize ?? "safe";
+  const mode = MODES[optimize];
+  if (mode === undefined) throw new CompileError(`optimize "${String(optimize)}" is none of ${Object.keys(MODES).join(", ")}`, "");
+  const extra = opts.flags ?? [];
+  if (!Array.isArray(extra)) throw new CompileError("flags must be an array of strings", "");
+  for (const f of extra) {
+    if (typeof f !== "string" || f.length === 0 || f.includes("\0")) throw new CompileError(`flag ${JSON.stringify(f)} is not a non-empty string`, "");
+    if (!f.startsWith("-")) throw new CompileError(`flag "${f}" is not an option: one source is compiled, name other files with -I, -L or -l`, "");
+    if (REFUSED.test(f)) throw new CompileError(`flag "${f}" is wasp's to choose: the output is one static x86-64 Linux executable`, "");
+  }
+  const cacheDir = opts.cacheDir ?? process.env.WASP_CACHE_DIR ?? join(homedir(), ".cache", "wasp", "zig");
+  const sdk = sdkDir(cacheDir);
+  const flags = [...COMMON, ...mode, "-I", sdk, ...extra];
+  const key = cacheKey(source, await zigVersion(zig), flags, sdk);
+  const path = join(cacheDir, `${key}.elf`);
+  const check = (bytes: Uint8Array) => parseElf(bytes, name, Layout.MAPPED);
+  if (existsSync(path)) return { elf: check(new Uint8Array(readFileSync(path))), compiled: false, path };
+  const work = mkdtempSync(join(tmpdir(), "wasp-cc-"));
+  try {
+    const src = join(work, "main.c");
+    writeFileSync(src, source);
+    const out = join(work, "prog");
+    const cc = Bun.spawn([zig, "cc", ...flags, "-o", out, src], {
+      stdout: "pipe",
+      stderr: "pipe",
+      // zig's own global cache (where it builds musl once, ~1.5 min on 2 cores) is left shared
+      env: { ...process.env, ZIG_LOCAL_CACHE_DIR: join(cacheDir, "zig-cache") },
+    });
+    const [status, err] = await Promise.all([cc.exited, new Response(cc.stderr).text()]);
+    if (status !== 0) {
+      const diagnostics = err.replaceAll(src, opts.fileName ?? "inline.c").replaceAll(work, ".").trim();
+      const first = diagnostics.split("\n").find((l) => /error:/.test(l)) ?? diagnostics.split("\n")[0] ?? "";
+      throw new CompileError(`the C source does not compile: ${first}`, diagnostics);
+    }
+    const bytes = new Uint8Array(readFileSync(out));
+    const elf = check(bytes);
+    mkdirSync(cacheDir, { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, bytes);
+    chmodSync(tmp, 0o755);
+    renameSync(tmp, path); // atomic: a concurrent reader sees the old state or the whole file
+    return { elf, compiled: true, path };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** SHA-256 of the source, the compiler's version, the flags and the SDK's files (wasp.h). */
+function cacheKey(source: string, version: string, flags: readonly string[], sdk: string): string {
+  const h = new Bun.CryptoHasher("sha256");
+  // the SDK's path is in the flags but not in what decides the output: hash its files instead
+  h.update(`wasp-c-1\0${version}\0${flags.filter((f) => f !== sdk).join(" ")}\0${source}\0`);
+  for (const f of readdirSync(sdk).sort()) h.update(`${f}\0`).update(readFileSync(join(sdk, f))).update("\0");
+  return h.digest("hex");
+}

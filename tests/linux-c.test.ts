@@ -1,0 +1,126 @@
+// C guests compiled with the bundled zig cc (issue 13.5): checked on the executables themselves,
+// which are ordinary static Linux programs — so this test also runs them natively, as the baseline
+// a virtine must match. No VM needed.
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CompileError } from "../src/image/zig.ts";
+import { compileC } from "../src/linux/c.ts";
+import { EXIT_STATUS } from "../src/errors.ts";
+import { wasp, WASP } from "./support.ts";
+
+const cacheDir = mkdtempSync(join(tmpdir(), "wasp-c-"));
+afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+/** Runs a compiled program natively: what the same program does outside a virtine. */
+function native(path: string, args: string[] = [], input = "") {
+  const r = Bun.spawnSync([path, ...args], { stdin: Buffer.from(input), env: {} });
+  return { status: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+
+const LIBC = `
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+int main(int argc, char **argv) {
+  double *v = malloc(sizeof(double) * (size_t)(argc - 1));
+  if (!v) return 2;
+  for (int i = 1; i < argc; i++) v[i - 1] = strtod(argv[i], NULL);
+  qsort(v, (size_t)(argc - 1), sizeof(double), cmp);
+  double s = 0;
+  for (int i = 0; i < argc - 1; i++) { printf("%.3f ", v[i]); s += v[i]; }
+  printf("| sqrt(sum)=%.4f sin(1)=%.6f\\n", sqrt(s), sin(1.0));
+  fprintf(stderr, "sorted %d\\n", argc - 1);
+  free(v);
+  return argc - 1;
+}`;
+
+describe("compileC", () => {
+  test("a program using malloc, printf with floats, qsort, strtod and libm builds into a static executable that runs", async () => {
+    const c = await compileC(LIBC, { cacheDir, name: "sorter" });
+    expect(c.compiled).toBe(true);
+    expect(c.elf.name).toBe("sorter");
+    expect(c.elf.segments.some((s) => s.exec && !s.write)).toBe(true);
+    expect(statSync(c.path).mode & 0o777).toBe(0o755);
+    const r = native(c.path, ["3.5", "-1", "10", "2.25"]);
+    expect(r).toEqual({ status: 4, stdout: "-1.000 2.250 3.500 10.000 | sqrt(sum)=3.8406 sin(1)=0.841471\n", stderr: "sorted 4\n" });
+    // the second compile is the cache: same file, no compiler
+    const again = await compileC(LIBC, { cacheDir, name: "sorter" });
+    expect(again.compiled).toBe(false);
+    expect(again.path).toBe(c.path);
+  }, 120_000);
+
+  test("safe (the default) traps undefined behaviour that fast lets through", async () => {
+    const src = `#include <stdlib.h>\n#include <limits.h>\nint main(int argc, char **argv) { int x = INT_MAX - 1 + atoi(argv[1]); return x == INT_MIN ? 7 : 3; }`;
+    const safe = await compileC(src, { cacheDir });
+    const fast = await compileC(src, { cacheDir, optimize: "fast" });
+    expect(safe.path).not.toBe(fast.path);
+    expect(native(safe.path, ["1"]).status).toBe(3); // INT_MAX: fine in both
+    expect(native(fast.path, ["1"]).status).toBe(3);
+    const trapped = Bun.spawnSync([safe.path, "2"]); // overflow: ud2, SIGILL
+    expect(trapped.signalCode).toBe("SIGILL");
+    expect(native(fast.path, ["2"]).status).not.toBe(null); // unchecked: it returns something
+  }, 120_000);
+
+  test("wasp.h is on the include path", async () => {
+    const c = await compileC(`#include <wasp.h>\nint main(void) { return WASP_HC_SNAPSHOT; }`, { cacheDir });
+    expect(c.elf.entry).toBeGreaterThan(0);
+  }, 120_000);
+
+  test("a source that does not compile is a CompileError with the compiler's diagnostics, naming the file as the caller does", async () => {
+    const err = await compileC(`int main(void) { return y; }\n`, { cacheDir, fileName: "prog.c" }).catch((e) => e);
+    expect(err).toBeInstanceOf(CompileError);
+    expect(err.code).toBe("WASP_COMPILE");
+    expect(err.message).toBe("the C source does not compile: prog.c:1:25: error: use of undeclared identifier 'y'");
+    expect(err.diagnostics).toContain("prog.c:1:25");
+    expect(err.diagnostics).not.toContain("wasp-cc-");
+    // a link error too (an undefined function)
+    const link = await compileC(`void nowhere(void);\nint main(void) { nowhere(); return 0; }\n`, { cacheDir }).catch((e) => e);
+    expect(link).toBeInstanceOf(CompileError);
+    expect(link.message).toMatch(/^the C source does not compile: .*undefined symbol: nowhere/);
+  }, 120_000);
+
+  test("options are checked before the compiler runs", async () => {
+    const bad = async (opts: object) => (await compileC("int main(void){return 0;}", { cacheDir, ...opts }).catch((e) => e)).message;
+    expect(await bad({ optimize: "turbo" })).toBe('optimize "turbo" is none of safe, fast, small');
+    expect(await bad({ name: "a b" })).toBe('program name "a b" must be 1-64 letters, digits, \'_\', \'.\' or \'-\'');
+    expect(await bad({ flags: ["-o", "/tmp/x"] })).toBe('flag "-o" is wasp\'s to choose: the output is one static x86-64 Linux executable');
+    expect(await bad({ flags: ["-shared"] })).toMatch(/^flag "-shared" is wasp's to choose/);
+    expect(await bad({ flags: ["-Wl,--dynamic-linker=/x"] })).toMatch(/^flag "-Wl,--dynamic-linker=\/x" is wasp's to choose/);
+    expect(await bad({ flags: ["other.c"] })).toMatch(/^flag "other.c" is not an option/);
+    expect(await bad({ flags: "-DX" })).toBe("flags must be an array of strings");
+    expect(await bad({ zig: join(cacheDir, "nozig") })).toMatch(/^the zig compiler is not at /);
+    // allowed flags reach the compiler
+    const c = await compileC(`int main(void) { return ANSWER; }`, { cacheDir, flags: ["-DANSWER=42"] });
+    expect(native(c.path).status).toBe(42);
+  }, 120_000);
+});
+
+describe("wasp build prog.c", () => {
+  test("writes a static executable beside the source (no extension), runnable natively", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wasp-build-c-"));
+    try {
+      writeFileSync(join(dir, "echo.c"), `#include <stdio.h>\nint main(void) { int c; while ((c = getchar()) != EOF) putchar(c == 'a' ? 'A' : c); return 0; }\n`);
+      const r = Bun.spawnSync([WASP, "build", "echo.c"], { cwd: dir, env: { ...process.env, WASP_CACHE_DIR: cacheDir } });
+      expect(r.stderr.toString()).toBe("");
+      expect(r.stdout.toString()).toMatch(/^wrote echo: static x86-64 Linux executable echo, \d+ bytes \(safe: checked undefined behaviour traps\)\n$/);
+      expect(native(join(dir, "echo"), [], "banana").stdout).toBe("bAnAnA");
+      expect(statSync(join(dir, "echo")).mode & 0o111).toBe(0o111);
+      const o = wasp(["build", join(dir, "echo.c"), "-o", join(dir, "e2"), "--optimize", "fast"], { WASP_CACHE_DIR: cacheDir }); // not small: zig builds musl once per mode (~1.5 min)
+      expect(o.stderr).toBe("");
+      expect(existsSync(join(dir, "e2"))).toBe(true);
+      const bad = join(dir, "bad.c");
+      writeFileSync(bad, "int main(void) { return y; }\n");
+      const e = wasp(["build", bad], { WASP_CACHE_DIR: cacheDir });
+      expect(e.status).toBe(EXIT_STATUS.WASP_COMPILE);
+      expect(e.stderr).toBe(`wasp: the C source does not compile: ${bad}:1:25: error: use of undeclared identifier 'y'\n`);
+      expect(existsSync(join(dir, "bad"))).toBe(false);
+      expect(readFileSync(join(dir, "echo")).subarray(0, 4).toString("latin1")).toBe("\x7fELF");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
