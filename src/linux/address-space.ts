@@ -1,0 +1,191 @@
+// A Linux guest's address space: where its executable, program break, anonymous mappings and stack
+// go in guest memory, and the page tables that give each page the permissions Linux would — text
+// readable and executable but not writable, read-only data neither writable nor executable, data,
+// bss, heap and stack writable but not executable (NX), guard pages under the stack and everything
+// past the memory not present. Virtual addresses are physical ones (an identity map, as for native
+// guests), so the host's checked access walks these tables like any other; the host's own pages
+// (below LINUX_LOW: page tables, GDT, IDT, TSS, the system-call entry) are supervisor-only or not
+// mapped at all. Pure: no VM is needed to build the tables or to check them (tests walk them).
+import { Layout } from "../abi/guest-abi.ts";
+import { BadArgsError, BadImageError } from "../errors.ts";
+import type { ElfExecutable } from "./elf.ts";
+import type { MemoryRegions } from "./memory.ts";
+import type { AccessRules } from "../memory/guest-access.ts";
+
+const PAGE = 4096;
+const REGION = 0x200000; // what one page-directory entry maps
+const MIB = 1024 * 1024;
+
+/**
+ * The lowest address a Linux program may occupy: below it are the host's pages and the page tables
+ * of the regions that need 4 KiB pages. GNU ld links static programs at 0x400000, lld at 0x200000.
+ */
+export const LINUX_LOW = REGION;
+/** Where a static-PIE's segments are placed (their addresses are relative to it). */
+export const PIE_BASE = 0x400000;
+/** Page tables of the regions mapped with 4 KiB pages go here, up to LINUX_LOW. */
+const TABLES = Layout.HOST_END;
+const MAX_TABLES = (LINUX_LOW - TABLES) / PAGE;
+/** The default stack (Linux gives 8 MiB; a virtine's calls are small): 1 MiB, at most a quarter of memory. */
+export const DEFAULT_LINUX_STACK = MIB;
+const GUARD = 16 * PAGE;
+/** The least room a program gets for its break and mappings together. */
+const MIN_HEAP = 256 * 1024;
+
+// Page-table entry bits (Intel SDM vol. 3, 4.5); A and D set in advance, as for native guests, so
+// the CPU never writes the tables (which would dirty them on every call).
+const P = 1n;
+const RW = 2n;
+const US = 4n;
+const A = 0x20n;
+const D = 0x40n;
+const PS = 0x80n;
+const NX = 1n << 63n;
+
+/** What one page of a Linux guest is. */
+export interface PagePermission {
+  present: boolean;
+  user: boolean;
+  write: boolean;
+  exec: boolean;
+}
+const ABSENT: PagePermission = { present: false, user: false, write: false, exec: false };
+const HOST: PagePermission = { present: true, user: false, write: true, exec: true };
+const DATA: PagePermission = { present: true, user: true, write: true, exec: false };
+
+export interface LinuxLayout {
+  /** bytes of guest memory */
+  memory: number;
+  /** what is added to the executable's addresses: 0 for ET_EXEC, PIE_BASE for a static-PIE */
+  bias: number;
+  /** the executable's pages, after the bias: [low, high) */
+  low: number;
+  high: number;
+  /** the program break and anonymous mappings (memory.ts) */
+  regions: MemoryRegions;
+  /** unmapped pages below the stack */
+  guard: [number, number];
+  /** the stack: [bottom, top); top is the end of memory, where the initial stack's strings go */
+  stack: [number, number];
+}
+
+/**
+ * Where everything goes in `memory` bytes for `elf` with a stack of `stackSize` bytes (undefined:
+ * the default). A program that does not fit is a BadImageError naming what it needs; a stack size
+ * that is not whole pages or leaves no room is a BadArgsError.
+ */
+export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number): LinuxLayout {
+  if (!Number.isSafeInteger(memory) || memory % PAGE !== 0 || memory > Layout.MAPPED) throw new BadArgsError(`memory size ${memory} is not whole pages within ${Layout.MAPPED / MIB} MiB`);
+  const stack = stackSize ?? Math.min(DEFAULT_LINUX_STACK, Math.floor(memory / 4 / PAGE) * PAGE);
+  if (!Number.isSafeInteger(stack) || stack <= 0 || stack % PAGE !== 0) throw new BadArgsError(`stack size ${stackSize} is not a positive number of whole 4 KiB pages`);
+  const bias = elf.pie ? PIE_BASE : 0;
+  const low = elf.low + bias;
+  const high = elf.high + bias;
+  if (low < LINUX_LOW) {
+    throw new BadImageError(`${elf.name}: its segments start at 0x${low.toString(16)}, below 0x${LINUX_LOW.toString(16)} where wasp keeps its own pages (link it at the usual 0x400000, or as a static-PIE)`);
+  }
+  const stackBottom = memory - stack;
+  const guardStart = stackBottom - GUARD;
+  const need = high + MIN_HEAP + GUARD + stack;
+  if (need > memory) {
+    throw new BadImageError(`${elf.name}: it needs ${Math.ceil(need / MIB)} MiB of guest memory (its segments end at 0x${high.toString(16)}, then at least ${MIN_HEAP / 1024} KiB of heap and a ${stack / 1024} KiB stack), more than the ${memory / MIB} MiB it would get`);
+  }
+  // the free memory between the program and the stack's guard: the first half for the break (glibc
+  // and musl grow it first), the rest for mappings, handed out from the top down
+  const free = guardStart - high;
+  const brkEnd = high + Math.floor(free / 2 / PAGE) * PAGE;
+  return {
+    memory,
+    bias,
+    low,
+    high,
+    regions: { brkStart: high, brkEnd, mmapStart: brkEnd, mmapEnd: guardStart },
+    guard: [guardStart, stackBottom],
+    stack: [stackBottom, memory],
+  };
+}
+
+/** The permission of the page at `addr` (page-aligned) in `layout` of `elf`. */
+export function pagePermission(elf: ElfExecutable, layout: LinuxLayout, addr: number): PagePermission {
+  if (addr >= layout.memory || addr < PAGE) return ABSENT;
+  if (addr < Layout.HOST_END) return HOST; // the host's tables, GDT, IDT, TSS and entry code: CPL0 only
+  if (addr < LINUX_LOW) return ABSENT; // the page tables of 4 KiB regions: walked by the CPU, never mapped
+  if (addr >= layout.low && addr < layout.high) {
+    // a page shared by two segments gets both's permissions (the bytes of each are loaded in place)
+    let perm: PagePermission | undefined;
+    for (const s of elf.segments) {
+      const start = s.vaddr + layout.bias - ((s.vaddr + layout.bias) % PAGE);
+      const end = Math.ceil((s.vaddr + layout.bias + s.memsz) / PAGE) * PAGE;
+      if (addr < start || addr >= end) continue;
+      perm = perm ? { present: true, user: true, write: perm.write || s.write, exec: perm.exec || s.exec } : { present: true, user: true, write: s.write, exec: s.exec };
+    }
+    return perm ?? ABSENT; // a hole between segments
+  }
+  if (addr >= layout.guard[0] && addr < layout.guard[1]) return ABSENT;
+  if (addr >= layout.high) return DATA; // break, mappings, stack
+  return ABSENT; // between the host's pages and the program
+}
+
+function entry(addr: number, p: PagePermission, large: boolean): bigint {
+  if (!p.present) return 0n;
+  return BigInt(addr) | P | A | D | (p.write ? RW : 0n) | (p.user ? US : 0n) | (p.exec ? 0n : NX) | (large ? PS : 0n);
+}
+
+const same = (a: PagePermission, b: PagePermission) => a.present === b.present && a.user === b.user && a.write === b.write && a.exec === b.exec;
+
+/**
+ * The page tables of `layout`: (guest address, bytes) pieces to write into memory, the PML4 at
+ * Layout.PML4 (the CR3). A 2 MiB region whose pages are all alike is one large page; the others get
+ * a table of 4 KiB pages from the host's table area. The guest must run with EFER.NXE set.
+ */
+export function linuxPageTables(elf: ElfExecutable, layout: LinuxLayout): [number, Uint8Array][] {
+  const top = new Uint8Array(Layout.PT - Layout.PML4); // PML4, PDPT, PD
+  const tdv = new DataView(top.buffer);
+  const dir = (table: number, index: number, v: bigint) => tdv.setBigUint64(table - Layout.PML4 + index * 8, v, true);
+  dir(Layout.PML4, 0, BigInt(Layout.PDPT) | P | RW | US | A);
+  dir(Layout.PDPT, 0, BigInt(Layout.PD) | P | RW | US | A);
+  const pieces: [number, Uint8Array][] = [[Layout.PML4, top]];
+  let next = TABLES;
+  const regions = Math.ceil(layout.memory / REGION);
+  for (let r = 0; r < regions; r++) {
+    const base = r * REGION;
+    const first = pagePermission(elf, layout, base);
+    let uniform = base + REGION <= layout.memory;
+    const pt = new Uint8Array(PAGE);
+    const pdv = new DataView(pt.buffer);
+    for (let i = 0; i < 512; i++) {
+      const addr = base + i * PAGE;
+      const p = pagePermission(elf, layout, addr);
+      if (!same(p, first)) uniform = false;
+      pdv.setBigUint64(i * 8, entry(addr, p, false), true);
+    }
+    if (uniform) {
+      dir(Layout.PD, r, entry(base, first, true));
+      continue;
+    }
+    // region 0 (the host's pages) uses the native layout's table page; the others the table area
+    let at: number;
+    if (r === 0) at = Layout.PT;
+    else {
+      if (next >= LINUX_LOW) throw new BadImageError(`${elf.name}: its segments need more than ${MAX_TABLES} page tables`);
+      at = next;
+      next += PAGE;
+    }
+    pieces.push([at, pt]);
+    dir(Layout.PD, r, BigInt(at) | P | RW | US | A);
+  }
+  return pieces;
+}
+
+/** (guest address, bytes) of the executable's file bytes, at their biased addresses; the rest (bss) is zero. */
+export function segmentPieces(elf: ElfExecutable, layout: LinuxLayout): [number, Uint8Array][] {
+  return elf.segments.filter((s) => s.filesz > 0).map((s) => [s.vaddr + layout.bias, elf.bytes.subarray(s.offset, s.offset + s.filesz)]);
+}
+
+/**
+ * What the host may touch for a Linux guest: what its own page tables (at Layout.PML4) let it touch
+ * at CPL3, and never the host's pages below LINUX_LOW, whatever a table says.
+ */
+export function linuxAccessRules(): AccessRules {
+  return { root: Layout.PML4, hostRanges: [[0, LINUX_LOW]] };
+}
