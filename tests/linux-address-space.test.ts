@@ -15,6 +15,7 @@ import { GuestAccess } from "../src/memory/guest-access.ts";
 import { GuestMemory } from "../src/memory/guest-memory.ts";
 import { LINUX_LOW, PIE_BASE, linuxAccessRules, linuxPageTables, planLinux, segmentPieces, type LinuxLayout } from "../src/linux/address-space.ts";
 import { parseElf, type ElfExecutable, type ElfSegment } from "../src/linux/elf.ts";
+import { LINUX_ENTRY, LINUX_ENTRY_STACK } from "../src/linux/entry.ts";
 
 const MIB = 1024 * 1024;
 const PAGE = 4096;
@@ -99,6 +100,10 @@ describe("a static executable's address space", () => {
       }
       for (const at of [layout.regions.brkStart, layout.regions.mmapStart, layout.stack[0], layout.memory - PAGE]) expect([at, nx(mem, at)]).toEqual([at, true]);
       expect(nx(mem, layout.guard[0])).toBeUndefined();
+      // the host's pages: only its code (the exception handlers in the IDT's page, the system-call entry) executable
+      for (const [at, exec] of [[Layout.IDT, true], [LINUX_ENTRY, true], [Layout.PML4, false], [Layout.GDT, false], [Layout.TSS, false], [LINUX_ENTRY_STACK - 8, false]] as const) {
+        expect([at, nx(mem, at - (at % PAGE))]).toEqual([at, !exec]);
+      }
       // the file's bytes are where the program expects them: the string constant and the entry's code
       const text = new TextDecoder().decode(mem.bytes.subarray(layout.low, layout.high));
       expect(text).toContain("hello");

@@ -108,6 +108,7 @@ pub const Port = struct {
     pub const EXIT = 0xfa;
     pub const HYPERCALL = 0xfb;
     pub const FAULT = 0xfc;
+    pub const LINUX_SYSCALL = 0xfd;
 };
 
 pub const STACK_ALIGN = 16;

@@ -11,6 +11,8 @@ export const Port = {
   HYPERCALL: 0xfb,
   /** used only by the host's exception handlers (src/image/boot.ts) to report a guest fault */
   FAULT: 0xfc,
+  /** used only by a Linux guest's system-call entry (src/linux/entry.ts): a `syscall` reaching the host */
+  LINUX_SYSCALL: 0xfd,
 } as const;
 
 /**

@@ -11,6 +11,7 @@ import { BadArgsError, BadImageError } from "../errors.ts";
 import type { ElfExecutable } from "./elf.ts";
 import type { MemoryRegions } from "./memory.ts";
 import type { AccessRules } from "../memory/guest-access.ts";
+import { LINUX_ENTRY } from "./entry.ts";
 
 const PAGE = 4096;
 const REGION = 0x200000; // what one page-directory entry maps
@@ -50,7 +51,9 @@ export interface PagePermission {
   exec: boolean;
 }
 const ABSENT: PagePermission = { present: false, user: false, write: false, exec: false };
-const HOST: PagePermission = { present: true, user: false, write: true, exec: true };
+const HOST: PagePermission = { present: true, user: false, write: true, exec: false };
+/** the host's code: the exception handlers (in the IDT's page) and the system-call entry */
+const HOST_CODE: PagePermission = { present: true, user: false, write: false, exec: true };
 const DATA: PagePermission = { present: true, user: true, write: true, exec: false };
 
 export interface LinuxLayout {
@@ -108,7 +111,8 @@ export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number
 /** The permission of the page at `addr` (page-aligned) in `layout` of `elf`. */
 export function pagePermission(elf: ElfExecutable, layout: LinuxLayout, addr: number): PagePermission {
   if (addr >= layout.memory || addr < PAGE) return ABSENT;
-  if (addr < Layout.HOST_END) return HOST; // the host's tables, GDT, IDT, TSS and entry code: CPL0 only
+  if (addr === Layout.IDT || addr === LINUX_ENTRY) return HOST_CODE; // CPL0 only, not writable even there
+  if (addr < Layout.HOST_END) return HOST; // the host's tables, GDT, TSS, the entry's stack: CPL0 only, NX
   if (addr < LINUX_LOW) return ABSENT; // the page tables of 4 KiB regions: walked by the CPU, never mapped
   if (addr >= layout.low && addr < layout.high) {
     // a page shared by two segments gets both's permissions (the bytes of each are loaded in place)
