@@ -100,8 +100,8 @@ describe("a static executable's address space", () => {
       }
       for (const at of [layout.regions.brkStart, layout.regions.mmapStart, layout.stack[0], layout.memory - PAGE]) expect([at, nx(mem, at)]).toEqual([at, true]);
       expect(nx(mem, layout.guard[0])).toBeUndefined();
-      // the host's pages: only its code (the exception handlers in the IDT's page, the system-call entry) executable
-      for (const [at, exec] of [[Layout.IDT, true], [LINUX_ENTRY, true], [Layout.PML4, false], [Layout.GDT, false], [Layout.TSS, false], [LINUX_ENTRY_STACK - 8, false]] as const) {
+      // the host's pages: only code executable (the exception handlers in the IDT's page, the system-call entry, the trampoline)
+      for (const [at, exec] of [[Layout.IDT, true], [LINUX_ENTRY, true], [Layout.TRAMPOLINE, true], [Layout.PML4, false], [Layout.GDT, false], [Layout.TSS, false], [LINUX_ENTRY_STACK - 8, false]] as const) {
         expect([at, nx(mem, at - (at % PAGE))]).toEqual([at, !exec]);
       }
       // the file's bytes are where the program expects them: the string constant and the entry's code

@@ -54,6 +54,8 @@ const ABSENT: PagePermission = { present: false, user: false, write: false, exec
 const HOST: PagePermission = { present: true, user: false, write: true, exec: false };
 /** the host's code: the exception handlers (in the IDT's page) and the system-call entry */
 const HOST_CODE: PagePermission = { present: true, user: false, write: false, exec: true };
+/** the entry trampoline: the guest runs it at CPL3 (FPU state, then the program's entry), never writes it */
+const TRAMPOLINE: PagePermission = { present: true, user: true, write: false, exec: true };
 const DATA: PagePermission = { present: true, user: true, write: true, exec: false };
 
 export interface LinuxLayout {
@@ -112,6 +114,7 @@ export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number
 export function pagePermission(elf: ElfExecutable, layout: LinuxLayout, addr: number): PagePermission {
   if (addr >= layout.memory || addr < PAGE) return ABSENT;
   if (addr === Layout.IDT || addr === LINUX_ENTRY) return HOST_CODE; // CPL0 only, not writable even there
+  if (addr === Layout.TRAMPOLINE) return TRAMPOLINE; // the guest's first instructions (start.ts)
   if (addr < Layout.HOST_END) return HOST; // the host's tables, GDT, TSS, the entry's stack: CPL0 only, NX
   if (addr < LINUX_LOW) return ABSENT; // the page tables of 4 KiB regions: walked by the CPU, never mapped
   if (addr >= layout.low && addr < layout.high) {

@@ -1,0 +1,93 @@
+// The state a Linux guest starts in, as a pure function of its executable, its memory layout and
+// the call's process start (argv, envp, random bytes): the pieces written into guest memory (the
+// host's GDT, IDT and TSS as native guests have them, the Linux page tables, the system-call entry,
+// the trampoline, the executable's segments, the initial stack), the registers and special
+// registers, and the MSRs that point SYSCALL at the entry. The kind applies it; nothing here needs
+// a VM (tests/linux-start.test.ts reads it back through the checked access).
+import { kvm_sregs } from "../../ffi/kvm.ts";
+import { Layout } from "../abi/guest-abi.ts";
+import { BadArgsError } from "../errors.ts";
+import { RFLAGS_NATIVE, longModeSregs, longModeTablePieces, trampolinePage } from "../image/boot.ts";
+import { linuxPageTables, segmentPieces, type LinuxLayout } from "./address-space.ts";
+import type { ElfExecutable } from "./elf.ts";
+import { EFER_NXE, EFER_SCE, LINUX_ENTRY, linuxEntryCode, linuxSyscallMsrs } from "./entry.ts";
+import { AT, initialStack } from "./stack.ts";
+
+export interface LinuxStart {
+  /** argv[0] first */
+  argv: readonly string[];
+  envp: readonly string[];
+  /** AT_RANDOM's 16 bytes */
+  random: Uint8Array;
+  /** AT_HWCAP: CPUID.1:EDX as the guest's vCPU reports it (what Linux passes) */
+  hwcap: bigint;
+}
+
+export interface LinuxEntryState {
+  pieces: [number, Uint8Array][];
+  rip: bigint;
+  rsp: bigint;
+  rflags: bigint;
+  sregs: Uint8Array;
+  msrs: [number, bigint][];
+}
+
+const UID = 1000n;
+
+/** The auxiliary vector's numeric entries for `elf` placed by `layout` (stack.ts adds the pointers). */
+export function linuxAuxv(elf: ElfExecutable, layout: LinuxLayout, hwcap: bigint): [number, bigint][] {
+  return [
+    [AT.PHDR, BigInt(elf.phdr + layout.bias)],
+    [AT.PHENT, BigInt(elf.phent)],
+    [AT.PHNUM, BigInt(elf.phnum)],
+    [AT.PAGESZ, 4096n],
+    [AT.BASE, 0n], // no interpreter
+    [AT.FLAGS, 0n],
+    [AT.ENTRY, BigInt(elf.entry + layout.bias)],
+    [AT.UID, UID],
+    [AT.EUID, UID],
+    [AT.GID, UID],
+    [AT.EGID, UID],
+    [AT.SECURE, 0n],
+    [AT.HWCAP, hwcap],
+    [AT.HWCAP2, 0n],
+    [AT.CLKTCK, 100n],
+  ];
+}
+
+/**
+ * Everything a Linux guest starts from. `reset` is a fresh vCPU's special registers and FPU state
+ * (the trampoline loads the FPU state at CPL3, as for native guests).
+ */
+export function linuxEntryState(elf: ElfExecutable, layout: LinuxLayout, start: LinuxStart, reset: { sregs: Uint8Array; fpu: Uint8Array }): LinuxEntryState {
+  const stack = initialStack(layout.memory, {
+    argv: start.argv,
+    envp: start.envp,
+    auxv: linuxAuxv(elf, layout, start.hwcap),
+    random: start.random,
+    execfn: start.argv[0] ?? elf.name,
+  });
+  if (stack.rsp < layout.stack[0] + 4096) {
+    throw new BadArgsError(`the arguments and environment take ${layout.memory - stack.rsp} bytes of the initial stack, leaving less than a page of the ${layout.stack[1] - layout.stack[0]}-byte stack: raise the stack size`);
+  }
+  const sregs = longModeSregs(reset.sregs).slice();
+  const dv = new DataView(sregs.buffer);
+  const eferAt = kvm_sregs.off("efer");
+  dv.setBigUint64(eferAt, dv.getBigUint64(eferAt, true) | EFER_SCE | EFER_NXE, true);
+  return {
+    // later pieces overwrite earlier ones: the native GDT, IDT and TSS stay, the tables are Linux's
+    pieces: [
+      ...longModeTablePieces(),
+      ...linuxPageTables(elf, layout),
+      [LINUX_ENTRY, linuxEntryCode()],
+      [Layout.TRAMPOLINE, trampolinePage(BigInt(elf.entry + layout.bias), reset.fpu)],
+      ...segmentPieces(elf, layout),
+      [stack.rsp, stack.bytes],
+    ],
+    rip: BigInt(Layout.TRAMPOLINE),
+    rsp: BigInt(stack.rsp),
+    rflags: RFLAGS_NATIVE,
+    sregs,
+    msrs: linuxSyscallMsrs(),
+  };
+}
