@@ -72,7 +72,7 @@ describe("files that are plainly no image", () => {
 
   test("an ELF executable is refused, naming what it is", () => {
     const elf = new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, ...new Array(56).fill(0)]);
-    expect(() => parseImage(elf, "prog")).toThrow(/^prog: an ELF executable \(Linux programs do not run in wasp yet\), not a wasp image/);
+    expect(() => parseImage(elf, "prog")).toThrow(/^prog: an ELF executable \(a static Linux program runs with `wasp invoke PROG`; virtines of images do not take it yet\), not a wasp image/);
   });
 
   test("any string of printable text is text; real-mode code is not", () => {
@@ -97,7 +97,7 @@ describe("the command line", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test("wasp inspect of a text file or an ELF executable is one line naming what it is; --raw takes it", () => {
+  test("wasp inspect of a text file or a dynamically linked executable is one line naming what it is; --raw takes it", () => {
     const readme = join(dir, "notes.md");
     writeFileSync(readme, "hello\n");
     const r = wasp(["inspect", readme]);
@@ -108,7 +108,7 @@ describe("the command line", () => {
     expect(raw.stdout).toMatch(/kind\s+raw/);
     const elf = wasp(["inspect", "/bin/true"]);
     expect(elf.status).toBe(EXIT_STATUS.WASP_BAD_IMAGE);
-    expect(elf.stderr).toMatch(/an ELF executable/);
+    expect(elf.stderr).toMatch(/^wasp: true: dynamically linked .*: link it statically \(zig cc -static, gcc -static, musl-gcc -static\)\n$/);
   });
 
   test("a stray file does not shadow a built-in guest: a bare name is the built-in, ./name the file", () => {

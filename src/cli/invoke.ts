@@ -11,8 +11,9 @@ import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
 import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { err, out } from "./output.ts";
+import { isElfPath, linuxInspect, linuxInvoke, type LinuxFlags } from "./linux.ts";
 
-export interface InvokeFlags {
+export interface InvokeFlags extends LinuxFlags {
   mem?: string;
   allow?: string;
   timeout?: string;
@@ -71,6 +72,11 @@ export function resolveImage(arg: string): string | undefined {
 }
 
 export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags): void {
+  // a static Linux executable: its arguments are strings (src/cli/linux.ts)
+  if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return linuxInvoke(imageArg, rawArgs, flags);
+  for (const [set, name] of [[flags.env?.length, "--env"], [flags.file?.length, "--file"], [flags.trace, "--trace"]] as const) {
+    if (set) throw new BadArgsError(`${name} is for Linux programs (static ELF executables); ${imageArg} is not one`);
+  }
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
   checkArgs(args); // at most six: said before anything else is
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
@@ -158,6 +164,7 @@ function writeOutput(path: string, data: Uint8Array): void {
 }
 
 export function inspectCommand(imageArg: string, flags: { raw?: boolean; json?: boolean } = {}): void {
+  if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return linuxInspect(imageArg, flags.json ?? false);
   if (resolveImage(imageArg) === undefined && isSnapshotPath(imageArg)) return inspectSnapshot(imageArg, flags.json ?? false);
   const image = loadImage(imageArg, { raw: flags.raw });
   if (flags.json) {

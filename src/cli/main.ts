@@ -10,7 +10,7 @@ import { buildCommand } from "./build.ts";
 import { VERSION } from "../version.ts";
 import { DEFAULT_GRANTS } from "../hypercall/policy.ts";
 import { hardenProcess } from "../host/harden.ts";
-import { EXIT_PIPE_CLOSED, PipeClosed, err, out } from "./output.ts";
+import { EXIT_PIPE_CLOSED, PipeClosed, err, exitStatus, out } from "./output.ts";
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command()
@@ -27,8 +27,8 @@ async function main(argv: string[]): Promise<number> {
   program
     .command("invoke")
     .description("run an image once with integer arguments and print its result (RAX)")
-    .argument("<image>", "image file, snapshot file (wasp snapshot -o), or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable)")
-    .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9")
+    .argument("<image>", "image file, snapshot file (wasp snapshot -o), static Linux executable, or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable)")
+    .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9; a Linux program's arguments are strings (after --, those starting with -)")
     .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
     .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")} (comma-separated: time,random)`)
     .option("--timeout <ms>", "deadline in milliseconds (default 10000; 0: none)")
@@ -40,7 +40,10 @@ async function main(argv: string[]): Promise<number> {
     .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
     .option("--json", "print one JSON object: value (decimal string), exits, console, output (base64), microseconds")
     .option("--no-sandbox", "run without the seccomp filter and Landlock (docs/security.md, \"The host process\")")
-    .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
+    .option("--raw", "take the file as a raw real-mode image whatever it looks like (text files are refused otherwise; ELF files run as Linux programs)")
+    .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
+    .option("--file <GUEST=HOST>", "Linux programs: let the program open the host file HOST read-only at the absolute path GUEST (repeatable)", collect, [])
+    .option("--trace", "Linux programs: print each system call on stderr, as strace does")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
 
   program
@@ -110,10 +113,15 @@ async function main(argv: string[]): Promise<number> {
     // every command: no_new_privs, not dumpable, no core dumps (guest memory stays off the disk)
     hardenProcess();
     await program.parseAsync(argv);
-    return 0;
+    return exitStatus();
   } catch (e) {
     return report(e);
   }
+}
+
+/** Commander's accumulator for repeatable options. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 /** Prints an error as one line and returns the exit status for its class. */

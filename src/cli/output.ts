@@ -53,3 +53,12 @@ function errnoCode(e: unknown): string | undefined {
   const code = (e as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : undefined;
 }
+
+/** The exit status a command chose (a Linux program's own status), else 0 when it succeeds. */
+let commandStatus = 0;
+export function setExitStatus(status: number): void {
+  commandStatus = status;
+}
+export function exitStatus(): number {
+  return commandStatus;
+}

@@ -32,6 +32,11 @@ export class Policy {
   allows(nr: number): boolean {
     return nr >= 0 && nr < 31 && (this.#granted & (1 << nr)) !== 0;
   }
+
+  /** Whether the hypercall named `name` is granted (a Linux guest's clock and randomness follow these grants). */
+  has(name: HypercallName): boolean {
+    return this.names.includes(name);
+  }
 }
 
 function nrOf(name: HypercallName): number {

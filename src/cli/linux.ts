@@ -1,0 +1,170 @@
+// `wasp invoke PROG [args...]` and `wasp inspect PROG` for a static Linux executable: the program
+// runs in a virtine as it would run in a shell — its arguments as strings, its standard input from
+// --input, its stdout to stdout, its stderr to stderr, its exit status as wasp's.
+import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
+import { escapeGuestText } from "../guest-text.ts";
+import { MAX_MEMORY, MIB } from "../image/image.ts";
+import { kvmDevicePath } from "../kvm/system.ts";
+import { isElf, parseElf } from "../linux/elf.ts";
+import { describeSandbox, enterSandbox } from "../host/harden.ts";
+import { LinuxProgram } from "../virtine/linux.ts";
+import { err, out, setExitStatus } from "./output.ts";
+import { checkWritable, parseCount, parseList, parseSize } from "./parse.ts";
+import type { InvokeFlags } from "./invoke.ts";
+
+export interface LinuxFlags {
+  /** --env KEY=VALUE, repeatable */
+  env?: string[];
+  /** --file GUEST=HOST, repeatable: a host file the program may open read-only at GUEST */
+  file?: string[];
+  /** --trace: each system call on stderr */
+  trace?: boolean;
+}
+
+/** True if `path` is a readable file that starts with ELF's magic. */
+export function isElfPath(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const head = new Uint8Array(4);
+    return readSync(fd, head, 0, 4, 0) === 4 && isElf(head);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function readProgram(path: string) {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new BadImageError(`${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const name = path.split("/").pop() || path;
+  return parseElf(bytes, name, MAX_MEMORY);
+}
+
+/** --file GUEST=HOST pairs: the guest path, and the host file read now (before the sandbox closes the rest). */
+function parseFiles(specs: readonly string[]): { files: Record<string, Uint8Array>; hostPaths: string[] } {
+  const files: Record<string, Uint8Array> = {};
+  const hostPaths: string[] = [];
+  for (const spec of specs) {
+    const eq = spec.indexOf("=");
+    if (eq <= 0 || eq === spec.length - 1) throw new BadArgsError(`--file ${spec}: not GUEST=HOST (e.g. --file /etc/config=./config)`);
+    const guestPath = spec.slice(0, eq);
+    const hostPath = spec.slice(eq + 1);
+    if (!guestPath.startsWith("/")) throw new BadArgsError(`--file ${spec}: the guest path ${guestPath} is not absolute`);
+    try {
+      if (statSync(hostPath).isDirectory()) throw new Error("it is a directory");
+      files[guestPath] = new Uint8Array(readFileSync(hostPath));
+    } catch (e) {
+      throw new BadArgsError(`--file ${spec}: cannot read ${hostPath} (${e instanceof Error ? e.message : String(e)})`);
+    }
+    hostPaths.push(hostPath);
+  }
+  return { files, hostPaths };
+}
+
+/** Bytes the program wrote, for a terminal escaped (src/guest-text.ts), for a pipe or file as they are. */
+function streamOut(fd: 1 | 2, bytes: Uint8Array): void {
+  if (bytes.length === 0) return;
+  const tty = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY;
+  (fd === 1 ? out : err)(tty ? escapeGuestText(bytes) : bytes);
+}
+
+export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & LinuxFlags): void {
+  if (flags.dataSize !== undefined) throw new BadArgsError("--data-size is for native guests: a Linux program reads its input on fd 0");
+  if (flags.snapshot === false) throw new BadArgsError("--no-snapshot is for native guests: a Linux program in `wasp invoke` runs from its start anyway");
+  const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
+  const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
+  const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
+  if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
+  const elf = readProgram(path);
+  const { files, hostPaths } = parseFiles(flags.file ?? []);
+  const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
+  const program = new LinuxProgram(elf, { memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace });
+  if (flags.sandbox !== false) {
+    const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });
+    if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
+  }
+  let input: Uint8Array | undefined;
+  if (flags.input !== undefined) {
+    try {
+      input = new Uint8Array(readFileSync(flags.input === "-" ? 0 : flags.input));
+    } catch (e) {
+      throw new BadArgsError(`--input ${flags.input}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  const started = Bun.nanoseconds();
+  let result;
+  try {
+    result = program.run(args, { input });
+  } catch (e) {
+    if (flags.verbose && e instanceof GuestFaultError && e.regs) err(`wasp: registers at the fault:\n${Object.entries(e.regs).map(([k, v]) => `  ${k.padStart(6)} 0x${v.toString(16).padStart(16, "0")}`).join("\n")}\n`);
+    throw e;
+  }
+  const elapsed = (Bun.nanoseconds() - started) / 1000;
+  const unsupported = [...result.unsupported].map(([nr, n]) => `${nr}${n > 1 ? ` (x${n})` : ""}`);
+  if (flags.json) {
+    if (flags.output !== undefined) writeFileSync(flags.output, result.stdout);
+    out(`${JSON.stringify({
+      status: result.status,
+      ...(flags.output === undefined && { stdout: Buffer.from(result.stdout).toString("base64") }),
+      stderr: new TextDecoder().decode(result.stderr),
+      stdoutTruncated: result.stdoutTruncated,
+      stderrTruncated: result.stderrTruncated,
+      exits: result.exits,
+      syscalls: result.syscalls,
+      unsupportedSyscalls: Object.fromEntries(result.unsupported),
+      microseconds: Math.round(elapsed * 10) / 10,
+    })}\n`);
+    setExitStatus(result.status);
+    return;
+  }
+  if (flags.output !== undefined && flags.output !== "-") {
+    try {
+      writeFileSync(flags.output, result.stdout);
+    } catch (e) {
+      throw new BadArgsError(`--output ${flags.output}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
+    }
+  } else streamOut(1, result.stdout);
+  streamOut(2, result.stderr);
+  const over = [result.stdoutTruncated && "stdout", result.stderrTruncated && "stderr"].filter(Boolean);
+  if (over.length > 0) err(`wasp: the program's ${over.join(" and ")} went past the ${program.maxOutput}-byte cap; the rest was dropped\n`);
+  if (flags.verbose) {
+    err(`wasp: ${path}: static Linux executable, ${program.layout.memory / MIB} MiB, exit status ${result.status}, ${result.syscalls} system call(s), ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+    if (unsupported.length > 0) err(`wasp: system calls answered -ENOSYS (by number): ${unsupported.join(", ")}\n`);
+  }
+  setExitStatus(result.status);
+}
+
+/** `wasp inspect PROG`: what the executable is, and how wasp would lay it out. */
+export function linuxInspect(path: string, json: boolean): void {
+  const elf = readProgram(path);
+  const perms = (s: { read: boolean; write: boolean; exec: boolean }) => `${s.read ? "r" : "-"}${s.write ? "w" : "-"}${s.exec ? "x" : "-"}`;
+  if (json) {
+    out(`${JSON.stringify({
+      file: path,
+      kind: "linux",
+      size: elf.bytes.length,
+      pie: elf.pie,
+      entry: elf.entry,
+      segments: elf.segments.map((s) => ({ address: s.vaddr, memorySize: s.memsz, fileSize: s.filesz, permissions: perms(s) })),
+      tls: elf.tls ?? null,
+    })}\n`);
+    return;
+  }
+  const lines: [string, string][] = [
+    ["file", path],
+    ["kind", `linux (static x86-64 ELF${elf.pie ? ", position-independent" : ""})`],
+    ["size", `${elf.bytes.length} bytes`],
+    ["entry", `0x${elf.entry.toString(16)}${elf.pie ? " (relative to the load address)" : ""}`],
+    ...elf.segments.map((s, i): [string, string] => [`segment ${i}`, `0x${s.vaddr.toString(16)}-0x${(s.vaddr + s.memsz).toString(16)} ${perms(s)} (${s.filesz} bytes from the file)`]),
+    ["thread-local", elf.tls ? `${elf.tls.memsz} bytes` : "none"],
+  ];
+  const width = Math.max(...lines.map(([k]) => k.length));
+  for (const [k, v] of lines) out(`${k.padEnd(width)}  ${v}\n`);
+}
