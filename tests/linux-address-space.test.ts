@@ -181,7 +181,7 @@ describe("a static executable's address space", () => {
           mem.close();
         }
       }),
-      { numRuns: runs(100), seed: 13 },
+      { numRuns: runs(100) },
     );
   });
 });

@@ -7,7 +7,7 @@
 // workers and the TypeScript API's Virtine — the next step is a Linux image kind in src/kinds/.
 //
 // NOTE: written on a machine without /dev/kvm; tests/linux-run.test.ts exercises it on KVM.
-import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
+import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Port } from "../abi/guest-abi.ts";
 import { BadArgsError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
@@ -139,7 +139,7 @@ export class LinuxProgram {
       vcpu.setCpuid(kvm.cpuid);
       const msrs = msrBuffer(state.msrs.map(([index]) => index));
       const mdv = new DataView(msrs.buffer);
-      state.msrs.forEach(([, value], i) => mdv.setBigUint64(8 + i * 16 + 8, value, true));
+      state.msrs.forEach(([, value], i) => mdv.setBigUint64(kvm_msrs.size + i * kvm_msr_entry.size + kvm_msr_entry.off("data"), value, true));
       vcpu.setMsrs(msrs);
       vcpu.setSregs(state.sregs);
       vcpu.clearRegs();
