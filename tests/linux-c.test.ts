@@ -124,3 +124,27 @@ describe("wasp build prog.c", () => {
     }
   }, 180_000);
 });
+
+describe("LinuxProgram's options are checked before any VM exists", () => {
+  test("environment, granted files, memory, stack, timeout, grants: one clear error each", async () => {
+    const { LinuxProgram } = await import("../src/virtine/linux.ts");
+    const { BadArgsError, BadImageError } = await import("../src/errors.ts");
+    const { elf } = await compileC(`int main(void) { return 0; }`, { cacheDir });
+    const make = (opts: object) => () => new LinuxProgram(elf, opts);
+    expect(make({ env: ["NOEQUALS"] })).toThrow(new BadArgsError('environment entry "NOEQUALS" is not KEY=value without NUL bytes'));
+    expect(make({ env: { A: "b\0c" } })).toThrow(BadArgsError);
+    expect(make({ files: { "etc/x": new Uint8Array(1) } })).toThrow(/granted file "etc\/x" is not an absolute path/);
+    expect(make({ files: { "/etc/../x": new Uint8Array(1) } })).toThrow(/not an absolute path without \. or \.\./);
+    expect(make({ files: { "/x": join(cacheDir, "missing") } })).toThrow(/granted file \/x: cannot read /);
+    expect(make({ files: { "/x": 5 } })).toThrow("granted file /x is neither bytes nor a host path");
+    expect(make({ memory: 1000 })).toThrow(/memory size 1000 is not a multiple of 4 KiB/);
+    expect(make({ memory: 2 * 1024 * 1024 })).toThrow(BadImageError); // too small for the program, its heap and stack
+    expect(make({ stackSize: 100 })).toThrow(/stack size 100/);
+    expect(make({ timeoutMs: -1 })).toThrow(/timeout -1 ms/);
+    expect(make({ allow: ["teleport"] })).toThrow(/unknown hypercall "teleport"/);
+    // good options, including env as a record and a file by host path
+    writeFileSync(join(cacheDir, "f.txt"), "x");
+    expect(make({ env: { K: "V" }, files: { "/etc/f": join(cacheDir, "f.txt") }, allow: ["time"] })).not.toThrow();
+    await expect(LinuxProgram.fromC("int main(void) { return nope; }", { cacheDir })).rejects.toThrow(CompileError);
+  }, 120_000);
+});

@@ -205,6 +205,13 @@ describe("static C programs run unchanged", () => {
     expect(r.out).toMatch(/^ok min=-1000\.0000 max=1000\.0000 sqrt2=1\.414214 strtod=325\.00\n$/);
   });
 
+  test("from TypeScript: LinuxProgram.fromC, a string input, env as a record, a file by host path", async () => {
+    const { LinuxProgram: LP } = await import("../src/index.ts");
+    const p = await LP.fromC(`#include <stdio.h>\n#include <stdlib.h>\nint main(int c, char **v) { char b[64]; size_t n = fread(b, 1, sizeof b, stdin); printf("%s %.*s %s\\n", v[1], (int)n, b, getenv("WHO")); return 3; }`, { cacheDir, env: { WHO: "me" } });
+    const r = p.run(["arg"], { input: "data" });
+    expect([r.status, text(r.stdout)]).toEqual([3, "arg data me\n"]);
+  });
+
   test("wasp_snapshot() from wasp.h answers 0 in a one-call VM (no snapshot taken)", () => {
     expect(run("snapshot").out).toBe("snapshot 0\n");
   });

@@ -5,7 +5,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } 
 import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MAX_MEMORY, MIB } from "../image/image.ts";
-import { kvmDevicePath } from "../kvm/system.ts";
+import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { isElf, parseElf } from "../linux/elf.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
@@ -85,7 +85,8 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const elf = readProgram(path);
   const { files, hostPaths } = parseFiles(flags.file ?? []);
   const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
-  const program = new LinuxProgram(elf, { memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace });
+  // /dev/kvm opened now, before the sandbox (as for native guests)
+  const program = new LinuxProgram(elf, { memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace, kvm: systemKvm() });
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);

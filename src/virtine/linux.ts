@@ -9,7 +9,10 @@
 // NOTE: written on a machine without /dev/kvm; tests/linux-run.test.ts exercises it on KVM.
 import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Port } from "../abi/guest-abi.ts";
-import { BadArgsError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { BadArgsError, BadImageError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
+import { compileC, type COptions } from "../linux/c.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
 import { Policy, hypercallName } from "../hypercall/policy.ts";
@@ -47,10 +50,10 @@ export interface LinuxOptions {
   allow?: readonly string[];
   /** cap on each of stdout and stderr in bytes (default 1 MiB); the excess is dropped */
   maxOutput?: number;
-  /** the environment, "KEY=value" strings (default: empty) */
-  env?: readonly string[];
-  /** read-only files the program may open, by absolute guest path */
-  files?: Readonly<Record<string, Uint8Array>>;
+  /** the environment: "KEY=value" strings or { KEY: "value" } (default: empty) */
+  env?: readonly string[] | Readonly<Record<string, string>>;
+  /** read-only files the program may open, by absolute guest path: their bytes, or a host file's path (read now) */
+  files?: Readonly<Record<string, Uint8Array | string>>;
   /** called with each system call as strace prints it (`--trace`) */
   trace?: (line: string) => void;
   kvm?: Kvm;
@@ -78,8 +81,9 @@ export class LinuxProgram {
   readonly policy: Policy;
   readonly maxOutput: number;
   readonly #opts: LinuxOptions;
+  readonly #env: string[];
   readonly #files: Map<string, Uint8Array>;
-  readonly #kvm: Kvm;
+  readonly #kvm: Kvm | undefined;
 
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
     this.elf = elf;
@@ -95,18 +99,28 @@ export class LinuxProgram {
     const maxOutput = opts.maxOutput ?? DEFAULT_MAX_OUTPUT;
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
     this.maxOutput = maxOutput;
-    for (const e of opts.env ?? []) {
-      if (typeof e !== "string" || !/^[^=\0]+=/.test(e) || e.includes("\0")) throw new BadArgsError(`environment entry ${JSON.stringify(e)} is not KEY=value`);
+    const env = opts.env ?? [];
+    this.#env = Array.isArray(env) ? [...env] : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`);
+    for (const e of this.#env) {
+      if (typeof e !== "string" || !/^[^=\0]+=/.test(e) || e.includes("\0")) throw new BadArgsError(`environment entry ${JSON.stringify(e)} is not KEY=value without NUL bytes`);
     }
     this.#files = new Map();
-    for (const [path, data] of Object.entries(opts.files ?? {})) {
+    for (const [path, given] of Object.entries(opts.files ?? {})) {
       if (!path.startsWith("/") || path.includes("\0") || path.split("/").some((p) => p === "." || p === "..")) throw new BadArgsError(`granted file ${JSON.stringify(path)} is not an absolute path without . or ..`);
-      if (!(data instanceof Uint8Array)) throw new BadArgsError(`granted file ${path} is not bytes`);
+      let data: Uint8Array;
+      if (typeof given === "string") {
+        try {
+          data = new Uint8Array(readFileSync(given));
+        } catch (e) {
+          throw new BadArgsError(`granted file ${path}: cannot read ${given} (${e instanceof Error ? e.message : String(e)})`);
+        }
+      } else if (given instanceof Uint8Array) data = given;
+      else throw new BadArgsError(`granted file ${path} is neither bytes nor a host path`);
       if (data.length > MAX_FILE_BYTES) throw new BadArgsError(`granted file ${path} is ${data.length} bytes, more than ${MAX_FILE_BYTES / MIB} MiB`);
       this.#files.set(path.replace(/\/+/g, "/").replace(/(.)\/$/, "$1"), data);
     }
     this.#opts = opts;
-    this.#kvm = opts.kvm ?? systemKvm();
+    this.#kvm = opts.kvm; // else the process-wide one, opened at the first run
   }
 
   /** A program from its file's bytes (checked: a BadImageError names what is wrong). */
@@ -114,19 +128,41 @@ export class LinuxProgram {
     return new LinuxProgram(parseElf(bytes, name, MAX_MEMORY), opts);
   }
 
+  /** A program from a static executable's file. */
+  static fromFile(path: string, opts: LinuxOptions = {}): LinuxProgram {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(readFileSync(path));
+    } catch (e) {
+      throw new BadImageError(`${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+    }
+    return LinuxProgram.fromBytes(bytes, basename(path), opts);
+  }
+
+  /**
+   * A program from C source written in the script, compiled with the bundled zig cc (static musl,
+   * cached: src/linux/c.ts). A source that does not compile rejects with a CompileError.
+   */
+  static async fromC(source: string, opts: LinuxOptions & COptions = {}): Promise<LinuxProgram> {
+    const { elf } = await compileC(source, opts);
+    return new LinuxProgram(elf, opts);
+  }
+
   /**
    * Runs the program once in a new VM: argv = its name and `args`, fd 0 = `input`. Returns its exit
    * status and output; a fault, a policy violation or the deadline is a typed error.
    */
-  run(args: readonly string[] = [], opts: { input?: Uint8Array; interrupted?: () => boolean } = {}): LinuxRunResult {
+  run(args: readonly string[] = [], opts: { input?: Uint8Array | string; interrupted?: () => boolean } = {}): LinuxRunResult {
     if (!Array.isArray(args) || args.some((a) => typeof a !== "string")) throw new BadArgsError("a Linux program's arguments are strings");
-    const kvm = this.#kvm;
+    const input = typeof opts.input === "string" ? new TextEncoder().encode(opts.input) : opts.input;
+    if (input !== undefined && !(input instanceof Uint8Array)) throw new BadArgsError("a Linux program's input is bytes or a string");
+    const kvm = this.#kvm ?? systemKvm();
     const layout = this.layout;
     const reset = kvm.vcpuResetState();
     const random = new Uint8Array(16);
     if (this.policy.has("random")) crypto.getRandomValues(random);
     else random.set(FIXED_RANDOM);
-    const state = linuxEntryState(this.elf, layout, { argv: [this.elf.name, ...args], envp: this.#opts.env ?? [], random, hwcap: cpuidEdx(kvm.cpuid, 1) }, reset);
+    const state = linuxEntryState(this.elf, layout, { argv: [this.elf.name, ...args], envp: this.#env, random, hwcap: cpuidEdx(kvm.cpuid, 1) }, reset);
     const mem = new GuestMemory(layout.memory);
     let vm: ReturnType<Kvm["createVm"]> | undefined;
     let vcpu: Vcpu | undefined;
@@ -148,7 +184,7 @@ export class LinuxProgram {
       vcpu.setReg("rflags", state.rflags);
       vcpu.markRegsDirty(false);
       deadline.attach(vcpu.fd);
-      return this.#loop(vcpu, mem, opts.input ?? new Uint8Array(0), deadline, opts.interrupted);
+      return this.#loop(vcpu, mem, input ?? new Uint8Array(0), deadline, opts.interrupted);
     } finally {
       deadline.stop();
       vcpu?.close();
