@@ -12,6 +12,7 @@ import { summarize, timeAsync, timeSync, type SeriesResult } from "./stats.ts";
 import { PAPER_SERIES, exitImage } from "./paper.ts";
 import { DENSITY_SERIES } from "./density.ts";
 import { API_SERIES } from "./api.ts";
+import { LINUX_SERIES } from "./linux.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -104,7 +105,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES);
 
 /** Every result name the suite reports, in order: what --filter matches and --list prints. */
 export const SERIES_NAMES = SERIES.flatMap(reportsOf);
@@ -140,6 +141,8 @@ export const BESIDE: Readonly<Record<string, string>> = {
   invoke_async_throughput: "invoke_async_throughput_1",
   thread_throughput: "thread_throughput_1",
   handoff_postmessage: "handoff_atomics",
+  linux_syscall: "floor:syscall",
+  linux_boot: "linux_spawn_native",
 };
 
 /**
