@@ -1,5 +1,5 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { Runner, checkArgs } from "../virtine/runner.ts";
@@ -8,7 +8,7 @@ import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image, type NativeHeader } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
-import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
+import { checkWritable, fileHead, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { err, out } from "./output.ts";
 import { isElfPath, linuxInspect, linuxInvoke, type LinuxFlags } from "./linux.ts";
@@ -36,16 +36,8 @@ export interface InvokeFlags extends LinuxFlags {
 
 /** True if `path` is an existing file that starts with the snapshot file magic. */
 export function isSnapshotPath(path: string): boolean {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, "r");
-    const head = new Uint8Array(8);
-    return readSync(fd, head, 0, 8, 0) === 8 && isSnapshotFile(head);
-  } catch {
-    return false; // not readable as a file: loadImage says why
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  const head = fileHead(path, 8);
+  return head !== undefined && isSnapshotFile(head);
 }
 
 /** Resolves an image argument: a file path, else the name of an embedded example guest. */

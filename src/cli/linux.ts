@@ -1,7 +1,7 @@
 // `wasp invoke PROG [args...]` and `wasp inspect PROG` for a static Linux executable: the program
 // runs in a virtine as it would run in a shell — its arguments as strings, its standard input from
 // --input, its stdout to stdout, its stderr to stderr, its exit status as wasp's.
-import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MAX_MEMORY, MIB } from "../image/image.ts";
@@ -10,7 +10,7 @@ import { isElf, parseElf } from "../linux/elf.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { err, out, setExitStatus } from "./output.ts";
-import { checkWritable, parseCount, parseList, parseSize } from "./parse.ts";
+import { checkWritable, fileHead, parseCount, parseList, parseSize } from "./parse.ts";
 import type { InvokeFlags } from "./invoke.ts";
 
 export interface LinuxFlags {
@@ -24,16 +24,8 @@ export interface LinuxFlags {
 
 /** True if `path` is a readable file that starts with ELF's magic. */
 export function isElfPath(path: string): boolean {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, "r");
-    const head = new Uint8Array(4);
-    return readSync(fd, head, 0, 4, 0) === 4 && isElf(head);
-  } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  const head = fileHead(path, 4);
+  return head !== undefined && isElf(head);
 }
 
 function readProgram(path: string) {

@@ -1,6 +1,6 @@
 // Parsing of command-line values: integers for guest arguments, sizes for --mem, lists for --allow;
 // and the check that a file an option names can be written.
-import { accessSync, constants } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readSync } from "node:fs";
 import { dirname } from "node:path";
 import { BadArgsError } from "../errors.ts";
 
@@ -42,5 +42,19 @@ export function checkWritable(path: string, option: string): void {
     accessSync(dirname(path), constants.W_OK);
   } catch {
     throw new BadArgsError(`${option} ${path}: its folder ${dirname(path)} does not exist or is not writable`);
+  }
+}
+
+/** The first `n` bytes of the file at `path`, or undefined when it is not a readable file that long. */
+export function fileHead(path: string, n: number): Uint8Array | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const head = new Uint8Array(n);
+    return readSync(fd, head, 0, n, 0) === n ? head : undefined;
+  } catch {
+    return undefined; // not readable as a file: the command's loader says why
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
