@@ -106,6 +106,21 @@ export class GuestPanicError extends WaspError {
 }
 
 /**
+ * A host function the embedder gave the virtine threw (or returned what cannot be encoded): the
+ * call that made it fails with the function's name and the error's message; the `cause` is the
+ * thrown value.
+ */
+export class HostFunctionError extends WaspError {
+  constructor(
+    readonly functionName: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super("WASP_HOST_FUNCTION", `host function "${functionName}" failed: ${message}`, options);
+  }
+}
+
+/**
  * The call was stopped on request before it ended: the public API turns it into the caller's
  * abort reason (an AbortSignal's), so users rarely see this class itself.
  */
@@ -175,4 +190,5 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_WRITE: 19,
   WASP_BENCH_EMPTY: 20,
   WASP_STACK_OVERFLOW: 21,
+  WASP_HOST_FUNCTION: 22,
 };

@@ -14,6 +14,7 @@ export {
 export { WorkerPool, type WorkerPoolOptions, DEFAULT_MAX_QUEUE } from "./api/workers.ts";
 export { MAX_ARGS, DEFAULT_TIMEOUT_MS, DEFAULT_DATA_SIZE, DEFAULT_STACK_SIZE } from "./virtine/runner.ts";
 export { CompileError, type ZigOptions } from "./image/zig.ts";
+export { type HostFunction, type HostValue } from "./hypercall/host-call.ts";
 // static Linux executables and C (issue 13, in progress: each call in a new VM; not yet a Virtine)
 export { LinuxProgram, DEFAULT_LINUX_MEMORY, type LinuxOptions, type LinuxRunResult } from "./virtine/linux.ts";
 export { compileC, type COptions, type CompiledC } from "./linux/c.ts";
@@ -34,6 +35,7 @@ export {
   QueueFullError,
   ClosedError,
   StackOverflowError,
+  HostFunctionError,
   EXIT_STATUS,
 } from "./errors.ts";
 // what wasp prints of a guest's text, for callers who print `result.console` or `guestMessage` too

@@ -30,7 +30,20 @@ test("guests/sdk/wasp.h is exactly what scripts/gen-abi.ts generates, and compil
   const dir = mkdtempSync(join(tmpdir(), "wasp-h-"));
   try {
     // every definition used, so a typo in the inline assembly or a macro fails here
-    writeFileSync(join(dir, "t.c"), `#include <wasp.h>\nint main(void) { return wasp_snapshot() + (int)wasp_hypercall(WASP_HC_TIME, 1, 2, 3, 4) + WASP_ABI_VERSION + WASP_PORT_EXIT; }\n`);
+    writeFileSync(
+      join(dir, "t.c"),
+      [
+        "#include <wasp.h>",
+        "int main(void) {",
+        "  unsigned char args[64], out[64]; unsigned long n = 0, len, got = 0; int ok;",
+        "  n = wasp_put_u64(args, sizeof args, n, 42); n = wasp_put_i64(args, sizeof args, n, -2);",
+        "  n = wasp_put_bytes(args, sizeof args, n, \"ab\", 2); n = wasp_put_str(args, sizeof args, n, \"hi\");",
+        "  len = wasp_host_call(\"add\", args, n, out, sizeof out);",
+        "  return (int)wasp_result_u64(out, len, &ok) + (wasp_result_bytes(out, len, &got) != 0) + wasp_snapshot() + (int)wasp_hypercall(WASP_HC_TIME, 1, 2, 3, 4) + WASP_ABI_VERSION + WASP_PORT_EXIT;",
+        "}",
+        "",
+      ].join("\n"),
+    );
     for (const [lang, extra] of [["c", ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]], ["c++", ["-std=c++17", "-Wall", "-Wextra", "-Werror"]]] as const) {
       const cc = Bun.spawnSync([zigPath(), lang === "c" ? "cc" : "c++", "-target", "x86_64-linux-musl", "-c", "-x", lang, ...extra, "-I", join(ROOT, "guests/sdk"), join(dir, "t.c"), "-o", join(dir, `t-${lang}.o`)]);
       expect(cc.stderr.toString()).toBe("");

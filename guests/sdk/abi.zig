@@ -29,12 +29,30 @@ pub const HeaderFlags = struct {
     pub const ARGC_MASK = 15;
 };
 
+pub const HostCall = struct {
+    pub const NAME_PTR = 0;
+    pub const NAME_LEN = 8;
+    pub const ARGS_PTR = 16;
+    pub const ARGS_LEN = 24;
+    pub const OUT_PTR = 32;
+    pub const OUT_CAP = 40;
+    pub const SIZE = 48;
+    pub const TAG_U64 = 1;
+    pub const TAG_I64 = 2;
+    pub const TAG_BYTES = 3;
+    pub const TAG_STRING = 4;
+    pub const MAX_NAME = 64;
+    pub const MAX_VALUES = 16;
+    pub const MAX_BYTES = 1048576;
+};
+
 pub const HC_EXIT: u64 = 0;
 pub const HC_WRITE: u64 = 1;
 pub const HC_PANIC: u64 = 2;
 pub const HC_TIME: u64 = 3;
 pub const HC_RANDOM: u64 = 4;
 pub const HC_SNAPSHOT: u64 = 5;
+pub const HC_HOST: u64 = 6;
 
 pub const Hypercall = enum(u64) {
     /// end the virtine; RDI is the result (granted by default)
@@ -49,6 +67,8 @@ pub const Hypercall = enum(u64) {
     random = 4,
     /// capture the guest's state once; later calls resume here with RAX = 1 (0 when captured or off) (granted by default)
     snapshot = 5,
+    /// call a host function the embedder gave this virtine: RDI = address of a HostCall request; RAX = the result's encoded length (written to the request's output buffer when it fits) (must be granted)
+    host = 6,
 
     pub fn defaultGranted(self: Hypercall) bool {
         return switch (self) {
@@ -58,6 +78,7 @@ pub const Hypercall = enum(u64) {
             .time => false,
             .random => false,
             .snapshot => true,
+            .host => false,
         };
     }
 };

@@ -253,3 +253,46 @@ pub fn abort(msg: []const u8) noreturn {
     // The host ends the virtine on `panic`; should it ever return, leave with an exit anyway.
     exit(std.math.maxInt(u64));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Host functions: TypeScript functions the embedder gave this virtine (`hostFunctions`,
+// `hostModule`), called by name. Arguments are integers, byte slices and `str` text; they are
+// encoded (hostcall.zig) and copied by the host, which never sees a pointer to follow.
+
+const hostcall = @import("hostcall.zig");
+/// Text for a host function (it receives a string); a plain slice is bytes (a Uint8Array).
+pub const str = hostcall.str;
+pub const HostError = hostcall.Error;
+
+const HostRequest = extern struct { name_ptr: u64, name_len: u64, args_ptr: u64, args_len: u64, out_ptr: u64, out_cap: u64 };
+/// The encoded arguments of a call (only in guests that call host functions).
+var host_args: [64 * 1024]u8 = undefined;
+
+/// Calls host function `name` with `call_args` (a tuple); its encoded result, in `out`. A function the
+/// virtine was not given, or one that throws, ends the call on the host's side.
+pub fn hostCall(name: []const u8, call_args: anytype, out: []u8) HostError![]const u8 {
+    const n = try hostcall.encode(&host_args, call_args);
+    var req = HostRequest{
+        .name_ptr = @intFromPtr(name.ptr),
+        .name_len = name.len,
+        .args_ptr = @intFromPtr(&host_args),
+        .args_len = n,
+        .out_ptr = @intFromPtr(out.ptr),
+        .out_cap = out.len,
+    };
+    const len = hypercall(abi.HC_HOST, @intFromPtr(&req), 0, 0, 0);
+    if (len > out.len) return error.HostResultTooLarge;
+    return out[0..len];
+}
+
+/// Calls a host function that returns an integer: `const sum = try virtine.hostInt("add", .{ a, b });`
+pub fn hostInt(name: []const u8, call_args: anytype) HostError!u64 {
+    var out: [9]u8 = undefined;
+    return hostcall.decodeInt(try hostCall(name, call_args, &out));
+}
+
+/// Calls a host function that returns bytes or a string; they land in `out` (5 bytes more than
+/// the longest result expected: the encoding's tag and length), and the slice holding them is returned.
+pub fn hostBytes(name: []const u8, call_args: anytype, out: []u8) HostError![]const u8 {
+    return hostcall.decodeBytes(try hostCall(name, call_args, out));
+}

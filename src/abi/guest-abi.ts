@@ -27,6 +27,7 @@ export const Hypercalls = [
   { name: "time", nr: 3, defaultGranted: false, doc: "returns the host's CLOCK_REALTIME in nanoseconds" },
   { name: "random", nr: 4, defaultGranted: false, doc: "fill RDI (address) with RSI (length) random bytes from the host" },
   { name: "snapshot", nr: 5, defaultGranted: true, doc: "capture the guest's state once; later calls resume here with RAX = 1 (0 when captured or off)" },
+  { name: "host", nr: 6, defaultGranted: false, doc: "call a host function the embedder gave this virtine: RDI = address of a HostCall request; RAX = the result's encoded length (written to the request's output buffer when it fits)" },
 ] as const;
 
 export type HypercallName = (typeof Hypercalls)[number]["name"];
@@ -125,6 +126,32 @@ export const HeaderFlags = {
   /** bits 8-11: how many integer arguments main takes (0-6) */
   ARGC_SHIFT: 8,
   ARGC_MASK: 0xf,
+} as const;
+
+/**
+ * The `host` hypercall (host functions, given by the embedder): RDI points at a request of six u64
+ * (offsets below: the function's name, the encoded arguments, the buffer for the encoded result).
+ * Arguments and results are values, each a tag byte then its payload, little-endian: TAG_U64 and
+ * TAG_I64 an 8-byte integer, TAG_BYTES and TAG_STRING a u32 length then the bytes (a string is UTF-8).
+ */
+export const HostCall = {
+  NAME_PTR: 0,
+  NAME_LEN: 8,
+  ARGS_PTR: 16,
+  ARGS_LEN: 24,
+  OUT_PTR: 32,
+  OUT_CAP: 40,
+  SIZE: 48,
+  TAG_U64: 1,
+  TAG_I64: 2,
+  TAG_BYTES: 3,
+  TAG_STRING: 4,
+  /** longest function name */
+  MAX_NAME: 64,
+  /** most arguments in one call */
+  MAX_VALUES: 16,
+  /** most bytes of encoded arguments, and of an encoded result */
+  MAX_BYTES: 1048576,
 } as const;
 
 export const HEADER_MAGIC = 0x3154525650534157n; // "WASPVRT1" little-endian

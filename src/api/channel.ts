@@ -135,7 +135,7 @@ export type VirtineSpec =
   | { kind: "snapshot"; file: LoadedSnapshotFile };
 
 /** The options of a virtine's engines, as they travel to workers (documented on VirtineOptions). */
-export const ENGINE_OPTION_KEYS = ["memory", "timeoutMs", "allow", "maxOutput", "snapshot", "poolSize", "dataSize", "stackSize"] as const;
+export const ENGINE_OPTION_KEYS = ["memory", "timeoutMs", "allow", "maxOutput", "snapshot", "poolSize", "dataSize", "stackSize", "hostModule"] as const;
 export type EngineOptions = Pick<RunnerOptions, (typeof ENGINE_OPTION_KEYS)[number]>;
 
 /** Messages from main to a worker, on the port. */

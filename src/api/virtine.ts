@@ -9,7 +9,7 @@ import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
-import { Runner, checkArgs, describeValue, type RunResult } from "../virtine/runner.ts";
+import { Runner, checkArgs, describeValue, type RunResult, type RunnerOptions } from "../virtine/runner.ts";
 import { imageBytes, readHead } from "../image/file.ts";
 import { ENGINE_OPTION_KEYS, type EngineOptions, type VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
@@ -23,6 +23,11 @@ export type Arg = number | bigint;
  * default), and how it is loaded and run here.
  */
 export interface VirtineOptions extends EngineOptions {
+  /**
+   * host functions as closures (RunnerOptions.hostFunctions): they run on the calling thread, so
+   * they serve `invokeSync`/`callSync`/`runSync`; calls on workers need them as `hostModule`
+   */
+  hostFunctions?: RunnerOptions["hostFunctions"];
   /** take an image file or bytes as a raw real-mode image whatever they look like (text and ELF are refused otherwise) */
   raw?: boolean;
   /** the worker threads that run `invoke`/`call`/`run` (default: WorkerPool.shared(), one per core) */
@@ -71,6 +76,8 @@ export class Virtine implements Disposable, AsyncDisposable {
   /** a snapshot file's sealed copy, shared with the workers: closed once they have all let go */
   readonly #file: SnapshotFile | undefined;
   #closed = false;
+  /** host functions given as closures: calls on workers cannot reach them */
+  readonly #closures: boolean;
 
   private constructor(local: Runner, spec: VirtineSpec, options: VirtineOptions, file?: SnapshotFile) {
     this.#local = local;
@@ -79,6 +86,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     this.#workers = options.workers ?? WorkerPool.shared();
     const { workers: _, ...engine } = options;
     this.#pooled = { id: nextId++, spec, options: engineOptions(engine) };
+    this.#closures = options.hostFunctions !== undefined && Object.keys(options.hostFunctions).length > 0;
   }
 
   /**
@@ -98,7 +106,7 @@ export class Virtine implements Disposable, AsyncDisposable {
       // opened once here: every thread restores this very copy, whatever happens to the path later
       const snapshot = new SnapshotFile(path, systemKvm());
       try {
-        const local = Runner.fromSnapshotFile(snapshot.loaded, engineOptions(options));
+        const local = Runner.fromSnapshotFile(snapshot.loaded, localOptions(options));
         return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, options, snapshot);
       } catch (e) {
         snapshot.close();
@@ -123,7 +131,7 @@ export class Virtine implements Disposable, AsyncDisposable {
   static #fromImageBytes(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine {
     const raw = options.raw === true;
     const image = parseImage(bytes, name, { raw });
-    const local = new Runner(image, engineOptions(options));
+    const local = new Runner(image, localOptions(options));
     return new Virtine(local, { kind: "image", bytes: image.bytes, name, raw }, options);
   }
 
@@ -228,6 +236,9 @@ export class Virtine implements Disposable, AsyncDisposable {
 
   #submit(args: readonly Arg[], input: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<CallReply> {
     if (this.#closed) return Promise.reject(new ClosedError("virtine"));
+    if (this.#closures) {
+      return Promise.reject(new BadArgsError("this virtine's host functions are closures, which run only on the thread that made it: call it with invokeSync/callSync/runSync, or give the functions as a module (hostModule) that every worker imports"));
+    }
     let argv: bigint[];
     try {
       argv = checkArgs(args);
@@ -241,7 +252,15 @@ export class Virtine implements Disposable, AsyncDisposable {
 
 /** The engine's options alone (what travels to the workers). */
 function engineOptions(o: VirtineOptions): EngineOptions {
-  return Object.fromEntries(ENGINE_OPTION_KEYS.map((k) => [k, o[k]])) as EngineOptions;
+  const e = Object.fromEntries(ENGINE_OPTION_KEYS.map((k) => [k, o[k]])) as EngineOptions;
+  // a module is imported by path on every thread: make it absolute here, where the caller's cwd is
+  if (typeof e.hostModule === "string" && !e.hostModule.startsWith("file:")) e.hostModule = resolve(e.hostModule);
+  return e;
+}
+
+/** The options of the engine on the calling thread: the engine's, and the closures. */
+function localOptions(o: VirtineOptions): RunnerOptions {
+  return { ...engineOptions(o), hostFunctions: o.hostFunctions };
 }
 
 function encodeData(input: Data): Uint8Array {

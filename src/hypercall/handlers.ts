@@ -1,7 +1,8 @@
 // The host side of each hypercall. Every (address, length) from the guest is checked against a
 // per-call length cap, then used only through GuestAccess: translated through the guest's page
 // tables and allowed only where the guest itself could read (or write) at CPL3.
-import { Hypercalls, Layout, type HypercallName } from "../abi/guest-abi.ts";
+import { HostCall, Hypercalls, Layout, type HypercallName } from "../abi/guest-abi.ts";
+import { callHost, decodeValues, type HostFunction } from "./host-call.ts";
 import type { ConsoleSink } from "./console.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
@@ -22,6 +23,8 @@ export interface HypercallContext {
   exitValue: bigint | undefined;
   /** the `snapshot` hypercall: captures the state (once per image) and returns the guest's RAX */
   snapshot(): bigint;
+  /** the host functions the embedder gave this virtine, by name (the `host` hypercall) */
+  hostFunctions?: ReadonlyMap<string, HostFunction>;
 }
 
 /** A handler returns the value for the guest's RAX, or `undefined` when the virtine has ended. */
@@ -54,6 +57,22 @@ const handlers: Record<HypercallName, Handler> = {
   },
   snapshot(ctx) {
     return ctx.snapshot();
+  },
+  host(ctx, request) {
+    // the request, the name and the arguments are copied out of guest memory before anything runs
+    const req = new DataView(ctx.guest.read(request, HostCall.SIZE, "host-call request").buffer);
+    const field = (off: number) => req.getBigUint64(off, true);
+    const nameBytes = ctx.guest.read(field(HostCall.NAME_PTR), capped(field(HostCall.NAME_LEN), HostCall.MAX_NAME, "host function name"), "host function name");
+    const name = new TextDecoder().decode(nameBytes);
+    const fn = ctx.hostFunctions?.get(name);
+    if (!fn) {
+      throw new PolicyViolationError(`the guest called host function ${JSON.stringify(name)}, which this virtine was not given (hostFunctions, hostModule)`, `host function ${JSON.stringify(name)}`);
+    }
+    const args = decodeValues(ctx.guest.read(field(HostCall.ARGS_PTR), capped(field(HostCall.ARGS_LEN), HostCall.MAX_BYTES, "host-call arguments"), "host-call arguments"));
+    const result = callHost(name, fn, args);
+    // written only when it fits; the length is returned either way (a guest may retry with more room)
+    if (result.length > 0 && BigInt(result.length) <= field(HostCall.OUT_CAP)) ctx.guest.write(field(HostCall.OUT_PTR), result, "host-call result");
+    return BigInt(result.length);
   },
 };
 

@@ -16,6 +16,7 @@ import { compileC, type COptions } from "../linux/c.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
 import { Policy, hypercallName } from "../hypercall/policy.ts";
+import { hostFunctionTable, type HostFunction } from "../hypercall/host-call.ts";
 import { MAX_MEMORY, MIB } from "../image/image.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
 import { msrBuffer } from "../kvm/msrs.ts";
@@ -56,6 +57,10 @@ export interface LinuxOptions {
   files?: Readonly<Record<string, Uint8Array | string>>;
   /** called with each system call as strace prints it (`--trace`) */
   trace?: (line: string) => void;
+  /** host functions the program may call through wasp.h (RunnerOptions.hostFunctions) */
+  hostFunctions?: Readonly<Record<string, HostFunction>>;
+  /** a module whose exported functions are host functions */
+  hostModule?: string;
   kvm?: Kvm;
 }
 
@@ -83,6 +88,7 @@ export class LinuxProgram {
   readonly #opts: LinuxOptions;
   readonly #env: string[];
   readonly #files: Map<string, Uint8Array>;
+  readonly #hostFunctions: Map<string, HostFunction>;
   readonly #kvm: Kvm | undefined;
 
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
@@ -95,7 +101,8 @@ export class LinuxProgram {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMEOUT_MS) throw new BadArgsError(`timeout ${timeoutMs} ms is not between 0 (none) and ${MAX_TIMEOUT_MS} ms`);
     this.timeoutMs = timeoutMs;
-    this.policy = Policy.grant(opts.allow);
+    this.#hostFunctions = hostFunctionTable(opts.hostFunctions, opts.hostModule);
+    this.policy = Policy.grant(this.#hostFunctions.size > 0 ? [...(opts.allow ?? []), "host"] : opts.allow);
     const maxOutput = opts.maxOutput ?? DEFAULT_MAX_OUTPUT;
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
     this.maxOutput = maxOutput;
@@ -209,7 +216,7 @@ export class LinuxProgram {
       stackSize: this.layout.stack[1] - this.layout.stack[0],
     });
     // wasp.h's hypercalls: the console is the program's stderr; no snapshot in a one-call VM
-    const ctx: HypercallContext = { vcpu, guest, console: stderr, exitValue: undefined, snapshot: () => 0n };
+    const ctx: HypercallContext = { vcpu, guest, console: stderr, exitValue: undefined, snapshot: () => 0n, hostFunctions: this.#hostFunctions };
     const trace = this.#opts.trace;
     const stack = { guard: { start: this.layout.guard[0], end: this.layout.guard[1] }, size: this.layout.stack[1] - this.layout.stack[0] };
     let exits = 0;

@@ -8,6 +8,7 @@ import { Port } from "../abi/guest-abi.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
 import { Policy, hypercallName } from "../hypercall/policy.ts";
+import { hostFunctionTable, type HostFunction } from "../hypercall/host-call.ts";
 import { MIB, imageFootprint, type Image } from "../image/image.ts";
 import { readImageFile } from "../image/file.ts";
 import type { StackGuard } from "../image/boot.ts";
@@ -72,6 +73,15 @@ export interface RunnerOptions {
   stackSize?: number;
   /** the /dev/kvm handle to use (default: the process-wide one) */
   kvm?: Kvm;
+  /**
+   * TypeScript functions the guest may call by name (the `host` hypercall, granted with them):
+   * synchronous, given the guest's integers (bigint), bytes and strings, returning one of those or
+   * nothing. A function that throws fails only that call (HostFunctionError). Closures run on the
+   * thread that made the virtine; for calls on workers give them as `hostModule`.
+   */
+  hostFunctions?: Readonly<Record<string, HostFunction>>;
+  /** a module (absolute path or file URL) whose exported functions are host functions: every thread imports it */
+  hostModule?: string;
 }
 
 export interface RunOptions {
@@ -160,7 +170,9 @@ export class Runner {
     }
     const guard = guardOf(this.meta, this.memorySize);
     this.#stack = guard && { guard, size: this.meta.stackSize };
-    this.policy = Policy.grant(options.allow);
+    const hostFunctions = hostFunctionTable(options.hostFunctions, options.hostModule);
+    // giving a virtine host functions grants it the hypercall that calls them (and only those names)
+    this.policy = Policy.grant(hostFunctions.size > 0 ? [...(options.allow ?? []), "host"] : options.allow);
     const maxOutput = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
     this.maxOutput = maxOutput;
@@ -181,6 +193,7 @@ export class Runner {
       console: this.#console,
       exitValue: undefined,
       snapshot: () => this.#snapshotHypercall(),
+      hostFunctions,
     };
   }
 
