@@ -13,6 +13,7 @@ import { PAPER_SERIES, exitImage } from "./paper.ts";
 import { DENSITY_SERIES } from "./density.ts";
 import { API_SERIES } from "./api.ts";
 import { LINUX_SERIES } from "./linux.ts";
+import { HOST_SERIES } from "./host.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -105,7 +106,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES);
 
 /** Every result name the suite reports, in order: what --filter matches and --list prints. */
 export const SERIES_NAMES = SERIES.flatMap(reportsOf);
@@ -143,6 +144,8 @@ export const BESIDE: Readonly<Record<string, string>> = {
   handoff_postmessage: "handoff_atomics",
   linux_syscall: "floor:syscall",
   linux_boot: "linux_spawn_native",
+  host_function: "hypercall",
+  host_function_worker: "host_function",
 };
 
 /**
