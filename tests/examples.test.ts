@@ -49,3 +49,9 @@ test("examples/cancel.ts", () => {
   expect(m).not.toBeNull();
   expect(Number(m![1])).toBeGreaterThanOrEqual(95);
 });
+
+test("examples/linux.ts", () => {
+  const r = run("linux.ts", ["3", "1.5", "4", "1"]);
+  expect(r.stderr).toBe("");
+  expect(r.stdout).toMatch(/^n=4 min=1 max=4 mean=2\.3750 median=2\.25 stddev=1\.1924\nexit status 0, \d+ system calls\n$/);
+}, 180_000);

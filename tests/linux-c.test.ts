@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { CompileError } from "../src/image/zig.ts";
 import { compileC } from "../src/linux/c.ts";
 import { EXIT_STATUS } from "../src/errors.ts";
-import { wasp, WASP } from "./support.ts";
+import { ROOT, wasp, WASP } from "./support.ts";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "wasp-c-"));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
@@ -147,4 +147,36 @@ describe("LinuxProgram's options are checked before any VM exists", () => {
     expect(make({ env: { K: "V" }, files: { "/etc/f": join(cacheDir, "f.txt") }, allow: ["time"] })).not.toThrow();
     await expect(LinuxProgram.fromC("int main(void) { return nope; }", { cacheDir })).rejects.toThrow(CompileError);
   }, 120_000);
+});
+
+describe("Zig programs for Linux, and the examples", () => {
+  test("compileZigLinux: Zig's standard library, static, runs natively; a compile error names the file", async () => {
+    const { compileZigLinux } = await import("../src/linux/c.ts");
+    const wc = await compileZigLinux(readFileSync(join(ROOT, "examples/linux/wc.zig"), "utf8"), { cacheDir, name: "wc" });
+    expect(wc.elf.pie).toBe(false);
+    expect(native(wc.path, [], "two words\nthree more words\n")).toEqual({ status: 0, stdout: "2 5 27\n", stderr: "" });
+    const err = await compileZigLinux("pub fn main() void { nope(); }\n", { cacheDir, fileName: "bad.zig" }).catch((e) => e);
+    expect(err).toBeInstanceOf(CompileError);
+    expect(err.message).toMatch(/^the Zig source does not compile: bad\.zig:1:22: error: use of undeclared identifier 'nope'$/);
+  }, 180_000);
+
+  test("examples/linux/stats.c and lookup.c build; stats runs natively as its comment says", async () => {
+    const stats = await compileC(readFileSync(join(ROOT, "examples/linux/stats.c"), "utf8"), { cacheDir, name: "stats" });
+    expect(native(stats.path, [], "3 1.5 4 1 5.25 9 2.5 6\n")).toEqual({ status: 0, stdout: "n=8 min=1 max=9 mean=4.0312 median=3.5 stddev=2.4763\n", stderr: "" });
+    expect(native(stats.path, [], "1 x\n").status).toBe(1);
+    const lookup = await compileC(readFileSync(join(ROOT, "examples/linux/lookup.c"), "utf8"), { cacheDir, name: "lookup" });
+    expect(lookup.elf.high).toBeGreaterThan(2_000_000); // the sieve's table is bss
+  }, 180_000);
+
+  test("wasp build --linux builds a Zig program for Linux (an executable, no .bin)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wasp-build-zl-"));
+    try {
+      const r = Bun.spawnSync([WASP, "build", join(ROOT, "examples/linux/wc.zig"), "--linux", "-o", join(dir, "wc")], { env: { ...process.env, WASP_CACHE_DIR: cacheDir } });
+      expect(r.stderr.toString()).toBe("");
+      expect(r.stdout.toString()).toMatch(/^wrote .*wc: static x86-64 Linux executable wc, \d+ bytes \(safe: Zig's safety checks on\)\n$/);
+      expect(native(join(dir, "wc"), [], "a b c").stdout).toBe("0 3 5\n");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

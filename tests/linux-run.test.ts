@@ -217,6 +217,23 @@ describe("static C programs run unchanged", () => {
   });
 });
 
+describe("the examples (examples/linux/) run as their comments say", () => {
+  test("stats.c, lookup.c (wasp_snapshot answers 0 in a one-call VM: it sieves every call), wc.zig", async () => {
+    const { compileZigLinux } = await import("../src/linux/c.ts");
+    const { readFileSync } = await import("node:fs");
+    const { ROOT } = await import("./support.ts");
+    const src = (f: string) => readFileSync(join(ROOT, "examples/linux", f), "utf8");
+    const stats = new LinuxProgram((await compileC(src("stats.c"), { cacheDir, name: "stats" })).elf);
+    expect(text(stats.run([], { input: "3 1.5 4 1 5.25 9 2.5 6\n" }).stdout)).toBe("n=8 min=1 max=9 mean=4.0312 median=3.5 stddev=2.4763\n");
+    const lookup = new LinuxProgram((await compileC(src("lookup.c"), { cacheDir, name: "lookup" })).elf);
+    const l = lookup.run([], { input: "97\n#1000\n1999993\n100\n" });
+    expect(text(l.stdout)).toBe("97 is prime\nprime #1000 is 7919\n1999993 is prime\n100 is not prime\n");
+    expect(text(l.stderr)).toBe("lookup: sieved\n");
+    const wc = new LinuxProgram((await compileZigLinux(src("wc.zig"), { cacheDir, name: "wc" })).elf);
+    expect(text(wc.run([], { input: "two words\nthree more words\n" }).stdout)).toBe("2 5 27\n");
+  }, 300_000);
+});
+
 describe("the host answers, and refuses, as docs/linux-guests.md says", () => {
   test("without grants: no clock, no randomness, no files, no processes", () => {
     const r = run("denied");

@@ -1,16 +1,19 @@
 // `wasp build GUEST.zig [-o GUEST.bin]`: a guest built anywhere, with the zig and the guest SDK that
 // came with wasp — the same compile and cache as `Virtine.fromZig` (src/image/zig.ts).
 // `wasp build PROG.c [-o PROG]`: a C program compiled with the bundled zig cc into a static x86-64
-// Linux executable (src/linux/c.ts), which a Linux virtine runs — and which runs natively too.
+// Linux executable (src/linux/c.ts), which a Linux virtine runs — and which runs natively too;
+// `wasp build PROG.zig --linux`: the same for a Zig program written with Zig's standard library.
 import { chmodSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { BadArgsError } from "../errors.ts";
 import { compileZig, type ZigOptimize } from "../image/zig.ts";
-import { compileC } from "../linux/c.ts";
+import { compileC, compileZigLinux } from "../linux/c.ts";
 import { checkWritable } from "./parse.ts";
 import { out } from "./output.ts";
 
 export interface BuildFlags {
+  /** --linux: a .zig file is a program for Linux with Zig's standard library, not an SDK guest */
+  linux?: boolean;
   output?: string;
   name?: string;
   optimize?: string;
@@ -32,24 +35,27 @@ export async function buildCommand(sourcePath: string, flags: BuildFlags): Promi
   const name = flags.name ?? stem;
   const optimize = (flags.optimize ?? "safe") as ZigOptimize;
   if (!OPTIMIZE.includes(optimize)) throw new BadArgsError(`--optimize ${flags.optimize} is none of ${OPTIMIZE.join(", ")}`);
-  const output = flags.output ?? join(dirname(sourcePath), lang === "zig" ? `${stem}.bin` : stem);
+  const linux = lang === "c" || flags.linux === true;
+  const output = flags.output ?? join(dirname(sourcePath), linux ? stem : `${stem}.bin`);
   checkWritable(output, "-o");
   let bytes: Uint8Array;
   let what: string;
-  if (lang === "zig") {
+  if (lang === "zig" && !linux) {
     const { image } = await compileZig(source, { name, optimize, zig: flags.zig, fileName: sourcePath });
     bytes = image.bytes;
     what = `native image ${name}, ${bytes.length} bytes (${optimize}: ${optimize === "safe" ? "safety checks on" : "safety checks off"})`;
   } else {
-    const { elf } = await compileC(source, { name, optimize, zig: flags.zig, fileName: sourcePath });
+    const compile = lang === "c" ? compileC : compileZigLinux;
+    const { elf } = await compile(source, { name, optimize, zig: flags.zig, fileName: sourcePath });
     bytes = elf.bytes;
-    what = `static x86-64 Linux executable ${name}, ${bytes.length} bytes (${optimize}: ${optimize === "safe" ? "checked undefined behaviour traps" : "unchecked"})`;
+    const checks = lang === "c" ? "checked undefined behaviour traps" : "Zig's safety checks on";
+    what = `static x86-64 Linux executable ${name}, ${bytes.length} bytes (${optimize}: ${optimize === "safe" ? checks : "unchecked"})`;
   }
   // atomic, like snapshot files: a reader sees the old file or the whole new one
   const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.tmp`);
   try {
     writeFileSync(tmp, bytes);
-    if (lang === "c") chmodSync(tmp, 0o755);
+    if (linux) chmodSync(tmp, 0o755);
     renameSync(tmp, output);
   } catch (e) {
     rmSync(tmp, { force: true });

@@ -69,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--name <name>", "the image's name (default: the file's name without .zig or .c)")
     .option("--optimize <mode>", "safe (default: Zig's safety checks on; C's checkable undefined behaviour traps), fast or small (checks off)")
     .option("--zig <path>", "another zig compiler (default: the one npm install brought)")
+    .option("--linux", "a .zig file is a Linux program using Zig's standard library (pub fn main() !void), built as a static executable")
     .action(async (source: string, flags) => buildCommand(source, flags));
 
   program

@@ -1,4 +1,4 @@
-// C as a guest language: C source compiled with the bundled `zig cc` into a static x86-64 Linux
+// C (and Zig written for Linux) as guest languages: source compiled with the bundled zig into a static x86-64 Linux
 // executable (musl, no interpreter), the kind of program a Linux virtine runs unchanged. Cached like
 // inline Zig (src/image/zig.ts), by a hash of everything that decides the output — the source, the
 // flags, the compiler's version and wasp.h — so the second run of a script does not compile again.
@@ -47,6 +47,23 @@ const REFUSED = /^(-o|-target|--target|-shared|-dynamic|-c|-E|-S|-M|-MM|-fPIC|-p
 
 /** Compiles C source into a static Linux executable, or takes it from the cache. */
 export async function compileC(source: string, opts: COptions = {}): Promise<CompiledC> {
+  return compileLinux("c", source, opts);
+}
+
+/**
+ * Compiles a Zig program written for Linux — `pub fn main() !void` with Zig's standard library,
+ * not the guest SDK — into a static x86-64 Linux executable (`-target x86_64-linux`, no libc: the
+ * standard library makes the system calls itself), or takes it from the cache. `flags` are not
+ * taken (a Zig program names what it needs in its source).
+ */
+export async function compileZigLinux(source: string, opts: Omit<COptions, "flags"> = {}): Promise<CompiledC> {
+  return compileLinux("zig", source, opts);
+}
+
+/** The Zig modes of "safe", "fast" and "small" (Zig's own safety checks on in "safe"). */
+const ZIG_MODES: Record<ZigOptimize, string> = { safe: "ReleaseSafe", fast: "ReleaseFast", small: "ReleaseSmall" };
+
+async function compileLinux(lang: "c" | "zig", source: string, opts: COptions): Promise<CompiledC> {
   const zig = opts.zig ?? bundledZig();
   if (!existsSync(zig)) throw new CompileError(`the zig compiler is not at ${zig}: run npm install in wasp's folder, or name a zig (--zig, the zig option)`, "");
   const name = opts.name ?? "inline";
@@ -54,7 +71,7 @@ export async function compileC(source: string, opts: COptions = {}): Promise<Com
   const optimize = opts.optimize ?? "safe";
   const mode = MODES[optimize];
   if (mode === undefined) throw new CompileError(`optimize "${String(optimize)}" is none of ${Object.keys(MODES).join(", ")}`, "");
-  const extra = opts.flags ?? [];
+  const extra = lang === "c" ? (opts.flags ?? []) : [];
   if (!Array.isArray(extra)) throw new CompileError("flags must be an array of strings", "");
   for (const f of extra) {
     if (typeof f !== "string" || f.length === 0 || f.includes("\0")) throw new CompileError(`flag ${JSON.stringify(f)} is not a non-empty string`, "");
@@ -63,17 +80,18 @@ export async function compileC(source: string, opts: COptions = {}): Promise<Com
   }
   const cacheDir = opts.cacheDir ?? process.env.WASP_CACHE_DIR ?? join(homedir(), ".cache", "wasp", "zig");
   const sdk = sdkDir(cacheDir);
-  const flags = [...COMMON, ...mode, "-I", sdk, ...extra];
-  const key = cacheKey(source, await zigVersion(zig), flags, sdk);
+  const flags = lang === "c" ? [...COMMON, ...mode, "-I", sdk, ...extra] : ["-target", "x86_64-linux-none", "-mcpu", "baseline", "-O", ZIG_MODES[optimize], "-fsingle-threaded"];
+  const key = cacheKey(`${lang}\0${source}`, await zigVersion(zig), flags, sdk);
   const path = join(cacheDir, `${key}.elf`);
   const check = (bytes: Uint8Array) => parseElf(bytes, name, Layout.MAPPED);
   if (existsSync(path)) return { elf: check(new Uint8Array(readFileSync(path))), compiled: false, path };
   const work = mkdtempSync(join(tmpdir(), "wasp-cc-"));
   try {
-    const src = join(work, "main.c");
+    const src = join(work, lang === "c" ? "main.c" : "main.zig");
     writeFileSync(src, source);
     const out = join(work, "prog");
-    const cc = Bun.spawn([zig, "cc", ...flags, "-o", out, src], {
+    const argv = lang === "c" ? [zig, "cc", ...flags, "-o", out, src] : [zig, "build-exe", src, ...flags, `-femit-bin=${out}`, "--cache-dir", join(cacheDir, "zig-cache")];
+    const cc = Bun.spawn(argv, {
       stdout: "pipe",
       stderr: "pipe",
       // zig's own global cache (where it builds musl once, ~1.5 min on 2 cores) is left shared
@@ -81,9 +99,9 @@ export async function compileC(source: string, opts: COptions = {}): Promise<Com
     });
     const [status, err] = await Promise.all([cc.exited, new Response(cc.stderr).text()]);
     if (status !== 0) {
-      const diagnostics = err.replaceAll(src, opts.fileName ?? "inline.c").replaceAll(work, ".").trim();
+      const diagnostics = err.replaceAll(src, opts.fileName ?? (lang === "c" ? "inline.c" : "inline.zig")).replaceAll(work, ".").trim();
       const first = diagnostics.split("\n").find((l) => /error:/.test(l)) ?? diagnostics.split("\n")[0] ?? "";
-      throw new CompileError(`the C source does not compile: ${first}`, diagnostics);
+      throw new CompileError(`the ${lang === "c" ? "C" : "Zig"} source does not compile: ${first}`, diagnostics);
     }
     const bytes = new Uint8Array(readFileSync(out));
     const elf = check(bytes);
