@@ -65,6 +65,7 @@ static int down(int n) {
   return r + pad[0];
 }
 int main(int argc, char **argv) { (void)argv; return down(argc * 1000000); }`,
+  bigframe: `int main(int argc, char **argv) { (void)argv; volatile char big[2 << 20]; big[0] = (char)argc; return big[0]; }`,
   denied: `#include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -269,6 +270,11 @@ describe("hostile programs: a typed error or an errno, the host survives, nothin
 
   test("unbounded recursion hits the guard under the stack: a StackOverflowError", () => {
     expect(() => run("recurse")).toThrow(StackOverflowError);
+  });
+
+  test("a stack frame larger than the stack is probed page by page into the guard, never past it", () => {
+    // without stack-clash protection the write would land 2 MiB down, in the mappings under the guard
+    expect(() => run("bigframe")).toThrow(StackOverflowError);
   });
 
   test("5,000 random system calls with hostile pointers: each answered, none a host error", () => {

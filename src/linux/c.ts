@@ -38,7 +38,9 @@ export interface CompiledC {
 
 const COMMON = ["-target", "x86_64-linux-musl", "-mcpu=baseline", "-static"];
 const MODES: Record<ZigOptimize, readonly string[]> = {
-  safe: ["-O2", "-fsanitize=undefined", "-fsanitize-trap=undefined", "-fstack-protector-strong"],
+  // stack-clash protection probes every page of a large frame, so no allocation can jump the guard
+  // pages under the stack into the mappings below it
+  safe: ["-O2", "-fsanitize=undefined", "-fsanitize-trap=undefined", "-fstack-protector-strong", "-fstack-clash-protection"],
   fast: ["-O2"],
   small: ["-Os"],
 };
