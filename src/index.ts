@@ -16,7 +16,7 @@ export { MAX_ARGS, DEFAULT_TIMEOUT_MS, DEFAULT_DATA_SIZE, DEFAULT_STACK_SIZE } f
 export { CompileError, type ZigOptions } from "./image/zig.ts";
 export { type HostFunction, type HostValue } from "./hypercall/host-call.ts";
 // static Linux executables and C (issue 13, in progress: each call in a new VM; not yet a Virtine)
-export { LinuxProgram, DEFAULT_LINUX_MEMORY, type LinuxOptions, type LinuxRunResult } from "./virtine/linux.ts";
+export { LinuxProgram, DEFAULT_LINUX_MEMORY, type LinuxOptions, type LinuxRunRequest, type LinuxRunResult } from "./virtine/linux.ts";
 export { compileC, type COptions, type CompiledC } from "./linux/c.ts";
 export {
   WaspError,

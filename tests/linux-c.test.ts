@@ -146,6 +146,12 @@ describe("LinuxProgram's options are checked before any VM exists", () => {
     writeFileSync(join(cacheDir, "f.txt"), "x");
     expect(make({ env: { K: "V" }, files: { "/etc/f": join(cacheDir, "f.txt") }, allow: ["time"] })).not.toThrow();
     await expect(LinuxProgram.fromC("int main(void) { return nope; }", { cacheDir })).rejects.toThrow(CompileError);
+    // a call's own arguments and environment are checked before any VM exists
+    const p = new LinuxProgram(elf);
+    expect(() => p.run({ env: ["=x"] })).toThrow(/environment entry "=x" is not KEY=value/);
+    expect(() => p.run([1 as unknown as string])).toThrow("a Linux program's arguments are strings");
+    expect(() => p.run("ls" as unknown as string[])).toThrow(/takes a list of string arguments or \{ args, input, env \}/);
+    expect(() => p.run([], { input: 5 as unknown as string })).toThrow("a Linux program's input is bytes or a string");
   }, 120_000);
 });
 

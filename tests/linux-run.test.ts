@@ -211,6 +211,8 @@ describe("static C programs run unchanged", () => {
     const p = await LP.fromC(`#include <stdio.h>\n#include <stdlib.h>\nint main(int c, char **v) { char b[64]; size_t n = fread(b, 1, sizeof b, stdin); printf("%s %.*s %s\\n", v[1], (int)n, b, getenv("WHO")); return 3; }`, { cacheDir, env: { WHO: "me" } });
     const r = p.run(["arg"], { input: "data" });
     expect([r.status, text(r.stdout)]).toEqual([3, "arg data me\n"]);
+    const again = p.run({ args: ["other"], input: new TextEncoder().encode("bytes"), env: ["WHO=you"] });
+    expect(text(again.stdout)).toBe("other bytes you\n");
   });
 
   test("wasp_snapshot() from wasp.h answers 0 in a one-call VM (no snapshot taken)", () => {

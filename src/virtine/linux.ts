@@ -64,6 +64,24 @@ export interface LinuxOptions {
   kvm?: Kvm;
 }
 
+/** One call: its arguments (strings), its standard input, its environment (else the program's). */
+export interface LinuxRunRequest {
+  args?: readonly string[];
+  input?: Uint8Array | string;
+  env?: readonly string[] | Readonly<Record<string, string>>;
+  /** asked when the thread's deadline signal interrupts the guest: true cancels the call */
+  interrupted?: () => boolean;
+}
+
+/** "KEY=value" strings from a list or a record, each checked. */
+function checkEnv(env: readonly string[] | Readonly<Record<string, string>>): string[] {
+  const list = Array.isArray(env) ? [...env] : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`);
+  for (const e of list) {
+    if (typeof e !== "string" || !/^[^=\0]+=/.test(e) || e.includes("\0")) throw new BadArgsError(`environment entry ${JSON.stringify(e)} is not KEY=value without NUL bytes`);
+  }
+  return list;
+}
+
 export interface LinuxRunResult {
   /** the exit status (exit/exit_group's low 8 bits) */
   status: number;
@@ -106,11 +124,7 @@ export class LinuxProgram {
     const maxOutput = opts.maxOutput ?? DEFAULT_MAX_OUTPUT;
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
     this.maxOutput = maxOutput;
-    const env = opts.env ?? [];
-    this.#env = Array.isArray(env) ? [...env] : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`);
-    for (const e of this.#env) {
-      if (typeof e !== "string" || !/^[^=\0]+=/.test(e) || e.includes("\0")) throw new BadArgsError(`environment entry ${JSON.stringify(e)} is not KEY=value without NUL bytes`);
-    }
+    this.#env = checkEnv(opts.env ?? []);
     this.#files = new Map();
     for (const [path, given] of Object.entries(opts.files ?? {})) {
       if (!path.startsWith("/") || path.includes("\0") || path.split("/").some((p) => p === "." || p === "..")) throw new BadArgsError(`granted file ${JSON.stringify(path)} is not an absolute path without . or ..`);
@@ -159,8 +173,16 @@ export class LinuxProgram {
    * Runs the program once in a new VM: argv = its name and `args`, fd 0 = `input`. Returns its exit
    * status and output; a fault, a policy violation or the deadline is a typed error.
    */
-  run(args: readonly string[] = [], opts: { input?: Uint8Array | string; interrupted?: () => boolean } = {}): LinuxRunResult {
+  run(args?: readonly string[] | LinuxRunRequest, opts: Omit<LinuxRunRequest, "args"> = {}): LinuxRunResult {
+    // run({ args, input, env }) as well as run(args, { input, env })
+    if (args !== undefined && !Array.isArray(args)) {
+      if (typeof args !== "object" || args === null) throw new BadArgsError("a Linux program's run takes a list of string arguments or { args, input, env }");
+      opts = args as LinuxRunRequest;
+      args = (args as LinuxRunRequest).args;
+    }
+    args ??= [];
     if (!Array.isArray(args) || args.some((a) => typeof a !== "string")) throw new BadArgsError("a Linux program's arguments are strings");
+    const env = opts.env === undefined ? this.#env : checkEnv(opts.env);
     const input = typeof opts.input === "string" ? new TextEncoder().encode(opts.input) : opts.input;
     if (input !== undefined && !(input instanceof Uint8Array)) throw new BadArgsError("a Linux program's input is bytes or a string");
     const kvm = this.#kvm ?? systemKvm();
@@ -169,7 +191,7 @@ export class LinuxProgram {
     const random = new Uint8Array(16);
     if (this.policy.has("random")) crypto.getRandomValues(random);
     else random.set(FIXED_RANDOM);
-    const state = linuxEntryState(this.elf, layout, { argv: [this.elf.name, ...args], envp: this.#env, random, hwcap: cpuidEdx(kvm.cpuid, 1) }, reset);
+    const state = linuxEntryState(this.elf, layout, { argv: [this.elf.name, ...(args as readonly string[])], envp: env, random, hwcap: cpuidEdx(kvm.cpuid, 1) }, reset);
     const mem = new GuestMemory(layout.memory);
     let vm: ReturnType<Kvm["createVm"]> | undefined;
     let vcpu: Vcpu | undefined;
