@@ -133,7 +133,8 @@ export class ProcessMemory {
     this.#handOut(moved, newPages);
     const to = this.regions.mmapStart + moved * PAGE;
     const from = this.regions.mmapStart + first * PAGE;
-    this.#guest.write(to, this.#guest.read(from, oldPages * PAGE, "mremap's source"), "mremap's target");
+    // page by page: the host never holds more than a page of the copy, however large the mapping
+    for (let p = 0; p < oldPages; p++) this.#guest.write(to + p * PAGE, this.#guest.read(from + p * PAGE, PAGE, "mremap's source"), "mremap's target");
     this.#mapped.fill(0, first, first + oldPages);
     return BigInt(to);
   }

@@ -68,6 +68,8 @@ interface OpenFile {
 const MAX_PATH = 4096;
 /** Most bytes one read/write moves (Linux moves at most 0x7ffff000; a virtine's buffers are smaller). */
 const MAX_IO = 1 << 30;
+/** Most bytes one write takes (a pipe's short write): the largest copy a write makes on the host. */
+export const WRITE_CHUNK = 1 << 20;
 const AT_FDCWD = -100n;
 const EFAULT: Outcome = { kind: "return", value: -BigInt(ERRNO.EFAULT) };
 
@@ -263,9 +265,12 @@ export class LinuxProcess {
     const f = this.#fds.get(fd);
     if (f !== "stdout" && f !== "stderr") return -BigInt(ERRNO.EBADF);
     if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
-    const bytes = this.#guest.read(buf, Number(len), "write's buffer");
+    // at most WRITE_CHUNK bytes a call, as a pipe takes them: the host never copies more than that
+    // at once whatever length the guest names, and libc writes the rest with the next call
+    const n = len > BigInt(WRITE_CHUNK) ? WRITE_CHUNK : Number(len);
+    const bytes = this.#guest.read(buf, n, "write's buffer");
     (f === "stdout" ? this.#opts.stdout : this.#opts.stderr).append(bytes);
-    return len;
+    return BigInt(n);
   }
 
   /** readv/writev: each (base, len) of the iovec array in turn; stops at a short transfer. */
