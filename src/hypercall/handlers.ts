@@ -3,6 +3,7 @@
 // tables and allowed only where the guest itself could read (or write) at CPL3.
 import { HostCall, Hypercalls, Layout, type HypercallName } from "../abi/guest-abi.ts";
 import { callHost, decodeValues, type HostFunction } from "./host-call.ts";
+import { hypercallName, type Policy } from "./policy.ts";
 import type { ConsoleSink } from "./console.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
@@ -79,3 +80,17 @@ const handlers: Record<HypercallName, Handler> = {
 /** Handlers indexed by hypercall number. */
 export const HANDLERS: (Handler | undefined)[] = [];
 for (const h of Hypercalls) HANDLERS[h.nr] = handlers[h.name];
+
+/**
+ * Carries out hypercall `nr` with arguments `a`, `b` if `policy` grants it: the value for the
+ * guest's RAX, or undefined when the virtine has ended. An unknown or ungranted hypercall is a
+ * PolicyViolationError and nothing is done.
+ */
+export function dispatchHypercall(ctx: HypercallContext, policy: Policy, nr: bigint, a: bigint, b: bigint): bigint | undefined {
+  const handler = nr < BigInt(HANDLERS.length) ? HANDLERS[Number(nr)] : undefined;
+  if (!handler) throw new PolicyViolationError(`the guest made unknown hypercall ${nr}`, `hypercall #${nr}`);
+  if (!policy.allows(Number(nr))) {
+    throw new PolicyViolationError(`the guest made hypercall "${hypercallName(nr)}", which this virtine is not granted (grant it with --allow)`, `hypercall ${hypercallName(nr)}`);
+  }
+  return handler(ctx, a, b);
+}

@@ -14,8 +14,8 @@ import { basename } from "node:path";
 import { BadArgsError, BadImageError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { compileC, type COptions } from "../linux/c.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
-import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
-import { Policy, hypercallName } from "../hypercall/policy.ts";
+import { dispatchHypercall, type HypercallContext } from "../hypercall/handlers.ts";
+import { Policy } from "../hypercall/policy.ts";
 import { hostFunctionTable, type HostFunction } from "../hypercall/host-call.ts";
 import { MAX_MEMORY, MIB } from "../image/image.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
@@ -294,11 +294,7 @@ export class LinuxProgram {
           continue;
         }
         if (port === Port.HYPERCALL && out) {
-          const hc = vcpu.reg("rax");
-          const handler = hc < BigInt(HANDLERS.length) ? HANDLERS[Number(hc)] : undefined;
-          if (!handler) throw new PolicyViolationError(`the program made unknown hypercall ${hc}`, `hypercall #${hc}`);
-          if (!this.policy.allows(Number(hc))) throw new PolicyViolationError(`the program made hypercall "${hypercallName(hc)}", which it is not granted (grant it with --allow)`, `hypercall ${hypercallName(hc)}`);
-          const ret = handler(ctx, vcpu.reg("rdi"), vcpu.reg("rsi"));
+          const ret = dispatchHypercall(ctx, this.policy, vcpu.reg("rax"), vcpu.reg("rdi"), vcpu.reg("rsi"));
           if (ret === undefined) return done(Number((ctx.exitValue ?? 0n) & 0xffn));
           vcpu.setReg("rax", ret);
           vcpu.markRegsDirty(false);

@@ -6,8 +6,8 @@
 import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_run } from "../../ffi/kvm.ts";
 import { Port } from "../abi/guest-abi.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
-import { HANDLERS, type HypercallContext } from "../hypercall/handlers.ts";
-import { Policy, hypercallName } from "../hypercall/policy.ts";
+import { dispatchHypercall, type HypercallContext } from "../hypercall/handlers.ts";
+import { Policy } from "../hypercall/policy.ts";
 import { hostFunctionTable, type HostFunction } from "../hypercall/host-call.ts";
 import { MIB, imageFootprint, type Image } from "../image/image.ts";
 import { readImageFile } from "../image/file.ts";
@@ -395,13 +395,7 @@ export class Runner {
   /** Handles one hypercall; true when the virtine has ended. */
   #hypercall(ctx: HypercallContext): boolean {
     const { vcpu } = ctx;
-    const nr = vcpu.reg("rax");
-    const handler = nr < BigInt(HANDLERS.length) ? HANDLERS[Number(nr)] : undefined;
-    if (!handler) throw new PolicyViolationError(`the guest made unknown hypercall ${nr}`, `hypercall #${nr}`);
-    if (!this.policy.allows(Number(nr))) {
-      throw new PolicyViolationError(`the guest made hypercall "${hypercallName(nr)}", which this virtine is not granted (grant it with --allow)`, `hypercall ${hypercallName(nr)}`);
-    }
-    const ret = handler(ctx, vcpu.reg("rdi"), vcpu.reg("rsi"));
+    const ret = dispatchHypercall(ctx, this.policy, vcpu.reg("rax"), vcpu.reg("rdi"), vcpu.reg("rsi"));
     if (ret === undefined) return true;
     vcpu.setReg("rax", ret);
     vcpu.markRegsDirty(false);
