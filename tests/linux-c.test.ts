@@ -186,3 +186,25 @@ describe("Zig programs for Linux, and the examples", () => {
     }
   }, 180_000);
 });
+
+test("wasp invoke PROG: every bad option is one line, before /dev/kvm is touched", async () => {
+  const { path } = await compileC(`int main(void) { return 0; }`, { cacheDir });
+  const cases: [string[], RegExp][] = [
+    [["--env", "NOEQ"], /^wasp: environment entry "NOEQ" is not KEY=value without NUL bytes\n$/],
+    [["--file", "/etc/x=/nonexistent"], /^wasp: --file \/etc\/x=\/nonexistent: cannot read \/nonexistent \(ENOENT/],
+    [["--file", "relative=/etc/hostname"], /^wasp: --file relative=\/etc\/hostname: the guest path relative is not absolute\n$/],
+    [["--file", "novalue"], /^wasp: --file novalue: not GUEST=HOST/],
+    [["--mem", "1000"], /^wasp: memory size 1000 is not a multiple of 4 KiB/],
+    [["--mem", "2M"], /^wasp: .*: it needs \d+ MiB of guest memory/],
+    [["--stack", "3"], /^wasp: stack size 3 is not a positive number of whole 4 KiB pages\n$/],
+    [["--allow", "teleport"], /^wasp: unknown hypercall "teleport"/],
+    [["--data-size", "1M"], /^wasp: --data-size is for native guests/],
+    [["--no-snapshot"], /^wasp: --no-snapshot is for native guests/],
+  ];
+  for (const [args, want] of cases) {
+    const r = wasp(["invoke", path, ...args]);
+    const status = args[1] === "2M" ? EXIT_STATUS.WASP_BAD_IMAGE : EXIT_STATUS.WASP_BAD_ARGS; // too small for the program: its fault
+    expect([args, r.status, r.stderr]).toEqual([args, status, expect.stringMatching(want)]);
+    expect(r.stdout).toBe("");
+  }
+}, 120_000);

@@ -77,8 +77,9 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const elf = readProgram(path);
   const { files, hostPaths } = parseFiles(flags.file ?? []);
   const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
-  // /dev/kvm opened now, before the sandbox (as for native guests)
-  const program = new LinuxProgram(elf, { memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace, kvm: systemKvm() });
+  // every option checked first; then /dev/kvm opened, before the sandbox (as for native guests)
+  const program = new LinuxProgram(elf, { memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace });
+  systemKvm();
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
