@@ -6,15 +6,17 @@
 import { kvm_dtable, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout, Port } from "../abi/guest-abi.ts";
 
-// Page-table entry bits (Intel SDM vol. 3, 4.5).
-const PTE_P = 1n;
-const PTE_RW = 2n;
-const PTE_US = 4n;
-const PTE_PS = 0x80n;
+// Page-table entry bits (Intel SDM vol. 3, 4.5); also the Linux guests' tables (src/linux/address-space.ts).
+export const PTE_P = 1n;
+export const PTE_RW = 2n;
+export const PTE_US = 4n;
+export const PTE_PS = 0x80n;
 // Accessed and dirty, set in advance: otherwise the CPU writes them into the page tables at the
 // guest's first accesses, and every call would dirty (and the reset copy back) the table pages.
-const PTE_A = 0x20n;
-const PTE_D = 0x40n;
+export const PTE_A = 0x20n;
+export const PTE_D = 0x40n;
+/** no execution from the page (honoured with EFER.NXE) */
+export const PTE_NX = 1n << 63n;
 
 const CR0_PE = 1n << 0n;
 const CR0_MP = 1n << 1n;

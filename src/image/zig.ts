@@ -2,7 +2,7 @@
 // SDK into a native image, and cached by a hash of everything that decides the output (the source,
 // the SDK's files, the compiler's version and the flags), so the second run of a script does not
 // run the compiler at all.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { WaspError } from "../errors.ts";
@@ -106,9 +106,9 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
   const mode = MODES[optimize];
   if (mode === undefined) throw new CompileError(`optimize "${String(optimize)}" is none of ${Object.keys(MODES).join(", ")}`, "");
   const flags = ["-O", mode, ...FLAGS];
-  const cacheDir = opts.cacheDir ?? process.env.WASP_CACHE_DIR ?? join(homedir(), ".cache", "wasp", "zig");
+  const cacheDir = compileCacheDir(opts.cacheDir);
   const SDK = sdkDir(cacheDir);
-  const key = cacheKey(source, name, await zigVersion(zig), flags, SDK);
+  const key = cacheKey("wasp-zig-1", [await zigVersion(zig), flags.join(" "), name, source], SDK);
   const path = join(cacheDir, `${key}.bin`);
   if (existsSync(path)) {
     return { image: parseImage(new Uint8Array(readFileSync(path)), `${name}.bin`), compiled: false, path };
@@ -145,10 +145,7 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
     if (copy.exitCode !== 0) throw new CompileError(`zig objcopy failed: ${copy.stderr.toString().trim()}`, copy.stderr.toString());
     const bytes = new Uint8Array(readFileSync(bin));
     const image = parseImage(bytes, `${name}.bin`);
-    mkdirSync(cacheDir, { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path); // atomic: a concurrent reader sees the old state or the whole image
+    storeCached(path, bytes);
     return { image, compiled: true, path };
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -168,10 +165,27 @@ export async function zigVersion(zig: string): Promise<string> {
   return v;
 }
 
-/** SHA-256 of the source, the name, every SDK file, the compiler's version and the flags. */
-function cacheKey(source: string, name: string, version: string, flags: readonly string[], SDK: string): string {
+/**
+ * A compile cache's key: SHA-256 of `tag` and `parts` (what decides the output: compiler version,
+ * flags, source...) and every file of the SDK folder. Shared by inline Zig and src/linux/c.ts.
+ */
+export function cacheKey(tag: string, parts: readonly string[], sdk: string): string {
   const h = new Bun.CryptoHasher("sha256");
-  h.update(`wasp-zig-1\0${version}\0${flags.join(" ")}\0${name}\0${source}\0`);
-  for (const f of readdirSync(SDK).sort()) h.update(`${f}\0`).update(readFileSync(join(SDK, f))).update("\0");
+  h.update(`${tag}\0${parts.join("\0")}\0`);
+  for (const f of readdirSync(sdk).sort()) h.update(`${f}\0`).update(readFileSync(join(sdk, f))).update("\0");
   return h.digest("hex");
+}
+
+/** Where compiled guests are kept: the caller's folder, else $WASP_CACHE_DIR, else ~/.cache/wasp/zig. */
+export function compileCacheDir(given: string | undefined): string {
+  return given ?? process.env.WASP_CACHE_DIR ?? join(homedir(), ".cache", "wasp", "zig");
+}
+
+/** Puts a compiled file into the cache atomically: a concurrent reader sees no file or the whole one. */
+export function storeCached(path: string, bytes: Uint8Array, mode?: number): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, bytes);
+  if (mode !== undefined) chmodSync(tmp, mode);
+  renameSync(tmp, path);
 }

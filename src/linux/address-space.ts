@@ -7,6 +7,7 @@
 // (below LINUX_LOW: page tables, GDT, IDT, TSS, the system-call entry) are supervisor-only or not
 // mapped at all. Pure: no VM is needed to build the tables or to check them (tests walk them).
 import { Layout } from "../abi/guest-abi.ts";
+import { PTE_A, PTE_D, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US } from "../image/boot.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
 import type { ElfExecutable } from "./elf.ts";
 import type { MemoryRegions } from "./memory.ts";
@@ -33,15 +34,6 @@ const GUARD = 16 * PAGE;
 /** The least room a program gets for its break and mappings together. */
 const MIN_HEAP = 256 * 1024;
 
-// Page-table entry bits (Intel SDM vol. 3, 4.5); A and D set in advance, as for native guests, so
-// the CPU never writes the tables (which would dirty them on every call).
-const P = 1n;
-const RW = 2n;
-const US = 4n;
-const A = 0x20n;
-const D = 0x40n;
-const PS = 0x80n;
-const NX = 1n << 63n;
 
 /** What one page of a Linux guest is. */
 export interface PagePermission {
@@ -135,7 +127,8 @@ export function pagePermission(elf: ElfExecutable, layout: LinuxLayout, addr: nu
 
 function entry(addr: number, p: PagePermission, large: boolean): bigint {
   if (!p.present) return 0n;
-  return BigInt(addr) | P | A | D | (p.write ? RW : 0n) | (p.user ? US : 0n) | (p.exec ? 0n : NX) | (large ? PS : 0n);
+  // A and D set in advance, as for native guests: the CPU never writes the tables (which would dirty them every call)
+  return BigInt(addr) | PTE_P | PTE_A | PTE_D | (p.write ? PTE_RW : 0n) | (p.user ? PTE_US : 0n) | (p.exec ? 0n : PTE_NX) | (large ? PTE_PS : 0n);
 }
 
 const same = (a: PagePermission, b: PagePermission) => a.present === b.present && a.user === b.user && a.write === b.write && a.exec === b.exec;
@@ -149,8 +142,8 @@ export function linuxPageTables(elf: ElfExecutable, layout: LinuxLayout): [numbe
   const top = new Uint8Array(Layout.PT - Layout.PML4); // PML4, PDPT, PD
   const tdv = new DataView(top.buffer);
   const dir = (table: number, index: number, v: bigint) => tdv.setBigUint64(table - Layout.PML4 + index * 8, v, true);
-  dir(Layout.PML4, 0, BigInt(Layout.PDPT) | P | RW | US | A);
-  dir(Layout.PDPT, 0, BigInt(Layout.PD) | P | RW | US | A);
+  dir(Layout.PML4, 0, BigInt(Layout.PDPT) | PTE_P | PTE_RW | PTE_US | PTE_A);
+  dir(Layout.PDPT, 0, BigInt(Layout.PD) | PTE_P | PTE_RW | PTE_US | PTE_A);
   const pieces: [number, Uint8Array][] = [[Layout.PML4, top]];
   let next = TABLES;
   const regions = Math.ceil(layout.memory / REGION);
@@ -179,7 +172,7 @@ export function linuxPageTables(elf: ElfExecutable, layout: LinuxLayout): [numbe
       next += PAGE;
     }
     pieces.push([at, pt]);
-    dir(Layout.PD, r, BigInt(at) | P | RW | US | A);
+    dir(Layout.PD, r, BigInt(at) | PTE_P | PTE_RW | PTE_US | PTE_A);
   }
   return pieces;
 }

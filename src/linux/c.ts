@@ -5,11 +5,11 @@
 // Safety as for Zig guests: by default undefined behaviour the compiler can check (overflow of
 // signed integers, out-of-bounds array indexes, misaligned or null pointers, ...) traps with `ud2`
 // instead of corrupting memory silently, and stack smashing is caught by musl's canary.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Layout } from "../abi/guest-abi.ts";
-import { bundledZig, CompileError, sdkDir, zigVersion, type ZigOptimize } from "../image/zig.ts";
+import { bundledZig, cacheKey, compileCacheDir, CompileError, sdkDir, storeCached, zigVersion, type ZigOptimize } from "../image/zig.ts";
 import { parseElf, type ElfExecutable } from "./elf.ts";
 
 export interface COptions {
@@ -80,10 +80,11 @@ async function compileLinux(lang: "c" | "zig", source: string, opts: COptions): 
     if (!f.startsWith("-")) throw new CompileError(`flag "${f}" is not an option: one source is compiled, name other files with -I, -L or -l`, "");
     if (REFUSED.test(f)) throw new CompileError(`flag "${f}" is wasp's to choose: the output is one static x86-64 Linux executable`, "");
   }
-  const cacheDir = opts.cacheDir ?? process.env.WASP_CACHE_DIR ?? join(homedir(), ".cache", "wasp", "zig");
+  const cacheDir = compileCacheDir(opts.cacheDir);
   const sdk = sdkDir(cacheDir);
   const flags = lang === "c" ? [...COMMON, ...mode, "-I", sdk, ...extra] : ["-target", "x86_64-linux-none", "-mcpu", "baseline", "-O", ZIG_MODES[optimize], "-fsingle-threaded"];
-  const key = cacheKey(`${lang}\0${source}`, await zigVersion(zig), flags, sdk);
+  // the SDK's path is in the flags but not in what decides the output: cacheKey hashes its files
+  const key = cacheKey("wasp-c-1", [await zigVersion(zig), flags.filter((f) => f !== sdk).join(" "), `${lang}\0${source}`], sdk);
   const path = join(cacheDir, `${key}.elf`);
   const check = (bytes: Uint8Array) => parseElf(bytes, name, Layout.MAPPED);
   if (existsSync(path)) return { elf: check(new Uint8Array(readFileSync(path))), compiled: false, path };
@@ -107,22 +108,9 @@ async function compileLinux(lang: "c" | "zig", source: string, opts: COptions): 
     }
     const bytes = new Uint8Array(readFileSync(out));
     const elf = check(bytes);
-    mkdirSync(cacheDir, { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, bytes);
-    chmodSync(tmp, 0o755);
-    renameSync(tmp, path); // atomic: a concurrent reader sees the old state or the whole file
+    storeCached(path, bytes, 0o755); // it runs natively too
     return { elf, compiled: true, path };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-}
-
-/** SHA-256 of the source, the compiler's version, the flags and the SDK's files (wasp.h). */
-function cacheKey(source: string, version: string, flags: readonly string[], sdk: string): string {
-  const h = new Bun.CryptoHasher("sha256");
-  // the SDK's path is in the flags but not in what decides the output: hash its files instead
-  h.update(`wasp-c-1\0${version}\0${flags.filter((f) => f !== sdk).join(" ")}\0${source}\0`);
-  for (const f of readdirSync(sdk).sort()) h.update(`${f}\0`).update(readFileSync(join(sdk, f))).update("\0");
-  return h.digest("hex");
 }
