@@ -2,15 +2,12 @@
 // against the kernel's own headers: a C program is generated from wasp's tables, compiled with the
 // bundled zig (against its copy of linux/kvm.h), and its output compared with the tables.
 import { describe, expect, test, beforeAll } from "bun:test";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as kvm from "../ffi/kvm.ts";
 import * as libc from "../ffi/libc.ts";
 import * as sig from "../ffi/signal.ts";
 import { Errno } from "../ffi/errno.ts";
 import { fieldSize, type Struct } from "../ffi/struct.ts";
-import { zigPath } from "./support.ts";
+import { cLayouts } from "./support.ts";
 
 const structs: Struct<string>[] = [
   kvm.kvm_regs, kvm.kvm_segment, kvm.kvm_dtable, kvm.kvm_sregs, kvm.kvm_fpu, kvm.kvm_userspace_memory_region,
@@ -61,44 +58,11 @@ const constants: [string, number, string][] = [
   ...Object.entries(libc.SYS).map(([k, v]): [string, number, string] => [`SYS_${k}`, v, `SYS_${k}`]),
 ];
 
-function program(): string {
-  const lines: string[] = [];
-  const say = (key: string, expr: string) => lines.push(`  printf("%s %llu\\n", "${key}", (unsigned long long)(${expr}));`);
-  for (const s of structs) {
-    say(`${s.c}.sizeof`, `sizeof(${s.c})`);
-    for (const name of s.fieldNames) {
-      say(`${s.c}.${name}.offset`, `offsetof(${s.c}, ${name})`);
-      const [, type] = s.fields[name];
-      // flexible array members have no size of their own
-      if (fieldSize(type) > 0) say(`${s.c}.${name}.size`, `sizeof(((${s.c} *)0)->${name})`);
-    }
-  }
-  for (const [key, , expr] of constants) say(key, expr);
-  return [
-    "#define _GNU_SOURCE",
-    "#include <stddef.h>", "#include <stdio.h>", "#include <unistd.h>", "#include <errno.h>", "#include <fcntl.h>",
-    "#include <sys/mman.h>", "#include <sys/resource.h>", "#include <sys/syscall.h>", "#include <signal.h>", "#include <time.h>", "#include <linux/kvm.h>",
-    "int main(void) {", ...lines, "  return 0;", "}", "",
-  ].join("\n");
-}
-
 const fromC = new Map<string, number>();
 
 beforeAll(() => {
-  const dir = mkdtempSync(join(tmpdir(), "wasp-layout-"));
-  try {
-    writeFileSync(join(dir, "layout.c"), program());
-    const cc = Bun.spawnSync([zigPath(), "cc", "-target", "x86_64-linux-musl", "-static", "-o", join(dir, "layout"), join(dir, "layout.c")]);
-    if (cc.exitCode !== 0) throw new Error(`zig cc failed:\n${cc.stderr.toString()}`);
-    const run = Bun.spawnSync([join(dir, "layout")]);
-    if (run.exitCode !== 0) throw new Error(`layout program failed: ${run.stderr.toString()}`);
-    for (const line of run.stdout.toString().trim().split("\n")) {
-      const cut = line.lastIndexOf(" ");
-      fromC.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const headers = ["unistd.h", "errno.h", "fcntl.h", "sys/mman.h", "sys/resource.h", "sys/syscall.h", "signal.h", "time.h", "linux/kvm.h"];
+  for (const [k, v] of cLayouts(structs, constants.map(([key, , expr]) => [key, expr] as const), headers)) fromC.set(k, v);
 }, 180_000);
 
 describe("KVM and libc ABI tables match the kernel headers", () => {

@@ -14,7 +14,7 @@ import { fieldSize, type Struct } from "../ffi/struct.ts";
 import { KVMIO, REFUSED, SYSCALLS, TTY_IOCTLS, buildFilter } from "../src/host/syscalls.ts";
 import { RUNTIME } from "../src/host/landlock.ts";
 import { EXIT_STATUS } from "../src/errors.ts";
-import { ROOT, WASP, guest, wasp, zigPath } from "./support.ts";
+import { ROOT, WASP, cLayouts, guest, wasp } from "./support.ts";
 
 let dir: string;
 beforeAll(() => {
@@ -184,31 +184,8 @@ describe("seccomp, BPF and Landlock tables match the kernel headers", () => {
   const fromC = new Map<string, number>();
 
   beforeAll(() => {
-    const lines: string[] = [];
-    const say = (key: string, expr: string) => lines.push(`  printf("%s %llu\\n", "${key}", (unsigned long long)(${expr}));`);
-    for (const s of structs) {
-      say(`${s.c}.sizeof`, `sizeof(${s.c})`);
-      for (const name of s.fieldNames) {
-        say(`${s.c}.${name}.offset`, `offsetof(${s.c}, ${name})`);
-        if (fieldSize(s.fields[name][1]) > 0) say(`${s.c}.${name}.size`, `sizeof(((${s.c} *)0)->${name})`);
-      }
-    }
-    for (const [key] of constants) say(key, key);
-    const c = [
-      "#define _GNU_SOURCE", "#include <stddef.h>", "#include <stdio.h>", "#include <fcntl.h>", "#include <sched.h>",
-      "#include <sys/ioctl.h>", "#include <sys/prctl.h>", "#include <sys/resource.h>", "#include <sys/syscall.h>",
-      "#include <asm/unistd.h>", "#include <linux/audit.h>", "#include <linux/filter.h>", "#include <linux/seccomp.h>",
-      "#include <linux/landlock.h>", "#include <linux/kvm.h>",
-      "int main(void) {", ...lines, "  return 0;", "}", "",
-    ].join("\n");
-    writeFileSync(join(dir, "abi.c"), c);
-    const cc = Bun.spawnSync([zigPath(), "cc", "-target", "x86_64-linux-musl", "-static", "-o", join(dir, "abi"), join(dir, "abi.c")]);
-    if (cc.exitCode !== 0) throw new Error(`zig cc failed:\n${cc.stderr.toString()}`);
-    const run = Bun.spawnSync([join(dir, "abi")]);
-    for (const line of run.stdout.toString().trim().split("\n")) {
-      const cut = line.lastIndexOf(" ");
-      fromC.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-    }
+    const headers = ["fcntl.h", "sched.h", "sys/ioctl.h", "sys/prctl.h", "sys/resource.h", "sys/syscall.h", "asm/unistd.h", "linux/audit.h", "linux/filter.h", "linux/seccomp.h", "linux/landlock.h", "linux/kvm.h"];
+    for (const [k, v] of cLayouts(structs, constants.map(([key]) => [key, key] as const), headers)) fromC.set(k, v);
   }, 180_000);
 
   test("struct sizes and field offsets", () => {

@@ -98,3 +98,43 @@ export function waspIntoClosedPipe(args: string[]) {
   }
 }
 
+
+import { mkdtempSync as mkdtemp, rmSync as rmTree, writeFileSync as writeFile } from "node:fs";
+import { tmpdir } from "node:os";
+import { fieldSize, type Struct } from "../ffi/struct.ts";
+
+/**
+ * What the C headers say: every struct's size and each field's offset and width (`NAME.sizeof`,
+ * `NAME.FIELD.offset`, `NAME.FIELD.size`) and each constant's value (by its key), from a program
+ * compiled with the bundled zig cc against `includes` and run. The ABI tables' tests compare them.
+ */
+export function cLayouts(structs: readonly Struct<string>[], constants: readonly (readonly [key: string, expr: string])[], includes: readonly string[]): Map<string, number> {
+  const lines: string[] = [];
+  const say = (key: string, expr: string) => lines.push(`  printf("%s %llu\\n", "${key}", (unsigned long long)(${expr}));`);
+  for (const s of structs) {
+    say(`${s.c}.sizeof`, `sizeof(${s.c})`);
+    for (const name of s.fieldNames) {
+      say(`${s.c}.${name}.offset`, `offsetof(${s.c}, ${name})`);
+      // flexible array members have no size of their own
+      if (fieldSize(s.fields[name][1]) > 0) say(`${s.c}.${name}.size`, `sizeof(((${s.c} *)0)->${name})`);
+    }
+  }
+  for (const [key, expr] of constants) say(key, expr);
+  const program = ["#define _GNU_SOURCE", "#include <stddef.h>", "#include <stdio.h>", ...includes.map((h) => `#include <${h}>`), "int main(void) {", ...lines, "  return 0;", "}", ""].join("\n");
+  const dir = mkdtemp(join(tmpdir(), "wasp-layout-"));
+  try {
+    writeFile(join(dir, "layout.c"), program);
+    const cc = Bun.spawnSync([zigPath(), "cc", "-target", "x86_64-linux-musl", "-static", "-o", join(dir, "layout"), join(dir, "layout.c")]);
+    if (cc.exitCode !== 0) throw new Error(`zig cc failed:\n${cc.stderr.toString()}`);
+    const run = Bun.spawnSync([join(dir, "layout")]);
+    if (run.exitCode !== 0) throw new Error(`layout program failed: ${run.stderr.toString()}`);
+    const out = new Map<string, number>();
+    for (const line of run.stdout.toString().trim().split("\n")) {
+      const cut = line.lastIndexOf(" ");
+      out.set(line.slice(0, cut), Number(line.slice(cut + 1)));
+    }
+    return out;
+  } finally {
+    rmTree(dir, { recursive: true, force: true });
+  }
+}
