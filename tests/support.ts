@@ -68,8 +68,8 @@ export const REAL = {
   hlt: [0xf4],
   exit: [0xe6, 0xfa],
   /**
-   * lidt [0x8010] (a zero-limit IDT), then ud2. On bare metal a triple fault; KVM's real-mode
-   * emulator on this machine gives up instead (KVM_EXIT_INTERNAL_ERROR, emulation failure).
+   * lidt [0x8010] (a zero-limit IDT), then ud2. With VMX/SVM a triple fault; KVM on PVM (real-mode
+   * emulated) gives up instead: KVM_EXIT_INTERNAL_ERROR, emulation failure.
    */
   undeliverable: [0x0f, 0x01, 0x1e, 0x10, 0x80, 0x0f, 0x0b, ...new Array(9).fill(0x90), 0, 0, 0, 0, 0, 0],
 };

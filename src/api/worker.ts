@@ -47,6 +47,10 @@ function serve({ mailbox, control, port }: Init): void {
   const inputs: Uint8Array[] = [];
   let next = 0;
   let stopping = false;
+  // The deadline signal is blocked in this thread before main can learn its tid: a cancellation
+  // signal sent before the first guest runs then stays pending and interrupts that guest's first
+  // KVM_RUN (delivered to the do-nothing handler instead, it would be lost and the guest run on).
+  DeadlineTimer.forThisThread();
   Atomics.store(header, H.TID, libc.gettid());
 
   // Waking main costs this thread ~25 µs here (a cross-CPU wake-up): a reply wakes it only when this

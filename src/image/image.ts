@@ -2,7 +2,7 @@
 // with wasp's header (src/abi/guest-abi.ts, Header); anything else is a *raw* image in Wasp's
 // convention: a flat binary loaded at 0x8000 and entered in 16-bit real mode.
 import { ABI_VERSION, HEADER_MAGIC, HEADER_NAME_LEN, Header, HeaderFlags, Layout } from "../abi/guest-abi.ts";
-import { BadImageError } from "../errors.ts";
+import { BadArgsError, BadImageError } from "../errors.ts";
 
 export const MIB = 1024 * 1024;
 /** Guest RAM per invocation when neither the caller nor the image asks for an amount. */
@@ -33,10 +33,18 @@ export type Image =
  * file too big to run is refused before it is read.
  */
 export function maxImageBytes(head: Uint8Array, memory?: number): number {
+  if (memory !== undefined) checkMemorySize(memory);
   const native = head.length >= Header.SIZE && readU64(head, Header.MAGIC) === HEADER_MAGIC;
   const wanted = native ? Number(readU64(head, Header.MEM_WANTED)) : 0;
   const ram = Math.min(MAX_MEMORY, memory ?? (wanted > 0 ? wanted : DEFAULT_MEMORY));
   return Math.max(0, ram - (native ? Layout.NATIVE_LOAD : Layout.RAW_LOAD));
+}
+
+/** A guest memory size within the bounds: whole pages, at least MIN_MEMORY, at most MAX_MEMORY. */
+export function checkMemorySize(bytes: number): void {
+  if (!Number.isSafeInteger(bytes) || bytes % 4096 !== 0) throw new BadArgsError(`memory size ${bytes} is not a multiple of 4 KiB`);
+  if (bytes < MIN_MEMORY) throw new BadArgsError(`memory size ${bytes} bytes is below the minimum of ${MIN_MEMORY / MIB} MiB`);
+  if (bytes > MAX_MEMORY) throw new BadArgsError(`memory size ${bytes / MIB} MiB is above the cap of ${MAX_MEMORY / MIB} MiB`);
 }
 
 /**

@@ -2,8 +2,8 @@
 // starts in, what the host may touch for it, whether it owns its whole machine, and what a call
 // gives back besides RAX. Each kind is a module of this folder (native.ts, raw.ts); adding a kind
 // is a module and a line in kindOf, not a branch in the runner, the snapshot and the shell.
-import { DEFAULT_MEMORY, MAX_MEMORY, MIB, MIN_MEMORY, imageFootprint, type Image } from "../image/image.ts";
-import { BadArgsError, BadImageError } from "../errors.ts";
+import { DEFAULT_MEMORY, MIB, checkMemorySize, imageFootprint, type Image } from "../image/image.ts";
+import { BadImageError } from "../errors.ts";
 import type { AccessRules, GuestAccess } from "../memory/guest-access.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
 import type { ConsoleSink } from "../hypercall/console.ts";
@@ -58,9 +58,7 @@ export interface ImageKind {
  */
 export function checkMemory(image: Image, requested: number | undefined, extra: number): number {
   const wanted = requested ?? (image.kind === "native" && image.header.memWanted > 0n ? Number(image.header.memWanted) : DEFAULT_MEMORY);
-  if (!Number.isSafeInteger(wanted) || wanted % 4096 !== 0) throw new BadArgsError(`memory size ${wanted} is not a multiple of 4 KiB`);
-  if (wanted < MIN_MEMORY) throw new BadArgsError(`memory size ${wanted} bytes is below the minimum of ${MIN_MEMORY / MIB} MiB`);
-  if (wanted > MAX_MEMORY) throw new BadArgsError(`memory size ${wanted / MIB} MiB is above the cap of ${MAX_MEMORY / MIB} MiB`);
+  checkMemorySize(wanted);
   const need = imageFootprint(image) + extra;
   if (need > wanted) {
     throw new BadImageError(`${image.name}: the image needs ${need} bytes of guest memory (with its stack), more than the ${wanted / MIB} MiB it would get`);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# kvm-vm.sh CMD [ARG...]: run CMD, in the current directory and environment, inside a QEMU-emulated
+# x86-64 machine whose Linux has a real /dev/kvm (kvm_amd over QEMU's emulated SVM).
+#
+# For machines without /dev/kvm (a VM whose own hypervisor offers no nested virtualization): wasp's
+# tests need a real KVM and never skip, so there they run here. The whole host file system is shared
+# with the emulated machine (9p), so CMD sees the same files; /tmp is the emulated machine's own.
+# Everything is emulated by QEMU's TCG: it is slow (a KVM exit costs about a millisecond), so use it
+# for correctness, never for figures.
+#
+# Needs (as root, from Debian's packages): qemu-system-x86 busybox-static cpio kmod, and apt access to
+# download linux-image-amd64 (cached in $WASP_VM_CACHE). Exit status: CMD's; 125 if the machine failed.
+# Settings: WASP_VM_MEM (default 8G), WASP_VM_CPUS (default: nproc), WASP_VM_TIMEOUT (seconds, default
+# 5000), WASP_VM_NPT (kvm_amd nested paging, default 0: shadow paging, as on PVM).
+set -euo pipefail
+[ $# -ge 1 ] || { echo "usage: kvm-vm.sh CMD [ARG...]" >&2; exit 2; }
+cache=${WASP_VM_CACHE:-/var/cache/wasp-kvm-vm}
+mem=${WASP_VM_MEM:-8G}
+cpus=${WASP_VM_CPUS:-$(nproc)}
+npt=${WASP_VM_NPT:-0}
+die() { echo "kvm-vm: $*" >&2; exit 125; }
+for tool in qemu-system-x86_64 busybox cpio depmod modprobe dpkg-deb apt-get; do
+  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install qemu-system-x86 busybox-static cpio kmod)"
+done
+mkdir -p "$cache"
+
+# 1. a Debian kernel with its modules, once
+if [ ! -s "$cache/initrd.gz" ]; then
+  pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  [ -n "$pkg" ] || die "apt knows no linux-image-amd64 (run apt-get update)"
+  rm -rf "$cache/kernel" "$cache/initrd" && mkdir -p "$cache/kernel" "$cache/initrd"/{bin,dev,proc,sys,mnt,mods}
+  (cd "$cache" && apt-get download -q "$pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  dpkg-deb -x "$cache/${pkg}"_*.deb "$cache/kernel"
+  rm -f "$cache/${pkg}"_*.deb
+  release=$(ls "$cache/kernel/lib/modules")
+  depmod -b "$cache/kernel" "$release"
+  cp "$cache/kernel/boot/vmlinuz-$release" "$cache/vmlinuz"
+  # the modules the machine needs, dependencies first, in load order
+  for m in kvm_amd virtio_pci 9pnet_virtio 9p; do
+    modprobe -d "$cache/kernel" -S "$release" --show-depends "$m" | awk '$1=="insmod"{print $2}'
+  done | awk '!seen[$0]++' > "$cache/modules.list"
+  while read -r ko; do cp "$ko" "$cache/initrd/mods/"; basename "$ko" >> "$cache/initrd/mods/order"; done < "$cache/modules.list"
+  cp "$(command -v busybox)" "$cache/initrd/bin/busybox"
+  for applet in sh mount insmod cat chroot poweroff mkdir sed; do ln -s busybox "$cache/initrd/bin/$applet"; done
+  cat > "$cache/initrd/init" <<'EOF'
+#!/bin/sh
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+job=$(sed -n 's/.*wasp\.job=\([^ ]*\).*/\1/p' /proc/cmdline)
+npt=$(sed -n 's/.*wasp\.npt=\([01]\).*/\1/p' /proc/cmdline)
+for m in $(cat /mods/order); do
+  if [ "$m" = kvm-amd.ko ]; then insmod /mods/$m npt=$npt; else insmod /mods/$m; fi
+done
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose host /mnt
+for d in proc sys dev; do mount --bind /$d /mnt/$d; done
+mkdir -p /mnt/dev/pts /mnt/dev/shm; mount -t devpts devpts /mnt/dev/pts; mount -t tmpfs tmpfs /mnt/dev/shm; mount -t tmpfs tmpfs /mnt/tmp
+if [ -c /dev/kvm ]; then chroot /mnt /bin/bash "$job/run.sh"; echo $? > /mnt$job/rc; else echo "kvm-vm: no /dev/kvm in the emulated machine" > /dev/console; fi
+poweroff -f
+EOF
+  chmod +x "$cache/initrd/init"
+  (cd "$cache/initrd" && find . | cpio -o -H newc --quiet | gzip -1 > "$cache/initrd.gz.tmp") && mv "$cache/initrd.gz.tmp" "$cache/initrd.gz"
+fi
+
+# 2. the job: the command, its directory and environment, in a folder the emulated machine sees
+mkdir -p "$cache/jobs"
+job=$(mktemp -d "$cache/jobs/job.XXXXXX")
+trap 'rm -rf "$job"' EXIT
+{
+  echo "set -e"
+  export -p | grep -v -E '^declare -x (PWD|OLDPWD|SHLVL|_|TMPDIR)='
+  printf 'cd %q\n' "$PWD"
+  printf 'exec'; printf ' %q' "$@"; printf ' < /dev/null\n'
+} > "$job/run.sh"
+
+# 3. the machine: the host's / shared read-write, the console on our stdout
+timeout "${WASP_VM_TIMEOUT:-5000}" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem" \
+  -nodefaults -no-user-config -display none -serial stdio -no-reboot \
+  -kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 wasp.job=$job wasp.npt=$npt" \
+  -virtfs local,path=/,mount_tag=host,security_model=passthrough,id=host,multidevs=remap \
+  | sed -u 's/\r$//' || true
+[ -s "$job/rc" ] || die "the emulated machine stopped before the command finished"
+exit "$(cat "$job/rc")"
