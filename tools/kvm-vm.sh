@@ -11,7 +11,8 @@
 # Needs (as root, from Debian's packages): qemu-system-x86 busybox-static cpio kmod, and apt access to
 # download linux-image-amd64 (cached in $WASP_VM_CACHE). Exit status: CMD's; 125 if the machine failed.
 # Settings: WASP_VM_MEM (default 8G), WASP_VM_CPUS (default: nproc), WASP_VM_TIMEOUT (seconds, default
-# 5000), WASP_VM_NPT (kvm_amd nested paging, default 0: shadow paging, as on PVM).
+# 5000), WASP_VM_NPT (kvm_amd nested paging, default 0: shadow paging, as on PVM), WASP_VM_WATCH
+# (seconds: every so often print what each thread of bun and wasp waits in, to find a hang; default 0).
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: kvm-vm.sh CMD [ARG...]" >&2; exit 2; }
 cache=${WASP_VM_CACHE:-/var/cache/wasp-kvm-vm}
@@ -41,7 +42,7 @@ if [ ! -s "$cache/initrd.gz" ]; then
   done | awk '!seen[$0]++' > "$cache/modules.list"
   while read -r ko; do cp "$ko" "$cache/initrd/mods/"; basename "$ko" >> "$cache/initrd/mods/order"; done < "$cache/modules.list"
   cp "$(command -v busybox)" "$cache/initrd/bin/busybox"
-  for applet in sh mount insmod cat chroot poweroff mkdir sed; do ln -s busybox "$cache/initrd/bin/$applet"; done
+  for applet in sh mount insmod cat chroot poweroff mkdir sed sleep cut; do ln -s busybox "$cache/initrd/bin/$applet"; done
   cat > "$cache/initrd/init" <<'EOF'
 #!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -50,6 +51,16 @@ npt=$(sed -n 's/.*wasp\.npt=\([01]\).*/\1/p' /proc/cmdline)
 for m in $(cat /mods/order); do
   if [ "$m" = kvm-amd.ko ]; then insmod /mods/$m npt=$npt; else insmod /mods/$m; fi
 done
+watch=$(sed -n 's/.*wasp\.watch=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ "${watch:-0}" -gt 0 ]; then
+  # what every thread of bun and wasp waits in, every $watch seconds: where a hung test hangs
+  (while sleep "$watch"; do
+    echo "kvm-vm: threads of bun and wasp, after another ${watch}s (task, name, wchan, syscall)"
+    for p in /proc/[0-9]*; do
+      case "$(cat $p/comm 2>/dev/null)" in bun|wasp) for t in $p/task/*; do echo "  $t $(cat $t/comm) $(cat $t/wchan) $(cut -d' ' -f1-3 $t/syscall)"; done;; esac
+    done
+  done) > /dev/console 2>&1 &
+fi
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose host /mnt
 for d in proc sys dev; do mount --bind /$d /mnt/$d; done
 mkdir -p /mnt/dev/pts /mnt/dev/shm; mount -t devpts devpts /mnt/dev/pts; mount -t tmpfs tmpfs /mnt/dev/shm; mount -t tmpfs tmpfs /mnt/tmp
@@ -75,7 +86,7 @@ trap 'rm -rf "$job"' EXIT
 timeout "${WASP_VM_TIMEOUT:-5000}" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem" \
   -nodefaults -no-user-config -display none -serial stdio -no-reboot \
   -kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 wasp.job=$job wasp.npt=$npt" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 wasp.job=$job wasp.npt=$npt wasp.watch=${WASP_VM_WATCH:-0}" \
   -virtfs local,path=/,mount_tag=host,security_model=passthrough,id=host,multidevs=remap \
   | sed -u 's/\r$//' || true
 [ -s "$job/rc" ] || die "the emulated machine stopped before the command finished"

@@ -130,7 +130,7 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
         "-T", join(SDK, "linker.ld"),
         `-femit-bin=${elf}`,
         "--cache-dir", join(cacheDir, "zig-cache"),
-        "--global-cache-dir", join(cacheDir, "zig-global-cache"),
+        // zig's own global cache (compiler_rt, built once per mode) is left shared, as for C
       ],
       { stdout: "pipe", stderr: "pipe" },
     );
