@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { renderAbiC } from "../scripts/abi-c.ts";
 import { renderAbiZig } from "../scripts/abi-zig.ts";
 import { ABI_VERSION, HEADER_MAGIC, Hypercalls, INFO_MAGIC } from "../src/abi/guest-abi.ts";
-import { ROOT, zigPath } from "./support.ts";
+import { slow, ROOT, zigPath } from "./support.ts";
 
 const abiZigPath = new URL("../guests/sdk/abi.zig", import.meta.url).pathname;
 
@@ -52,4 +52,4 @@ test("guests/sdk/wasp.h is exactly what scripts/gen-abi.ts generates, and compil
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}, 120_000);
+}, slow(120_000));

@@ -20,7 +20,7 @@ import {
   WaspError,
   WorkerPool,
 } from "../src/index.ts";
-import { fibRef, guest, openFds, wasp } from "./support.ts";
+import { slow, fibRef, guest, openFds, wasp } from "./support.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "wasp-api-"));
 // one pool for the file (closed at the end), so that no test depends on the shared one
@@ -172,7 +172,7 @@ pub fn main() u64 {
       expect(e.message).toContain("outside its data window");
       expect(() => v.callSync("in")).toThrow(/outside its data window/);
     }
-  }, 120_000);
+  }, slow(120_000));
 });
 
 describe("typed errors across the worker boundary", () => {

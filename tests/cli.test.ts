@@ -5,7 +5,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, truncat
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EXIT_STATUS } from "../src/errors.ts";
-import { REAL, WASP, X86, guest, nativeImage, wasp, waspIntoClosedPipe } from "./support.ts";
+import { slow, REAL, WASP, X86, guest, nativeImage, wasp, waspIntoClosedPipe } from "./support.ts";
 
 let dir: string;
 beforeAll(() => {
@@ -315,7 +315,7 @@ test("the standalone binary runs the public API's series, workers and bench thre
     ["handoff_atomics", "us"],
   ]);
   for (const l of lines) expect(l.median).toBeGreaterThan(0);
-}, 60_000);
+}, slow(60_000));
 
 test("the bench table sets a series beside what its target is measured against: --floor's series or wasp's own", () => {
   // a stand-in floor (any program printing kvm-floor's JSON lines will do): its vmrun is 10 µs
@@ -337,7 +337,7 @@ test("the bench table sets a series beside what its target is measured against: 
   expect(besideOf("invoke_sync")).toEqual({ ref: "floor vmrun", median: 10, ratio: expect.closeTo(median("invoke_sync") / 10, 2) });
   expect(besideOf("invoke_async")).toEqual({ ref: "invoke_sync", median: median("invoke_sync"), ratio: expect.closeTo(median("invoke_async") / median("invoke_sync"), 2) });
   rmSync(dir, { recursive: true });
-}, 60_000);
+}, slow(60_000));
 
 test("wasp bench --baseline fails with status 11 when a series got slower, and --svg writes a chart", () => {
   const current = wasp(["bench", "--json", "--runs", "20", "--filter", "^vmrun$"]);
@@ -373,7 +373,7 @@ describe("more usage errors, each one line with its status", () => {
 
   test("wasp snapshot into a folder that does not exist", () => {
     failsWith(wasp(["snapshot", guest("inittable"), "-o", join(dir, "no", "such", "dir", "x.snap")]), EXIT_STATUS.WASP_BAD_ARGS, /cannot write the snapshot file/);
-  }, 60_000);
+  }, slow(60_000));
 
   test("wasp snapshot --verify of a missing file, and with extra arguments", () => {
     failsWith(wasp(["snapshot", "--verify", join(dir, "missing.snap")]), EXIT_STATUS.WASP_BAD_SNAPSHOT, /missing\.snap: cannot open the snapshot file/);

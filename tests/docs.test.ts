@@ -10,7 +10,7 @@ import { EXIT_STATUS } from "../src/errors.ts";
 import { EMBEDDED_NAMES } from "../src/cli/embedded.ts";
 import { DEFAULT_TIMEOUT_MS, planMemory } from "../src/virtine/runner.ts";
 import { DEFAULT_MEMORY, MIB, MIN_MEMORY, buildNativeImage, parseImage } from "../src/image/image.ts";
-import { ROOT, wasp } from "./support.ts";
+import { slow, ROOT, wasp } from "./support.ts";
 
 const read = (p: string) => readFileSync(join(ROOT, p), "utf8");
 const docs = () => ["README.md", ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
@@ -93,4 +93,4 @@ test("the README's TypeScript block runs as pasted", () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}, 120_000);
+}, slow(120_000));

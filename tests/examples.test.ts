@@ -3,7 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, fibRef } from "./support.ts";
+import { slow, ROOT, fibRef } from "./support.ts";
 
 // the inline-Zig example's compiled image goes to a cache of the test's own, not the user's
 const cacheDir = mkdtempSync(join(tmpdir(), "wasp-examples-"));
@@ -25,7 +25,7 @@ test("examples/inline-zig.ts", () => {
   const r = run("inline-zig.ts", ["7"]);
   expect(r.stderr).toBe("");
   expect(r.stdout).toBe("squaring 7 in a VM of its own\n49n\n");
-}, 120_000);
+}, slow(120_000));
 
 test("examples/json-transform.ts", () => {
   const r = run("json-transform.ts", ["2", "4", "9"]);
@@ -54,4 +54,4 @@ test("examples/linux.ts", () => {
   const r = run("linux.ts", ["3", "1.5", "4", "1"]);
   expect(r.stderr).toBe("");
   expect(r.stdout).toMatch(/^n=4 min=1 max=4 mean=2\.3750 median=2\.25 stddev=1\.1924\nexit status 0, \d+ system calls\n$/);
-}, 180_000);
+}, slow(180_000));

@@ -7,7 +7,7 @@ import * as libc from "../ffi/libc.ts";
 import * as sig from "../ffi/signal.ts";
 import { Errno } from "../ffi/errno.ts";
 import { fieldSize, type Struct } from "../ffi/struct.ts";
-import { cLayouts } from "./support.ts";
+import { slow, cLayouts } from "./support.ts";
 
 const structs: Struct<string>[] = [
   kvm.kvm_regs, kvm.kvm_segment, kvm.kvm_dtable, kvm.kvm_sregs, kvm.kvm_fpu, kvm.kvm_userspace_memory_region,
@@ -63,7 +63,7 @@ const fromC = new Map<string, number>();
 beforeAll(() => {
   const headers = ["unistd.h", "errno.h", "fcntl.h", "sys/mman.h", "sys/resource.h", "sys/syscall.h", "signal.h", "time.h", "linux/kvm.h"];
   for (const [k, v] of cLayouts(structs, constants.map(([key, , expr]) => [key, expr] as const), headers)) fromC.set(k, v);
-}, 180_000);
+}, slow(180_000));
 
 describe("KVM and libc ABI tables match the kernel headers", () => {
   for (const s of structs) {

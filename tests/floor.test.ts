@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { parseBaseline } from "../src/bench/baseline.ts";
-import { DIST, wasp } from "./support.ts";
+import { slow, DIST, wasp } from "./support.ts";
 
 const SERIES = ["create", "vmrun", "hypercall", "syscall", "dirty_reset_1", "dirty_reset_16", "dirty_reset_64", "cow_reset_1", "cow_reset_16", "cow_reset_64", "thread", "process"];
 
@@ -18,10 +18,10 @@ test("the floor runs every series, each a positive time with p99 ≥ median", ()
     expect(r.median).toBeGreaterThan(0);
     expect(r.p99).toBeGreaterThanOrEqual(r.median);
   }
-}, 120_000);
+}, slow(120_000));
 
 test("wasp bench --floor runs the bundled floor and sets a series beside its namesake", () => {
   const r = wasp(["bench", "--floor", "--filter", "^vmrun$", "--runs", "50"]);
   expect(r.status).toBe(0);
   expect(r.stdout).toMatch(/^vmrun\s+us\s+50\s+[\d.]+\s+[\d.]+\s+floor vmrun\s+[\d.]+\s+[\d.]+$/m);
-}, 120_000);
+}, slow(120_000));

@@ -14,7 +14,7 @@ import { fieldSize, type Struct } from "../ffi/struct.ts";
 import { KVMIO, REFUSED, SYSCALLS, TTY_IOCTLS, buildFilter } from "../src/host/syscalls.ts";
 import { RUNTIME } from "../src/host/landlock.ts";
 import { EXIT_STATUS } from "../src/errors.ts";
-import { ROOT, WASP, cLayouts, guest, wasp } from "./support.ts";
+import { slow, ROOT, WASP, cLayouts, guest, wasp } from "./support.ts";
 
 let dir: string;
 beforeAll(() => {
@@ -186,7 +186,7 @@ describe("seccomp, BPF and Landlock tables match the kernel headers", () => {
   beforeAll(() => {
     const headers = ["fcntl.h", "sched.h", "sys/ioctl.h", "sys/prctl.h", "sys/resource.h", "sys/syscall.h", "asm/unistd.h", "linux/audit.h", "linux/filter.h", "linux/seccomp.h", "linux/landlock.h", "linux/kvm.h"];
     for (const [k, v] of cLayouts(structs, constants.map(([key]) => [key, key] as const), headers)) fromC.set(k, v);
-  }, 180_000);
+  }, slow(180_000));
 
   test("struct sizes and field offsets", () => {
     for (const s of structs) {

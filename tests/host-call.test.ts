@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runs } from "./fuzz.ts";
-import { ROOT, zigPath } from "./support.ts";
+import { slow, ROOT, zigPath } from "./support.ts";
 import { HostCall } from "../src/abi/guest-abi.ts";
 import { BadArgsError, HostFunctionError, PolicyViolationError } from "../src/errors.ts";
 import { callHost, decodeValues, encodeResult, encodeValues, hostFunctionTable, type HostValue } from "../src/hypercall/host-call.ts";
@@ -75,7 +75,7 @@ describe("the wire format", () => {
     expect(encodeValues(VECTOR)).toEqual(new Uint8Array([
       1, 42, 0, 0, 0, 0, 0, 0, 0, 2, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 3, 3, 0, 0, 0, 1, 2, 3, 4, 2, 0, 0, 0, 104, 105,
     ]));
-  }, 120_000);
+  }, slow(120_000));
 
   test("wasp.h encodes as the host decodes (a C program run natively prints its encoding)", async () => {
     const { path } = await compileC(`#include <stdio.h>
@@ -91,7 +91,7 @@ int main(void) {
     const r = Bun.spawnSync([path]);
     expect(r.exitCode).toBe(0);
     expect(decodeValues(new Uint8Array(Buffer.from(r.stdout.toString(), "hex")))).toEqual(VECTOR);
-  }, 120_000);
+  }, slow(120_000));
 
   test("a Zig guest using hostInt, hostBytes and str compiles against the SDK", async () => {
     const src = `const virtine = @import("virtine");
@@ -103,7 +103,7 @@ pub fn main(x: u64) u64 {
 }`;
     const { image } = await compileZig(src, { cacheDir: join(dir, "zig"), name: "hostcalls" });
     expect(image.kind).toBe("native");
-  }, 120_000);
+  }, slow(120_000));
 });
 
 describe("what a host function may return, and what it throws", () => {

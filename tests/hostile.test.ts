@@ -6,7 +6,7 @@ import { parseImage } from "../src/image/image.ts";
 import { Hypercalls } from "../src/abi/guest-abi.ts";
 import { MAX_WRITE } from "../src/hypercall/handlers.ts";
 import { WaspError, TimeoutError } from "../src/errors.ts";
-import { X86, guest, nativeImage, openFds } from "./support.ts";
+import { slow, X86, guest, nativeImage, openFds } from "./support.ts";
 
 const load = (name: string, opts = {}) => Runner.fromFile(guest(name), opts);
 const native = (code: number[], opts = {}) => new Runner(parseImage(nativeImage(code), "test"), opts);
@@ -242,7 +242,7 @@ describe("fuzz: random images and random hypercall arguments", () => {
     }
     expect([...outcomes.values()].reduce((a, b) => a + b, 0)).toBe(1500);
     expect(outcomes.get("WASP_GUEST_FAULT") ?? 0).toBeGreaterThan(0);
-  }, 120_000);
+  }, slow(120_000));
 
   test("1000 random raw real-mode images each end in a result or a typed error", () => {
     let n = 0;
@@ -252,7 +252,7 @@ describe("fuzz: random images and random hypercall arguments", () => {
       n++;
     }
     expect(n).toBe(1000);
-  }, 120_000);
+  }, slow(120_000));
 
   test("2000 hypercalls with random numbers and arguments each end in a result or a typed error", () => {
     const interesting = [0n, 1n, 0x7000n, 0x100000n, 0xfff_fff0n, 0x1000000n, 2n ** 63n, 2n ** 64n - 1n, 2n ** 64n - 4096n];
@@ -274,7 +274,7 @@ describe("fuzz: random images and random hypercall arguments", () => {
     expect(seen.has("result")).toBe(true);
     expect(seen.has("WASP_MEMORY_FAULT")).toBe(true);
     expect(seen.has("WASP_POLICY")).toBe(true);
-  }, 120_000);
+  }, slow(120_000));
 });
 
 describe("resource hygiene", () => {
@@ -340,5 +340,5 @@ describe("resource hygiene", () => {
     for (const v of [fib, faulty, spinner, panicky]) v.close();
     expect(openFds()).toBe(fds - 4 - 2); // four snapshot memfds, fib's warm shell (VM + vCPU fds)
     expect(rssKiB() - rss).toBeLessThan(64 * 1024);
-  }, 180_000);
+  }, slow(180_000));
 });

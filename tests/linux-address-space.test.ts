@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runs } from "./fuzz.ts";
-import { zigPath } from "./support.ts";
+import { slow, zigPath } from "./support.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
 import { BadArgsError, BadImageError, MemoryFaultError } from "../src/errors.ts";
 import { GuestAccess } from "../src/memory/guest-access.ts";
@@ -32,7 +32,7 @@ beforeAll(() => {
   }
   hello = parseElf(new Uint8Array(readFileSync(join(dir, "hello"))), "hello", Layout.MAPPED);
   pie = parseElf(new Uint8Array(readFileSync(join(dir, "pie"))), "pie", Layout.MAPPED);
-}, 300_000);
+}, slow(300_000));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The guest's memory with its tables and segments written in, and the checked access over it. */

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { CompileError } from "../src/image/zig.ts";
 import { compileC } from "../src/linux/c.ts";
 import { EXIT_STATUS } from "../src/errors.ts";
-import { ROOT, wasp, WASP } from "./support.ts";
+import { slow, ROOT, wasp, WASP } from "./support.ts";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "wasp-c-"));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
@@ -51,7 +51,7 @@ describe("compileC", () => {
     const again = await compileC(LIBC, { cacheDir, name: "sorter" });
     expect(again.compiled).toBe(false);
     expect(again.path).toBe(c.path);
-  }, 120_000);
+  }, slow(120_000));
 
   test("safe (the default) traps undefined behaviour that fast lets through", async () => {
     const src = `#include <stdlib.h>\n#include <limits.h>\nint main(int argc, char **argv) { int x = INT_MAX - 1 + atoi(argv[1]); return x == INT_MIN ? 7 : 3; }`;
@@ -63,12 +63,12 @@ describe("compileC", () => {
     const trapped = Bun.spawnSync([safe.path, "2"]); // overflow: ud2, SIGILL
     expect(trapped.signalCode).toBe("SIGILL");
     expect(native(fast.path, ["2"]).status).not.toBe(null); // unchecked: it returns something
-  }, 120_000);
+  }, slow(120_000));
 
   test("wasp.h is on the include path", async () => {
     const c = await compileC(`#include <wasp.h>\nint main(void) { return WASP_HC_SNAPSHOT; }`, { cacheDir });
     expect(c.elf.entry).toBeGreaterThan(0);
-  }, 120_000);
+  }, slow(120_000));
 
   test("a source that does not compile is a CompileError with the compiler's diagnostics, naming the file as the caller does", async () => {
     const err = await compileC(`int main(void) { return y; }\n`, { cacheDir, fileName: "prog.c" }).catch((e) => e);
@@ -81,7 +81,7 @@ describe("compileC", () => {
     const link = await compileC(`void nowhere(void);\nint main(void) { nowhere(); return 0; }\n`, { cacheDir }).catch((e) => e);
     expect(link).toBeInstanceOf(CompileError);
     expect(link.message).toMatch(/^the C source does not compile: .*undefined symbol: nowhere/);
-  }, 120_000);
+  }, slow(120_000));
 
   test("options are checked before the compiler runs", async () => {
     const bad = async (opts: object) => (await compileC("int main(void){return 0;}", { cacheDir, ...opts }).catch((e) => e)).message;
@@ -96,7 +96,7 @@ describe("compileC", () => {
     // allowed flags reach the compiler
     const c = await compileC(`int main(void) { return ANSWER; }`, { cacheDir, flags: ["-DANSWER=42"] });
     expect(native(c.path).status).toBe(42);
-  }, 120_000);
+  }, slow(120_000));
 });
 
 describe("wasp build prog.c", () => {
@@ -122,7 +122,7 @@ describe("wasp build prog.c", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, slow(180_000));
 });
 
 describe("LinuxProgram's options are checked before any VM exists", () => {
@@ -152,7 +152,7 @@ describe("LinuxProgram's options are checked before any VM exists", () => {
     expect(() => p.run([1 as unknown as string])).toThrow("a Linux program's arguments are strings");
     expect(() => p.run("ls" as unknown as string[])).toThrow(/takes a list of string arguments or \{ args, input, env \}/);
     expect(() => p.run([], { input: 5 as unknown as string })).toThrow("a Linux program's input is bytes or a string");
-  }, 120_000);
+  }, slow(120_000));
 });
 
 describe("Zig programs for Linux, and the examples", () => {
@@ -164,7 +164,7 @@ describe("Zig programs for Linux, and the examples", () => {
     const err = await compileZigLinux("pub fn main() void { nope(); }\n", { cacheDir, fileName: "bad.zig" }).catch((e) => e);
     expect(err).toBeInstanceOf(CompileError);
     expect(err.message).toMatch(/^the Zig source does not compile: bad\.zig:1:22: error: use of undeclared identifier 'nope'$/);
-  }, 180_000);
+  }, slow(180_000));
 
   test("examples/linux/stats.c and lookup.c build; stats runs natively as its comment says", async () => {
     const stats = await compileC(readFileSync(join(ROOT, "examples/linux/stats.c"), "utf8"), { cacheDir, name: "stats" });
@@ -172,7 +172,7 @@ describe("Zig programs for Linux, and the examples", () => {
     expect(native(stats.path, [], "1 x\n").status).toBe(1);
     const lookup = await compileC(readFileSync(join(ROOT, "examples/linux/lookup.c"), "utf8"), { cacheDir, name: "lookup" });
     expect(lookup.elf.high).toBeGreaterThan(2_000_000); // the sieve's table is bss
-  }, 180_000);
+  }, slow(180_000));
 
   test("wasp build --linux builds a Zig program for Linux (an executable, no .bin)", () => {
     const dir = mkdtempSync(join(tmpdir(), "wasp-build-zl-"));
@@ -184,7 +184,7 @@ describe("Zig programs for Linux, and the examples", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, slow(180_000));
 });
 
 test("wasp invoke PROG: every bad option is one line, before /dev/kvm is touched", async () => {
@@ -207,4 +207,4 @@ test("wasp invoke PROG: every bad option is one line, before /dev/kvm is touched
     expect([args, r.status, r.stderr]).toEqual([args, status, expect.stringMatching(want)]);
     expect(r.stdout).toBe("");
   }
-}, 120_000);
+}, slow(120_000));

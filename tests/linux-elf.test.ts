@@ -10,7 +10,7 @@ import { runs } from "./fuzz.ts";
 import { isElf, parseElf, type ElfExecutable } from "../src/linux/elf.ts";
 import { AT, MAX_ARG_BYTES, initialStack } from "../src/linux/stack.ts";
 import { BadArgsError, BadImageError } from "../src/errors.ts";
-import { zigPath } from "./support.ts";
+import { slow, zigPath } from "./support.ts";
 
 const LIMIT = 0x40000000;
 let dir: string;
@@ -26,7 +26,7 @@ beforeAll(() => {
   }
   hello = new Uint8Array(readFileSync(join(dir, "hello")));
   pie = new Uint8Array(readFileSync(join(dir, "pie")));
-}, 300_000);
+}, slow(300_000));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function parse(bytes: Uint8Array): ElfExecutable | BadImageError {

@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { zigPath } from "./support.ts";
+import { slow, zigPath } from "./support.ts";
 import { Port } from "../src/abi/guest-abi.ts";
 import { SEL_KERNEL_CODE, SEL_USER_CODE, SEL_USER_DATA } from "../src/image/boot.ts";
 import { LINUX_ENTRY, LINUX_ENTRY_STACK, LINUX_SAVED_RSP, MSR, SFMASK, linuxEntryCode, linuxSyscallMsrs, syscallArgs } from "../src/linux/entry.ts";
@@ -39,7 +39,7 @@ test("the entry is the assembler's code for: save RSP, own stack, OUT to the hos
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}, 60_000);
+}, slow(60_000));
 
 test("the entry's data lies in host pages, its stack below its saved-RSP slot, and fits one page", () => {
   expect(LINUX_ENTRY % 4096).toBe(0);

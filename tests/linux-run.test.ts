@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { compileC } from "../src/linux/c.ts";
 import { GuestFaultError, StackOverflowError, TimeoutError } from "../src/errors.ts";
 import { LinuxProgram, type LinuxOptions } from "../src/virtine/linux.ts";
-import { openFds, WASP } from "./support.ts";
+import { slow, openFds, WASP } from "./support.ts";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "wasp-linux-run-"));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
@@ -159,7 +159,7 @@ beforeAll(async () => {
     paths[name] = path;
     programs[name] = new LinuxProgram(elf);
   }
-}, 600_000);
+}, slow(600_000));
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 function run(name: Name, args: string[] = [], input?: string, opts?: LinuxOptions) {
@@ -234,7 +234,7 @@ describe("the examples (examples/linux/) run as their comments say", () => {
     expect(text(l.stderr)).toBe("lookup: sieved\n");
     const wc = new LinuxProgram((await compileZigLinux(src("wc.zig"), { cacheDir, name: "wc" })).elf);
     expect(text(wc.run([], { input: "two words\nthree more words\n" }).stdout)).toBe("2 5 27\n");
-  }, 300_000);
+  }, slow(300_000));
 });
 
 describe("the host answers, and refuses, as docs/linux-guests.md says", () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { zigPath } from "./support.ts";
+import { slow, zigPath } from "./support.ts";
 import { kvm_segment, kvm_sregs } from "../ffi/kvm.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
 import { BadArgsError } from "../src/errors.ts";
@@ -30,7 +30,7 @@ beforeAll(() => {
     if (cc.exitCode !== 0) throw new Error(`zig cc failed: ${cc.stderr.toString()}`);
     elves[out] = parseElf(new Uint8Array(readFileSync(join(dir, out))), out, Layout.MAPPED);
   }
-}, 300_000);
+}, slow(300_000));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const reset = { sregs: new Uint8Array(kvm_sregs.size), fpu: new Uint8Array(4096) };

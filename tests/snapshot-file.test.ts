@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Runner } from "../src/virtine/runner.ts";
 import { SnapshotFile, HEADER, DATA_OFFSET, FORMAT_VERSION, FLAG_NATIVE, FLAG_PRIVILEGED } from "../src/snapshot/file.ts";
 import { kvm_sregs, kvm_segment, XSAVE_MXCSR } from "../ffi/kvm.ts";
-import { openFds } from "./support.ts";
+import { slow, openFds } from "./support.ts";
 import { systemKvm } from "../src/kvm/system.ts";
 import { EXIT_STATUS, WaspError } from "../src/errors.ts";
 import { guest, wasp } from "./support.ts";
@@ -35,7 +35,7 @@ beforeAll(() => {
   snap = join(dir, "inittable.snap");
   const r = wasp(["snapshot", guest("inittable"), "3", "-o", snap]);
   if (r.status !== 0) throw new Error(`wasp snapshot failed: ${r.stderr}`);
-}, 120_000);
+}, slow(120_000));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A copy of the good file (or of `source`) with `edit` applied to its bytes (and the header checksum fixed if asked). */
@@ -203,7 +203,7 @@ process.stdout.write(out.join(" "));
     await using v = await Virtine.load(big, { poolSize: 1 });
     expect(process.memoryUsage().rss - rss).toBeLessThan(256 * 1024 * 1024); // not 1 GiB read into memory
     expect(v.invokeSync(12345)).toBe(expected(12345));
-  }, 120_000);
+  }, slow(120_000));
 
   test("a load refused after the file was restored (a bad option) leaks no fd and no mapping", async () => {
     const { Virtine } = await import("../src/index.ts");

@@ -138,3 +138,12 @@ export function cLayouts(structs: readonly Struct<string>[], constants: readonly
     rmTree(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * A test's time limit scaled by WASP_TEST_TIME_SCALE (default 1): in the emulated machine of
+ * tools/kvm-vm.sh everything runs 10-50x slower, and .ci/run sets it there.
+ */
+export function slow(ms: number): number {
+  const scale = Number(process.env.WASP_TEST_TIME_SCALE);
+  return Number.isFinite(scale) && scale >= 1 ? ms * scale : ms;
+}

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CompileError, compileZig } from "../src/image/zig.ts";
 import { EXIT_STATUS } from "../src/errors.ts";
-import { WASP, wasp } from "./support.ts";
+import { slow, WASP, wasp } from "./support.ts";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "wasp-zig-build-"));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
@@ -22,7 +22,7 @@ test("the default build keeps Zig's overflow check (its panic message is in the 
     expect(has(unchecked.image.bytes, "integer overflow")).toBe(false);
     expect(unchecked.path).not.toBe(safe.path); // cached apart
   }
-}, 120_000);
+}, slow(120_000));
 
 test("an optimize mode that does not exist is a CompileError", async () => {
   await expect(compileZig(`pub fn main() u64 { return 1; }`, { cacheDir, optimize: "turbo" as "fast" })).rejects.toThrow(new CompileError('optimize "turbo" is none of safe, fast, small', ""));
@@ -45,7 +45,7 @@ describe("wasp build", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, slow(120_000));
 
   test("a source that does not compile, a bad mode or a missing compiler is one line", () => {
     const dir = mkdtempSync(join(tmpdir(), "wasp-build-"));

@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Virtine, CompileError, WaspError, BadArgsError, StackOverflowError } from "../src/index.ts";
-import { zigPath } from "./support.ts";
+import { slow, zigPath } from "./support.ts";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "wasp-zig-cache-"));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
@@ -26,7 +26,7 @@ describe("Virtine.fromZig", () => {
     await using v = await Virtine.fromZig(SQUARE, { cacheDir });
     expect(v.invokeSync(12)).toBe(144n);
     expect(await v.invoke(3)).toBe(9n);
-  }, 120_000);
+  }, slow(120_000));
 
   test("the second load of the same source does not run the compiler", async () => {
     const dir = mkdtempSync(join(tmpdir(), "wasp-zig-count-"));
@@ -49,7 +49,7 @@ describe("Virtine.fromZig", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, slow(120_000));
 
   test("the SDK works from inline source: output and arguments", async () => {
     const src = `const virtine = @import("virtine");\npub fn main(a: u64, b: u64) u64 {\n    virtine.print("{d}+{d}\\n", .{ a, b });\n    return a + b;\n}\n`;
@@ -58,14 +58,14 @@ describe("Virtine.fromZig", () => {
     const r = await v.run({ args: [40, 2] });
     expect(r.value).toBe(42n);
     expect(r.console).toBe("40+2\n");
-  }, 120_000);
+  }, slow(120_000));
 
   test("data in and out from inline source: main takes the input and returns the output", async () => {
     const src = `const std = @import("std");\nconst virtine = @import("virtine");\npub fn main(input: []const u8) ![]const u8 {\n    return std.ascii.upperString(try virtine.allocator().alloc(u8, input.len), input);\n}\n`;
     await using v = await Virtine.fromZig(src, { cacheDir });
     expect(await v.call("shout this")).toBe("SHOUT THIS");
     expect(v.callSync("again")).toBe("AGAIN");
-  }, 120_000);
+  }, slow(120_000));
 
   test("a compile error is a CompileError with the compiler's message", async () => {
     try {
@@ -78,7 +78,7 @@ describe("Virtine.fromZig", () => {
       expect((e as Error).message).toBe("the Zig source does not compile: inline.zig:1:34: error: use of undeclared identifier 'y'");
       expect((e as CompileError).diagnostics).toContain("undeclared identifier");
     }
-  }, 120_000);
+  }, slow(120_000));
 
   test("a bad image name is refused before compiling", async () => {
     await expect(Virtine.fromZig(SQUARE, { cacheDir, name: "no spaces allowed" })).rejects.toThrow(/image name/);
@@ -86,7 +86,7 @@ describe("Virtine.fromZig", () => {
 
   test("bad options are refused at load", async () => {
     await expect(Virtine.fromZig(SQUARE, { cacheDir, memory: 12345 })).rejects.toBeInstanceOf(BadArgsError);
-  }, 120_000);
+  }, slow(120_000));
   test("guests are built with safety checks by default: an overflow is a panic naming it; optimize \"fast\" wraps (issue 12)", async () => {
     const src = `pub fn main(x: u64) u64 { return x + 1; }`;
     await using safe = await Virtine.fromZig(src, { cacheDir });
@@ -127,5 +127,5 @@ pub fn main(n: u64) u64 {
     expect(small.invokeSync(100) >> 24n).toBe(1n); // the next call is fine
     await using big = await Virtine.fromZig(src, { cacheDir, memory: 64 * 1024 * 1024, stackSize: 40 * 1024 * 1024, timeoutMs: 20_000 });
     expect(big.invokeSync(100_000) >> 24n).toBe(1n);
-  }, 60_000);
+  }, slow(60_000));
 });

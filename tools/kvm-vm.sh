@@ -10,14 +10,15 @@
 #
 # Needs (as root, from Debian's packages): qemu-system-x86 busybox-static cpio kmod, and apt access to
 # download linux-image-amd64 (cached in $WASP_VM_CACHE). Exit status: CMD's; 125 if the machine failed.
-# Settings: WASP_VM_MEM (default 8G), WASP_VM_CPUS (default: nproc), WASP_VM_TIMEOUT (seconds, default
+# Settings: WASP_VM_MEM (default 8G), WASP_VM_CPUS (default 1: with two, the emulated machine
+# wedged now and then, all its CPUs spinning, seemingly an IPI lost to the emulated SVM), WASP_VM_TIMEOUT (seconds, default
 # 5000), WASP_VM_NPT (kvm_amd nested paging, default 0: shadow paging, as on PVM), WASP_VM_WATCH
 # (seconds: every so often print what each thread of bun and wasp waits in, to find a hang; default 0).
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: kvm-vm.sh CMD [ARG...]" >&2; exit 2; }
 cache=${WASP_VM_CACHE:-/var/cache/wasp-kvm-vm}
 mem=${WASP_VM_MEM:-8G}
-cpus=${WASP_VM_CPUS:-$(nproc)}
+cpus=${WASP_VM_CPUS:-1}
 npt=${WASP_VM_NPT:-0}
 die() { echo "kvm-vm: $*" >&2; exit 125; }
 for tool in qemu-system-x86_64 busybox cpio depmod modprobe dpkg-deb apt-get; do
@@ -64,6 +65,12 @@ fi
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose host /mnt
 for d in proc sys dev; do mount --bind /$d /mnt/$d; done
 mkdir -p /mnt/dev/pts /mnt/dev/shm; mount -t devpts devpts /mnt/dev/pts; mount -t tmpfs tmpfs /mnt/dev/shm; mount -t tmpfs tmpfs /mnt/tmp
+# the job's folder again, without caching: what the host writes there is seen at once
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 job /mnt$job
+# programs that run on the host instead (see WASP_VM_HOST_EXEC): their wrappers over them
+if [ -s /mnt$job/binds ]; then
+  while read -r wrapper target; do mount --bind "/mnt$wrapper" "/mnt$target"; done < /mnt$job/binds
+fi
 if [ -c /dev/kvm ]; then chroot /mnt /bin/bash "$job/run.sh"; echo $? > /mnt$job/rc; else echo "kvm-vm: no /dev/kvm in the emulated machine" > /dev/console; fi
 poweroff -f
 EOF
@@ -75,12 +82,55 @@ fi
 mkdir -p "$cache/jobs"
 job=$(mktemp -d "$cache/jobs/job.XXXXXX")
 trap 'rm -rf "$job"' EXIT
+mkdir -p "$job/tmp" "$job/exec"
 {
   echo "set -e"
   export -p | grep -v -E '^declare -x (PWD|OLDPWD|SHLVL|_|TMPDIR)='
+  # temporary files in the job's uncached folder, where the host sees them under the same path
+  printf 'export TMPDIR=%q\n' "$job/tmp"
   printf 'cd %q\n' "$PWD"
   printf 'exec'; printf ' %q' "$@"; printf ' < /dev/null\n'
 } > "$job/run.sh"
+
+# Programs named in WASP_VM_HOST_EXEC (absolute paths, space-separated) run natively on the host,
+# with the same arguments, directory and environment: a compiler (zig, gcc) whose minutes of
+# emulated work would otherwise dominate; its files land where the emulated machine reads them (the
+# shared file system; temporary folders are in the job's uncached folder). Inside, a wrapper is
+# mounted over each program; it leaves a request in $job/exec and waits for the host's answer.
+n=0
+for target in ${WASP_VM_HOST_EXEC:-}; do
+  [ -x "$target" ] && [ -f "$target" ] || die "WASP_VM_HOST_EXEC: $target is not an executable file"
+  n=$((n + 1))
+  printf '#!/bin/bash\nexec /bin/bash %q %q "$@"\n' "$job/host-exec-client.sh" "$target" > "$job/wrapper.$n"
+  chmod +x "$job/wrapper.$n"
+  echo "$job/wrapper.$n $target" >> "$job/binds"
+done
+cat > "$job/host-exec-client.sh" <<'CLIENT'
+req=$(mktemp -d "$JOB/exec/req.XXXXXX")
+printf '%s\0' "$@" > "$req/argv"
+printf '%s' "$PWD" > "$req/cwd"
+env -0 > "$req/env"
+: > "$req/go"
+# wait without a process per look: read with a timeout from a FIFO no one writes
+fifo=$(mktemp -u /dev/shm/host-exec.XXXXXX); mkfifo "$fifo"; exec 3<> "$fifo"; rm -f "$fifo"
+until [ -e "$req/rc" ]; do read -r -t 0.02 -u 3 || true; done
+cat "$req/stdout"; cat "$req/stderr" >&2
+rc=$(cat "$req/rc"); rm -rf "$req"; exit "$rc"
+CLIENT
+sed -i "1i JOB=$(printf %q "$job")" "$job/host-exec-client.sh"
+serve_host_exec() {
+  while :; do
+    for go in "$job"/exec/*/go; do
+      [ -e "$go" ] || continue
+      req=${go%/go}; rm -f "$go"
+      ( mapfile -d '' -t argv < "$req/argv"; mapfile -d '' -t envv < "$req/env"
+        cd "$(cat "$req/cwd")" && env -i "${envv[@]}" "${argv[@]}" < /dev/null > "$req/stdout" 2> "$req/stderr"
+        echo $? > "$req/rc.tmp"; mv "$req/rc.tmp" "$req/rc" ) &
+    done
+    sleep 0.02
+  done
+}
+if [ "$n" -gt 0 ]; then serve_host_exec & server=$!; trap 'kill $server 2>/dev/null; rm -rf "$job"' EXIT; fi
 
 # 3. the machine: the host's / shared read-write, the console on our stdout
 timeout "${WASP_VM_TIMEOUT:-5000}" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem" \
@@ -88,6 +138,7 @@ timeout "${WASP_VM_TIMEOUT:-5000}" qemu-system-x86_64 -accel tcg,thread=multi -c
   -kernel "$cache/vmlinuz" -initrd "$cache/initrd.gz" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 wasp.job=$job wasp.npt=$npt wasp.watch=${WASP_VM_WATCH:-0}" \
   -virtfs local,path=/,mount_tag=host,security_model=passthrough,id=host,multidevs=remap \
+  -virtfs local,path="$job",mount_tag=job,security_model=passthrough,id=job \
   | sed -u 's/\r$//' || true
 [ -s "$job/rc" ] || die "the emulated machine stopped before the command finished"
 exit "$(cat "$job/rc")"
