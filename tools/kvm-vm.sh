@@ -123,7 +123,7 @@ serve_host_exec() {
     for go in "$job"/exec/*/go; do
       [ -e "$go" ] || continue
       req=${go%/go}; rm -f "$go"
-      ( mapfile -d '' -t argv < "$req/argv"; mapfile -d '' -t envv < "$req/env"
+      ( set +e; mapfile -d '' -t argv < "$req/argv"; mapfile -d '' -t envv < "$req/env"
         cd "$(cat "$req/cwd")" && env -i "${envv[@]}" "${argv[@]}" < /dev/null > "$req/stdout" 2> "$req/stderr"
         echo $? > "$req/rc.tmp"; mv "$req/rc.tmp" "$req/rc" ) &
     done
