@@ -1,6 +1,5 @@
 // Runs before every test file: the suite needs the real /dev/kvm and the built guests. If either
 // is missing it stops here with a message that says so: a KVM test is never skipped.
-import { setDefaultTimeout } from "bun:test";
 import { openSync, closeSync, constants, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 
@@ -13,6 +12,3 @@ try {
 if (!existsSync(join(root, "dist", "guests", "fib.bin")) || !existsSync(join(root, "dist", "wasp"))) {
   throw new Error("the guests or dist/wasp are not built: run `npm install` (or `npm run build`) first");
 }
-// two minutes a test (times WASP_TEST_TIME_SCALE in an emulated machine); slow ones say more
-const scale = Number(process.env.WASP_TEST_TIME_SCALE);
-setDefaultTimeout(120_000 * (Number.isFinite(scale) && scale >= 1 ? scale : 1));

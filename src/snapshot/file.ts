@@ -276,10 +276,9 @@ export function loadSnapshotFile(path: string, host: HostState, cpu: CpuIdentity
         const n = Math.min(COPY_CHUNK, end - at);
         const read = readSync(fd, chunk, 0, n, at);
         if (read !== n) throw new BadSnapshotError(`${path}: the file changed while it was read (short read at byte ${at + read})`);
-        libc.pwrite(memfd, chunk.subarray(0, n), at - DATA_OFFSET);
+        copyNonZeroPages(chunk.subarray(0, n), memfd, at - DATA_OFFSET, populated);
         at += n;
       }
-      populated.fill(1, Math.floor((start - DATA_OFFSET) / PAGE_SIZE), Math.ceil((end - DATA_OFFSET) / PAGE_SIZE));
     }
     if (info.native) {
       // the host pages as they will run: read back from the memfd, not trusted from the header
@@ -323,6 +322,44 @@ function restoredMeta(info: SnapshotFileInfo): SnapshotMeta {
 }
 
 /** Every check of a header, in order; each failure is one clear line. */
+/**
+ * Writes the pages of `bytes` (file data for guest-physical `gpa`, page-aligned) into the memfd,
+ * but not the pages that are all zero: the memfd reads as zero there already, and an unwritten
+ * page costs no memory. This also keeps the holes of a file system that reports none (9p, some
+ * NFS: SEEK_DATA sees one extent). Marks each written page populated.
+ */
+function copyNonZeroPages(bytes: Uint8Array, memfd: number, gpa: number, populated: Uint8Array): void {
+  if (gpa % PAGE_SIZE !== 0 || bytes.byteOffset % 8 !== 0) {
+    // an extent that does not start on a page (a file system with smaller blocks): copied whole
+    libc.pwrite(memfd, bytes, gpa);
+    populated.fill(1, Math.floor(gpa / PAGE_SIZE), Math.ceil((gpa + bytes.length) / PAGE_SIZE));
+    return;
+  }
+  const words = new BigUint64Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.length / 8));
+  const perPage = PAGE_SIZE / 8;
+  const pages = Math.ceil(bytes.length / PAGE_SIZE);
+  let run = -1; // first page of the current run of non-zero pages
+  for (let p = 0; p <= pages; p++) {
+    let zero = true;
+    if (p < pages) {
+      const end = Math.min((p + 1) * perPage, words.length);
+      for (let w = p * perPage; w < end; w++) {
+        if (words[w] !== 0n) {
+          zero = false;
+          break;
+        }
+      }
+      for (let b = words.length * 8; zero && b < Math.min((p + 1) * PAGE_SIZE, bytes.length); b++) if (bytes[b] !== 0) zero = false;
+    }
+    if (!zero && run < 0) run = p;
+    if (zero && run >= 0) {
+      libc.pwrite(memfd, bytes.subarray(run * PAGE_SIZE, Math.min(p * PAGE_SIZE, bytes.length)), gpa + run * PAGE_SIZE);
+      populated.fill(1, gpa / PAGE_SIZE + run, gpa / PAGE_SIZE + p);
+      run = -1;
+    }
+  }
+}
+
 export function validate(path: string, header: Uint8Array, got: number, fileSize: number, cpu: CpuIdentity, host: HostState): { info: SnapshotFileInfo; msrs: Uint8Array } {
   const bad = (why: string): never => {
     throw new BadSnapshotError(`${path}: ${why}`);
