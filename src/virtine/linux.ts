@@ -243,16 +243,12 @@ export class LinuxProgram {
     const stack = { guard: { start: this.layout.guard[0], end: this.layout.guard[1] }, size: this.layout.stack[1] - this.layout.stack[0] };
     let exits = 0;
     let syscalls = 0;
-    const done = (status: number): LinuxRunResult => ({
-      status,
-      stdout: stdout.take(),
-      stderr: stderr.take(),
-      stdoutTruncated: stdout.truncated,
-      stderrTruncated: stderr.truncated,
-      exits,
-      syscalls,
-      unsupported: proc.unknown,
-    });
+    const done = (status: number): LinuxRunResult => {
+      // read before take(), which clears the sink for the next call
+      const stdoutTruncated = stdout.truncated;
+      const stderrTruncated = stderr.truncated;
+      return { status, stdout: stdout.take(), stderr: stderr.take(), stdoutTruncated, stderrTruncated, exits, syscalls, unsupported: proc.unknown };
+    };
     deadline.start(this.timeoutMs);
     for (;;) {
       const reason = vcpu.enter();
