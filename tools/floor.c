@@ -364,7 +364,12 @@ static void series_process(int n) {
   free(s);
 }
 
-int main(void) {
+// floor.bin [D]: every series with 1/D of its runs (at least 5): a quick check, not figures
+static int divisor = 1;
+static int runs(int n) { return n / divisor > 5 ? n / divisor : 5; }
+
+int main(int argc, char **argv) {
+  if (argc > 1) divisor = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
   kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm_fd < 0) die("open /dev/kvm");
   run_size = xioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE");
@@ -373,12 +378,12 @@ int main(void) {
   cpuid->nent = (uint32_t)nent;
   xioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
   build_template();
-  series_create(200);
-  series_runs(1000);
+  series_create(runs(200));
+  series_runs(runs(1000));
   const int ks[] = {1, 16, 64};
-  for (int i = 0; i < 3; i++) series_dirty_reset(ks[i], 500);
-  for (int i = 0; i < 3; i++) series_cow_reset(ks[i], 500);
-  series_thread(200);
-  series_process(100);
+  for (int i = 0; i < 3; i++) series_dirty_reset(ks[i], runs(500));
+  for (int i = 0; i < 3; i++) series_cow_reset(ks[i], runs(500));
+  series_thread(runs(200));
+  series_process(runs(100));
   return 0;
 }

@@ -56,6 +56,9 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
   const threshold = flags.threshold === undefined ? DEFAULT_THRESHOLD_PCT : parseThreshold(flags.threshold);
   if (flags.threshold !== undefined && flags.baseline === undefined) throw new BadArgsError("--threshold needs --baseline");
   const floor = flags.floor === undefined || flags.floor === false ? undefined : flags.floor === true ? bundledFloor() : flags.floor;
+  // --runs N shortens wasp's own floor alike (its vmrun series makes 1000 runs; floor.bin [D] makes
+  // 1/D of each series' runs); another floor binary runs as it is
+  const floorArgs = flags.floor === true && runs !== undefined ? [String(Math.max(1, Math.floor(1000 / Math.max(1, runs))))] : [];
   // Both files are checked before the run, which can take minutes: a typo fails at once.
   const baseline = flags.baseline === undefined ? undefined : readBaseline(flags.baseline, filter);
   if (flags.svg !== undefined) checkWritable(flags.svg, "--svg");
@@ -70,7 +73,7 @@ export async function benchCommand(flags: BenchFlags): Promise<void> {
     out(`${row.join(" ")}  ${"beside".padEnd(COL)} ${"median".padStart(10)} ${"ratio".padStart(6)}\n`);
   }
   for (let round = 0; round < rounds; round++) {
-    if (floor) for (const f of runFloor(floor).values()) add(floors, f);
+    if (floor) for (const f of runFloor(floor, floorArgs).values()) add(floors, f);
     for await (const r of runSuite({ runs, filter })) {
       add(ours, r);
       if (rounds === 1) emit(r, beside(r.name, latest(ours), latest(floors)), json);
@@ -184,10 +187,10 @@ function bundledFloor(): string {
 }
 
 /** Runs a kvm-floor binary and returns its series by name. */
-function runFloor(path: string): Map<string, SeriesResult> {
+function runFloor(path: string, args: readonly string[]): Map<string, SeriesResult> {
   let p;
   try {
-    p = Bun.spawnSync([path]);
+    p = Bun.spawnSync([path, ...args]);
   } catch (e) {
     throw new BadArgsError(`--floor ${path}: cannot run it (${e instanceof Error ? e.message : String(e)})`);
   }
