@@ -327,12 +327,15 @@ describe("closing", () => {
       await Promise.all([v.invoke(1), v.invoke(2), v.invoke(3)]);
     }
     // a stopped worker thread's own event loop descriptors close shortly after it ends
+    // (without a count to reach: until it has not moved for half a second, scaled on slow machines)
     const settled = async (want?: number) => {
       let last = openFds();
-      for (let i = 0; i < 60 && (want === undefined ? true : last !== want); i++) {
+      let still = 0;
+      for (let i = 0; i < slow(200) && (want === undefined ? true : last !== want); i++) {
         await Bun.sleep(50);
         const now = openFds();
-        if (want === undefined && now === last) return now;
+        still = now === last ? still + 1 : 0;
+        if (want === undefined && still >= slow(10)) return now;
         last = now;
       }
       return last;
