@@ -4,7 +4,7 @@
 #
 # For machines without /dev/kvm (a VM whose own hypervisor offers no nested virtualization): wasp's
 # tests need a real KVM and never skip, so there they run here. The whole host file system is shared
-# with the emulated machine (9p), so CMD sees the same files; /tmp is the emulated machine's own.
+# with the emulated machine (9p), so CMD sees the same files.
 # Everything is emulated by QEMU's TCG: it is slow (a KVM exit costs about a millisecond), so use it
 # for correctness, never for figures.
 #
@@ -16,7 +16,8 @@
 # (seconds: every so often print what each thread of bun and wasp waits in, to find a hang; default 0).
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: kvm-vm.sh CMD [ARG...]" >&2; exit 2; }
-cache=${WASP_VM_CACHE:-/var/cache/wasp-kvm-vm}
+# the kernel and initrd are kept per version of this script: a changed init is never a stale one
+cache=${WASP_VM_CACHE:-/var/cache/wasp-kvm-vm}/$(sha256sum "$0" | cut -c1-12)
 mem=${WASP_VM_MEM:-8G}
 cpus=${WASP_VM_CPUS:-1}
 npt=${WASP_VM_NPT:-0}
@@ -64,7 +65,8 @@ if [ "${watch:-0}" -gt 0 ]; then
 fi
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose host /mnt
 for d in proc sys dev; do mount --bind /$d /mnt/$d; done
-mkdir -p /mnt/dev/pts /mnt/dev/shm; mount -t devpts devpts /mnt/dev/pts; mount -t tmpfs tmpfs /mnt/dev/shm; mount -t tmpfs tmpfs /mnt/tmp
+# (the host's /tmp stays: the command's folder may be there; TMPDIR is the job's own folder)
+mkdir -p /mnt/dev/pts /mnt/dev/shm; mount -t devpts devpts /mnt/dev/pts; mount -t tmpfs tmpfs /mnt/dev/shm
 # the job's folder again, without caching: what the host writes there is seen at once
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 job /mnt$job
 # programs that run on the host instead (see WASP_VM_HOST_EXEC): their wrappers over them
