@@ -48,7 +48,8 @@ describe("deadlines", () => {
   test("a long computation finishes under a generous deadline and fails under a short one", () => {
     using ok = load("fib", { timeoutMs: 5000 });
     expect(ok.run([25]).value).toBe(75025n);
-    using short = load("fib", { timeoutMs: 1 });
+    // fib(40) takes seconds; fib(5) must fit the deadline after the timeout (20 ms, scaled where slow)
+    using short = load("fib", { timeoutMs: slow(20) });
     expect(caught(() => short.run([40])).code).toBe("WASP_TIMEOUT");
     expect(short.run([5]).value).toBe(5n);
   });
