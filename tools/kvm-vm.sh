@@ -84,12 +84,16 @@ fi
 mkdir -p "$cache/jobs"
 job=$(mktemp -d "$cache/jobs/job.XXXXXX")
 trap 'rm -rf "$job"' EXIT
-mkdir -p "$job/tmp" "$job/exec"
+mkdir -p "$job/exec"
+# temporary files where the host sees them under the same path, on the cached share: on the
+# uncached one an inode is new at every lookup, and Landlock (wasp invoke's sandbox) then refused
+# the very files it had been told to allow
+tmp=$(mktemp -d "$cache/jobs/tmp.XXXXXX")
+trap 'rm -rf "$job" "$tmp"' EXIT
 {
   echo "set -e"
   export -p | grep -v -E '^declare -x (PWD|OLDPWD|SHLVL|_|TMPDIR)='
-  # temporary files in the job's uncached folder, where the host sees them under the same path
-  printf 'export TMPDIR=%q\n' "$job/tmp"
+  printf 'export TMPDIR=%q\n' "$tmp"
   printf 'cd %q\n' "$PWD"
   printf 'exec'; printf ' %q' "$@"; printf ' < /dev/null\n'
 } > "$job/run.sh"
@@ -97,7 +101,7 @@ mkdir -p "$job/tmp" "$job/exec"
 # Programs named in WASP_VM_HOST_EXEC (absolute paths, space-separated) run natively on the host,
 # with the same arguments, directory and environment: a compiler (zig, gcc) whose minutes of
 # emulated work would otherwise dominate; its files land where the emulated machine reads them (the
-# shared file system; temporary folders are in the job's uncached folder). Inside, a wrapper is
+# shared file system, temporary folders too). Inside, a wrapper is
 # mounted over each program; it leaves a request in $job/exec and waits for the host's answer.
 n=0
 for target in ${WASP_VM_HOST_EXEC:-}; do
@@ -132,7 +136,7 @@ serve_host_exec() {
     sleep 0.02
   done
 }
-if [ "$n" -gt 0 ]; then serve_host_exec & server=$!; trap 'kill $server 2>/dev/null; rm -rf "$job"' EXIT; fi
+if [ "$n" -gt 0 ]; then serve_host_exec & server=$!; trap 'kill $server 2>/dev/null; rm -rf "$job" "$tmp"' EXIT; fi
 
 # 3. the machine: the host's / shared read-write, the console on our stdout
 timeout "${WASP_VM_TIMEOUT:-5000}" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem" \
