@@ -202,7 +202,7 @@ describe("wasp invoke errors", () => {
   });
 
   test("output past the 1 MiB cap is dropped and said so on stderr", () => {
-    const r = wasp(["invoke", guest("printer"), "20000"]);
+    const r = wasp(["invoke", guest("printer"), "200000"]); // ~2.2 MB of lines
     expect(r.status).toBe(0);
     expect(r.stdout.length).toBe(1024 * 1024 + "200000\n".length);
     expect(r.stderr).toBe("wasp: guest output truncated at the 1048576 byte cap; the rest was dropped\n");
