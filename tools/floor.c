@@ -114,7 +114,9 @@ static void build_template(void) {
   m[TSS + 102] = 104;                   // the I/O bitmap's offset (u16, little-endian)
   m[TSS + 103] = 0;
   m[TSS + 104 + 8192] = 0xff;           // the byte after the bitmap must have every bit set
-  static const uint8_t exit_code[] = {0xe6, PORT_EXIT};
+  // a nop first: the next call's RIP must differ from this OUT's, or KVM (with VMX/SVM) completes
+  // the OUT at the next KVM_RUN by skipping it, and the guest runs on past it
+  static const uint8_t exit_code[] = {0x90, 0xe6, PORT_EXIT};
   // loop rsi times: out 0xfb; then out 0xfa
   static const uint8_t hyper[] = {0xe6, PORT_HYPERCALL, 0x48, 0xff, 0xce, 0x75, 0xf9, 0xe6, PORT_EXIT};
   // mov ebx, WRITE_BASE; loop rsi times: mov [rbx], al; add rbx, 4096; then out 0xfa
