@@ -97,9 +97,15 @@ export interface CompiledZig {
 }
 
 /** Compiles `source` (a guest file: `pub fn main(...) u64`) into a native image, or takes it from the cache. */
-export async function compileZig(source: string, opts: ZigOptions = {}): Promise<CompiledZig> {
-  const zig = opts.zig ?? bundledZig();
+/** The zig to compile with: the one named, else the bundled one; a CompileError if it is not there. */
+export function zigCompiler(given: string | undefined): string {
+  const zig = given ?? bundledZig();
   if (!existsSync(zig)) throw new CompileError(`the zig compiler is not at ${zig}: run npm install in wasp's folder, or name a zig (--zig, the zig option)`, "");
+  return zig;
+}
+
+export async function compileZig(source: string, opts: ZigOptions = {}): Promise<CompiledZig> {
+  const zig = zigCompiler(opts.zig);
   const name = opts.name ?? "inline";
   if (!/^[A-Za-z0-9_.-]{1,23}$/.test(name)) throw new CompileError(`image name "${name}" must be 1-23 letters, digits, '_', '.' or '-'`, "");
   const optimize = opts.optimize ?? "safe";

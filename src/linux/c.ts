@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Layout } from "../abi/guest-abi.ts";
-import { bundledZig, cacheKey, compileCacheDir, CompileError, sdkDir, storeCached, zigVersion, type ZigOptimize } from "../image/zig.ts";
+import { cacheKey, compileCacheDir, CompileError, sdkDir, storeCached, zigCompiler, zigVersion, type ZigOptimize } from "../image/zig.ts";
 import { parseElf, type ElfExecutable } from "./elf.ts";
 
 export interface COptions {
@@ -66,8 +66,7 @@ export async function compileZigLinux(source: string, opts: Omit<COptions, "flag
 const ZIG_MODES: Record<ZigOptimize, string> = { safe: "ReleaseSafe", fast: "ReleaseFast", small: "ReleaseSmall" };
 
 async function compileLinux(lang: "c" | "zig", source: string, opts: COptions): Promise<CompiledC> {
-  const zig = opts.zig ?? bundledZig();
-  if (!existsSync(zig)) throw new CompileError(`the zig compiler is not at ${zig}: run npm install in wasp's folder, or name a zig (--zig, the zig option)`, "");
+  const zig = zigCompiler(opts.zig);
   const name = opts.name ?? "inline";
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new CompileError(`program name "${name}" must be 1-64 letters, digits, '_', '.' or '-'`, "");
   const optimize = opts.optimize ?? "safe";
