@@ -144,6 +144,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   handoff_postmessage: "handoff_atomics",
   linux_syscall: "floor:syscall",
   linux_boot: "linux_spawn_native",
+  linux_call_snapshot: "linux_spawn_native",
   host_function: "hypercall",
   host_function_worker: "host_function",
 };

@@ -78,7 +78,7 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const { files, hostPaths } = parseFiles(flags.file ?? []);
   const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
   // every option checked first; then /dev/kvm opened, before the sandbox (as for native guests)
-  const program = new LinuxProgram(elf, { memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace });
+  const program = new LinuxProgram(elf, { oneShot: true, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace });
   systemKvm();
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });

@@ -25,7 +25,12 @@ export interface NativeHeader {
 
 export type Image =
   | { kind: "raw"; name: string; bytes: Uint8Array; loadAddr: number }
-  | { kind: "native"; name: string; bytes: Uint8Array; loadAddr: number; header: NativeHeader };
+  | { kind: "native"; name: string; bytes: Uint8Array; loadAddr: number; header: NativeHeader }
+  /**
+   * a static Linux executable (src/linux/elf.ts checked it; its kind, src/kinds/linux.ts, places
+   * its segments): `bytes` is the whole file, `end` where its segments end in guest memory
+   */
+  | { kind: "linux"; name: string; bytes: Uint8Array; loadAddr: number; end: number };
 
 /**
  * The largest image file that can run with `memory` bytes of guest RAM (default: what a native
@@ -161,7 +166,9 @@ export function buildNativeImage(code: readonly number[], opts: { size?: number;
 
 /** Bytes an image occupies from guest address 0 (its end, including bss for native images). */
 export function imageFootprint(image: Image): number {
-  return image.kind === "native" ? Number(image.header.imageEnd) : image.loadAddr + image.bytes.length;
+  if (image.kind === "native") return Number(image.header.imageEnd);
+  if (image.kind === "linux") return image.end;
+  return image.loadAddr + image.bytes.length;
 }
 
 function readU64(bytes: Uint8Array, at: number): bigint {

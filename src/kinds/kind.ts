@@ -27,6 +27,8 @@ export interface EntryState {
   rsp: bigint;
   rflags: bigint;
   sregs: Uint8Array;
+  /** model-specific registers every new shell loads (a kind with `shellMsrs`) */
+  msrs?: [number, bigint][];
 }
 
 export interface ImageKind {
@@ -37,13 +39,18 @@ export interface ImageKind {
    * registers are loaded at every entry
    */
   readonly privileged: boolean;
+  /**
+   * its entry state sets model-specific registers (`EntryState.msrs`) that the guest cannot change
+   * itself: loaded once into every new shell, never by a reset
+   */
+  readonly shellMsrs: boolean;
   /** what the host may touch on the guest's behalf (GuestAccess) */
   readonly access: AccessRules;
   /** takes a call's input and gives output through a data window */
   readonly takesData: boolean;
   /** the memory plan: `memory`, `dataSize`, `stackSize` as asked (each may be undefined: the defaults) */
   plan(image: Image, memory: number | undefined, dataSize: number | undefined, stackSize: number | undefined): MemoryPlan;
-  /** the entry state in `size` bytes of RAM laid out by `plan`, from a fresh vCPU's `reset` state */
+  /** the entry state in `size` bytes of RAM laid out by `plan`, from a fresh vCPU's `reset` state: the image's bytes among its pieces */
   entryState(image: Image, size: number, plan: Omit<MemoryPlan, "memory">, reset: { sregs: Uint8Array; fpu: Uint8Array }): EntryState;
   /**
    * after the final exit: the console the guest left in its memory (into `console`) and its output

@@ -3,8 +3,9 @@ import type { Image } from "../image/image.ts";
 import type { ImageKind } from "./kind.ts";
 import { NATIVE } from "./native.ts";
 import { RAW } from "./raw.ts";
+import { LINUX } from "./linux.ts";
 
-const KINDS: Record<Image["kind"], ImageKind> = { native: NATIVE, raw: RAW };
+const KINDS: Record<Image["kind"], ImageKind> = { native: NATIVE, raw: RAW, linux: LINUX };
 
 export function kindOf(name: Image["kind"]): ImageKind {
   return KINDS[name];

@@ -20,6 +20,7 @@ const EMPTY: Uint8Array = new Uint8Array(0);
 export const NATIVE: ImageKind = {
   name: "native",
   privileged: false,
+  shellMsrs: false,
   // through the host's page tables (which it cannot change), never into the host's pages: the
   // tables, GDT and IDT, the TSS, the fault stack, the trampoline, the stack guard's page table
   access: {
@@ -35,10 +36,11 @@ export const NATIVE: ImageKind = {
     if (image.kind !== "native") throw new RangeError(`${image.name} is not a native image`);
     const guard = plan.stackSize > 0 ? stackGuard(size - plan.dataSize - plan.stackSize) : undefined;
     return {
-      pieces: [...longModeTablePieces(guard), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, reset.fpu)]],
+      pieces: [...longModeTablePieces(guard), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, reset.fpu)], [image.loadAddr, image.bytes]],
       populated: [
         [Layout.PML4, Layout.INFO - Layout.PML4],
         [Layout.TSS, Layout.HOST_END - Layout.TSS],
+        [image.loadAddr, image.bytes.length],
       ],
       rip: BigInt(Layout.TRAMPOLINE),
       rsp: BigInt(size - plan.dataSize),

@@ -10,14 +10,15 @@ const EMPTY: Uint8Array = new Uint8Array(0);
 export const RAW: ImageKind = {
   name: "raw",
   privileged: true,
+  shellMsrs: false,
   // it owns every byte of its RAM and addresses it physically
   access: { hostRanges: [] },
   takesData: false,
   plan(image, memory) {
     return { memory: checkMemory(image, memory, 0), dataSize: 0, stackSize: 0 };
   },
-  entryState(_image, _size, _plan, reset) {
-    return { pieces: [], populated: [], rip: BigInt(Layout.RAW_LOAD), rsp: BigInt(Layout.RAW_LOAD), rflags: RFLAGS_REAL, sregs: realModeSregs(reset.sregs) };
+  entryState(image, _size, _plan, reset) {
+    return { pieces: [[image.loadAddr, image.bytes]], populated: [[image.loadAddr, image.bytes.length]], rip: BigInt(Layout.RAW_LOAD), rsp: BigInt(Layout.RAW_LOAD), rflags: RFLAGS_REAL, sregs: realModeSregs(reset.sregs) };
   },
   collect() {
     return EMPTY;

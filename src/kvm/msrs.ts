@@ -11,6 +11,14 @@ export function msrBuffer(indices: readonly number[]): Uint8Array {
   return buf;
 }
 
+/** A kvm_msrs buffer holding these (index, value) pairs, in order (what KVM_SET_MSRS loads). */
+export function msrValues(pairs: readonly (readonly [number, bigint])[]): Uint8Array {
+  const buf = msrBuffer(pairs.map(([index]) => index));
+  const dv = new DataView(buf.buffer);
+  pairs.forEach(([, value], i) => dv.setBigUint64(kvm_msrs.size + i * kvm_msr_entry.size + kvm_msr_entry.off("data"), value, true));
+  return buf;
+}
+
 export function msrCount(buf: Uint8Array): number {
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(kvm_msrs.off("nmsrs"), true);
 }

@@ -8,10 +8,10 @@
 // end the call, or set the FS base (arch_prctl).
 import { MemoryFaultError } from "../errors.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
-import { ProcessMemory, type MemoryRegions } from "./memory.ts";
+import { ProcessMemory, type MemoryRegions, type MemoryState } from "./memory.ts";
 
 /** Linux errno values (asm-generic/errno-base.h, errno.h). */
-export const ERRNO = { EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENODEV: 19, EINVAL: 22, ENOTTY: 25, ESPIPE: 29, EROFS: 30, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38 } as const;
+export const ERRNO = { EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENODEV: 19, EINVAL: 22, ENOTTY: 25, EMFILE: 24, ESPIPE: 29, EROFS: 30, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38 } as const;
 
 /** x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) of the calls answered here. */
 export const NR = {
@@ -66,12 +66,26 @@ interface OpenFile {
 }
 
 const MAX_PATH = 4096;
+/** Open files a program may hold (fds 0 to MAX_FDS-1), what getrlimit(RLIMIT_NOFILE) answers. */
+export const MAX_FDS = 64;
 /** Most bytes one read/write moves (Linux moves at most 0x7ffff000; a virtine's buffers are smaller). */
 const MAX_IO = 1 << 30;
 /** Most bytes one write takes (a pipe's short write): the largest copy a write makes on the host. */
 export const WRITE_CHUNK = 1 << 20;
 const AT_FDCWD = -100n;
 const EFAULT: Outcome = { kind: "return", value: -BigInt(ERRNO.EFAULT) };
+
+/**
+ * What a process is besides its memory's bytes and its registers, kept with a snapshot taken at
+ * `wasp_snapshot()`: its break and mappings, its open files and where each is, its TLS bases.
+ * Every call resumed from the snapshot starts from a copy (its own input on fd 0 from the start).
+ */
+export interface ProcessState {
+  memory: MemoryState;
+  fds: [number, OpenFile | "stdin" | "stdout" | "stderr"][];
+  fsBase: bigint;
+  gsBase: bigint;
+}
 
 export class LinuxProcess {
   readonly memory: ProcessMemory;
@@ -92,6 +106,21 @@ export class LinuxProcess {
     this.#guest = guest;
     this.#opts = opts;
     this.memory = new ProcessMemory(guest, opts.memory);
+  }
+
+  /** The process's state now (copied: later calls do not change it). */
+  capture(): ProcessState {
+    const fds = [...this.#fds].map(([fd, f]): ProcessState["fds"][number] => [fd, typeof f === "string" ? f : { ...f }]);
+    return { memory: this.memory.capture(), fds, fsBase: this.#fsBase, gsBase: this.#gsBase };
+  }
+
+  /** Starts from a captured state (a copy of it: the state stays as it was for the next call). */
+  restore(state: ProcessState): void {
+    this.memory.restore(state.memory);
+    this.#fds.clear();
+    for (const [fd, f] of state.fds) this.#fds.set(fd, typeof f === "string" ? f : { ...f });
+    this.#fsBase = state.fsBase;
+    this.#gsBase = state.gsBase;
   }
 
   /** Answers one system call: `nr` from RAX, `a` the six arguments (RDI, RSI, RDX, R10, R8, R9). */
@@ -328,6 +357,8 @@ export class LinuxProcess {
     if ((flags & 3n) !== 0n) return -BigInt(ERRNO.EROFS); // O_WRONLY or O_RDWR: the grants are read-only
     let fd = 3;
     while (this.#fds.has(fd)) fd++;
+    // as many as getrlimit(RLIMIT_NOFILE) says: the host's table of them stays small
+    if (fd >= MAX_FDS) return -BigInt(ERRNO.EMFILE);
     this.#fds.set(fd, { path, data, pos: 0 });
     return BigInt(fd);
   }
@@ -401,7 +432,7 @@ export class LinuxProcess {
     const INFINITY = 2n ** 64n - 1n;
     // RLIMIT_STACK 3, RLIMIT_NOFILE 7, RLIMIT_AS 9, RLIMIT_DATA 2
     const m = this.memory.regions;
-    const value = resource === 3 ? BigInt(this.#opts.stackSize) : resource === 7 ? 64n : resource === 2 ? BigInt(m.brkEnd - m.brkStart) : INFINITY;
+    const value = resource === 3 ? BigInt(this.#opts.stackSize) : resource === 7 ? BigInt(MAX_FDS) : resource === 2 ? BigInt(m.brkEnd - m.brkStart) : INFINITY;
     const out = new Uint8Array(16);
     new DataView(out.buffer).setBigUint64(0, value, true);
     new DataView(out.buffer).setBigUint64(8, value, true);

@@ -56,20 +56,12 @@ export function linuxAuxv(elf: ElfExecutable, layout: LinuxLayout, hwcap: bigint
 }
 
 /**
- * Everything a Linux guest starts from. `reset` is a fresh vCPU's special registers and FPU state
- * (the trampoline loads the FPU state at CPL3, as for native guests).
+ * Everything a Linux guest starts from but its initial stack (which a call writes: its arguments,
+ * environment and random bytes): the host's tables, the Linux page tables, the system-call entry,
+ * the trampoline, the executable's segments; RSP at the top of memory. `reset` is a fresh vCPU's
+ * special registers and FPU state (the trampoline loads the FPU state at CPL3, as for native guests).
  */
-export function linuxEntryState(elf: ElfExecutable, layout: LinuxLayout, start: LinuxStart, reset: { sregs: Uint8Array; fpu: Uint8Array }): LinuxEntryState {
-  const stack = initialStack(layout.memory, {
-    argv: start.argv,
-    envp: start.envp,
-    auxv: linuxAuxv(elf, layout, start.hwcap),
-    random: start.random,
-    execfn: start.argv[0] ?? elf.name,
-  });
-  if (stack.rsp < layout.stack[0] + 4096) {
-    throw new BadArgsError(`the arguments and environment take ${layout.memory - stack.rsp} bytes of the initial stack, leaving less than a page of the ${layout.stack[1] - layout.stack[0]}-byte stack: raise the stack size`);
-  }
+export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: { sregs: Uint8Array; fpu: Uint8Array }): LinuxEntryState {
   const sregs = longModeSregs(reset.sregs).slice();
   const dv = new DataView(sregs.buffer);
   const eferAt = kvm_sregs.off("efer");
@@ -82,12 +74,37 @@ export function linuxEntryState(elf: ElfExecutable, layout: LinuxLayout, start: 
       [LINUX_ENTRY, linuxEntryCode()],
       [Layout.TRAMPOLINE, trampolinePage(BigInt(elf.entry + layout.bias), reset.fpu)],
       ...segmentPieces(elf, layout),
-      [stack.rsp, stack.bytes],
     ],
     rip: BigInt(Layout.TRAMPOLINE),
-    rsp: BigInt(stack.rsp),
+    rsp: BigInt(layout.memory),
     rflags: RFLAGS_NATIVE,
     sregs,
     msrs: linuxSyscallMsrs(),
   };
+}
+
+/**
+ * A call's initial stack at the top of `layout`'s memory (argc, argv, envp, auxv and their
+ * strings): its bytes and the RSP to start with. Arguments that leave less than a page of the stack
+ * are a BadArgsError.
+ */
+export function linuxCallStack(elf: ElfExecutable, layout: LinuxLayout, start: LinuxStart): { rsp: number; bytes: Uint8Array } {
+  const stack = initialStack(layout.memory, {
+    argv: start.argv,
+    envp: start.envp,
+    auxv: linuxAuxv(elf, layout, start.hwcap),
+    random: start.random,
+    execfn: start.argv[0] ?? elf.name,
+  });
+  if (stack.rsp < layout.stack[0] + 4096) {
+    throw new BadArgsError(`the arguments and environment take ${layout.memory - stack.rsp} bytes of the initial stack, leaving less than a page of the ${layout.stack[1] - layout.stack[0]}-byte stack: raise the stack size`);
+  }
+  return stack;
+}
+
+/** Everything a Linux guest starts from: its base state with the call's initial stack. */
+export function linuxEntryState(elf: ElfExecutable, layout: LinuxLayout, start: LinuxStart, reset: { sregs: Uint8Array; fpu: Uint8Array }): LinuxEntryState {
+  const stack = linuxCallStack(elf, layout, start);
+  const base = linuxBaseState(elf, layout, reset);
+  return { ...base, pieces: [...base.pieces, [stack.rsp, stack.bytes]], rsp: BigInt(stack.rsp) };
 }

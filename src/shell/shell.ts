@@ -56,6 +56,8 @@ export class Shell {
   readonly #stackBottom: bigint;
   /** true until the special registers have been loaded into this vCPU */
   #sregsStale = true;
+  /** the host changed this vCPU's special registers during the call (a Linux guest's FS base) */
+  #sregsChanged = false;
   #closed = false;
 
   /** whether a CPL3 guest can see the data segment selectors it loads on this KVM (probe.ts) */
@@ -108,6 +110,8 @@ export class Shell {
       // trampoline loads a captured one at every entry. A state KVM refuses (a snapshot file's)
       // fails here, with everything above closed.
       if (snapshot.kind === "captured" && snapshot.privileged) loadPrivilegedState(vcpu, snapshot);
+      // a kind whose MSRs the guest cannot change (a Linux guest's SYSCALL entry): once per shell
+      if (kindOfMeta(snapshot.meta).shellMsrs) vcpu.setMsrs(snapshot.msrs);
     } catch (e) {
       vcpu?.close();
       vm?.close();
@@ -174,6 +178,11 @@ export class Shell {
     dv.setBigUint64(at + Info.STACK_BOTTOM, this.#stackBottom, true);
     this.markHostWrite(at, Info.SIZE); // so that the reset puts the snapshot's page back
     if (input && inputLen > 0) this.guest.write(window, input, "the call's input");
+  }
+
+  /** Records that the host changed the vCPU's special registers (KVM_SET_SREGS): the reset loads the snapshot's again. */
+  markSregsChanged(): void {
+    this.#sregsChanged = true;
   }
 
   /** Records that the host wrote guest-physical [addr, addr+len) (already checked), once per page. */
@@ -271,7 +280,9 @@ export class Shell {
     if (this.snapshot.privileged) loadPrivilegedState(this.vcpu, this.snapshot);
     // The data segment selectors are all a CPL3 guest can change in its special registers, and only
     // where KVM lets it see what it loaded (probe.ts); privileged guests get theirs at every entry.
-    if (!this.snapshot.privileged && this.#keepsSelectors) this.vcpu.setSregs(this.snapshot.sregs);
+    // The host's own changes (a Linux guest's arch_prctl) are undone here too.
+    if (!this.snapshot.privileged && (this.#keepsSelectors || this.#sregsChanged)) this.vcpu.setSregs(this.snapshot.sregs);
+    this.#sregsChanged = false;
     return restored;
   }
 

@@ -16,7 +16,7 @@ import { kindOf } from "../kinds/kinds.ts";
 import { imageFootprint, type Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { PrivilegedState } from "../kvm/system.ts";
-import { msrIndices, overlayMsrs } from "../kvm/msrs.ts";
+import { msrIndices, msrValues, overlayMsrs } from "../kvm/msrs.ts";
 import { ClosedError, GuestFaultError } from "../errors.ts";
 
 export type SnapshotKind = "entry" | "captured";
@@ -65,7 +65,9 @@ export class Snapshot {
   readonly fpu: Uint8Array;
   /**
    * model-specific registers (struct kvm_msrs): for a privileged guest every one it could change and
-   * KVM restores (Kvm.privilegedResetState), loaded by every reset; a native guest's are not used
+   * KVM restores (Kvm.privilegedResetState), loaded by every reset; for a kind with `shellMsrs` (a
+   * Linux guest: SYSCALL's entry) the ones its entry state sets, loaded once into every new shell;
+   * a native guest's are not used
    */
   msrs: Uint8Array = new Uint8Array(8);
   /** a privileged guest's debug registers and XCR0 (struct kvm_debugregs, kvm_xcrs), where KVM has them */
@@ -180,7 +182,9 @@ export class Snapshot {
     privileged?: PrivilegedState,
   ): Snapshot {
     const kind = kindOf(image.kind);
-    const plan = { dataSize: kind.takesData ? (layout.dataSize ?? 0) : 0, stackSize: kind.takesData ? (layout.stackSize ?? 0) : 0 };
+    // a data window only for a kind that takes data; a stack for a native guest (below its window)
+    // or a Linux one (at the top of memory)
+    const plan = { dataSize: kind.takesData ? (layout.dataSize ?? 0) : 0, stackSize: layout.stackSize ?? 0 };
     const meta = { name: image.name, kind: image.kind, footprint: imageFootprint(image), ...plan };
     const state = kind.entryState(image, size, plan, reset);
     const s = new Snapshot("entry", meta, kind.privileged, size, state.sregs, reset.fpu);
@@ -190,8 +194,7 @@ export class Snapshot {
     try {
       s.pieces.push(...state.pieces);
       for (const [at, len] of state.populated) s.#markRange(at, len);
-      s.pieces.push([image.loadAddr, image.bytes]);
-      s.#markRange(image.loadAddr, image.bytes.length);
+      if (state.msrs) s.msrs = msrValues(state.msrs);
       // bss is zero in a fresh memfd; the info page is written at every call
       s.#markRange(Layout.INFO, PAGE_SIZE);
       kvm_regs.write(new DataView(s.regs.buffer), 0, { rip: state.rip, rsp: state.rsp, rflags: state.rflags });

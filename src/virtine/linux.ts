@@ -1,13 +1,13 @@
-// Running a static Linux executable in a virtine (issue 13, first cut): each call in a new VM of
-// its own — the cold path of `wasp invoke PROG` — built from src/linux/'s pure parts: the address
-// space and entry state (start.ts), the system-call entry (entry.ts), the host's answers
-// (process.ts), `--trace` lines (trace.ts). The run loop answers every `syscall` exit, applies what
-// the answer asks (a result in RAX, the FS base, a sleep, the end), reports faults as for native
-// guests and stops at the deadline. Not yet: pools, snapshots (wasp_snapshot() answers 0, "off"),
-// workers and the TypeScript API's Virtine — the next step is a Linux image kind in src/kinds/.
-//
-// NOTE: written on a machine without /dev/kvm; tests/linux-run.test.ts exercises it on KVM.
-import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
+// Running a static Linux executable in a virtine: the Linux image kind (src/kinds/linux.ts) on the
+// same shells, pools, dirty-page resets and snapshots as native guests, with a run loop of its own
+// that answers every `syscall` exit (src/linux/process.ts), applies what the answer asks (a result
+// in RAX, the FS base, a sleep, the end), reports faults as for native guests and stops at the
+// deadline. A call takes a warm shell, writes its initial stack (argv, envp, auxv, AT_RANDOM) and
+// runs from the entry; once a call reaches `wasp_snapshot()` (wasp.h), its whole state — memory,
+// registers, and the process's break, mappings, open files and TLS bases — becomes the snapshot
+// every later call resumes from, with its own input on fd 0. `oneShot` is the CLI's cold path: one
+// VM of its own, anonymous RAM, closed after the call.
+import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Port } from "../abi/guest-abi.ts";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
@@ -17,25 +17,26 @@ import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { dispatchHypercall, type HypercallContext } from "../hypercall/handlers.ts";
 import { Policy } from "../hypercall/policy.ts";
 import { hostFunctionTable, type HostFunction } from "../hypercall/host-call.ts";
-import { MAX_MEMORY, MIB } from "../image/image.ts";
+import { MAX_MEMORY, MIB, type Image } from "../image/image.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
-import { msrBuffer } from "../kvm/msrs.ts";
-import { EXIT_INTERRUPTED, type Vcpu } from "../kvm/vcpu.ts";
-import { GuestAccess } from "../memory/guest-access.ts";
-import { GuestMemory } from "../memory/guest-memory.ts";
-import { linuxAccessRules, planLinux, type LinuxLayout } from "../linux/address-space.ts";
+import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
+import { type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { syscallArgs } from "../linux/entry.ts";
-import { LinuxProcess } from "../linux/process.ts";
-import { linuxEntryState } from "../linux/start.ts";
+import { LinuxProcess, type ProcessState } from "../linux/process.ts";
+import { linuxCallStack } from "../linux/start.ts";
 import { traceLine } from "../linux/trace.ts";
+import { DEFAULT_LINUX_MEMORY, linuxImage, linuxLayoutOf, linuxMemory } from "../kinds/linux.ts";
+import { userSelectorsVisible } from "../shell/probe.ts";
+import { Shell, type ResetStrategy } from "../shell/shell.ts";
+import { ShellPool, type PoolStats } from "../shell/pool.ts";
+import { Snapshot } from "../snapshot/snapshot.ts";
 import { DeadlineTimer } from "./deadline.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from "./runner.ts";
 
 const IO_DIRECTION = kvm_run.off("io.direction");
-/** A Linux program's memory when none is given: libc and malloc want more room than a native guest. */
-export const DEFAULT_LINUX_MEMORY = 64 * MIB;
+export { DEFAULT_LINUX_MEMORY };
 /** AT_RANDOM without the `random` grant: fixed, so that such a call is deterministic and learns no host entropy. */
 const FIXED_RANDOM = new Uint8Array([0x77, 0x61, 0x73, 0x70, 0x2d, 0x6e, 0x6f, 0x2d, 0x72, 0x61, 0x6e, 0x64, 0x6f, 0x6d, 0x00, 0x01]);
 const MAX_FILE_BYTES = 64 * MIB;
@@ -61,6 +62,14 @@ export interface LinuxOptions {
   hostFunctions?: Readonly<Record<string, HostFunction>>;
   /** a module whose exported functions are host functions */
   hostModule?: string;
+  /** honour `wasp_snapshot()` (default true); false: every call starts at the program's entry */
+  snapshot?: boolean;
+  /** most warm shells kept, per thread that runs the program (default 4) */
+  poolSize?: number;
+  /** how a shell's memory returns to the snapshot (default "dirty-log") */
+  resetStrategy?: ResetStrategy;
+  /** every call in a new VM of its own, closed right after (the CLI's single call): no pool, no snapshot */
+  oneShot?: boolean;
   kvm?: Kvm;
 }
 
@@ -97,25 +106,50 @@ export interface LinuxRunResult {
   unsupported: Map<number, number>;
 }
 
+/** What calls resumed from a program's snapshot start from besides its memory and registers. */
+interface Resume {
+  process: ProcessState;
+  /** the arguments and environment of the call that took it (a resumed call cannot have others) */
+  args: readonly string[];
+  env: readonly string[];
+}
+
 export class LinuxProgram {
   readonly elf: ElfExecutable;
+  /** the program as an image of the Linux kind (src/kinds/linux.ts) */
+  readonly image: Image;
   readonly layout: LinuxLayout;
   readonly timeoutMs: number;
   readonly policy: Policy;
   readonly maxOutput: number;
+  /** honour `wasp_snapshot()` */
+  readonly snapshots: boolean;
+  readonly oneShot: boolean;
   readonly #opts: LinuxOptions;
   readonly #env: string[];
   readonly #files: Map<string, Uint8Array>;
   readonly #hostFunctions: Map<string, HostFunction>;
-  readonly #kvm: Kvm | undefined;
+  readonly #kvmGiven: Kvm | undefined;
+  readonly #deadline: DeadlineTimer;
+  readonly #stdout: ConsoleSink;
+  readonly #stderr: ConsoleSink;
+  /** the entry state, until the pool takes it over */
+  #base: Snapshot | undefined;
+  #pool: ShellPool | undefined;
+  /** what calls resumed from the pool's captured snapshot start from */
+  #resume: Resume | undefined;
+  /** the call in progress: its shell, its process, its arguments; a state it captured */
+  #shell: Shell | undefined;
+  #proc: LinuxProcess | undefined;
+  #callArgs: { args: readonly string[]; env: readonly string[] } | undefined;
+  #captured: { snapshot: Snapshot; resume: Resume } | undefined;
+  #closed = false;
 
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
     this.elf = elf;
-    const memory = opts.memory ?? DEFAULT_LINUX_MEMORY;
-    if (!Number.isSafeInteger(memory) || memory % 4096 !== 0 || memory <= 0 || memory > MAX_MEMORY) {
-      throw new BadArgsError(`memory size ${memory} is not a multiple of 4 KiB up to ${MAX_MEMORY / MIB} MiB`);
-    }
-    this.layout = planLinux(elf, memory, opts.stackSize);
+    this.image = linuxImage(elf);
+    const memory = linuxMemory(opts.memory);
+    this.layout = linuxLayoutOf(this.image, memory, opts.stackSize);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMEOUT_MS) throw new BadArgsError(`timeout ${timeoutMs} ms is not between 0 (none) and ${MAX_TIMEOUT_MS} ms`);
     this.timeoutMs = timeoutMs;
@@ -124,6 +158,8 @@ export class LinuxProgram {
     const maxOutput = opts.maxOutput ?? DEFAULT_MAX_OUTPUT;
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
     this.maxOutput = maxOutput;
+    this.#stdout = new ConsoleSink(maxOutput);
+    this.#stderr = new ConsoleSink(maxOutput);
     this.#env = checkEnv(opts.env ?? []);
     this.#files = new Map();
     for (const [path, given] of Object.entries(opts.files ?? {})) {
@@ -140,8 +176,12 @@ export class LinuxProgram {
       if (data.length > MAX_FILE_BYTES) throw new BadArgsError(`granted file ${path} is ${data.length} bytes, more than ${MAX_FILE_BYTES / MIB} MiB`);
       this.#files.set(path.replace(/\/+/g, "/").replace(/(.)\/$/, "$1"), data);
     }
+    this.snapshots = opts.snapshot ?? true;
+    this.oneShot = opts.oneShot ?? false;
+    if (opts.poolSize !== undefined && (!Number.isSafeInteger(opts.poolSize) || opts.poolSize < 1)) throw new BadArgsError(`pool size ${opts.poolSize} is not a positive integer`);
     this.#opts = opts;
-    this.#kvm = opts.kvm; // else the process-wide one, opened at the first run
+    this.#kvmGiven = opts.kvm; // else the process-wide one, opened at the first run
+    this.#deadline = DeadlineTimer.forThisThread();
   }
 
   /** A program from its file's bytes (checked: a BadImageError names what is wrong). */
@@ -169,76 +209,182 @@ export class LinuxProgram {
     return new LinuxProgram(elf, opts);
   }
 
+  get #kvm(): Kvm {
+    return this.#kvmGiven ?? systemKvm();
+  }
+
+  /** The program's pool of warm shells, created with its entry snapshot on first use. */
+  get pool(): ShellPool {
+    if (this.#closed) throw new BadArgsError("the program is closed");
+    if (!this.#pool) {
+      const snapshot = this.#baseSnapshot();
+      this.#base = undefined; // the pool owns it from here on
+      this.#pool = new ShellPool(this.#kvm, snapshot, {
+        maxSize: this.#opts.poolSize,
+        strategy: this.#opts.resetStrategy,
+        selectorsVisible: userSelectorsVisible(this.#kvm),
+        onCreate: (shell) => this.#deadline.attach(shell.vcpu.fd),
+      });
+    }
+    return this.#pool;
+  }
+
+  /** Pre-provisions `n` warm shells (bounded by the pool size), off the path of later calls. */
+  ensure(n: number): void {
+    this.pool.ensure(n);
+  }
+
+  /** Resets the shells that calls gave back, now. */
+  cleanIdle(): number {
+    return this.#pool?.cleanAll() ?? 0;
+  }
+
+  get poolStats(): PoolStats {
+    return this.pool.stats;
+  }
+
+  /** True once a call reached `wasp_snapshot()`: later calls resume there. */
+  get snapshotTaken(): boolean {
+    return this.#pool?.snapshot.kind === "captured";
+  }
+
   /**
-   * Runs the program once in a new VM: argv = its name and `args`, fd 0 = `input`. Returns its exit
-   * status and output; a fault, a policy violation or the deadline is a typed error.
+   * Runs the program once: argv = its name and `args`, fd 0 = `input`. Returns its exit status and
+   * output; a fault, a policy violation or the deadline is a typed error. A call after the
+   * program's snapshot resumes there: its arguments and environment are the snapshotting call's
+   * (others are refused), its input its own.
    */
   run(args?: readonly string[] | LinuxRunRequest, opts: Omit<LinuxRunRequest, "args"> = {}): LinuxRunResult {
+    if (this.#closed) throw new BadArgsError("the program is closed");
     // run({ args, input, env }) as well as run(args, { input, env })
     if (args !== undefined && !Array.isArray(args)) {
       if (typeof args !== "object" || args === null) throw new BadArgsError("a Linux program's run takes a list of string arguments or { args, input, env }");
       opts = args as LinuxRunRequest;
       args = (args as LinuxRunRequest).args;
     }
+    const given = args;
     args ??= [];
     if (!Array.isArray(args) || args.some((a) => typeof a !== "string")) throw new BadArgsError("a Linux program's arguments are strings");
     const env = opts.env === undefined ? this.#env : checkEnv(opts.env);
     const input = typeof opts.input === "string" ? new TextEncoder().encode(opts.input) : opts.input;
     if (input !== undefined && !(input instanceof Uint8Array)) throw new BadArgsError("a Linux program's input is bytes or a string");
-    const kvm = this.#kvm ?? systemKvm();
-    const layout = this.layout;
-    const reset = kvm.vcpuResetState();
-    const random = new Uint8Array(16);
-    if (this.policy.has("random")) crypto.getRandomValues(random);
-    else random.set(FIXED_RANDOM);
-    const state = linuxEntryState(this.elf, layout, { argv: [this.elf.name, ...(args as readonly string[])], envp: env, random, hwcap: cpuidEdx(kvm.cpuid, 1) }, reset);
-    const mem = new GuestMemory(layout.memory);
-    let vm: ReturnType<Kvm["createVm"]> | undefined;
-    let vcpu: Vcpu | undefined;
-    const deadline = DeadlineTimer.forThisThread();
+    const pool = this.oneShot ? undefined : this.pool;
+    const resume = pool?.snapshot.kind === "captured" ? this.#resume : undefined;
+    let stack: { rsp: number; bytes: Uint8Array } | undefined;
+    if (resume) {
+      // its argv and envp were read before the snapshot: a resumed call cannot change them
+      if ((given !== undefined && !sameStrings(args, resume.args)) || (opts.env !== undefined && !sameStrings(env, resume.env))) {
+        throw new BadArgsError(`${this.elf.name} resumes from its snapshot (wasp_snapshot()), where it had already read its arguments and environment: a resumed call takes its data on fd 0 (input), not as arguments`);
+      }
+    } else {
+      const random = new Uint8Array(16);
+      if (this.policy.has("random")) crypto.getRandomValues(random);
+      else random.set(FIXED_RANDOM);
+      stack = linuxCallStack(this.elf, this.layout, { argv: [this.elf.name, ...(args as readonly string[])], envp: env, random, hwcap: cpuidEdx(this.#kvm.cpuid, 1) });
+    }
+    const shell = pool ? pool.acquire() : this.#oneShotShell();
+    this.#shell = shell;
+    this.#callArgs = { args: args as readonly string[], env };
     try {
-      for (const [at, bytes] of state.pieces) mem.bytes.set(bytes, at);
-      vm = kvm.createVm();
-      vm.setMemoryRegion(0, 0, mem.size, mem.hostAddr);
-      vcpu = vm.createVcpu(0);
-      vcpu.setCpuid(kvm.cpuid);
-      const msrs = msrBuffer(state.msrs.map(([index]) => index));
-      const mdv = new DataView(msrs.buffer);
-      state.msrs.forEach(([, value], i) => mdv.setBigUint64(kvm_msrs.size + i * kvm_msr_entry.size + kvm_msr_entry.off("data"), value, true));
-      vcpu.setMsrs(msrs);
-      vcpu.setSregs(state.sregs);
-      vcpu.clearRegs();
-      vcpu.setReg("rip", state.rip);
-      vcpu.setReg("rsp", state.rsp);
-      vcpu.setReg("rflags", state.rflags);
-      vcpu.markRegsDirty(false);
-      deadline.attach(vcpu.fd);
-      return this.#loop(vcpu, mem, input ?? new Uint8Array(0), deadline, opts.interrupted);
-    } finally {
-      deadline.stop();
-      vcpu?.close();
-      vm?.close();
-      mem.close();
+      shell.loadRegisters([]);
+      const proc = new LinuxProcess(shell.guest, {
+        name: this.elf.name,
+        input: input ?? new Uint8Array(0),
+        stdout: this.#stdout,
+        stderr: this.#stderr,
+        files: this.#files,
+        time: this.policy.has("time"),
+        random: this.policy.has("random"),
+        memory: this.layout.regions,
+        stackSize: this.layout.stack[1] - this.layout.stack[0],
+      });
+      if (resume) proc.restore(resume.process);
+      if (stack) {
+        shell.guest.write(stack.rsp, stack.bytes, "the initial stack");
+        shell.vcpu.setReg("rsp", BigInt(stack.rsp));
+      }
+      this.#proc = proc;
+      const result = this.#loop(shell, proc, opts.interrupted);
+      this.#finish(pool, shell, true);
+      return result;
+    } catch (e) {
+      this.#stdout.take();
+      this.#stderr.take();
+      // a shell whose call ended in an error may hold any state: discarded, never reused
+      this.#finish(pool, shell, false);
+      throw e;
     }
   }
 
-  #loop(vcpu: Vcpu, mem: GuestMemory, input: Uint8Array, deadline: DeadlineTimer, interrupted: (() => boolean) | undefined): LinuxRunResult {
-    const guest = new GuestAccess(mem, linuxAccessRules());
-    const stdout = new ConsoleSink(this.maxOutput);
-    const stderr = new ConsoleSink(this.maxOutput);
-    const proc = new LinuxProcess(guest, {
-      name: this.elf.name,
-      input,
-      stdout,
-      stderr,
-      files: this.#files,
-      time: this.policy.has("time"),
-      random: this.policy.has("random"),
-      memory: this.layout.regions,
-      stackSize: this.layout.stack[1] - this.layout.stack[0],
-    });
-    // wasp.h's hypercalls: the console is the program's stderr; no snapshot in a one-call VM
-    const ctx: HypercallContext = { vcpu, guest, console: stderr, exitValue: undefined, snapshot: () => 0n, hostFunctions: this.#hostFunctions };
+  /** The entry state (made once): everything but a call's initial stack. */
+  #baseSnapshot(): Snapshot {
+    if (!this.#base) {
+      const kvm = this.#kvm;
+      const stackSize = this.layout.stack[1] - this.layout.stack[0];
+      this.#base = Snapshot.entry(this.image, this.layout.memory, kvm.vcpuResetState(), { stackSize });
+    }
+    return this.#base;
+  }
+
+  #oneShotShell(): Shell {
+    const shell = new Shell(this.#kvm, this.#baseSnapshot(), { oneShot: true });
+    try {
+      this.#deadline.attach(shell.vcpu.fd);
+    } catch (e) {
+      shell.close();
+      throw e;
+    }
+    return shell;
+  }
+
+  /** Ends a call: the shell goes back to the pool (reset later) or is discarded; a capture becomes the snapshot. */
+  #finish(pool: ShellPool | undefined, shell: Shell, ok: boolean): void {
+    this.#shell = undefined;
+    this.#proc = undefined;
+    this.#callArgs = undefined;
+    if (!pool) {
+      shell.close();
+      return;
+    }
+    const captured = this.#captured;
+    this.#captured = undefined;
+    if (captured) {
+      // the shell holds the captured state plus whatever ran after it: it is not reset, but replaced
+      pool.discard(shell);
+      if (ok) {
+        pool.replaceSnapshot(captured.snapshot);
+        this.#resume = captured.resume;
+      } else captured.snapshot.close();
+      return;
+    }
+    if (ok) pool.release(shell);
+    else pool.discard(shell);
+  }
+
+  /**
+   * `wasp_snapshot()`: the first call to reach it captures the whole virtine there — memory,
+   * registers, the process's state — and gets 0; calls resumed from the capture get 1 (as do
+   * later `wasp_snapshot()`s). Off (`snapshot: false`, a one-shot VM): always 0, nothing kept.
+   */
+  #snapshotHypercall(): bigint {
+    const shell = this.#shell;
+    const proc = this.#proc;
+    const call = this.#callArgs;
+    if (!this.snapshots || !shell || !proc || !call || shell.oneShot) return 0n;
+    const pool = this.pool;
+    if (pool.snapshot.kind === "captured" || this.#captured) return 1n;
+    const snapshot = Snapshot.capture(pool.snapshot, shell.vcpu, shell.mem.bytes, shell.takeDirtyPages());
+    this.#captured = { snapshot, resume: { process: proc.capture(), args: call.args, env: call.env } };
+    return 0n;
+  }
+
+  #loop(shell: Shell, proc: LinuxProcess, interrupted: (() => boolean) | undefined): LinuxRunResult {
+    const { vcpu, guest, mem } = shell;
+    const stdout = this.#stdout;
+    const stderr = this.#stderr;
+    const deadline = this.#deadline;
+    // wasp.h's hypercalls: the console is the program's stderr
+    const ctx: HypercallContext = { vcpu, guest, console: stderr, exitValue: undefined, snapshot: () => this.#snapshotHypercall(), hostFunctions: this.#hostFunctions };
     const trace = this.#opts.trace;
     const stack = { guard: { start: this.layout.guard[0], end: this.layout.guard[1] }, size: this.layout.stack[1] - this.layout.stack[0] };
     let exits = 0;
@@ -273,6 +419,7 @@ export class LinuxProgram {
               const sdv = new DataView(sregs.buffer);
               kvm_segment.write(sdv, kvm_sregs.off(outcome.register), { ...kvm_segment.read(sdv, kvm_sregs.off(outcome.register)), base: outcome.base });
               vcpu.setSregs(sregs);
+              shell.markSregsChanged(); // the reset loads the snapshot's again
               vcpu.setReg("rax", 0n);
               break;
             }
@@ -310,6 +457,25 @@ export class LinuxProgram {
       throw guestFault(vcpu, reason);
     }
   }
+
+  /** Closes the program's VMs and snapshots; later calls are refused. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pool?.close();
+    this.#pool = undefined;
+    this.#base?.close();
+    this.#base = undefined;
+    this.#resume = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** EDX of CPUID leaf `fn` (index 0) in a kvm_cpuid2 buffer: what AT_HWCAP carries (leaf 1). */

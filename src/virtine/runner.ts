@@ -160,6 +160,7 @@ export class Runner {
       this.#kind = kindOfMeta(source.meta);
     } else {
       this.image = source;
+      if (source.kind === "linux") throw new BadArgsError(`${source.name} is a Linux program: it runs with LinuxProgram (or Virtine.load), whose calls take string arguments and stdin`);
       const kind = kindOf(source.kind);
       this.#kind = kind;
       if (!kind.takesData && options.dataSize) throw new BadArgsError(`${source.name} is a ${kind.name} image: it takes no data, so it has no data window`);
