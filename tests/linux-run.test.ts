@@ -166,10 +166,18 @@ beforeAll(async () => {
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 function run(name: Name, args: string[] = [], input?: string, opts?: LinuxOptions) {
-  const p = opts ? new LinuxProgram(programs[name].elf, opts) : programs[name];
-  const r = p.run(args, { input: input === undefined ? undefined : new TextEncoder().encode(input) });
-  return { ...r, out: text(r.stdout), err: text(r.stderr) };
+  // a program with options of its own is made for the call and closed after it
+  const own = opts ? new LinuxProgram(programs[name].elf, opts) : undefined;
+  try {
+    const r = (own ?? programs[name]).run(args, { input: input === undefined ? undefined : new TextEncoder().encode(input) });
+    return { ...r, out: text(r.stdout), err: text(r.stderr) };
+  } finally {
+    own?.close();
+  }
 }
+afterAll(() => {
+  for (const p of Object.values(programs)) p.close();
+});
 /** The same program run natively: what the virtine must match. */
 function native(name: Name, args: string[] = [], input = "", env: Record<string, string> = {}) {
   const r = Bun.spawnSync([paths[name], ...args], { stdin: Buffer.from(input), env });
@@ -218,13 +226,18 @@ describe("static C programs run unchanged", () => {
     expect(text(again.stdout)).toBe("other bytes you\n");
   });
 
-  test("wasp_snapshot() from wasp.h answers 0 in a one-call VM (no snapshot taken)", () => {
+  test("wasp_snapshot() from wasp.h: 0 to the call that takes the snapshot, 1 to the calls resumed from it, 0 where snapshots are off", () => {
     expect(run("snapshot").out).toBe("snapshot 0\n");
+    expect(programs.snapshot.snapshotTaken).toBe(true);
+    expect(run("snapshot").out).toBe("snapshot 1\n");
+    expect(run("snapshot").out).toBe("snapshot 1\n");
+    expect(run("snapshot", [], undefined, { snapshot: false }).out).toBe("snapshot 0\n");
+    expect(run("snapshot", [], undefined, { oneShot: true }).out).toBe("snapshot 0\n");
   });
 });
 
 describe("the examples (examples/linux/) run as their comments say", () => {
-  test("stats.c, lookup.c (wasp_snapshot answers 0 in a one-call VM: it sieves every call), wc.zig", async () => {
+  test("stats.c, lookup.c (it sieves once, then resumes from its snapshot), wc.zig", async () => {
     const { compileZigLinux } = await import("../src/linux/c.ts");
     const { readFileSync } = await import("node:fs");
     const { ROOT } = await import("./support.ts");
@@ -235,8 +248,15 @@ describe("the examples (examples/linux/) run as their comments say", () => {
     const l = lookup.run([], { input: "97\n#1000\n1999993\n100\n" });
     expect(text(l.stdout)).toBe("97 is prime\nprime #1000 is 7919\n1999993 is prime\n100 is not prime\n");
     expect(text(l.stderr)).toBe("lookup: sieved\n");
+    const resumed = lookup.run([], { input: "#1\n4\n" });
+    expect(text(resumed.stdout)).toBe("prime #1 is 2\n4 is not prime\n");
+    expect(text(resumed.stderr)).toBe("lookup: from the snapshot\n"); // no sieve: it resumed after it
+    expect(resumed.syscalls).toBeLessThan(l.syscalls);
+    stats.close();
+    lookup.close();
     const wc = new LinuxProgram((await compileZigLinux(src("wc.zig"), { cacheDir, name: "wc" })).elf);
     expect(text(wc.run([], { input: "two words\nthree more words\n" }).stdout)).toBe("2 5 27\n");
+    wc.close();
   }, slow(300_000));
 });
 
@@ -313,7 +333,10 @@ describe("hostile programs: a typed error or an errno, the host survives, nothin
   });
 
   test("no fd or mapping outlives a call", () => {
+    // each program's pool holds its warm shell: made before counting
     run("hello");
+    run("upper", [], "x");
+    expect(() => run("fault", ["null"])).toThrow(GuestFaultError);
     const before = openFds();
     for (let i = 0; i < 20; i++) run(i % 2 ? "hello" : "upper", [], "x");
     for (let i = 0; i < 5; i++) expect(() => run("fault", ["null"])).toThrow(GuestFaultError);

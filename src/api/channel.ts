@@ -58,6 +58,8 @@ export const F = {
   REPLY_ON_PORT: 2,
   /** reply: the console was cut at its cap */
   CONSOLE_TRUNCATED: 4,
+  /** reply: the output was cut at its cap (a Linux program's stdout) */
+  OUTPUT_TRUNCATED: 8,
 } as const;
 export const R = { OK: 0, ERROR: 1, CANCELLED: 2 } as const;
 /** The virtine id of a call that runs no guest: the worker replies at once (to measure the hand-off). */
@@ -132,11 +134,21 @@ export function slotsOf(sab: SharedArrayBuffer): Slot[] {
 export type VirtineSpec =
   | { kind: "image"; bytes: Uint8Array; name: string; raw?: boolean }
   /** a loaded snapshot file: its sealed memfd is shared by every thread, so all run exactly what load opened */
-  | { kind: "snapshot"; file: LoadedSnapshotFile };
+  | { kind: "snapshot"; file: LoadedSnapshotFile }
+  /** a static Linux executable (its file's bytes), run by a LinuxProgram */
+  | { kind: "linux"; bytes: Uint8Array; name: string };
 
 /** The options of a virtine's engines, as they travel to workers (documented on VirtineOptions). */
-export const ENGINE_OPTION_KEYS = ["memory", "timeoutMs", "allow", "maxOutput", "snapshot", "poolSize", "dataSize", "stackSize", "hostModule"] as const;
-export type EngineOptions = Pick<RunnerOptions, (typeof ENGINE_OPTION_KEYS)[number]>;
+export const ENGINE_OPTION_KEYS = ["memory", "timeoutMs", "allow", "maxOutput", "snapshot", "poolSize", "dataSize", "stackSize", "hostModule", "env", "files"] as const;
+export type EngineOptions = Pick<RunnerOptions, Exclude<(typeof ENGINE_OPTION_KEYS)[number], "env" | "files">> & {
+  /** a Linux program's environment: "KEY=value" strings or { KEY: "value" } (default: empty) */
+  env?: readonly string[] | Readonly<Record<string, string>>;
+  /**
+   * read-only files a Linux program may open, by absolute guest path: bytes, or a host file's path
+   * (read once, at load)
+   */
+  files?: Readonly<Record<string, Uint8Array | string>>;
+};
 
 /** Messages from main to a worker, on the port. */
 export type ToWorker =

@@ -1,6 +1,10 @@
 // The public virtine: what `import { Virtine } from "wasp"` gives. A function whose every call runs
 // in a VM of its own — on the calling thread (`invokeSync`, `callSync`, `runSync`) or on a worker
-// thread so the event loop never blocks (`invoke`, `call`, `run`, with an AbortSignal).
+// thread so the event loop never blocks (`invoke`, `call`, `run`, with an AbortSignal). Its engine
+// is a Runner (native and raw images, snapshot files) or a LinuxProgram (static Linux executables,
+// C source): for a Linux program a call's arguments are strings, its input is stdin, its output
+// stdout, its console stderr and its value the exit status.
+import { readFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BadArgsError, BadOutputError, ClosedError } from "../errors.ts";
@@ -9,10 +13,16 @@ import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
-import { Runner, checkArgs, describeValue, type RunResult, type RunnerOptions } from "../virtine/runner.ts";
+import { Runner, checkArgs, describeValue, type RunnerOptions } from "../virtine/runner.ts";
 import { imageBytes, readHead } from "../image/file.ts";
+import { isElf, parseElf } from "../linux/elf.ts";
+import { compileC, type COptions } from "../linux/c.ts";
+import { MAX_MEMORY } from "../image/image.ts";
+import { LinuxProgram, type LinuxOptions, type LinuxRunResult } from "../virtine/linux.ts";
+import { linuxMemory } from "../kinds/linux.ts";
 import { ENGINE_OPTION_KEYS, type EngineOptions, type VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
+import { encodeLinuxCall } from "./wire.ts";
 
 /** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
 export type Arg = number | bigint;
@@ -40,9 +50,12 @@ export interface CallOptions {
 }
 
 export interface RunRequest {
-  args?: readonly Arg[];
-  /** bytes for the guest (`virtine.input()` in the Zig SDK); a string is sent as UTF-8 */
+  /** integers for a native guest; strings for a Linux program (argv[1..]; numbers are turned into strings) */
+  args?: readonly (Arg | string)[];
+  /** bytes for the guest (`virtine.input()` in the Zig SDK; a Linux program's stdin); a string is sent as UTF-8 */
   input?: Uint8Array | string;
+  /** a Linux program's environment for this call (default: the virtine's `env`) */
+  env?: readonly string[] | Readonly<Record<string, string>>;
 }
 
 export interface Result {
@@ -56,6 +69,10 @@ export interface Result {
   consoleTruncated: boolean;
   /** VM exits the call took (1 for a pure computation) */
   exits: number;
+  /** a Linux program's exit status (also `value`); undefined for other images */
+  status?: number;
+  /** a Linux program's stdout (`output`) went past `maxOutput` and the rest was dropped */
+  outputTruncated?: boolean;
 }
 
 /** What `call` takes: bytes, a string, or any JSON value. */
@@ -69,20 +86,23 @@ let nextId = 1;
 export class Virtine implements Disposable, AsyncDisposable {
   /** the image's name */
   readonly name: string;
+  /** what it runs: an image of wasp's ("native", "raw"), a snapshot file, or a static Linux executable */
+  readonly kind: "native" | "raw" | "snapshot" | "linux";
   readonly #pooled: PoolVirtine;
   readonly #workers: WorkerPool;
   /** the engine of calls made on this thread (also what validated the options at load) */
-  readonly #local: Runner;
+  readonly #local: Runner | LinuxProgram;
   /** a snapshot file's sealed copy, shared with the workers: closed once they have all let go */
   readonly #file: SnapshotFile | undefined;
   #closed = false;
   /** host functions given as closures: calls on workers cannot reach them */
   readonly #closures: boolean;
 
-  private constructor(local: Runner, spec: VirtineSpec, options: VirtineOptions, file?: SnapshotFile) {
+  private constructor(local: Runner | LinuxProgram, spec: VirtineSpec, options: VirtineOptions, file?: SnapshotFile) {
     this.#local = local;
     this.#file = file;
-    this.name = local.meta.name;
+    this.name = local instanceof LinuxProgram ? local.elf.name : local.meta.name;
+    this.kind = local instanceof LinuxProgram ? "linux" : spec.kind === "snapshot" ? "snapshot" : (local.image?.kind as "native" | "raw");
     this.#workers = options.workers ?? WorkerPool.shared();
     const { workers: _, ...engine } = options;
     this.#pooled = { id: nextId++, spec, options: engineOptions(engine) };
@@ -90,12 +110,14 @@ export class Virtine implements Disposable, AsyncDisposable {
   }
 
   /**
-   * Loads a virtine from an image file (native or raw), a snapshot file (`wasp snapshot -o`), or an
-   * image's bytes. Options are checked here: a bad image, file or option rejects with its WaspError.
+   * Loads a virtine from an image file (native or raw), a snapshot file (`wasp snapshot -o`), a
+   * static Linux executable, or the bytes of an image or executable. Options are checked here: a
+   * bad image, file or option rejects with its WaspError.
    */
   static async load(source: string | URL | Uint8Array, options: VirtineOptions = {}): Promise<Virtine> {
     if (source instanceof Uint8Array) {
       if (isSnapshotFile(source)) throw new BadArgsError("a snapshot file is loaded by its path, so that it can be mapped: pass the path");
+      if (isElf(source) && !options.raw) return Virtine.#fromElfBytes(source, "program", options);
       return Virtine.#fromImageBytes(source, "image", options);
     }
     const path = resolve(source instanceof URL ? fileURLToPath(source) : String(source));
@@ -103,6 +125,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     // image file only if it can fit the guest memory it would get
     const file = readHead(path);
     if (isSnapshotFile(file.head)) {
+      if (options.env !== undefined || options.files !== undefined) throw new BadArgsError(`${basename(path)}: env and files are for Linux programs, not snapshot files`);
       // opened once here: every thread restores this very copy, whatever happens to the path later
       const snapshot = new SnapshotFile(path, systemKvm());
       try {
@@ -113,8 +136,32 @@ export class Virtine implements Disposable, AsyncDisposable {
         throw e;
       }
     }
+    if (isElf(file.head) && !options.raw) return Virtine.#fromElfBytes(imageBytes(file, linuxMemory(options.memory)), basename(path), options);
     const bytes = imageBytes(file, options.memory);
     return Virtine.#fromImageBytes(bytes, basename(path), options);
+  }
+
+  /**
+   * A virtine of C source in the script (a whole program: `int main(int argc, char **argv)`),
+   * compiled with the bundled zig cc into a static x86-64 Linux executable (musl) and cached by a
+   * hash of source, flags and compiler: its calls take string arguments and stdin and give stdout,
+   * stderr and the exit status. A compile error rejects with a CompileError carrying the
+   * compiler's messages.
+   */
+  static async fromC(source: string, options: VirtineOptions & COptions = {}): Promise<Virtine> {
+    const { zig, cacheDir, name, optimize, flags, fileName, ...rest } = options;
+    const compiled = await compileC(source, { zig, cacheDir, name, optimize, flags, fileName });
+    return Virtine.#fromElfBytes(compiled.elf.bytes, name ?? "inline", rest);
+  }
+
+  static #fromElfBytes(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine {
+    if (options.dataSize !== undefined) throw new BadArgsError(`${name} is a Linux program: its input is stdin, it has no data window (dataSize)`);
+    const elf = parseElf(bytes, name, MAX_MEMORY);
+    // granted files given as host paths are read once, here: every thread gets the same bytes
+    const files = options.files && Object.fromEntries(Object.entries(options.files).map(([guest, given]) => [guest, typeof given === "string" ? readGranted(guest, given) : given]));
+    const opts = { ...options, files };
+    const local = new LinuxProgram(elf, localLinuxOptions(opts));
+    return new Virtine(local, { kind: "linux", bytes, name }, opts);
   }
 
   /**
@@ -129,6 +176,7 @@ export class Virtine implements Disposable, AsyncDisposable {
   }
 
   static #fromImageBytes(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine {
+    if (options.env !== undefined || options.files !== undefined) throw new BadArgsError(`${name}: env and files are for Linux programs; a wasp image takes integer arguments and input`);
     const raw = options.raw === true;
     const image = parseImage(bytes, name, { raw });
     const local = new Runner(image, localOptions(options));
@@ -138,19 +186,19 @@ export class Virtine implements Disposable, AsyncDisposable {
   // -- on the calling thread --------------------------------------------------------------------
 
   /** Runs a call on this thread (blocking it for the call's length); the guest's u64 result. */
-  invokeSync(...args: Arg[]): bigint {
-    return this.#runLocal(args, undefined).value;
+  invokeSync(...args: (Arg | string)[]): bigint {
+    return this.#runLocal(args, undefined, undefined).value;
   }
 
   /** `call` on this thread. */
   callSync<T extends Data>(input: T): DataOut<T> {
-    return decodeData(input, this.#runLocal([], encodeData(input)).output);
+    return decodeData(input, this.#runLocal([], encodeData(input), undefined).output);
   }
 
   /** A call on this thread with everything it gave back. */
   runSync(request: RunRequest = {}): Result {
-    const { args, input } = checkRequest(request);
-    return toResult(this.#runLocal(args, input));
+    const { args, input, env } = checkRequest(request);
+    return toResult(this.#runLocal(args, input, env), this.kind === "linux");
   }
 
   // -- on a worker thread -----------------------------------------------------------------------
@@ -159,12 +207,12 @@ export class Virtine implements Disposable, AsyncDisposable {
    * Runs a call on a worker thread: integer arguments in, the guest's u64 result out. The last
    * argument may be `{ signal }` to cancel it.
    */
-  invoke(...params: [...args: Arg[], options: CallOptions] | Arg[]): Promise<bigint> {
+  invoke(...params: [...args: (Arg | string)[], options: CallOptions] | (Arg | string)[]): Promise<bigint> {
     const last = params[params.length - 1];
     const hasOptions = typeof last === "object" && last !== null;
-    const args = (hasOptions ? params.slice(0, -1) : params) as Arg[];
+    const args = (hasOptions ? params.slice(0, -1) : params) as (Arg | string)[];
     const options = hasOptions ? (last as CallOptions) : {};
-    return this.#submit(args, undefined, options.signal).then((r) => r.value);
+    return this.#submit(args, undefined, undefined, options.signal).then((r) => r.value);
   }
 
   /**
@@ -178,7 +226,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#submit([], bytes, options.signal).then((r) => decodeData(input, r.output));
+    return this.#submit([], bytes, undefined, options.signal).then((r) => decodeData(input, r.output));
   }
 
   /** A call on a worker thread with everything it gave back. */
@@ -189,7 +237,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#submit(checked.args, checked.input, request.signal).then(toResult);
+    return this.#submit(checked.args, checked.input, checked.env, request.signal).then((r) => toResult(r, this.kind === "linux"));
   }
 
   // -- lifetime ---------------------------------------------------------------------------------
@@ -229,24 +277,63 @@ export class Virtine implements Disposable, AsyncDisposable {
 
   // ---------------------------------------------------------------------------------------------
 
-  #runLocal(args: readonly Arg[], input: Uint8Array | undefined) {
+  #runLocal(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"]): CallReply {
     if (this.#closed) throw new ClosedError("virtine");
-    return this.#local.run(args, { input });
+    const local = this.#local;
+    if (local instanceof LinuxProgram) return linuxReply(local.run({ args: linuxArgs(args), input, env }));
+    if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
+    return local.run(args as Arg[], { input });
   }
 
-  #submit(args: readonly Arg[], input: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<CallReply> {
+  #submit(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"], signal: AbortSignal | undefined): Promise<CallReply> {
     if (this.#closed) return Promise.reject(new ClosedError("virtine"));
     if (this.#closures) {
       return Promise.reject(new BadArgsError("this virtine's host functions are closures, which run only on the thread that made it: call it with invokeSync/callSync/runSync, or give the functions as a module (hostModule) that every worker imports"));
     }
-    let argv: bigint[];
+    const local = this.#local;
     try {
-      argv = checkArgs(args);
-      if (input && input.length > 0) this.#local.checkInput(input);
+      if (local instanceof LinuxProgram) {
+        // a Linux call travels as its input: arguments, environment, stdin (wire.ts)
+        const call = encodeLinuxCall({ args: linuxArgs(args), env: env === undefined ? undefined : checkedEnv(env), input: input ?? new Uint8Array(0) });
+        return this.#workers.submit(this.#pooled, [], call, signal);
+      }
+      if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
+      const argv = checkArgs(args as Arg[]);
+      if (input && input.length > 0) local.checkInput(input);
+      return this.#workers.submit(this.#pooled, argv, input, signal);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#workers.submit(this.#pooled, argv, input, signal);
+  }
+}
+
+/** A Linux program's arguments: strings, or integers written as decimal strings. */
+function linuxArgs(args: readonly unknown[]): string[] {
+  if (!Array.isArray(args)) throw new BadArgsError(`the arguments are ${describeValue(args)}, not a list`);
+  return args.map((a, i) => {
+    if (typeof a === "string") return a;
+    if (typeof a === "bigint" || (typeof a === "number" && Number.isFinite(a))) return String(a);
+    throw new BadArgsError(`argument ${i + 1} (${describeValue(a)}) is neither a string nor a number`);
+  });
+}
+
+/** An environment as "KEY=value" strings (checked again by the engine that runs it). */
+function checkedEnv(env: NonNullable<RunRequest["env"]>): string[] {
+  if (Array.isArray(env)) return [...env];
+  if (typeof env !== "object" || env === null) throw new BadArgsError(`env is ${describeValue(env)}: give "KEY=value" strings or { KEY: "value" }`);
+  return Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`);
+}
+
+function linuxReply(r: LinuxRunResult): CallReply {
+  return { value: BigInt(r.status), output: r.stdout, console: r.stderr, consoleTruncated: r.stderrTruncated, outputTruncated: r.stdoutTruncated, exits: r.exits };
+}
+
+/** A granted file's bytes, read from the host path the caller named. */
+function readGranted(guest: string, host: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(host));
+  } catch (e) {
+    throw new BadArgsError(`granted file ${guest}: cannot read ${host} (${e instanceof Error ? e.message : String(e)})`);
   }
 }
 
@@ -260,7 +347,14 @@ function engineOptions(o: VirtineOptions): EngineOptions {
 
 /** The options of the engine on the calling thread: the engine's, and the closures. */
 function localOptions(o: VirtineOptions): RunnerOptions {
-  return { ...engineOptions(o), hostFunctions: o.hostFunctions };
+  const { env: _e, files: _f, ...runner } = engineOptions(o);
+  return { ...runner, hostFunctions: o.hostFunctions };
+}
+
+/** The options of a Linux program on the calling thread. */
+function localLinuxOptions(o: VirtineOptions): LinuxOptions {
+  const { dataSize: _, ...linux } = engineOptions(o);
+  return { ...linux, hostFunctions: o.hostFunctions };
 }
 
 function encodeData(input: Data): Uint8Array {
@@ -285,14 +379,19 @@ function decodeData<T extends Data>(input: T, output: Uint8Array): DataOut<T> {
 }
 
 /** A run request as the engine takes it, checked at run time (Bun does not check TypeScript's types). */
-function checkRequest(request: RunRequest): { args: readonly Arg[]; input: Uint8Array | undefined } {
+function checkRequest(request: RunRequest): { args: readonly (Arg | string)[]; input: Uint8Array | undefined; env: RunRequest["env"] } {
   if (typeof request !== "object" || request === null) throw new BadArgsError(`a run request is an object ({ args, input }), not ${describeValue(request)}`);
-  const { args = [], input } = request;
-  if (input === undefined || input instanceof Uint8Array) return { args, input };
-  if (typeof input === "string") return { args, input: new TextEncoder().encode(input) };
+  const { args = [], input, env } = request;
+  if (input === undefined || input instanceof Uint8Array) return { args, input, env };
+  if (typeof input === "string") return { args, input: new TextEncoder().encode(input), env };
   throw new BadArgsError(`input is ${describeValue(input)}: give a Uint8Array or a string (sent as UTF-8)`);
 }
 
-function toResult(r: RunResult): Result {
-  return { value: r.value, output: r.output, console: new TextDecoder().decode(r.console), consoleTruncated: r.consoleTruncated, exits: r.exits };
+function toResult(r: CallReply, linux: boolean): Result {
+  const result: Result = { value: r.value, output: r.output, console: new TextDecoder().decode(r.console), consoleTruncated: r.consoleTruncated, exits: r.exits };
+  if (linux) {
+    result.status = Number(r.value);
+    result.outputTruncated = r.outputTruncated ?? false;
+  }
+  return result;
 }

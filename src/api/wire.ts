@@ -58,3 +58,65 @@ export function decodeError(text: string): WaspError {
   Object.defineProperty(e, "stack", { value: `${raw.name}: ${raw.message}\n${here}`, writable: true, configurable: true });
   return e;
 }
+
+/**
+ * A Linux program's call as it travels to a worker in a call's input bytes: its arguments, its
+ * environment (or none: the program's own), then its stdin. Little-endian u32 counts and lengths,
+ * each string's UTF-8 bytes. Made and read by wasp's own threads only.
+ */
+export interface LinuxCall {
+  args: readonly string[];
+  env: readonly string[] | undefined;
+  input: Uint8Array;
+}
+
+const NO_ENV = 0xffffffff;
+
+export function encodeLinuxCall(call: LinuxCall): Uint8Array {
+  const enc = new TextEncoder();
+  const args = call.args.map((a) => enc.encode(a));
+  const env = call.env?.map((e) => enc.encode(e));
+  const strings = [...args, ...(env ?? [])];
+  const size = 8 + strings.reduce((n, b) => n + 4 + b.length, 0) + call.input.length;
+  const out = new Uint8Array(size);
+  const dv = new DataView(out.buffer);
+  let at = 0;
+  const u32 = (v: number) => {
+    dv.setUint32(at, v, true);
+    at += 4;
+  };
+  const put = (b: Uint8Array) => {
+    u32(b.length);
+    out.set(b, at);
+    at += b.length;
+  };
+  u32(args.length);
+  args.forEach(put);
+  u32(env ? env.length : NO_ENV);
+  env?.forEach(put);
+  out.set(call.input, at);
+  return out;
+}
+
+export function decodeLinuxCall(bytes: Uint8Array): LinuxCall {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dec = new TextDecoder();
+  let at = 0;
+  const u32 = () => {
+    if (at + 4 > bytes.length) throw new RangeError("a Linux call's encoding is cut short");
+    const v = dv.getUint32(at, true);
+    at += 4;
+    return v;
+  };
+  const get = () => {
+    const n = u32();
+    if (at + n > bytes.length) throw new RangeError("a Linux call's encoding is cut short");
+    const s = dec.decode(bytes.subarray(at, at + n));
+    at += n;
+    return s;
+  };
+  const args = Array.from({ length: u32() }, get);
+  const envCount = u32();
+  const env = envCount === NO_ENV ? undefined : Array.from({ length: envCount }, get);
+  return { args, env, input: bytes.subarray(at) };
+}

@@ -13,7 +13,9 @@ import { DeadlineTimer } from "../virtine/deadline.ts";
 import { closeSystemKvm } from "../kvm/system.ts";
 import { parseImage } from "../image/image.ts";
 import { F, H, INLINE_BYTES, PING, R, S, SLOTS, STATE, C, headerOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
-import { encodeError } from "./wire.ts";
+import { decodeLinuxCall, encodeError } from "./wire.ts";
+import { LinuxProgram } from "../virtine/linux.ts";
+import type { CallReply } from "./workers.ts";
 
 /** How long an idle worker polls its doorbell before it sleeps (a call that comes sooner costs no wake-up). */
 const SPIN_MS = 0.5;
@@ -33,10 +35,17 @@ self.onmessage = (e: MessageEvent<Init>) => {
   serve(e.data);
 };
 
+/** What serves a virtine's calls on this thread: a Runner, or a Linux program behind the same face. */
+interface Engine {
+  run(args: bigint[], opts: { input?: Uint8Array; interrupted: () => boolean }): CallReply;
+  cleanIdle(): number;
+  close(): void;
+}
+
 interface Entry {
   spec: VirtineSpec;
   options: EngineOptions;
-  engine?: Runner;
+  engine?: Engine;
 }
 
 function serve({ mailbox, control, port }: Init): void {
@@ -178,6 +187,7 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
       output = r.output;
       consoleBytes = r.console;
       if (r.consoleTruncated) replyFlags |= F.CONSOLE_TRUNCATED;
+      if (r.outputTruncated) replyFlags |= F.OUTPUT_TRUNCATED;
     } catch (e) {
       if (e instanceof WaspError && e.code === "WASP_CANCELLED") result = R.CANCELLED;
       else {
@@ -207,14 +217,33 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
 }
 
 /** The worker's engine of a virtine, built on its first call here. */
-function engineOf(virtines: Map<number, Entry>, id: number): Runner {
+function engineOf(virtines: Map<number, Entry>, id: number): Engine {
   const entry = virtines.get(id);
   if (!entry) throw new ClosedError("virtine");
   if (!entry.engine) {
     const { spec, options } = entry;
-    entry.engine = spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.file, options) : new Runner(parseImage(spec.bytes, spec.name, { raw: spec.raw }), options);
+    if (spec.kind === "linux") {
+      const { dataSize: _, ...linux } = options;
+      entry.engine = linuxEngine(LinuxProgram.fromBytes(spec.bytes, spec.name, linux));
+    } else {
+      const { env: _e, files: _f, ...runner } = options;
+      entry.engine = spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.file, runner) : new Runner(parseImage(spec.bytes, spec.name, { raw: spec.raw }), runner);
+    }
   }
   return entry.engine;
+}
+
+/** A Linux program as an engine: the call's arguments, environment and stdin come encoded in its input (wire.ts). */
+function linuxEngine(program: LinuxProgram): Engine {
+  return {
+    run(_args, { input, interrupted }) {
+      const call = decodeLinuxCall(input ?? EMPTY);
+      const r = program.run({ args: call.args, env: call.env, input: call.input, interrupted });
+      return { value: BigInt(r.status), output: r.stdout, console: r.stderr, consoleTruncated: r.stderrTruncated, outputTruncated: r.stdoutTruncated, exits: r.exits };
+    },
+    cleanIdle: () => program.cleanIdle(),
+    close: () => program.close(),
+  };
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);

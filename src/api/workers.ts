@@ -32,7 +32,10 @@ export interface WorkerPoolOptions {
 
 /** What a worker's call gives back. */
 /** A call's reply from a worker: the engine's result, as the runner gives it on this thread. */
-export type CallReply = RunResult;
+export type CallReply = RunResult & {
+  /** a Linux program's stdout went past its cap */
+  outputTruncated?: boolean;
+};
 
 /** A virtine as the pool knows it: an id and what a worker needs to build its engine. */
 export interface PoolVirtine {
@@ -379,7 +382,7 @@ export class WorkerPool implements AsyncDisposable {
       if (call.signal?.aborted) call.reject(call.signal.reason);
       else if (result === R.CANCELLED) call.reject(new CancelledError());
       else if (result === R.ERROR) call.reject(decodeError(error ?? "{}"));
-      else call.resolve({ value, output, console: consoleBytes, consoleTruncated: (flags & F.CONSOLE_TRUNCATED) !== 0, exits });
+      else call.resolve({ value, output, console: consoleBytes, consoleTruncated: (flags & F.CONSOLE_TRUNCATED) !== 0, outputTruncated: (flags & F.OUTPUT_TRUNCATED) !== 0, exits });
     });
   }
 
