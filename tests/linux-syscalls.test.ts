@@ -10,7 +10,7 @@ import { GuestAccess } from "../src/memory/guest-access.ts";
 import { accessRules } from "../src/shell/shell.ts";
 import { longModeTablePieces } from "../src/image/boot.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
-import { ERRNO, LinuxProcess, NR, WRITE_CHUNK, type Outcome } from "../src/linux/process.ts";
+import { ERRNO, LinuxProcess, MAX_FDS, NR, WRITE_CHUNK, type Outcome } from "../src/linux/process.ts";
 
 const RAM = 32 * 1024 * 1024;
 const BUF = 0x200000; // scratch the tests pass pointers into
@@ -116,6 +116,47 @@ describe("files: only what the caller grants, read-only", () => {
     expect(value(NR.access, BUF, 4)).toBe(E(ERRNO.ENOENT));
     cstr(BUF, "etc/config"); // relative to "/"
     expect(value(NR.openat, -100, BUF, 0)).toBe(4n);
+  });
+
+  test("at most RLIMIT_NOFILE fds: then -EMFILE, and a closed one is reused", () => {
+    const { value, cstr } = setup({ files: { "/f": "x" } });
+    cstr(BUF, "/f");
+    for (let fd = 3; fd < MAX_FDS; fd++) expect(value(NR.openat, -100, BUF, 0)).toBe(BigInt(fd));
+    expect(value(NR.openat, -100, BUF, 0)).toBe(E(ERRNO.EMFILE));
+    expect(value(NR.close, 10)).toBe(0n);
+    expect(value(NR.openat, -100, BUF, 0)).toBe(10n);
+    expect(value(NR.prlimit64, 0, 7, 0, BUF + 0x100)).toBe(0n);
+  });
+});
+
+describe("a process's state, captured at a snapshot and restored for each resumed call", () => {
+  test("fds and their offsets, the break, mappings and TLS bases come back as captured; later changes do not leak into the capture", () => {
+    const a = setup({ files: { "/f": "abcdef" } });
+    a.cstr(BUF, "/f");
+    const fd = Number(a.value(NR.openat, -100, BUF, 0));
+    expect(a.value(NR.read, fd, BUF + 0x100, 2)).toBe(2n);
+    expect(a.value(NR.close, 0)).toBe(0n);
+    const brk = a.value(NR.brk, BRK + 0x3000);
+    const map = a.value(NR.mmap, 0, 0x2000, 3, 0x22, -1, 0);
+    expect(a.call(NR.arch_prctl, 0x1002, 0x123000)).toEqual({ kind: "setBase", register: "fs", base: 0x123000n });
+    const state = a.proc.capture();
+    // the capturing call goes on: none of this may reach the capture
+    expect(a.value(NR.read, fd, BUF + 0x100, 2)).toBe(2n);
+    expect(a.value(NR.close, fd)).toBe(0n);
+    a.value(NR.brk, BRK + 0x8000);
+    a.value(NR.munmap, map, 0x2000);
+    for (let i = 0; i < 2; i++) {
+      const b = setup({ files: { "/f": "abcdef" } });
+      b.proc.restore(state);
+      expect(b.value(NR.read, fd, BUF + 0x100, 10)).toBe(4n); // from offset 2
+      expect(new TextDecoder().decode(b.mem.bytes.subarray(BUF + 0x100, BUF + 0x104))).toBe("cdef");
+      expect(b.value(NR.read, 0, BUF, 1)).toBe(E(ERRNO.EBADF)); // fd 0 stays closed
+      expect(b.value(NR.brk, 0)).toBe(brk);
+      expect(b.value(NR.mmap, 0, 0x2000, 3, 0x22, -1, 0)).not.toBe(map); // still mapped: another range
+      expect(b.value(NR.arch_prctl, 0x1003, BUF + 0x200)).toBe(0n);
+      expect(new DataView(b.mem.bytes.buffer).getBigUint64(BUF + 0x200, true)).toBe(0x123000n);
+      b.value(NR.lseek, fd, 0, 0); // moving this call's offset moves no other call's
+    }
   });
 });
 
