@@ -27,9 +27,9 @@ import { LinuxProcess, type ProcessState } from "../linux/process.ts";
 import { linuxCallStack } from "../linux/start.ts";
 import { traceLine } from "../linux/trace.ts";
 import { DEFAULT_LINUX_MEMORY, linuxImage, linuxLayoutOf, linuxMemory } from "../kinds/linux.ts";
-import { userSelectorsVisible } from "../shell/probe.ts";
-import { Shell, type ResetStrategy } from "../shell/shell.ts";
-import { ShellPool, type PoolStats } from "../shell/pool.ts";
+import type { ResetStrategy, Shell } from "../shell/shell.ts";
+import type { ShellPool, PoolStats } from "../shell/pool.ts";
+import { VirtineShells } from "./shells.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
 import { DeadlineTimer } from "./deadline.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
@@ -133,16 +133,11 @@ export class LinuxProgram {
   readonly #deadline: DeadlineTimer;
   readonly #stdout: ConsoleSink;
   readonly #stderr: ConsoleSink;
-  /** the entry state, until the pool takes it over */
-  #base: Snapshot | undefined;
-  #pool: ShellPool | undefined;
-  /** what calls resumed from the pool's captured snapshot start from */
-  #resume: Resume | undefined;
-  /** the call in progress: its shell, its process, its arguments; a state it captured */
-  #shell: Shell | undefined;
+  /** the entry state, its pool, a capture with the process state calls resumed from it start from */
+  #shells: VirtineShells<Resume> | undefined;
+  /** the call in progress: its process, its arguments */
   #proc: LinuxProcess | undefined;
   #callArgs: { args: readonly string[]; env: readonly string[] } | undefined;
-  #captured: { snapshot: Snapshot; resume: Resume } | undefined;
   #closed = false;
 
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
@@ -213,39 +208,35 @@ export class LinuxProgram {
     return this.#kvmGiven ?? systemKvm();
   }
 
+  /** The program's shells (made on first use: the process-wide KVM is opened then). */
+  get #warm(): VirtineShells<Resume> {
+    if (this.#closed) throw new BadArgsError("the program is closed");
+    this.#shells ??= new VirtineShells<Resume>(this.#kvm, this.#deadline, () => this.#entrySnapshot(), { poolSize: this.#opts.poolSize, strategy: this.#opts.resetStrategy });
+    return this.#shells;
+  }
+
   /** The program's pool of warm shells, created with its entry snapshot on first use. */
   get pool(): ShellPool {
-    if (this.#closed) throw new BadArgsError("the program is closed");
-    if (!this.#pool) {
-      const snapshot = this.#baseSnapshot();
-      this.#base = undefined; // the pool owns it from here on
-      this.#pool = new ShellPool(this.#kvm, snapshot, {
-        maxSize: this.#opts.poolSize,
-        strategy: this.#opts.resetStrategy,
-        selectorsVisible: userSelectorsVisible(this.#kvm),
-        onCreate: (shell) => this.#deadline.attach(shell.vcpu.fd),
-      });
-    }
-    return this.#pool;
+    return this.#warm.pool;
   }
 
   /** Pre-provisions `n` warm shells (bounded by the pool size), off the path of later calls. */
   ensure(n: number): void {
-    this.pool.ensure(n);
+    this.#warm.ensure(n);
   }
 
   /** Resets the shells that calls gave back, now. */
   cleanIdle(): number {
-    return this.#pool?.cleanAll() ?? 0;
+    return this.#shells?.cleanIdle() ?? 0;
   }
 
   get poolStats(): PoolStats {
-    return this.pool.stats;
+    return this.#warm.stats;
   }
 
   /** True once a call reached `wasp_snapshot()`: later calls resume there. */
   get snapshotTaken(): boolean {
-    return this.#pool?.snapshot.kind === "captured";
+    return this.#shells?.snapshotTaken ?? false;
   }
 
   /**
@@ -268,8 +259,8 @@ export class LinuxProgram {
     const env = opts.env === undefined ? this.#env : checkEnv(opts.env);
     const input = typeof opts.input === "string" ? new TextEncoder().encode(opts.input) : opts.input;
     if (input !== undefined && !(input instanceof Uint8Array)) throw new BadArgsError("a Linux program's input is bytes or a string");
-    const pool = this.oneShot ? undefined : this.pool;
-    const resume = pool?.snapshot.kind === "captured" ? this.#resume : undefined;
+    const shells = this.#warm;
+    const resume = this.oneShot ? undefined : shells.resume;
     let stack: { rsp: number; bytes: Uint8Array } | undefined;
     if (resume) {
       // its argv and envp were read before the snapshot: a resumed call cannot change them
@@ -282,8 +273,7 @@ export class LinuxProgram {
       else random.set(FIXED_RANDOM);
       stack = linuxCallStack(this.elf, this.layout, { argv: [this.elf.name, ...(args as readonly string[])], envp: env, random, hwcap: cpuidEdx(this.#kvm.cpuid, 1) });
     }
-    const shell = pool ? pool.acquire() : this.#oneShotShell();
-    this.#shell = shell;
+    const shell = shells.acquire(this.oneShot);
     this.#callArgs = { args: args as readonly string[], env };
     try {
       shell.loadRegisters([]);
@@ -305,60 +295,28 @@ export class LinuxProgram {
       }
       this.#proc = proc;
       const result = this.#loop(shell, proc, opts.interrupted);
-      this.#finish(pool, shell, true);
+      this.#end(true);
       return result;
     } catch (e) {
       this.#stdout.take();
       this.#stderr.take();
       // a shell whose call ended in an error may hold any state: discarded, never reused
-      this.#finish(pool, shell, false);
+      this.#end(false);
       throw e;
     }
   }
 
-  /** The entry state (made once): everything but a call's initial stack. */
-  #baseSnapshot(): Snapshot {
-    if (!this.#base) {
-      const kvm = this.#kvm;
-      const stackSize = this.layout.stack[1] - this.layout.stack[0];
-      this.#base = Snapshot.entry(this.image, this.layout.memory, kvm.vcpuResetState(), { stackSize });
-    }
-    return this.#base;
+  /** The entry state (made once, when first needed): everything but a call's initial stack. */
+  #entrySnapshot(): Snapshot {
+    const stackSize = this.layout.stack[1] - this.layout.stack[0];
+    return Snapshot.entry(this.image, this.layout.memory, this.#kvm.vcpuResetState(), { stackSize });
   }
 
-  #oneShotShell(): Shell {
-    const shell = new Shell(this.#kvm, this.#baseSnapshot(), { oneShot: true });
-    try {
-      this.#deadline.attach(shell.vcpu.fd);
-    } catch (e) {
-      shell.close();
-      throw e;
-    }
-    return shell;
-  }
-
-  /** Ends a call: the shell goes back to the pool (reset later) or is discarded; a capture becomes the snapshot. */
-  #finish(pool: ShellPool | undefined, shell: Shell, ok: boolean): void {
-    this.#shell = undefined;
+  /** Ends a call: its shell back to the pool or discarded; a capture becomes the snapshot. */
+  #end(ok: boolean): void {
     this.#proc = undefined;
     this.#callArgs = undefined;
-    if (!pool) {
-      shell.close();
-      return;
-    }
-    const captured = this.#captured;
-    this.#captured = undefined;
-    if (captured) {
-      // the shell holds the captured state plus whatever ran after it: it is not reset, but replaced
-      pool.discard(shell);
-      if (ok) {
-        pool.replaceSnapshot(captured.snapshot);
-        this.#resume = captured.resume;
-      } else captured.snapshot.close();
-      return;
-    }
-    if (ok) pool.release(shell);
-    else pool.discard(shell);
+    this.#shells?.finish(ok);
   }
 
   /**
@@ -367,15 +325,10 @@ export class LinuxProgram {
    * later `wasp_snapshot()`s). Off (`snapshot: false`, a one-shot VM): always 0, nothing kept.
    */
   #snapshotHypercall(): bigint {
-    const shell = this.#shell;
     const proc = this.#proc;
     const call = this.#callArgs;
-    if (!this.snapshots || !shell || !proc || !call || shell.oneShot) return 0n;
-    const pool = this.pool;
-    if (pool.snapshot.kind === "captured" || this.#captured) return 1n;
-    const snapshot = Snapshot.capture(pool.snapshot, shell.vcpu, shell.mem.bytes, shell.takeDirtyPages());
-    this.#captured = { snapshot, resume: { process: proc.capture(), args: call.args, env: call.env } };
-    return 0n;
+    if (!this.snapshots || !proc || !call || !this.#shells) return 0n;
+    return this.#shells.capture(() => ({ process: proc.capture(), args: call.args, env: call.env }));
   }
 
   #loop(shell: Shell, proc: LinuxProcess, interrupted: (() => boolean) | undefined): LinuxRunResult {
@@ -462,11 +415,8 @@ export class LinuxProgram {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#pool?.close();
-    this.#pool = undefined;
-    this.#base?.close();
-    this.#base = undefined;
-    this.#resume = undefined;
+    this.#shells?.close();
+    this.#shells = undefined;
   }
 
   [Symbol.dispose](): void {

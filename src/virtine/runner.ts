@@ -19,8 +19,8 @@ import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { BadArgsError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DeadlineTimer } from "./deadline.ts";
-import { userSelectorsVisible } from "../shell/probe.ts";
-import { Shell, type ResetStrategy } from "../shell/shell.ts";
+import type { ResetStrategy, Shell } from "../shell/shell.ts";
+import { VirtineShells } from "./shells.ts";
 import { ShellPool, type PoolStats } from "../shell/pool.ts";
 import { Snapshot, guardOf, type SnapshotMeta } from "../snapshot/snapshot.ts";
 import { SnapshotFile, type LoadedSnapshotFile } from "../snapshot/file.ts";
@@ -120,22 +120,16 @@ export class Runner {
   readonly snapshots: boolean;
   readonly oneShot: boolean;
   readonly #kvm: Kvm;
-  /** the state calls start from until a capture: the image's entry state, or a restored file's */
-  #base: Snapshot | undefined;
   readonly #console: ConsoleSink;
   /** what this image's kind does differently (kinds/): its plan, entry state, access, collect */
   readonly #kind: ImageKind;
   /** a native guest's stack and its guard, to tell a stack overflow from other page faults */
   readonly #stack: { guard: StackGuard; size: number } | undefined;
   readonly #ctx: HypercallContext;
-  readonly #poolOptions: { maxSize?: number; strategy?: ResetStrategy; privateCopy?: boolean };
-  #pool: ShellPool | undefined;
+  /** the state calls start from (the image's entry state, or a restored file's), its pool, a capture */
+  readonly #shells: VirtineShells;
   /** the snapshot file this virtine was restored from (kept open: new shells map it) */
   #snapshotFile: SnapshotFile | undefined;
-  /** the shell of the call in progress */
-  #shell: Shell | undefined;
-  /** a state captured during the call in progress */
-  #captured: Snapshot | undefined;
   #closed = false;
 
   /**
@@ -156,7 +150,6 @@ export class Runner {
         throw new BadArgsError(`a snapshot's stack is fixed (${source.meta.stackSize} bytes); stackSize (--stack) cannot change it`);
       }
       this.memorySize = source.size;
-      this.#base = source;
       this.#kind = kindOfMeta(source.meta);
     } else {
       this.image = source;
@@ -187,7 +180,13 @@ export class Runner {
     this.#deadline = DeadlineTimer.forThisThread();
     this.snapshots = options.snapshot ?? true;
     this.oneShot = options.oneShot ?? false;
-    this.#poolOptions = { maxSize: options.poolSize, strategy: options.resetStrategy, privateCopy: options.privateMemory };
+    this.#shells = new VirtineShells(
+      this.#kvm,
+      this.#deadline,
+      () => this.#entrySnapshot(),
+      { poolSize: options.poolSize, strategy: options.resetStrategy, privateCopy: options.privateMemory },
+      source instanceof Snapshot ? source : undefined,
+    );
     this.#ctx = {
       vcpu: undefined as never,
       guest: undefined as never,
@@ -237,37 +236,26 @@ export class Runner {
 
   /** The image's pool of warm shells, created with its entry snapshot on first use. */
   get pool(): ShellPool {
-    if (this.#closed) throw new BadArgsError("the virtine is closed");
-    if (!this.#pool) {
-      // the pool owns its snapshot from here on (and replaces it on a capture)
-      const snapshot = this.#baseSnapshot();
-      this.#base = undefined;
-      this.#pool = new ShellPool(this.#kvm, snapshot, {
-        ...this.#poolOptions,
-        selectorsVisible: userSelectorsVisible(this.#kvm),
-        onCreate: (shell) => this.#deadline.attach(shell.vcpu.fd),
-      });
-    }
-    return this.#pool;
+    return this.#shells.pool;
   }
 
   /** Pre-provisions `n` warm shells (bounded by the pool size), off the path of later calls. */
   ensure(n: number): void {
-    this.pool.ensure(n);
+    this.#shells.ensure(n);
   }
 
   /** Resets the shells that calls gave back, now (a worker does it when it has nothing else to do). */
   cleanIdle(): number {
-    return this.#pool?.cleanAll() ?? 0;
+    return this.#shells.cleanIdle();
   }
 
   get poolStats(): PoolStats {
-    return this.pool.stats;
+    return this.#shells.stats;
   }
 
   /** True once the guest's `snapshot` hypercall has been captured: calls resume there. */
   get snapshotTaken(): boolean {
-    return this.#pool?.snapshot.kind === "captured";
+    return this.#shells.snapshotTaken;
   }
 
   /**
@@ -279,9 +267,7 @@ export class Runner {
     const argv = checkArgs(args);
     const { input } = opts;
     if (input && input.length > 0) this.checkInput(input);
-    const pool = this.oneShot ? undefined : this.pool;
-    const shell = pool ? pool.acquire() : this.#oneShotShell();
-    this.#shell = shell;
+    const shell = this.#shells.acquire(this.oneShot);
     shell.writeInfo(argv, this.meta.footprint, input);
     shell.loadRegisters(argv);
     const ctx = this.#ctx;
@@ -293,55 +279,21 @@ export class Runner {
       const { value, exits } = this.#run(shell, ctx, opts.interrupted);
       const output = this.#kind.collect(shell.guest, shell.mem, { memory: this.memorySize, dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, this.#console);
       const result = { value, exits, output, consoleTruncated: this.#console.truncated, console: this.#console.take() };
-      this.#finish(pool, shell, true);
+      this.#shells.finish(true);
       return result;
     } catch (e) {
       this.#console.take();
       // A shell whose run ended in an error may hold any state: it is discarded, never reused.
-      this.#finish(pool, shell, false);
+      this.#shells.finish(false);
       throw e;
     }
   }
 
-  /** The state calls start from: a restored file's, or the image's entry state (made once). */
-  #baseSnapshot(): Snapshot {
-    if (!this.#base) {
-      if (!this.image) throw new BadArgsError("the virtine's snapshot is closed");
-      const privileged = this.#kind.privileged ? this.#kvm.privilegedResetState() : undefined;
-      this.#base = Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState(), { dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, privileged);
-    }
-    return this.#base;
-  }
-
-  #oneShotShell(): Shell {
-    const shell = new Shell(this.#kvm, this.#baseSnapshot(), { oneShot: true });
-    try {
-      this.#deadline.attach(shell.vcpu.fd);
-    } catch (e) {
-      shell.close();
-      throw e;
-    }
-    return shell;
-  }
-
-  /** Ends a call: the shell goes back to the pool (reset later) or is discarded. */
-  #finish(pool: ShellPool | undefined, shell: Shell, ok: boolean): void {
-    this.#shell = undefined;
-    if (!pool) {
-      shell.close();
-      return;
-    }
-    const captured = this.#captured;
-    this.#captured = undefined;
-    if (captured) {
-      // the shell holds the captured state plus whatever ran after it: it is not reset, but replaced
-      pool.discard(shell);
-      if (ok) pool.replaceSnapshot(captured);
-      else captured.close();
-      return;
-    }
-    if (ok) pool.release(shell);
-    else pool.discard(shell);
+  /** The image's entry state (made once, when first needed). */
+  #entrySnapshot(): Snapshot {
+    if (!this.image) throw new BadArgsError("the virtine's snapshot is closed");
+    const privileged = this.#kind.privileged ? this.#kvm.privilegedResetState() : undefined;
+    return Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState(), { dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, privileged);
   }
 
   /**
@@ -350,12 +302,7 @@ export class Runner {
    * overwritten: later calls of the hypercall change nothing.
    */
   #snapshotHypercall(): bigint {
-    const shell = this.#shell;
-    if (!this.snapshots || !shell || shell.oneShot) return 0n;
-    const pool = this.pool;
-    if (pool.snapshot.kind === "captured" || this.#captured) return 1n;
-    this.#captured = Snapshot.capture(pool.snapshot, shell.vcpu, shell.mem.bytes, shell.takeDirtyPages());
-    return 0n;
+    return this.snapshots ? this.#shells.capture(() => undefined) : 0n;
   }
 
   /** The run loop: enter, dispatch hypercalls, stop at the exit port or HLT. Allocates nothing per exit. */
@@ -414,10 +361,7 @@ export class Runner {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#pool?.close();
-    this.#pool = undefined;
-    this.#base?.close();
-    this.#base = undefined;
+    this.#shells.close();
     this.#snapshotFile?.close();
     this.#snapshotFile = undefined;
   }
