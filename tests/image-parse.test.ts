@@ -72,7 +72,7 @@ describe("files that are plainly no image", () => {
 
   test("an ELF executable is refused, naming what it is", () => {
     const elf = new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, ...new Array(56).fill(0)]);
-    expect(() => parseImage(elf, "prog")).toThrow(/^prog: an ELF executable \(a static Linux program runs with `wasp invoke PROG`; Virtine.load takes it; snapshot files of Linux programs are not supported yet\), not a wasp image/);
+    expect(() => parseImage(elf, "prog")).toThrow(/^prog: an ELF executable \(a static Linux program runs with `wasp invoke PROG`; Virtine.load takes it\), not a wasp image/);
   });
 
   test("any string of printable text is text; real-mode code is not", () => {

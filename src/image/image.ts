@@ -73,7 +73,7 @@ const TEXT_PROBE = 4096;
 
 /** What bytes without a native header plainly are when they are no raw image, or undefined. */
 export function notAnImage(bytes: Uint8Array): string | undefined {
-  if (ELF_MAGIC.every((b, i) => bytes[i] === b)) return "an ELF executable (a static Linux program runs with `wasp invoke PROG`; Virtine.load takes it; snapshot files of Linux programs are not supported yet)";
+  if (ELF_MAGIC.every((b, i) => bytes[i] === b)) return "an ELF executable (a static Linux program runs with `wasp invoke PROG`; Virtine.load takes it)";
   if (looksLikeText(bytes.subarray(0, TEXT_PROBE), bytes.length > TEXT_PROBE)) return "a text file";
   return undefined;
 }

@@ -67,11 +67,8 @@ export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: {
   const eferAt = kvm_sregs.off("efer");
   dv.setBigUint64(eferAt, dv.getBigUint64(eferAt, true) | EFER_SCE | EFER_NXE, true);
   return {
-    // later pieces overwrite earlier ones: the native GDT, IDT and TSS stay, the tables are Linux's
     pieces: [
-      ...longModeTablePieces(),
-      ...linuxPageTables(elf, layout),
-      [LINUX_ENTRY, linuxEntryCode()],
+      ...linuxHostPieces(elf, layout),
       [Layout.TRAMPOLINE, trampolinePage(BigInt(elf.entry + layout.bias), reset.fpu)],
       ...segmentPieces(elf, layout),
     ],
@@ -81,6 +78,16 @@ export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: {
     sregs,
     msrs: linuxSyscallMsrs(),
   };
+}
+
+/**
+ * The host's pages of a Linux guest below LINUX_LOW, but for the trampoline (the guest's own CPL3
+ * code): GDT, IDT and TSS as native guests have them, the Linux page tables, the system-call entry.
+ * What keeps the guest at CPL3: a snapshot file's are rebuilt from these, never read.
+ */
+export function linuxHostPieces(elf: ElfExecutable, layout: LinuxLayout): [number, Uint8Array][] {
+  // later pieces overwrite earlier ones: the native GDT, IDT and TSS stay, the tables are Linux's
+  return [...longModeTablePieces(), ...linuxPageTables(elf, layout), [LINUX_ENTRY, linuxEntryCode()]];
 }
 
 /**

@@ -152,3 +152,28 @@ function hostPages(guard: StackGuard | undefined): [number, Uint8Array][] {
   }
   return out;
 }
+
+/** EFER bits a Linux guest runs with beyond native long mode's: SYSCALL (SCE) and NX (NXE). */
+const EFER_LINUX = 1n | (1n << 11n);
+
+/**
+ * A Linux guest's special registers: a native guest's (checkNativeSregs), with SYSCALL and NX
+ * enabled in EFER, and FS and GS bases anywhere in the user half (arch_prctl sets them for TLS).
+ */
+export function checkLinuxSregs(sregs: Uint8Array, host: HostState): string | undefined {
+  const copy = sregs.slice();
+  const dv = new DataView(copy.buffer);
+  const hv = new DataView(host.longModeSregs.buffer, host.longModeSregs.byteOffset);
+  const efer = dv.getBigUint64(kvm_sregs.off("efer"), true);
+  const want = hv.getBigUint64(kvm_sregs.off("efer"), true) | EFER_LINUX;
+  if (efer !== want) return `EFER is 0x${efer.toString(16)}, not the host's 0x${want.toString(16)}`;
+  dv.setBigUint64(kvm_sregs.off("efer"), hv.getBigUint64(kvm_sregs.off("efer"), true), true);
+  for (const seg of ["fs", "gs"] as const) {
+    const at = kvm_sregs.off(seg) + kvm_segment.off("base");
+    const base = dv.getBigUint64(at, true);
+    if (base >= 1n << 47n) return `the ${seg.toUpperCase()} base 0x${base.toString(16)} is not a user address`;
+    // the rest of the segment is held to the native rules
+    dv.setBigUint64(at, hv.getBigUint64(kvm_sregs.off("ds") + kvm_segment.off("base"), true), true);
+  }
+  return checkNativeSregs(copy, host);
+}

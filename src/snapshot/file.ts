@@ -17,11 +17,16 @@ import type { Kvm } from "../kvm/system.ts";
 import { VERSION } from "../version.ts";
 import { cpuIdentity, missingFeatures, supportedXcr0, type CpuIdentity } from "./cpu.ts";
 import { Snapshot, guardOf, type SnapshotMeta } from "./snapshot.ts";
-import { checkHostPages, checkNativeSregs, checkXsave, mergeMsrs, mxcsrMaskOf, type HostState } from "./file-state.ts";
+import { checkHostPages, checkLinuxSregs, checkNativeSregs, checkXsave, mergeMsrs, mxcsrMaskOf, type HostState } from "./file-state.ts";
 import { longModeSregs } from "../image/boot.ts";
 import { Layout } from "../abi/guest-abi.ts";
 import { GUEST_WRITABLE_MSRS } from "../kvm/system.ts";
-import { selectMsrs } from "../kvm/msrs.ts";
+import { msrBuffer, msrValues, selectMsrs } from "../kvm/msrs.ts";
+import { LINUX_LOW, planLinux, type LinuxLayout } from "../linux/address-space.ts";
+import { parseElf, type ElfExecutable } from "../linux/elf.ts";
+import { linuxSyscallMsrs } from "../linux/entry.ts";
+import { checkProcessState, decodeProcessFile } from "../linux/process-file.ts";
+import { linuxHostPieces } from "../linux/start.ts";
 
 export const SNAPSHOT_MAGIC = 0x50414e5350534157n; // "WASPSNAP" little-endian
 export const FORMAT_VERSION = 1;
@@ -46,7 +51,9 @@ export const HEADER = {
   CPU_VENDOR: 160, // [12]u8: CPUID leaf 0 (EBX, EDX, ECX)
   CPU_FEATURES: 172, // [7]u32: the guest CPUID's leaf 1 ECX, EDX; leaf 7 EBX, ECX, EDX; 0x80000001 ECX, EDX
   DATA_SIZE: 200, // u64: the data window at the top of RAM (call input and output; 0: none)
-  STACK_SIZE: 208, // u64: the stack below the data window, guard pages under it (0: none, an older file)
+  STACK_SIZE: 208, // u64: the stack below the data window, guard pages under it (0: none, an older file); a Linux program's at the top of memory
+  PROCESS_BYTES: 216, // u64: a Linux program's process section after the memory part (0: none)
+  PROCESS_CRC: 224, // u32: CRC-32 of the process section
   REGS: 256, // struct kvm_regs
   SREGS: 400, // struct kvm_sregs
   XSAVE: 1024, // struct kvm_xsave
@@ -58,8 +65,11 @@ const MAX_MSRS = 32;
 
 export const FLAG_NATIVE = 1;
 export const FLAG_PRIVILEGED = 2;
+export const FLAG_LINUX = 4;
 /** The flags a file of each image kind carries (exactly one: the kind decides privilege). */
-const KIND_FLAGS: Partial<Record<SnapshotMeta["kind"], number>> = { native: FLAG_NATIVE, raw: FLAG_PRIVILEGED };
+const KIND_FLAGS: Record<SnapshotMeta["kind"], number> = { native: FLAG_NATIVE, raw: FLAG_PRIVILEGED, linux: FLAG_LINUX };
+/** Most bytes of a process section: the executable (at most the memory) and the process's state. */
+const MAX_PROCESS_BYTES = MAX_MEMORY + 16 * MIB;
 
 export interface SnapshotFileInfo {
   path: string;
@@ -75,9 +85,18 @@ export interface SnapshotFileInfo {
   stackSize: number;
   native: boolean;
   privileged: boolean;
+  /** a static Linux program's snapshot: a process section follows the memory */
+  linux: boolean;
+  /** bytes of the process section (0 for other kinds) */
+  processBytes: number;
   imageSha256: string;
   memorySha256: string;
   cpu: CpuIdentity;
+}
+
+/** True if the bytes are the start of a Linux program's snapshot file (its magic, then its kind's flag). */
+export function isLinuxSnapshotFile(bytes: Uint8Array): boolean {
+  return isSnapshotFile(bytes) && bytes.length >= HEADER.FLAGS + 4 && new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(HEADER.FLAGS, true) === FLAG_LINUX;
 }
 
 /** True if the bytes start with the snapshot file magic. */
@@ -87,13 +106,13 @@ export function isSnapshotFile(bytes: Uint8Array): boolean {
 
 /**
  * Writes `snapshot` (a captured state) to `path`, atomically. `imageBytes` identifies the image
- * it came from (its SHA-256 goes into the header).
+ * it came from (its SHA-256 goes into the header). A Linux program's snapshot comes with its
+ * process section (src/linux/process-file.ts), written after the memory.
  */
-export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: Uint8Array | undefined, kvm: Kvm): SnapshotFileInfo {
+export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: Uint8Array | undefined, kvm: Kvm, processSection?: Uint8Array): SnapshotFileInfo {
   const flags = KIND_FLAGS[snapshot.meta.kind];
-  // a Linux program's snapshot is more than memory and registers (its process: break, mappings,
-  // open files), which this format does not carry yet
-  if (flags === undefined) throw new BadArgsError(`${snapshot.meta.name}: snapshot files of ${snapshot.meta.kind} programs are not supported yet`);
+  const linux = snapshot.meta.kind === "linux";
+  if (linux !== (processSection !== undefined)) throw new RangeError("a Linux program's snapshot, and only it, is written with a process section");
   const memory = snapshot.memory;
   const header = new Uint8Array(DATA_OFFSET);
   const dv = new DataView(header.buffer);
@@ -106,6 +125,10 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   dv.setBigUint64(HEADER.IMAGE_END, BigInt(snapshot.meta.footprint), true);
   dv.setBigUint64(HEADER.DATA_SIZE, BigInt(snapshot.meta.dataSize), true);
   dv.setBigUint64(HEADER.STACK_SIZE, BigInt(snapshot.meta.stackSize), true);
+  if (processSection) {
+    dv.setBigUint64(HEADER.PROCESS_BYTES, BigInt(processSection.length), true);
+    dv.setUint32(HEADER.PROCESS_CRC, Bun.hash.crc32(processSection), true);
+  }
   putString(header, HEADER.WASP_VERSION, 16, VERSION);
   putString(header, HEADER.IMAGE_NAME, 24, snapshot.meta.name);
   if (imageBytes) header.set(sha256(imageBytes), HEADER.IMAGE_SHA256);
@@ -116,8 +139,9 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   header.set(snapshot.regs, HEADER.REGS);
   header.set(snapshot.sregs, HEADER.SREGS);
   header.set(snapshot.fpu.subarray(0, kvm_xsave.size), HEADER.XSAVE);
-  // the registers a file carries; a raw guest's others start as a fresh vCPU's when it is restored
-  const msrs = selectMsrs(snapshot.msrs, GUEST_WRITABLE_MSRS);
+  // the registers a file carries; a raw guest's others start as a fresh vCPU's when it is restored;
+  // a Linux guest's (SYSCALL's entry) are the host's own, never read from a file
+  const msrs = linux ? msrBuffer([]) : selectMsrs(snapshot.msrs, GUEST_WRITABLE_MSRS);
   if (msrs.length > 8 + MAX_MSRS * 16) throw new BadArgsError(`too many model-specific registers for the header (${msrs.length} bytes)`);
   header.set(msrs, HEADER.MSRS);
 
@@ -126,7 +150,7 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   let populated = 0;
   try {
     fd = openSync(tmp, "w", 0o644);
-    ftruncateSync(fd, DATA_OFFSET + snapshot.size); // sparse: pages never written stay holes
+    ftruncateSync(fd, DATA_OFFSET + snapshot.size + (processSection?.length ?? 0)); // sparse: pages never written stay holes
     for (let page = 0; page < snapshot.size / PAGE_SIZE; page++) {
       if (!snapshot.populated[page]) continue;
       const at = page * PAGE_SIZE;
@@ -135,6 +159,7 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
       writeSync(fd, bytes, 0, PAGE_SIZE, DATA_OFFSET + at);
       populated++;
     }
+    if (processSection) writeSync(fd, processSection, 0, processSection.length, DATA_OFFSET + snapshot.size);
     dv.setBigUint64(HEADER.POPULATED_PAGES, BigInt(populated), true);
     dv.setUint32(HEADER.CHECKSUM, Bun.hash.crc32(header), true);
     writeSync(fd, header, 0, DATA_OFFSET, 0);
@@ -166,6 +191,8 @@ export interface LoadedSnapshotFile {
   /** a raw image's debug registers and XCR0: a fresh vCPU's (the file does not carry them) */
   debugregs?: Uint8Array;
   xcrs?: Uint8Array;
+  /** a Linux program's process section (checked against its executable; src/linux/process-file.ts) */
+  process?: Uint8Array;
 }
 
 /**
@@ -271,6 +298,8 @@ export function loadSnapshotFile(path: string, host: HostState, cpu: CpuIdentity
     const header = new Uint8Array(DATA_OFFSET);
     const got = st.size >= DATA_OFFSET ? readSync(fd, header, 0, DATA_OFFSET, 0) : 0;
     const { info, msrs } = validate(path, header, got, st.size, cpu, host);
+    // a Linux program's process section: read and checked against its executable before any memory
+    const linux = info.linux ? readProcessSection(path, fd, header, info) : undefined;
     memfd = libc.memfdCreate(`wasp-snapshot:${basename(path)}`, libc.MFD_CLOEXEC | libc.MFD_ALLOW_SEALING);
     libc.ftruncate(memfd, info.memSize);
     const populated = new Uint8Array(info.memSize / PAGE_SIZE);
@@ -280,7 +309,7 @@ export function loadSnapshotFile(path: string, host: HostState, cpu: CpuIdentity
         const n = Math.min(COPY_CHUNK, end - at);
         const read = readSync(fd, chunk, 0, n, at);
         if (read !== n) throw new BadSnapshotError(`${path}: the file changed while it was read (short read at byte ${at + read})`);
-        copyNonZeroPages(chunk.subarray(0, n), memfd, at - DATA_OFFSET, populated);
+        copyNonZeroPages(chunk.subarray(0, n), memfd, at - DATA_OFFSET, populated, linux ? LINUX_LOW : 0);
         at += n;
       }
     }
@@ -291,15 +320,56 @@ export function loadSnapshotFile(path: string, host: HostState, cpu: CpuIdentity
       const why = checkHostPages(pages, guardOf(restoredMeta(info), info.memSize));
       if (why) throw new BadSnapshotError(`${path}: ${why}`);
     }
+    if (linux) {
+      // the host's pages as the host builds them for this executable: whatever the file held below
+      // LINUX_LOW was not copied (but the trampoline, the guest's own CPL3 code)
+      for (const [at, bytes] of linuxHostPieces(linux.elf, linux.layout)) {
+        libc.pwrite(memfd, bytes, at);
+        populated.fill(1, Math.floor(at / PAGE_SIZE), Math.ceil((at + bytes.length) / PAGE_SIZE));
+      }
+    }
     libc.addSeals(memfd, libc.F_SEAL_WRITE | libc.F_SEAL_SHRINK | libc.F_SEAL_GROW | libc.F_SEAL_SEAL);
     const privileged = info.privileged ? host.privileged() : undefined;
-    return { fd: memfd, info, header, populated, msrs, debugregs: privileged?.debugregs, xcrs: privileged?.xcrs };
+    return { fd: memfd, info, header, populated, msrs, debugregs: privileged?.debugregs, xcrs: privileged?.xcrs, process: linux?.section };
   } catch (e) {
     if (memfd >= 0) libc.close(memfd);
     throw e;
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A Linux program's process section, read from the open file and checked: its CRC, its encoding,
+ * its executable (parsed as any executable is, and placed in the snapshot's memory as the header
+ * says), and its state against that layout.
+ */
+function readProcessSection(path: string, fd: number, header: Uint8Array, info: SnapshotFileInfo): { section: Uint8Array; elf: ElfExecutable; layout: LinuxLayout } {
+  const bad = (why: string): never => {
+    throw new BadSnapshotError(`${path}: ${why}`);
+  };
+  const section = new Uint8Array(info.processBytes);
+  if (readSync(fd, section, 0, section.length, DATA_OFFSET + info.memSize) !== section.length) bad("the process section is cut short");
+  const crc = new DataView(header.buffer, header.byteOffset).getUint32(HEADER.PROCESS_CRC, true);
+  if (Bun.hash.crc32(section) !== crc) bad("the process section's checksum does not match: the file is corrupt");
+  let decoded;
+  try {
+    decoded = decodeProcessFile(section);
+  } catch (e) {
+    return bad(e instanceof Error ? e.message : String(e));
+  }
+  let elf: ElfExecutable;
+  let layout: LinuxLayout;
+  try {
+    elf = parseElf(decoded.elf, info.imageName, MAX_MEMORY);
+    layout = planLinux(elf, info.memSize, info.stackSize);
+  } catch (e) {
+    return bad(`its executable: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (layout.high !== info.imageEnd) bad(`image end 0x${info.imageEnd.toString(16)} is not where its executable ends (0x${layout.high.toString(16)})`);
+  const why = checkProcessState(decoded.process, layout);
+  if (why) bad(why);
+  return { section, elf, layout };
 }
 
 /** What this host would have written into a snapshot file, to hold a file to (cached per KVM handle). */
@@ -322,7 +392,7 @@ const hostStates = new WeakMap<Kvm, HostState>();
 
 /** What a restored snapshot knows of its image, from a checked header. */
 function restoredMeta(info: SnapshotFileInfo): SnapshotMeta {
-  return { name: info.imageName, kind: info.native ? "native" : "raw", footprint: info.imageEnd, dataSize: info.dataSize, stackSize: info.stackSize };
+  return { name: info.imageName, kind: info.linux ? "linux" : info.native ? "native" : "raw", footprint: info.imageEnd, dataSize: info.dataSize, stackSize: info.stackSize };
 }
 
 /** Every check of a header, in order; each failure is one clear line. */
@@ -332,7 +402,15 @@ function restoredMeta(info: SnapshotFileInfo): SnapshotMeta {
  * page costs no memory. This also keeps the holes of a file system that reports none (9p, some
  * NFS: SEEK_DATA sees one extent). Marks each written page populated.
  */
-function copyNonZeroPages(bytes: Uint8Array, memfd: number, gpa: number, populated: Uint8Array): void {
+function copyNonZeroPages(bytes: Uint8Array, memfd: number, gpa: number, populated: Uint8Array, hostBelow = 0): void {
+  if (gpa < hostBelow) {
+    // a Linux program's host pages are the host's to write: of the file's, only the trampoline page
+    const skip = Math.min(bytes.length, hostBelow - gpa);
+    const tramp = Layout.TRAMPOLINE - gpa;
+    if (tramp >= 0 && tramp + PAGE_SIZE <= skip) copyNonZeroPages(bytes.subarray(tramp, tramp + PAGE_SIZE), memfd, Layout.TRAMPOLINE, populated);
+    if (skip < bytes.length) copyNonZeroPages(bytes.subarray(skip), memfd, gpa + skip, populated);
+    return;
+  }
   if (gpa % PAGE_SIZE !== 0 || bytes.byteOffset % 8 !== 0) {
     // an extent that does not start on a page (a file system with smaller blocks): copied whole
     libc.pwrite(memfd, bytes, gpa);
@@ -384,12 +462,18 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
     bad(`unexpected header size or data offset (this wasp writes ${DATA_OFFSET})`);
   }
   const flags = dv.getUint32(HEADER.FLAGS, true);
-  // The image kind decides privilege: a native image runs at CPL3, a raw one owns its machine.
-  if (flags !== FLAG_NATIVE && flags !== FLAG_PRIVILEGED) bad(`flags 0x${flags.toString(16)} are neither a native image's (0x${FLAG_NATIVE.toString(16)}) nor a raw image's (0x${FLAG_PRIVILEGED.toString(16)})`);
+  // The image kind decides privilege: a native image and a Linux program run at CPL3, a raw one owns its machine.
+  if (flags !== FLAG_NATIVE && flags !== FLAG_PRIVILEGED && flags !== FLAG_LINUX) {
+    bad(`flags 0x${flags.toString(16)} are neither a native image's (0x${FLAG_NATIVE.toString(16)}), a raw image's (0x${FLAG_PRIVILEGED.toString(16)}) nor a Linux program's (0x${FLAG_LINUX.toString(16)})`);
+  }
+  const processBytes = dv.getBigUint64(HEADER.PROCESS_BYTES, true);
+  if (flags === FLAG_LINUX ? processBytes === 0n || processBytes > BigInt(MAX_PROCESS_BYTES) : processBytes !== 0n || dv.getUint32(HEADER.PROCESS_CRC, true) !== 0) {
+    bad(flags === FLAG_LINUX ? `a Linux program's process section of ${processBytes} bytes is not between 1 and ${MAX_PROCESS_BYTES}` : "only a Linux program's snapshot has a process section");
+  }
   const memSize = dv.getBigUint64(HEADER.MEM_SIZE, true);
   if (memSize > BigInt(MAX_MEMORY)) bad(`memory size ${memSize} bytes is above the cap of ${MAX_MEMORY / MIB} MiB`);
   if (memSize < BigInt(MIN_MEMORY) || memSize % BigInt(PAGE_SIZE) !== 0n) bad(`memory size ${memSize} bytes is not a valid guest memory size`);
-  if (BigInt(fileSize) !== BigInt(DATA_OFFSET) + memSize) bad(`truncated: the file is ${fileSize} bytes, the header says ${BigInt(DATA_OFFSET) + memSize}`);
+  if (BigInt(fileSize) !== BigInt(DATA_OFFSET) + memSize + processBytes) bad(`truncated: the file is ${fileSize} bytes, the header says ${BigInt(DATA_OFFSET) + memSize + processBytes}`);
   for (const [field, at] of [["image end", HEADER.IMAGE_END], ["data window", HEADER.DATA_SIZE], ["stack", HEADER.STACK_SIZE], ["stored page count", HEADER.POPULATED_PAGES]] as const) {
     if (dv.getBigUint64(at, true) > memSize) bad(`${field} ${dv.getBigUint64(at, true)} is beyond the memory`);
   }
@@ -402,7 +486,9 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   if (info.dataSize > 0 && !info.native) bad("a raw image's snapshot cannot have a data window");
   if (info.stackSize > 0 && !info.native) bad("a raw image's snapshot cannot have a host-made stack");
   if (info.stackSize % PAGE_SIZE !== 0 || info.stackSize > info.memSize - info.imageEnd - info.dataSize) bad(`stack of ${info.stackSize} bytes does not fit between the image and the data window`);
-  if (info.stackSize > 0) {
+  if (info.linux && info.dataSize > 0) bad("a Linux program's snapshot cannot have a data window");
+  if (info.linux && (info.stackSize === 0 || info.imageEnd < LINUX_LOW)) bad("a Linux program's snapshot needs its stack size and an image above the host's pages");
+  if (info.stackSize > 0 && info.native) {
     const guard = guardOf(restoredMeta(info), info.memSize);
     if (!guard || guard.start < Math.ceil(info.imageEnd / PAGE_SIZE) * PAGE_SIZE) bad(`the stack's guard pages would overlap the image`);
   }
@@ -410,13 +496,18 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   const count = dv.getUint32(HEADER.MSRS, true);
   if (count > MAX_MSRS) bad(`${count} model-specific registers recorded, at most ${MAX_MSRS} fit`);
   if (dv.getUint32(HEADER.MSRS + 4, true) !== 0) bad("the model-specific register list's padding is not zero");
-  const msrs = mergeMsrs(header.subarray(HEADER.MSRS, HEADER.MSRS + 8 + count * 16), count, info.privileged ? host.privileged().msrs : host.resetMsrs);
+  if (info.linux && count !== 0) bad("a Linux program's snapshot lists model-specific registers (its are the host's own)");
+  const msrs = info.linux ? msrValues(linuxSyscallMsrs()) : mergeMsrs(header.subarray(HEADER.MSRS, HEADER.MSRS + 8 + count * 16), count, info.privileged ? host.privileged().msrs : host.resetMsrs);
   if (typeof msrs === "string") bad(msrs);
   const xsave = checkXsave(header.subarray(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size), host);
   if (xsave) bad(xsave);
   if (info.native) {
     const sregs = checkNativeSregs(header.subarray(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size), host);
     if (sregs) bad(`a native image's snapshot must run at CPL3 on the host's tables: ${sregs}`);
+  }
+  if (info.linux) {
+    const sregs = checkLinuxSregs(header.subarray(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size), host);
+    if (sregs) bad(`a Linux program's snapshot must run at CPL3 on the host's tables: ${sregs}`);
   }
   return { info, msrs: msrs as Uint8Array };
 }
@@ -437,6 +528,8 @@ function describe(path: string, header: Uint8Array): SnapshotFileInfo {
     stackSize: Number(dv.getBigUint64(HEADER.STACK_SIZE, true)),
     native: (flags & FLAG_NATIVE) !== 0,
     privileged: (flags & FLAG_PRIVILEGED) !== 0,
+    linux: (flags & FLAG_LINUX) !== 0,
+    processBytes: Number(dv.getBigUint64(HEADER.PROCESS_BYTES, true)),
     imageSha256: hex(HEADER.IMAGE_SHA256),
     memorySha256: hex(HEADER.MEMORY_SHA256),
     cpu: {

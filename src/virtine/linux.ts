@@ -11,7 +11,7 @@ import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_run, kvm_s
 import { Port } from "../abi/guest-abi.ts";
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { BadArgsError, BadImageError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
+import { BadArgsError, BadImageError, BadSnapshotError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { compileC, type COptions } from "../linux/c.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { dispatchHypercall, type HypercallContext } from "../hypercall/handlers.ts";
@@ -24,6 +24,8 @@ import { type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { syscallArgs } from "../linux/entry.ts";
 import { LinuxProcess, type ProcessState } from "../linux/process.ts";
+import { decodeProcessFile, encodeProcessFile, processStateOf } from "../linux/process-file.ts";
+import { SnapshotFile, writeSnapshotFile, type LoadedSnapshotFile, type SnapshotFileInfo } from "../snapshot/file.ts";
 import { linuxCallStack } from "../linux/start.ts";
 import { traceLine } from "../linux/trace.ts";
 import { DEFAULT_LINUX_MEMORY, linuxImage, linuxLayoutOf, linuxMemory } from "../kinds/linux.ts";
@@ -135,6 +137,8 @@ export class LinuxProgram {
   readonly #stderr: ConsoleSink;
   /** the entry state, its pool, a capture with the process state calls resumed from it start from */
   #shells: VirtineShells<Resume> | undefined;
+  /** the snapshot file the program was restored from (closed with it) */
+  #snapshotFile: SnapshotFile | undefined;
   /** the call in progress: its process, its arguments */
   #proc: LinuxProcess | undefined;
   #callArgs: { args: readonly string[]; env: readonly string[] } | undefined;
@@ -193,6 +197,58 @@ export class LinuxProgram {
       throw new BadImageError(`${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
     }
     return LinuxProgram.fromBytes(bytes, basename(path), opts);
+  }
+
+  /**
+   * A program restored from a snapshot file of a Linux program (`wasp snapshot PROG -o FILE`,
+   * `writeSnapshot`): every call resumes where its snapshot was taken. Given a path, the program
+   * opens the file and closes it with itself; given a file another object loaded, it uses that.
+   * The files the snapshot holds open must be granted again (`files`), with the same paths.
+   */
+  static fromSnapshotFile(source: string | LoadedSnapshotFile, opts: LinuxOptions = {}): LinuxProgram {
+    const kvm = opts.kvm ?? systemKvm();
+    const file = typeof source === "string" ? new SnapshotFile(source, kvm) : new SnapshotFile(source);
+    let snapshot: Snapshot | undefined;
+    try {
+      const { info } = file;
+      if (!info.linux || !file.loaded.process) throw new BadArgsError(`${info.path}: the snapshot of a ${info.native ? "native" : "raw"} image, not of a Linux program`);
+      if (opts.memory !== undefined && opts.memory !== info.memSize) throw new BadArgsError(`a snapshot's memory size is fixed (${info.memSize / MIB} MiB); --mem cannot change it`);
+      if (opts.stackSize !== undefined && opts.stackSize !== info.stackSize) throw new BadArgsError(`a snapshot's stack is fixed (${info.stackSize} bytes); stackSize (--stack) cannot change it`);
+      let saved;
+      try {
+        saved = decodeProcessFile(file.loaded.process);
+      } catch (e) {
+        throw new BadSnapshotError(`${info.path}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      const program = new LinuxProgram(parseElf(saved.elf, info.imageName, MAX_MEMORY), { ...opts, memory: info.memSize, stackSize: info.stackSize });
+      let process: ProcessState;
+      try {
+        process = processStateOf(saved, program.#files);
+      } catch (e) {
+        throw new BadSnapshotError(`${info.path}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      snapshot = file.restore();
+      program.#shells = new VirtineShells<Resume>(kvm, program.#deadline, () => program.#entrySnapshot(), { poolSize: opts.poolSize, strategy: opts.resetStrategy }, snapshot, { process, args: saved.args, env: saved.env });
+      program.#snapshotFile = file;
+      return program;
+    } catch (e) {
+      snapshot?.close();
+      file.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Writes the program's snapshot (taken by a call that reached `wasp_snapshot()`) to `path`,
+   * atomically: its memory, registers, and the process section — the executable, the process's
+   * state, the snapshotting call's arguments and environment (docs/snapshot-format.md).
+   */
+  writeSnapshot(path: string): SnapshotFileInfo {
+    const shells = this.#warm;
+    const resume = shells.resume;
+    if (!shells.snapshotTaken || !resume) throw new BadImageError(`${this.elf.name}: no call has reached wasp_snapshot(), so there is no initialized state to write`);
+    const section = encodeProcessFile({ elf: this.elf.bytes, process: resume.process, args: resume.args, env: resume.env });
+    return writeSnapshotFile(path, shells.pool.snapshot, this.elf.bytes, this.#kvm, section);
   }
 
   /**
@@ -260,7 +316,7 @@ export class LinuxProgram {
     const input = typeof opts.input === "string" ? new TextEncoder().encode(opts.input) : opts.input;
     if (input !== undefined && !(input instanceof Uint8Array)) throw new BadArgsError("a Linux program's input is bytes or a string");
     const shells = this.#warm;
-    const resume = this.oneShot ? undefined : shells.resume;
+    const resume = shells.resume;
     let stack: { rsp: number; bytes: Uint8Array } | undefined;
     if (resume) {
       // its argv and envp were read before the snapshot: a resumed call cannot change them
@@ -417,6 +473,8 @@ export class LinuxProgram {
     this.#closed = true;
     this.#shells?.close();
     this.#shells = undefined;
+    this.#snapshotFile?.close();
+    this.#snapshotFile = undefined;
   }
 
   [Symbol.dispose](): void {

@@ -34,13 +34,17 @@ export class VirtineShells<T = undefined> {
   #resume: T | undefined;
   #closed = false;
 
-  /** `base` makes the entry state when first needed; `given`, a state to start from instead (owned from here on) */
-  constructor(kvm: Kvm, deadline: DeadlineTimer, base: () => Snapshot, opts: ShellsOptions = {}, given?: Snapshot) {
+  /**
+   * `base` makes the entry state when first needed; `given`, a state to start from instead (owned
+   * from here on: a restored file's), with what the engine keeps beside it (`resume`)
+   */
+  constructor(kvm: Kvm, deadline: DeadlineTimer, base: () => Snapshot, opts: ShellsOptions = {}, given?: Snapshot, resume?: T) {
     this.#kvm = kvm;
     this.#deadline = deadline;
     this.#makeBase = base;
     this.#opts = opts;
     this.#base = given;
+    this.#resume = resume;
   }
 
   /** The state calls start from before the pool exists (made once). */
@@ -81,12 +85,12 @@ export class VirtineShells<T = undefined> {
     return this.pool.stats;
   }
 
-  /** True once a capture replaced the entry state: calls resume there. */
+  /** True when calls resume from a captured state (a capture replaced the entry state, or a file's). */
   get snapshotTaken(): boolean {
-    return this.#pool?.snapshot.kind === "captured";
+    return (this.#pool?.snapshot ?? this.#base)?.kind === "captured";
   }
 
-  /** What the engine keeps with the pool's captured snapshot (undefined before a capture). */
+  /** What the engine keeps with the captured snapshot calls start from (undefined while they start at the entry). */
   get resume(): T | undefined {
     return this.snapshotTaken ? this.#resume : undefined;
   }
