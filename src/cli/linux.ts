@@ -60,6 +60,16 @@ function parseFiles(specs: readonly string[]): { files: Record<string, Uint8Arra
   return { files, hostPaths };
 }
 
+/** The program's stdin from --input: a file, or - for wasp's own standard input. */
+function readInputFlag(given: string | undefined): Uint8Array | undefined {
+  if (given === undefined) return undefined;
+  try {
+    return new Uint8Array(readFileSync(given === "-" ? 0 : given));
+  } catch (e) {
+    throw new BadArgsError(`--input ${given}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
 /** Bytes the program wrote, for a terminal escaped (src/guest-text.ts), for a pipe or file as they are. */
 function streamOut(fd: 1 | 2, bytes: Uint8Array): void {
   if (bytes.length === 0) return;
@@ -88,14 +98,7 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
     const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
   }
-  let input: Uint8Array | undefined;
-  if (flags.input !== undefined) {
-    try {
-      input = new Uint8Array(readFileSync(flags.input === "-" ? 0 : flags.input));
-    } catch (e) {
-      throw new BadArgsError(`--input ${flags.input}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
-    }
-  }
+  const input = readInputFlag(flags.input);
   const started = Bun.nanoseconds();
   let result;
   try {
@@ -175,14 +178,7 @@ export function linuxSnapshot(path: string, args: string[], flags: { output: str
   const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
   const { files } = parseFiles(flags.file ?? []);
-  let input: Uint8Array | undefined;
-  if (flags.input !== undefined) {
-    try {
-      input = new Uint8Array(readFileSync(flags.input === "-" ? 0 : flags.input));
-    } catch (e) {
-      throw new BadArgsError(`--input ${flags.input}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
-    }
-  }
+  const input = readInputFlag(flags.input);
   using program = new LinuxProgram(readProgram(path), { poolSize: 1, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files });
   const result = program.run(args, { input });
   if (!program.snapshotTaken) throw new BadImageError(`${program.elf.name}: the program never called wasp_snapshot() (wasp.h), so there is no initialized state to write`);

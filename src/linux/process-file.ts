@@ -74,13 +74,7 @@ export function encodeProcessFile(f: { elf: Uint8Array; process: ProcessState; a
     u32(list.length);
     for (const s of list) bytes(enc.encode(s));
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat(parts));
 }
 
 /**
