@@ -483,8 +483,8 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   if (missing) bad(`written on a CPU with features this one lacks (${missing})`);
   if (info.imageEnd > info.memSize) bad(`image end 0x${info.imageEnd.toString(16)} lies beyond the memory`);
   if (info.dataSize % PAGE_SIZE !== 0 || info.dataSize > info.memSize - info.imageEnd) bad(`data window of ${info.dataSize} bytes does not fit above the image`);
-  if (info.dataSize > 0 && !info.native) bad("a raw image's snapshot cannot have a data window");
-  if (info.stackSize > 0 && !info.native) bad("a raw image's snapshot cannot have a host-made stack");
+  if (info.dataSize > 0 && info.privileged) bad("a raw image's snapshot cannot have a data window");
+  if (info.stackSize > 0 && info.privileged) bad("a raw image's snapshot cannot have a host-made stack");
   if (info.stackSize % PAGE_SIZE !== 0 || info.stackSize > info.memSize - info.imageEnd - info.dataSize) bad(`stack of ${info.stackSize} bytes does not fit between the image and the data window`);
   if (info.linux && info.dataSize > 0) bad("a Linux program's snapshot cannot have a data window");
   if (info.linux && (info.stackSize === 0 || info.imageEnd < LINUX_LOW)) bad("a Linux program's snapshot needs its stack size and an image above the host's pages");
