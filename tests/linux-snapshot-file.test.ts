@@ -13,6 +13,7 @@ import { BadArgsError, BadSnapshotError, Virtine, WorkerPool } from "../src/inde
 import { LinuxProgram } from "../src/virtine/linux.ts";
 import { DATA_OFFSET, HEADER } from "../src/snapshot/file.ts";
 import { LINUX_LOW } from "../src/linux/address-space.ts";
+import { kvm_sregs } from "../ffi/kvm.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
 import { decodeProcessFile, encodeProcessFile } from "../src/linux/process-file.ts";
 import { openFds, slow, wasp } from "./support.ts";
@@ -200,7 +201,7 @@ describe("a hostile file", () => {
     });
     expect(() => LinuxProgram.fromSnapshotFile(short, { files })).toThrow(BadSnapshotError);
     const efer = forged("efer.snap", (_b, dv) => {
-      dv.setBigUint64(HEADER.SREGS + 208, 0n, true); // kvm_sregs.efer
+      dv.setBigUint64(HEADER.SREGS + kvm_sregs.off("efer"), 0n, true); // long mode off: no SYSCALL, no NX
     });
     expect(() => LinuxProgram.fromSnapshotFile(efer, { files })).toThrow(/EFER/);
   });

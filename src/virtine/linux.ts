@@ -320,7 +320,8 @@ export class LinuxProgram {
     let stack: { rsp: number; bytes: Uint8Array } | undefined;
     if (resume) {
       // its argv and envp were read before the snapshot: a resumed call cannot change them
-      if ((given !== undefined && !sameStrings(args, resume.args)) || (opts.env !== undefined && !sameStrings(env, resume.env))) {
+      // (no arguments, or none given, means the snapshot's)
+      if ((given !== undefined && given.length > 0 && !sameStrings(args, resume.args)) || (opts.env !== undefined && !sameStrings(env, resume.env))) {
         throw new BadArgsError(`${this.elf.name} resumes from its snapshot (wasp_snapshot()), where it had already read its arguments and environment: a resumed call takes its data on fd 0 (input), not as arguments`);
       }
     } else {
