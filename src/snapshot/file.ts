@@ -248,16 +248,34 @@ export class SnapshotFile {
     });
   }
 
-  /** Checks the memory (as loaded: what virtines run) against the header's SHA-256. */
+  /**
+   * Checks the memory (as loaded: what virtines run) against the header's SHA-256. A Linux
+   * program's host pages are rebuilt at load, not copied: for it the file's own memory part is
+   * checked (read again from the path).
+   */
   verify(): void {
     const { fd, info } = this.#loaded;
+    let source = fd;
+    let base = 0;
+    if (info.linux) {
+      try {
+        source = openSync(info.path, "r");
+      } catch (e) {
+        throw new BadSnapshotError(`${info.path}: cannot open the snapshot file (${e instanceof Error ? e.message : String(e)})`);
+      }
+      base = DATA_OFFSET;
+    }
     const hasher = new Bun.CryptoHasher("sha256");
     const chunk = new Uint8Array(1 << 20);
-    for (let off = 0; off < info.memSize; off += chunk.length) {
-      const n = Math.min(chunk.length, info.memSize - off);
-      const got = readSync(fd, chunk, 0, n, off);
-      if (got !== n) throw new BadSnapshotError(`${info.path}: the memory part is truncated at byte ${off + got}`);
-      hasher.update(chunk.subarray(0, n));
+    try {
+      for (let off = 0; off < info.memSize; off += chunk.length) {
+        const n = Math.min(chunk.length, info.memSize - off);
+        const got = readSync(source, chunk, 0, n, base + off);
+        if (got !== n) throw new BadSnapshotError(`${info.path}: the memory part is truncated at byte ${off + got}`);
+        hasher.update(chunk.subarray(0, n));
+      }
+    } finally {
+      if (source !== fd) closeSync(source);
     }
     const digest = Buffer.from(hasher.digest()).toString("hex");
     if (digest !== info.memorySha256) {
