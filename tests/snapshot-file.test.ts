@@ -310,7 +310,7 @@ describe("hostile snapshot files", () => {
 
   test("the privilege flag cleared on a raw guest's file is refused (the image kind decides privilege)", () => {
     const p = rawVariant("msr-noflag.snap", (_, dv) => dv.setUint32(HEADER.FLAGS, 0, true));
-    expect(refused(p).message).toMatch(/flags 0x0 are neither a native image's \(0x1\) nor a raw image's \(0x2\)/);
+    expect(refused(p).message).toMatch(/flags 0x0 are neither a native image's \(0x1\), a raw image's \(0x2\) nor a Linux program's \(0x4\)/);
     const both = rawVariant("msr-both.snap", (_, dv) => dv.setUint32(HEADER.FLAGS, FLAG_NATIVE | FLAG_PRIVILEGED, true));
     expect(refused(both).message).toMatch(/flags 0x3 are neither/);
   });
