@@ -133,6 +133,7 @@ describe("LinuxProgram's options are checked before any VM exists", () => {
     const make = (opts: object) => () => new LinuxProgram(elf, opts);
     expect(make({ env: ["NOEQUALS"] })).toThrow(new BadArgsError('environment entry "NOEQUALS" is not KEY=value without NUL bytes'));
     expect(make({ env: { A: "b\0c" } })).toThrow(BadArgsError);
+    expect(make({ env: 5 })).toThrow('the environment is number: give "KEY=value" strings or { KEY: "value" }');
     expect(make({ files: { "etc/x": new Uint8Array(1) } })).toThrow(/granted file "etc\/x" is not an absolute path/);
     expect(make({ files: { "/etc/../x": new Uint8Array(1) } })).toThrow(/not an absolute path without \. or \.\./);
     expect(make({ files: { "/x": join(cacheDir, "missing") } })).toThrow(/granted file \/x: cannot read /);

@@ -4,7 +4,6 @@
 // is a Runner (native and raw images, snapshot files) or a LinuxProgram (static Linux executables,
 // C source): for a Linux program a call's arguments are strings, its input is stdin, its output
 // stdout, its console stderr and its value the exit status.
-import { readFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BadArgsError, BadOutputError, ClosedError } from "../errors.ts";
@@ -18,7 +17,7 @@ import { imageBytes, readHead } from "../image/file.ts";
 import { isElf, parseElf } from "../linux/elf.ts";
 import { compileC, type COptions } from "../linux/c.ts";
 import { MAX_MEMORY } from "../image/image.ts";
-import { LinuxProgram, type LinuxOptions, type LinuxRunResult } from "../virtine/linux.ts";
+import { LinuxProgram, checkEnv, grantedFiles, type LinuxOptions, type LinuxRunResult } from "../virtine/linux.ts";
 import { linuxMemory } from "../kinds/linux.ts";
 import { ENGINE_OPTION_KEYS, type EngineOptions, type VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
@@ -299,7 +298,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     try {
       if (local instanceof LinuxProgram) {
         // a Linux call travels as its input: arguments, environment, stdin (wire.ts)
-        const call = encodeLinuxCall({ args: linuxArgs(args), env: env === undefined ? undefined : checkedEnv(env), input: input ?? new Uint8Array(0) });
+        const call = encodeLinuxCall({ args: linuxArgs(args), env: env === undefined ? undefined : checkEnv(env), input: input ?? new Uint8Array(0) });
         return this.#workers.submit(this.#pooled, [], call, signal);
       }
       if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
@@ -322,30 +321,13 @@ function linuxArgs(args: readonly unknown[]): string[] {
   });
 }
 
-/** An environment as "KEY=value" strings (checked again by the engine that runs it). */
-function checkedEnv(env: NonNullable<RunRequest["env"]>): string[] {
-  if (Array.isArray(env)) return [...env];
-  if (typeof env !== "object" || env === null) throw new BadArgsError(`env is ${describeValue(env)}: give "KEY=value" strings or { KEY: "value" }`);
-  return Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`);
-}
-
 function linuxReply(r: LinuxRunResult): CallReply {
   return { value: BigInt(r.status), output: r.stdout, console: r.stderr, consoleTruncated: r.stderrTruncated, outputTruncated: r.stdoutTruncated, exits: r.exits };
 }
 
-/** The options with granted files given as host paths read, once, here: every thread gets the same bytes. */
+/** The options with granted files checked and host paths read, once, here: every thread gets the same bytes. */
 function withGrantedFiles(options: VirtineOptions): VirtineOptions {
-  const files = options.files && Object.fromEntries(Object.entries(options.files).map(([guest, given]) => [guest, typeof given === "string" ? readGranted(guest, given) : given]));
-  return { ...options, files };
-}
-
-/** A granted file's bytes, read from the host path the caller named. */
-function readGranted(guest: string, host: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(host));
-  } catch (e) {
-    throw new BadArgsError(`granted file ${guest}: cannot read ${host} (${e instanceof Error ? e.message : String(e)})`);
-  }
+  return { ...options, files: options.files && Object.fromEntries(grantedFiles(options.files)) };
 }
 
 /** The engine's options alone (what travels to the workers). */

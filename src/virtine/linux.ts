@@ -85,12 +85,37 @@ export interface LinuxRunRequest {
 }
 
 /** "KEY=value" strings from a list or a record, each checked. */
-function checkEnv(env: readonly string[] | Readonly<Record<string, string>>): string[] {
+export function checkEnv(env: readonly string[] | Readonly<Record<string, string>>): string[] {
+  if (typeof env !== "object" || env === null) throw new BadArgsError(`the environment is ${env === null ? "null" : typeof env}: give "KEY=value" strings or { KEY: "value" }`);
   const list = Array.isArray(env) ? [...env] : Object.entries(env as Record<string, string>).map(([k, v]) => `${k}=${v}`);
   for (const e of list) {
     if (typeof e !== "string" || !/^[^=\0]+=/.test(e) || e.includes("\0")) throw new BadArgsError(`environment entry ${JSON.stringify(e)} is not KEY=value without NUL bytes`);
   }
   return list;
+}
+
+/**
+ * Granted files by their normalized absolute guest path: bytes as given, host paths read now. A
+ * path that is not absolute or holds `.` or `..`, an unreadable host file, or one past 64 MiB is a
+ * BadArgsError.
+ */
+export function grantedFiles(files: Readonly<Record<string, Uint8Array | string>>): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  for (const [path, given] of Object.entries(files)) {
+    if (!path.startsWith("/") || path.includes("\0") || path.split("/").some((p) => p === "." || p === "..")) throw new BadArgsError(`granted file ${JSON.stringify(path)} is not an absolute path without . or ..`);
+    let data: Uint8Array;
+    if (typeof given === "string") {
+      try {
+        data = new Uint8Array(readFileSync(given));
+      } catch (e) {
+        throw new BadArgsError(`granted file ${path}: cannot read ${given} (${e instanceof Error ? e.message : String(e)})`);
+      }
+    } else if (given instanceof Uint8Array) data = given;
+    else throw new BadArgsError(`granted file ${path} is neither bytes nor a host path`);
+    if (data.length > MAX_FILE_BYTES) throw new BadArgsError(`granted file ${path} is ${data.length} bytes, more than ${MAX_FILE_BYTES / MIB} MiB`);
+    out.set(path.replace(/\/+/g, "/").replace(/(.)\/$/, "$1"), data);
+  }
+  return out;
 }
 
 export interface LinuxRunResult {
@@ -142,6 +167,8 @@ export class LinuxProgram {
   /** the call in progress: its process, its arguments */
   #proc: LinuxProcess | undefined;
   #callArgs: { args: readonly string[]; env: readonly string[] } | undefined;
+  /** AT_HWCAP: CPUID.1:EDX of the vCPU (read once) */
+  #hwcap: bigint | undefined;
   #closed = false;
 
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
@@ -160,21 +187,7 @@ export class LinuxProgram {
     this.#stdout = new ConsoleSink(maxOutput);
     this.#stderr = new ConsoleSink(maxOutput);
     this.#env = checkEnv(opts.env ?? []);
-    this.#files = new Map();
-    for (const [path, given] of Object.entries(opts.files ?? {})) {
-      if (!path.startsWith("/") || path.includes("\0") || path.split("/").some((p) => p === "." || p === "..")) throw new BadArgsError(`granted file ${JSON.stringify(path)} is not an absolute path without . or ..`);
-      let data: Uint8Array;
-      if (typeof given === "string") {
-        try {
-          data = new Uint8Array(readFileSync(given));
-        } catch (e) {
-          throw new BadArgsError(`granted file ${path}: cannot read ${given} (${e instanceof Error ? e.message : String(e)})`);
-        }
-      } else if (given instanceof Uint8Array) data = given;
-      else throw new BadArgsError(`granted file ${path} is neither bytes nor a host path`);
-      if (data.length > MAX_FILE_BYTES) throw new BadArgsError(`granted file ${path} is ${data.length} bytes, more than ${MAX_FILE_BYTES / MIB} MiB`);
-      this.#files.set(path.replace(/\/+/g, "/").replace(/(.)\/$/, "$1"), data);
-    }
+    this.#files = grantedFiles(opts.files ?? {});
     this.snapshots = opts.snapshot ?? true;
     this.oneShot = opts.oneShot ?? false;
     if (opts.poolSize !== undefined && (!Number.isSafeInteger(opts.poolSize) || opts.poolSize < 1)) throw new BadArgsError(`pool size ${opts.poolSize} is not a positive integer`);
@@ -328,7 +341,7 @@ export class LinuxProgram {
       const random = new Uint8Array(16);
       if (this.policy.has("random")) crypto.getRandomValues(random);
       else random.set(FIXED_RANDOM);
-      stack = linuxCallStack(this.elf, this.layout, { argv: [this.elf.name, ...(args as readonly string[])], envp: env, random, hwcap: cpuidEdx(this.#kvm.cpuid, 1) });
+      stack = linuxCallStack(this.elf, this.layout, { argv: [this.elf.name, ...(args as readonly string[])], envp: env, random, hwcap: (this.#hwcap ??= cpuidEdx(this.#kvm.cpuid, 1)) });
     }
     const shell = shells.acquire(this.oneShot);
     this.#callArgs = { args: args as readonly string[], env };
