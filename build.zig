@@ -9,6 +9,10 @@
 //! Raw guests (guests/raw/NAME.s): 16-bit real-mode assembly, sharing the macros of the
 //! guests/raw/*.inc files it includes, linked at 0x8000 by guests/raw/linker.ld and objcopy'd
 //! to a flat binary.
+//!
+//! The JavaScript engine (guests/js/runtime.c with QuickJS 2021-03-27, whose C source the npm
+//! package `qjsc` brings into node_modules): a static x86-64 Linux executable (musl), installed
+//! as `<prefix>/guests/js.elf`, the program of every JavaScript virtine (docs/js.md).
 
 const std = @import("std");
 
@@ -134,6 +138,54 @@ pub fn build(b: *std.Build) void {
 
         installFlat(b, exe, name);
     }
+
+    buildJs(b);
+}
+
+/// QuickJS's release as the npm package `qjsc` ships it.
+const quickjs_dir = "node_modules/qjsc/deps/quickjs_2021_03_27";
+const quickjs_headers = [_][]const u8{ "cutils.h", "libbf.h", "libregexp-opcode.h", "libregexp.h", "libunicode-table.h", "libunicode.h", "list.h", "quickjs-atom.h", "quickjs-opcode.h", "quickjs.h" };
+/// Compiled on their own; quickjs.c itself is compiled inside guests/js/runtime.c.
+const quickjs_sources = [_][]const u8{ "cutils.c", "libbf.c", "libregexp.c", "libunicode.c" };
+
+/// The one line wasp adds to the engine: js_parse_error tells the runtime where the parser
+/// stopped, so that a syntax error carries its column (the release reports lines only).
+const parse_error_anchor = "    JS_ThrowError2(ctx, JS_SYNTAX_ERROR, fmt, ap, FALSE);\n    va_end(ap);\n";
+const parse_error_hook = "#ifdef WASP_PARSE_ERROR_HOOK\n    WASP_PARSE_ERROR_HOOK(s);\n#endif\n";
+
+fn buildJs(b: *std.Build) void {
+    const target = std.zig.CrossTarget{ .cpu_arch = .x86_64, .os_tag = .linux, .abi = .musl, .cpu_model = .baseline };
+    const src = b.addWriteFiles();
+
+    const original = std.fs.cwd().readFileAlloc(b.allocator, b.pathFromRoot(quickjs_dir ++ "/quickjs.c"), 16 << 20) catch |err| {
+        std.debug.panic("cannot read {s}/quickjs.c ({s}): npm install brings it (the qjsc package)", .{ quickjs_dir, @errorName(err) });
+    };
+    const at = std.mem.indexOf(u8, original, parse_error_anchor) orelse @panic("quickjs.c: js_parse_error is not the release's");
+    if (std.mem.indexOfPos(u8, original, at + 1, parse_error_anchor) != null) @panic("quickjs.c: js_parse_error's anchor is not unique");
+    const cut = at + parse_error_anchor.len;
+    _ = src.add("quickjs.c", b.fmt("{s}{s}{s}", .{ original[0..cut], parse_error_hook, original[cut..] }));
+    for (quickjs_headers) |h| _ = src.addCopyFile(.{ .path = b.fmt("{s}/{s}", .{ quickjs_dir, h }) }, h);
+    _ = src.addCopyFile(.{ .path = quickjs_dir ++ "/VERSION" }, "VERSION");
+
+    const exe = b.addExecutable(.{ .name = "js", .target = target, .optimize = .ReleaseFast });
+    exe.linkLibC();
+    exe.addIncludePath(src.getDirectory());
+    exe.addIncludePath(.{ .path = "guests/sdk" });
+    const flags = [_][]const u8{
+        "-std=gnu11",
+        "-D_GNU_SOURCE",
+        "-DCONFIG_VERSION=\"2021-03-27\"",
+        "-DCONFIG_BIGNUM", // BigInt
+        "-fwrapv", // the engine relies on wrapping signed arithmetic, as its Makefile says
+        "-fno-sanitize=undefined",
+        "-Wno-everything", // third-party code: its warnings are not ours to fix
+    };
+    for (quickjs_sources) |file| exe.addCSourceFile(.{ .file = src.addCopyFile(.{ .path = b.fmt("{s}/{s}", .{ quickjs_dir, file }) }, file), .flags = &flags });
+    exe.addCSourceFile(.{ .file = .{ .path = "guests/js/runtime.c" }, .flags = &(flags ++ [_][]const u8{ "-Wall", "-Wextra", "-Werror" }) });
+    exe.strip = true;
+    exe.link_gc_sections = true;
+    const install = b.addInstallFile(exe.getEmittedBin(), "guests/js.elf");
+    b.getInstallStep().dependOn(&install.step);
 }
 
 /// objcopy the linked ELF to a flat binary and install it as `<prefix>/guests/NAME.bin`.

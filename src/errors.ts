@@ -165,6 +165,59 @@ export class WriteError extends WaspError {
   }
 }
 
+/** Where a JavaScript virtine's error arose: loading its module, a warm-up call, or a call. */
+export type JsPhase = "load" | "warmup" | "call";
+
+/**
+ * A JavaScript virtine's module does not parse. `line` and `column` (1-based, columns in code
+ * points) are where the parser stopped; `jsMessage` is the engine's message.
+ */
+export class JsSyntaxError extends WaspError {
+  constructor(
+    readonly fileName: string,
+    readonly line: number,
+    readonly column: number,
+    readonly jsMessage: string,
+  ) {
+    super("WASP_JS_SYNTAX", `${escapeGuestLine(fileName)}:${line}:${column}: SyntaxError: ${escapeGuestLine(jsMessage)}`);
+  }
+}
+
+/**
+ * A JavaScript virtine's code threw (or its promise rejected, or never settled): the error's name,
+ * message and stack as the engine gave them (data from the guest: escape before a terminal).
+ */
+export class JsError extends WaspError {
+  constructor(
+    readonly jsName: string,
+    readonly jsMessage: string,
+    readonly jsStack: string,
+    readonly phase: JsPhase,
+  ) {
+    super("WASP_JS_ERROR", `${phase === "call" ? "" : `at ${phase}: `}${escapeGuestLine(jsName === "" ? "uncaught" : jsName)}: ${escapeGuestLine(jsMessage)}`);
+  }
+}
+
+/** A JavaScript virtine's engine reached its heap limit (`heapLimit`); the next call starts clean. */
+export class JsMemoryError extends WaspError {
+  constructor(
+    readonly limit: number,
+    readonly phase: JsPhase,
+  ) {
+    super("WASP_JS_MEMORY", `${phase === "call" ? "" : `at ${phase}: `}the JavaScript heap ran out of its ${limit}-byte limit`);
+  }
+}
+
+/** A JavaScript virtine's engine reached its stack limit (unbounded recursion); the next call starts clean. */
+export class JsStackError extends WaspError {
+  constructor(
+    readonly limit: number,
+    readonly phase: JsPhase,
+  ) {
+    super("WASP_JS_STACK", `${phase === "call" ? "" : `at ${phase}: `}the JavaScript stack overflowed its ${limit}-byte limit (unbounded recursion?)`);
+  }
+}
+
 /**
  * CLI exit status per error code: one per class, documented in docs/errors.md. 1 is kept for
  * anything unexpected (a bug in wasp), 2 for command-line usage errors (commander's own).
@@ -191,4 +244,8 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_BENCH_EMPTY: 20,
   WASP_STACK_OVERFLOW: 21,
   WASP_HOST_FUNCTION: 22,
+  WASP_JS_SYNTAX: 23,
+  WASP_JS_ERROR: 24,
+  WASP_JS_MEMORY: 25,
+  WASP_JS_STACK: 26,
 };

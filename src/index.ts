@@ -15,7 +15,8 @@ export { WorkerPool, type WorkerPoolOptions, DEFAULT_MAX_QUEUE } from "./api/wor
 export { MAX_ARGS, DEFAULT_TIMEOUT_MS, DEFAULT_DATA_SIZE, DEFAULT_STACK_SIZE } from "./virtine/runner.ts";
 export { CompileError, type ZigOptions } from "./image/zig.ts";
 export { type HostFunction, type HostValue } from "./hypercall/host-call.ts";
-// static Linux executables and C (issue 13, in progress: each call in a new VM; not yet a Virtine)
+export { JsVirtine, type JsOptions, type JsResult, type JsRunRequest } from "./api/js.ts";
+// static Linux executables and C (as Virtines: Virtine.load, Virtine.fromC; LinuxProgram is their engine on one thread)
 export { LinuxProgram, DEFAULT_LINUX_MEMORY, type LinuxOptions, type LinuxRunRequest, type LinuxRunResult } from "./virtine/linux.ts";
 export { compileC, type COptions, type CompiledC } from "./linux/c.ts";
 export {
@@ -36,6 +37,11 @@ export {
   ClosedError,
   StackOverflowError,
   HostFunctionError,
+  JsSyntaxError,
+  JsError,
+  JsMemoryError,
+  JsStackError,
+  type JsPhase,
   EXIT_STATUS,
 } from "./errors.ts";
 // what wasp prints of a guest's text, for callers who print `result.console` or `guestMessage` too

@@ -55,3 +55,26 @@ test("examples/linux.ts", () => {
   expect(r.stderr).toBe("");
   expect(r.stdout).toBe("n=4 min=1 max=4 mean=2.3750 median=2.25 stddev=1.1924\nexit status 0\n97 is prime (lookup: sieved)\nprime #1000 is 7919 (lookup: from the snapshot)\n");
 }, slow(180_000));
+
+test("examples/js-sandbox.ts", () => {
+  const snippets = ["1 + 2", "globalThis.x = 41; x + 1", "typeof x", "Object.prototype.p = 1", "({}).p", "for (;;) {}", "'ab'.repeat(2 ** 28)", "(function f() { return f() + 1; })()", "throw new RangeError('no')", "this is not js", "[1, 2].map((n) => n * 2)"];
+  const r = run("js-sandbox.ts", snippets);
+  expect(r.stderr).toBe("");
+  expect(r.status).toBe(0);
+  expect(r.stdout).toBe(
+    [
+      "> 1 + 2", "= 3 (number)",
+      "> globalThis.x = 41; x + 1", "= 42 (number)",
+      "> typeof x", '= "undefined" (string)',
+      "> Object.prototype.p = 1", "= 1 (number)",
+      "> ({}).p", "= undefined (undefined)",
+      "> for (;;) {}", "! stopped: past its 1 s deadline",
+      "> 'ab'.repeat(2 ** 28)", "! stopped: past its 16 MiB heap",
+      "> (function f() { return f() + 1; })()", "! stopped: too deep a recursion",
+      "> throw new RangeError('no')", "! RangeError: no",
+      "> this is not js", "! SyntaxError: expecting ';'",
+      "> [1, 2].map((n) => n * 2)", "= [2,4] (object)",
+      "",
+    ].join("\n"),
+  );
+}, slow(120_000));

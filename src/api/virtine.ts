@@ -22,6 +22,8 @@ import { linuxMemory } from "../kinds/linux.ts";
 import { ENGINE_OPTION_KEYS, type EngineOptions, type VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 import { encodeLinuxCall } from "./wire.ts";
+import { JsVirtine, type JsOptions } from "./js.ts";
+import { JS_PROGRAM } from "../js/engine.ts";
 
 /** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
 export type Arg = number | bigint;
@@ -82,6 +84,17 @@ export type DataOut<T> = T extends Uint8Array ? Uint8Array : T extends string ? 
 
 let nextId = 1;
 
+/**
+ * What src/api/js.ts needs of a Virtine and no user does (not exported by src/index.ts): a
+ * virtine of an executable's bytes under a given name, a snapshot file loaded with JavaScript
+ * virtines' allowed, and the engine on this thread.
+ */
+export const virtineInternals = {} as {
+  fromElf(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine;
+  load(path: string, options: VirtineOptions, js: boolean): Promise<Virtine>;
+  linuxOf(v: Virtine): LinuxProgram | undefined;
+};
+
 export class Virtine implements Disposable, AsyncDisposable {
   /** the image's name */
   readonly name: string;
@@ -96,6 +109,12 @@ export class Virtine implements Disposable, AsyncDisposable {
   #closed = false;
   /** host functions given as closures: calls on workers cannot reach them */
   readonly #closures: boolean;
+
+  static {
+    virtineInternals.fromElf = (bytes, name, options) => Virtine.#fromElfBytes(bytes, name, options);
+    virtineInternals.load = (path, options, js) => Virtine.#load(path, options, js);
+    virtineInternals.linuxOf = (v) => (v.#local instanceof LinuxProgram ? v.#local : undefined);
+  }
 
   private constructor(local: Runner | LinuxProgram, spec: VirtineSpec, options: VirtineOptions, file?: SnapshotFile) {
     this.#local = local;
@@ -120,7 +139,27 @@ export class Virtine implements Disposable, AsyncDisposable {
       if (isElf(source) && !options.raw) return Virtine.#fromElfBytes(source, "program", options);
       return Virtine.#fromImageBytes(source, "image", options);
     }
-    const path = resolve(source instanceof URL ? fileURLToPath(source) : String(source));
+    return Virtine.#load(source instanceof URL ? fileURLToPath(source) : String(source), options, false);
+  }
+
+  /**
+   * A JavaScript virtine: `source` is an ES module whose default export is the handler
+   * (`export default (input) => output`, may return a Promise). It runs in QuickJS, one VM per
+   * call: the module is compiled and the `warmup` inputs handed to the handler once per thread,
+   * then every call resumes that warm engine from its snapshot. Arguments and results travel as
+   * JSON. A module that does not parse rejects with a JsSyntaxError (line, column); docs/js.md.
+   */
+  static fromJs(source: string | Uint8Array, options: JsOptions = {}): Promise<JsVirtine> {
+    return JsVirtine.fromSource(source, options);
+  }
+
+  /** A JavaScript virtine from its snapshot file (`wasp snapshot handler.js -o FILE`, `JsVirtine.writeSnapshot`). */
+  static loadJs(path: string | URL, options: Omit<JsOptions, "warmup" | "name" | "heapLimit"> = {}): Promise<JsVirtine> {
+    return JsVirtine.fromSnapshotFile(path instanceof URL ? fileURLToPath(path) : String(path), options);
+  }
+
+  static async #load(given: string, options: VirtineOptions, js: boolean): Promise<Virtine> {
+    const path = resolve(given);
     // what the file is, from its first bytes: a snapshot file is never read whole (it is mapped), an
     // image file only if it can fit the guest memory it would get
     const file = readHead(path);
@@ -132,6 +171,10 @@ export class Virtine implements Disposable, AsyncDisposable {
           // a Linux program's: the files it holds open are granted again, read once here
           const opts = withGrantedFiles(options);
           const local = LinuxProgram.fromSnapshotFile(snapshot.loaded, localLinuxOptions(opts));
+          if (!js && local.elf.name === JS_PROGRAM) {
+            local.close();
+            throw new BadArgsError(`${basename(path)} is the snapshot of a JavaScript virtine: load it with Virtine.loadJs`);
+          }
           return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, opts, snapshot);
         }
         if (options.env !== undefined || options.files !== undefined) throw new BadArgsError(`${basename(path)}: env and files are for Linux programs, not a snapshot of a ${snapshot.info.native ? "native" : "raw"} image`);

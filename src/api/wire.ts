@@ -22,6 +22,10 @@ const CLASSES: Record<string, { prototype: object }> = {
   ClosedError: errors.ClosedError,
   BadOutputError: errors.BadOutputError,
   StackOverflowError: errors.StackOverflowError,
+  JsSyntaxError: errors.JsSyntaxError,
+  JsError: errors.JsError,
+  JsMemoryError: errors.JsMemoryError,
+  JsStackError: errors.JsStackError,
   CompileError,
 };
 

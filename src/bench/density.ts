@@ -37,11 +37,11 @@ function kib(field: RegExp, text: string): number {
   if (!m) throw new Error(`no ${field} in /proc`);
   return Number(m[1]);
 }
-const pssKiB = () => kib(/^Pss:\s+(\d+) kB/m, readFileSync("/proc/self/smaps_rollup", "utf8"));
-const memAvailableKiB = () => kib(/^MemAvailable:\s+(\d+) kB/m, readFileSync("/proc/meminfo", "utf8"));
+export const pssKiB = () => kib(/^Pss:\s+(\d+) kB/m, readFileSync("/proc/self/smaps_rollup", "utf8"));
+export const memAvailableKiB = () => kib(/^MemAvailable:\s+(\d+) kB/m, readFileSync("/proc/meminfo", "utf8"));
 
 /** Raises RLIMIT_NOFILE as far as the hard limit allows; returns the soft limit in force. */
-function raiseFdLimit(): number {
+export function raiseFdLimit(): number {
   const { hard } = libc.getrlimit(libc.RLIMIT_NOFILE);
   libc.setrlimit(libc.RLIMIT_NOFILE, hard, hard);
   return Number(hard);
@@ -99,7 +99,7 @@ function waspCommand(): string[] {
   return Bun.main.startsWith("/$bunfs") ? [process.execPath] : [process.execPath, join(import.meta.dir, "../cli/main.ts")];
 }
 
-function startSeries(name: string, args: () => string[], runs: number): SeriesResult {
+export function startSeries(name: string, args: () => string[], runs: number): SeriesResult {
   const cmd = waspCommand();
   return summarize(name, "us", timeSync(runs, 1, () => {
     const p = Bun.spawnSync([...cmd, ...args()]);

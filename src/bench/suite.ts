@@ -14,6 +14,7 @@ import { DENSITY_SERIES } from "./density.ts";
 import { API_SERIES } from "./api.ts";
 import { LINUX_SERIES } from "./linux.ts";
 import { HOST_SERIES } from "./host.ts";
+import { JS_BESIDE, JS_SERIES } from "./js.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -106,7 +107,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES);
 
 /** Every result name the suite reports, in order: what --filter matches and --list prints. */
 export const SERIES_NAMES = SERIES.flatMap(reportsOf);
@@ -147,6 +148,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   linux_call_snapshot: "linux_spawn_native",
   host_function: "hypercall",
   host_function_worker: "host_function",
+  ...JS_BESIDE,
 };
 
 /**

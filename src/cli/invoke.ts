@@ -12,6 +12,7 @@ import { checkWritable, fileHead, parseCount, parseIntArg, parseList, parseSize 
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { err, out } from "./output.ts";
 import { isElfPath, linuxInspect, linuxInvoke, type LinuxFlags } from "./linux.ts";
+import { isJsPath, isJsSnapshotPath, jsInvoke, type JsFlags } from "./js.ts";
 
 export interface InvokeFlags extends LinuxFlags {
   mem?: string;
@@ -69,7 +70,11 @@ export function resolveImage(arg: string): string | undefined {
   return embedded;
 }
 
-export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags): void {
+export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags & JsFlags): void {
+  // a JavaScript module (*.js, *.mjs), or a snapshot file of one: JSON in, JSON out (src/cli/js.ts)
+  if (resolveImage(imageArg) === undefined && isJsPath(imageArg)) return jsInvoke(imageArg, rawArgs, flags, false);
+  if (resolveImage(imageArg) === undefined && isJsSnapshotPath(imageArg)) return jsInvoke(imageArg, rawArgs, flags, true);
+  if (flags.heap !== undefined) throw new BadArgsError(`--heap is for JavaScript virtines; ${imageArg} is not one`);
   // a static Linux executable, or a snapshot file of one: its arguments are strings (src/cli/linux.ts)
   if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return linuxInvoke(imageArg, rawArgs, flags);
   if (resolveImage(imageArg) === undefined && isLinuxSnapshotPath(imageArg)) return linuxInvoke(imageArg, rawArgs, flags, true);

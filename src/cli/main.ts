@@ -27,8 +27,8 @@ async function main(argv: string[]): Promise<number> {
   program
     .command("invoke")
     .description("run an image once with integer arguments and print its result (RAX)")
-    .argument("<image>", "image file, snapshot file (wasp snapshot -o), static Linux executable, or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable)")
-    .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9; a Linux program's arguments are strings (after --, those starting with -)")
+    .argument("<image>", "image file, snapshot file (wasp snapshot -o), static Linux executable, JavaScript module (*.js, *.mjs), or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable)")
+    .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9; a Linux program's arguments are strings (after --, those starting with -); a JavaScript handler's are JSON values (after --input's)")
     .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
     .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")} (comma-separated: time,random)`)
     .option("--timeout <ms>", "deadline in milliseconds (default 10000; 0: none)")
@@ -44,12 +44,13 @@ async function main(argv: string[]): Promise<number> {
     .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
     .option("--file <GUEST=HOST>", "Linux programs: let the program open the host file HOST read-only at the absolute path GUEST (repeatable)", collect, [])
     .option("--trace", "Linux programs: print each system call on stderr, as strace does")
+    .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
 
   program
     .command("snapshot")
     .description("run an image to its snapshot hypercall and write that state to a file; or --verify a file")
-    .argument("<image>", "image file, static Linux executable (it calls wasp_snapshot()) or built-in guest name (with --verify: the snapshot file)")
+    .argument("<image>", "image file, static Linux executable (it calls wasp_snapshot()), JavaScript module (*.js, *.mjs) or built-in guest name (with --verify: the snapshot file)")
     .argument("[args...]", "the first call's arguments (its initialization's): integers, or a Linux program's strings")
     .option("-o, --output <file>", "where to write the snapshot file (atomically, read-only)")
     .option("--verify", "check a snapshot file: header, and the memory part against its checksum")
@@ -62,6 +63,8 @@ async function main(argv: string[]): Promise<number> {
     .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
     .option("--file <GUEST=HOST>", "Linux programs: a host file the program may open read-only at GUEST (repeatable; grant it again to every call of the file)", collect, [])
     .option("-i, --input <file>", "Linux programs: the first call's standard input (a file, or - for standard input)")
+    .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
+    .option("--warmup <file>", "JavaScript: a JSON array of inputs handed to the handler before the snapshot")
     .action((image: string, args: string[], flags) => snapshotCommand(image, args, flags));
 
   program

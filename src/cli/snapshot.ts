@@ -8,6 +8,7 @@ import { isSnapshotPath, loadImage, resolveImage } from "./invoke.ts";
 import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { out } from "./output.ts";
 import { isElfPath, linuxSnapshot } from "./linux.ts";
+import { isJsPath, jsSnapshot } from "./js.ts";
 
 export interface SnapshotFlags {
   output?: string;
@@ -24,6 +25,9 @@ export interface SnapshotFlags {
   env?: string[];
   file?: string[];
   input?: string;
+  /** a JavaScript module's heap limit and warm-up inputs */
+  heap?: string;
+  warmup?: string;
 }
 
 export function snapshotCommand(target: string, rawArgs: string[], flags: SnapshotFlags): void {
@@ -40,6 +44,9 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   // naming the file asked for
   checkWritable(flags.output, "-o");
   if (resolveImage(target) === undefined && isSnapshotPath(target)) throw new BadImageError(`${target}: is a snapshot file already; snapshot its image instead`);
+  // a JavaScript module: compiled and warmed up (src/cli/js.ts)
+  if (resolveImage(target) === undefined && isJsPath(target)) return jsSnapshot(target, rawArgs, { ...flags, output: flags.output });
+  if (flags.heap !== undefined || flags.warmup !== undefined) throw new BadArgsError(`--heap and --warmup are for JavaScript modules; ${target} is not one`);
   // a static Linux executable: string arguments, stdin, its own snapshot point (wasp_snapshot())
   if (!flags.raw && resolveImage(target) === undefined && isElfPath(target)) return linuxSnapshot(target, rawArgs, { ...flags, output: flags.output });
   for (const [set, name] of [[flags.env?.length, "--env"], [flags.file?.length, "--file"], [flags.input, "--input"]] as const) {

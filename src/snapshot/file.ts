@@ -99,6 +99,12 @@ export function isLinuxSnapshotFile(bytes: Uint8Array): boolean {
   return isSnapshotFile(bytes) && bytes.length >= HEADER.FLAGS + 4 && new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(HEADER.FLAGS, true) === FLAG_LINUX;
 }
 
+/** The image name a Linux program's snapshot file gives in its first 96 bytes, or undefined for anything else. */
+export function linuxSnapshotImageName(bytes: Uint8Array): string | undefined {
+  if (!isLinuxSnapshotFile(bytes) || bytes.length < HEADER.IMAGE_NAME + 24) return undefined;
+  return getString(bytes, HEADER.IMAGE_NAME, 24);
+}
+
 /** True if the bytes start with the snapshot file magic. */
 export function isSnapshotFile(bytes: Uint8Array): boolean {
   return bytes.length >= 8 && new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true) === SNAPSHOT_MAGIC;

@@ -72,6 +72,8 @@ export interface LinuxOptions {
   resetStrategy?: ResetStrategy;
   /** every call in a new VM of its own, closed right after (the CLI's single call): no pool, no snapshot */
   oneShot?: boolean;
+  /** each shell a private copy of the snapshot's memory, not a copy-on-write view (the baseline of density measurements) */
+  privateMemory?: boolean;
   kvm?: Kvm;
 }
 
@@ -241,7 +243,7 @@ export class LinuxProgram {
         throw new BadSnapshotError(`${info.path}: ${e instanceof Error ? e.message : String(e)}`);
       }
       snapshot = file.restore();
-      program.#shells = new VirtineShells<Resume>(kvm, program.#deadline, () => program.#entrySnapshot(), { poolSize: opts.poolSize, strategy: opts.resetStrategy }, snapshot, { process, args: saved.args, env: saved.env });
+      program.#shells = new VirtineShells<Resume>(kvm, program.#deadline, () => program.#entrySnapshot(), { poolSize: opts.poolSize, strategy: opts.resetStrategy, privateCopy: opts.privateMemory }, snapshot, { process, args: saved.args, env: saved.env });
       program.#snapshotFile = file;
       return program;
     } catch (e) {
@@ -280,7 +282,7 @@ export class LinuxProgram {
   /** The program's shells (made on first use: the process-wide KVM is opened then). */
   get #warm(): VirtineShells<Resume> {
     if (this.#closed) throw new BadArgsError("the program is closed");
-    this.#shells ??= new VirtineShells<Resume>(this.#kvm, this.#deadline, () => this.#entrySnapshot(), { poolSize: this.#opts.poolSize, strategy: this.#opts.resetStrategy });
+    this.#shells ??= new VirtineShells<Resume>(this.#kvm, this.#deadline, () => this.#entrySnapshot(), { poolSize: this.#opts.poolSize, strategy: this.#opts.resetStrategy, privateCopy: this.#opts.privateMemory });
     return this.#shells;
   }
 
@@ -306,6 +308,11 @@ export class LinuxProgram {
   /** True once a call reached `wasp_snapshot()`: later calls resume there. */
   get snapshotTaken(): boolean {
     return this.#shells?.snapshotTaken ?? false;
+  }
+
+  /** The arguments of the call that took the snapshot calls resume from (undefined before one). */
+  get snapshotArgs(): readonly string[] | undefined {
+    return this.#shells?.snapshotTaken ? this.#shells.resume?.args : undefined;
   }
 
   /**
