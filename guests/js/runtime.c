@@ -612,7 +612,14 @@ int main(int argc, char **argv) {
     else fail_setup("unknown option");
   }
   Engine e;
-  if (engine_new(&e, heap, stack)) fail_setup("the engine cannot start: out of memory");
+  if (engine_new(&e, heap, stack)) {
+    /* the runtime or its context did not fit the heap limit */
+    out_field("name", "InternalError", 1);
+    out_field("message", "out of memory", 0);
+    out_field("phase", "load", 0);
+    out_str("}");
+    exit(ST_MEMORY);
+  }
   size_t srclen;
   char *src = read_file(module_path, &srclen);
   if (!src) fail_setup("no module to run");
@@ -622,6 +629,11 @@ int main(int argc, char **argv) {
   free(src);
   warm_up(&e);
   JS_RunGC(e.rt);
+  /* The next automatic collection once the heap grows by half, as the engine sets it after one of
+   * its own: otherwise the threshold left by the last automatic collection during load could be
+   * just above the heap, and every call would start with a full collection — which writes to
+   * every object, so every page of the heap would be dirtied (and reset) by every call. */
+  JS_SetGCThreshold(e.rt, e.rt->malloc_state.malloc_size + (e.rt->malloc_state.malloc_size >> 1));
 
   heap_refused = 0; /* a refusal the module or its warm-up survived is not the call's */
   if (!native) wasp_snapshot(); /* every later call of this virtine starts here */
