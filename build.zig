@@ -34,6 +34,7 @@ const native_guests = [_][]const u8{
     "calls",
     "sum6",
     "snaptwice",
+    "httphello",
 };
 
 /// Raw real-mode images: guests/raw/NAME.s -> guests/NAME.bin.

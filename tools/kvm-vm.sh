@@ -44,10 +44,12 @@ if [ ! -s "$cache/initrd.gz" ]; then
   done | awk '!seen[$0]++' > "$cache/modules.list"
   while read -r ko; do cp "$ko" "$cache/initrd/mods/"; basename "$ko" >> "$cache/initrd/mods/order"; done < "$cache/modules.list"
   cp "$(command -v busybox)" "$cache/initrd/bin/busybox"
-  for applet in sh mount insmod cat chroot poweroff mkdir sed sleep cut; do ln -s busybox "$cache/initrd/bin/$applet"; done
+  for applet in sh mount insmod cat chroot poweroff mkdir sed sleep cut ip; do ln -s busybox "$cache/initrd/bin/$applet"; done
   cat > "$cache/initrd/init" <<'EOF'
 #!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+# the loopback interface (wasp serve's tests talk HTTP over 127.0.0.1); no other network
+ip link set lo up
 job=$(sed -n 's/.*wasp\.job=\([^ ]*\).*/\1/p' /proc/cmdline)
 npt=$(sed -n 's/.*wasp\.npt=\([01]\).*/\1/p' /proc/cmdline)
 for m in $(cat /mods/order); do

@@ -14,6 +14,9 @@ const std = @import("std");
 /// The generated ABI constants (scripts/gen-abi.ts from src/abi/guest-abi.ts).
 pub const abi = @import("abi.zig");
 
+/// Requests and responses of guests behind `wasp serve` (http.zig).
+pub const http = @import("http.zig");
+
 // ---------------------------------------------------------------------------------------------
 // Port I/O: the only inline assembly a guest needs lives here and in root.zig.
 

@@ -7,8 +7,10 @@ import { invokeCommand, inspectCommand } from "./invoke.ts";
 import { benchCommand } from "./bench.ts";
 import { snapshotCommand } from "./snapshot.ts";
 import { buildCommand } from "./build.ts";
+import { serveCommand } from "./serve.ts";
 import { VERSION } from "../version.ts";
 import { DEFAULT_GRANTS } from "../hypercall/policy.ts";
+import { DEFAULTS } from "../serve/config.ts";
 import { hardenProcess } from "../host/harden.ts";
 import { EXIT_PIPE_CLOSED, PipeClosed, err, exitStatus, out } from "./output.ts";
 
@@ -99,6 +101,20 @@ async function main(argv: string[]): Promise<number> {
     .option("--baseline <file>", "compare with an earlier --json output; exit 11 if a series regressed")
     .option("--threshold <pct>", "with --baseline: how much worse (percent) counts as a regression (default 20)")
     .action(async (flags) => benchCommand(flags));
+
+  program
+    .command("serve")
+    .description("serve HTTP: every request runs in a virtine of the function its route names (docs/serve.md)")
+    .option("--route <PREFIX=IMAGE>", "a function: requests under PREFIX run IMAGE (a Linux program as CGI, a JavaScript module, a wasp image, or a snapshot file); repeatable", collect, [])
+    .option("--config <file>", "a TOML file of functions and options (SIGHUP reloads it)")
+    .option("--port <n>", `the port (default ${DEFAULTS.port}; 0: any free one)`)
+    .option("--host <address>", `the address to listen on (default ${DEFAULTS.host})`)
+    .option("--timeout <ms>", `each request's deadline (default ${DEFAULTS.timeoutMs})`)
+    .option("--max-body <size>", "the largest request body (default 1M)")
+    .option("--workers <n>", "worker threads (default: one per core)")
+    .option("--warm-calls <n>", `calls made to each function before /readyz says ready (default ${DEFAULTS.warmCalls})`)
+    .option("--no-access-log", "no JSON access-log line per request on stderr")
+    .action(async (flags) => serveCommand(flags));
 
   // `wasp help COMMAND`: commander's own prints the general help for a command it does not know,
   // and says nothing about it

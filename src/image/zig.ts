@@ -25,8 +25,9 @@ import sdkVirtine from "../../guests/sdk/virtine.zig" with { type: "file" };
 import sdkLinker from "../../guests/sdk/linker.ld" with { type: "file" };
 import sdkWaspH from "../../guests/sdk/wasp.h" with { type: "file" };
 import sdkHostcall from "../../guests/sdk/hostcall.zig" with { type: "file" };
+import sdkHttp from "../../guests/sdk/http.zig" with { type: "file" };
 
-const SDK_FILES: Record<string, string> = { "abi.zig": sdkAbi, "root.zig": sdkRoot, "virtine.zig": sdkVirtine, "hostcall.zig": sdkHostcall, "linker.ld": sdkLinker, "wasp.h": sdkWaspH };
+const SDK_FILES: Record<string, string> = { "abi.zig": sdkAbi, "root.zig": sdkRoot, "virtine.zig": sdkVirtine, "hostcall.zig": sdkHostcall, "http.zig": sdkHttp, "linker.ld": sdkLinker, "wasp.h": sdkWaspH };
 
 /** Where wasp's package is: the repository under `bun run`; beside dist/ for the standalone binary. */
 const ROOT = import.meta.dir.startsWith("/$bunfs") ? resolve(dirname(process.execPath), "..") : resolve(import.meta.dir, "../..");

@@ -143,6 +143,9 @@ interface Resume {
   env: readonly string[];
 }
 
+/** A loaded snapshot file's process section, decoded, and its executable, parsed (read-only, shared by the programs restored from it). */
+const decodedFiles = new WeakMap<LoadedSnapshotFile, { saved: ReturnType<typeof decodeProcessFile>; elf: ElfExecutable }>();
+
 export class LinuxProgram {
   readonly elf: ElfExecutable;
   /** the program as an image of the Linux kind (src/kinds/linux.ts) */
@@ -229,13 +232,21 @@ export class LinuxProgram {
       if (!info.linux || !file.loaded.process) throw new BadArgsError(`${info.path}: the snapshot of a ${info.native ? "native" : "raw"} image, not of a Linux program`);
       if (opts.memory !== undefined && opts.memory !== info.memSize) throw new BadArgsError(`a snapshot's memory size is fixed (${info.memSize / MIB} MiB); --mem cannot change it`);
       if (opts.stackSize !== undefined && opts.stackSize !== info.stackSize) throw new BadArgsError(`a snapshot's stack is fixed (${info.stackSize} bytes); stackSize (--stack) cannot change it`);
-      let saved;
-      try {
-        saved = decodeProcessFile(file.loaded.process);
-      } catch (e) {
-        throw new BadSnapshotError(`${info.path}: ${e instanceof Error ? e.message : String(e)}`);
+      // decoded and parsed once per loaded file: every program restored from it shares the
+      // executable's bytes (a megabyte each for the JavaScript engine) instead of copying them
+      let decoded = decodedFiles.get(file.loaded);
+      if (!decoded) {
+        let saved;
+        try {
+          saved = decodeProcessFile(file.loaded.process);
+        } catch (e) {
+          throw new BadSnapshotError(`${info.path}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        decoded = { saved, elf: parseElf(saved.elf, info.imageName, MAX_MEMORY) };
+        decodedFiles.set(file.loaded, decoded);
       }
-      const program = new LinuxProgram(parseElf(saved.elf, info.imageName, MAX_MEMORY), { ...opts, memory: info.memSize, stackSize: info.stackSize });
+      const { saved } = decoded;
+      const program = new LinuxProgram(decoded.elf, { ...opts, memory: info.memSize, stackSize: info.stackSize });
       let process: ProcessState;
       try {
         process = processStateOf(saved, program.#files);

@@ -1,0 +1,83 @@
+// `wasp serve`: every HTTP request in its own virtine (src/serve/). From `--route PREFIX=IMAGE`
+// flags or `--config wasp.toml`; runs until SIGTERM or SIGINT (drains, exits 0); SIGHUP reloads
+// the configuration file without dropping a request.
+import { BadArgsError } from "../errors.ts";
+import { checkUnique, DEFAULTS, functionConfig, parseSizeText, readConfigFile, type ServeConfig } from "../serve/config.ts";
+import { WaspServer } from "../serve/server.ts";
+import { err } from "./output.ts";
+import { parseCount } from "./parse.ts";
+
+export interface ServeFlags {
+  route: string[];
+  config?: string;
+  port?: string;
+  host?: string;
+  timeout?: string;
+  maxBody?: string;
+  workers?: string;
+  warmCalls?: string;
+  accessLog?: boolean;
+}
+
+async function configOf(flags: ServeFlags): Promise<ServeConfig> {
+  if (flags.config !== undefined) {
+    if (flags.route.length > 0) throw new BadArgsError("--config and --route: give the routes in one place");
+    const c = await readConfigFile(flags.config);
+    // the command line's own flags win over the file's
+    if (flags.port !== undefined) c.port = parseCount(flags.port, "--port");
+    if (flags.host !== undefined) c.host = flags.host;
+    if (flags.workers !== undefined) c.workers = parseCount(flags.workers, "--workers");
+    if (flags.warmCalls !== undefined) c.warmCalls = parseCount(flags.warmCalls, "--warm-calls");
+    if (flags.accessLog === false) c.accessLog = false;
+    return c;
+  }
+  if (flags.route.length === 0) throw new BadArgsError("nothing to serve: --route PREFIX=IMAGE (repeatable) or --config wasp.toml");
+  const defaults = {
+    timeoutMs: flags.timeout === undefined ? DEFAULTS.timeoutMs : parseCount(flags.timeout, "--timeout"),
+    maxBody: flags.maxBody === undefined ? DEFAULTS.maxBody : parseSizeText(flags.maxBody, "--max-body"),
+  };
+  const functions = flags.route.map((spec) => {
+    const eq = spec.indexOf("=");
+    if (eq <= 0 || eq === spec.length - 1) throw new BadArgsError(`--route ${spec}: not PREFIX=IMAGE (e.g. --route /hello=./hello.js)`);
+    return functionConfig({ route: spec.slice(0, eq), image: spec.slice(eq + 1) }, `--route ${spec}`, process.cwd(), defaults);
+  });
+  checkUnique(functions);
+  const port = flags.port === undefined ? DEFAULTS.port : parseCount(flags.port, "--port");
+  if (port > 65535) throw new BadArgsError(`--port ${port} is not a port`);
+  return {
+    host: flags.host ?? DEFAULTS.host,
+    port,
+    functions,
+    workers: flags.workers === undefined ? undefined : parseCount(flags.workers, "--workers"),
+    maxQueue: DEFAULTS.maxQueue,
+    graceMs: DEFAULTS.graceMs,
+    warmCalls: flags.warmCalls === undefined ? DEFAULTS.warmCalls : parseCount(flags.warmCalls, "--warm-calls"),
+    accessLog: flags.accessLog !== false,
+  };
+}
+
+export async function serveCommand(flags: ServeFlags): Promise<void> {
+  const config = await configOf(flags);
+  const server = new WaspServer(config);
+  await server.start();
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      err(`${JSON.stringify({ level: "info", msg: "stopping", signal })}\n`);
+      void server.stop().then(() => resolve());
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => {
+      if (!config.file) {
+        err(`${JSON.stringify({ level: "warn", msg: "SIGHUP: no configuration file to reload (--route flags)" })}\n`);
+        return;
+      }
+      readConfigFile(config.file)
+        .then((next) => server.reload(next.functions))
+        .catch((e) => err(`${JSON.stringify({ level: "error", msg: "reload failed; the previous configuration keeps serving", error: e instanceof Error ? e.message : String(e) })}\n`));
+    });
+  });
+}

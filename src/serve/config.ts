@@ -1,0 +1,199 @@
+// `wasp serve`'s configuration: from the command line (`--route PREFIX=IMAGE ...`) or a TOML file
+// (`--config wasp.toml`, parsed by Bun), checked whole before anything is loaded — every mistake a
+// BadArgsError naming the key. Paths in a file are relative to the file.
+import { dirname, resolve } from "node:path";
+import { BadArgsError } from "../errors.ts";
+
+export interface FunctionConfig {
+  /** a name for logs and metrics (default: the image's file name) */
+  name: string;
+  /** the path prefix it serves: "/" or "/a/b" (no trailing slash) */
+  route: string;
+  /** the image: a wasp image, a static Linux executable, a JavaScript module, or a snapshot file of any */
+  image: string;
+  /** methods it accepts (default: all); others get 405 */
+  methods?: string[];
+  timeoutMs: number;
+  /** guest memory in bytes (default: the kind's) */
+  memory?: number;
+  maxBody: number;
+  /** calls in flight at most (default 256); past it 503 */
+  concurrency: number;
+  allow: string[];
+  /** a Linux program's environment besides the CGI variables */
+  env: Record<string, string>;
+  /** files a Linux program may open: guest path to host path */
+  files: Record<string, string>;
+  /** a JavaScript handler's warm-up inputs (before its snapshot) */
+  warmup?: unknown[];
+}
+
+export interface ServeConfig {
+  host: string;
+  port: number;
+  functions: FunctionConfig[];
+  /** worker threads (default: one per core) */
+  workers?: number;
+  /** calls waiting for a worker at most; past it 503 */
+  maxQueue: number;
+  /** after SIGTERM/SIGINT, how long requests in flight may take */
+  graceMs: number;
+  /** calls made to each function at start-up (and reload) before /readyz says ready */
+  warmCalls: number;
+  /** JSON access-log lines on stderr */
+  accessLog: boolean;
+  /** the file it came from, if any (SIGHUP reads it again) */
+  file?: string;
+}
+
+export const DEFAULTS = {
+  host: "127.0.0.1",
+  port: 8080,
+  timeoutMs: 10_000,
+  maxBody: 1 << 20,
+  concurrency: 256,
+  maxQueue: 1024,
+  graceMs: 10_000,
+  warmCalls: 200,
+} as const;
+
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]);
+const RESERVED = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/** A size: bytes, or with a suffix (K, M, G; KiB, MiB, GiB). */
+export function parseSizeText(v: unknown, what: string): number {
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
+  if (typeof v !== "string") throw new BadArgsError(`${what} is not a size (bytes, or like 64M)`);
+  const m = /^(\d+)\s*([kmg]i?b?)?$/i.exec(v.trim());
+  if (!m) throw new BadArgsError(`${what} ${JSON.stringify(v)} is not a size (bytes, or like 64M)`);
+  const unit = (m[2] ?? "").toLowerCase()[0];
+  const n = Number(m[1]) * (unit === "k" ? 1 << 10 : unit === "m" ? 1 << 20 : unit === "g" ? 1 << 30 : 1);
+  if (!Number.isSafeInteger(n)) throw new BadArgsError(`${what} ${v} is too large`);
+  return n;
+}
+
+function int(v: unknown, what: string, min: number, max: number): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) throw new BadArgsError(`${what} is not an integer from ${min} to ${max}`);
+  return v;
+}
+
+/** A route prefix: "/" or "/a/b" without a trailing slash, no "." or ".." segment, no reserved path. */
+export function checkRoute(route: unknown, what: string): string {
+  if (typeof route !== "string" || !route.startsWith("/")) throw new BadArgsError(`${what}: the route ${JSON.stringify(route)} does not start with /`);
+  const r = route.length > 1 ? route.replace(/\/+$/, "") : route;
+  if (!/^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/.test(r) || r.includes("//") || r.split("/").some((s) => s === "." || s === "..")) {
+    throw new BadArgsError(`${what}: the route ${JSON.stringify(route)} is not a plain path`);
+  }
+  if (RESERVED.has(r)) throw new BadArgsError(`${what}: ${r} is the server's own (health, readiness, metrics)`);
+  return r;
+}
+
+function strings(v: unknown, what: string): string[] {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) throw new BadArgsError(`${what} is not a list of strings`);
+  return v as string[];
+}
+
+function table(v: unknown, what: string): Record<string, string> {
+  if (typeof v !== "object" || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== "string")) throw new BadArgsError(`${what} is not a table of strings`);
+  return v as Record<string, string>;
+}
+
+const FUNCTION_KEYS = new Set(["name", "route", "image", "methods", "timeout_ms", "memory", "max_body", "concurrency", "allow", "env", "files", "warmup"]);
+const TOP_KEYS = new Set(["host", "port", "workers", "max_queue", "grace_ms", "warm_calls", "access_log", "timeout_ms", "max_body", "function"]);
+
+/** One function of a config file or of `--route`, its paths resolved from `base`. */
+export function functionConfig(raw: Record<string, unknown>, at: string, base: string, defaults: { timeoutMs: number; maxBody: number }): FunctionConfig {
+  for (const k of Object.keys(raw)) if (!FUNCTION_KEYS.has(k)) throw new BadArgsError(`${at}: unknown key ${k} (known: ${[...FUNCTION_KEYS].join(", ")})`);
+  if (typeof raw.image !== "string" || raw.image === "") throw new BadArgsError(`${at}: image is missing (a path)`);
+  const image = resolve(base, raw.image);
+  const route = checkRoute(raw.route, at);
+  // by default the image's file name, made a label (at most 64 letters, digits, _ . -)
+  const name = raw.name === undefined ? image.split("/").pop()!.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 64) || "function" : raw.name;
+  if (typeof name !== "string" || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new BadArgsError(`${at}: name ${JSON.stringify(name)} is not 1-64 letters, digits, _ . -`);
+  let methods: string[] | undefined;
+  if (raw.methods !== undefined) {
+    methods = strings(raw.methods, `${at}.methods`).map((m) => m.toUpperCase());
+    for (const m of methods) if (!METHODS.has(m)) throw new BadArgsError(`${at}.methods: ${m} is not one of ${[...METHODS].join(", ")}`);
+  }
+  const files = raw.files === undefined ? {} : table(raw.files, `${at}.files`);
+  for (const [g, h] of Object.entries(files)) {
+    if (!g.startsWith("/")) throw new BadArgsError(`${at}.files: the guest path ${g} is not absolute`);
+    files[g] = resolve(base, h);
+  }
+  if (raw.warmup !== undefined && !Array.isArray(raw.warmup)) throw new BadArgsError(`${at}.warmup is not a list of inputs`);
+  return {
+    name,
+    route,
+    image,
+    methods,
+    timeoutMs: raw.timeout_ms === undefined ? defaults.timeoutMs : int(raw.timeout_ms, `${at}.timeout_ms`, 1, 3_600_000),
+    memory: raw.memory === undefined ? undefined : parseSizeText(raw.memory, `${at}.memory`),
+    maxBody: raw.max_body === undefined ? defaults.maxBody : parseSizeText(raw.max_body, `${at}.max_body`),
+    concurrency: raw.concurrency === undefined ? DEFAULTS.concurrency : int(raw.concurrency, `${at}.concurrency`, 1, 100_000),
+    allow: raw.allow === undefined ? [] : strings(raw.allow, `${at}.allow`),
+    env: raw.env === undefined ? {} : table(raw.env, `${at}.env`),
+    files,
+    warmup: raw.warmup as unknown[] | undefined,
+  };
+}
+
+/** A whole configuration from a parsed TOML document. */
+export function serveConfig(doc: unknown, file: string | undefined): ServeConfig {
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new BadArgsError("the configuration is not a table");
+  const d = doc as Record<string, unknown>;
+  for (const k of Object.keys(d)) if (!TOP_KEYS.has(k)) throw new BadArgsError(`unknown key ${k} (known: ${[...TOP_KEYS].join(", ")})`);
+  const base = file ? dirname(resolve(file)) : process.cwd();
+  const defaults = {
+    timeoutMs: d.timeout_ms === undefined ? DEFAULTS.timeoutMs : int(d.timeout_ms, "timeout_ms", 1, 3_600_000),
+    maxBody: d.max_body === undefined ? DEFAULTS.maxBody : parseSizeText(d.max_body, "max_body"),
+  };
+  const list = d.function ?? [];
+  if (!Array.isArray(list) || list.length === 0) throw new BadArgsError("no function: add [[function]] tables (route, image)");
+  const functions = list.map((f, i) => {
+    if (typeof f !== "object" || f === null || Array.isArray(f)) throw new BadArgsError(`function ${i + 1} is not a table`);
+    return functionConfig(f as Record<string, unknown>, `function ${i + 1}`, base, defaults);
+  });
+  checkUnique(functions);
+  if (d.host !== undefined && (typeof d.host !== "string" || d.host === "")) throw new BadArgsError("host is not a host name or address");
+  if (d.access_log !== undefined && typeof d.access_log !== "boolean") throw new BadArgsError("access_log is not true or false");
+  return {
+    host: (d.host as string | undefined) ?? DEFAULTS.host,
+    port: d.port === undefined ? DEFAULTS.port : int(d.port, "port", 0, 65535),
+    functions,
+    workers: d.workers === undefined ? undefined : int(d.workers, "workers", 1, 256),
+    maxQueue: d.max_queue === undefined ? DEFAULTS.maxQueue : int(d.max_queue, "max_queue", 1, 1_000_000),
+    graceMs: d.grace_ms === undefined ? DEFAULTS.graceMs : int(d.grace_ms, "grace_ms", 0, 3_600_000),
+    warmCalls: d.warm_calls === undefined ? DEFAULTS.warmCalls : int(d.warm_calls, "warm_calls", 0, 1_000_000),
+    accessLog: (d.access_log as boolean | undefined) ?? true,
+    file,
+  };
+}
+
+/** Two functions on one route, or two of one name, cannot be told apart. */
+export function checkUnique(functions: readonly FunctionConfig[]): void {
+  const routes = new Set<string>();
+  const names = new Set<string>();
+  for (const f of functions) {
+    if (routes.has(f.route)) throw new BadArgsError(`two functions on the route ${f.route}`);
+    if (names.has(f.name)) throw new BadArgsError(`two functions named ${f.name}: give each a name`);
+    routes.add(f.route);
+    names.add(f.name);
+  }
+}
+
+/** Reads and checks a TOML configuration file. */
+export async function readConfigFile(path: string): Promise<ServeConfig> {
+  let text: string;
+  try {
+    text = await Bun.file(path).text();
+  } catch (e) {
+    throw new BadArgsError(`--config ${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+  }
+  let doc: unknown;
+  try {
+    doc = Bun.TOML.parse(text);
+  } catch (e) {
+    throw new BadArgsError(`--config ${path}: not TOML (${e instanceof Error ? e.message : String(e)})`);
+  }
+  return serveConfig(doc, path);
+}

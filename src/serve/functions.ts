@@ -1,0 +1,195 @@
+// The functions `wasp serve` runs, one per route, each a virtine of its kind on the worker pool,
+// and what a request is to each kind:
+//   Linux programs  CGI/1.1: the meta-variables as the environment, the body on stdin, a CGI
+//                   response on stdout (cgi.ts);
+//   JavaScript      the handler gets { method, url, path, query, headers, body } and returns
+//                   { status, headers, body } or any value, sent as JSON;
+//   wasp images     (Zig SDK, raw, their snapshot files) the request as an HTTP/1.1 message in
+//                   their input, a CGI response in their output (`virtine.http` in the SDK); an
+//                   image that writes nothing answers its result as text.
+import { readFileSync } from "node:fs";
+import { BadImageError } from "../errors.ts";
+import { isElf } from "../linux/elf.ts";
+import { isSnapshotFile, linuxSnapshotImageName } from "../snapshot/file.ts";
+import { JS_PROGRAM } from "../js/engine.ts";
+import { readHead } from "../image/file.ts";
+import { Virtine } from "../api/virtine.ts";
+import type { JsVirtine } from "../api/js.ts";
+import type { WorkerPool } from "../api/workers.ts";
+import { CgiError, cgiEnvironment, parseCgiResponse, type GuestResponse, type RequestInfo } from "./cgi.ts";
+import type { FunctionConfig } from "./config.ts";
+
+export type FunctionKind = "linux" | "js" | "image";
+
+export interface ServedFunction {
+  readonly config: FunctionConfig;
+  readonly kind: FunctionKind;
+  /** calls in flight now */
+  inflight: number;
+  handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse>;
+  close(): Promise<void>;
+}
+
+/** What kind of function an image file is, from its name and first bytes. */
+export function kindOf(path: string): FunctionKind {
+  if (/\.m?js$/i.test(path)) return "js";
+  let head: Uint8Array;
+  try {
+    head = readHead(path).head;
+  } catch (e) {
+    throw new BadImageError(`${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (isElf(head)) return "linux";
+  if (isSnapshotFile(head)) {
+    const linuxName = linuxSnapshotImageName(head);
+    if (linuxName === JS_PROGRAM) return "js";
+    if (linuxName !== undefined) {
+      throw new BadImageError(`${path}: a Linux program's snapshot file cannot serve CGI (its environment, where CGI puts a request, is fixed in the snapshot): serve the executable`);
+    }
+  }
+  return "image";
+}
+
+/** Loads a function: its virtine made and checked (a bad image or option rejects here). */
+export async function loadFunction(config: FunctionConfig, workers: WorkerPool): Promise<ServedFunction> {
+  const kind = kindOf(config.image);
+  const common = { workers, timeoutMs: config.timeoutMs, allow: config.allow, ...(config.memory !== undefined && { memory: config.memory }) };
+  if (kind === "js") {
+    const js = /\.m?js$/i.test(config.image)
+      ? await Virtine.fromJs(readFileSync(config.image), { ...common, name: config.image.split("/").pop(), warmup: config.warmup })
+      : await Virtine.loadJs(config.image, common);
+    return new JsFunction(config, js);
+  }
+  if (kind === "linux") {
+    // CGI: every request's environment is its own, so calls start at the program's entry (no
+    // snapshot: a resumed call could not take another environment)
+    const v = await Virtine.load(config.image, { ...common, snapshot: false, env: config.env, files: config.files });
+    return new LinuxFunction(config, v);
+  }
+  const v = await Virtine.load(config.image, common);
+  return new ImageFunction(config, v);
+}
+
+abstract class Base implements ServedFunction {
+  inflight = 0;
+  abstract readonly kind: FunctionKind;
+  constructor(readonly config: FunctionConfig) {}
+  abstract handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse>;
+  abstract close(): Promise<void>;
+}
+
+class LinuxFunction extends Base {
+  readonly kind = "linux" as const;
+  constructor(
+    config: FunctionConfig,
+    readonly v: Virtine,
+  ) {
+    super(config);
+  }
+  async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
+    const env = { ...this.config.env, ...cgiEnvironment(req) };
+    const r = await this.v.run({ input: req.body, env, signal });
+    if (r.outputTruncated) throw new CgiError("the response went past the output cap");
+    if (r.output.length === 0) throw new CgiError(`the program exited with status ${r.status} without a response`);
+    return parseCgiResponse(r.output);
+  }
+  close(): Promise<void> {
+    return this.v.closeAsync();
+  }
+}
+
+class ImageFunction extends Base {
+  readonly kind = "image" as const;
+  constructor(
+    config: FunctionConfig,
+    readonly v: Virtine,
+  ) {
+    super(config);
+  }
+  async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
+    const r = await this.v.run({ input: encodeHttpRequest(req), signal });
+    if (r.output.length === 0) return { status: 200, headers: [["Content-Type", "text/plain; charset=utf-8"]], body: new TextEncoder().encode(`${r.value}\n`) };
+    return parseCgiResponse(r.output);
+  }
+  close(): Promise<void> {
+    return this.v.closeAsync();
+  }
+}
+
+class JsFunction extends Base {
+  readonly kind = "js" as const;
+  constructor(
+    config: FunctionConfig,
+    readonly v: JsVirtine,
+  ) {
+    super(config);
+  }
+  async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
+    const value = await this.v.call(jsRequest(req), { signal });
+    return jsResponse(value);
+  }
+  close(): Promise<void> {
+    return this.v.closeAsync();
+  }
+}
+
+/** The request a JavaScript handler gets. */
+export function jsRequest(req: RequestInfo): Record<string, unknown> {
+  return {
+    method: req.method,
+    url: `${req.scriptName}${req.pathInfo}${req.query ? `?${req.query}` : ""}`,
+    path: req.pathInfo,
+    query: req.query,
+    headers: Object.fromEntries(req.headers),
+    body: new TextDecoder().decode(req.body),
+  };
+}
+
+const RESPONSE_KEYS = new Set(["status", "headers", "body"]);
+
+/**
+ * A handler's result as a response: a Response-like object — an integer `status` from 200 to 599,
+ * and only `headers` (a table of strings) and `body` (a string, sent as it is; anything else sent
+ * as JSON) beside it — or any other value, sent as JSON with status 200.
+ */
+export function jsResponse(value: unknown): GuestResponse {
+  const json = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v) ?? "null");
+  if (typeof value === "object" && value !== null && !Array.isArray(value) && "status" in value && Object.keys(value).every((k) => RESPONSE_KEYS.has(k))) {
+    const r = value as { status: unknown; headers?: unknown; body?: unknown };
+    if (typeof r.status !== "number" || !Number.isInteger(r.status) || r.status < 200 || r.status > 599) throw new CgiError(`the handler's status ${JSON.stringify(r.status)} is not an integer from 200 to 599`);
+    const headers: [string, string][] = [];
+    if (r.headers !== undefined) {
+      if (typeof r.headers !== "object" || r.headers === null || Array.isArray(r.headers)) throw new CgiError("the handler's headers are not a table of strings");
+      for (const [k, v] of Object.entries(r.headers)) {
+        if (typeof v !== "string") throw new CgiError(`the handler's header ${k} is not a string`);
+        headers.push([k, v]);
+      }
+    }
+    // the same checks as a CGI program's headers: through the CGI parser
+    const head = headers.map(([k, v]) => `${k}: ${v}\n`).join("");
+    const isText = typeof r.body === "string";
+    const body = r.body === undefined ? new Uint8Array(0) : isText ? new TextEncoder().encode(r.body as string) : json(r.body);
+    const hasType = headers.some(([k]) => k.toLowerCase() === "content-type");
+    const type = hasType || body.length === 0 ? "" : `Content-Type: ${isText ? "text/plain; charset=utf-8" : "application/json"}\n`;
+    const parsed = parseCgiResponse(concat(new TextEncoder().encode(`Status: ${r.status}\n${type}${head}\n`), body));
+    return parsed;
+  }
+  return { status: 200, headers: [["Content-Type", "application/json"]], body: json(value) };
+}
+
+/** A request as an HTTP/1.1 message: what a wasp image reads (`virtine.http.Request` in the SDK). */
+export function encodeHttpRequest(req: RequestInfo): Uint8Array {
+  // the path as it was decoded, encoded again; the query as the client sent it
+  const target = `${encodeURI(`${req.scriptName}${req.pathInfo}` || "/")}${req.query ? `?${req.query}` : ""}`;
+  const lines = [`${req.method} ${target} HTTP/1.1`];
+  for (const [k, v] of req.headers) if (k !== "content-length" && k !== "transfer-encoding") lines.push(`${k}: ${v}`);
+  lines.push(`content-length: ${req.body.length}`);
+  return concat(new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`), req.body);
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
