@@ -10,20 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadArgsError, BadOutputError, JsError, JsMemoryError, JsStackError, JsSyntaxError, StackOverflowError, WaspError } from "../src/index.ts";
 import { decodeJsReply, encodeJsCall, enginePath, jsFault, jsFiles, jsLimits, JS_MODULE_PATH, JS_WARMUP_PATH, MAX_JS_ARGS } from "../src/js/engine.ts";
+import { thrown } from "./support.ts";
 
 const limits = { heap: 32 << 20, stack: 768 << 10 };
 const of = { limits, maxOutput: 1 << 20, fileName: "h.js" };
 const bytes = (s: string) => new TextEncoder().encode(s);
 const reply = (status: number, stdout: string, stdoutTruncated = false) => ({ status, stdout: bytes(stdout), stdoutTruncated });
-
-function thrown(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected an error");
-}
 
 describe("decodeJsReply", () => {
   test("a result, undefined, and each error class from the engine's envelope", () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadArgsError, BadOutputError, JsError, JsMemoryError, JsStackError, JsSyntaxError, TimeoutError, Virtine, WorkerPool } from "../src/index.ts";
-import { openFds, slow } from "./support.ts";
+import { openFds, rejection, slow, thrown } from "./support.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "wasp-js-"));
 const workers = new WorkerPool({ size: 2 });
@@ -16,24 +16,6 @@ afterAll(async () => {
   await workers.close();
   rmSync(tmp, { recursive: true, force: true });
 });
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected a rejection");
-}
-
-function thrown(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected an error");
-}
 
 describe("calls", () => {
   test("JSON in and out, on a worker and on this thread; several arguments; undefined; a Promise", async () => {

@@ -10,18 +10,10 @@ import { checkRoute, serveConfig } from "../src/serve/config.ts";
 import { encodeHttpRequest, jsRequest, jsResponse, type ServedFunction } from "../src/serve/functions.ts";
 import { route, statusOf } from "../src/serve/server.ts";
 import { JsError, QueueFullError, TimeoutError } from "../src/errors.ts";
+import { thrown } from "./support.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
-
-function thrown(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  throw new Error("expected an error");
-}
 
 describe("parseCgiResponse", () => {
   test("status, headers and body; LF or CRLF; Location without Status is 302", () => {

@@ -147,3 +147,23 @@ export function slow(ms: number): number {
   const scale = Number(process.env.WASP_TEST_TIME_SCALE);
   return Number.isFinite(scale) && scale >= 1 ? ms * scale : ms;
 }
+
+/** What `f` throws (the test fails if it throws nothing). */
+export function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  throw new Error("expected an error");
+}
+
+/** What `p` rejects with (the test fails if it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error("expected a rejection");
+}

@@ -70,22 +70,22 @@ export async function loadFunction(config: FunctionConfig, workers: WorkerPool):
   return new ImageFunction(config, v);
 }
 
-abstract class Base implements ServedFunction {
+/** A function on a virtine of some kind: the kinds differ only in how a request reaches it. */
+abstract class Base<V extends { closeAsync(): Promise<void> }> implements ServedFunction {
   inflight = 0;
   abstract readonly kind: FunctionKind;
-  constructor(readonly config: FunctionConfig) {}
+  constructor(
+    readonly config: FunctionConfig,
+    readonly v: V,
+  ) {}
   abstract handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse>;
-  abstract close(): Promise<void>;
+  close(): Promise<void> {
+    return this.v.closeAsync();
+  }
 }
 
-class LinuxFunction extends Base {
+class LinuxFunction extends Base<Virtine> {
   readonly kind = "linux" as const;
-  constructor(
-    config: FunctionConfig,
-    readonly v: Virtine,
-  ) {
-    super(config);
-  }
   async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
     const env = { ...this.config.env, ...cgiEnvironment(req) };
     const r = await this.v.run({ input: req.body, env, signal });
@@ -93,43 +93,21 @@ class LinuxFunction extends Base {
     if (r.output.length === 0) throw new CgiError(`the program exited with status ${r.status} without a response`);
     return parseCgiResponse(r.output);
   }
-  close(): Promise<void> {
-    return this.v.closeAsync();
-  }
 }
 
-class ImageFunction extends Base {
+class ImageFunction extends Base<Virtine> {
   readonly kind = "image" as const;
-  constructor(
-    config: FunctionConfig,
-    readonly v: Virtine,
-  ) {
-    super(config);
-  }
   async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
     const r = await this.v.run({ input: encodeHttpRequest(req), signal });
     if (r.output.length === 0) return { status: 200, headers: [["Content-Type", "text/plain; charset=utf-8"]], body: new TextEncoder().encode(`${r.value}\n`) };
     return parseCgiResponse(r.output);
   }
-  close(): Promise<void> {
-    return this.v.closeAsync();
-  }
 }
 
-class JsFunction extends Base {
+class JsFunction extends Base<JsVirtine> {
   readonly kind = "js" as const;
-  constructor(
-    config: FunctionConfig,
-    readonly v: JsVirtine,
-  ) {
-    super(config);
-  }
   async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
-    const value = await this.v.call(jsRequest(req), { signal });
-    return jsResponse(value);
-  }
-  close(): Promise<void> {
-    return this.v.closeAsync();
+    return jsResponse(await this.v.call(jsRequest(req), { signal }));
   }
 }
 

@@ -75,6 +75,8 @@ export class WaspServer {
       port: this.config.port,
       // the per-function limits answer 413 as JSON; this one only bounds what Bun buffers
       maxRequestBodySize: Math.max(...this.config.functions.map((f) => f.maxBody), 1) + (1 << 20),
+      // a connection waiting for its response is not idle: past the longest deadline (Bun's most is 255 s)
+      idleTimeout: Math.min(255, Math.max(30, Math.ceil(Math.max(...this.config.functions.map((f) => f.timeoutMs)) / 1000) + 10)),
       fetch: (req, server) => this.#fetch(req, server),
       error: (e) => {
         this.#log(JSON.stringify({ level: "error", msg: "request failed in the server", error: String(e) }));
