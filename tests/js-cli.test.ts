@@ -72,6 +72,14 @@ describe("wasp invoke handler.js", () => {
   }, slow(120_000));
 });
 
+test("wasp bench runs the engine natively for js_native, from the standalone binary too", () => {
+  const r = wasp(["bench", "--filter", "^js_native_warm$", "--runs", "5", "--json"]);
+  expect(r.status).toBe(0);
+  const line = JSON.parse(r.stdout.trim());
+  expect([line.name, line.unit, line.n]).toEqual(["js_native_warm", "us", 5]);
+  expect(line.median).toBeGreaterThan(0);
+}, slow(120_000));
+
 describe("wasp snapshot handler.js", () => {
   test("a warmed-up snapshot file: wasp invoke FILE resumes it; inspect names it", () => {
     const snap = join(tmp, "h.snap");

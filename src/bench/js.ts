@@ -88,9 +88,17 @@ function snapshotFile(warmup: number): string {
   return path;
 }
 
+/** The engine as a file the host can execute: where it is, or — in the standalone binary, which embeds it — a copy. */
+function nativeEngine(): string {
+  if (!enginePath.startsWith("/$bunfs")) return enginePath;
+  const path = join(workDir(), "js.elf");
+  writeFileSync(path, jsEngine(), { mode: 0o755 });
+  return path;
+}
+
 /** The engine run natively by itself (`js.elf --bench`), timing its own calls: µs per call. */
 function native(name: string, mode: "cold" | "warm", runs: number): SeriesResult {
-  const p = Bun.spawnSync([enginePath, "--bench", mode, String(runs), moduleFile(), "[]"], { env: {} });
+  const p = Bun.spawnSync([nativeEngine(), "--bench", mode, String(runs), moduleFile(), "[]"], { env: {} });
   if (p.exitCode !== 0) throw new Error(`${name}: the native engine exited with ${p.exitCode}: ${p.stderr.toString()}`);
   const samples = p.stdout.toString().trim().split("\n").map((l) => Number(l) / 1000);
   if (samples.length !== runs || samples.some((s) => !Number.isFinite(s))) throw new Error(`${name}: the native engine gave ${samples.length} samples for ${runs}`);
