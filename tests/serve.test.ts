@@ -138,6 +138,23 @@ describe("errors are statuses, never internals", () => {
 });
 
 describe("operations", () => {
+  test("a request without a Host header (HTTP/1.0, a balancer's health check) is served", async () => {
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+      socket: {
+        data(s, d) {
+          (s.data as { got: string }).got += new TextDecoder().decode(d);
+        },
+      },
+      data: { got: "" },
+    });
+    socket.write("GET /readyz HTTP/1.0\r\n\r\n");
+    for (let i = 0; i < 100 && !(socket.data as { got: string }).got.includes("ready"); i++) await Bun.sleep(slow(20));
+    expect((socket.data as { got: string }).got).toStartWith("HTTP/1.1 200");
+    socket.end();
+  }, slow(60_000));
+
   test("/healthz, /readyz, /metrics", async () => {
     expect(await (await fetch(`${base}/healthz`)).text()).toBe("ok\n");
     expect((await fetch(`${base}/readyz`)).status).toBe(200);

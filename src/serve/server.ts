@@ -166,7 +166,8 @@ export class WaspServer {
   async #fetch(req: Request, server: Server<undefined>): Promise<Response> {
     const id = newId();
     const started = performance.now();
-    const url = new URL(req.url);
+    // a request without a Host header (HTTP/1.0, a load balancer's health check) has a bare path
+    const url = new URL(req.url, `http://${this.config.host}:${this.port}`);
     const method = req.method.toUpperCase();
     // the server's own endpoints
     if (url.pathname === "/healthz") return text(200, "ok\n", id);
