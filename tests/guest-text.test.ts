@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { runs } from "./fuzz.ts";
 import { escapeGuestLine, escapeGuestText } from "../src/guest-text.ts";
-import { GuestPanicError } from "../src/errors.ts";
+import { GuestPanicError, JsError, QueueFullError, TimeoutError } from "../src/errors.ts";
 import { decodeError, encodeError } from "../src/api/wire.ts";
 
 const encoder = new TextEncoder();
@@ -197,5 +197,15 @@ describe("GuestPanicError quotes the guest safely", () => {
     expect(e).toBeInstanceOf(GuestPanicError);
     expect(e.message).toBe("the guest panicked: a\\nb\\u{202e}");
     expect((e as GuestPanicError).guestMessage).toBe("a\nb\u202e");
+  });
+
+  test("an error's class is found by its code, not its name (a minifier renames classes)", () => {
+    const encoded = JSON.parse(encodeError(new TimeoutError(250)));
+    const e = decodeError(JSON.stringify({ ...encoded, name: "Ge" }));
+    expect(e).toBeInstanceOf(TimeoutError);
+    expect((e as TimeoutError).timeoutMs).toBe(250);
+    for (const err of [new JsError("TypeError", "m", "", "call"), new QueueFullError(3), new GuestPanicError("p")]) {
+      expect(decodeError(JSON.stringify({ ...JSON.parse(encodeError(err)), name: "X" }))).toBeInstanceOf(err.constructor as never);
+    }
   });
 });

@@ -177,9 +177,12 @@ describe("operations", () => {
 
 describe("the command line", () => {
   test("wasp serve --route: serves, then SIGTERM drains and exits 0", async () => {
-    const p = Bun.spawn([WASP, "serve", "--route", `/h=${guest("httphello")}`, "--port", "0", "--warm-calls", "1"], { stderr: "pipe", stdout: "pipe" });
+    const p = Bun.spawn([WASP, "serve", "--route", `/h=${guest("httphello")}`, "--port", "0", "--warm-calls", "1", "--timeout", String(slow(500))], { stderr: "pipe", stdout: "pipe" });
     const url = await listeningUrl(p.stderr);
     expect((await fetch(`${url}h/y`)).status).toBe(200);
+    // errors cross from the workers by their code: the standalone binary's classes are minified
+    expect((await fetch(`${url}h/panic`)).status).toBe(502);
+    expect((await fetch(`${url}h/spin`)).status).toBe(504);
     p.kill("SIGTERM");
     expect(await p.exited).toBe(0);
   }, slow(120_000));

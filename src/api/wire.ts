@@ -29,6 +29,30 @@ const CLASSES: Record<string, { prototype: object }> = {
   CompileError,
 };
 
+/** Each class by its code: codes are stable, while a class's name is what a minifier leaves of it. */
+const BY_CODE = new Map<string, { prototype: object }>([
+  ["WASP_SYSCALL", errors.SyscallError],
+  ["WASP_KVM_UNAVAILABLE", errors.KvmUnavailableError],
+  ["WASP_BAD_IMAGE", errors.BadImageError],
+  ["WASP_BAD_SNAPSHOT", errors.BadSnapshotError],
+  ["WASP_BAD_ARGS", errors.BadArgsError],
+  ["WASP_GUEST_FAULT", errors.GuestFaultError],
+  ["WASP_MEMORY_FAULT", errors.MemoryFaultError],
+  ["WASP_POLICY", errors.PolicyViolationError],
+  ["WASP_TIMEOUT", errors.TimeoutError],
+  ["WASP_GUEST_PANIC", errors.GuestPanicError],
+  ["WASP_CANCELLED", errors.CancelledError],
+  ["WASP_QUEUE_FULL", errors.QueueFullError],
+  ["WASP_CLOSED", errors.ClosedError],
+  ["WASP_BAD_OUTPUT", errors.BadOutputError],
+  ["WASP_STACK_OVERFLOW", errors.StackOverflowError],
+  ["WASP_COMPILE", CompileError],
+  ["WASP_JS_SYNTAX", errors.JsSyntaxError],
+  ["WASP_JS_ERROR", errors.JsError],
+  ["WASP_JS_MEMORY", errors.JsMemoryError],
+  ["WASP_JS_STACK", errors.JsStackError],
+]);
+
 interface Encoded {
   name: string;
   code: string;
@@ -53,7 +77,8 @@ export function encodeError(e: unknown): string {
 /** Rebuilds the error on this side of the boundary, with a stack trace of this thread. */
 export function decodeError(text: string): WaspError {
   const raw = JSON.parse(text, (_, v) => (v && typeof v === "object" && typeof v.$bigint === "string" ? BigInt(v.$bigint) : v)) as Encoded;
-  const cls = CLASSES[raw.name] ?? WaspError;
+  // by code, which is stable: a class's name is what a minifier leaves of it
+  const cls = BY_CODE.get(raw.code) ?? CLASSES[raw.name] ?? WaspError;
   const e = Object.create(cls.prototype) as WaspError;
   Object.defineProperty(e, "message", { value: raw.message, writable: true, configurable: true });
   Object.assign(e, raw.fields, { code: raw.code, name: raw.name });
