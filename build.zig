@@ -35,6 +35,7 @@ const native_guests = [_][]const u8{
     "sum6",
     "snaptwice",
     "httphello",
+    "httpstatic", // the paper's fig. 13 page (src/bench/http.ts)
 };
 
 /// Raw real-mode images: guests/raw/NAME.s -> guests/NAME.bin.

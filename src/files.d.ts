@@ -20,3 +20,7 @@ declare module "*.elf" {
   const path: string;
   export default path;
 }
+declare module "*.page" {
+  const path: string;
+  export default path;
+}

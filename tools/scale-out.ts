@@ -6,9 +6,8 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ROOT, startNode, WASP, type ServeNode } from "./serve-node.ts";
 
-const ROOT = join(import.meta.dir, "..");
-const WASP = join(ROOT, "dist/wasp");
 const GUEST = join(ROOT, "dist/guests/httphello.bin");
 const CONNECTIONS = 4;
 const SECONDS = Number(process.env.WASP_SCALE_SECONDS ?? 8);
@@ -27,31 +26,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts a node; resolves with its port once it says it is ready (its log read to the end, kept). */
-async function node(name: string): Promise<{ proc: Bun.Subprocess<"ignore", "ignore", "pipe">; port: number; log: string[] }> {
-  const proc = Bun.spawn([WASP, "serve", "--route", `/h=${GUEST}`, "--port", "0", "--warm-calls", "10", "--no-access-log"], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  const log: string[] = [];
-  let port = 0;
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  const reading = (async () => {
-    let buf = "";
-    for await (const chunk of proc.stderr) {
-      buf += new TextDecoder().decode(chunk);
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        log.push(line);
-        const l = JSON.parse(line);
-        if (l.msg === "listening") port = Number(new URL(l.url).port);
-        if (l.msg === "ready") onReady();
-      }
-    }
-  })();
-  await Promise.race([ready, reading.then(async () => Promise.reject(new Error(`node ${name} exited before it was ready (status ${await proc.exited}): ${log.join(" | ")}`)))]);
-  console.log(`scale-out: node ${name} ready on port ${port}`);
-  return { proc, port, log };
+async function node(name: string): Promise<ServeNode> {
+  const n = await startNode(name, ["--route", `/h=${GUEST}`, "--warm-calls", "10", "--no-access-log"]);
+  console.log(`scale-out: node ${name} ready on port ${n.port}`);
+  return n;
 }
 
 const haproxyBin = need("haproxy");

@@ -6,9 +6,8 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ROOT, startNode } from "./serve-node.ts";
 
-const ROOT = join(import.meta.dir, "..");
-const WASP = join(ROOT, "dist/wasp");
 const GUEST = join(ROOT, "dist/guests/httphello.bin");
 const SECONDS = Number(process.env.WASP_SOAK_SECONDS ?? 60);
 const CONNECTIONS = 4;
@@ -23,27 +22,7 @@ if (!wrkBin) {
   process.exit(2);
 }
 
-const proc = Bun.spawn([WASP, "serve", "--route", `/h=${GUEST}`, "--port", "0", "--timeout", "250", "--warm-calls", "50", "--no-access-log"], { stdout: "ignore", stderr: "pipe" });
-const log: string[] = [];
-let port = 0;
-let onReady: () => void = () => {};
-const ready = new Promise<void>((resolve) => (onReady = resolve));
-void (async () => {
-  let buf = "";
-  for await (const chunk of proc.stderr) {
-    buf += new TextDecoder().decode(chunk);
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      log.push(line);
-      const l = JSON.parse(line);
-      if (l.msg === "listening") port = Number(new URL(l.url).port);
-      if (l.msg === "ready") onReady();
-    }
-  }
-})();
-await ready;
+const { proc, port, log } = await startNode("soak", ["--route", `/h=${GUEST}`, "--timeout", "250", "--warm-calls", "50", "--no-access-log"]);
 
 const fds = () => readdirSync(`/proc/${proc.pid}/fd`).length;
 const rssKiB = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))?.[1] ?? NaN);

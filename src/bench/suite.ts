@@ -15,6 +15,7 @@ import { API_SERIES } from "./api.ts";
 import { LINUX_SERIES } from "./linux.ts";
 import { HOST_SERIES } from "./host.ts";
 import { JS_BESIDE, JS_SERIES } from "./js.ts";
+import { HTTP_BESIDE, HTTP_SERIES } from "./http.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -107,7 +108,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...HTTP_SERIES);
 
 /** Every result name the suite reports, in order: what --filter matches and --list prints. */
 export const SERIES_NAMES = SERIES.flatMap(reportsOf);
@@ -149,6 +150,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   host_function: "hypercall",
   host_function_worker: "host_function",
   ...JS_BESIDE,
+  ...HTTP_BESIDE,
 };
 
 /**

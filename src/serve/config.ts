@@ -26,6 +26,8 @@ export interface FunctionConfig {
   files: Record<string, string>;
   /** a JavaScript handler's warm-up inputs (before its snapshot) */
   warmup?: unknown[];
+  /** honour the guest's snapshot point (default true; false: every request starts at its entry) */
+  snapshot: boolean;
 }
 
 export interface ServeConfig {
@@ -98,7 +100,7 @@ function table(v: unknown, what: string): Record<string, string> {
   return v as Record<string, string>;
 }
 
-const FUNCTION_KEYS = new Set(["name", "route", "image", "methods", "timeout_ms", "memory", "max_body", "concurrency", "allow", "env", "files", "warmup"]);
+const FUNCTION_KEYS = new Set(["name", "route", "image", "methods", "timeout_ms", "memory", "max_body", "concurrency", "allow", "env", "files", "warmup", "snapshot"]);
 const TOP_KEYS = new Set(["host", "port", "workers", "max_queue", "grace_ms", "warm_calls", "access_log", "timeout_ms", "max_body", "function"]);
 
 /** One function of a config file or of `--route`, its paths resolved from `base`. */
@@ -121,6 +123,7 @@ export function functionConfig(raw: Record<string, unknown>, at: string, base: s
     files[g] = resolve(base, h);
   }
   if (raw.warmup !== undefined && !Array.isArray(raw.warmup)) throw new BadArgsError(`${at}.warmup is not a list of inputs`);
+  if (raw.snapshot !== undefined && typeof raw.snapshot !== "boolean") throw new BadArgsError(`${at}.snapshot is not true or false`);
   return {
     name,
     route,
@@ -134,6 +137,7 @@ export function functionConfig(raw: Record<string, unknown>, at: string, base: s
     env: raw.env === undefined ? {} : table(raw.env, `${at}.env`),
     files,
     warmup: raw.warmup as unknown[] | undefined,
+    snapshot: (raw.snapshot as boolean | undefined) ?? true,
   };
 }
 

@@ -53,7 +53,7 @@ export function kindOf(path: string): FunctionKind {
 /** Loads a function: its virtine made and checked (a bad image or option rejects here). */
 export async function loadFunction(config: FunctionConfig, workers: WorkerPool): Promise<ServedFunction> {
   const kind = kindOf(config.image);
-  const common = { workers, timeoutMs: config.timeoutMs, allow: config.allow, ...(config.memory !== undefined && { memory: config.memory }) };
+  const common = { workers, timeoutMs: config.timeoutMs, allow: config.allow, snapshot: config.snapshot, ...(config.memory !== undefined && { memory: config.memory }) };
   if (kind === "js") {
     const js = /\.m?js$/i.test(config.image)
       ? await Virtine.fromJs(readFileSync(config.image), { ...common, name: config.image.split("/").pop(), warmup: config.warmup })

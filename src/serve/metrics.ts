@@ -14,6 +14,13 @@ export class ServeMetrics {
   });
   readonly #inflight = new Gauge({ name: "wasp_requests_in_flight", help: "Requests being served, by function", labelNames: ["function"], registers: [this.registry] });
   readonly #queue = new Gauge({ name: "wasp_queue_depth", help: "Calls waiting for a worker thread", registers: [this.registry] });
+  readonly #stages = new Histogram({
+    name: "wasp_request_stage_seconds",
+    help: "Where a request's time went: route (routing, checks), body (reading it), prepare (the guest's request), call (a worker: queue, VM, guest)",
+    labelNames: ["function", "stage"],
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1, 1],
+    registers: [this.registry],
+  });
   readonly #cold = new Counter({ name: "wasp_cold_starts_total", help: "Requests served before their function was warm (start-up, reload)", labelNames: ["function"], registers: [this.registry] });
 
   get contentType(): string {
@@ -27,6 +34,11 @@ export class ServeMetrics {
 
   inflight(fn: string, delta: number): void {
     this.#inflight.inc({ function: fn }, delta);
+  }
+
+  /** A request's stages, in ms. */
+  stages(fn: string, ms: Readonly<Record<string, number>>): void {
+    for (const [stage, v] of Object.entries(ms)) this.#stages.observe({ function: fn, stage }, v / 1000);
   }
 
   coldStart(fn: string): void {

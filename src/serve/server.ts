@@ -21,6 +21,8 @@ interface Routes {
 export interface ServeOptions {
   /** where log lines go (default: stderr) */
   log?: (line: string) => void;
+  /** functions made by the embedder (a TypeScript handler beside the virtines: the benchmarks' native baseline), routed like the configured ones */
+  extra?: readonly ServedFunction[];
 }
 
 let nextId = 0;
@@ -59,24 +61,26 @@ export class WaspServer {
   #inflight = 0;
   #drained: (() => void) | undefined;
   readonly #log: (line: string) => void;
+  readonly #extra: readonly ServedFunction[];
 
   constructor(config: ServeConfig, opts: ServeOptions = {}) {
     this.config = config;
+    this.#extra = opts.extra ?? [];
     this.#log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.workers = new WorkerPool({ size: config.workers, maxQueue: config.maxQueue });
   }
 
   /** Loads every function (a bad one rejects: nothing is served), listens, warms them up. */
   async start(): Promise<void> {
-    const functions = await this.#load(this.config.functions);
+    const functions = [...(await this.#load(this.config.functions)), ...this.#extra].sort((a, b) => b.config.route.length - a.config.route.length);
     this.#routes = { functions, ready: false };
     this.#server = Bun.serve({
       hostname: this.config.host,
       port: this.config.port,
       // the per-function limits answer 413 as JSON; this one only bounds what Bun buffers
-      maxRequestBodySize: Math.max(...this.config.functions.map((f) => f.maxBody), 1) + (1 << 20),
+      maxRequestBodySize: Math.max(...functions.map((f) => f.config.maxBody), 1) + (1 << 20),
       // a connection waiting for its response is not idle: past the longest deadline (Bun's most is 255 s)
-      idleTimeout: Math.min(255, Math.max(30, Math.ceil(Math.max(...this.config.functions.map((f) => f.timeoutMs)) / 1000) + 10)),
+      idleTimeout: Math.min(255, Math.max(30, Math.ceil(Math.max(...functions.map((f) => f.config.timeoutMs)) / 1000) + 10)),
       fetch: (req, server) => this.#fetch(req, server),
       error: (e) => {
         this.#log(JSON.stringify({ level: "error", msg: "request failed in the server", error: String(e) }));
@@ -102,9 +106,10 @@ export class WaspServer {
    * requests in flight are done. A configuration that does not load leaves the old one serving.
    */
   async reload(configs: readonly FunctionConfig[]): Promise<void> {
-    const functions = await this.#load(configs);
-    await this.#warm(functions);
-    const old = this.#routes.functions;
+    const loaded = await this.#load(configs);
+    await this.#warm(loaded);
+    const old = this.#routes.functions.filter((f) => !this.#extra.includes(f));
+    const functions = [...loaded, ...this.#extra].sort((a, b) => b.config.route.length - a.config.route.length);
     this.#routes = { functions, ready: true };
     this.#log(JSON.stringify({ level: "info", msg: "reloaded", functions: functions.map((f) => ({ name: f.config.name, route: f.config.route, kind: f.kind })) }));
     await Promise.all(old.map((f) => closeWhenIdle(f)));
@@ -202,7 +207,9 @@ export class WaspServer {
     this.metrics.inflight(f.config.name, 1);
     if (!this.#routes.ready) this.metrics.coldStart(f.config.name);
     try {
+      const bodyStarted = performance.now();
       const body = await readBody(req, f.config.maxBody);
+      const bodyRead = performance.now();
       if (body === undefined) return this.#finish(errorResponse(413, id), id, started, method, path, f);
       const scriptName = f.config.route === "/" ? "" : f.config.route;
       const info: RequestInfo = {
@@ -218,7 +225,9 @@ export class WaspServer {
         serverPort: Number(url.port) || this.port,
       };
       let res: GuestResponse;
+      let callStarted = 0;
       try {
+        callStarted = performance.now();
         res = await f.handle(info, req.signal);
       } catch (e) {
         const status = statusOf(e);
@@ -226,9 +235,15 @@ export class WaspServer {
         if (status === 503) r.headers.set("Retry-After", "1");
         return this.#finish(r, id, started, method, path, f, e instanceof Error ? `${e.name}: ${e.message}` : String(e));
       }
+      const called = performance.now();
       const headers = new Headers();
       for (const [k, v] of res.headers) headers.append(k, v);
       headers.set("X-Request-Id", id);
+      // where the request's time went (ms): routing and checks, reading the body, preparing the
+      // call (meta-variables, the request's encoding), the call on a worker (queue, VM, guest)
+      const stages = { route: bodyStarted - started, body: bodyRead - bodyStarted, prepare: callStarted - bodyRead, call: called - callStarted };
+      headers.set("Server-Timing", Object.entries(stages).map(([k, v]) => `${k};dur=${v.toFixed(3)}`).join(", "));
+      this.metrics.stages(f.config.name, stages);
       return this.#finish(new Response(method === "HEAD" ? null : res.body, { status: res.status, headers }), id, started, method, path, f);
     } finally {
       f.inflight--;
