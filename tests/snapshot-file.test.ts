@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Runner } from "../src/virtine/runner.ts";
 import { SnapshotFile, HEADER, DATA_OFFSET, FORMAT_VERSION, FLAG_NATIVE, FLAG_PRIVILEGED } from "../src/snapshot/file.ts";
 import { kvm_sregs, kvm_segment, XSAVE_MXCSR } from "../ffi/kvm.ts";
-import { slow, openFds } from "./support.ts";
+import { slow, openFds, kvmShadowPaging } from "./support.ts";
 import { systemKvm } from "../src/kvm/system.ts";
 import { EXIT_STATUS, WaspError } from "../src/errors.ts";
 import { guest, wasp } from "./support.ts";
@@ -258,10 +258,11 @@ test("the virtines of a process share one sealed copy of the file, and none maps
     const copies = smaps.filter((b) => b.split("\n")[0].includes("memfd:wasp-snapshot:inittable.snap"));
     expect(copies.length).toBeGreaterThanOrEqual(4); // the snapshot's own view and each shell's
     const shared = copies.map((b) => Number(/Shared_Clean:\s+(\d+) kB/.exec(b)?.[1] ?? 0)).reduce((a, b) => a + b, 0);
-    if (process.env.WASP_TEST_TIME_SCALE === undefined) expect(shared).toBeGreaterThan(0);
-    // In the emulated machine of tools/kvm-vm.sh (kvm_amd, shadow paging) the guests' reads left
-    // no page shared (an open question, in the issue notes): said loudly there, not asserted.
-    else if (shared === 0) console.warn("snapshot-file: emulated KVM: the sealed copy's pages were not shared between the views (asserted only on a real KVM)");
+    if (!kvmShadowPaging()) expect(shared).toBeGreaterThan(0);
+    // Under KVM's shadow paging (the emulated machine of tools/kvm-vm.sh, and KVM on PVM) the
+    // guests' reads left no page shared (an open question, in the issue notes): said loudly
+    // there, not asserted.
+    else if (shared === 0) console.warn("snapshot-file: KVM with shadow paging: the sealed copy's pages were not shared between the views (asserted only with hardware paging)");
   } finally {
     for (const v of virtines) v.close();
   }
@@ -333,17 +334,23 @@ describe("hostile snapshot files", () => {
     expect(v.run([2]).value).toBe(before);
   });
 
-  test("a state KVM refuses is WASP_BAD_SNAPSHOT, and 200 tries leak no fd and no mapping", () => {
-    // PAT with a reserved memory type (2) in every entry: KVM_SET_MSRS refuses it
+  test("a reserved PAT is WASP_BAD_SNAPSHOT, and 200 tries leak no fd and no mapping", () => {
+    // PAT with a reserved memory type (2) in every entry: wasp refuses it itself (KVM on hardware
+    // refuses it too; KVM on PVM was seen to take it)
     const pat = rawVariant("msr-pat.snap", (_, dv) => {
       for (let i = 0; i < dv.getUint32(HEADER.MSRS, true); i++) {
         if (dv.getUint32(HEADER.MSRS + 8 + i * 16, true) === 0x277) dv.setBigUint64(HEADER.MSRS + 8 + i * 16 + 8, 0x0202020202020202n, true);
       }
     });
     const maps = () => readFileSync("/proc/self/maps", "utf8").split("\n").length;
-    const fds0 = openFds();
-    const maps0 = maps();
+    let fds0 = openFds();
+    let maps0 = maps();
     for (let i = 0; i < 200; i++) {
+      if (i === 1) {
+        // after the first try: the host's state for privileged guests is made once per process, on first use
+        fds0 = openFds();
+        maps0 = maps();
+      }
       let e: unknown;
       try {
         // refused when the runner is made (its constructor closes what it opened) or at its first
@@ -355,13 +362,26 @@ describe("hostile snapshot files", () => {
       }
       expect(e).toBeInstanceOf(WaspError);
       expect((e as WaspError).code).toBe("WASP_BAD_SNAPSHOT");
-      expect((e as WaspError).message).toMatch(/KVM refused the snapshot's value of model-specific register 0x277/);
+      expect((e as WaspError).message).toMatch(/model-specific register 0x277 \(PAT\) holds a reserved memory type/);
     }
     expect(openFds()).toBe(fds0);
     expect(maps()).toBeLessThanOrEqual(maps0 + 4);
     const cli = wasp(["invoke", pat, "2"]);
     expect(cli.status).toBe(EXIT_STATUS.WASP_BAD_SNAPSHOT);
-    expect(cli.stderr).toMatch(/^wasp: .*model-specific register 0x277\n$/);
+    expect(cli.stderr).toMatch(/^wasp: .*model-specific register 0x277 \(PAT\) holds a reserved memory type in entry 0\n$/);
+  });
+
+  test("an MSR holding a non-canonical address is refused before KVM sees it", () => {
+    const p = rawVariant("msr-fsbase.snap", (_, dv) => {
+      let found = false;
+      for (let i = 0; i < dv.getUint32(HEADER.MSRS, true); i++) {
+        if (dv.getUint32(HEADER.MSRS + 8 + i * 16, true) !== 0xc0000100) continue;
+        dv.setBigUint64(HEADER.MSRS + 8 + i * 16 + 8, 0x0000800000000000n, true);
+        found = true;
+      }
+      expect(found).toBe(true);
+    });
+    expect(refused(p).message).toMatch(/model-specific register 0xc0000100 holds a non-canonical address 0x800000000000/);
   });
 
   test("an XSAVE area KVM could not load is refused", () => {

@@ -1,5 +1,5 @@
 // Shared by the test files: paths to the built artifacts and the bundled toolchain.
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import * as libc from "../ffi/libc.ts";
 import { join, resolve } from "node:path";
@@ -166,4 +166,17 @@ export async function rejection(p: Promise<unknown>): Promise<unknown> {
     return e;
   }
   throw new Error("expected a rejection");
+}
+
+/**
+ * True when this machine's KVM maps guest memory by shadow paging rather than by hardware (EPT/NPT):
+ * KVM on PVM (module kvm_pvm), or kvm_intel/kvm_amd with ept/npt off — as in the emulated machine
+ * of tools/kvm-vm.sh. Some kernel accounting (page sharing between views) differs there.
+ */
+export function kvmShadowPaging(): boolean {
+  if (existsSync("/sys/module/kvm_pvm")) return true;
+  for (const p of ["/sys/module/kvm_intel/parameters/ept", "/sys/module/kvm_amd/parameters/npt"]) {
+    if (existsSync(p)) return !/^[Y1]/.test(readFileSync(p, "utf8"));
+  }
+  return false;
 }

@@ -68,7 +68,7 @@ export interface Result {
   console: string;
   /** true when console output passed `maxOutput` and the rest was dropped */
   consoleTruncated: boolean;
-  /** VM exits the call took (1 for a pure computation) */
+  /** VM exits the call took (1 for a pure computation; the host's own interruptions not counted) */
   exits: number;
   /** a Linux program's exit status (also `value`); undefined for other images */
   status?: number;

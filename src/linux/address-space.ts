@@ -12,7 +12,7 @@ import { BadArgsError, BadImageError } from "../errors.ts";
 import type { ElfExecutable } from "./elf.ts";
 import type { MemoryRegions } from "./memory.ts";
 import type { AccessRules } from "../memory/guest-access.ts";
-import { LINUX_ENTRY } from "./entry.ts";
+import { LINUX_ENTRY, LINUX_ENTRY_STACK_PAGE } from "./entry.ts";
 
 const PAGE = 4096;
 const REGION = 0x200000; // what one page-directory entry maps
@@ -44,8 +44,18 @@ export interface PagePermission {
 }
 const ABSENT: PagePermission = { present: false, user: false, write: false, exec: false };
 const HOST: PagePermission = { present: true, user: false, write: true, exec: false };
-/** the host's code: the exception handlers (in the IDT's page) and the system-call entry */
+/** the host's code the CPU enters at CPL0 by an exception: the handlers (in the IDT's page) */
 const HOST_CODE: PagePermission = { present: true, user: false, write: false, exec: true };
+/**
+ * The system-call entry and its stack (src/linux/entry.ts). KVM on PVM runs the code SYSCALL enters
+ * with user-mode page checks (an exception's handler it runs with supervisor ones): on a
+ * supervisor page the entry's first fetch faults. So both pages carry the user bit — the code
+ * read-only, the stack no-execute. Neither gives a guest anything: the code is wasp's own, public
+ * and unwritable, and runs harmlessly at CPL3 too; the stack holds only the RSP the guest had at
+ * its `syscall`, written by the entry before it is read back, with no guest instruction between.
+ */
+const ENTRY_CODE: PagePermission = { present: true, user: true, write: false, exec: true };
+const ENTRY_STACK: PagePermission = { present: true, user: true, write: true, exec: false };
 /** the entry trampoline: the guest runs it at CPL3 (FPU state, then the program's entry), never writes it */
 const TRAMPOLINE: PagePermission = { present: true, user: true, write: false, exec: true };
 const DATA: PagePermission = { present: true, user: true, write: true, exec: false };
@@ -105,7 +115,9 @@ export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number
 /** The permission of the page at `addr` (page-aligned) in `layout` of `elf`. */
 export function pagePermission(elf: ElfExecutable, layout: LinuxLayout, addr: number): PagePermission {
   if (addr >= layout.memory || addr < PAGE) return ABSENT;
-  if (addr === Layout.IDT || addr === LINUX_ENTRY) return HOST_CODE; // CPL0 only, not writable even there
+  if (addr === Layout.IDT) return HOST_CODE; // CPL0 only, not writable even there
+  if (addr === LINUX_ENTRY) return ENTRY_CODE;
+  if (addr === LINUX_ENTRY_STACK_PAGE) return ENTRY_STACK;
   if (addr === Layout.TRAMPOLINE) return TRAMPOLINE; // the guest's first instructions (start.ts)
   if (addr < Layout.HOST_END) return HOST; // the host's tables, GDT, TSS, the entry's stack: CPL0 only, NX
   if (addr < LINUX_LOW) return ABSENT; // the page tables of 4 KiB regions: walked by the CPU, never mapped

@@ -9,9 +9,13 @@
 import { Port } from "../abi/guest-abi.ts";
 import { SEL_KERNEL_CODE, SEL_USER_CODE, SEL_USER_DATA } from "../image/boot.ts";
 
-/** The entry's code page (supervisor, executable, read-only to the guest's user mode: unmapped for it). */
+/**
+ * The entry's code page: executable, read-only. It has the user bit, as has the entry's stack: KVM
+ * on PVM checks the accesses of the code SYSCALL enters as user-mode ones (src/linux/address-space.ts).
+ */
 export const LINUX_ENTRY = 0x1d000;
-/** The entry's stack: its top, and the slot above it where the guest's RSP is kept. Supervisor, NX. */
+/** The entry's stack page, its top, and the slot above it where the guest's RSP is kept. NX. */
+export const LINUX_ENTRY_STACK_PAGE = 0x8000;
 export const LINUX_ENTRY_STACK = 0x8ff0;
 export const LINUX_SAVED_RSP = 0x8ff8;
 

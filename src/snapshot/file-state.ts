@@ -73,6 +73,8 @@ export function mergeMsrs(file: Uint8Array, count: number, base: Uint8Array): Ui
     seen.add(index);
     if (fdv.getUint32(at + kvm_msr_entry.off("reserved"), true) !== 0) return `model-specific register 0x${index.toString(16)} has a non-zero reserved field`;
     const value = fdv.getBigUint64(at + kvm_msr_entry.off("data"), true);
+    const wrong = msrValueProblem(index, value);
+    if (wrong) return `model-specific register 0x${index.toString(16)} ${wrong}`;
     let placed = false;
     for (let j = 0; j < nOut; j++) {
       const o = kvm_msrs.size + j * kvm_msr_entry.size;
@@ -83,6 +85,26 @@ export function mergeMsrs(file: Uint8Array, count: number, base: Uint8Array): Ui
     if (!placed) return `model-specific register 0x${index.toString(16)} is not one this KVM lets wasp restore`;
   }
   return out;
+}
+
+/** The MSRs that hold an address: it must be canonical (48-bit, sign-extended). */
+const ADDRESS_MSRS = new Set([0xc0000082, 0xc0000083, 0xc0000100, 0xc0000101, 0xc0000102, 0x175, 0x176]);
+/** PAT's valid memory types: UC, WC, WT, WP, WB, UC- (2, 3 and 8 and up are reserved). */
+const PAT_TYPES = new Set([0, 1, 4, 5, 6, 7]);
+
+/**
+ * Why `value` cannot be MSR `index`'s, or undefined. Checked by wasp itself, not left to KVM: KVM on
+ * hardware refuses such values, but KVM on PVM was seen to take a reserved PAT type.
+ */
+function msrValueProblem(index: number, value: bigint): string | undefined {
+  if (ADDRESS_MSRS.has(index)) {
+    const top = value >> 47n;
+    if (top !== 0n && top !== (1n << 17n) - 1n) return `holds a non-canonical address 0x${value.toString(16)}`;
+  }
+  if (index === 0x277) {
+    for (let i = 0n; i < 8n; i++) if (!PAT_TYPES.has(Number((value >> (8n * i)) & 0xffn))) return `(PAT) holds a reserved memory type in entry ${i}`;
+  }
+  return undefined;
 }
 
 const SEGMENT_BYTES = kvm_segment.size;

@@ -127,7 +127,7 @@ export interface LinuxRunResult {
   stderr: Uint8Array;
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
-  /** VM exits the call took */
+  /** VM exits the call took (the host's own interruptions not counted) */
   exits: number;
   /** system calls the program made */
   syscalls: number;
@@ -489,6 +489,7 @@ export class LinuxProgram {
         throw new PolicyViolationError(`the program used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is not one of wasp's`, `port 0x${port.toString(16)}`);
       }
       if (reason === EXIT_INTERRUPTED) {
+        exits--; // the host's signal, not the guest's doing: a call's exits are its own, whatever the host's load
         deadline.consume();
         if (interrupted?.()) throw new CancelledError();
         if (deadline.expired()) throw new TimeoutError(this.timeoutMs);

@@ -103,7 +103,7 @@ export interface RunResult {
   console: Uint8Array;
   /** true when console output went past the cap and the excess was dropped */
   consoleTruncated: boolean;
-  /** VM exits this invocation took (1 for a pure computation) */
+  /** VM exits this invocation took (1 for a pure computation); the host's own interruptions (a signal to the thread) are not counted */
   exits: number;
 }
 
@@ -328,6 +328,7 @@ export class Runner {
       }
       if (reason === KVM_EXIT.HLT) return { value: vcpu.reg("rax"), exits };
       if (reason === EXIT_INTERRUPTED) {
+        exits--; // the host's signal, not the guest's doing: a call's exits are its own, whatever the host's load
         // this call's deadline; or a late timer of an earlier call, or another signal for this
         // thread: then run on
         this.#deadline.consume();
