@@ -36,6 +36,8 @@ const native_guests = [_][]const u8{
     "snaptwice",
     "httphello",
     "httpstatic", // the paper's fig. 13 page (src/bench/http.ts)
+    "aes_chunk", // the paper's OpenSSL experiment, a chunk per call (src/bench/aes.ts)
+    "aes", // a sealing service whose key lives only in its snapshot (docs/serve.md)
 };
 
 /// Raw real-mode images: guests/raw/NAME.s -> guests/NAME.bin.
@@ -64,6 +66,13 @@ const bench_guests = [_][]const u8{ "fib", "noop", "calls", "writes", "inittable
 fn isBenchGuest(name: []const u8) bool {
     for (bench_guests) |b| if (std.mem.eql(u8, b, name)) return true;
     return false;
+}
+
+/// The AES experiment's guest and its native counterpart (guests/aes_native.zig) are built alike:
+/// optimized for speed, safety off, for the baseline CPU (the same std.crypto code on both sides).
+fn optimizeOf(name: []const u8) std.builtin.OptimizeMode {
+    if (std.mem.eql(u8, name, "aes_chunk")) return .ReleaseFast;
+    return if (isBenchGuest(name)) .ReleaseSmall else .ReleaseSafe;
 }
 
 pub fn build(b: *std.Build) void {
@@ -98,7 +107,7 @@ pub fn build(b: *std.Build) void {
             .name = name,
             .root_source_file = .{ .path = "guests/sdk/root.zig" },
             .target = target,
-            .optimize = if (isBenchGuest(name)) .ReleaseSmall else .ReleaseSafe,
+            .optimize = optimizeOf(name),
             .single_threaded = true,
         });
         exe.addModule("guest", guest_mod);
@@ -142,6 +151,23 @@ pub fn build(b: *std.Build) void {
     }
 
     buildJs(b);
+    buildAesNative(b);
+}
+
+/// guests/aes_native.zig: the AES experiment's native baseline, a static Linux program installed as
+/// `<prefix>/guests/aes_native` (src/bench/aes.ts runs it).
+fn buildAesNative(b: *std.Build) void {
+    const exe = b.addExecutable(.{
+        .name = "aes_native",
+        .root_source_file = .{ .path = "guests/aes_native.zig" },
+        .target = .{ .cpu_arch = .x86_64, .os_tag = .linux, .abi = .musl, .cpu_model = .baseline },
+        .optimize = .ReleaseFast,
+        .single_threaded = true,
+    });
+    exe.linkage = .static;
+    exe.strip = true;
+    const install = b.addInstallArtifact(exe, .{ .dest_dir = .{ .override = .{ .custom = "guests" } } });
+    b.getInstallStep().dependOn(&install.step);
 }
 
 /// QuickJS's release as the npm package `qjsc` ships it.

@@ -24,3 +24,8 @@ declare module "*.page" {
   const path: string;
   export default path;
 }
+// the AES experiment's native program (a static Linux executable, no extension)
+declare module "*/aes_native" {
+  const path: string;
+  export default path;
+}

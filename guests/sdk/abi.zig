@@ -5,6 +5,19 @@
 
 pub const ABI_VERSION = 1;
 
+pub const FILE_NOT_GRANTED: u64 = 0xffffffffffffffff;
+
+pub const FileRead = struct {
+    pub const PATH_PTR = 0;
+    pub const PATH_LEN = 8;
+    pub const OFFSET = 16;
+    pub const BUF_PTR = 24;
+    pub const BUF_LEN = 32;
+    pub const SIZE = 40;
+    pub const MAX_PATH = 4096;
+    pub const MAX_READ = 16777216;
+};
+
 pub const HEADER_MAGIC: u64 = 0x3154525650534157;
 
 pub const HEADER_NAME_LEN = 24;
@@ -53,6 +66,7 @@ pub const HC_TIME: u64 = 3;
 pub const HC_RANDOM: u64 = 4;
 pub const HC_SNAPSHOT: u64 = 5;
 pub const HC_HOST: u64 = 6;
+pub const HC_FILE: u64 = 7;
 
 pub const Hypercall = enum(u64) {
     /// end the virtine; RDI is the result (granted by default)
@@ -69,6 +83,8 @@ pub const Hypercall = enum(u64) {
     snapshot = 5,
     /// call a host function the embedder gave this virtine: RDI = address of a HostCall request; RAX = the result's encoded length (written to the request's output buffer when it fits) (must be granted)
     host = 6,
+    /// read a file the host granted this virtine (its files option): RDI = address of a FileRead request; RAX = the file's size (the bytes from the request's offset copied into its buffer, as many as fit), or FILE_NOT_GRANTED (must be granted)
+    file = 7,
 
     pub fn defaultGranted(self: Hypercall) bool {
         return switch (self) {
@@ -79,6 +95,7 @@ pub const Hypercall = enum(u64) {
             .random => false,
             .snapshot => true,
             .host => false,
+            .file => false,
         };
     }
 };

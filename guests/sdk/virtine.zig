@@ -248,6 +248,51 @@ pub fn snapshot() u64 {
     return hypercall(abi.HC_SNAPSHOT, 0, 0, 0, 0);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Files the host granted this virtine (its `files` option, `wasp invoke --file GUEST=HOST`),
+// read-only, by the absolute path they were granted at. The host read them when the virtine was
+// loaded: every call sees the same bytes.
+
+const FileRequest = extern struct { path_ptr: u64, path_len: u64, offset: u64, buf_ptr: u64, buf_len: u64 };
+
+pub const FileError = error{ FileNotGranted, PathTooLong };
+
+/// Reads the granted file `path` from byte `offset` into `buf`; returns the bytes read (fewer than
+/// `buf.len` at the end of the file, none past it). error.FileNotGranted when the host granted no
+/// file at `path`.
+pub fn readFile(path: []const u8, offset: u64, buf: []u8) FileError![]u8 {
+    const size = try fileSize(path, offset, buf);
+    const n = if (offset >= size) 0 else @min(size - offset, buf.len, abi.FileRead.MAX_READ);
+    return buf[0..n];
+}
+
+/// The size of the granted file `path`, or error.FileNotGranted.
+pub fn fileLen(path: []const u8) FileError!u64 {
+    return fileSize(path, 0, &.{});
+}
+
+/// Reads all of the granted file `path` into `buf`, or error.NoSpaceLeft if it is larger.
+pub fn readWholeFile(path: []const u8, buf: []u8) (FileError || error{NoSpaceLeft})![]u8 {
+    var at: usize = 0;
+    while (true) {
+        const got = try readFile(path, at, buf[at..]);
+        at += got.len;
+        if (at == buf.len) {
+            if (try fileLen(path) > buf.len) return error.NoSpaceLeft;
+            return buf;
+        }
+        if (got.len == 0) return buf[0..at];
+    }
+}
+
+fn fileSize(path: []const u8, offset: u64, buf: []u8) FileError!u64 {
+    if (path.len > abi.FileRead.MAX_PATH) return error.PathTooLong;
+    var req = FileRequest{ .path_ptr = @intFromPtr(path.ptr), .path_len = path.len, .offset = offset, .buf_ptr = @intFromPtr(buf.ptr), .buf_len = buf.len };
+    const size = hypercall(abi.HC_FILE, @intFromPtr(&req), 0, 0, 0);
+    if (size == abi.FILE_NOT_GRANTED) return error.FileNotGranted;
+    return size;
+}
+
 /// End the virtine with an error: flush pending console output, then send `msg` through the
 /// `panic` hypercall. `@panic` and safety checks end up here (see root.zig).
 pub fn abort(msg: []const u8) noreturn {

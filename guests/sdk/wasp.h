@@ -20,6 +20,7 @@
 #define WASP_HC_RANDOM 4UL /* fill RDI (address) with RSI (length) random bytes from the host (must be granted) */
 #define WASP_HC_SNAPSHOT 5UL /* capture the guest's state once; later calls resume here with RAX = 1 (0 when captured or off) */
 #define WASP_HC_HOST 6UL /* call a host function the embedder gave this virtine: RDI = address of a HostCall request; RAX = the result's encoded length (written to the request's output buffer when it fits) (must be granted) */
+#define WASP_HC_FILE 7UL /* read a file the host granted this virtine (its files option): RDI = address of a FileRead request; RAX = the file's size (the bytes from the request's offset copied into its buffer, as many as fit), or FILE_NOT_GRANTED (must be granted) */
 
 #define WASP_STR_(x) #x
 #define WASP_STR(x) WASP_STR_(x)

@@ -28,6 +28,7 @@ export const Hypercalls = [
   { name: "random", nr: 4, defaultGranted: false, doc: "fill RDI (address) with RSI (length) random bytes from the host" },
   { name: "snapshot", nr: 5, defaultGranted: true, doc: "capture the guest's state once; later calls resume here with RAX = 1 (0 when captured or off)" },
   { name: "host", nr: 6, defaultGranted: false, doc: "call a host function the embedder gave this virtine: RDI = address of a HostCall request; RAX = the result's encoded length (written to the request's output buffer when it fits)" },
+  { name: "file", nr: 7, defaultGranted: false, doc: "read a file the host granted this virtine (its files option): RDI = address of a FileRead request; RAX = the file's size (the bytes from the request's offset copied into its buffer, as many as fit), or FILE_NOT_GRANTED" },
 ] as const;
 
 export type HypercallName = (typeof Hypercalls)[number]["name"];
@@ -153,6 +154,28 @@ export const HostCall = {
   /** most bytes of encoded arguments, and of an encoded result */
   MAX_BYTES: 1048576,
 } as const;
+
+/**
+ * The `file` hypercall: RDI points at a request of five u64 (offsets below): the file's path as
+ * granted (absolute, exactly as the host granted it), the offset to read from, the buffer. The
+ * files are the ones the embedder granted this virtine, read by the host when the virtine was
+ * loaded. Granting files grants the hypercall (as host functions grant `host`). A call copies at most MAX_READ bytes.
+ */
+export const FileRead = {
+  PATH_PTR: 0,
+  PATH_LEN: 8,
+  OFFSET: 16,
+  BUF_PTR: 24,
+  BUF_LEN: 32,
+  SIZE: 40,
+  /** longest path */
+  MAX_PATH: 4096,
+  /** most bytes one call copies (a larger buffer is filled this far) */
+  MAX_READ: 16777216,
+} as const;
+
+/** The `file` hypercall's RAX when the path is not one the host granted: 2^64 - 1. */
+export const FILE_NOT_GRANTED = 0xffffffffffffffffn;
 
 export const HEADER_MAGIC = 0x3154525650534157n; // "WASPVRT1" little-endian
 export const HEADER_NAME_LEN = 24;

@@ -144,8 +144,8 @@ export type EngineOptions = Pick<RunnerOptions, Exclude<(typeof ENGINE_OPTION_KE
   /** a Linux program's environment: "KEY=value" strings or { KEY: "value" } (default: empty) */
   env?: readonly string[] | Readonly<Record<string, string>>;
   /**
-   * read-only files a Linux program may open, by absolute guest path: bytes, or a host file's path
-   * (read once, at load)
+   * read-only files a Linux program may open, or a native guest read (the `file` hypercall), by
+   * absolute guest path: bytes, or a host file's path (read once, at load)
    */
   files?: Readonly<Record<string, Uint8Array | string>>;
 };

@@ -177,9 +177,10 @@ export class Virtine implements Disposable, AsyncDisposable {
           }
           return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, opts, snapshot);
         }
-        if (options.env !== undefined || options.files !== undefined) throw new BadArgsError(`${basename(path)}: env and files are for Linux programs, not a snapshot of a ${snapshot.info.native ? "native" : "raw"} image`);
-        const local = Runner.fromSnapshotFile(snapshot.loaded, localOptions(options));
-        return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, options, snapshot);
+        if (options.env !== undefined) throw new BadArgsError(`${basename(path)}: env is for Linux programs, not a snapshot of a ${snapshot.info.native ? "native" : "raw"} image`);
+        const opts = withGrantedFiles(options);
+        const local = Runner.fromSnapshotFile(snapshot.loaded, localOptions(opts));
+        return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, opts, snapshot);
       } catch (e) {
         snapshot.close();
         throw e;
@@ -223,11 +224,12 @@ export class Virtine implements Disposable, AsyncDisposable {
   }
 
   static #fromImageBytes(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine {
-    if (options.env !== undefined || options.files !== undefined) throw new BadArgsError(`${name}: env and files are for Linux programs; a wasp image takes integer arguments and input`);
+    if (options.env !== undefined) throw new BadArgsError(`${name}: env is for Linux programs; a wasp image takes integer arguments and input`);
     const raw = options.raw === true;
     const image = parseImage(bytes, name, { raw });
-    const local = new Runner(image, localOptions(options));
-    return new Virtine(local, { kind: "image", bytes: image.bytes, name, raw }, options);
+    const opts = withGrantedFiles(options);
+    const local = new Runner(image, localOptions(opts));
+    return new Virtine(local, { kind: "image", bytes: image.bytes, name, raw }, opts);
   }
 
   // -- on the calling thread --------------------------------------------------------------------
@@ -383,7 +385,7 @@ function engineOptions(o: VirtineOptions): EngineOptions {
 
 /** The options of the engine on the calling thread: the engine's, and the closures. */
 function localOptions(o: VirtineOptions): RunnerOptions {
-  const { env: _e, files: _f, ...runner } = engineOptions(o);
+  const { env: _e, ...runner } = engineOptions(o);
   return { ...runner, hostFunctions: o.hostFunctions };
 }
 

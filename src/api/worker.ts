@@ -226,7 +226,7 @@ function engineOf(virtines: Map<number, Entry>, id: number): Engine {
       const { dataSize: _, ...linux } = options;
       entry.engine = linuxEngine(spec.kind === "linux" ? LinuxProgram.fromBytes(spec.bytes, spec.name, linux) : LinuxProgram.fromSnapshotFile(spec.file, linux));
     } else {
-      const { env: _e, files: _f, ...runner } = options;
+      const { env: _e, ...runner } = options;
       entry.engine = spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.file, runner) : new Runner(parseImage(spec.bytes, spec.name, { raw: spec.raw }), runner);
     }
   }

@@ -10,9 +10,10 @@ import mode32 from "../../dist/guests/mode32_fib.bin" with { type: "file" };
 import mode64 from "../../dist/guests/mode64_fib.bin" with { type: "file" };
 import inittable from "../../dist/guests/inittable.bin" with { type: "file" };
 import httpstatic from "../../dist/guests/httpstatic.bin" with { type: "file" };
+import aesChunk from "../../dist/guests/aes_chunk.bin" with { type: "file" };
 import { parseImage, type Image } from "../image/image.ts";
 
-const GUESTS: Record<string, string> = { noop, calls, fib, writes, boot_fib: bootFib, mode16_fib: mode16, mode32_fib: mode32, mode64_fib: mode64, inittable, httpstatic };
+const GUESTS: Record<string, string> = { noop, calls, fib, writes, boot_fib: bootFib, mode16_fib: mode16, mode32_fib: mode32, mode64_fib: mode64, inittable, httpstatic, aes_chunk: aesChunk };
 
 export function embeddedBench(name: string): string {
   const p = GUESTS[name];

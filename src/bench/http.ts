@@ -2,8 +2,9 @@
 // virtine, driven by wrk (a real HTTP client, Debian's `wrk`) over loopback at fixed connections.
 // One `wasp serve` server (src/serve/) in this process serves the same static page five ways:
 //   http_native            a Bun function in the same server (the baseline)
-//   http_virtine           the Zig SDK guest guests/httpstatic.zig, a VM per request, no snapshot
-//   http_virtine_snapshot  the same resumed from its snapshot (the response built before it)
+//   http_virtine           the Zig SDK guest guests/httpstatic.zig reading the page from a granted
+//                          file, a VM per request, no snapshot
+//   http_virtine_snapshot  the same resumed from its snapshot (the response's head made before it)
 //   http_cgi               a static C program as CGI, reading the page from a granted file
 //   http_js                a JavaScript handler returning the page
 // each as requests/s, and its latency's median and p99 (`_p50_us`, `_p99_us`) from wrk's.
@@ -82,6 +83,7 @@ async function fig13(runs: number): Promise<SeriesResult[]> {
     writeFileSync(js, `const page = ${JSON.stringify(page.toString())};\nexport default () => ({ status: 200, headers: { "content-type": "text/html; charset=utf-8" }, body: page });\n`);
     const cgi = (await compileC(CGI, { name: "page-cgi", optimize: "fast" })).path;
     const guest = embeddedBench("httpstatic");
+    const granted = { "/srv/page.html": pagePath }; // the page the guests read, granted at the paper's path
     const defaults = { timeoutMs: 10_000, maxBody: 1 << 20 };
     const fn = (route: string, image: string, extra: Record<string, unknown> = {}) => functionConfig({ route, image, ...extra }, route, dir, defaults);
     // the baseline: the same page from a TypeScript function in the same server
@@ -96,7 +98,12 @@ async function fig13(runs: number): Promise<SeriesResult[]> {
       host: "127.0.0.1",
       port: 0,
       // http_virtine: no snapshot (every request starts the guest at its entry and builds the response)
-      functions: [fn("/virtine", guest, { name: "virtine", snapshot: false }), fn("/snapshot", guest, { name: "snapshot" }), fn("/cgi", cgi, { name: "cgi", files: { "/srv/page.html": pagePath } }), fn("/js", js, { name: "js" })],
+      functions: [
+        fn("/virtine", guest, { name: "virtine", snapshot: false, files: granted }),
+        fn("/snapshot", guest, { name: "snapshot", files: granted }),
+        fn("/cgi", cgi, { name: "cgi", files: granted }),
+        fn("/js", js, { name: "js" }),
+      ],
       maxQueue: 4096,
       graceMs: 1000,
       warmCalls: Math.min(2000, runs * 200), // the workers' call paths settled before wrk starts

@@ -16,6 +16,7 @@ import { LINUX_SERIES } from "./linux.ts";
 import { HOST_SERIES } from "./host.ts";
 import { JS_BESIDE, JS_SERIES } from "./js.ts";
 import { HTTP_BESIDE, HTTP_SERIES } from "./http.ts";
+import { AES_BESIDE, AES_SERIES } from "./aes.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -108,7 +109,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...HTTP_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...HTTP_SERIES, ...AES_SERIES);
 
 /** Every result name the suite reports, in order: what --filter matches and --list prints. */
 export const SERIES_NAMES = SERIES.flatMap(reportsOf);
@@ -151,6 +152,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   host_function_worker: "host_function",
   ...JS_BESIDE,
   ...HTTP_BESIDE,
+  ...AES_BESIDE,
 };
 
 /**

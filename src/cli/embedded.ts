@@ -5,8 +5,9 @@ import noop from "../../dist/guests/noop.bin" with { type: "file" };
 import hello from "../../dist/guests/hello.bin" with { type: "file" };
 import rawFib64 from "../../dist/guests/raw_fib64.bin" with { type: "file" };
 import inittable from "../../dist/guests/inittable.bin" with { type: "file" };
+import aes from "../../dist/guests/aes.bin" with { type: "file" };
 
-const EMBEDDED: Record<string, string> = { fib, noop, hello, raw_fib64: rawFib64, inittable };
+const EMBEDDED: Record<string, string> = { fib, noop, hello, raw_fib64: rawFib64, inittable, aes };
 
 export const EMBEDDED_NAMES = Object.keys(EMBEDDED);
 

@@ -11,7 +11,7 @@ import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
 import { checkWritable, fileHead, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { err, out } from "./output.ts";
-import { isElfPath, linuxInspect, linuxInvoke, type LinuxFlags } from "./linux.ts";
+import { isElfPath, linuxInspect, linuxInvoke, parseFiles, type LinuxFlags } from "./linux.ts";
 import { isJsPath, isJsSnapshotPath, jsInvoke, type JsFlags } from "./js.ts";
 
 export interface InvokeFlags extends LinuxFlags {
@@ -78,9 +78,11 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   // a static Linux executable, or a snapshot file of one: its arguments are strings (src/cli/linux.ts)
   if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return linuxInvoke(imageArg, rawArgs, flags);
   if (resolveImage(imageArg) === undefined && isLinuxSnapshotPath(imageArg)) return linuxInvoke(imageArg, rawArgs, flags, true);
-  for (const [set, name] of [[flags.env?.length, "--env"], [flags.file?.length, "--file"], [flags.trace, "--trace"]] as const) {
+  for (const [set, name] of [[flags.env?.length, "--env"], [flags.trace, "--trace"]] as const) {
     if (set) throw new BadArgsError(`${name} is for Linux programs (static ELF executables); ${imageArg} is not one`);
   }
+  // files a native guest may read (the `file` hypercall): read now, before the sandbox
+  const { files, hostPaths } = parseFiles(flags.file ?? []);
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
   checkArgs(args); // at most six: said before anything else is
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
@@ -91,12 +93,12 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   if (flags.json && flags.output === "-") throw new BadArgsError("--json and --output - both want standard output: write the data to a file, or leave --output out (the JSON carries it)");
   // from here on the process can open only the files named here and make only the allowed system calls
   if (flags.sandbox !== false) {
-    const sandbox = enterSandbox({ read: [imageArg, flags.input], write: [flags.output], devices: [kvmDevicePath()] });
+    const sandbox = enterSandbox({ read: [imageArg, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
   }
   const input = flags.input === undefined ? undefined : readInput(flags.input);
   // One call per process: the one-shot cold path (no pool, no snapshot memfd, no dirty logging).
-  const options = { memory, timeoutMs, dataSize, stackSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow) };
+  const options = { memory, timeoutMs, dataSize, stackSize, oneShot: true, snapshot: flags.snapshot ?? true, allow: flags.allow === undefined ? [] : parseList(flags.allow), ...(flags.file?.length && { files }) };
   const builtIn = resolveImage(imageArg) !== undefined;
   const image = !builtIn && isSnapshotPath(imageArg) ? undefined : loadImage(imageArg, { memory, raw: flags.raw });
   // what the guest would silently ignore (its header says what its main takes)
@@ -150,7 +152,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
 }
 
 /** --input: a file's bytes, or standard input's with "-". */
-function readInput(path: string): Uint8Array {
+export function readInput(path: string): Uint8Array {
   try {
     if (path !== "-" && statSync(path).isDirectory()) throw new Error("it is a directory");
     return new Uint8Array(readFileSync(path === "-" ? 0 : path));

@@ -40,7 +40,7 @@ function readProgram(path: string) {
 }
 
 /** --file GUEST=HOST pairs: the guest path, and the host file read now (before the sandbox closes the rest). */
-function parseFiles(specs: readonly string[]): { files: Record<string, Uint8Array>; hostPaths: string[] } {
+export function parseFiles(specs: readonly string[]): { files: Record<string, Uint8Array>; hostPaths: string[] } {
   const files: Record<string, Uint8Array> = {};
   const hostPaths: string[] = [];
   for (const spec of specs) {

@@ -29,7 +29,7 @@ async function main(argv: string[]): Promise<number> {
   program
     .command("invoke")
     .description("run an image once with integer arguments and print its result (RAX)")
-    .argument("<image>", "image file, snapshot file (wasp snapshot -o), static Linux executable, JavaScript module (*.js, *.mjs), or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable)")
+    .argument("<image>", "image file, snapshot file (wasp snapshot -o), static Linux executable, JavaScript module (*.js, *.mjs), or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable, aes)")
     .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9; a Linux program's arguments are strings (after --, those starting with -); a JavaScript handler's are JSON values (after --input's)")
     .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
     .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")} (comma-separated: time,random)`)
@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--no-sandbox", "run without the seccomp filter and Landlock (docs/security.md, \"The host process\")")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text files are refused otherwise; ELF files run as Linux programs)")
     .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
-    .option("--file <GUEST=HOST>", "Linux programs: let the program open the host file HOST read-only at the absolute path GUEST (repeatable)", collect, [])
+    .option("--file <GUEST=HOST>", "grant the host file HOST read-only at the absolute path GUEST (repeatable): a Linux program opens it, a native guest reads it (virtine.readFile)", collect, [])
     .option("--trace", "Linux programs: print each system call on stderr, as strace does")
     .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
@@ -63,8 +63,8 @@ async function main(argv: string[]): Promise<number> {
     .option("--stack <size>", "the stack the file fixes for every call (default 1M)")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
     .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
-    .option("--file <GUEST=HOST>", "Linux programs: a host file the program may open read-only at GUEST (repeatable; grant it again to every call of the file)", collect, [])
-    .option("-i, --input <file>", "Linux programs: the first call's standard input (a file, or - for standard input)")
+    .option("--file <GUEST=HOST>", "a host file the first call may open or read, read-only at GUEST (repeatable; grant it again to every call of the file)", collect, [])
+    .option("-i, --input <file>", "the first call's input (a file, or - for standard input): a Linux program's standard input, a native image's input data")
     .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
     .option("--warmup <file>", "JavaScript: a JSON array of inputs handed to the handler before the snapshot")
     .action((image: string, args: string[], flags) => snapshotCommand(image, args, flags));

@@ -4,10 +4,10 @@ import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
 import { MIB } from "../image/image.ts";
-import { isSnapshotPath, loadImage, resolveImage } from "./invoke.ts";
+import { isSnapshotPath, loadImage, readInput, resolveImage } from "./invoke.ts";
 import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { out } from "./output.ts";
-import { isElfPath, linuxSnapshot } from "./linux.ts";
+import { isElfPath, linuxSnapshot, parseFiles } from "./linux.ts";
 import { isJsPath, jsSnapshot } from "./js.ts";
 
 export interface SnapshotFlags {
@@ -49,17 +49,20 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   if (flags.heap !== undefined || flags.warmup !== undefined) throw new BadArgsError(`--heap and --warmup are for JavaScript modules; ${target} is not one`);
   // a static Linux executable: string arguments, stdin, its own snapshot point (wasp_snapshot())
   if (!flags.raw && resolveImage(target) === undefined && isElfPath(target)) return linuxSnapshot(target, rawArgs, { ...flags, output: flags.output });
-  for (const [set, name] of [[flags.env?.length, "--env"], [flags.file?.length, "--file"], [flags.input, "--input"]] as const) {
-    if (set) throw new BadArgsError(`${name} is for Linux programs (static ELF executables); ${target} is not one`);
-  }
+  if (flags.env?.length) throw new BadArgsError(`--env is for Linux programs (static ELF executables); ${target} is not one`);
+  // files the initializing call may read (the `file` hypercall); every later call is granted its own
+  const { files } = parseFiles(flags.file ?? []);
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));
   const memory = flags.mem === undefined ? undefined : parseSize(flags.mem, "--mem");
   const image = loadImage(target, { memory, raw: flags.raw });
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
   const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
   const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
-  using virtine = new Runner(image, { memory, timeoutMs, dataSize, stackSize, poolSize: 1, allow: flags.allow === undefined ? [] : parseList(flags.allow) });
-  const result = virtine.run(args);
+  // a native image's first call may take input (main(input)): what it initializes from, such as a key
+  const input = flags.input === undefined ? undefined : readInput(flags.input);
+  using virtine = new Runner(image, { memory, timeoutMs, dataSize, stackSize, poolSize: 1, allow: flags.allow === undefined ? [] : parseList(flags.allow), ...(flags.file?.length && { files }) });
+  if (input) virtine.checkInput(input);
+  const result = virtine.run(args, { input });
   if (!virtine.snapshotTaken) {
     throw new BadImageError(`${image.name}: the image made no snapshot hypercall (virtine.snapshot()), so there is no initialized state to write`);
   }

@@ -1,7 +1,7 @@
 // The host side of each hypercall. Every (address, length) from the guest is checked against a
 // per-call length cap, then used only through GuestAccess: translated through the guest's page
 // tables and allowed only where the guest itself could read (or write) at CPL3.
-import { HostCall, Hypercalls, Layout, type HypercallName } from "../abi/guest-abi.ts";
+import { FILE_NOT_GRANTED, FileRead, HostCall, Hypercalls, Layout, type HypercallName } from "../abi/guest-abi.ts";
 import { callHost, decodeValues, type HostFunction } from "./host-call.ts";
 import { hypercallName, type Policy } from "./policy.ts";
 import type { ConsoleSink } from "./console.ts";
@@ -26,6 +26,8 @@ export interface HypercallContext {
   snapshot(): bigint;
   /** the host functions the embedder gave this virtine, by name (the `host` hypercall) */
   hostFunctions?: ReadonlyMap<string, HostFunction>;
+  /** the files the embedder granted this virtine, by absolute guest path (the `file` hypercall) */
+  files?: ReadonlyMap<string, Uint8Array>;
 }
 
 /** A handler returns the value for the guest's RAX, or `undefined` when the virtine has ended. */
@@ -74,6 +76,22 @@ const handlers: Record<HypercallName, Handler> = {
     // written only when it fits; the length is returned either way (a guest may retry with more room)
     if (result.length > 0 && BigInt(result.length) <= field(HostCall.OUT_CAP)) ctx.guest.write(field(HostCall.OUT_PTR), result, "host-call result");
     return BigInt(result.length);
+  },
+  file(ctx, request) {
+    // the request and the path are copied out of guest memory before the lookup
+    const req = new DataView(ctx.guest.read(request, FileRead.SIZE, "file request").buffer);
+    const field = (off: number) => req.getBigUint64(off, true);
+    const path = new TextDecoder().decode(ctx.guest.read(field(FileRead.PATH_PTR), capped(field(FileRead.PATH_LEN), FileRead.MAX_PATH, "file path"), "file path"));
+    const data = ctx.files?.get(path);
+    if (!data) return FILE_NOT_GRANTED;
+    const offset = field(FileRead.OFFSET);
+    const len = field(FileRead.BUF_LEN);
+    if (offset < BigInt(data.length) && len > 0n) {
+      const start = Number(offset);
+      const n = Math.min(data.length - start, Number(len < BigInt(FileRead.MAX_READ) ? len : BigInt(FileRead.MAX_READ)));
+      ctx.guest.write(field(FileRead.BUF_PTR), data.subarray(start, start + n), "file buffer");
+    }
+    return BigInt(data.length);
   },
 };
 

@@ -48,6 +48,8 @@ export interface ImageKind {
   readonly access: AccessRules;
   /** takes a call's input and gives output through a data window */
   readonly takesData: boolean;
+  /** whether it may be granted read-only files (a native image reads them with the `file` hypercall) */
+  readonly readsFiles: boolean;
   /** the memory plan: `memory`, `dataSize`, `stackSize` as asked (each may be undefined: the defaults) */
   plan(image: Image, memory: number | undefined, dataSize: number | undefined, stackSize: number | undefined): MemoryPlan;
   /** the entry state in `size` bytes of RAM laid out by `plan`, from a fresh vCPU's `reset` state: the image's bytes among its pieces */

@@ -48,6 +48,7 @@ export const LINUX: ImageKind = {
   // through its own page tables (which it cannot reach), never below LINUX_LOW
   access: linuxAccessRules(),
   takesData: false,
+  readsFiles: true,
   plan(image, memory, dataSize, stackSize) {
     if (dataSize) throw new BadArgsError(`${image.name} is a Linux program: its input is fd 0, it has no data window`);
     const m = linuxMemory(memory);

@@ -31,6 +31,7 @@ export const NATIVE: ImageKind = {
     ],
   },
   takesData: true,
+  readsFiles: true,
   plan: planMemory,
   entryState(image, size, plan, reset) {
     if (image.kind !== "native") throw new RangeError(`${image.name} is not a native image`);

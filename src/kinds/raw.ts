@@ -14,6 +14,7 @@ export const RAW: ImageKind = {
   // it owns every byte of its RAM and addresses it physically
   access: { hostRanges: [] },
   takesData: false,
+  readsFiles: false,
   plan(image, memory) {
     return { memory: checkMemory(image, memory, 0), dataSize: 0, stackSize: 0 };
   },

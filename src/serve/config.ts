@@ -22,7 +22,7 @@ export interface FunctionConfig {
   allow: string[];
   /** a Linux program's environment besides the CGI variables */
   env: Record<string, string>;
-  /** files a Linux program may open: guest path to host path */
+  /** files a Linux program may open, or a wasp image read (virtine.readFile): guest path to host path */
   files: Record<string, string>;
   /** a JavaScript handler's warm-up inputs (before its snapshot) */
   warmup?: unknown[];

@@ -66,7 +66,9 @@ export async function loadFunction(config: FunctionConfig, workers: WorkerPool):
     const v = await Virtine.load(config.image, { ...common, snapshot: false, env: config.env, files: config.files });
     return new LinuxFunction(config, v);
   }
-  const v = await Virtine.load(config.image, common);
+  // a wasp image reads granted files with the `file` hypercall (virtine.readFile)
+  const files = Object.keys(config.files).length > 0 ? { files: config.files } : {};
+  const v = await Virtine.load(config.image, { ...common, ...files });
   return new ImageFunction(config, v);
 }
 

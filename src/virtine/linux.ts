@@ -36,12 +36,13 @@ import { Snapshot } from "../snapshot/snapshot.ts";
 import { DeadlineTimer } from "./deadline.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from "./runner.ts";
+import { grantedFiles } from "./files.ts";
+export { grantedFiles };
 
 const IO_DIRECTION = kvm_run.off("io.direction");
 export { DEFAULT_LINUX_MEMORY };
 /** AT_RANDOM without the `random` grant: fixed, so that such a call is deterministic and learns no host entropy. */
 const FIXED_RANDOM = new Uint8Array([0x77, 0x61, 0x73, 0x70, 0x2d, 0x6e, 0x6f, 0x2d, 0x72, 0x61, 0x6e, 0x64, 0x6f, 0x6d, 0x00, 0x01]);
-const MAX_FILE_BYTES = 64 * MIB;
 
 export interface LinuxOptions {
   /** guest memory in bytes (default 64 MiB; at most 1 GiB) */
@@ -96,29 +97,6 @@ export function checkEnv(env: readonly string[] | Readonly<Record<string, string
   return list;
 }
 
-/**
- * Granted files by their normalized absolute guest path: bytes as given, host paths read now. A
- * path that is not absolute or holds `.` or `..`, an unreadable host file, or one past 64 MiB is a
- * BadArgsError.
- */
-export function grantedFiles(files: Readonly<Record<string, Uint8Array | string>>): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>();
-  for (const [path, given] of Object.entries(files)) {
-    if (!path.startsWith("/") || path.includes("\0") || path.split("/").some((p) => p === "." || p === "..")) throw new BadArgsError(`granted file ${JSON.stringify(path)} is not an absolute path without . or ..`);
-    let data: Uint8Array;
-    if (typeof given === "string") {
-      try {
-        data = new Uint8Array(readFileSync(given));
-      } catch (e) {
-        throw new BadArgsError(`granted file ${path}: cannot read ${given} (${e instanceof Error ? e.message : String(e)})`);
-      }
-    } else if (given instanceof Uint8Array) data = given;
-    else throw new BadArgsError(`granted file ${path} is neither bytes nor a host path`);
-    if (data.length > MAX_FILE_BYTES) throw new BadArgsError(`granted file ${path} is ${data.length} bytes, more than ${MAX_FILE_BYTES / MIB} MiB`);
-    out.set(path.replace(/\/+/g, "/").replace(/(.)\/$/, "$1"), data);
-  }
-  return out;
-}
 
 export interface LinuxRunResult {
   /** the exit status (exit/exit_group's low 8 bits) */

@@ -19,6 +19,7 @@ import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { BadArgsError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DeadlineTimer } from "./deadline.ts";
+import { grantedFiles } from "./files.ts";
 import type { ResetStrategy, Shell } from "../shell/shell.ts";
 import { VirtineShells } from "./shells.ts";
 import { ShellPool, type PoolStats } from "../shell/pool.ts";
@@ -82,6 +83,11 @@ export interface RunnerOptions {
   hostFunctions?: Readonly<Record<string, HostFunction>>;
   /** a module (absolute path or file URL) whose exported functions are host functions: every thread imports it */
   hostModule?: string;
+  /**
+   * read-only files a native guest may read with the `file` hypercall (`virtine.readFile`), by
+   * absolute guest path: their bytes, or a host file's path (read now, once)
+   */
+  files?: Readonly<Record<string, Uint8Array | string>>;
 }
 
 export interface RunOptions {
@@ -165,8 +171,14 @@ export class Runner {
     const guard = guardOf(this.meta, this.memorySize);
     this.#stack = guard && { guard, size: this.meta.stackSize };
     const hostFunctions = hostFunctionTable(options.hostFunctions, options.hostModule);
-    // giving a virtine host functions grants it the hypercall that calls them (and only those names)
-    this.policy = Policy.grant(hostFunctions.size > 0 ? [...(options.allow ?? []), "host"] : options.allow);
+    const files = options.files === undefined ? undefined : grantedFiles(options.files);
+    if (files && files.size > 0 && !this.#kind.readsFiles) throw new BadArgsError(`${this.meta.name} is a ${this.meta.kind} image: it cannot read files (files are for native images and Linux programs)`);
+    // giving a virtine host functions grants it the hypercall that calls them (and only those
+    // names); giving it files, the one that reads them (and only those files)
+    const grants = [...(options.allow ?? [])];
+    if (hostFunctions.size > 0) grants.push("host");
+    if (files && files.size > 0) grants.push("file");
+    this.policy = Policy.grant(grants);
     const maxOutput = options.maxOutput ?? DEFAULT_MAX_OUTPUT;
     if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) throw new BadArgsError(`output cap ${maxOutput} is not a byte count`);
     this.maxOutput = maxOutput;
@@ -194,6 +206,7 @@ export class Runner {
       exitValue: undefined,
       snapshot: () => this.#snapshotHypercall(),
       hostFunctions,
+      files,
     };
   }
 
