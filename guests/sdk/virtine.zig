@@ -271,18 +271,14 @@ pub fn fileLen(path: []const u8) FileError!u64 {
     return fileSize(path, 0, &.{});
 }
 
-/// Reads all of the granted file `path` into `buf`, or error.NoSpaceLeft if it is larger.
+/// Reads all of the granted file `path` into `buf`, or error.NoSpaceLeft if it is larger. A file
+/// up to 16 MiB takes one hypercall.
 pub fn readWholeFile(path: []const u8, buf: []u8) (FileError || error{NoSpaceLeft})![]u8 {
-    var at: usize = 0;
-    while (true) {
-        const got = try readFile(path, at, buf[at..]);
-        at += got.len;
-        if (at == buf.len) {
-            if (try fileLen(path) > buf.len) return error.NoSpaceLeft;
-            return buf;
-        }
-        if (got.len == 0) return buf[0..at];
-    }
+    const size = try fileSize(path, 0, buf);
+    if (size > buf.len) return error.NoSpaceLeft;
+    var at: usize = @min(size, abi.FileRead.MAX_READ);
+    while (at < size) at += (try readFile(path, at, buf[at..size])).len;
+    return buf[0..size];
 }
 
 fn fileSize(path: []const u8, offset: u64, buf: []u8) FileError!u64 {

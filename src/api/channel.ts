@@ -47,7 +47,9 @@ export const S = {
   /** reply: R_* */
   RESULT: 7,
   EXITS: 8,
-  SIZE: 10, // (two spare, so the BigInt64 fields that follow are 8-aligned)
+  /** reply: how long the call ran on the worker (µs, capped at 2^31 - 1) */
+  RUN_US: 9,
+  SIZE: 10, // (the BigInt64 fields that follow stay 8-aligned)
 } as const;
 
 export const STATE = { FREE: 0, READY: 1, RUNNING: 2, DONE: 3 } as const;

@@ -29,6 +29,8 @@ export interface JsResult {
   consoleTruncated: boolean;
   /** VM exits the call took */
   exits: number;
+  /** how long the call ran on its thread, µs (Result.runMicros) */
+  runMicros: number;
 }
 
 export interface JsRunRequest {
@@ -177,7 +179,7 @@ export class JsVirtine implements Disposable, AsyncDisposable {
 
   #decode(r: Result): JsResult {
     const value = decodeJsReply({ status: r.status ?? Number(r.value), stdout: r.output, stdoutTruncated: r.outputTruncated ?? false }, { limits: this.limits, maxOutput: this.#maxOutput, fileName: this.name });
-    return { value, console: r.console, consoleTruncated: r.consoleTruncated, exits: r.exits };
+    return { value, console: r.console, consoleTruncated: r.consoleTruncated, exits: r.exits, runMicros: r.runMicros };
   }
 
   // -- lifetime -------------------------------------------------------------------------------

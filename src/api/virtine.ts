@@ -70,6 +70,12 @@ export interface Result {
   consoleTruncated: boolean;
   /** VM exits the call took (1 for a pure computation; the host's own interruptions not counted) */
   exits: number;
+  /**
+   * how long the call ran, µs: its VM's run — guest code, its exits and the host's handling of them
+   * — on the thread that ran it; a call on a worker spent the rest of its time waiting for the
+   * worker and being handed over
+   */
+  runMicros: number;
   /** a Linux program's exit status (also `value`); undefined for other images */
   status?: number;
   /** a Linux program's stdout (`output`) went past `maxOutput` and the rest was dropped */
@@ -329,9 +335,11 @@ export class Virtine implements Disposable, AsyncDisposable {
   #runLocal(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"]): CallReply {
     if (this.#closed) throw new ClosedError("virtine");
     const local = this.#local;
-    if (local instanceof LinuxProgram) return linuxReply(local.run({ args: linuxArgs(args), input, env }));
-    if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
-    return local.run(args as Arg[], { input });
+    if (env !== undefined && !(local instanceof LinuxProgram)) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
+    const t = Bun.nanoseconds();
+    const r: CallReply = local instanceof LinuxProgram ? linuxReply(local.run({ args: linuxArgs(args), input, env })) : local.run(args as Arg[], { input });
+    r.runMicros = Math.round((Bun.nanoseconds() - t) / 1000);
+    return r;
   }
 
   #submit(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"], signal: AbortSignal | undefined): Promise<CallReply> {
@@ -426,7 +434,7 @@ function checkRequest(request: RunRequest): { args: readonly (Arg | string)[]; i
 }
 
 function toResult(r: CallReply, linux: boolean): Result {
-  const result: Result = { value: r.value, output: r.output, console: new TextDecoder().decode(r.console), consoleTruncated: r.consoleTruncated, exits: r.exits };
+  const result: Result = { value: r.value, output: r.output, console: new TextDecoder().decode(r.console), consoleTruncated: r.consoleTruncated, exits: r.exits, runMicros: r.runMicros ?? 0 };
   if (linux) {
     result.status = Number(r.value);
     result.outputTruncated = r.outputTruncated ?? false;

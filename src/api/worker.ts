@@ -176,12 +176,15 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
     // no guest: what the hand-off alone costs (`wasp bench` handoff_atomics)
     slot.value = 0n;
     i32[S.EXITS] = 0;
+    i32[S.RUN_US] = 0;
   } else {
     try {
       const engine = engineOf(virtines, i32[S.VIRTINE]);
       const args: bigint[] = [];
       for (let i = 0; i < i32[S.ARGC]; i++) args.push(slot.arg(i));
+      const t = Bun.nanoseconds();
       const r = engine.run(args, { input, interrupted: () => Atomics.load(i32, S.CANCEL) === 1 });
+      i32[S.RUN_US] = Math.min(0x7fffffff, Math.round((Bun.nanoseconds() - t) / 1000));
       slot.value = r.value;
       i32[S.EXITS] = r.exits;
       output = r.output;

@@ -35,6 +35,8 @@ export interface WorkerPoolOptions {
 export type CallReply = RunResult & {
   /** a Linux program's stdout went past its cap */
   outputTruncated?: boolean;
+  /** how long the call ran on its thread, µs (without the wait for a worker and the hand-off) */
+  runMicros?: number;
 };
 
 /** A virtine as the pool knows it: an id and what a worker needs to build its engine. */
@@ -377,12 +379,13 @@ export class WorkerPool implements AsyncDisposable {
     }
     const value = slot.value;
     const exits = i32[S.EXITS];
+    const runMicros = i32[S.RUN_US];
     slot.state = STATE.FREE;
     this.#settle(call, () => {
       if (call.signal?.aborted) call.reject(call.signal.reason);
       else if (result === R.CANCELLED) call.reject(new CancelledError());
       else if (result === R.ERROR) call.reject(decodeError(error ?? "{}"));
-      else call.resolve({ value, output, console: consoleBytes, consoleTruncated: (flags & F.CONSOLE_TRUNCATED) !== 0, outputTruncated: (flags & F.OUTPUT_TRUNCATED) !== 0, exits });
+      else call.resolve({ value, output, console: consoleBytes, consoleTruncated: (flags & F.CONSOLE_TRUNCATED) !== 0, outputTruncated: (flags & F.OUTPUT_TRUNCATED) !== 0, exits, runMicros });
     });
   }
 

@@ -7,7 +7,9 @@
 //   http_virtine_snapshot  the same resumed from its snapshot (the response's head made before it)
 //   http_cgi               a static C program as CGI, reading the page from a granted file
 //   http_js                a JavaScript handler returning the page
-// each as requests/s, and its latency's median and p99 (`_p50_us`, `_p99_us`) from wrk's.
+// each as requests/s, and its latency's median and p99 (`_p50_us`, `_p99_us`) from wrk's. Then
+// where a request's time goes (`http_stage_*_us`): the snapshot route's requests one at a time,
+// each's Server-Timing stages (route, body, prepare, dispatch, vm) beside the whole round trip.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,12 +20,14 @@ import type { ServedFunction } from "../serve/functions.ts";
 import { BadArgsError } from "../errors.ts";
 import { embeddedBench } from "./guests.ts";
 import pageFile from "../../guests/httpstatic.page" with { type: "file" }; // an HTML page
-import type { SeriesResult } from "./stats.ts";
+import { summarize, type SeriesResult } from "./stats.ts";
 import type { Series } from "./suite.ts";
 
 /** wrk's connections and threads (the paper's figure is at fixed connections). */
 const CONNECTIONS = 8;
 const THREADS = 2;
+/** Seconds of one wrk burst: the routes take turns in bursts of this length. */
+const SLICE_SECONDS = 2;
 
 const CGI = `#include <stdio.h>
 int main(void) {
@@ -51,26 +55,71 @@ function latencyUs(report: string, pct: string): number {
   return m[2] === "us" ? v : m[2] === "ms" ? v * 1000 : v * 1e6;
 }
 
+/** One burst of wrk on a route: the requests it completed, its length, its latency's median and p99 (µs). */
+interface Burst {
+  requests: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+}
+
 /**
- * One route driven by wrk for `seconds`: requests/s and the latency's median and p99. wrk runs as
- * a child process awaited asynchronously: the server it drives is this process's event loop.
+ * One route driven by wrk for `seconds`. wrk runs as a child process awaited asynchronously: the
+ * server it drives is this process's event loop.
  */
-async function drive(name: string, url: string, seconds: number): Promise<SeriesResult[]> {
+async function burst(name: string, url: string, seconds: number): Promise<Burst> {
   const p = Bun.spawn([wrkPath(), `-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, "--timeout", "10s", "--latency", url], { stdout: "pipe", stderr: "pipe" });
   const [report, errors, exit] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   if (exit !== 0) throw new Error(`${name}: wrk exited with ${exit}: ${errors}`);
   if (/Non-2xx or 3xx responses: (\d+)/.test(report)) throw new Error(`${name}: the server answered errors:\n${report}`);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(report)?.[1]);
-  const n = Number(/(\d+) requests in/.exec(report)?.[1]);
-  if (!(n > 0) || !(rps > 0)) throw new Error(`${name}: wrk completed no request in ${seconds} s:\n${report}`);
+  const took = /(\d+) requests in ([\d.]+)(ms|s|m),/.exec(report);
+  const requests = Number(took?.[1]);
+  const actual = took ? Number(took[2]) * (took[3] === "ms" ? 1e-3 : took[3] === "m" ? 60 : 1) : NaN;
+  if (!(requests > 0) || !(actual > 0)) throw new Error(`${name}: wrk completed no request in ${seconds} s:\n${report}`);
+  return { requests, seconds: actual, p50: latencyUs(report, "50"), p99: latencyUs(report, "99") };
+}
+
+/** A route's bursts as its three series: requests/s over all of them; the median burst's p50 and p99. */
+function routeResults(name: string, bursts: Burst[]): SeriesResult[] {
+  const n = bursts.reduce((a, b) => a + b.requests, 0);
+  const rps = Math.round(n / bursts.reduce((a, b) => a + b.seconds, 0));
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const p50 = med(bursts.map((b) => b.p50));
+  const p99 = med(bursts.map((b) => b.p99));
   return [
-    { name, unit: "req/s", n, median: Math.round(rps), p99: Math.round(rps) },
-    { name: `${name}_p50_us`, unit: "us", n, median: latencyUs(report, "50"), p99: latencyUs(report, "50") },
-    { name: `${name}_p99_us`, unit: "us", n, median: latencyUs(report, "99"), p99: latencyUs(report, "99") },
+    { name, unit: "req/s", n, median: rps, p99: rps },
+    { name: `${name}_p50_us`, unit: "us", n, median: p50, p99: p50 },
+    { name: `${name}_p99_us`, unit: "us", n, median: p99, p99: p99 },
   ];
 }
 
 const KINDS = ["http_native", "http_virtine", "http_virtine_snapshot", "http_cgi", "http_js"] as const;
+/** Where a request's time goes (the snapshot route, requests one at a time): the server's stages, and the whole round trip. */
+const STAGES = ["route", "body", "prepare", "dispatch", "vm"] as const;
+const STAGE_NAMES = [...STAGES.map((s) => `http_stage_${s}_us`), "http_stage_total_us"];
+
+/**
+ * `n` requests one after another on one connection, each's Server-Timing read: the median and p99
+ * of every stage and of the round trip as the client saw it (µs). What the stages do not cover is
+ * Bun's HTTP work (parsing the request, writing the response) and loopback.
+ */
+async function stages(url: string, n: number): Promise<SeriesResult[]> {
+  const per: Record<string, number[]> = Object.fromEntries([...STAGES, "total"].map((s) => [s, []]));
+  for (let i = 0; i < n; i++) {
+    const t = Bun.nanoseconds();
+    const r = await fetch(url);
+    await r.arrayBuffer();
+    per.total.push((Bun.nanoseconds() - t) / 1000);
+    if (r.status !== 200) throw new Error(`http_stage: the server answered ${r.status}`);
+    const timing = r.headers.get("server-timing") ?? "";
+    for (const s of STAGES) {
+      const m = new RegExp(`(?:^|, )${s};dur=([\\d.]+)`).exec(timing);
+      if (!m) throw new Error(`http_stage: no ${s} in Server-Timing "${timing}"`);
+      per[s].push(Number(m[1]) * 1000);
+    }
+  }
+  return [...STAGES.map((s) => summarize(`http_stage_${s}_us`, "us", per[s])), summarize("http_stage_total_us", "us", per.total)];
+}
 
 async function fig13(runs: number): Promise<SeriesResult[]> {
   wrkPath(); // said before anything starts
@@ -113,10 +162,17 @@ async function fig13(runs: number): Promise<SeriesResult[]> {
     await server.start();
     try {
       const base = `http://127.0.0.1:${server.port}`;
+      // the routes take turns, 2-second bursts each, so that every route sees the same moments of
+      // a noisy machine (one route after another, the native baseline alone moved 18-34k req/s
+      // between runs here)
       const seconds = Math.max(1, Math.min(60, runs));
+      const slices = Math.max(1, Math.round(seconds / SLICE_SECONDS));
       const routes: Record<(typeof KINDS)[number], string> = { http_native: "/native", http_virtine: "/virtine", http_virtine_snapshot: "/snapshot", http_cgi: "/cgi", http_js: "/js" };
       const results: SeriesResult[] = [];
-      for (const k of KINDS) results.push(...(await drive(k, `${base}${routes[k]}/index.html`, seconds)));
+      const bursts = new Map<string, Burst[]>(KINDS.map((k) => [k, []]));
+      for (let i = 0; i < slices; i++) for (const k of KINDS) bursts.get(k)!.push(await burst(k, `${base}${routes[k]}/index.html`, SLICE_SECONDS));
+      for (const k of KINDS) results.push(...routeResults(k, bursts.get(k)!));
+      results.push(...(await stages(`${base}/snapshot/index.html`, Math.min(5000, runs * 200))));
       return results;
     } finally {
       await server.stop();
@@ -130,7 +186,7 @@ export const HTTP_SERIES: Series[] = [
   {
     // runs: seconds of wrk per route (default 10)
     name: "http",
-    reports: KINDS.flatMap((k) => [k, `${k}_p50_us`, `${k}_p99_us`]),
+    reports: [...KINDS.flatMap((k) => [k, `${k}_p50_us`, `${k}_p99_us`]), ...STAGE_NAMES],
     defaultRuns: 10,
     run: (runs) => fig13(runs),
   },

@@ -93,7 +93,7 @@ class LinuxFunction extends Base<Virtine> {
     const r = await this.v.run({ input: req.body, env, signal });
     if (r.outputTruncated) throw new CgiError("the response went past the output cap");
     if (r.output.length === 0) throw new CgiError(`the program exited with status ${r.status} without a response`);
-    return parseCgiResponse(r.output);
+    return { ...parseCgiResponse(r.output), runMicros: r.runMicros };
   }
 }
 
@@ -101,15 +101,16 @@ class ImageFunction extends Base<Virtine> {
   readonly kind = "image" as const;
   async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
     const r = await this.v.run({ input: encodeHttpRequest(req), signal });
-    if (r.output.length === 0) return { status: 200, headers: [["Content-Type", "text/plain; charset=utf-8"]], body: new TextEncoder().encode(`${r.value}\n`) };
-    return parseCgiResponse(r.output);
+    if (r.output.length === 0) return { status: 200, headers: [["Content-Type", "text/plain; charset=utf-8"]], body: new TextEncoder().encode(`${r.value}\n`), runMicros: r.runMicros };
+    return { ...parseCgiResponse(r.output), runMicros: r.runMicros };
   }
 }
 
 class JsFunction extends Base<JsVirtine> {
   readonly kind = "js" as const;
   async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
-    return jsResponse(await this.v.call(jsRequest(req), { signal }));
+    const r = await this.v.run({ args: [jsRequest(req)], signal });
+    return { ...jsResponse(r.value), runMicros: r.runMicros };
   }
 }
 

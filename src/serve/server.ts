@@ -240,8 +240,11 @@ export class WaspServer {
       for (const [k, v] of res.headers) headers.append(k, v);
       headers.set("X-Request-Id", id);
       // where the request's time went (ms): routing and checks, reading the body, preparing the
-      // call (meta-variables, the request's encoding), the call on a worker (queue, VM, guest)
-      const stages = { route: bodyStarted - started, body: bodyRead - bodyStarted, prepare: callStarted - bodyRead, call: called - callStarted };
+      // request's description; then the call outside its VM (the guest's request encoded, the wait
+      // for a worker, the hand-off both ways, the answer parsed: "dispatch") and in it ("vm": the
+      // guest's code, its exits and the host's handling of them, as the worker timed it)
+      const vm = Math.min(called - callStarted, (res.runMicros ?? 0) / 1000);
+      const stages = { route: bodyStarted - started, body: bodyRead - bodyStarted, prepare: callStarted - bodyRead, dispatch: called - callStarted - vm, vm };
       headers.set("Server-Timing", Object.entries(stages).map(([k, v]) => `${k};dur=${v.toFixed(3)}`).join(", "));
       this.metrics.stages(f.config.name, stages);
       return this.#finish(new Response(method === "HEAD" ? null : res.body, { status: res.status, headers }), id, started, method, path, f);
