@@ -15,6 +15,8 @@
 //   dirty_reset_K     a run writing K pages, then KVM_GET_DIRTY_LOG and the logged pages copied back
 //   cow_reset_K       a run writing K pages of a MAP_PRIVATE view of a memfd, then MADV_DONTNEED
 //   thread, process   pthread_create + join; fork + waitpid (what the host's own isolation costs)
+// `floor.bin --determinism` instead probes what this KVM offers a recording of a CPL3 guest
+// (docs/determinism.md): RDTSC under CR4.TSD, CPUID masking of RDRAND/RDSEED, guest debugging.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -367,11 +369,181 @@ static void series_process(int n) {
 }
 
 // floor.bin [D]: every series with 1/D of its runs (at least 5): a quick check, not figures
+// ---------------------------------------------------------------------------------------------
+// `floor.bin --determinism`: what this KVM offers a recording of a CPL3 guest (issue 16, part 3),
+// one JSON line per probe: {"probe":NAME,"outcome":...,"detail":...}. Each probe runs a few
+// instructions in a fresh VM of the template (its IDT is empty, so a guest exception ends the run
+// as a triple fault: KVM_EXIT_SHUTDOWN, or an emulation failure where KVM emulates the delivery).
+
+#define PROBE_CODE 0x10800u
+#define CR4_TSD 0x4u
+
+struct probe {
+  uint32_t reason;        /* the last exit's reason */
+  uint32_t port;          /* its port, for an I/O exit */
+  struct kvm_regs regs;   /* the registers at the last exit */
+  int debug_exits;        /* KVM_EXIT_DEBUG exits before it */
+  uint32_t exception;     /* the last debug exit's exception vector */
+  uint64_t debug_pc;      /* and its RIP */
+  double us_per_debug;    /* the mean time of a debug exit's round trip */
+};
+
+/**
+ * Runs `code` at CPL3 in a fresh VM: with CR4 bits `cr4_or` set, CPUID table `cpu`, and guest
+ * debugging `dbg` (NULL: none). Debug exits are counted and resumed up to `max_debug`; the run ends
+ * at the exit port, any other exit, or the debug exit past `max_debug`.
+ */
+static struct probe probe_run(const uint8_t *code, size_t n, uint32_t cr4_or, struct kvm_cpuid2 *cpu, struct kvm_guest_debug *dbg, int max_debug) {
+  struct probe out = {0};
+  uint8_t *mem = anon(MEM);
+  memcpy(mem, template_mem, sizeof template_mem);
+  memcpy(mem + PROBE_CODE, code, n);
+  struct kvm_cpuid2 *saved = cpuid;
+  cpuid = cpu;
+  struct vm v;
+  vm_open(&v, mem, 0);
+  cpuid = saved;
+  if (cr4_or) {
+    struct kvm_sregs sr;
+    xioctl(v.vcpu, KVM_GET_SREGS, &sr, "KVM_GET_SREGS");
+    sr.cr4 |= cr4_or;
+    xioctl(v.vcpu, KVM_SET_SREGS, &sr, "KVM_SET_SREGS");
+  }
+  if (dbg && ioctl(v.vcpu, KVM_SET_GUEST_DEBUG, dbg) < 0) {
+    out.reason = 0xffffffffu; /* refused */
+    vm_close(&v);
+    munmap(mem, MEM);
+    return out;
+  }
+  struct kvm_regs *r = &v.run->s.regs.regs;
+  memset(r, 0, sizeof *r);
+  r->rip = PROBE_CODE;
+  r->rsp = USTACK_TOP;
+  r->rflags = 0x3002;
+  v.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+  double debug_time = 0;
+  for (;;) {
+    double t = now_us();
+    if (ioctl(v.vcpu, KVM_RUN, 0) < 0) {
+      if (errno == EINTR) continue;
+      die("KVM_RUN");
+    }
+    out.reason = v.run->exit_reason;
+    if (out.reason == KVM_EXIT_DEBUG) {
+      debug_time += now_us() - t;
+      out.debug_exits++;
+      out.exception = v.run->debug.arch.exception;
+      out.debug_pc = v.run->debug.arch.pc;
+      if (out.debug_exits > max_debug) break;
+      continue;
+    }
+    if (out.reason == KVM_EXIT_IO) out.port = v.run->io.port;
+    break;
+  }
+  out.regs = *r;
+  if (out.debug_exits > 0) out.us_per_debug = debug_time / out.debug_exits;
+  vm_close(&v);
+  munmap(mem, MEM);
+  return out;
+}
+
+static const char *exit_name(uint32_t reason) {
+  switch (reason) {
+    case KVM_EXIT_IO: return "IO";
+    case KVM_EXIT_DEBUG: return "DEBUG";
+    case KVM_EXIT_SHUTDOWN: return "SHUTDOWN";
+    case KVM_EXIT_INTERNAL_ERROR: return "INTERNAL_ERROR";
+    case KVM_EXIT_FAIL_ENTRY: return "FAIL_ENTRY";
+    case 0xffffffffu: return "KVM_SET_GUEST_DEBUG refused";
+    default: return "other";
+  }
+}
+
+/** "runs" when the code reached the exit port, "faults" when it ended otherwise. */
+static void probe_print(const char *name, struct probe p, const char *detail) {
+  int ran = p.reason == KVM_EXIT_IO && p.port == PORT_EXIT;
+  printf("{\"probe\":\"%s\",\"outcome\":\"%s\",\"exit\":\"%s\",\"rip\":\"0x%llx\",\"detail\":\"%s\"}\n", name, ran ? "runs" : "faults", exit_name(p.reason),
+         (unsigned long long)p.regs.rip, detail);
+}
+
+/** A copy of the supported CPUID table with `bit` of register `reg` (0 EAX .. 3 EDX) of leaf `fn`/0 cleared. */
+static struct kvm_cpuid2 *cpuid_without(uint32_t fn, int reg, int bit) {
+  size_t size = sizeof *cpuid + cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+  struct kvm_cpuid2 *c = malloc(size);
+  if (!c) die("malloc");
+  memcpy(c, cpuid, size);
+  for (uint32_t i = 0; i < c->nent; i++) {
+    struct kvm_cpuid_entry2 *e = &c->entries[i];
+    if (e->function != fn || e->index != 0) continue;
+    uint32_t *regs[] = {&e->eax, &e->ebx, &e->ecx, &e->edx};
+    *regs[reg] &= ~(1u << bit);
+  }
+  return c;
+}
+
+static void probe_determinism(void) {
+  char detail[160];
+  static const uint8_t rdtsc[] = {0x0f, 0x31, 0xe6, PORT_EXIT};                  // rdtsc; out
+  static const uint8_t rdtscp[] = {0x0f, 0x01, 0xf9, 0xe6, PORT_EXIT};           // rdtscp; out
+  static const uint8_t rdrand[] = {0x48, 0x0f, 0xc7, 0xf0, 0xe6, PORT_EXIT};     // rdrand rax; out
+  static const uint8_t rdseed[] = {0x48, 0x0f, 0xc7, 0xf8, 0xe6, PORT_EXIT};     // rdseed rax; out
+  // mov eax, 1; xor ecx, ecx; cpuid; mov esi, ecx; mov eax, 7; xor ecx, ecx; cpuid; out
+  static const uint8_t leaves[] = {0xb8, 1, 0, 0, 0, 0x31, 0xc9, 0x0f, 0xa2, 0x89, 0xce, 0xb8, 7, 0, 0, 0, 0x31, 0xc9, 0x0f, 0xa2, 0xe6, PORT_EXIT};
+  static const uint8_t nops[] = {0x90, 0x90, 0x90, 0xe6, PORT_EXIT};             // three nops; out
+  static const uint8_t bp[] = {0x90, 0xcc, 0x90, 0xe6, PORT_EXIT};               // nop; int3; nop; out
+
+  probe_print("rdtsc", probe_run(rdtsc, sizeof rdtsc, 0, cpuid, NULL, 0), "RDTSC at CPL3, CR4.TSD clear");
+  probe_print("rdtsc_tsd", probe_run(rdtsc, sizeof rdtsc, CR4_TSD, cpuid, NULL, 0), "RDTSC at CPL3 with CR4.TSD set: #GP expected");
+  probe_print("rdtscp_tsd", probe_run(rdtscp, sizeof rdtscp, CR4_TSD, cpuid, NULL, 0), "RDTSCP at CPL3 with CR4.TSD set: #GP expected");
+
+  struct kvm_cpuid2 *no_rdrand = cpuid_without(1, 2, 30);
+  struct kvm_cpuid2 *masked = no_rdrand;
+  {
+    struct kvm_cpuid2 *both = cpuid_without(7, 1, 18);
+    for (uint32_t i = 0; i < both->nent; i++)
+      if (both->entries[i].function == 1 && both->entries[i].index == 0) both->entries[i].ecx &= ~(1u << 30);
+    masked = both;
+  }
+  struct probe p = probe_run(leaves, sizeof leaves, 0, cpuid, NULL, 0);
+  snprintf(detail, sizeof detail, "CPUID as KVM supports it: leaf 1 ECX.RDRAND=%llu, leaf 7 EBX.RDSEED=%llu (leaf 1 ECX 0x%llx)", (unsigned long long)((p.regs.rsi >> 30) & 1), (unsigned long long)((p.regs.rbx >> 18) & 1), (unsigned long long)(p.regs.rsi & 0xffffffffu));
+  probe_print("cpuid", p, detail);
+  p = probe_run(leaves, sizeof leaves, 0, masked, NULL, 0);
+  snprintf(detail, sizeof detail, "CPUID masked by KVM_SET_CPUID2: leaf 1 ECX.RDRAND=%llu, leaf 7 EBX.RDSEED=%llu (leaf 1 ECX 0x%llx)", (unsigned long long)((p.regs.rsi >> 30) & 1), (unsigned long long)((p.regs.rbx >> 18) & 1), (unsigned long long)(p.regs.rsi & 0xffffffffu));
+  probe_print("cpuid_masked", p, detail);
+  p = probe_run(rdrand, sizeof rdrand, 0, masked, NULL, 0);
+  probe_print("rdrand_masked", p, "RDRAND at CPL3 with CPUID saying it is absent");
+  p = probe_run(rdseed, sizeof rdseed, 0, masked, NULL, 0);
+  probe_print("rdseed_masked", p, "RDSEED at CPL3 with CPUID saying it is absent");
+  free(masked);
+  free(no_rdrand);
+
+  struct kvm_guest_debug dbg = {0};
+  dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+  p = probe_run(nops, sizeof nops, 0, cpuid, &dbg, 100);
+  snprintf(detail, sizeof detail, "KVM_GUESTDBG_SINGLESTEP over 3 nops and an out: %d debug exits, %.1f us each", p.debug_exits, p.us_per_debug);
+  probe_print("singlestep", p, detail);
+
+  memset(&dbg, 0, sizeof dbg);
+  dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
+  p = probe_run(bp, sizeof bp, 0, cpuid, &dbg, 0);
+  snprintf(detail, sizeof detail, "KVM_GUESTDBG_USE_SW_BP, int3 at 0x%x: %d debug exits, vector %u at 0x%llx", PROBE_CODE + 1, p.debug_exits, p.exception, (unsigned long long)p.debug_pc);
+  probe_print("sw_breakpoint", p, detail);
+
+  memset(&dbg, 0, sizeof dbg);
+  dbg.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP;
+  dbg.arch.debugreg[0] = PROBE_CODE + 2;
+  dbg.arch.debugreg[7] = 0x1; /* L0: an instruction breakpoint at DR0 */
+  p = probe_run(nops, sizeof nops, 0, cpuid, &dbg, 0);
+  snprintf(detail, sizeof detail, "KVM_GUESTDBG_USE_HW_BP, DR0 = 0x%x: %d debug exits, vector %u at 0x%llx", PROBE_CODE + 2, p.debug_exits, p.exception, (unsigned long long)p.debug_pc);
+  probe_print("hw_breakpoint", p, detail);
+}
+
 static int divisor = 1;
 static int runs(int n) { return n / divisor > 5 ? n / divisor : 5; }
 
 int main(int argc, char **argv) {
-  if (argc > 1) divisor = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
+  int determinism = argc > 1 && strcmp(argv[1], "--determinism") == 0;
+  if (argc > 1 && !determinism) divisor = atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
   kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm_fd < 0) die("open /dev/kvm");
   run_size = xioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE");
@@ -380,6 +552,10 @@ int main(int argc, char **argv) {
   cpuid->nent = (uint32_t)nent;
   xioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid, "KVM_GET_SUPPORTED_CPUID");
   build_template();
+  if (determinism) {
+    probe_determinism();
+    return 0;
+  }
   series_create(runs(200));
   series_runs(runs(1000));
   const int ks[] = {1, 16, 64};
