@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadArgsError, BadOutputError, JsError, JsMemoryError, JsStackError, JsSyntaxError, StackOverflowError, WaspError } from "../src/index.ts";
-import { decodeJsReply, encodeJsCall, enginePath, jsFault, jsFiles, jsLimits, JS_MODULE_PATH, JS_WARMUP_PATH, MAX_JS_ARGS } from "../src/js/engine.ts";
+import { decodeJsReply, encodeJsCall, savedJsSettings, enginePath, jsFault, jsFiles, jsLimits, JS_MODULE_PATH, JS_WARMUP_PATH, MAX_JS_ARGS } from "../src/js/engine.ts";
 import { thrown } from "./support.ts";
 
 const limits = { heap: 32 << 20, stack: 768 << 10 };
@@ -165,5 +165,27 @@ describe("the engine program, natively (js.elf --run)", () => {
       for (const l of lines) expect(Number(l)).toBeGreaterThan(0);
     }
     rmSync(tmp, { recursive: true, force: true });
+  });
+});
+
+describe("a JS snapshot file's saved engine arguments", () => {
+  test("name and limits read back; anything forged is a BadSnapshotError naming the file, never another error", () => {
+    expect(savedJsSettings(["--name", "h.js", "--heap", "1048576", "--stack", "65536"], "f.snap")).toEqual({ name: "h.js", limits: { heap: 1048576, stack: 65536 } });
+    for (const saved of [["--heap", "x", "--stack", "1"], ["--heap", "-1", "--stack", "1"], ["--heap", "1"], ["--name", "a\nb", "--heap", "1", "--stack", "1"], ["--heap", "1e400", "--stack", "1"]]) {
+      const e = thrown(() => savedJsSettings(saved, "f.snap"));
+      expect(e).toBeInstanceOf(WaspError);
+      expect((e as WaspError).code).toBe("WASP_BAD_SNAPSHOT");
+      expect((e as WaspError).message).toStartWith("f.snap: ");
+    }
+    fc.assert(fc.property(fc.array(fc.oneof(fc.constantFrom("--name", "--heap", "--stack"), fc.string())), (saved) => {
+      try {
+        const r = savedJsSettings(saved, "f.snap");
+        expect(Number.isSafeInteger(r.limits.heap) && r.limits.heap >= 0).toBe(true);
+        expect(Number.isSafeInteger(r.limits.stack) && r.limits.stack >= 0).toBe(true);
+        expect(r.name.length).toBeGreaterThan(0);
+      } catch (e) {
+        expect((e as WaspError).code).toBe("WASP_BAD_SNAPSHOT");
+      }
+    }));
   });
 });

@@ -4,8 +4,8 @@
 // snapshots itself; every later call resumes that warm engine with its own arguments. A call's
 // arguments and result travel as JSON; errors come back typed (JsSyntaxError, JsError,
 // JsMemoryError, JsStackError; the deadline is a TimeoutError).
-import { BadArgsError, BadSnapshotError } from "../errors.ts";
-import { checkFileName, decodeJsReply, encodeJsCall, jsArgs, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
+import { BadArgsError } from "../errors.ts";
+import { checkFileName, decodeJsReply, savedJsSettings, encodeJsCall, jsArgs, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
 import { DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import type { SnapshotFileInfo } from "../snapshot/file.ts";
 import { virtineInternals, type CallOptions, type Result, type Virtine, type VirtineOptions } from "./virtine.ts";
@@ -93,19 +93,9 @@ export class JsVirtine implements Disposable, AsyncDisposable {
     try {
       const local = virtineInternals.linuxOf(inner);
       if (!local || local.elf.name !== JS_PROGRAM) throw new BadArgsError(`${path}: not the snapshot of a JavaScript virtine (wasp snapshot handler.js -o FILE)`);
-      const saved = local.snapshotArgs ?? [];
-      const field = (flag: string): string | undefined => {
-        const i = saved.indexOf(flag);
-        return i >= 0 && i + 1 < saved.length ? saved[i + 1] : undefined;
-      };
-      const size = (flag: string): number => {
-        const v = Number(field(flag));
-        if (!Number.isSafeInteger(v) || v < 0) throw new BadSnapshotError(`${path}: the engine's ${flag} is not a byte count`);
-        return v;
-      };
-      const name = field("--name") ?? "handler.js";
-      // the saved arguments are the guest's: shown in messages only, so held to a file name
-      return new JsVirtine(inner, checkFileName(name), { heap: size("--heap"), stack: size("--stack") }, [], local.maxOutput);
+      // the saved arguments are the guest's: checked, and the name shown in messages only
+      const { name, limits } = savedJsSettings(local.snapshotArgs ?? [], path);
+      return new JsVirtine(inner, name, limits, [], local.maxOutput);
     } catch (e) {
       await inner.closeAsync();
       throw e;

@@ -13,7 +13,7 @@ import { parseElf } from "../linux/elf.ts";
 import { MAX_MEMORY } from "../image/image.ts";
 import { linuxSnapshotImageName } from "../snapshot/file.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
-import { checkFileName, decodeJsReply, encodeJsCall, jsArgs, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
+import { checkFileName, decodeJsReply, savedJsSettings, encodeJsCall, jsArgs, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
 import { err, out } from "./output.ts";
 import { checkWritable, fileHead, parseCount, parseList, parseSize } from "./parse.ts";
 
@@ -114,10 +114,7 @@ export function jsInvoke(path: string, rawArgs: string[], flags: JsFlags, fromSn
   if (fromSnapshot) {
     if (flags.heap !== undefined) throw new BadArgsError("--heap is fixed in a snapshot file");
     program = LinuxProgram.fromSnapshotFile(path, { oneShot: true, memory, stackSize, timeoutMs, allow, trace });
-    const saved = program.snapshotArgs ?? [];
-    const at = (flag: string): string | undefined => (saved.indexOf(flag) >= 0 ? saved[saved.indexOf(flag) + 1] : undefined);
-    limits = { heap: Number(at("--heap")) || 0, stack: Number(at("--stack")) || 0 };
-    name = checkFileName(at("--name") ?? "handler.js");
+    ({ name, limits } = savedJsSettings(program.snapshotArgs ?? [], path));
   } else {
     name = checkFileName(basename(path));
     const files = jsFiles(readText(path, ""), undefined);

@@ -6,7 +6,7 @@
 // compiled and warmed up, so every call resumes a warm engine.
 import { readFileSync } from "node:fs";
 import engineFile from "../../dist/guests/js.elf" with { type: "file" };
-import { BadArgsError, BadImageError, BadOutputError, JsError, JsMemoryError, JsStackError, JsSyntaxError, StackOverflowError, type JsPhase } from "../errors.ts";
+import { BadArgsError, BadImageError, BadOutputError, BadSnapshotError, JsError, JsMemoryError, JsStackError, JsSyntaxError, StackOverflowError, type JsPhase } from "../errors.ts";
 import { escapeGuestLine } from "../guest-text.ts";
 
 /** The engine's program name (argv[0]): how a snapshot file of a JavaScript virtine is told apart. */
@@ -65,6 +65,30 @@ export function checkFileName(name: unknown): string {
     throw new BadArgsError(`the module's name ${typeof name === "string" ? JSON.stringify(name) : typeof name} is not a file name of 1 to 100 printable characters`);
   }
   return name;
+}
+
+/**
+ * What a JS snapshot file's saved engine arguments (`--name N --heap B --stack B`) say: the module's
+ * name and the limits the engine was started with. They are the file's, so each is checked: a
+ * name that is no file name or a size that is no byte count is a BadSnapshotError naming `path`.
+ */
+export function savedJsSettings(saved: readonly string[], path: string): { name: string; limits: JsLimits } {
+  const field = (flag: string): string | undefined => {
+    const i = saved.indexOf(flag);
+    return i >= 0 && i + 1 < saved.length ? saved[i + 1] : undefined;
+  };
+  const size = (flag: string): number => {
+    const v = Number(field(flag));
+    if (!Number.isSafeInteger(v) || v < 0) throw new BadSnapshotError(`${path}: the engine's ${flag} is not a byte count`);
+    return v;
+  };
+  let name: string;
+  try {
+    name = checkFileName(field("--name") ?? "handler.js");
+  } catch {
+    throw new BadSnapshotError(`${path}: the engine's --name is not a file name`);
+  }
+  return { name, limits: { heap: size("--heap"), stack: size("--stack") } };
 }
 
 /** The files the engine reads at load: the module's source and, if any, the warm-up calls. */
