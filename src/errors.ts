@@ -26,6 +26,27 @@ export class BadSnapshotError extends WaspError {
   }
 }
 
+/** A recording (`wasp invoke --record`) that is damaged, foreign, of another version, or malformed. */
+export class BadRecordingError extends WaspError {
+  constructor(message: string) {
+    super("WASP_BAD_RECORDING", message);
+  }
+}
+
+/**
+ * A replay that did not do what its recording says: the first differing event — its index, what was
+ * recorded, what happened (index -1: the starting state; the outcome: the event count).
+ */
+export class ReplayDivergedError extends WaspError {
+  constructor(
+    readonly index: number,
+    readonly recorded: string,
+    readonly happened: string,
+  ) {
+    super("WASP_REPLAY_DIVERGED", `the replay diverged at event ${index}: recorded ${recorded}; happened ${happened}`);
+  }
+}
+
 /** Arguments or options are invalid (too many arguments, not an integer, memory above the cap...). */
 export class BadArgsError extends WaspError {
   constructor(message: string) {
@@ -248,4 +269,6 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_JS_ERROR: 24,
   WASP_JS_MEMORY: 25,
   WASP_JS_STACK: 26,
+  WASP_BAD_RECORDING: 27,
+  WASP_REPLAY_DIVERGED: 28,
 };

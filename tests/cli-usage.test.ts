@@ -6,7 +6,7 @@ import { wasp } from "./support.ts";
 test("wasp help of an unknown command says it is unknown, and lists the commands", () => {
   const r = wasp(["help", "nosuch"]);
   expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);
-  expect(r.stderr).toBe("wasp: unknown command 'nosuch' (the commands: invoke, snapshot, build, inspect, bench, serve)\n");
+  expect(r.stderr).toBe("wasp: unknown command 'nosuch' (the commands: invoke, replay, snapshot, build, inspect, bench, serve)\n");
   expect(r.stdout).toBe("");
   const known = wasp(["help", "inspect"]);
   expect(known.status).toBe(0);

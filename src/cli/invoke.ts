@@ -1,10 +1,12 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { basename, resolve } from "node:path";
 import { SnapshotFile, isLinuxSnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { Runner, checkArgs } from "../virtine/runner.ts";
 import { readImageFile } from "../image/file.ts";
-import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
+import { BadArgsError, BadImageError, GuestFaultError, WaspError } from "../errors.ts";
+import { RECORDED_BY, Recorder, encodeRecording, outcomeOf, sha256, type RecordedOutcome, type Recording } from "../virtine/record.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image, type NativeHeader } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
@@ -33,6 +35,8 @@ export interface InvokeFlags extends LinuxFlags {
   raw?: boolean;
   /** --json: one JSON object with the result, console and output instead of text */
   json?: boolean;
+  /** --record FILE: record the call for `wasp replay` (native images and their snapshot files) */
+  record?: string;
 }
 
 /** True if `path` is an existing file that starts with the snapshot file magic. */
@@ -72,6 +76,11 @@ export function resolveImage(arg: string): string | undefined {
 
 export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags & JsFlags): void {
   // a JavaScript module (*.js, *.mjs), or a snapshot file of one: JSON in, JSON out (src/cli/js.ts)
+  const notRecorded = (what: string) => {
+    if (flags.record !== undefined) throw new BadArgsError(`--record: ${imageArg} is ${what}; calls of native images and their snapshot files can be recorded so far`);
+  };
+  if (resolveImage(imageArg) === undefined && (isJsPath(imageArg) || isJsSnapshotPath(imageArg))) notRecorded("a JavaScript virtine");
+  if (!flags.raw && resolveImage(imageArg) === undefined && (isElfPath(imageArg) || isLinuxSnapshotPath(imageArg))) notRecorded("a Linux program");
   if (resolveImage(imageArg) === undefined && isJsPath(imageArg)) return jsInvoke(imageArg, rawArgs, flags, false);
   if (resolveImage(imageArg) === undefined && isJsSnapshotPath(imageArg)) return jsInvoke(imageArg, rawArgs, flags, true);
   if (flags.heap !== undefined) throw new BadArgsError(`--heap is for JavaScript virtines; ${imageArg} is not one`);
@@ -90,10 +99,11 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const dataSize = flags.dataSize === undefined ? undefined : parseSize(flags.dataSize, "--data-size");
   const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
   if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
+  if (flags.record !== undefined) checkWritable(flags.record, "--record");
   if (flags.json && flags.output === "-") throw new BadArgsError("--json and --output - both want standard output: write the data to a file, or leave --output out (the JSON carries it)");
   // from here on the process can open only the files named here and make only the allowed system calls
   if (flags.sandbox !== false) {
-    const sandbox = enterSandbox({ read: [imageArg, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });
+    const sandbox = enterSandbox({ read: [resolveImage(imageArg) ?? imageArg, flags.input, ...hostPaths], write: [flags.output, flags.record], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
   }
   const input = flags.input === undefined ? undefined : readInput(flags.input);
@@ -104,14 +114,36 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   // what the guest would silently ignore (its header says what its main takes)
   if (image) for (const w of unusedCallParts(image, args.length, input !== undefined)) err(`wasp: warning: ${w}\n`);
   using virtine = image ? new Runner(image, options) : Runner.fromSnapshotFile(imageArg, options);
+  const recorder = flags.record === undefined ? undefined : new Recorder();
+  // the recording's starting state: the image's bytes, or the snapshot file's image and memory
+  const start = (): Recording["start"] => {
+    const info = virtine.snapshotFileInfo;
+    const path = builtIn ? imageArg : resolve(imageArg);
+    return image ? { kind: "image", name: image.name, path, sha256: sha256(image.bytes) } : { kind: "snapshot", name: basename(imageArg), path, sha256: info!.imageSha256, memorySha256: info!.memorySha256 };
+  };
+  const record = (outcome: RecordedOutcome) => {
+    if (!recorder || flags.record === undefined) return;
+    const rec: Recording = {
+      wasp: RECORDED_BY,
+      start: start(),
+      options: { memory: virtine.memorySize, dataSize: virtine.meta.dataSize, stackSize: virtine.meta.stackSize, snapshot: virtine.snapshots, allow: [...virtine.policy.names] },
+      call: { args: args.map((a) => BigInt.asUintN(64, BigInt(a))), input: input ?? new Uint8Array(0) },
+      events: recorder.events,
+      outcome,
+    };
+    writeOutput(flags.record, encodeRecording(rec), "--record");
+  };
   const started = Bun.nanoseconds();
   let result;
   try {
-    result = virtine.run(args, { input });
+    result = virtine.run(args, { input, hook: recorder });
   } catch (e) {
     if (flags.verbose && e instanceof GuestFaultError) err(`wasp: registers at the fault:\n${formatRegs(e.regs)}\n`);
+    // a failed call is recorded too (what `wasp serve --record-failures` will keep)
+    if (e instanceof WaspError && e.code !== "WASP_BAD_RECORDING") record(outcomeOf(e));
     throw e;
   }
+  record(outcomeOf(result));
   const elapsed = (Bun.nanoseconds() - started) / 1000;
   if (flags.json) {
     // one JSON object: JSON's escapes keep the guest's text off the terminal; the output data as
@@ -161,11 +193,11 @@ export function readInput(path: string): Uint8Array {
   }
 }
 
-function writeOutput(path: string, data: Uint8Array): void {
+function writeOutput(path: string, data: Uint8Array, option = "--output"): void {
   try {
     writeFileSync(path, data);
   } catch (e) {
-    throw new BadArgsError(`--output ${path}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
+    throw new BadArgsError(`${option} ${path}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
   }
 }
 

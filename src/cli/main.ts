@@ -3,6 +3,7 @@
 // status per error class (src/errors.ts, EXIT_STATUS; docs/errors.md) and no stack trace.
 import { Command, CommanderError } from "commander";
 import { BadArgsError, EXIT_STATUS, WaspError } from "../errors.ts";
+import { replayCommand } from "./replay.ts";
 import { invokeCommand, inspectCommand } from "./invoke.ts";
 import { benchCommand } from "./bench.ts";
 import { snapshotCommand } from "./snapshot.ts";
@@ -47,7 +48,16 @@ async function main(argv: string[]): Promise<number> {
     .option("--file <GUEST=HOST>", "grant the host file HOST read-only at the absolute path GUEST (repeatable): a Linux program opens it, a native guest reads it (virtine.readFile)", collect, [])
     .option("--trace", "Linux programs: print each system call on stderr, as strace does")
     .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
+    .option("--record <file>", "record the call — its start, arguments, input, every hypercall's answer and its outcome — for wasp replay (native images and their snapshot files)")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
+
+  program
+    .command("replay")
+    .description("run a recorded call again (wasp invoke --record), answering it from the recording and checking every step; exit 0 when it does what was recorded")
+    .argument("<recording>", "the recording file")
+    .option("--image <path>", "the image or snapshot file to start from (default: the path recorded, or the built-in guest)")
+    .option("--timeout <ms>", "deadline in milliseconds (default 60000)")
+    .action((file: string, flags) => replayCommand(file, flags));
 
   program
     .command("snapshot")

@@ -92,16 +92,30 @@ export class GuestAccess {
       ram.set(data.subarray(done, done + n), phys);
       this.#onWrite(phys, n);
     });
+    this.#observer?.(addr, data);
   }
 
   /** Fills a range the guest may write with random bytes (the `random` hypercall). */
   randomize(addr: bigint | number, len: number, what: string): void {
     const ram = this.#mem.bytes;
     this.#all(addr, len, "write", what);
-    this.#each(addr, len, "write", what, (phys, n) => {
+    const observed = this.#observer ? new Uint8Array(len) : undefined;
+    this.#each(addr, len, "write", what, (phys, n, done) => {
       crypto.getRandomValues(ram.subarray(phys, phys + n));
+      observed?.set(ram.subarray(phys, phys + n), done);
       this.#onWrite(phys, n);
     });
+    if (observed) this.#observer?.(addr, observed);
+  }
+
+  #observer: ((addr: bigint | number, data: Uint8Array) => void) | undefined;
+
+  /**
+   * Calls `observer` with every write made through this object from now on — the guest address
+   * and the bytes (a recording keeps what a hypercall wrote); undefined stops it.
+   */
+  observeWrites(observer: ((addr: bigint | number, data: Uint8Array) => void) | undefined): void {
+    this.#observer = observer;
   }
 
   /** Checks a whole range first, so that a write is all or nothing. */

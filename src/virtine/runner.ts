@@ -24,7 +24,7 @@ import type { ResetStrategy, Shell } from "../shell/shell.ts";
 import { VirtineShells } from "./shells.ts";
 import { ShellPool, type PoolStats } from "../shell/pool.ts";
 import { Snapshot, guardOf, type SnapshotMeta } from "../snapshot/snapshot.ts";
-import { SnapshotFile, type LoadedSnapshotFile } from "../snapshot/file.ts";
+import { SnapshotFile, type LoadedSnapshotFile, type SnapshotFileInfo } from "../snapshot/file.ts";
 import { compileZig, type ZigOptions } from "../image/zig.ts";
 
 export const MAX_ARGS = 6;
@@ -90,7 +90,19 @@ export interface RunnerOptions {
   files?: Readonly<Record<string, Uint8Array | string>>;
 }
 
+/**
+ * Sees every hypercall of a call (record and replay, src/virtine/record.ts): given the call's
+ * hypercall number and arguments and the host's handler, it returns the value for the guest's RAX
+ * (or undefined when the virtine has ended) — by running the handler (recording) or from a
+ * recording (replay).
+ */
+export interface HypercallHook {
+  hypercall(nr: bigint, a: bigint, b: bigint, ctx: HypercallContext, handle: () => bigint | undefined): bigint | undefined;
+}
+
 export interface RunOptions {
+  /** record or replay this call's hypercalls */
+  hook?: HypercallHook;
   /** bytes for the guest to read (`virtine.input()` in the SDK): they must fit the data window */
   input?: Uint8Array;
   /**
@@ -266,6 +278,11 @@ export class Runner {
     return this.#shells.stats;
   }
 
+  /** The snapshot file this virtine was restored from (its header's facts), if any. */
+  get snapshotFileInfo(): SnapshotFileInfo | undefined {
+    return this.#snapshotFile?.info;
+  }
+
   /** True once the guest's `snapshot` hypercall has been captured: calls resume there. */
   get snapshotTaken(): boolean {
     return this.#shells.snapshotTaken;
@@ -289,7 +306,7 @@ export class Runner {
     ctx.exitValue = undefined;
     this.#deadline.start(this.timeoutMs);
     try {
-      const { value, exits } = this.#run(shell, ctx, opts.interrupted);
+      const { value, exits } = this.#run(shell, ctx, opts.interrupted, opts.hook);
       const output = this.#kind.collect(shell.guest, shell.mem, { memory: this.memorySize, dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, this.#console);
       const result = { value, exits, output, consoleTruncated: this.#console.truncated, console: this.#console.take() };
       this.#shells.finish(true);
@@ -319,7 +336,7 @@ export class Runner {
   }
 
   /** The run loop: enter, dispatch hypercalls, stop at the exit port or HLT. Allocates nothing per exit. */
-  #run(shell: Shell, ctx: HypercallContext, interrupted: (() => boolean) | undefined): { value: bigint; exits: number } {
+  #run(shell: Shell, ctx: HypercallContext, interrupted: (() => boolean) | undefined, hook: HypercallHook | undefined): { value: bigint; exits: number } {
     const { vcpu } = shell;
     let exits = 0;
     for (;;) {
@@ -330,7 +347,7 @@ export class Runner {
         const out = vcpu.run.getUint8(IO_DIRECTION) === KVM_EXIT_IO_OUT;
         if (port === Port.EXIT && out) return { value: vcpu.reg("rax"), exits };
         if (port === Port.HYPERCALL && out) {
-          if (this.#hypercall(ctx)) return { value: ctx.exitValue ?? 0n, exits };
+          if (this.#hypercall(ctx, hook)) return { value: ctx.exitValue ?? 0n, exits };
           continue;
         }
         if (port === Port.FAULT && out) throw exceptionFault(vcpu, shell.mem, this.#stack);
@@ -355,9 +372,12 @@ export class Runner {
   }
 
   /** Handles one hypercall; true when the virtine has ended. */
-  #hypercall(ctx: HypercallContext): boolean {
+  #hypercall(ctx: HypercallContext, hook: HypercallHook | undefined): boolean {
     const { vcpu } = ctx;
-    const ret = dispatchHypercall(ctx, this.policy, vcpu.reg("rax"), vcpu.reg("rdi"), vcpu.reg("rsi"));
+    const nr = vcpu.reg("rax");
+    const a = vcpu.reg("rdi");
+    const b = vcpu.reg("rsi");
+    const ret = hook ? hook.hypercall(nr, a, b, ctx, () => dispatchHypercall(ctx, this.policy, nr, a, b)) : dispatchHypercall(ctx, this.policy, nr, a, b);
     if (ret === undefined) return true;
     vcpu.setReg("rax", ret);
     vcpu.markRegsDirty(false);

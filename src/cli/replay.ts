@@ -1,0 +1,81 @@
+// `wasp replay FILE [--image PATH]`: runs a recorded call again (`wasp invoke --record FILE`) from
+// the same starting state (checked by hash), answering its time, random, host and file hypercalls
+// from the recording, and checks every hypercall and the outcome against it (src/virtine/record.ts).
+// A faithful replay prints the call's result as `invoke` did and exits 0; the first difference is
+// one `wasp:` line (WASP_REPLAY_DIVERGED).
+import { readFileSync, statSync } from "node:fs";
+import { Runner } from "../virtine/runner.ts";
+import { MAX_RECORDING, Replayer, checkOutcome, decodeRecording, outcomeOf, sha256, type RecordedOutcome } from "../virtine/record.ts";
+import { BadArgsError, ReplayDivergedError, WaspError } from "../errors.ts";
+import { escapeGuestText } from "../guest-text.ts";
+import { isSnapshotPath, loadImage, resolveImage } from "./invoke.ts";
+import { parseCount } from "./parse.ts";
+import { err, out } from "./output.ts";
+
+export interface ReplayFlags {
+  /** the image or snapshot file to start from, when not where the recording says */
+  image?: string;
+  timeout?: string;
+}
+
+function readRecording(path: string): Uint8Array {
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw new Error("it is a directory");
+    if (st.size > MAX_RECORDING) throw new Error(`${st.size} bytes, more than ${MAX_RECORDING >> 20} MiB`);
+    return new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new BadArgsError(`${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+export function replayCommand(file: string, flags: ReplayFlags): void {
+  const rec = decodeRecording(readRecording(file), file);
+  const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
+  // where it starts: --image, else the path recorded, else a built-in guest of the recorded name
+  const target = flags.image ?? rec.start.path ?? rec.start.name;
+  const options = { memory: rec.options.memory, timeoutMs, oneShot: true, snapshot: rec.options.snapshot, allow: rec.options.allow };
+  let virtine: Runner;
+  if (rec.start.kind === "image") {
+    if (resolveImage(target) === undefined && isSnapshotPath(target)) throw new ReplayDivergedError(-1, `the image ${rec.start.name}`, `${target}, a snapshot file`);
+    const image = loadImage(target, { memory: rec.options.memory });
+    const got = sha256(image.bytes);
+    if (got !== rec.start.sha256) throw new ReplayDivergedError(-1, `the image ${rec.start.name}, sha256 ${rec.start.sha256}`, `${target}, sha256 ${got}`);
+    virtine = new Runner(image, { ...options, dataSize: rec.options.dataSize || undefined, stackSize: rec.options.stackSize || undefined });
+  } else {
+    virtine = Runner.fromSnapshotFile(target, options);
+    const info = virtine.snapshotFileInfo!;
+    if (info.imageSha256 !== rec.start.sha256 || info.memorySha256 !== rec.start.memorySha256) {
+      virtine.close();
+      throw new ReplayDivergedError(-1, `the snapshot file ${rec.start.name} (image sha256 ${rec.start.sha256}, memory sha256 ${rec.start.memorySha256})`, `${target} (image sha256 ${info.imageSha256}, memory sha256 ${info.memorySha256})`);
+    }
+  }
+  using _ = virtine;
+  if (virtine.memorySize !== rec.options.memory || virtine.meta.dataSize !== rec.options.dataSize || virtine.meta.stackSize !== rec.options.stackSize) {
+    throw new ReplayDivergedError(-1, `a VM of ${rec.options.memory} bytes, data window ${rec.options.dataSize}, stack ${rec.options.stackSize}`, `${virtine.memorySize}, ${virtine.meta.dataSize}, ${virtine.meta.stackSize}`);
+  }
+  const replayer = new Replayer(rec.events);
+  let got: RecordedOutcome;
+  let result;
+  try {
+    result = virtine.run(rec.call.args, { input: rec.call.input.length > 0 ? rec.call.input : undefined, hook: replayer });
+    got = outcomeOf(result);
+  } catch (e) {
+    if (e instanceof ReplayDivergedError || !(e instanceof WaspError)) throw e;
+    got = outcomeOf(e);
+  }
+  checkOutcome(rec, replayer.consumed, got);
+  if (!result) {
+    // faithful to a call that failed: its error, said as invoke said it, and success
+    const o = got as { error: { code: string; message: string } };
+    err(`wasp: replayed as recorded: ${o.error.message} (${o.error.code})\n`);
+    return;
+  }
+  if (result.console.length > 0) out(escapeGuestText(result.console));
+  if (result.output.length > 0) {
+    out(escapeGuestText(result.output));
+    if (result.output[result.output.length - 1] !== 0x0a) out("\n");
+  }
+  out(`${result.value}\n`);
+  err(`wasp: replayed ${rec.events.length} hypercall(s) as recorded\n`);
+}

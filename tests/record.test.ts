@@ -1,0 +1,208 @@
+// Record and replay of native virtines (issue 16, parts 1-2 for native images and their snapshot
+// files): `wasp invoke --record FILE` and `wasp replay FILE` on the real /dev/kvm — a call that
+// reads the clock and the host's randomness replays to the same result, a failed call to the same
+// failure; a recording of a fib call is under 1 KiB; another image, a damaged or foreign file, a
+// forged event each give one clear line. The file's decoder takes any bytes (fast-check).
+import { afterAll, describe, expect, test } from "bun:test";
+import fc from "fast-check";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EXIT_STATUS, WaspError } from "../src/errors.ts";
+import { RECORDING_HEADER, decodeRecording, encodeRecording, type Recording } from "../src/virtine/record.ts";
+import { guest, slow, thrown, wasp } from "./support.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "wasp-record-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const at = (name: string) => join(dir, name);
+
+// a guest whose result depends on the host's randomness and clock (written once, built by wasp build)
+const RND = `const virtine = @import("virtine");
+pub fn main(input: []const u8) !u64 {
+    var b: [16]u8 = undefined;
+    _ = virtine.random(&b);
+    const t = virtine.time();
+    virtine.print("t={d} in={d}\\n", .{ t, input.len });
+    try virtine.writeOutput(&b);
+    return @as(u64, @truncate(t)) ^ @as(u64, @bitCast(b[0..8].*));
+}`;
+
+let rnd = "";
+function rndImage(): string {
+  if (rnd) return rnd;
+  writeFileSync(at("rnd.zig"), RND);
+  const r = wasp(["build", at("rnd.zig"), "-o", at("rnd.bin")]);
+  expect(r.status).toBe(0);
+  rnd = at("rnd.bin");
+  return rnd;
+}
+
+describe("wasp invoke --record, wasp replay", () => {
+  test("a fib call: under 1 KiB, replayed to the same result", () => {
+    const r = wasp(["invoke", "fib", "20", "--record", at("fib.rec")]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe("6765\n");
+    expect(statSync(at("fib.rec")).size).toBeLessThan(1024);
+    const p = wasp(["replay", at("fib.rec")]);
+    expect(p.status).toBe(0);
+    expect(p.stdout).toBe("6765\n");
+    expect(p.stderr).toBe("wasp: replayed 0 hypercall(s) as recorded\n");
+  });
+
+  test("the clock and the host's randomness come from the recording: the same result, console and output", () => {
+    const img = rndImage();
+    const input = at("in.bin");
+    writeFileSync(input, "abc");
+    const first = wasp(["invoke", img, "-i", input, "--allow", "random,time", "--record", at("rnd.rec")]);
+    expect(first.status).toBe(0);
+    const again = wasp(["invoke", img, "-i", input, "--allow", "random,time"]);
+    expect(again.stdout).not.toBe(first.stdout); // a fresh call reads another clock and other random bytes
+    const p = wasp(["replay", at("rnd.rec")]);
+    expect(p.status).toBe(0);
+    expect(p.stdout).toBe(first.stdout);
+    expect(p.stderr).toBe("wasp: replayed 2 hypercall(s) as recorded\n");
+    const rec = decodeRecording(new Uint8Array(readFileSync(at("rnd.rec"))), "rnd.rec");
+    expect(rec.events.map((e) => e.nr)).toEqual([4, 3]); // random, time
+    expect(rec.events[0].writes[0].data.length).toBe(16);
+    expect(new TextDecoder().decode(rec.call.input)).toBe("abc");
+  }, slow(120_000));
+
+  test("a snapshot file's call (the sealing service, its IV from the host) replays byte for byte", () => {
+    writeFileSync(at("key.hex"), "000102030405060708090a0b0c0d0e0f\n");
+    expect(wasp(["snapshot", "aes", "-i", at("key.hex"), "--allow", "random", "-o", at("aes.snap")]).status).toBe(0);
+    writeFileSync(at("req.http"), "POST /seal/encrypt HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello");
+    const first = wasp(["invoke", at("aes.snap"), "-i", at("req.http"), "--allow", "random", "--record", at("aes.rec")]);
+    expect(first.status).toBe(0);
+    const p = wasp(["replay", at("aes.rec")]);
+    expect(p.status).toBe(0);
+    expect(p.stdout).toBe(first.stdout);
+    // another snapshot file of the same image, with another key: not the recorded start
+    writeFileSync(at("key2.hex"), "ff0102030405060708090a0b0c0d0e0f\n");
+    expect(wasp(["snapshot", "aes", "-i", at("key2.hex"), "--allow", "random", "-o", at("aes2.snap")]).status).toBe(0);
+    const other = wasp(["replay", at("aes.rec"), "--image", at("aes2.snap")]);
+    expect(other.status).toBe(EXIT_STATUS.WASP_REPLAY_DIVERGED!);
+    expect(other.stderr).toMatch(/^wasp: the replay diverged at event -1: recorded the snapshot file aes\.snap .*memory sha256 [0-9a-f]{64}\); happened .*aes2\.snap/);
+  }, slow(60_000));
+
+  test("a failed call replays to the same failure, and exits 0", () => {
+    const r = wasp(["invoke", guest("panicker"), "--record", at("panic.rec")]);
+    expect(r.status).toBe(EXIT_STATUS.WASP_GUEST_PANIC!);
+    const p = wasp(["replay", at("panic.rec")]);
+    expect(p.status).toBe(0);
+    expect(p.stderr).toBe("wasp: replayed as recorded: the guest panicked: guest gave up (WASP_GUEST_PANIC)\n");
+  });
+
+  test("another image, a forged event, a damaged or foreign file: one line each", () => {
+    const img = rndImage();
+    expect(wasp(["invoke", img, "--allow", "random,time", "--record", at("r2.rec")]).status).toBe(0);
+    let p = wasp(["replay", at("r2.rec"), "--image", guest("fib")]);
+    expect(p.status).toBe(EXIT_STATUS.WASP_REPLAY_DIVERGED!);
+    expect(p.stderr).toMatch(/^wasp: the replay diverged at event -1: recorded the image rnd\.bin, sha256 [0-9a-f]{64}; happened .*fib\.bin, sha256 [0-9a-f]{64}\n$/);
+
+    const rec = decodeRecording(new Uint8Array(readFileSync(at("r2.rec"))), "r2.rec");
+    // the clock answered otherwise: the guest's result differs from the recorded outcome
+    const clock: Recording = { ...rec, events: rec.events.map((e) => (e.nr === 3 ? { ...e, result: (e.result ?? 0n) + 1n } : e)) };
+    writeFileSync(at("clock.rec"), encodeRecording(clock));
+    p = wasp(["replay", at("clock.rec")]);
+    expect(p.status).toBe(EXIT_STATUS.WASP_REPLAY_DIVERGED!);
+    expect(p.stderr).toMatch(/^wasp: the replay diverged at event 2: recorded the outcome result \d+.*; happened the outcome result \d+/);
+    // the guest asked for 16 random bytes; the recording says it asked for 8
+    const args: Recording = { ...rec, events: rec.events.map((e, i) => (i === 0 ? { ...e, b: 8n } : e)) };
+    writeFileSync(at("args.rec"), encodeRecording(args));
+    p = wasp(["replay", at("args.rec")]);
+    expect(p.status).toBe(EXIT_STATUS.WASP_REPLAY_DIVERGED!);
+    expect(p.stderr).toMatch(/^wasp: the replay diverged at event 0: recorded hypercall random\(0x[0-9a-f]+, 0x8\); happened hypercall random\(0x[0-9a-f]+, 0x10\)\n$/);
+    // a hypercall fewer in the recording
+    writeFileSync(at("short.rec"), encodeRecording({ ...rec, events: rec.events.slice(0, 1) }));
+    p = wasp(["replay", at("short.rec")]);
+    expect(p.stderr).toMatch(/^wasp: the replay diverged at event 1: recorded the call's end after 1 hypercalls; happened hypercall time/);
+
+    const bytes = new Uint8Array(readFileSync(at("r2.rec")));
+    const damaged = bytes.slice();
+    damaged[RECORDING_HEADER + 10] ^= 1;
+    writeFileSync(at("damaged.rec"), damaged);
+    p = wasp(["replay", at("damaged.rec")]);
+    expect(p.status).toBe(EXIT_STATUS.WASP_BAD_RECORDING!);
+    expect(p.stderr).toBe(`wasp: ${at("damaged.rec")}: the body's checksum does not match: the file is damaged\n`);
+    writeFileSync(at("cut.rec"), bytes.subarray(0, bytes.length - 3));
+    expect(wasp(["replay", at("cut.rec")]).stderr).toMatch(/the file is cut or padded\n$/);
+    p = wasp(["replay", guest("fib")]);
+    expect(p.status).toBe(EXIT_STATUS.WASP_BAD_RECORDING!);
+    expect(p.stderr).toMatch(/not a wasp recording \(no WASPREC1 magic\)\n$/);
+  }, slow(120_000));
+
+  test("recording is refused where it is not built yet, before anything runs", () => {
+    writeFileSync(at("h.js"), "export default (x) => x;");
+    const r = wasp(["invoke", at("h.js"), "--record", at("js.rec")]);
+    expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS!);
+    expect(r.stderr).toMatch(/^wasp: --record: .*h\.js is a JavaScript virtine; calls of native images and their snapshot files can be recorded so far\n$/);
+    expect(() => statSync(at("js.rec"))).toThrow();
+  });
+});
+
+describe("the recording's decoder", () => {
+  const valid = (): Uint8Array =>
+    encodeRecording({
+      wasp: "wasp 0.1.0",
+      start: { kind: "image", name: "x.bin", sha256: "a".repeat(64) },
+      options: { memory: 16 << 20, dataSize: 1 << 20, stackSize: 1 << 20, snapshot: true, allow: ["time"] },
+      call: { args: [1n, 2n ** 64n - 1n], input: new Uint8Array([1, 2, 3]) },
+      events: [{ nr: 3, a: 0n, b: 0n, result: 42n, writes: [] }, { nr: 4, a: 4096n, b: 2n, result: 0n, writes: [{ addr: 4096n, data: new Uint8Array([9, 9]) }] }, { nr: 0, a: 7n, b: 0n, result: null, writes: [] }],
+      outcome: { value: 7n, exits: 4, output: "b".repeat(64), console: "c".repeat(64) },
+    });
+
+  test("reads back what it wrote", () => {
+    const r = decodeRecording(valid(), "v.rec");
+    expect(r.call.args).toEqual([1n, 2n ** 64n - 1n]);
+    expect(r.events[1].writes[0].data).toEqual(new Uint8Array([9, 9]));
+    expect(r.events[2].result).toBeNull();
+    expect(encodeRecording(r)).toEqual(valid());
+  });
+
+  test("any bytes, and any edit of a valid file, give a recording or a BadRecordingError, never another error", () => {
+    const check = (b: Uint8Array) => {
+      const e = thrown(() => decodeRecording(b, "f.rec"));
+      if (e !== undefined) {
+        expect(e).toBeInstanceOf(WaspError);
+        expect((e as WaspError).code).toBe("WASP_BAD_RECORDING");
+        expect((e as WaspError).message).toStartWith("f.rec: ");
+        expect((e as WaspError).message).not.toContain("\n");
+      }
+    };
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), check), { numRuns: 2000 });
+    const base = valid();
+    fc.assert(fc.property(fc.nat(base.length - 1), fc.integer({ min: 1, max: 255 }), (i, x) => {
+      const b = base.slice();
+      b[i] ^= x;
+      check(b);
+    }), { numRuns: 2000 });
+    // edits of the body with a correct checksum: the fields themselves are checked
+    const body = JSON.parse(new TextDecoder().decode(base.subarray(RECORDING_HEADER)));
+    const reencode = (j: unknown) => {
+      const b = new TextEncoder().encode(JSON.stringify(j));
+      const out = new Uint8Array(RECORDING_HEADER + b.length);
+      out.set(base.subarray(0, 8));
+      const dv = new DataView(out.buffer);
+      dv.setUint32(8, 1, true);
+      dv.setUint32(12, Bun.hash.crc32(b), true);
+      dv.setBigUint64(16, BigInt(b.length), true);
+      out.set(b, RECORDING_HEADER);
+      return out;
+    };
+    const forged = [
+      { ...body, events: [[99, "0", "0", "0"]] },
+      { ...body, events: [[3, "-1", "0", "0"]] },
+      { ...body, events: [[3, "18446744073709551616", "0", "0"]] },
+      { ...body, call: { ...body.call, args: ["1", "2", "3", "4", "5", "6", "7"] } },
+      { ...body, call: { ...body.call, input: "not base64!" } },
+      { ...body, start: { ...body.start, sha256: "x" } },
+      { ...body, start: { ...body.start, kind: "linux" } },
+      { ...body, options: { ...body.options, allow: ["format-disk"] } },
+      { ...body, outcome: { value: "1" } },
+      [],
+      null,
+    ];
+    for (const f of forged) expect((thrown(() => decodeRecording(reencode(f), "f.rec")) as WaspError).code).toBe("WASP_BAD_RECORDING");
+    fc.assert(fc.property(fc.jsonValue(), (j) => check(reencode(j))), { numRuns: 500 });
+  });
+});
