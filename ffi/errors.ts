@@ -5,6 +5,8 @@
 
 export class WaspError extends Error {
   readonly code: string;
+  /** a call recorded with `record: true` that failed: its recording (docs/recording-format.md) */
+  recording?: Uint8Array;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;

@@ -206,3 +206,27 @@ describe("the recording's decoder", () => {
     fc.assert(fc.property(fc.jsonValue(), (j) => check(reencode(j))), { numRuns: 500 });
   });
 });
+
+describe("the TypeScript API's record option", () => {
+  test("runSync({ record: true }) gives the recording wasp replay runs; a failed call's error carries one; workers refuse it", async () => {
+    const { Virtine } = await import("../src/index.ts");
+    await using v = await Virtine.load(guest("calls"));
+    const r = v.runSync({ args: [3], record: true });
+    expect(r.value).toBe(3n);
+    const rec = decodeRecording(r.recording!, "api.rec");
+    expect(rec.events.map((e) => e.nr)).toEqual([1, 1, 1]); // three write hypercalls
+    expect(rec.start.kind).toBe("image");
+    writeFileSync(at("api.rec"), r.recording!);
+    const p = wasp(["replay", at("api.rec"), "--image", guest("calls")]);
+    expect(p.status).toBe(0);
+    expect(p.stdout).toBe("3\n");
+    expect(v.runSync({ args: [2] }).recording).toBeUndefined(); // off unless asked
+    await expect(v.run({ args: [1], record: true })).rejects.toThrow(/on the calling thread \(runSync\)/);
+
+    await using panics = await Virtine.load(guest("panicker"));
+    const e = thrown(() => panics.runSync({ record: true })) as WaspError;
+    expect(e.code).toBe("WASP_GUEST_PANIC");
+    writeFileSync(at("api-panic.rec"), e.recording!);
+    expect(wasp(["replay", at("api-panic.rec"), "--image", guest("panicker")]).status).toBe(0);
+  });
+});

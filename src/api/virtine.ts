@@ -6,7 +6,7 @@
 // stdout, its console stderr and its value the exit status.
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BadArgsError, BadOutputError, ClosedError } from "../errors.ts";
+import { BadArgsError, BadOutputError, ClosedError, WaspError } from "../errors.ts";
 import { escapeGuestLine } from "../guest-text.ts";
 import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
@@ -24,6 +24,7 @@ import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 import { encodeLinuxCall } from "./wire.ts";
 import { JsVirtine, type JsOptions } from "./js.ts";
 import { JS_PROGRAM } from "../js/engine.ts";
+import { Recorder, outcomeOf, recordingOf, sha256, type Recording } from "../virtine/record.ts";
 
 /** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
 export type Arg = number | bigint;
@@ -57,6 +58,11 @@ export interface RunRequest {
   input?: Uint8Array | string;
   /** a Linux program's environment for this call (default: the virtine's `env`) */
   env?: readonly string[] | Readonly<Record<string, string>>;
+  /**
+   * record the call (`runSync` of a native image or its snapshot file): `Result.recording`, or a
+   * failed call's error's `recording` — what `wasp replay` runs again (docs/recording-format.md)
+   */
+  record?: boolean;
 }
 
 export interface Result {
@@ -80,6 +86,8 @@ export interface Result {
   status?: number;
   /** a Linux program's stdout (`output`) went past `maxOutput` and the rest was dropped */
   outputTruncated?: boolean;
+  /** the call's recording, when it was run with `record: true` */
+  recording?: Uint8Array;
 }
 
 /** What `call` takes: bytes, a string, or any JSON value. */
@@ -253,7 +261,41 @@ export class Virtine implements Disposable, AsyncDisposable {
   /** A call on this thread with everything it gave back. */
   runSync(request: RunRequest = {}): Result {
     const { args, input, env } = checkRequest(request);
+    if (request.record) return this.#runRecorded(args, input, env);
     return toResult(this.#runLocal(args, input, env), this.kind === "linux");
+  }
+
+  /** A recording's starting state for this virtine (its image's hash is computed once). */
+  #recordStart: Recording["start"] | undefined;
+
+  #startOf(local: Runner): Recording["start"] {
+    const spec = this.#pooled.spec;
+    const info = local.snapshotFileInfo;
+    if (spec.kind === "image") return { kind: "image", name: spec.name, sha256: sha256(spec.bytes) };
+    return { kind: "snapshot", name: local.meta.name, sha256: info!.imageSha256, memorySha256: info!.memorySha256 };
+  }
+
+  /** `runSync` with `record: true`: the call run with a Recorder, its recording in the result or on the error. */
+  #runRecorded(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"]): Result {
+    if (this.#closed) throw new ClosedError("virtine");
+    const local = this.#local;
+    if (local instanceof LinuxProgram) throw new BadArgsError(`record: ${this.name} is a Linux program; calls of native images and their snapshot files can be recorded so far`);
+    if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
+    const start = (this.#recordStart ??= this.#startOf(local));
+    const argv = args as Arg[];
+    const recorder = new Recorder();
+    const t = Bun.nanoseconds();
+    let r: CallReply;
+    try {
+      r = local.run(argv, { input, hook: recorder });
+    } catch (e) {
+      if (e instanceof WaspError) e.recording = recordingOf(local, start, argv.map((a) => BigInt(a)), input, recorder.events, outcomeOf(e));
+      throw e;
+    }
+    r.runMicros = Math.round((Bun.nanoseconds() - t) / 1000);
+    const result = toResult(r, false);
+    result.recording = recordingOf(local, start, argv.map((a) => BigInt(a)), input, recorder.events, outcomeOf({ value: r.value, exits: r.exits, output: r.output, console: r.console }));
+    return result;
   }
 
   // -- on a worker thread -----------------------------------------------------------------------
@@ -289,6 +331,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     let checked;
     try {
       checked = checkRequest(request);
+      if (request.record) throw new BadArgsError("record: calls are recorded on the calling thread (runSync) so far");
     } catch (e) {
       return Promise.reject(e);
     }

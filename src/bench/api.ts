@@ -113,6 +113,37 @@ export const API_SERIES: Series[] = [
     },
   },
   {
+    // a call making a few hypercalls (4 writes) through the public API on the calling thread, and
+    // the same call recorded (issue 16: at most 10% more): the Recorder's hook on each hypercall,
+    // the outcome's hashes and the recording's encoding are all inside the timing
+    name: "invoke_record",
+    reports: ["invoke_hypercalls", "invoke_record"],
+    defaultRuns: 1000,
+    async run(runs) {
+      await using pool = new WorkerPool({ size: 1 });
+      await using calls = await Virtine.load(new Uint8Array(readFileSync(embeddedBench("calls"))), { workers: pool });
+      const plain = () => {
+        if (calls.runSync({ args: [4] }).value !== 4n) throw new Error("calls(4) is not 4");
+      };
+      const recorded = () => {
+        const r = calls.runSync({ args: [4], record: true });
+        if (r.value !== 4n || !r.recording) throw new Error("calls(4) recorded nothing");
+      };
+      // alternating batches, so that both see the same moments of a noisy machine
+      for (let i = 0; i < WARM_CALLS_PER_WORKER / 2; i++) {
+        plain();
+        recorded();
+      }
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < runs; i += 50) {
+        a.push(...timeSync(Math.min(50, runs - i), 0, plain));
+        b.push(...timeSync(Math.min(50, runs - i), 0, recorded));
+      }
+      return [summarize("invoke_hypercalls", "us", a), summarize("invoke_record", "us", b)];
+    },
+  },
+  {
     // fib(0) through the public API on a worker, awaited before the next: the hand-off's latency on top of invoke_sync
     name: "invoke_async",
     defaultRuns: 1000,

@@ -142,6 +142,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   start_snapshot_file: "start_boot",
   invoke_sync: "floor:vmrun",
   invoke_async: "invoke_sync",
+  invoke_record: "invoke_hypercalls",
   invoke_async_throughput: "invoke_async_throughput_1",
   thread_throughput: "thread_throughput_1",
   handoff_postmessage: "handoff_atomics",

@@ -6,7 +6,7 @@ import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { Runner, checkArgs } from "../virtine/runner.ts";
 import { readImageFile } from "../image/file.ts";
 import { BadArgsError, BadImageError, GuestFaultError, WaspError } from "../errors.ts";
-import { RECORDED_BY, Recorder, encodeRecording, outcomeOf, sha256, type RecordedOutcome, type Recording } from "../virtine/record.ts";
+import { Recorder, outcomeOf, recordingOf, sha256, type RecordedOutcome, type Recording } from "../virtine/record.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image, type NativeHeader } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
@@ -123,15 +123,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   };
   const record = (outcome: RecordedOutcome) => {
     if (!recorder || flags.record === undefined) return;
-    const rec: Recording = {
-      wasp: RECORDED_BY,
-      start: start(),
-      options: { memory: virtine.memorySize, dataSize: virtine.meta.dataSize, stackSize: virtine.meta.stackSize, snapshot: virtine.snapshots, allow: [...virtine.policy.names] },
-      call: { args: args.map((a) => BigInt.asUintN(64, BigInt(a))), input: input ?? new Uint8Array(0) },
-      events: recorder.events,
-      outcome,
-    };
-    writeOutput(flags.record, encodeRecording(rec), "--record");
+    writeOutput(flags.record, recordingOf(virtine, start(), args, input, recorder.events, outcome), "--record");
   };
   const started = Bun.nanoseconds();
   let result;

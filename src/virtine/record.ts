@@ -12,7 +12,7 @@ import { Hypercalls } from "../abi/guest-abi.ts";
 import type { HypercallContext } from "../hypercall/handlers.ts";
 import { BadRecordingError, ReplayDivergedError, WaspError } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import type { HypercallHook } from "./runner.ts";
+import type { HypercallHook, Runner } from "./runner.ts";
 
 export const RECORDING_MAGIC = "WASPREC1";
 export const RECORDING_VERSION = 1;
@@ -56,7 +56,8 @@ export interface Recording {
   outcome: RecordedOutcome;
 }
 
-export const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+export const sha256 = (b: Uint8Array) => (b.length === 0 ? EMPTY_SHA256 : createHash("sha256").update(b).digest("hex"));
 
 /** The outcome of a call as a recording keeps it. */
 export function outcomeOf(r: { value: bigint; exits: number; output: Uint8Array; console: Uint8Array } | WaspError): RecordedOutcome {
@@ -228,3 +229,18 @@ export function decodeRecording(bytes: Uint8Array, name: string): Recording {
 
 /** What a new recording says about the wasp that made it. */
 export const RECORDED_BY = `wasp ${VERSION}`;
+
+/**
+ * A call's recording as a file's bytes: made on `runner` (its VM's shape and grants), from `start`,
+ * with these arguments and input, the events a Recorder saw, and the outcome.
+ */
+export function recordingOf(runner: Runner, start: Recording["start"], args: readonly (bigint | number)[], input: Uint8Array | undefined, events: RecordedEvent[], outcome: RecordedOutcome): Uint8Array {
+  return encodeRecording({
+    wasp: RECORDED_BY,
+    start,
+    options: { memory: runner.memorySize, dataSize: runner.meta.dataSize, stackSize: runner.meta.stackSize, snapshot: runner.snapshots, allow: [...runner.policy.names] },
+    call: { args: args.map((a) => BigInt.asUintN(64, BigInt(a))), input: input ?? new Uint8Array(0) },
+    events,
+    outcome,
+  });
+}
