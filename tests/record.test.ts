@@ -208,7 +208,7 @@ describe("the recording's decoder", () => {
 });
 
 describe("the TypeScript API's record option", () => {
-  test("runSync({ record: true }) gives the recording wasp replay runs; a failed call's error carries one; workers refuse it", async () => {
+  test("run/runSync({ record: true }) give the recording wasp replay runs, on this thread and on a worker; a failed call's error carries one", async () => {
     const { Virtine } = await import("../src/index.ts");
     await using v = await Virtine.load(guest("calls"));
     const r = v.runSync({ args: [3], record: true });
@@ -221,12 +221,72 @@ describe("the TypeScript API's record option", () => {
     expect(p.status).toBe(0);
     expect(p.stdout).toBe("3\n");
     expect(v.runSync({ args: [2] }).recording).toBeUndefined(); // off unless asked
-    await expect(v.run({ args: [1], record: true })).rejects.toThrow(/on the calling thread \(runSync\)/);
+    // on a worker the same: the recording comes back with the result, or with the error
+    const w = await v.run({ args: [2], record: true });
+    expect(decodeRecording(w.recording!, "w.rec").events.length).toBe(2);
+    writeFileSync(at("w.rec"), w.recording!);
+    expect(wasp(["replay", at("w.rec"), "--image", guest("calls")]).stdout).toBe("2\n");
 
     await using panics = await Virtine.load(guest("panicker"));
     const e = thrown(() => panics.runSync({ record: true })) as WaspError;
     expect(e.code).toBe("WASP_GUEST_PANIC");
     writeFileSync(at("api-panic.rec"), e.recording!);
     expect(wasp(["replay", at("api-panic.rec"), "--image", guest("panicker")]).status).toBe(0);
+    const we = (await panics.run({ record: true }).catch((x) => x)) as WaspError;
+    expect(we.code).toBe("WASP_GUEST_PANIC");
+    expect(decodeRecording(we.recording!, "we.rec").outcome).toEqual({ error: { code: "WASP_GUEST_PANIC", message: "the guest panicked: guest gave up" } });
+  });
+});
+
+describe("wasp serve --record-failures", () => {
+  test("every 5xx of a wasp image is kept as REQUEST_ID.rec, which wasp replay runs to the same failure; bounded, oldest first", async () => {
+    const { WaspServer } = await import("../src/serve/server.ts");
+    const { functionConfig, recordFailures } = await import("../src/serve/config.ts");
+    const rdir = at("failures");
+    const logs: string[] = [];
+    const server = new WaspServer(
+      {
+        host: "127.0.0.1",
+        port: 0,
+        functions: [functionConfig({ route: "/h", image: guest("httphello") }, "/h", dir, { timeoutMs: slow(2000), maxBody: 1024 })],
+        workers: 2,
+        maxQueue: 64,
+        graceMs: 1000,
+        warmCalls: 2,
+        accessLog: false,
+        recordFailures: recordFailures(rdir, 2),
+      },
+      { log: (l) => logs.push(l) },
+    );
+    await server.start();
+    try {
+      const base = `http://127.0.0.1:${server.port}/h`;
+      expect((await fetch(`${base}/fine`)).status).toBe(200);
+      const { readdirSync } = await import("node:fs");
+      expect(readdirSync(rdir)).toEqual([]); // a success is not kept
+      const ids: string[] = [];
+      for (const path of ["/panic", "/bad", "/panic", "/panic"]) {
+        const r = await fetch(`${base}${path}`);
+        expect(r.status).toBe(502);
+        ids.push(r.headers.get("x-request-id")!);
+      }
+      // two at most: the last two failures
+      expect(readdirSync(rdir).sort()).toEqual(ids.slice(2).map((id) => `${id}.rec`).sort());
+      expect(logs.filter((l) => l.includes('"msg":"recorded"')).length).toBe(4);
+      const p = wasp(["replay", join(rdir, `${ids[3]}.rec`)]);
+      expect(p.stderr).toBe("wasp: replayed as recorded: the guest panicked: asked to panic (WASP_GUEST_PANIC)\n");
+      expect(p.status).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  }, slow(60_000));
+
+  test("bad bounds and folders are refused before anything is served", () => {
+    writeFileSync(at("afile"), "x");
+    let r = wasp(["serve", "--route", `/h=${guest("httphello")}`, "--record-failures", at("afile")]);
+    expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS!);
+    expect(r.stderr).toMatch(/^wasp: record_failures .*afile: cannot write recordings there/);
+    r = wasp(["serve", "--route", `/h=${guest("httphello")}`, "--record-max-files", "3"]);
+    expect(r.stderr).toBe("wasp: --record-max-files and --record-max-bytes go with --record-failures DIR\n");
   });
 });

@@ -9,7 +9,9 @@
 // the same order. Every state change is an Atomics store, and each side reads the other's fields
 // only after seeing the state that publishes them.
 import type { RunnerOptions } from "../virtine/runner.ts";
-import type { LoadedSnapshotFile } from "../snapshot/file.ts";
+import type { LoadedSnapshotFile, SnapshotFileInfo } from "../snapshot/file.ts";
+import { sha256, type Recording } from "../virtine/record.ts";
+import { BadArgsError } from "../errors.ts";
 
 /** Calls a worker holds at once: the one running and those next, so that it does not wait for main. */
 export const SLOTS = 8;
@@ -62,6 +64,8 @@ export const F = {
   CONSOLE_TRUNCATED: 4,
   /** reply: the output was cut at its cap (a Linux program's stdout) */
   OUTPUT_TRUNCATED: 8,
+  /** request: record the call (its recording comes back on the port) */
+  RECORD: 16,
 } as const;
 export const R = { OK: 0, ERROR: 1, CANCELLED: 2 } as const;
 /** The virtine id of a call that runs no guest: the worker replies at once (to measure the hand-off). */
@@ -134,9 +138,10 @@ export function slotsOf(sab: SharedArrayBuffer): Slot[] {
 
 /** What a worker needs to build its own engine for a virtine (structured-cloneable). */
 export type VirtineSpec =
-  | { kind: "image"; bytes: Uint8Array; name: string; raw?: boolean }
+  /** (`path`: the file it was loaded from, if any, for recordings to name) */
+  | { kind: "image"; bytes: Uint8Array; name: string; raw?: boolean; path?: string }
   /** a loaded snapshot file: its sealed memfd is shared by every thread, so all run exactly what load opened */
-  | { kind: "snapshot"; file: LoadedSnapshotFile }
+  | { kind: "snapshot"; file: LoadedSnapshotFile; path?: string }
   /** a static Linux executable (its file's bytes), run by a LinuxProgram */
   | { kind: "linux"; bytes: Uint8Array; name: string };
 
@@ -164,4 +169,13 @@ export interface BigReply {
   output: Uint8Array;
   console: Uint8Array;
   error?: string;
+  /** the call's recording, when it was asked for (F.RECORD) */
+  recording?: Uint8Array;
+}
+
+/** A recording's starting state for a virtine of `spec` (native image or snapshot file; Recording["start"]). */
+export function recordStartOf(spec: VirtineSpec, name: string, info: SnapshotFileInfo | undefined): Recording["start"] {
+  if (spec.kind === "image") return { kind: "image", name: spec.name, ...(spec.path !== undefined && { path: spec.path }), sha256: sha256(spec.bytes) };
+  if (spec.kind === "linux" || !info) throw new BadArgsError("record: calls of native images and their snapshot files can be recorded so far");
+  return { kind: "snapshot", name, ...(spec.path !== undefined && { path: spec.path }), sha256: info.imageSha256, memorySha256: info.memorySha256 };
 }

@@ -24,7 +24,8 @@ import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 import { encodeLinuxCall } from "./wire.ts";
 import { JsVirtine, type JsOptions } from "./js.ts";
 import { JS_PROGRAM } from "../js/engine.ts";
-import { Recorder, outcomeOf, recordingOf, sha256, type Recording } from "../virtine/record.ts";
+import { Recorder, outcomeOf, recordingOf, type Recording } from "../virtine/record.ts";
+import { recordStartOf } from "./channel.ts";
 
 /** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
 export type Arg = number | bigint;
@@ -59,8 +60,9 @@ export interface RunRequest {
   /** a Linux program's environment for this call (default: the virtine's `env`) */
   env?: readonly string[] | Readonly<Record<string, string>>;
   /**
-   * record the call (`runSync` of a native image or its snapshot file): `Result.recording`, or a
-   * failed call's error's `recording` — what `wasp replay` runs again (docs/recording-format.md)
+   * record the call (a native image or its snapshot file, on this thread or a worker):
+   * `Result.recording`, or a failed call's error's `recording` — what `wasp replay` runs again
+   * (docs/recording-format.md)
    */
   record?: boolean;
 }
@@ -189,12 +191,12 @@ export class Virtine implements Disposable, AsyncDisposable {
             local.close();
             throw new BadArgsError(`${basename(path)} is the snapshot of a JavaScript virtine: load it with Virtine.loadJs`);
           }
-          return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, opts, snapshot);
+          return new Virtine(local, { kind: "snapshot", file: snapshot.loaded, path }, opts, snapshot);
         }
         if (options.env !== undefined) throw new BadArgsError(`${basename(path)}: env is for Linux programs, not a snapshot of a ${snapshot.info.native ? "native" : "raw"} image`);
         const opts = withGrantedFiles(options);
         const local = Runner.fromSnapshotFile(snapshot.loaded, localOptions(opts));
-        return new Virtine(local, { kind: "snapshot", file: snapshot.loaded }, opts, snapshot);
+        return new Virtine(local, { kind: "snapshot", file: snapshot.loaded, path }, opts, snapshot);
       } catch (e) {
         snapshot.close();
         throw e;
@@ -202,7 +204,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     }
     if (isElf(file.head) && !options.raw) return Virtine.#fromElfBytes(imageBytes(file, linuxMemory(options.memory)), basename(path), options);
     const bytes = imageBytes(file, options.memory);
-    return Virtine.#fromImageBytes(bytes, basename(path), options);
+    return Virtine.#fromImageBytes(bytes, basename(path), options, path);
   }
 
   /**
@@ -237,13 +239,13 @@ export class Virtine implements Disposable, AsyncDisposable {
     return Virtine.#fromImageBytes(compiled.image.bytes, name ?? "inline", rest);
   }
 
-  static #fromImageBytes(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine {
+  static #fromImageBytes(bytes: Uint8Array, name: string, options: VirtineOptions, path?: string): Virtine {
     if (options.env !== undefined) throw new BadArgsError(`${name}: env is for Linux programs; a wasp image takes integer arguments and input`);
     const raw = options.raw === true;
     const image = parseImage(bytes, name, { raw });
     const opts = withGrantedFiles(options);
     const local = new Runner(image, localOptions(opts));
-    return new Virtine(local, { kind: "image", bytes: image.bytes, name, raw }, opts);
+    return new Virtine(local, { kind: "image", bytes: image.bytes, name, raw, ...(path !== undefined && { path }) }, opts);
   }
 
   // -- on the calling thread --------------------------------------------------------------------
@@ -271,8 +273,7 @@ export class Virtine implements Disposable, AsyncDisposable {
   #startOf(local: Runner): Recording["start"] {
     const spec = this.#pooled.spec;
     const info = local.snapshotFileInfo;
-    if (spec.kind === "image") return { kind: "image", name: spec.name, sha256: sha256(spec.bytes) };
-    return { kind: "snapshot", name: local.meta.name, sha256: info!.imageSha256, memorySha256: info!.memorySha256 };
+    return recordStartOf(spec, local.meta.name, info);
   }
 
   /** `runSync` with `record: true`: the call run with a Recorder, its recording in the result or on the error. */
@@ -331,11 +332,11 @@ export class Virtine implements Disposable, AsyncDisposable {
     let checked;
     try {
       checked = checkRequest(request);
-      if (request.record) throw new BadArgsError("record: calls are recorded on the calling thread (runSync) so far");
+      if (request.record && this.#local instanceof LinuxProgram) throw new BadArgsError(`record: ${this.name} is a Linux program; calls of native images and their snapshot files can be recorded so far`);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#submit(checked.args, checked.input, checked.env, request.signal).then((r) => toResult(r, this.kind === "linux"));
+    return this.#submit(checked.args, checked.input, checked.env, request.signal, request.record === true).then((r) => toResult(r, this.kind === "linux"));
   }
 
   // -- lifetime ---------------------------------------------------------------------------------
@@ -385,7 +386,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     return r;
   }
 
-  #submit(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"], signal: AbortSignal | undefined): Promise<CallReply> {
+  #submit(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"], signal: AbortSignal | undefined, record = false): Promise<CallReply> {
     if (this.#closed) return Promise.reject(new ClosedError("virtine"));
     if (this.#closures) {
       return Promise.reject(new BadArgsError("this virtine's host functions are closures, which run only on the thread that made it: call it with invokeSync/callSync/runSync, or give the functions as a module (hostModule) that every worker imports"));
@@ -400,7 +401,7 @@ export class Virtine implements Disposable, AsyncDisposable {
       if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
       const argv = checkArgs(args as Arg[]);
       if (input && input.length > 0) local.checkInput(input);
-      return this.#workers.submit(this.#pooled, argv, input, signal);
+      return this.#workers.submit(this.#pooled, argv, input, signal, record);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -478,6 +479,7 @@ function checkRequest(request: RunRequest): { args: readonly (Arg | string)[]; i
 
 function toResult(r: CallReply, linux: boolean): Result {
   const result: Result = { value: r.value, output: r.output, console: new TextDecoder().decode(r.console), consoleTruncated: r.consoleTruncated, exits: r.exits, runMicros: r.runMicros ?? 0 };
+  if (r.recording) result.recording = r.recording;
   if (linux) {
     result.status = Number(r.value);
     result.outputTruncated = r.outputTruncated ?? false;

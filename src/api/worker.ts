@@ -7,12 +7,13 @@
 // `interrupted`.
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import * as libc from "../../ffi/libc.ts";
-import { ClosedError, WaspError } from "../errors.ts";
-import { Runner } from "../virtine/runner.ts";
+import { BadArgsError, ClosedError, WaspError } from "../errors.ts";
+import { Runner, type HypercallHook } from "../virtine/runner.ts";
+import { Recorder, outcomeOf, recordingOf, type RecordedOutcome, type Recording } from "../virtine/record.ts";
 import { DeadlineTimer } from "../virtine/deadline.ts";
 import { closeSystemKvm } from "../kvm/system.ts";
 import { parseImage } from "../image/image.ts";
-import { F, H, INLINE_BYTES, PING, R, S, SLOTS, STATE, C, headerOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
+import { F, H, INLINE_BYTES, PING, R, S, SLOTS, STATE, C, headerOf, recordStartOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
 import { decodeLinuxCall, encodeError } from "./wire.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import type { CallReply } from "./workers.ts";
@@ -37,7 +38,7 @@ self.onmessage = (e: MessageEvent<Init>) => {
 
 /** What serves a virtine's calls on this thread: a Runner, or a Linux program behind the same face. */
 interface Engine {
-  run(args: bigint[], opts: { input?: Uint8Array; interrupted: () => boolean }): CallReply;
+  run(args: bigint[], opts: { input?: Uint8Array; interrupted: () => boolean; hook?: HypercallHook }): CallReply;
   cleanIdle(): number;
   close(): void;
 }
@@ -46,6 +47,8 @@ interface Entry {
   spec: VirtineSpec;
   options: EngineOptions;
   engine?: Engine;
+  /** a recording's starting state for this virtine, made on its first recorded call */
+  recordStart?: Recording["start"];
 }
 
 function serve({ mailbox, control, port }: Init): void {
@@ -169,6 +172,8 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
   let error: string | undefined;
   let result: number = R.OK;
   let replyFlags = 0;
+  let recorded: ReturnType<typeof startRecording> | undefined;
+  let recording: Uint8Array | undefined;
   // Dekker with main's cancel: RUNNING is stored before CANCEL is read (both sequentially consistent)
   if (Atomics.load(i32, S.CANCEL) === 1) {
     result = R.CANCELLED;
@@ -182,8 +187,9 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
       const engine = engineOf(virtines, i32[S.VIRTINE]);
       const args: bigint[] = [];
       for (let i = 0; i < i32[S.ARGC]; i++) args.push(slot.arg(i));
+      if (flags & F.RECORD) recorded = startRecording(virtines.get(i32[S.VIRTINE])!, engine, args, input);
       const t = Bun.nanoseconds();
-      const r = engine.run(args, { input, interrupted: () => Atomics.load(i32, S.CANCEL) === 1 });
+      const r = engine.run(args, { input, interrupted: () => Atomics.load(i32, S.CANCEL) === 1, hook: recorded?.recorder });
       i32[S.RUN_US] = Math.min(0x7fffffff, Math.round((Bun.nanoseconds() - t) / 1000));
       slot.value = r.value;
       i32[S.EXITS] = r.exits;
@@ -191,18 +197,20 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
       consoleBytes = r.console;
       if (r.consoleTruncated) replyFlags |= F.CONSOLE_TRUNCATED;
       if (r.outputTruncated) replyFlags |= F.OUTPUT_TRUNCATED;
+      recording = recorded?.finish(outcomeOf(r));
     } catch (e) {
       if (e instanceof WaspError && e.code === "WASP_CANCELLED") result = R.CANCELLED;
       else {
         result = R.ERROR;
         error = encodeError(e);
+        if (e instanceof WaspError) recording = recorded?.finish(outcomeOf(e));
       }
     }
   }
   const errorBytes = error === undefined ? EMPTY : new TextEncoder().encode(error);
-  if (output.length + consoleBytes.length + errorBytes.length > INLINE_BYTES) {
+  if (recording || output.length + consoleBytes.length + errorBytes.length > INLINE_BYTES) {
     replyFlags |= F.REPLY_ON_PORT;
-    const reply: BigReply = { output, console: consoleBytes, error };
+    const reply: BigReply = { output, console: consoleBytes, error, ...(recording && { recording }) };
     port.postMessage(reply);
     i32[S.DATA_LEN] = 0;
     i32[S.CONSOLE_LEN] = 0;
@@ -217,6 +225,14 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
   i32[S.FLAGS] = replyFlags;
   i32[S.RESULT] = result;
   slot.state = STATE.DONE;
+}
+
+/** A call about to be recorded on this worker: its Recorder, and how to make its recording. */
+function startRecording(entry: Entry, engine: Engine, args: bigint[], input: Uint8Array | undefined) {
+  if (!(engine instanceof Runner)) throw new BadArgsError("record: calls of native images and their snapshot files can be recorded so far, not a Linux program's");
+  const start = (entry.recordStart ??= recordStartOf(entry.spec, engine.meta.name, engine.snapshotFileInfo));
+  const recorder = new Recorder();
+  return { recorder, finish: (outcome: RecordedOutcome) => recordingOf(engine, start, args, input, recorder.events, outcome) };
 }
 
 /** The worker's engine of a virtine, built on its first call here. */

@@ -37,6 +37,8 @@ export type CallReply = RunResult & {
   outputTruncated?: boolean;
   /** how long the call ran on its thread, µs (without the wait for a worker and the hand-off) */
   runMicros?: number;
+  /** the call's recording, when it was asked for */
+  recording?: Uint8Array;
 };
 
 /** A virtine as the pool knows it: an id and what a worker needs to build its engine. */
@@ -51,6 +53,8 @@ interface Call {
   args: readonly bigint[];
   input: Uint8Array | undefined;
   signal: AbortSignal | undefined;
+  /** record the call on the worker */
+  record: boolean;
   resolve: (r: CallReply) => void;
   reject: (e: unknown) => void;
   onAbort: (() => void) | undefined;
@@ -147,12 +151,12 @@ export class WorkerPool implements AsyncDisposable {
   }
 
   /** Runs one call of `virtine` on a worker. */
-  submit(virtine: PoolVirtine, args: readonly bigint[], input: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<CallReply> {
+  submit(virtine: PoolVirtine, args: readonly bigint[], input: Uint8Array | undefined, signal: AbortSignal | undefined, record = false): Promise<CallReply> {
     if (this.#closed) return Promise.reject(new ClosedError("worker pool"));
     if (signal?.aborted) return Promise.reject(signal.reason);
     let call!: Call;
     const promise = new Promise<CallReply>((resolve, reject) => {
-      call = { virtine, args, input, signal, resolve, reject, onAbort: undefined, worker: undefined, slot: undefined };
+      call = { virtine, args, input, signal, record, resolve, reject, onAbort: undefined, worker: undefined, slot: undefined };
     });
     const worker = this.#freeWorker();
     if (worker) this.#dispatch(call, worker);
@@ -247,7 +251,7 @@ export class WorkerPool implements AsyncDisposable {
     i32[S.VIRTINE] = virtine.id;
     i32[S.ARGC] = args.length;
     for (let i = 0; i < args.length; i++) slot.setArg(i, args[i]);
-    let flags = 0;
+    let flags = call.record ? F.RECORD : 0;
     const len = input?.length ?? 0;
     if (input && len > INLINE_BYTES) {
       flags |= F.INPUT_ON_PORT;
@@ -363,10 +367,11 @@ export class WorkerPool implements AsyncDisposable {
     let output: Uint8Array;
     let consoleBytes: Uint8Array;
     let error: string | undefined;
+    let recording: Uint8Array | undefined;
     if (flags & F.REPLY_ON_PORT) {
       const reply = receiveMessageOnPort(w.port)?.message as BigReply | undefined;
       if (!reply) throw new WaspError("WASP_INTERNAL", "a worker's reply is missing from its port");
-      ({ output, console: consoleBytes, error } = reply);
+      ({ output, console: consoleBytes, error, recording } = reply);
     } else {
       const dataLen = i32[S.DATA_LEN];
       const consoleLen = i32[S.CONSOLE_LEN];
@@ -384,8 +389,11 @@ export class WorkerPool implements AsyncDisposable {
     this.#settle(call, () => {
       if (call.signal?.aborted) call.reject(call.signal.reason);
       else if (result === R.CANCELLED) call.reject(new CancelledError());
-      else if (result === R.ERROR) call.reject(decodeError(error ?? "{}"));
-      else call.resolve({ value, output, console: consoleBytes, consoleTruncated: (flags & F.CONSOLE_TRUNCATED) !== 0, outputTruncated: (flags & F.OUTPUT_TRUNCATED) !== 0, exits, runMicros });
+      else if (result === R.ERROR) {
+        const e = decodeError(error ?? "{}");
+        if (recording && e instanceof WaspError) e.recording = recording;
+        call.reject(e);
+      } else call.resolve({ value, output, console: consoleBytes, consoleTruncated: (flags & F.CONSOLE_TRUNCATED) !== 0, outputTruncated: (flags & F.OUTPUT_TRUNCATED) !== 0, exits, runMicros, ...(recording && { recording }) });
     });
   }
 

@@ -124,6 +124,9 @@ async function main(argv: string[]): Promise<number> {
     .option("--workers <n>", "worker threads (default: one per core)")
     .option("--warm-calls <n>", `calls made to each function before /readyz says ready (default ${DEFAULTS.warmCalls})`)
     .option("--no-access-log", "no JSON access-log line per request on stderr")
+    .option("--record-failures <dir>", "keep a recording of every request a wasp image failed with a 5xx, as DIR/REQUEST_ID.rec (wasp replay runs it again)")
+    .option("--record-max-files <n>", "at most this many recordings (default 100; the oldest go first)")
+    .option("--record-max-bytes <size>", "at most this many bytes of them (default 64M)")
     .action(async (flags) => serveCommand(flags));
 
   // `wasp help COMMAND`: commander's own prints the general help for a command it does not know,

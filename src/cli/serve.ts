@@ -2,7 +2,8 @@
 // flags or `--config wasp.toml`; runs until SIGTERM or SIGINT (drains, exits 0); SIGHUP reloads
 // the configuration file without dropping a request.
 import { BadArgsError } from "../errors.ts";
-import { checkUnique, DEFAULTS, functionConfig, parseSizeText, readConfigFile, type ServeConfig } from "../serve/config.ts";
+import { resolve } from "node:path";
+import { checkUnique, DEFAULTS, functionConfig, parseSizeText, readConfigFile, recordFailures, type ServeConfig } from "../serve/config.ts";
 import { WaspServer } from "../serve/server.ts";
 import { err } from "./output.ts";
 import { parseCount } from "./parse.ts";
@@ -17,6 +18,24 @@ export interface ServeFlags {
   workers?: string;
   warmCalls?: string;
   accessLog?: boolean;
+  recordFailures?: string;
+  recordMaxFiles?: string;
+  recordMaxBytes?: string;
+}
+
+/** --record-failures and its bounds, over what the configuration file said. */
+function withRecording(c: ServeConfig, flags: ServeFlags): ServeConfig {
+  if (flags.recordFailures === undefined) {
+    if (flags.recordMaxFiles !== undefined || flags.recordMaxBytes !== undefined) {
+      if (!c.recordFailures) throw new BadArgsError("--record-max-files and --record-max-bytes go with --record-failures DIR");
+      c.recordFailures = recordFailures(c.recordFailures.dir, flags.recordMaxFiles === undefined ? c.recordFailures.maxFiles : parseCount(flags.recordMaxFiles, "--record-max-files"), flags.recordMaxBytes === undefined ? c.recordFailures.maxBytes : parseSizeText(flags.recordMaxBytes, "--record-max-bytes"));
+    }
+    return c;
+  }
+  const files = flags.recordMaxFiles === undefined ? undefined : parseCount(flags.recordMaxFiles, "--record-max-files");
+  if (files === 0) throw new BadArgsError("--record-max-files 0: keep at least one, or leave out --record-failures");
+  c.recordFailures = recordFailures(resolve(flags.recordFailures), files, flags.recordMaxBytes === undefined ? undefined : parseSizeText(flags.recordMaxBytes, "--record-max-bytes"));
+  return c;
 }
 
 async function configOf(flags: ServeFlags): Promise<ServeConfig> {
@@ -29,7 +48,7 @@ async function configOf(flags: ServeFlags): Promise<ServeConfig> {
     if (flags.workers !== undefined) c.workers = parseCount(flags.workers, "--workers");
     if (flags.warmCalls !== undefined) c.warmCalls = parseCount(flags.warmCalls, "--warm-calls");
     if (flags.accessLog === false) c.accessLog = false;
-    return c;
+    return withRecording(c, flags);
   }
   if (flags.route.length === 0) throw new BadArgsError("nothing to serve: --route PREFIX=IMAGE (repeatable) or --config wasp.toml");
   const defaults = {
@@ -44,7 +63,7 @@ async function configOf(flags: ServeFlags): Promise<ServeConfig> {
   checkUnique(functions);
   const port = flags.port === undefined ? DEFAULTS.port : parseCount(flags.port, "--port");
   if (port > 65535) throw new BadArgsError(`--port ${port} is not a port`);
-  return {
+  return withRecording({
     host: flags.host ?? DEFAULTS.host,
     port,
     functions,
@@ -53,7 +72,7 @@ async function configOf(flags: ServeFlags): Promise<ServeConfig> {
     graceMs: DEFAULTS.graceMs,
     warmCalls: flags.warmCalls === undefined ? DEFAULTS.warmCalls : parseCount(flags.warmCalls, "--warm-calls"),
     accessLog: flags.accessLog !== false,
-  };
+  }, flags);
 }
 
 export async function serveCommand(flags: ServeFlags): Promise<void> {

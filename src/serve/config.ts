@@ -1,6 +1,7 @@
 // `wasp serve`'s configuration: from the command line (`--route PREFIX=IMAGE ...`) or a TOML file
 // (`--config wasp.toml`, parsed by Bun), checked whole before anything is loaded — every mistake a
 // BadArgsError naming the key. Paths in a file are relative to the file.
+import { accessSync, constants, mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { BadArgsError } from "../errors.ts";
 
@@ -46,7 +47,19 @@ export interface ServeConfig {
   accessLog: boolean;
   /** the file it came from, if any (SIGHUP reads it again) */
   file?: string;
+  /** keep a recording of every request a wasp image failed with a 5xx (docs/recording-format.md) */
+  recordFailures?: RecordFailures;
 }
+
+/** Where failed requests' recordings go, and how many and how much of them at most (the oldest go first). */
+export interface RecordFailures {
+  dir: string;
+  maxFiles: number;
+  maxBytes: number;
+}
+
+/** `record_failures`' bounds by default. */
+export const RECORD_DEFAULTS = { maxFiles: 100, maxBytes: 64 << 20 } as const;
 
 export const DEFAULTS = {
   host: "127.0.0.1",
@@ -101,7 +114,7 @@ function table(v: unknown, what: string): Record<string, string> {
 }
 
 const FUNCTION_KEYS = new Set(["name", "route", "image", "methods", "timeout_ms", "memory", "max_body", "concurrency", "allow", "env", "files", "warmup", "snapshot"]);
-const TOP_KEYS = new Set(["host", "port", "workers", "max_queue", "grace_ms", "warm_calls", "access_log", "timeout_ms", "max_body", "function"]);
+const TOP_KEYS = new Set(["host", "port", "workers", "max_queue", "grace_ms", "warm_calls", "access_log", "timeout_ms", "max_body", "record_failures", "record_max_files", "record_max_bytes", "function"]);
 
 /** One function of a config file or of `--route`, its paths resolved from `base`. */
 export function functionConfig(raw: Record<string, unknown>, at: string, base: string, defaults: { timeoutMs: number; maxBody: number }): FunctionConfig {
@@ -160,6 +173,13 @@ export function serveConfig(doc: unknown, file: string | undefined): ServeConfig
   checkUnique(functions);
   if (d.host !== undefined && (typeof d.host !== "string" || d.host === "")) throw new BadArgsError("host is not a host name or address");
   if (d.access_log !== undefined && typeof d.access_log !== "boolean") throw new BadArgsError("access_log is not true or false");
+  let failures: RecordFailures | undefined;
+  if (d.record_failures !== undefined) {
+    if (typeof d.record_failures !== "string" || d.record_failures === "") throw new BadArgsError("record_failures is not a folder's path");
+    const files = d.record_max_files === undefined ? undefined : int(d.record_max_files, "record_max_files", 1, 1_000_000);
+    const bytes = d.record_max_bytes === undefined ? undefined : parseSizeText(d.record_max_bytes, "record_max_bytes");
+    failures = recordFailures(resolve(base, d.record_failures), files, bytes);
+  } else if (d.record_max_files !== undefined || d.record_max_bytes !== undefined) throw new BadArgsError("record_max_files and record_max_bytes go with record_failures");
   return {
     host: (d.host as string | undefined) ?? DEFAULTS.host,
     port: d.port === undefined ? DEFAULTS.port : int(d.port, "port", 0, 65535),
@@ -170,7 +190,20 @@ export function serveConfig(doc: unknown, file: string | undefined): ServeConfig
     warmCalls: d.warm_calls === undefined ? DEFAULTS.warmCalls : int(d.warm_calls, "warm_calls", 0, 1_000_000),
     accessLog: (d.access_log as boolean | undefined) ?? true,
     file,
+    ...(failures && { recordFailures: failures }),
   };
+}
+
+/** The failures' recordings' folder (made if missing; it must be a writable folder) and bounds. */
+export function recordFailures(dir: string, maxFiles?: number, maxBytes?: number): RecordFailures {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    if (!statSync(dir).isDirectory()) throw new Error("not a folder");
+  } catch (e) {
+    throw new BadArgsError(`record_failures ${dir}: cannot write recordings there (${e instanceof Error ? e.message : String(e)})`);
+  }
+  return { dir, maxFiles: maxFiles ?? RECORD_DEFAULTS.maxFiles, maxBytes: maxBytes ?? RECORD_DEFAULTS.maxBytes };
 }
 
 /** Two functions on one route, or two of one name, cannot be told apart. */

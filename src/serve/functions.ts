@@ -51,7 +51,7 @@ export function kindOf(path: string): FunctionKind {
 }
 
 /** Loads a function: its virtine made and checked (a bad image or option rejects here). */
-export async function loadFunction(config: FunctionConfig, workers: WorkerPool): Promise<ServedFunction> {
+export async function loadFunction(config: FunctionConfig, workers: WorkerPool, record = false): Promise<ServedFunction> {
   const kind = kindOf(config.image);
   const common = { workers, timeoutMs: config.timeoutMs, allow: config.allow, snapshot: config.snapshot, ...(config.memory !== undefined && { memory: config.memory }) };
   if (kind === "js") {
@@ -69,7 +69,9 @@ export async function loadFunction(config: FunctionConfig, workers: WorkerPool):
   // a wasp image reads granted files with the `file` hypercall (virtine.readFile)
   const files = Object.keys(config.files).length > 0 ? { files: config.files } : {};
   const v = await Virtine.load(config.image, { ...common, ...files });
-  return new ImageFunction(config, v);
+  const f = new ImageFunction(config, v);
+  f.record = record;
+  return f;
 }
 
 /** A function on a virtine of some kind: the kinds differ only in how a request reaches it. */
@@ -99,10 +101,18 @@ class LinuxFunction extends Base<Virtine> {
 
 class ImageFunction extends Base<Virtine> {
   readonly kind = "image" as const;
+  /** record every call (`--record-failures`): a failed one's recording travels on its error */
+  record = false;
   async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
-    const r = await this.v.run({ input: encodeHttpRequest(req), signal });
+    const r = await this.v.run({ input: encodeHttpRequest(req), signal, record: this.record });
     if (r.output.length === 0) return { status: 200, headers: [["Content-Type", "text/plain; charset=utf-8"]], body: new TextEncoder().encode(`${r.value}\n`), runMicros: r.runMicros };
-    return { ...parseCgiResponse(r.output), runMicros: r.runMicros };
+    try {
+      return { ...parseCgiResponse(r.output), runMicros: r.runMicros };
+    } catch (e) {
+      // an answer that is not CGI is a 502 too: the call that gave it is what to replay
+      if (r.recording && e instanceof Error) (e as Error & { recording?: Uint8Array }).recording = r.recording;
+      throw e;
+    }
   }
 }
 

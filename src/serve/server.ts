@@ -10,6 +10,7 @@ import { WorkerPool } from "../api/workers.ts";
 import { CgiError, type GuestResponse, type RequestInfo } from "./cgi.ts";
 import { type FunctionConfig, type ServeConfig } from "./config.ts";
 import { loadFunction, type ServedFunction } from "./functions.ts";
+import { FailureRecordings } from "./recordings.ts";
 import { ServeMetrics } from "./metrics.ts";
 
 /** A route table: the functions, longest prefix first. */
@@ -68,7 +69,11 @@ export class WaspServer {
     this.#extra = opts.extra ?? [];
     this.#log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.workers = new WorkerPool({ size: config.workers, maxQueue: config.maxQueue });
+    if (config.recordFailures) this.#recordings = new FailureRecordings(config.recordFailures, this.#log);
   }
+
+  /** `--record-failures`: where failed requests' recordings go */
+  readonly #recordings: FailureRecordings | undefined;
 
   /** Loads every function (a bad one rejects: nothing is served), listens, warms them up. */
   async start(): Promise<void> {
@@ -139,7 +144,7 @@ export class WaspServer {
     try {
       for (const c of configs) {
         try {
-          loaded.push(await loadFunction(c, this.workers));
+          loaded.push(await loadFunction(c, this.workers, this.#recordings !== undefined));
         } catch (e) {
           if (e instanceof WaspError) throw new (e.constructor as new (m: string) => WaspError)(`function ${c.name} (${c.image}): ${e.message}`);
           throw e;
@@ -231,6 +236,7 @@ export class WaspServer {
         res = await f.handle(info, req.signal);
       } catch (e) {
         const status = statusOf(e);
+        if (status >= 500) this.#recordings?.keep(id, (e as { recording?: Uint8Array } | undefined)?.recording);
         const r = errorResponse(status, id);
         if (status === 503) r.headers.set("Retry-After", "1");
         return this.#finish(r, id, started, method, path, f, e instanceof Error ? `${e.name}: ${e.message}` : String(e));
