@@ -26,8 +26,14 @@ export async function startNode(name: string, args: readonly string[]): Promise<
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         log.push(line);
-        const l = JSON.parse(line);
-        if (l.msg === "listening") port = Number(new URL(l.url).port);
+        // a line that is not JSON is kept (and fails the checks that read the log), never ends the reading
+        let l: { msg?: string; url?: string };
+        try {
+          l = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (l.msg === "listening" && l.url) port = Number(new URL(l.url).port);
         if (l.msg === "ready") onReady();
       }
     }

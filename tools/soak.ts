@@ -82,6 +82,18 @@ if (!stillReady) problems.push("the server is not ready at the end");
 if (exit !== 0) problems.push(`the server exited with ${exit} on SIGTERM`);
 if (end.fds > start.fds + FD_SLACK) problems.push(`open fds grew from ${start.fds} to ${end.fds}`);
 if (end.rssKiB > start.rssKiB * RSS_SLACK) problems.push(`RSS grew from ${start.rssKiB} to ${end.rssKiB} KiB`);
+// every log line whole JSON (lines written by two writers once interleaved mid-line)
+await Bun.sleep(100);
+const broken = log.filter((l) => {
+  try {
+    JSON.parse(l);
+    return false;
+  } catch {
+    return true;
+  }
+});
+if (broken.length > 0) problems.push(`${broken.length} log lines are not JSON, the first: ${broken[0].slice(0, 200)}`);
+if (!log.some((l) => l.includes('"msg":"stopped"'))) problems.push("the server did not log that it stopped");
 if (problems.length > 0) {
   console.error(`soak: FAILED: ${problems.join("; ")}`);
   console.error(`soak: the server's log:\n${log.slice(-20).join("\n")}`);

@@ -77,7 +77,9 @@ async function configOf(flags: ServeFlags): Promise<ServeConfig> {
 
 export async function serveCommand(flags: ServeFlags): Promise<void> {
   const config = await configOf(flags);
-  const server = new WaspServer(config);
+  // every line through one synchronous writer, whole and in order (the server's own lines and this
+  // command's: "stopping", SIGHUP's), as a log reader needs them
+  const server = new WaspServer(config, { log: (line) => err(`${line}\n`) });
   await server.start();
   await new Promise<void>((resolve) => {
     let stopping = false;

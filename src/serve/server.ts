@@ -239,7 +239,9 @@ export class WaspServer {
         if (status >= 500) this.#recordings?.keep(id, (e as { recording?: Uint8Array } | undefined)?.recording);
         const r = errorResponse(status, id);
         if (status === 503) r.headers.set("Retry-After", "1");
-        return this.#finish(r, id, started, method, path, f, e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+        // an error's stable code (the standalone binary's class names are minified), else its name
+        const detail = e instanceof WaspError ? `${e.code}: ${e.message}` : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+        return this.#finish(r, id, started, method, path, f, detail);
       }
       const called = performance.now();
       const headers = new Headers();
