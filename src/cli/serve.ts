@@ -5,7 +5,6 @@ import { BadArgsError } from "../errors.ts";
 import { resolve } from "node:path";
 import { checkUnique, DEFAULTS, functionConfig, parseSizeText, readConfigFile, recordFailures, type ServeConfig } from "../serve/config.ts";
 import { WaspServer } from "../serve/server.ts";
-import { err } from "./output.ts";
 import { parseCount } from "./parse.ts";
 
 export interface ServeFlags {
@@ -77,28 +76,30 @@ async function configOf(flags: ServeFlags): Promise<ServeConfig> {
 
 export async function serveCommand(flags: ServeFlags): Promise<void> {
   const config = await configOf(flags);
-  // every line through one synchronous writer, whole and in order (the server's own lines and this
-  // command's: "stopping", SIGHUP's), as a log reader needs them
-  const server = new WaspServer(config, { log: (line) => err(`${line}\n`) });
+  // every line through one writer, whole and in order (the server's own lines and this command's:
+  // "stopping", SIGHUP's), as a log reader needs them: the asynchronous one, which never holds the
+  // server up when the reader is slow (a synchronous write waits for a full pipe to drain)
+  const log = (line: string) => void process.stderr.write(`${line}\n`);
+  const server = new WaspServer(config, { log });
   await server.start();
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      err(`${JSON.stringify({ level: "info", msg: "stopping", signal })}\n`);
+      log(JSON.stringify({ level: "info", msg: "stopping", signal }));
       void server.stop().then(() => resolve());
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => {
       if (!config.file) {
-        err(`${JSON.stringify({ level: "warn", msg: "SIGHUP: no configuration file to reload (--route flags)" })}\n`);
+        log(JSON.stringify({ level: "warn", msg: "SIGHUP: no configuration file to reload (--route flags)" }));
         return;
       }
       readConfigFile(config.file)
         .then((next) => server.reload(next.functions))
-        .catch((e) => err(`${JSON.stringify({ level: "error", msg: "reload failed; the previous configuration keeps serving", error: e instanceof Error ? e.message : String(e) })}\n`));
+        .catch((e) => log(JSON.stringify({ level: "error", msg: "reload failed; the previous configuration keeps serving", error: e instanceof Error ? e.message : String(e) })));
     });
   });
 }
