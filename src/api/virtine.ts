@@ -6,7 +6,7 @@
 // stdout, its console stderr and its value the exit status.
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BadArgsError, BadOutputError, ClosedError, WaspError } from "../errors.ts";
+import { BadArgsError, BadOutputError, ClosedError } from "../errors.ts";
 import { escapeGuestLine } from "../guest-text.ts";
 import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
@@ -24,7 +24,7 @@ import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 import { encodeLinuxCall } from "./wire.ts";
 import { JsVirtine, type JsOptions } from "./js.ts";
 import { JS_PROGRAM } from "../js/engine.ts";
-import { Recorder, outcomeOf, recordingOf, type Recording } from "../virtine/record.ts";
+import { runRecorded, type Recording } from "../virtine/record.ts";
 import { recordStartOf } from "./channel.ts";
 
 /** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
@@ -283,20 +283,10 @@ export class Virtine implements Disposable, AsyncDisposable {
     if (local instanceof LinuxProgram) throw new BadArgsError(`record: ${this.name} is a Linux program; calls of native images and their snapshot files can be recorded so far`);
     if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
     const start = (this.#recordStart ??= this.#startOf(local));
-    const argv = args as Arg[];
-    const recorder = new Recorder();
     const t = Bun.nanoseconds();
-    let r: CallReply;
-    try {
-      r = local.run(argv, { input, hook: recorder });
-    } catch (e) {
-      if (e instanceof WaspError) e.recording = recordingOf(local, start, argv.map((a) => BigInt(a)), input, recorder.events, outcomeOf(e));
-      throw e;
-    }
+    const r: CallReply = runRecorded(local, start, args as Arg[], { input });
     r.runMicros = Math.round((Bun.nanoseconds() - t) / 1000);
-    const result = toResult(r, false);
-    result.recording = recordingOf(local, start, argv.map((a) => BigInt(a)), input, recorder.events, outcomeOf({ value: r.value, exits: r.exits, output: r.output, console: r.console }));
-    return result;
+    return toResult(r, false);
   }
 
   // -- on a worker thread -----------------------------------------------------------------------

@@ -65,7 +65,8 @@ export function encodeError(e: unknown): string {
   let out: Encoded;
   if (e instanceof WaspError) {
     const fields: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(e)) if (k !== "code" && k !== "name" && k !== "message" && k !== "stack") fields[k] = v;
+    // (a recording travels beside the error, as bytes on the port: not through JSON)
+    for (const [k, v] of Object.entries(e)) if (k !== "code" && k !== "name" && k !== "message" && k !== "stack" && k !== "recording") fields[k] = v;
     out = { name: e.name, code: e.code, message: e.message, fields };
   } else {
     const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);

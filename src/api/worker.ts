@@ -8,8 +8,8 @@
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import * as libc from "../../ffi/libc.ts";
 import { BadArgsError, ClosedError, WaspError } from "../errors.ts";
-import { Runner, type HypercallHook } from "../virtine/runner.ts";
-import { Recorder, outcomeOf, recordingOf, type RecordedOutcome, type Recording } from "../virtine/record.ts";
+import { Runner } from "../virtine/runner.ts";
+import { runRecorded, type Recording } from "../virtine/record.ts";
 import { DeadlineTimer } from "../virtine/deadline.ts";
 import { closeSystemKvm } from "../kvm/system.ts";
 import { parseImage } from "../image/image.ts";
@@ -38,7 +38,7 @@ self.onmessage = (e: MessageEvent<Init>) => {
 
 /** What serves a virtine's calls on this thread: a Runner, or a Linux program behind the same face. */
 interface Engine {
-  run(args: bigint[], opts: { input?: Uint8Array; interrupted: () => boolean; hook?: HypercallHook }): CallReply;
+  run(args: bigint[], opts: { input?: Uint8Array; interrupted: () => boolean }): CallReply;
   cleanIdle(): number;
   close(): void;
 }
@@ -172,7 +172,6 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
   let error: string | undefined;
   let result: number = R.OK;
   let replyFlags = 0;
-  let recorded: ReturnType<typeof startRecording> | undefined;
   let recording: Uint8Array | undefined;
   // Dekker with main's cancel: RUNNING is stored before CANCEL is read (both sequentially consistent)
   if (Atomics.load(i32, S.CANCEL) === 1) {
@@ -187,9 +186,9 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
       const engine = engineOf(virtines, i32[S.VIRTINE]);
       const args: bigint[] = [];
       for (let i = 0; i < i32[S.ARGC]; i++) args.push(slot.arg(i));
-      if (flags & F.RECORD) recorded = startRecording(virtines.get(i32[S.VIRTINE])!, engine, args, input);
+      const opts = { input, interrupted: () => Atomics.load(i32, S.CANCEL) === 1 };
       const t = Bun.nanoseconds();
-      const r = engine.run(args, { input, interrupted: () => Atomics.load(i32, S.CANCEL) === 1, hook: recorded?.recorder });
+      const r: CallReply = flags & F.RECORD ? recordedRun(virtines.get(i32[S.VIRTINE])!, engine, args, opts) : engine.run(args, opts);
       i32[S.RUN_US] = Math.min(0x7fffffff, Math.round((Bun.nanoseconds() - t) / 1000));
       slot.value = r.value;
       i32[S.EXITS] = r.exits;
@@ -197,13 +196,13 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
       consoleBytes = r.console;
       if (r.consoleTruncated) replyFlags |= F.CONSOLE_TRUNCATED;
       if (r.outputTruncated) replyFlags |= F.OUTPUT_TRUNCATED;
-      recording = recorded?.finish(outcomeOf(r));
+      recording = r.recording;
     } catch (e) {
       if (e instanceof WaspError && e.code === "WASP_CANCELLED") result = R.CANCELLED;
       else {
         result = R.ERROR;
         error = encodeError(e);
-        if (e instanceof WaspError) recording = recorded?.finish(outcomeOf(e));
+        if (e instanceof WaspError) recording = e.recording;
       }
     }
   }
@@ -227,12 +226,11 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
   slot.state = STATE.DONE;
 }
 
-/** A call about to be recorded on this worker: its Recorder, and how to make its recording. */
-function startRecording(entry: Entry, engine: Engine, args: bigint[], input: Uint8Array | undefined) {
+/** A call recorded on this worker (native images and their snapshot files). */
+function recordedRun(entry: Entry, engine: Engine, args: bigint[], opts: { input?: Uint8Array; interrupted: () => boolean }): CallReply {
   if (!(engine instanceof Runner)) throw new BadArgsError("record: calls of native images and their snapshot files can be recorded so far, not a Linux program's");
   const start = (entry.recordStart ??= recordStartOf(entry.spec, engine.meta.name, engine.snapshotFileInfo));
-  const recorder = new Recorder();
-  return { recorder, finish: (outcome: RecordedOutcome) => recordingOf(engine, start, args, input, recorder.events, outcome) };
+  return runRecorded(engine, start, args, opts);
 }
 
 /** The worker's engine of a virtine, built on its first call here. */

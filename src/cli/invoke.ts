@@ -6,7 +6,7 @@ import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { Runner, checkArgs } from "../virtine/runner.ts";
 import { readImageFile } from "../image/file.ts";
 import { BadArgsError, BadImageError, GuestFaultError, WaspError } from "../errors.ts";
-import { Recorder, outcomeOf, recordingOf, sha256, type RecordedOutcome, type Recording } from "../virtine/record.ts";
+import { runRecorded, sha256, type Recording } from "../virtine/record.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image, type NativeHeader } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
@@ -114,28 +114,26 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   // what the guest would silently ignore (its header says what its main takes)
   if (image) for (const w of unusedCallParts(image, args.length, input !== undefined)) err(`wasp: warning: ${w}\n`);
   using virtine = image ? new Runner(image, options) : Runner.fromSnapshotFile(imageArg, options);
-  const recorder = flags.record === undefined ? undefined : new Recorder();
   // the recording's starting state: the image's bytes, or the snapshot file's image and memory
   const start = (): Recording["start"] => {
     const info = virtine.snapshotFileInfo;
     const path = builtIn ? imageArg : resolve(imageArg);
     return image ? { kind: "image", name: image.name, path, sha256: sha256(image.bytes) } : { kind: "snapshot", name: basename(imageArg), path, sha256: info!.imageSha256, memorySha256: info!.memorySha256 };
   };
-  const record = (outcome: RecordedOutcome) => {
-    if (!recorder || flags.record === undefined) return;
-    writeOutput(flags.record, recordingOf(virtine, start(), args, input, recorder.events, outcome), "--record");
-  };
   const started = Bun.nanoseconds();
   let result;
   try {
-    result = virtine.run(args, { input, hook: recorder });
+    if (flags.record === undefined) result = virtine.run(args, { input });
+    else {
+      result = runRecorded(virtine, start(), args, { input });
+      writeOutput(flags.record, result.recording, "--record");
+    }
   } catch (e) {
     if (flags.verbose && e instanceof GuestFaultError) err(`wasp: registers at the fault:\n${formatRegs(e.regs)}\n`);
-    // a failed call is recorded too (what `wasp serve --record-failures` will keep)
-    if (e instanceof WaspError && e.code !== "WASP_BAD_RECORDING") record(outcomeOf(e));
+    // a failed call is recorded too
+    if (flags.record !== undefined && e instanceof WaspError && e.recording) writeOutput(flags.record, e.recording, "--record");
     throw e;
   }
-  record(outcomeOf(result));
   const elapsed = (Bun.nanoseconds() - started) / 1000;
   if (flags.json) {
     // one JSON object: JSON's escapes keep the guest's text off the terminal; the output data as

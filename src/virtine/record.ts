@@ -12,7 +12,7 @@ import { Hypercalls } from "../abi/guest-abi.ts";
 import type { HypercallContext } from "../hypercall/handlers.ts";
 import { BadRecordingError, ReplayDivergedError, WaspError } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import type { HypercallHook, Runner } from "./runner.ts";
+import type { HypercallHook, RunOptions, RunResult, Runner } from "./runner.ts";
 
 export const RECORDING_MAGIC = "WASPREC1";
 export const RECORDING_VERSION = 1;
@@ -243,4 +243,27 @@ export function recordingOf(runner: Runner, start: Recording["start"], args: rea
     events,
     outcome,
   });
+}
+
+/**
+ * Runs one call of `runner` recorded: its result with `recording`, or — a call that failed with a
+ * WaspError — that error with `error.recording` (a BadRecordingError, too many hypercalls to
+ * record, carries none). The one way every caller records: the CLI, the API, the workers.
+ */
+export function runRecorded(runner: Runner, start: Recording["start"], args: readonly (bigint | number)[], opts: RunOptions = {}): RunResult & { recording: Uint8Array } {
+  const recorder = new Recorder();
+  let r: RunResult;
+  try {
+    r = runner.run(args, { ...opts, hook: recorder });
+  } catch (e) {
+    if (e instanceof WaspError && !(e instanceof BadRecordingError)) {
+      try {
+        e.recording = recordingOf(runner, start, args, opts.input, recorder.events, outcomeOf(e));
+      } catch {
+        // a recording too large to encode: the call's own error is what the caller must see
+      }
+    }
+    throw e;
+  }
+  return { ...r, recording: recordingOf(runner, start, args, opts.input, recorder.events, outcomeOf(r)) };
 }
