@@ -5,11 +5,11 @@
 // (guests/aes_native.zig), chunk by chunk. Every run's ciphertext is checked against Bun's own
 // AES (node:crypto). Figures in bytes/s: a sample is one pass over the buffer.
 import { createCipheriv } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Virtine } from "../api/virtine.ts";
-import { embeddedBench } from "./guests.ts";
+import { embeddedBench, executableFile } from "./guests.ts";
 import nativePath from "../../dist/guests/aes_native" with { type: "file" };
 import type { SeriesResult } from "./stats.ts";
 import type { Series } from "./suite.ts";
@@ -48,19 +48,11 @@ function sameBytes(name: string, got: Uint8Array, want: Uint8Array): void {
   if (got.length !== want.length || !got.every((b, i) => b === want[i])) throw new Error(`${name}: the ciphertext differs from AES-128-CBC's (node:crypto)`);
 }
 
-/** The native program as a file the host can execute (the standalone binary embeds it: a copy). */
-function nativeProgram(dir: string): string {
-  if (!nativePath.startsWith("/$bunfs")) return nativePath;
-  const path = join(dir, "aes_native");
-  writeFileSync(path, readFileSync(nativePath), { mode: 0o755 });
-  return path;
-}
-
 function native(chunk: number, passes: number, plain: Uint8Array, want: Uint8Array): SeriesResult {
   const name = `aes_native_${chunk}`;
   const dir = mkdtempSync(join(tmpdir(), "wasp-bench-aes-"));
   try {
-    const p = Bun.spawnSync([nativeProgram(dir), KEY.toString("hex"), IV.toString("hex"), String(chunk), String(passes)], { stdin: plain, env: {} });
+    const p = Bun.spawnSync([executableFile(nativePath, dir, "aes_native"), KEY.toString("hex"), IV.toString("hex"), String(chunk), String(passes)], { stdin: plain, env: {} });
     if (p.exitCode !== 0) throw new Error(`${name}: the native program exited with ${p.exitCode}: ${p.stderr.toString()}`);
     sameBytes(name, new Uint8Array(p.stdout), want);
     const ns = p.stderr.toString().trim().split("\n").map(Number);

@@ -1,5 +1,6 @@
 // The guests the benchmark runs, embedded in the standalone binary like the CLI's examples.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import noop from "../../dist/guests/noop.bin" with { type: "file" };
 import calls from "../../dist/guests/calls.bin" with { type: "file" };
 import fib from "../../dist/guests/fib.bin" with { type: "file" };
@@ -24,4 +25,15 @@ export function embeddedBench(name: string): string {
 /** A benchmark guest, parsed. */
 export function benchImage(name: string): Image {
   return parseImage(new Uint8Array(readFileSync(embeddedBench(name))), `${name}.bin`);
+}
+
+/**
+ * A program the bench runs natively, as a file the host can execute: where it is, or — in the
+ * standalone binary, which embeds it (`/$bunfs/...`) — a copy written into `dir` as `name`.
+ */
+export function executableFile(path: string, dir: string, name: string): string {
+  if (!path.startsWith("/$bunfs")) return path;
+  const out = join(dir, name);
+  writeFileSync(out, readFileSync(path), { mode: 0o755 });
+  return out;
 }

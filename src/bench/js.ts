@@ -12,6 +12,7 @@ import { LinuxProgram, type LinuxOptions } from "../virtine/linux.ts";
 import { SnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { encodeJsCall, enginePath, jsArgs, jsEngine, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM } from "../js/engine.ts";
+import { executableFile } from "./guests.ts";
 import { densityResult, memAvailableKiB, pssKiB, raiseFdLimit, startSeries } from "./density.ts";
 import { summarize, type SeriesResult } from "./stats.ts";
 import type { Series } from "./suite.ts";
@@ -88,12 +89,9 @@ function snapshotFile(warmup: number): string {
   return path;
 }
 
-/** The engine as a file the host can execute: where it is, or — in the standalone binary, which embeds it — a copy. */
+/** The engine as a file the host can execute (a copy, in the standalone binary, which embeds it). */
 function nativeEngine(): string {
-  if (!enginePath.startsWith("/$bunfs")) return enginePath;
-  const path = join(workDir(), "js.elf");
-  writeFileSync(path, jsEngine(), { mode: 0o755 });
-  return path;
+  return executableFile(enginePath, workDir(), "js.elf");
 }
 
 /** The engine run natively by itself (`js.elf --bench`), timing its own calls: µs per call. */
