@@ -290,3 +290,21 @@ describe("wasp serve --record-failures", () => {
     expect(r.stderr).toBe("wasp: --record-max-files and --record-max-bytes go with --record-failures DIR\n");
   });
 });
+
+describe("what cannot be recorded or replayed says so", () => {
+  test("a Linux program's call, a missing recording, --record-max-files 0", async () => {
+    const { Virtine } = await import("../src/index.ts");
+    const { DIST } = await import("./support.ts");
+    await using linux = await Virtine.load(join(DIST, "guests", "js.elf"));
+    const e = thrown(() => linux.runSync({ record: true })) as WaspError;
+    expect(e.code).toBe("WASP_BAD_ARGS");
+    expect(e.message).toBe("record: js.elf is a Linux program; calls of native images and their snapshot files can be recorded so far");
+    await expect(linux.run({ record: true })).rejects.toThrow("record: js.elf is a Linux program; calls of native images and their snapshot files can be recorded so far");
+    const p = wasp(["replay", at("nowhere.rec")]);
+    expect(p.status).toBe(EXIT_STATUS.WASP_BAD_ARGS!);
+    expect(p.stderr).toMatch(/^wasp: .*nowhere\.rec: cannot read it \(ENOENT/);
+    const r = wasp(["serve", "--route", `/h=${guest("httphello")}`, "--record-failures", at("rf"), "--record-max-files", "0"]);
+    expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS!);
+    expect(r.stderr).toBe("wasp: --record-max-files 0: keep at least one, or leave out --record-failures\n");
+  });
+});
