@@ -120,10 +120,14 @@ pub fn build(b: *std.Build) void {
         // default (small) code model: everything lives in the low 2 GiB
         // Red zone left on: nothing ever writes below the guest's RSP (no interrupts are
         // delivered, hypercalls are port exits, and an exception would switch to the TSS stack).
-        exe.strip = true;
+        // symbols and DWARF kept in the ELF, installed beside the image as NAME.debug for gdb
+        // (docs/debugging.md); the flat image holds only the loadable sections either way
+        exe.strip = false;
         exe.link_gc_sections = true;
 
         installFlat(b, exe, name);
+        const symbols = b.addInstallFile(exe.getEmittedBin(), b.fmt("guests/{s}.debug", .{name}));
+        b.getInstallStep().dependOn(&symbols.step);
     }
 
     // The raw guests' `.include` files, copied into a directory of the cache that is named after

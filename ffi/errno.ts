@@ -27,11 +27,14 @@ export const Errno = {
   ENOSPC: 28,
   ESPIPE: 29,
   EROFS: 30,
+  EPIPE: 32,
   ERANGE: 34,
   ENOSYS: 38,
   EOVERFLOW: 75,
   EBADFD: 77,
   ENOTSUP: 95,
+  EADDRINUSE: 98,
+  ECONNRESET: 104,
 } as const;
 
 const names = new Map<number, string>(Object.entries(Errno).map(([k, v]) => [v, k]));

@@ -146,8 +146,8 @@ export class HostFunctionError extends WaspError {
  * abort reason (an AbortSignal's), so users rarely see this class itself.
  */
 export class CancelledError extends WaspError {
-  constructor() {
-    super("WASP_CANCELLED", "the call was cancelled");
+  constructor(message = "the call was cancelled") {
+    super("WASP_CANCELLED", message);
   }
 }
 

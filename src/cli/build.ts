@@ -20,7 +20,7 @@ export interface BuildFlags {
   zig?: string;
 }
 
-const OPTIMIZE: readonly ZigOptimize[] = ["safe", "fast", "small"];
+const OPTIMIZE: readonly ZigOptimize[] = ["safe", "fast", "small", "debug"];
 
 export async function buildCommand(sourcePath: string, flags: BuildFlags): Promise<void> {
   const lang = sourcePath.endsWith(".zig") ? "zig" : sourcePath.endsWith(".c") ? "c" : undefined;
@@ -40,26 +40,35 @@ export async function buildCommand(sourcePath: string, flags: BuildFlags): Promi
   checkWritable(output, "-o");
   let bytes: Uint8Array;
   let what: string;
+  /** a native image's symbols, written beside it as NAME.debug (gdb reads them; a Linux executable keeps its own) */
+  let symbols: { path: string; bytes: Uint8Array } | undefined;
   if (lang === "zig" && !linux) {
-    const { image } = await compileZig(source, { name, optimize, zig: flags.zig, fileName: sourcePath });
+    const { image, debugPath } = await compileZig(source, { name, optimize, zig: flags.zig, fileName: sourcePath, sourceFile: sourcePath });
     bytes = image.bytes;
-    what = `native image ${name}, ${bytes.length} bytes (${optimize}: ${optimize === "safe" ? "safety checks on" : "safety checks off"})`;
+    symbols = { path: output.replace(/\.bin$/, "") + ".debug", bytes: new Uint8Array(readFileSync(debugPath)) };
+    checkWritable(symbols.path, "-o (its symbols)");
+    what = `native image ${name}, ${bytes.length} bytes (${optimize}: ${optimize === "safe" || optimize === "debug" ? "safety checks on" : "safety checks off"}); its symbols for gdb in ${symbols.path}`;
   } else {
     const compile = lang === "c" ? compileC : compileZigLinux;
-    const { elf } = await compile(source, { name, optimize, zig: flags.zig, fileName: sourcePath });
+    const { elf } = await compile(source, { name, optimize, zig: flags.zig, fileName: sourcePath, sourceFile: sourcePath });
     bytes = elf.bytes;
     const checks = lang === "c" ? "checked undefined behaviour traps" : "Zig's safety checks on";
-    what = `static x86-64 Linux executable ${name}, ${bytes.length} bytes (${optimize}: ${optimize === "safe" ? checks : "unchecked"})`;
+    what = `static x86-64 Linux executable ${name}, ${bytes.length} bytes (${optimize}: ${optimize === "safe" || optimize === "debug" ? checks : "unchecked"})`;
   }
-  // atomic, like snapshot files: a reader sees the old file or the whole new one
+  if (symbols) writeAtomically(symbols.path, symbols.bytes, false);
+  writeAtomically(output, bytes, linux);
+  out(`wrote ${output}: ${what}\n`);
+}
+
+/** Atomic, like snapshot files: a reader sees the old file or the whole new one. */
+function writeAtomically(output: string, bytes: Uint8Array, executable: boolean): void {
   const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.tmp`);
   try {
     writeFileSync(tmp, bytes);
-    if (linux) chmodSync(tmp, 0o755);
+    if (executable) chmodSync(tmp, 0o755);
     renameSync(tmp, output);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw new BadArgsError(`-o ${output}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
   }
-  out(`wrote ${output}: ${what}\n`);
 }

@@ -15,6 +15,7 @@ import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { err, out } from "./output.ts";
 import { isElfPath, linuxInspect, linuxInvoke, parseFiles, type LinuxFlags } from "./linux.ts";
 import { isJsPath, isJsSnapshotPath, jsInvoke, type JsFlags } from "./js.ts";
+import { waitForGdb } from "./gdb.ts";
 
 export interface InvokeFlags extends LinuxFlags {
   mem?: string;
@@ -37,6 +38,8 @@ export interface InvokeFlags extends LinuxFlags {
   json?: boolean;
   /** --record FILE: record the call for `wasp replay` (native images and their snapshot files) */
   record?: string;
+  /** --gdb HOST:PORT: run the call under gdb (src/debug/) */
+  gdb?: string;
 }
 
 /** True if `path` is an existing file that starts with the snapshot file magic. */
@@ -81,6 +84,9 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   };
   if (resolveImage(imageArg) === undefined && (isJsPath(imageArg) || isJsSnapshotPath(imageArg))) notRecorded("a JavaScript virtine");
   if (!flags.raw && resolveImage(imageArg) === undefined && (isElfPath(imageArg) || isLinuxSnapshotPath(imageArg))) notRecorded("a Linux program");
+  if (flags.gdb !== undefined && resolveImage(imageArg) === undefined && (isJsPath(imageArg) || isJsSnapshotPath(imageArg))) {
+    throw new BadArgsError(`--gdb: ${imageArg} is a JavaScript virtine, whose machine code is the engine's (QuickJS), not the module's: gdb attaches to native images and Linux programs`);
+  }
   if (resolveImage(imageArg) === undefined && isJsPath(imageArg)) return jsInvoke(imageArg, rawArgs, flags, false);
   if (resolveImage(imageArg) === undefined && isJsSnapshotPath(imageArg)) return jsInvoke(imageArg, rawArgs, flags, true);
   if (flags.heap !== undefined) throw new BadArgsError(`--heap is for JavaScript virtines; ${imageArg} is not one`);
@@ -101,6 +107,8 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
   if (flags.record !== undefined) checkWritable(flags.record, "--record");
   if (flags.json && flags.output === "-") throw new BadArgsError("--json and --output - both want standard output: write the data to a file, or leave --output out (the JSON carries it)");
+  // gdb connects before the sandbox closes the door on new sockets
+  using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb);
   // from here on the process can open only the files named here and make only the allowed system calls
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [resolveImage(imageArg) ?? imageArg, flags.input, ...hostPaths], write: [flags.output, flags.record], devices: [kvmDevicePath()] });
@@ -123,9 +131,9 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const started = Bun.nanoseconds();
   let result;
   try {
-    if (flags.record === undefined) result = virtine.run(args, { input });
+    if (flags.record === undefined) result = virtine.run(args, { input, debug });
     else {
-      result = runRecorded(virtine, start(), args, { input });
+      result = runRecorded(virtine, start(), args, { input, debug });
       writeOutput(flags.record, result.recording, "--record");
     }
   } catch (e) {

@@ -8,6 +8,7 @@ import { MAX_MEMORY, MIB } from "../image/image.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { isElf, parseElf } from "../linux/elf.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
+import { waitForGdb } from "./gdb.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { err, out, setExitStatus } from "./output.ts";
 import { checkWritable, fileHead, parseCount, parseList, parseSize } from "./parse.ts";
@@ -94,6 +95,8 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const options = { oneShot: true, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace };
   const program = fromSnapshot ? LinuxProgram.fromSnapshotFile(path, options) : new LinuxProgram(readProgram(path), options);
   systemKvm();
+  // gdb connects before the sandbox closes the door on new sockets
+  using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb);
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
@@ -103,7 +106,7 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   let result;
   try {
     // no arguments: the program's own (a snapshot's are those of the call that took it)
-    result = program.run(args.length > 0 ? args : undefined, { input });
+    result = program.run(args.length > 0 ? args : undefined, { input, debug });
   } catch (e) {
     if (flags.verbose && e instanceof GuestFaultError && e.regs) err(`wasp: registers at the fault:\n${Object.entries(e.regs).map(([k, v]) => `  ${k.padStart(6)} 0x${v.toString(16).padStart(16, "0")}`).join("\n")}\n`);
     throw e;

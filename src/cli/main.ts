@@ -49,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--trace", "Linux programs: print each system call on stderr, as strace does")
     .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
     .option("--record <file>", "record the call — its start, arguments, input, every hypercall's answer and its outcome — for wasp replay (native images and their snapshot files)")
+    .option("--gdb <host:port>", "wait for gdb on HOST:PORT (127.0.0.1 unless named; port 0 picks one) and run the call under it, stopped at its start: gdb FILE -ex 'target remote HOST:PORT' (docs/debugging.md)")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
 
   program
@@ -57,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
     .argument("<recording>", "the recording file")
     .option("--image <path>", "the image or snapshot file to start from (default: the path recorded, or the built-in guest)")
     .option("--timeout <ms>", "deadline in milliseconds (default 60000)")
+    .option("--gdb <host:port>", "wait for gdb on HOST:PORT and replay the call under it, stopped at its start (docs/debugging.md)")
     .action((file: string, flags) => replayCommand(file, flags));
 
   program
@@ -85,7 +87,7 @@ async function main(argv: string[]): Promise<number> {
     .argument("<source>", "a .zig guest (pub fn main(...) u64, docs/guests.md) or a .c program (int main(int argc, char **argv), docs/linux-guests.md)")
     .option("-o, --output <file>", "the file to write (default beside the source: NAME.bin for Zig, NAME for C)")
     .option("--name <name>", "the image's name (default: the file's name without .zig or .c)")
-    .option("--optimize <mode>", "safe (default: Zig's safety checks on; C's checkable undefined behaviour traps), fast or small (checks off)")
+    .option("--optimize <mode>", "safe (default: Zig's safety checks on; C's checkable undefined behaviour traps), fast or small (checks off), or debug (unoptimized, checks on: for gdb)")
     .option("--zig <path>", "another zig compiler (default: the one npm install brought)")
     .option("--linux", "a .zig file is a Linux program using Zig's standard library (pub fn main() !void), built as a static executable")
     .action(async (source: string, flags) => buildCommand(source, flags));

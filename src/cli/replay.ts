@@ -9,6 +9,7 @@ import { MAX_RECORDING, Replayer, checkOutcome, decodeRecording, outcomeOf, sha2
 import { BadArgsError, ReplayDivergedError, WaspError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { isSnapshotPath, loadImage, resolveImage } from "./invoke.ts";
+import { waitForGdb } from "./gdb.ts";
 import { parseCount } from "./parse.ts";
 import { err, out } from "./output.ts";
 
@@ -16,6 +17,8 @@ export interface ReplayFlags {
   /** the image or snapshot file to start from, when not where the recording says */
   image?: string;
   timeout?: string;
+  /** --gdb HOST:PORT: replay under gdb */
+  gdb?: string;
 }
 
 function readRecording(path: string): Uint8Array {
@@ -55,10 +58,11 @@ export function replayCommand(file: string, flags: ReplayFlags): void {
     throw new ReplayDivergedError(-1, `a VM of ${rec.options.memory} bytes, data window ${rec.options.dataSize}, stack ${rec.options.stackSize}`, `${virtine.memorySize}, ${virtine.meta.dataSize}, ${virtine.meta.stackSize}`);
   }
   const replayer = new Replayer(rec.events);
+  using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb);
   let got: RecordedOutcome;
   let result;
   try {
-    result = virtine.run(rec.call.args, { input: rec.call.input.length > 0 ? rec.call.input : undefined, hook: replayer });
+    result = virtine.run(rec.call.args, { input: rec.call.input.length > 0 ? rec.call.input : undefined, hook: replayer, debug });
     got = outcomeOf(result);
   } catch (e) {
     if (e instanceof ReplayDivergedError || !(e instanceof WaspError)) throw e;

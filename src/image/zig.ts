@@ -65,7 +65,7 @@ export function sdkDir(cacheDir: string): string {
 /** The flags build.zig uses for native guests (see its comments for why each), after `-O MODE`. */
 const FLAGS = [
   "-target", "x86_64-freestanding-none", "-mcpu", "baseline", "-fsingle-threaded",
-  "-fno-stack-protector", "-fno-PIE", "-fno-PIC", "-fstrip", "--gc-sections",
+  "-fno-stack-protector", "-fno-PIE", "-fno-PIC", "--gc-sections",
 ];
 
 /**
@@ -73,8 +73,8 @@ const FLAGS = [
  * `unreachable`, bounds — each a panic that names it; "fast" and "small" drop them (overflow wraps,
  * `unreachable` is undefined behaviour) for speed or size, as the benchmark guests are built.
  */
-export type ZigOptimize = "safe" | "fast" | "small";
-const MODES: Record<ZigOptimize, string> = { safe: "ReleaseSafe", fast: "ReleaseFast", small: "ReleaseSmall" };
+export type ZigOptimize = "safe" | "fast" | "small" | "debug";
+const MODES: Record<ZigOptimize, string> = { safe: "ReleaseSafe", fast: "ReleaseFast", small: "ReleaseSmall", debug: "Debug" };
 
 export interface ZigOptions {
   /** where compiled images are kept (default: $WASP_CACHE_DIR, else ~/.cache/wasp/zig) */
@@ -87,6 +87,11 @@ export interface ZigOptions {
   optimize?: ZigOptimize;
   /** how the compiler's messages name the source (default "inline.zig") */
   fileName?: string;
+  /**
+   * the file the source was read from (`wasp build`): compiled where it is, so that the symbols'
+   * line tables name it and gdb finds the source (inline source is compiled from a temporary copy)
+   */
+  sourceFile?: string;
 }
 
 export interface CompiledZig {
@@ -95,6 +100,8 @@ export interface CompiledZig {
   compiled: boolean;
   /** the cached image file */
   path: string;
+  /** the same program as an ELF file with its symbols and DWARF, cached beside it: for gdb (docs/debugging.md) */
+  debugPath: string;
 }
 
 /** Compiles `source` (a guest file: `pub fn main(...) u64`) into a native image, or takes it from the cache. */
@@ -115,21 +122,24 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
   const flags = ["-O", mode, ...FLAGS];
   const cacheDir = compileCacheDir(opts.cacheDir);
   const SDK = sdkDir(cacheDir);
-  const key = cacheKey("wasp-zig-1", [await zigVersion(zig), flags.join(" "), name, source], SDK);
+  const sourceFile = opts.sourceFile === undefined ? undefined : resolve(opts.sourceFile);
+  const key = cacheKey("wasp-zig-2", [await zigVersion(zig), flags.join(" "), name, source, sourceFile ?? ""], SDK);
   const path = join(cacheDir, `${key}.bin`);
-  if (existsSync(path)) {
-    return { image: parseImage(new Uint8Array(readFileSync(path)), `${name}.bin`), compiled: false, path };
+  const debugPath = join(cacheDir, `${key}.debug`);
+  if (existsSync(path) && existsSync(debugPath)) {
+    return { image: parseImage(new Uint8Array(readFileSync(path)), `${name}.bin`), compiled: false, path, debugPath };
   }
   const work = mkdtempSync(join(tmpdir(), "wasp-zig-"));
   try {
-    writeFileSync(join(work, "guest.zig"), source);
+    const guestFile = sourceFile ?? join(work, "guest.zig");
+    if (sourceFile === undefined) writeFileSync(guestFile, source);
     writeFileSync(join(work, "wasp_build.zig"), `pub const name: []const u8 = ${JSON.stringify(name)};\n`);
     const elf = join(work, "guest.elf");
     const build = Bun.spawn(
       [
         zig, "build-exe",
         "--mod", `virtine::${join(SDK, "virtine.zig")}`,
-        "--mod", `guest:virtine:${join(work, "guest.zig")}`,
+        "--mod", `guest:virtine:${guestFile}`,
         "--mod", `wasp_build::${join(work, "wasp_build.zig")}`,
         "--deps", "guest,virtine,wasp_build",
         join(SDK, "root.zig"),
@@ -143,7 +153,7 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
     );
     const [status, err] = await Promise.all([build.exited, new Response(build.stderr).text()]);
     if (status !== 0) {
-      const diagnostics = err.replaceAll(join(work, "guest.zig"), opts.fileName ?? "inline.zig").trim();
+      const diagnostics = err.replaceAll(guestFile, opts.fileName ?? "inline.zig").trim();
       const first = diagnostics.split("\n").find((l) => l.includes("error:")) ?? diagnostics.split("\n")[0] ?? "";
       throw new CompileError(`the Zig source does not compile: ${first}`, diagnostics);
     }
@@ -152,8 +162,10 @@ export async function compileZig(source: string, opts: ZigOptions = {}): Promise
     if (copy.exitCode !== 0) throw new CompileError(`zig objcopy failed: ${copy.stderr.toString().trim()}`, copy.stderr.toString());
     const bytes = new Uint8Array(readFileSync(bin));
     const image = parseImage(bytes, `${name}.bin`);
+    // the symbols first: a cached image always has them beside it
+    storeCached(debugPath, new Uint8Array(readFileSync(elf)));
     storeCached(path, bytes);
-    return { image, compiled: true, path };
+    return { image, compiled: true, path, debugPath };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

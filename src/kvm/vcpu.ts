@@ -98,6 +98,20 @@ export class Vcpu {
     this.run.setBigUint64(DIRTY_REGS, BigInt(KVM_SYNC_X86_REGS | (sregsToo ? KVM_SYNC_X86_SREGS : 0)), true);
   }
 
+  /** Flags the sync area's general registers as written, keeping a pending special-register load. */
+  addRegsDirty(): void {
+    this.run.setBigUint64(DIRTY_REGS, this.run.getBigUint64(DIRTY_REGS, true) | BigInt(KVM_SYNC_X86_REGS), true);
+  }
+
+  /**
+   * The special registers the next entry will have: the sync area's when they wait there to be
+   * loaded (a shell's first entry), else KVM's (KVM_GET_SREGS).
+   */
+  nextSregs(): Uint8Array {
+    if (this.run.getBigUint64(DIRTY_REGS, true) & BigInt(KVM_SYNC_X86_SREGS)) return this.runBytes.slice(SYNC_SREGS, SYNC_SREGS + kvm_sregs.size);
+    return this.getSregs();
+  }
+
   /** Copies a kvm_regs image into the sync area (flag it with markRegsDirty). */
   putRegs(regs: Uint8Array): void {
     this.runBytes.set(regs, SYNC_REGS);

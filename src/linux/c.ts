@@ -7,7 +7,7 @@
 // instead of corrupting memory silently, and stack smashing is caught by musl's canary.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Layout } from "../abi/guest-abi.ts";
 import { cacheKey, compileCacheDir, CompileError, sdkDir, storeCached, zigCompiler, zigVersion, type ZigOptimize } from "../image/zig.ts";
 import { parseElf, type ElfExecutable } from "./elf.ts";
@@ -25,6 +25,11 @@ export interface COptions {
   fileName?: string;
   /** more compiler arguments (-D, -I, -W..., -l...) after wasp's own; not the output, target or linking mode */
   flags?: readonly string[];
+  /**
+   * the file the source was read from (`wasp build`): compiled where it is, so that the
+   * executable's line tables name it and gdb finds the source (inline source: a temporary copy)
+   */
+  sourceFile?: string;
 }
 
 export interface CompiledC {
@@ -43,6 +48,8 @@ const MODES: Record<ZigOptimize, readonly string[]> = {
   safe: ["-O2", "-fsanitize=undefined", "-fsanitize-trap=undefined", "-fstack-protector-strong", "-fstack-clash-protection"],
   fast: ["-O2"],
   small: ["-Os"],
+  // for gdb: no optimization (every variable where its source says), the checks of "safe"
+  debug: ["-O0", "-g", "-fsanitize=undefined", "-fsanitize-trap=undefined", "-fstack-protector-strong", "-fstack-clash-protection"],
 };
 /** Flags a caller may not pass: they would change what kind of file comes out, or where. */
 const REFUSED = /^(-o|-target|--target|-shared|-dynamic|-c|-E|-S|-M|-MM|-fPIC|-pie|-no-pie|-static-pie|-nostdlib|-nostartfiles|-Wl,|-Xlinker|--?help|-###)/;
@@ -63,7 +70,7 @@ export async function compileZigLinux(source: string, opts: Omit<COptions, "flag
 }
 
 /** The Zig modes of "safe", "fast" and "small" (Zig's own safety checks on in "safe"). */
-const ZIG_MODES: Record<ZigOptimize, string> = { safe: "ReleaseSafe", fast: "ReleaseFast", small: "ReleaseSmall" };
+const ZIG_MODES: Record<ZigOptimize, string> = { safe: "ReleaseSafe", fast: "ReleaseFast", small: "ReleaseSmall", debug: "Debug" };
 
 async function compileLinux(lang: "c" | "zig", source: string, opts: COptions): Promise<CompiledC> {
   const zig = zigCompiler(opts.zig);
@@ -83,14 +90,15 @@ async function compileLinux(lang: "c" | "zig", source: string, opts: COptions): 
   const sdk = sdkDir(cacheDir);
   const flags = lang === "c" ? [...COMMON, ...mode, "-I", sdk, ...extra] : ["-target", "x86_64-linux-none", "-mcpu", "baseline", "-O", ZIG_MODES[optimize], "-fsingle-threaded"];
   // the SDK's path is in the flags but not in what decides the output: cacheKey hashes its files
-  const key = cacheKey("wasp-c-1", [await zigVersion(zig), flags.filter((f) => f !== sdk).join(" "), `${lang}\0${source}`], sdk);
+  const sourceFile = opts.sourceFile === undefined ? undefined : resolve(opts.sourceFile);
+  const key = cacheKey("wasp-c-1", [await zigVersion(zig), flags.filter((f) => f !== sdk).join(" "), `${lang}\0${source}`, ...(sourceFile ? [sourceFile] : [])], sdk);
   const path = join(cacheDir, `${key}.elf`);
   const check = (bytes: Uint8Array) => parseElf(bytes, name, Layout.MAPPED);
   if (existsSync(path)) return { elf: check(new Uint8Array(readFileSync(path))), compiled: false, path };
   const work = mkdtempSync(join(tmpdir(), "wasp-cc-"));
   try {
-    const src = join(work, lang === "c" ? "main.c" : "main.zig");
-    writeFileSync(src, source);
+    const src = sourceFile ?? join(work, lang === "c" ? "main.c" : "main.zig");
+    if (sourceFile === undefined) writeFileSync(src, source);
     const out = join(work, "prog");
     const argv = lang === "c" ? [zig, "cc", ...flags, "-o", out, src] : [zig, "build-exe", src, ...flags, `-femit-bin=${out}`, "--cache-dir", join(cacheDir, "zig-cache")];
     const cc = Bun.spawn(argv, {

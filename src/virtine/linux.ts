@@ -35,6 +35,7 @@ import { VirtineShells } from "./shells.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
 import { DeadlineTimer } from "./deadline.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
+import { DEBUG_TICK_MS, type DebugHook } from "./debug-hook.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from "./runner.ts";
 import { grantedFiles } from "./files.ts";
 export { grantedFiles };
@@ -85,6 +86,8 @@ export interface LinuxRunRequest {
   env?: readonly string[] | Readonly<Record<string, string>>;
   /** asked when the thread's deadline signal interrupts the guest: true cancels the call */
   interrupted?: () => boolean;
+  /** a debugger attached to this call (src/debug/): no deadline, the shell discarded afterwards */
+  debug?: DebugHook;
 }
 
 /** "KEY=value" strings from a list or a record, each checked. */
@@ -360,10 +363,11 @@ export class LinuxProgram {
         shell.vcpu.setReg("rsp", BigInt(stack.rsp));
       }
       this.#proc = proc;
-      const result = this.#loop(shell, proc, opts.interrupted);
-      this.#end(true);
+      const result = this.#loop(shell, proc, opts.interrupted, opts.debug);
+      this.#end(opts.debug === undefined);
       return result;
     } catch (e) {
+      opts.debug?.ended({ error: e });
       this.#stdout.take();
       this.#stderr.take();
       // a shell whose call ended in an error may hold any state: discarded, never reused
@@ -397,7 +401,7 @@ export class LinuxProgram {
     return this.#shells.capture(() => ({ process: proc.capture(), args: call.args, env: call.env }));
   }
 
-  #loop(shell: Shell, proc: LinuxProcess, interrupted: (() => boolean) | undefined): LinuxRunResult {
+  #loop(shell: Shell, proc: LinuxProcess, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined): LinuxRunResult {
     const { vcpu, guest, mem } = shell;
     const stdout = this.#stdout;
     const stderr = this.#stderr;
@@ -412,9 +416,11 @@ export class LinuxProgram {
       // read before take(), which clears the sink for the next call
       const stdoutTruncated = stdout.truncated;
       const stderrTruncated = stderr.truncated;
+      debug?.ended({ status: BigInt(status) });
       return { status, stdout: stdout.take(), stderr: stderr.take(), stdoutTruncated, stderrTruncated, exits, syscalls, unsupported: proc.unknown };
     };
-    deadline.start(this.timeoutMs);
+    deadline.start(debug ? DEBUG_TICK_MS : this.timeoutMs);
+    debug?.start(vcpu, mem);
     for (;;) {
       const reason = vcpu.enter();
       exits++;
@@ -445,9 +451,9 @@ export class LinuxProgram {
             case "sleep": {
               // counted against the deadline: a sleep past it ends the call as the deadline would
               const ms = Number(outcome.ns / 1_000_000n);
-              if (this.timeoutMs > 0 && ms >= this.timeoutMs) throw new TimeoutError(this.timeoutMs);
+              if (!debug && this.timeoutMs > 0 && ms >= this.timeoutMs) throw new TimeoutError(this.timeoutMs);
               Bun.sleepSync(ms);
-              if (deadline.expired()) throw new TimeoutError(this.timeoutMs);
+              if (!debug && deadline.expired()) throw new TimeoutError(this.timeoutMs);
               vcpu.setReg("rax", 0n);
               break;
             }
@@ -463,13 +469,24 @@ export class LinuxProgram {
           continue;
         }
         if (port === Port.EXIT && out) return done(Number(vcpu.reg("rax") & 0xffn));
-        if (port === Port.FAULT && out) throw exceptionFault(vcpu, mem, stack);
+        if (port === Port.FAULT && out) {
+          if (debug?.exception(vcpu, mem)) {
+            exits--; // a breakpoint or a step: the debugger's, not the guest's
+            continue;
+          }
+          throw exceptionFault(vcpu, mem, stack);
+        }
         throw new PolicyViolationError(`the program used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is not one of wasp's`, `port 0x${port.toString(16)}`);
       }
       if (reason === EXIT_INTERRUPTED) {
         exits--; // the host's signal, not the guest's doing: a call's exits are its own, whatever the host's load
         deadline.consume();
         if (interrupted?.()) throw new CancelledError();
+        if (debug) {
+          debug.interrupted(vcpu, mem);
+          deadline.start(DEBUG_TICK_MS);
+          continue;
+        }
         if (deadline.expired()) throw new TimeoutError(this.timeoutMs);
         deadline.recheck();
         continue;

@@ -19,6 +19,7 @@ import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { BadArgsError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DeadlineTimer } from "./deadline.ts";
+import { DEBUG_TICK_MS, type DebugHook } from "./debug-hook.ts";
 import { grantedFiles } from "./files.ts";
 import type { ResetStrategy, Shell } from "../shell/shell.ts";
 import { VirtineShells } from "./shells.ts";
@@ -103,6 +104,12 @@ export interface HypercallHook {
 export interface RunOptions {
   /** record or replay this call's hypercalls */
   hook?: HypercallHook;
+  /**
+   * a debugger attached to this call (src/debug/, `wasp invoke --gdb`): the guest stops at its
+   * start, the debugger's traps are not the guest's exits, and the call has no deadline; the
+   * shell is discarded afterwards (the debugger may have written anywhere in the guest)
+   */
+  debug?: DebugHook;
   /** bytes for the guest to read (`virtine.input()` in the SDK): they must fit the data window */
   input?: Uint8Array;
   /**
@@ -304,14 +311,19 @@ export class Runner {
     ctx.vcpu = shell.vcpu;
     ctx.guest = shell.guest;
     ctx.exitValue = undefined;
-    this.#deadline.start(this.timeoutMs);
+    const { debug } = opts;
+    if (debug && this.#kind.privileged) throw new BadArgsError(`${this.meta.name} is a ${this.#kind.name} image: it runs privileged, with its own exception handling, so gdb cannot attach to it (native images and Linux programs can)`);
+    this.#deadline.start(debug ? DEBUG_TICK_MS : this.timeoutMs);
     try {
-      const { value, exits } = this.#run(shell, ctx, opts.interrupted, opts.hook);
+      debug?.start(shell.vcpu, shell.mem);
+      const { value, exits } = this.#run(shell, ctx, opts.interrupted, opts.hook, debug);
+      debug?.ended({ status: value });
       const output = this.#kind.collect(shell.guest, shell.mem, { memory: this.memorySize, dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, this.#console);
       const result = { value, exits, output, consoleTruncated: this.#console.truncated, console: this.#console.take() };
-      this.#shells.finish(true);
+      this.#shells.finish(debug === undefined);
       return result;
     } catch (e) {
+      debug?.ended({ error: e });
       this.#console.take();
       // A shell whose run ended in an error may hold any state: it is discarded, never reused.
       this.#shells.finish(false);
@@ -336,7 +348,7 @@ export class Runner {
   }
 
   /** The run loop: enter, dispatch hypercalls, stop at the exit port or HLT. Allocates nothing per exit. */
-  #run(shell: Shell, ctx: HypercallContext, interrupted: (() => boolean) | undefined, hook: HypercallHook | undefined): { value: bigint; exits: number } {
+  #run(shell: Shell, ctx: HypercallContext, interrupted: (() => boolean) | undefined, hook: HypercallHook | undefined, debug: DebugHook | undefined): { value: bigint; exits: number } {
     const { vcpu } = shell;
     let exits = 0;
     for (;;) {
@@ -350,7 +362,13 @@ export class Runner {
           if (this.#hypercall(ctx, hook)) return { value: ctx.exitValue ?? 0n, exits };
           continue;
         }
-        if (port === Port.FAULT && out) throw exceptionFault(vcpu, shell.mem, this.#stack);
+        if (port === Port.FAULT && out) {
+          if (debug?.exception(vcpu, shell.mem)) {
+            exits--; // a breakpoint or a step: the debugger's, not the guest's
+            continue;
+          }
+          throw exceptionFault(vcpu, shell.mem, this.#stack);
+        }
         throw new PolicyViolationError(
           `the guest used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is neither the exit port 0x${Port.EXIT.toString(16)} nor the hypercall port 0x${Port.HYPERCALL.toString(16)}`,
           `port 0x${port.toString(16)}`,
@@ -363,6 +381,11 @@ export class Runner {
         // thread: then run on
         this.#deadline.consume();
         if (interrupted?.()) throw new CancelledError();
+        if (debug) {
+          debug.interrupted(vcpu, shell.mem);
+          this.#deadline.start(DEBUG_TICK_MS);
+          continue;
+        }
         if (this.#deadline.expired()) throw new TimeoutError(this.timeoutMs);
         this.#deadline.recheck();
         continue;

@@ -1,0 +1,126 @@
+// TCP through libc, blocking: the GDB remote protocol's one connection (src/debug/), served by a
+// thread that is itself stopped while the debugger holds the guest, so that blocking reads are
+// what it wants. IPv4 only; every call checked, EINTR retried (the deadline signal may land in one).
+import { FFIType, dlopen } from "bun:ffi";
+import { Errno } from "./errno.ts";
+import { errno, fail, raw as libcRaw } from "./libc.ts";
+
+const lib = dlopen("libc.so.6", {
+  socket: { args: ["i32", "i32", "i32"], returns: "i32" },
+  setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+  bind: { args: ["i32", "ptr", "u32"], returns: "i32" },
+  listen: { args: ["i32", "i32"], returns: "i32" },
+  accept4: { args: ["i32", "ptr", "ptr", "i32"], returns: "i32" },
+  getsockname: { args: ["i32", "ptr", "ptr"], returns: "i32" },
+  // recv and send without an address (sendto with a null one: what wasp's seccomp filter allows);
+  // MSG_NOSIGNAL: a debugger that went away is an EPIPE, not a SIGPIPE that kills wasp
+  recv: { args: ["i32", "ptr", "u64", "i32"], returns: FFIType.i64_fast },
+  send: { args: ["i32", "ptr", "u64", "i32"], returns: FFIType.i64_fast },
+  poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
+});
+const raw = lib.symbols;
+
+const AF_INET = 2;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+const POLLIN = 1;
+const MSG_NOSIGNAL = 0x4000;
+const SOCKADDR_IN = 16;
+
+/** A sockaddr_in for `host` (dotted IPv4) and `port`. */
+function sockaddr(host: string, port: number): Uint8Array {
+  const parts = host.split(".").map(Number);
+  const sa = new Uint8Array(SOCKADDR_IN);
+  const dv = new DataView(sa.buffer);
+  dv.setUint16(0, AF_INET, true);
+  dv.setUint16(2, port, false);
+  sa.set(parts, 4);
+  return sa;
+}
+
+function retry(call: string, f: () => number): number {
+  for (;;) {
+    const r = f();
+    if (r >= 0) return r;
+    if (errno() !== Errno.EINTR) fail(call);
+  }
+}
+
+/** A listening TCP socket on `host:port` (port 0: one the kernel picks); its fd and the port. */
+export function listenTcp(host: string, port: number): { fd: number; port: number } {
+  const fd = retry("socket", () => raw.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  try {
+    const one = new Int32Array([1]);
+    retry("setsockopt(SO_REUSEADDR)", () => raw.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4));
+    retry(`bind(${host}:${port})`, () => raw.bind(fd, sockaddr(host, port), SOCKADDR_IN));
+    retry("listen", () => raw.listen(fd, 1));
+    const sa = new Uint8Array(SOCKADDR_IN);
+    const len = new Uint32Array([SOCKADDR_IN]);
+    retry("getsockname", () => raw.getsockname(fd, sa, len));
+    return { fd, port: new DataView(sa.buffer).getUint16(2, false) };
+  } catch (e) {
+    closeFd(fd);
+    throw e;
+  }
+}
+
+/** Waits for one connection on a listening socket; the connected fd (TCP_NODELAY: packets are small and answered one by one). */
+export function acceptTcp(listenFd: number): { fd: number; peer: string } {
+  const sa = new Uint8Array(SOCKADDR_IN);
+  const len = new Uint32Array([SOCKADDR_IN]);
+  const fd = retry("accept4", () => raw.accept4(listenFd, sa, len, SOCK_CLOEXEC));
+  const one = new Int32Array([1]);
+  retry("setsockopt(TCP_NODELAY)", () => raw.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4));
+  return { fd, peer: `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}:${new DataView(sa.buffer).getUint16(2, false)}` };
+}
+
+/** Reads what is there (blocking until something is): the bytes, or an empty array at the end of the stream or on a reset connection. */
+export function readSome(fd: number, buf: Uint8Array): Uint8Array {
+  for (;;) {
+    const n = raw.recv(fd, buf, buf.length, 0) as number;
+    if (n >= 0) return buf.subarray(0, n);
+    const e = errno();
+    if (e === Errno.EINTR) continue;
+    if (e === Errno.ECONNRESET || e === Errno.EPIPE) return buf.subarray(0, 0);
+    fail("recv");
+  }
+}
+
+/** Writes all of `data`; false when the peer has gone. */
+export function writeAll(fd: number, data: Uint8Array): boolean {
+  let done = 0;
+  while (done < data.length) {
+    const n = raw.send(fd, data.subarray(done), data.length - done, MSG_NOSIGNAL) as number;
+    if (n < 0) {
+      const e = errno();
+      if (e === Errno.EINTR) continue;
+      if (e === Errno.ECONNRESET || e === Errno.EPIPE) return false;
+      fail("send");
+    }
+    done += n;
+  }
+  return true;
+}
+
+/** Whether `fd` has bytes (or an end) to read now, without blocking. */
+export function readable(fd: number): boolean {
+  const pfd = new Uint8Array(8);
+  const dv = new DataView(pfd.buffer);
+  dv.setInt32(0, fd, true);
+  dv.setInt16(4, POLLIN, true);
+  const r = raw.poll(pfd, 1, 0);
+  if (r < 0) {
+    if (errno() === Errno.EINTR) return false;
+    fail("poll");
+  }
+  return r > 0;
+}
+
+export function closeFd(fd: number): void {
+  // close(2) is never retried: the fd is gone even when it reports EINTR
+  libcRaw.close(fd);
+}
