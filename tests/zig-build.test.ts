@@ -25,7 +25,7 @@ test("the default build keeps Zig's overflow check (its panic message is in the 
 }, slow(120_000));
 
 test("an optimize mode that does not exist is a CompileError", async () => {
-  await expect(compileZig(`pub fn main() u64 { return 1; }`, { cacheDir, optimize: "turbo" as "fast" })).rejects.toThrow(new CompileError('optimize "turbo" is none of safe, fast, small', ""));
+  await expect(compileZig(`pub fn main() u64 { return 1; }`, { cacheDir, optimize: "turbo" as "fast" })).rejects.toThrow(new CompileError('optimize "turbo" is none of safe, fast, small, debug', ""));
 });
 
 describe("wasp build", () => {
@@ -55,7 +55,7 @@ describe("wasp build", () => {
       const r = wasp(["build", bad], { WASP_CACHE_DIR: cacheDir });
       expect(r.status).toBe(EXIT_STATUS.WASP_COMPILE);
       expect(r.stderr).toBe(`wasp: the Zig source does not compile: ${bad}:1:28: error: use of undeclared identifier 'y'\n`);
-      expect(wasp(["build", bad, "--optimize", "turbo"]).stderr).toBe("wasp: --optimize turbo is none of safe, fast, small\n");
+      expect(wasp(["build", bad, "--optimize", "turbo"]).stderr).toBe("wasp: --optimize turbo is none of safe, fast, small, debug\n");
       expect(wasp(["build", bad, "--zig", join(dir, "nozig")]).stderr).toMatch(/^wasp: the zig compiler is not at .*nozig: /);
       expect(wasp(["build", join(dir, "notzig.txt")]).stderr).toBe(`wasp: ${join(dir, "notzig.txt")}: a guest's source is a .zig file (a native guest) or a .c file (a Linux program)\n`);
     } finally {
