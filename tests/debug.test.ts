@@ -111,6 +111,16 @@ const fromLeHex = (s: string) => {
   for (let i = s.length - 2; i >= 0; i -= 2) v = (v << 8n) | BigInt(parseInt(s.slice(i, i + 2), 16));
   return v;
 };
+/** Resumes with `cmd` until the guest ends: the lines wasp sent gdb (O packets) and the end (W or X). */
+async function toEnd(gdb: Client, cmd: string): Promise<{ notes: string; end: string | undefined }> {
+  let r = await gdb.ask(cmd);
+  let notes = "";
+  while (r?.startsWith("O")) {
+    notes += Buffer.from(r.slice(1), "hex").toString();
+    r = await gdb.next();
+  }
+  return { notes, end: r };
+}
 const entryOf = (image: string) => BigInt(JSON.parse(wasp(["inspect", image, "--json"]).stdout).entry);
 
 describe("wasp invoke --gdb", () => {
@@ -137,7 +147,8 @@ describe("wasp invoke --gdb", () => {
     expect(rip > entry && rip < entry + 16n).toBe(true);
     // TF is the stub's: the guest never sees it
     expect(fromLeHex((await gdb.ask("p11"))!) & 0x100n).toBe(0n);
-    expect(await gdb.ask("c")).toBe("W90"); // 144 & 0xff
+    // the exit code has 8 bits: the whole value is said first
+    expect(await toEnd(gdb, "c")).toEqual({ notes: "wasp: the call ended with 144\n", end: "W90" });
     gdb.close();
     const r = await done;
     expect(r.stdout).toBe("144\n");
@@ -168,7 +179,9 @@ describe("wasp invoke --gdb", () => {
     expect(await gdb.ask("c")).toBe("T0bthread:1;");
     expect(fromLeHex((await gdb.ask("p10"))!)).toBe(entry + 7n); // the store, after the mov to rbx
     expect(fromLeHex((await gdb.ask("p1"))!)).toBe(0x10n); // rbx as the guest had it
-    expect(await gdb.ask("c")).toBe("X0b");
+    const end = await toEnd(gdb, "c");
+    expect(end.end).toBe("X0b");
+    expect(end.notes).toStartWith("wasp: the guest took an exception: page fault");
     const r = await done;
     expect(r.stderr).toContain("page fault (#PF, vector 14) on a write to 0x10");
     expect(r.status).toBe(EXIT_STATUS.WASP_GUEST_FAULT);
@@ -181,7 +194,7 @@ describe("wasp invoke --gdb", () => {
     const { gdb, done } = await underGdb(["invoke", "--gdb", ":0", path]);
     expect(await gdb.ask("c")).toBe("T05thread:1;");
     expect(fromLeHex((await gdb.ask("p10"))!)).toBe(entry + 1n);
-    expect(await gdb.ask("c")).toBe("W07");
+    expect((await toEnd(gdb, "c")).end).toBe("W07");
     expect((await done).stdout).toBe("7\n");
   });
 
@@ -218,7 +231,7 @@ describe("wasp invoke --gdb", () => {
     expect(await gdb.ask("c")).toBe("T05swbreak:;thread:1;");
     expect(fromLeHex((await gdb.ask("p10"))!)).toBe(entry);
     expect(await gdb.ask(`z0,${entry.toString(16)},1`)).toBe("OK");
-    expect(await gdb.ask("c")).toBe("W2b");
+    expect((await toEnd(gdb, "c")).end).toBe("W2b");
     const r = await done;
     expect(r.stdout).toBe("3\n");
     expect(r.status).toBe(43);
@@ -250,7 +263,7 @@ describe("wasp replay --gdb", () => {
     expect(await gdb.ask("c")).toBe("T05swbreak:;thread:1;");
     expect(await gdb.ask(`z0,${entry.toString(16)},1`)).toBe("OK");
     expect(await gdb.ask("s")).toBe("T05thread:1;");
-    expect(await gdb.ask("c")).toBe("W22"); // 34
+    expect((await toEnd(gdb, "c")).end).toBe("W22"); // 34
     const r = await done;
     expect(r.stdout).toBe("34\n");
     expect(r.stderr).toContain("replayed");

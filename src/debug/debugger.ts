@@ -150,8 +150,12 @@ export class GdbDebugger implements DebugHook {
 
   ended(outcome: { status: bigint } | { error: unknown }): void {
     if (!this.#detached) {
-      if ("status" in outcome) this.#session.ended({ status: Number(outcome.status & 0xffn) });
-      else if (!(outcome.error instanceof CancelledError)) this.#session.ended({ signal: endSignal(outcome.error) });
+      // gdb's exit codes have 8 bits: the whole value is said first
+      if ("status" in outcome) this.#session.ended({ status: Number(outcome.status & 0xffn) }, `wasp: the call ended with ${outcome.status}\n`);
+      else if (!(outcome.error instanceof CancelledError)) {
+        const e = outcome.error;
+        this.#session.ended({ signal: endSignal(e) }, e instanceof Error ? `wasp: ${e.message}\n` : undefined);
+      }
     }
     this.close();
   }

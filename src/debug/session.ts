@@ -149,9 +149,13 @@ export class GdbSession {
     }
   }
 
-  /** The guest has ended: exit status (`W`) or the signal that ended it (`X`). The session is over. */
-  ended(how: { status: number } | { signal: number }): void {
+  /**
+   * The guest has ended: exit status (`W`) or the signal that ended it (`X`), after `note` — a
+   * line gdb prints as the target's output (`O`). The session is over.
+   */
+  ended(how: { status: number } | { signal: number }, note?: string): void {
     if (this.#gone) return;
+    if (note) this.#send(`O${toHex(new TextEncoder().encode(note))}`);
     const reply = "status" in how ? `W${hex2(how.status & 0xff)}` : `X${hex2(how.signal & 0xff)}`;
     this.#send(reply);
   }
