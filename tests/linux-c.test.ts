@@ -85,7 +85,7 @@ describe("compileC", () => {
 
   test("options are checked before the compiler runs", async () => {
     const bad = async (opts: object) => (await compileC("int main(void){return 0;}", { cacheDir, ...opts }).catch((e) => e)).message;
-    expect(await bad({ optimize: "turbo" })).toBe('optimize "turbo" is none of safe, fast, small');
+    expect(await bad({ optimize: "turbo" })).toBe('optimize "turbo" is none of safe, fast, small, debug');
     expect(await bad({ name: "a b" })).toBe('program name "a b" must be 1-64 letters, digits, \'_\', \'.\' or \'-\'');
     expect(await bad({ flags: ["-o", "/tmp/x"] })).toBe('flag "-o" is wasp\'s to choose: the output is one static x86-64 Linux executable');
     expect(await bad({ flags: ["-shared"] })).toMatch(/^flag "-shared" is wasp's to choose/);

@@ -1,7 +1,7 @@
 // How inline Zig and `wasp build` compile guests, checked on the images themselves (no VM needed):
 // safety checks on by default, off with optimize "fast" or "small"; every failure one line.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CompileError, compileZig } from "../src/image/zig.ts";
@@ -35,7 +35,11 @@ describe("wasp build", () => {
       writeFileSync(join(dir, "triple.zig"), `pub fn main(x: u64) u64 {\n    return x * 3;\n}\n`);
       const r = Bun.spawnSync([WASP, "build", "triple.zig"], { cwd: dir, env: { ...process.env, WASP_CACHE_DIR: cacheDir } });
       expect(r.stderr.toString()).toBe("");
-      expect(r.stdout.toString()).toMatch(/^wrote triple\.bin: native image triple, \d+ bytes \(safe: safety checks on\)\n$/);
+      expect(r.stdout.toString()).toMatch(/^wrote triple\.bin: native image triple, \d+ bytes \(safe: safety checks on\); its symbols for gdb in triple\.debug\n$/);
+      // the symbols: an ELF whose loadable part is the image (gdb reads it)
+      const debug = readFileSync(join(dir, "triple.debug"));
+      expect(debug.subarray(0, 4)).toEqual(Buffer.from("\x7fELF", "latin1"));
+      expect(debug.includes(Buffer.from("triple.main"))).toBe(true);
       const inspect = wasp(["inspect", join(dir, "triple.bin")]);
       expect(inspect.stdout).toMatch(/kind\s+native/);
       expect(inspect.stdout).toMatch(/name\s+triple/);
