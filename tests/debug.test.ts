@@ -223,6 +223,21 @@ describe("wasp invoke --gdb", () => {
     expect(r.status).toBe(0);
   });
 
+  test("a debugger that goes away while the guest runs takes its breakpoints with it", async () => {
+    const path = join(dir, "loop.bin");
+    // mov rcx, 1e9; l: dec rcx; jnz l; then the breakpoint's place: mov rax, 7; exit
+    writeFileSync(path, nativeImage([0x48, 0xc7, 0xc1, 0x00, 0xca, 0x9a, 0x3b, 0x48, 0xff, 0xc9, 0x75, 0xfb, ...X86.movRax(7), ...X86.exit]));
+    const after = entryOf(path) + 12n;
+    const { gdb, done } = await underGdb(["invoke", "--gdb", ":0", path]);
+    expect(await gdb.ask(`Z0,${after.toString(16)},1`)).toBe("OK");
+    gdb.raw(`$c#${checksum("c")}`);
+    await Bun.sleep(50);
+    gdb.sock.destroy();
+    const r = await done;
+    expect(r.stdout).toBe("7\n"); // not a #BP fault at the breakpoint gdb left
+    expect(r.status).toBe(0);
+  });
+
   test("a Linux program: a breakpoint at its ELF entry, then its exit status", async () => {
     const { path } = await compileC(`#include <stdio.h>\nint main(int argc, char **argv) { printf("%d\\n", argc); return 40 + argc; }`, { name: "argc" });
     const entry = new DataView(readFileSync(path).buffer).getBigUint64(24, true);

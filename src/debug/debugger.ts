@@ -141,7 +141,8 @@ export class GdbDebugger implements DebugHook {
   interrupted(vcpu: Vcpu, mem: GuestMemory): void {
     if (this.#detached) return;
     if (!this.#session.pollInterrupt()) {
-      if (this.#session.gone) this.#detached = true;
+      // gdb went away while the guest ran: its breakpoints go with it, the call runs on
+      if (this.#session.gone) this.#detach(new StoppedGuest(vcpu, mem, this.#breakpoints));
       return;
     }
     const guest = new StoppedGuest(vcpu, mem, this.#breakpoints);
