@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { Layout } from "../src/abi/guest-abi.ts";
 import { EXIT_STATUS } from "../src/errors.ts";
 import { compileC } from "../src/linux/c.ts";
+import { Runner } from "../src/virtine/runner.ts";
+import type { DebugHook } from "../src/virtine/debug-hook.ts";
 import { WASP, X86, guest, nativeImage, wasp } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-gdb-"));
@@ -265,6 +267,32 @@ describe("wasp invoke --gdb", () => {
     expect(r.stderr).toStartWith("wasp: --gdb: ");
     expect(r.stderr).toContain("JavaScript");
     expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);
+  });
+});
+
+describe("a run under a debug hook (the Runner's option)", () => {
+  test("the guest's snapshot is never captured under a debugger; the shell is not reused", () => {
+    const hook: DebugHook & { starts: number; ends: unknown[] } = {
+      starts: 0,
+      ends: [],
+      start() {
+        this.starts++;
+      },
+      exception: () => false,
+      interrupted: () => {},
+      ended(o) {
+        this.ends.push(o);
+      },
+    };
+    using v = Runner.fromFile(guest("inittable"));
+    const first = v.run([5], { debug: hook });
+    expect(hook.starts).toBe(1);
+    expect(hook.ends).toEqual([{ status: first.value }]);
+    expect(v.snapshotTaken).toBe(false); // under the debugger: no capture
+    expect(v.cleanIdle()).toBe(0); // and its shell discarded: none given back to reset
+    const second = v.run([5]);
+    expect(second.value).toBe(first.value);
+    expect(v.snapshotTaken).toBe(true);
   });
 });
 

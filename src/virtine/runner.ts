@@ -156,6 +156,8 @@ export class Runner {
   /** the snapshot file this virtine was restored from (kept open: new shells map it) */
   #snapshotFile: SnapshotFile | undefined;
   #closed = false;
+  /** a debugger is attached to the call running now */
+  #debugging = false;
 
   /**
    * A virtine of an image, or of a snapshot restored from a file (`Runner.fromSnapshotFile`,
@@ -314,6 +316,7 @@ export class Runner {
     const { debug } = opts;
     if (debug && this.#kind.privileged) throw new BadArgsError(`${this.meta.name} is a ${this.#kind.name} image: it runs privileged, with its own exception handling, so gdb cannot attach to it (native images and Linux programs can)`);
     this.#deadline.start(debug ? DEBUG_TICK_MS : this.timeoutMs);
+    this.#debugging = debug !== undefined;
     try {
       debug?.start(shell.vcpu, shell.mem);
       const { value, exits } = this.#run(shell, ctx, opts.interrupted, opts.hook, debug);
@@ -321,9 +324,11 @@ export class Runner {
       const output = this.#kind.collect(shell.guest, shell.mem, { memory: this.memorySize, dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, this.#console);
       const result = { value, exits, output, consoleTruncated: this.#console.truncated, console: this.#console.take() };
       this.#shells.finish(debug === undefined);
+      this.#debugging = false;
       return result;
     } catch (e) {
       debug?.ended({ error: e });
+      this.#debugging = false;
       this.#console.take();
       // A shell whose run ended in an error may hold any state: it is discarded, never reused.
       this.#shells.finish(false);
@@ -344,7 +349,8 @@ export class Runner {
    * overwritten: later calls of the hypercall change nothing.
    */
   #snapshotHypercall(): bigint {
-    return this.snapshots ? this.#shells.capture(() => undefined) : 0n;
+    // never a capture under a debugger: its breakpoints and edits would become every call's start
+    return this.snapshots && !this.#debugging ? this.#shells.capture(() => undefined) : 0n;
   }
 
   /** The run loop: enter, dispatch hypercalls, stop at the exit port or HLT. Allocates nothing per exit. */
