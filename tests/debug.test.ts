@@ -254,6 +254,24 @@ describe("wasp invoke --gdb", () => {
     expect(r.status).toBe(43);
   });
 
+  test("a snapshot file's call stops at the trampoline, then steps into the guest right after its snapshot", async () => {
+    const snap = join(dir, "it.snap");
+    expect(wasp(["snapshot", "inittable", "-o", snap]).status).toBe(0);
+    const expected = wasp(["invoke", snap, "5"]).stdout;
+    const { gdb, done } = await underGdb(["invoke", "--gdb", ":0", snap, "5"]);
+    expect(fromLeHex((await gdb.ask("p10"))!)).toBe(BigInt(Layout.TRAMPOLINE));
+    expect(await gdb.ask("s")).toBe("T05thread:1;"); // fxrstor
+    expect(await gdb.ask("s")).toBe("T05thread:1;"); // the jump to where the snapshot was taken
+    const rip = fromLeHex((await gdb.ask("p10"))!);
+    expect(rip >= 0x100000n && rip < 0x200000n).toBe(true);
+    expect(fromLeHex((await gdb.ask("p0"))!)).toBe(1n); // RAX: 1, "resumed from the snapshot"
+    const end = await toEnd(gdb, "c");
+    expect(end.notes).toBe(`wasp: the call ended with ${expected.trim()}\n`);
+    const r = await done;
+    expect(r.stdout).toBe(expected);
+    expect(r.status).toBe(0);
+  });
+
   test("bad addresses and guests gdb cannot attach to are one line each", () => {
     for (const spec of ["nowhere", "1.2.3.4:70000", "300.1.1.1:1", "host:1:2", ""]) {
       const r = wasp(["invoke", "--gdb", spec, "fib", "3"]);
