@@ -7,6 +7,8 @@ import fc from "fast-check";
 import { MAX_PACKET, PacketReader, encodePacket, fromHex, hexNumber, toHex, type Incoming } from "../src/debug/protocol.ts";
 import { G_PACKET_BYTES, GdbSession, REGISTER_SIZES, TARGET_XML, type Connection, type DebugTarget } from "../src/debug/session.ts";
 import { fullTagWord } from "../src/debug/target.ts";
+import { parseListenAddress } from "../src/debug/debugger.ts";
+import { BadArgsError } from "../src/errors.ts";
 
 const bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const packet = (data: string) => {
@@ -258,4 +260,24 @@ test("the x87 tag word from FXSAVE's abridged one", () => {
   fx[32 + 8] = 0xff;
   fx[32 + 9] = 0x7f; // exponent all ones: special
   expect(fullTagWord(fx)).toBe(0xfffe);
+});
+
+test("--gdb's address: HOST:PORT, :PORT or PORT; anything else one BadArgsError", () => {
+  expect(parseListenAddress("1234", "--gdb")).toEqual({ host: "127.0.0.1", port: 1234 });
+  expect(parseListenAddress(":0", "--gdb")).toEqual({ host: "127.0.0.1", port: 0 });
+  expect(parseListenAddress("localhost:9", "--gdb")).toEqual({ host: "127.0.0.1", port: 9 });
+  expect(parseListenAddress("0.0.0.0:65535", "--gdb")).toEqual({ host: "0.0.0.0", port: 65535 });
+  fc.assert(
+    fc.property(fc.string({ maxLength: 30 }), (s) => {
+      try {
+        const { host, port } = parseListenAddress(s, "--gdb");
+        expect(Number.isInteger(port) && port >= 0 && port <= 65535).toBe(true);
+        expect(host.split(".").every((p) => Number(p) >= 0 && Number(p) <= 255)).toBe(true);
+      } catch (e) {
+        expect(e).toBeInstanceOf(BadArgsError);
+        expect((e as Error).message).not.toContain("\n");
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });
