@@ -143,7 +143,7 @@ export type VirtineSpec =
   /** a loaded snapshot file: its sealed memfd is shared by every thread, so all run exactly what load opened */
   | { kind: "snapshot"; file: LoadedSnapshotFile; path?: string }
   /** a static Linux executable (its file's bytes), run by a LinuxProgram */
-  | { kind: "linux"; bytes: Uint8Array; name: string };
+  | { kind: "linux"; bytes: Uint8Array; name: string; path?: string };
 
 /** The options of a virtine's engines, as they travel to workers (documented on VirtineOptions). */
 export const ENGINE_OPTION_KEYS = ["memory", "timeoutMs", "allow", "maxOutput", "snapshot", "poolSize", "dataSize", "stackSize", "hostModule", "env", "files"] as const;

@@ -25,6 +25,7 @@ import { encodeLinuxCall } from "./wire.ts";
 import { JsVirtine, type JsOptions } from "./js.ts";
 import { JS_PROGRAM } from "../js/engine.ts";
 import { runRecorded, type Recording } from "../virtine/record.ts";
+import { linuxStartOf, runRecordedLinux, type LinuxRecording } from "../virtine/record-linux.ts";
 import { recordStartOf } from "./channel.ts";
 
 /** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
@@ -60,7 +61,8 @@ export interface RunRequest {
   /** a Linux program's environment for this call (default: the virtine's `env`) */
   env?: readonly string[] | Readonly<Record<string, string>>;
   /**
-   * record the call (a native image or its snapshot file, on this thread or a worker):
+   * record the call (a native image or its snapshot file, on this thread or a worker; a Linux
+   * program or its snapshot file, on this thread):
    * `Result.recording`, or a failed call's error's `recording` — what `wasp replay` runs again
    * (docs/recording-format.md)
    */
@@ -202,7 +204,7 @@ export class Virtine implements Disposable, AsyncDisposable {
         throw e;
       }
     }
-    if (isElf(file.head) && !options.raw) return Virtine.#fromElfBytes(imageBytes(file, linuxMemory(options.memory)), basename(path), options);
+    if (isElf(file.head) && !options.raw) return Virtine.#fromElfBytes(imageBytes(file, linuxMemory(options.memory)), basename(path), options, path);
     const bytes = imageBytes(file, options.memory);
     return Virtine.#fromImageBytes(bytes, basename(path), options, path);
   }
@@ -220,12 +222,12 @@ export class Virtine implements Disposable, AsyncDisposable {
     return Virtine.#fromElfBytes(compiled.elf.bytes, name ?? "inline", rest);
   }
 
-  static #fromElfBytes(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine {
+  static #fromElfBytes(bytes: Uint8Array, name: string, options: VirtineOptions, path?: string): Virtine {
     if (options.dataSize !== undefined) throw new BadArgsError(`${name} is a Linux program: its input is stdin, it has no data window (dataSize)`);
     const elf = parseElf(bytes, name, MAX_MEMORY);
     const opts = withGrantedFiles(options);
     const local = new LinuxProgram(elf, localLinuxOptions(opts));
-    return new Virtine(local, { kind: "linux", bytes, name }, opts);
+    return new Virtine(local, { kind: "linux", bytes, name, ...(path !== undefined && { path }) }, opts);
   }
 
   /**
@@ -268,7 +270,7 @@ export class Virtine implements Disposable, AsyncDisposable {
   }
 
   /** A recording's starting state for this virtine (its image's hash is computed once). */
-  #recordStart: Recording["start"] | undefined;
+  #recordStart: Recording["start"] | LinuxRecording["start"] | undefined;
 
   #startOf(local: Runner): Recording["start"] {
     const spec = this.#pooled.spec;
@@ -280,9 +282,17 @@ export class Virtine implements Disposable, AsyncDisposable {
   #runRecorded(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"]): Result {
     if (this.#closed) throw new ClosedError("virtine");
     const local = this.#local;
-    if (local instanceof LinuxProgram) throw new BadArgsError(`record: ${this.name} is a Linux program; calls of native images and their snapshot files can be recorded so far`);
+    if (local instanceof LinuxProgram) {
+      const spec = this.#pooled.spec;
+      const start = (this.#recordStart ??= linuxStartOf(local, spec.path)) as LinuxRecording["start"];
+      const t = Bun.nanoseconds();
+      const recorded = runRecordedLinux(local, start, { args: linuxArgs(args), input, env });
+      const r: CallReply = { ...linuxReply(recorded), recording: recorded.recording };
+      r.runMicros = Math.round((Bun.nanoseconds() - t) / 1000);
+      return toResult(r, true);
+    }
     if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
-    const start = (this.#recordStart ??= this.#startOf(local));
+    const start = (this.#recordStart ??= this.#startOf(local)) as Recording["start"];
     const t = Bun.nanoseconds();
     const r: CallReply = runRecorded(local, start, args as Arg[], { input });
     r.runMicros = Math.round((Bun.nanoseconds() - t) / 1000);
@@ -322,7 +332,7 @@ export class Virtine implements Disposable, AsyncDisposable {
     let checked;
     try {
       checked = checkRequest(request);
-      if (request.record && this.#local instanceof LinuxProgram) throw new BadArgsError(`record: ${this.name} is a Linux program; calls of native images and their snapshot files can be recorded so far`);
+      if (request.record && this.#local instanceof LinuxProgram) throw new BadArgsError(`record: ${this.name} is a Linux program, whose calls are recorded on the calling thread (runSync({ record: true })) so far, not on a worker`);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -36,7 +36,7 @@ export interface InvokeFlags extends LinuxFlags {
   raw?: boolean;
   /** --json: one JSON object with the result, console and output instead of text */
   json?: boolean;
-  /** --record FILE: record the call for `wasp replay` (native images and their snapshot files) */
+  /** --record FILE: record the call for `wasp replay` (native images, Linux programs and their snapshot files) */
   record?: string;
   /** --gdb HOST:PORT: run the call under gdb (src/debug/) */
   gdb?: string;
@@ -80,10 +80,9 @@ export function resolveImage(arg: string): string | undefined {
 export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags & JsFlags): void {
   // a JavaScript module (*.js, *.mjs), or a snapshot file of one: JSON in, JSON out (src/cli/js.ts)
   const notRecorded = (what: string) => {
-    if (flags.record !== undefined) throw new BadArgsError(`--record: ${imageArg} is ${what}; calls of native images and their snapshot files can be recorded so far`);
+    if (flags.record !== undefined) throw new BadArgsError(`--record: ${imageArg} is ${what}; calls of native images, Linux programs and their snapshot files can be recorded so far`);
   };
   if (resolveImage(imageArg) === undefined && (isJsPath(imageArg) || isJsSnapshotPath(imageArg))) notRecorded("a JavaScript virtine");
-  if (!flags.raw && resolveImage(imageArg) === undefined && (isElfPath(imageArg) || isLinuxSnapshotPath(imageArg))) notRecorded("a Linux program");
   if (flags.gdb !== undefined && resolveImage(imageArg) === undefined && (isJsPath(imageArg) || isJsSnapshotPath(imageArg))) {
     throw new BadArgsError(`--gdb: ${imageArg} is a JavaScript virtine, whose machine code is the engine's (QuickJS), not the module's: gdb attaches to native images and Linux programs`);
   }
@@ -191,7 +190,7 @@ export function readInput(path: string): Uint8Array {
   }
 }
 
-function writeOutput(path: string, data: Uint8Array, option = "--output"): void {
+export function writeOutput(path: string, data: Uint8Array, option = "--output"): void {
   try {
     writeFileSync(path, data);
   } catch (e) {

@@ -2,7 +2,8 @@
 // runs in a virtine as it would run in a shell — its arguments as strings, its standard input from
 // --input, its stdout to stdout, its stderr to stderr, its exit status as wasp's.
 import { readFileSync, statSync, writeFileSync } from "node:fs";
-import { BadArgsError, BadImageError, GuestFaultError } from "../errors.ts";
+import { resolve } from "node:path";
+import { BadArgsError, BadImageError, GuestFaultError, WaspError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MAX_MEMORY, MIB } from "../image/image.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
@@ -10,9 +11,10 @@ import { isElf, parseElf } from "../linux/elf.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { waitForGdb } from "./gdb.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
+import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
 import { err, out, setExitStatus } from "./output.ts";
 import { checkWritable, fileHead, parseCount, parseList, parseSize } from "./parse.ts";
-import type { InvokeFlags } from "./invoke.ts";
+import { writeOutput, type InvokeFlags } from "./invoke.ts";
 
 export interface LinuxFlags {
   /** --env KEY=VALUE, repeatable */
@@ -72,7 +74,7 @@ function readInputFlag(given: string | undefined): Uint8Array | undefined {
 }
 
 /** Bytes the program wrote, for a terminal escaped (src/guest-text.ts), for a pipe or file as they are. */
-function streamOut(fd: 1 | 2, bytes: Uint8Array): void {
+export function streamOut(fd: 1 | 2, bytes: Uint8Array): void {
   if (bytes.length === 0) return;
   const tty = fd === 1 ? process.stdout.isTTY : process.stderr.isTTY;
   (fd === 1 ? out : err)(tty ? escapeGuestText(bytes) : bytes);
@@ -89,6 +91,7 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
   const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
   if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
+  if (flags.record !== undefined) checkWritable(flags.record, "--record");
   const { files, hostPaths } = parseFiles(flags.file ?? []);
   const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
   // every option checked first; then /dev/kvm opened (and a snapshot file loaded), before the sandbox
@@ -98,16 +101,25 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   // gdb connects before the sandbox closes the door on new sockets
   using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb);
   if (flags.sandbox !== false) {
-    const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output], devices: [kvmDevicePath()] });
+    const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output, flags.record], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
   }
   const input = readInputFlag(flags.input);
+  // the recording's start: the executable's bytes, or the snapshot file's executable, memory and process section
+  const start = flags.record === undefined ? undefined : linuxStartOf(program, resolve(path));
   const started = Bun.nanoseconds();
   let result;
   try {
     // no arguments: the program's own (a snapshot's are those of the call that took it)
-    result = program.run(args.length > 0 ? args : undefined, { input, debug });
+    const call = { args: args.length > 0 ? args : undefined, input, debug };
+    if (flags.record === undefined || !start) result = program.run(call);
+    else {
+      result = runRecordedLinux(program, start, call);
+      writeOutput(flags.record, result.recording, "--record");
+    }
   } catch (e) {
+    // a failed call is recorded too
+    if (flags.record !== undefined && e instanceof WaspError && e.recording) writeOutput(flags.record, e.recording, "--record");
     if (flags.verbose && e instanceof GuestFaultError && e.regs) err(`wasp: registers at the fault:\n${Object.entries(e.regs).map(([k, v]) => `  ${k.padStart(6)} 0x${v.toString(16).padStart(16, "0")}`).join("\n")}\n`);
     throw e;
   }

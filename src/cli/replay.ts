@@ -1,11 +1,18 @@
 // `wasp replay FILE [--image PATH]`: runs a recorded call again (`wasp invoke --record FILE`) from
 // the same starting state (checked by hash), answering its time, random, host and file hypercalls
-// from the recording, and checks every hypercall and the outcome against it (src/virtine/record.ts).
+// from the recording, and checks every hypercall and the outcome against it (src/virtine/record.ts);
+// a Linux program's call (format version 2) likewise, with its system calls — the clock, sleeps and
+// getrandom answered from the recording, the rest run and checked (src/virtine/record-linux.ts).
 // A faithful replay prints the call's result as `invoke` did and exits 0; the first difference is
 // one `wasp:` line (WASP_REPLAY_DIVERGED).
 import { readFileSync, statSync } from "node:fs";
 import { Runner } from "../virtine/runner.ts";
-import { MAX_RECORDING, Replayer, checkOutcome, decodeRecording, outcomeOf, sha256, type RecordedOutcome } from "../virtine/record.ts";
+import { MAX_RECORDING, Replayer, checkOutcome, outcomeOf, sha256, type RecordedOutcome } from "../virtine/record.ts";
+import { checkLinuxStart, decodeAnyRecording, replayLinuxCall, type LinuxRecording } from "../virtine/record-linux.ts";
+import { LinuxProgram } from "../virtine/linux.ts";
+import { isElf, parseElf } from "../linux/elf.ts";
+import { MAX_MEMORY } from "../image/image.ts";
+import { streamOut } from "./linux.ts";
 import { BadArgsError, ReplayDivergedError, WaspError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { isSnapshotPath, loadImage, resolveImage } from "./invoke.ts";
@@ -33,8 +40,10 @@ function readRecording(path: string): Uint8Array {
 }
 
 export function replayCommand(file: string, flags: ReplayFlags): void {
-  const rec = decodeRecording(readRecording(file), file);
+  const any = decodeAnyRecording(readRecording(file), file);
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
+  if ("kind" in any) return replayLinux(any, flags, timeoutMs);
+  const rec = any;
   // where it starts: --image, else the path recorded, else a built-in guest of the recorded name
   const target = flags.image ?? rec.start.path ?? rec.start.name;
   const options = { memory: rec.options.memory, timeoutMs, oneShot: true, snapshot: rec.options.snapshot, allow: rec.options.allow };
@@ -82,4 +91,39 @@ export function replayCommand(file: string, flags: ReplayFlags): void {
   }
   out(`${result.value}\n`);
   err(`wasp: replayed ${rec.events.length} hypercall(s) as recorded\n`);
+}
+
+/** `wasp replay` of a Linux program's call: the same executable or snapshot file (by hash), the recorded options, every event checked. */
+function replayLinux(rec: LinuxRecording, flags: ReplayFlags, timeoutMs: number): void {
+  const target = flags.image ?? rec.start.path ?? rec.start.name;
+  const o = rec.options;
+  const options = { oneShot: true, timeoutMs, allow: o.allow, snapshot: o.snapshot, maxOutput: o.maxOutput, env: rec.call.env, files: Object.fromEntries(o.files) };
+  let program: LinuxProgram;
+  if (rec.start.kind === "executable") {
+    if (isSnapshotPath(target)) throw new ReplayDivergedError(-1, `the executable ${rec.start.name}`, `${target}, a snapshot file`);
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(readFileSync(target));
+    } catch (e) {
+      throw new BadArgsError(`${target}: cannot read the recorded executable (${e instanceof Error ? e.message : String(e)}); --image says where it is`);
+    }
+    const got = sha256(bytes);
+    if (got !== rec.start.sha256 || !isElf(bytes)) throw new ReplayDivergedError(-1, `the executable ${rec.start.name}, sha256 ${rec.start.sha256}`, `${target}, sha256 ${got}`);
+    program = new LinuxProgram(parseElf(bytes, rec.start.name, MAX_MEMORY), { ...options, memory: o.memory, stackSize: o.stackSize });
+  } else {
+    if (!isSnapshotPath(target)) throw new ReplayDivergedError(-1, `the snapshot file ${rec.start.name}`, `${target}, not a snapshot file`);
+    program = LinuxProgram.fromSnapshotFile(target, options);
+  }
+  using _ = program;
+  checkLinuxStart(rec, program, target);
+  using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb);
+  const { result, outcome } = replayLinuxCall(rec, program, { debug });
+  if (!result) {
+    const e = outcome as { error: { code: string; message: string } };
+    err(`wasp: replayed as recorded: ${e.error.message} (${e.error.code})\n`);
+    return;
+  }
+  streamOut(1, result.stdout);
+  streamOut(2, result.stderr);
+  err(`wasp: replayed ${rec.events.length} system call(s) and hypercall(s) as recorded; the program's exit status was ${result.status}\n`);
 }

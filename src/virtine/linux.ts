@@ -23,7 +23,8 @@ import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { syscallArgs } from "../linux/entry.ts";
-import { LinuxProcess, type ProcessState } from "../linux/process.ts";
+import { LinuxProcess, type Outcome, type ProcessState } from "../linux/process.ts";
+import type { GuestAccess } from "../memory/guest-access.ts";
 import { decodeProcessFile, encodeProcessFile, processStateOf } from "../linux/process-file.ts";
 import { SnapshotFile, writeSnapshotFile, type LoadedSnapshotFile, type SnapshotFileInfo } from "../snapshot/file.ts";
 import { linuxCallStack } from "../linux/start.ts";
@@ -36,7 +37,7 @@ import { Snapshot } from "../snapshot/snapshot.ts";
 import { DeadlineTimer } from "./deadline.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
 import { DEBUG_TICK_MS, type DebugHook } from "./debug-hook.ts";
-import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS } from "./runner.ts";
+import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, type HypercallHook } from "./runner.ts";
 import { grantedFiles } from "./files.ts";
 export { grantedFiles };
 
@@ -88,6 +89,19 @@ export interface LinuxRunRequest {
   interrupted?: () => boolean;
   /** a debugger attached to this call (src/debug/): no deadline, the shell discarded afterwards */
   debug?: DebugHook;
+  /** record or replay this call (src/virtine/record-linux.ts) */
+  hook?: LinuxCallHook;
+}
+
+/**
+ * What records a Linux program's call or replays it from a recording: it sees the call's AT_RANDOM
+ * bytes, every system call and every wasp.h hypercall, each with `handle` to answer it for real.
+ */
+export interface LinuxCallHook extends HypercallHook {
+  /** the 16 AT_RANDOM bytes of a call started at the entry (`fresh`: what it would get): the ones it gets */
+  atRandom(fresh: Uint8Array): Uint8Array;
+  /** system call `nr` (as answered: above 0xffff is 0xffff) with its six arguments */
+  syscall(nr: number, args: readonly bigint[], guest: GuestAccess, handle: () => Outcome): Outcome;
 }
 
 /** "KEY=value" strings from a list or a record, each checked. */
@@ -155,6 +169,8 @@ export class LinuxProgram {
   #callArgs: { args: readonly string[]; env: readonly string[] } | undefined;
   /** AT_HWCAP: CPUID.1:EDX of the vCPU (read once) */
   #hwcap: bigint | undefined;
+  /** a debugger is attached to the call running now */
+  #debugging = false;
   #closed = false;
 
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
@@ -302,6 +318,30 @@ export class LinuxProgram {
     return this.#shells?.snapshotTaken ?? false;
   }
 
+  /** The environment a call gets when it names none. */
+  get env(): readonly string[] {
+    return this.#env;
+  }
+
+  /** The read-only files granted to the program, by guest path. */
+  get files(): ReadonlyMap<string, Uint8Array> {
+    return this.#files;
+  }
+
+  /**
+   * The snapshot file the program was restored from: its header, and its process section's bytes
+   * (undefined for a program started from its executable).
+   */
+  get snapshotFile(): { info: SnapshotFileInfo; process: Uint8Array } | undefined {
+    const f = this.#snapshotFile;
+    return f && f.loaded.process ? { info: f.info, process: f.loaded.process } : undefined;
+  }
+
+  /** True when calls resume from a state a call of this program captured (wasp_snapshot()), which no file holds. */
+  get resumesFromCapture(): boolean {
+    return this.snapshotTaken && this.#snapshotFile === undefined;
+  }
+
   /** The arguments of the call that took the snapshot calls resume from (undefined before one). */
   get snapshotArgs(): readonly string[] | undefined {
     return this.#shells?.snapshotTaken ? this.#shells.resume?.args : undefined;
@@ -340,7 +380,7 @@ export class LinuxProgram {
       const random = new Uint8Array(16);
       if (this.policy.has("random")) crypto.getRandomValues(random);
       else random.set(FIXED_RANDOM);
-      stack = linuxCallStack(this.elf, this.layout, { argv: [this.elf.name, ...(args as readonly string[])], envp: env, random, hwcap: (this.#hwcap ??= cpuidEdx(this.#kvm.cpuid, 1)) });
+      stack = linuxCallStack(this.elf, this.layout, { argv: [this.elf.name, ...(args as readonly string[])], envp: env, random: opts.hook ? opts.hook.atRandom(random) : random, hwcap: (this.#hwcap ??= cpuidEdx(this.#kvm.cpuid, 1)) });
     }
     const shell = shells.acquire(this.oneShot);
     this.#callArgs = { args: args as readonly string[], env };
@@ -363,7 +403,8 @@ export class LinuxProgram {
         shell.vcpu.setReg("rsp", BigInt(stack.rsp));
       }
       this.#proc = proc;
-      const result = this.#loop(shell, proc, opts.interrupted, opts.debug);
+      this.#debugging = opts.debug !== undefined;
+      const result = this.#loop(shell, proc, opts.interrupted, opts.debug, opts.hook);
       this.#end(opts.debug === undefined);
       return result;
     } catch (e) {
@@ -384,6 +425,7 @@ export class LinuxProgram {
 
   /** Ends a call: its shell back to the pool or discarded; a capture becomes the snapshot. */
   #end(ok: boolean): void {
+    this.#debugging = false;
     this.#proc = undefined;
     this.#callArgs = undefined;
     this.#shells?.finish(ok);
@@ -397,11 +439,12 @@ export class LinuxProgram {
   #snapshotHypercall(): bigint {
     const proc = this.#proc;
     const call = this.#callArgs;
-    if (!this.snapshots || !proc || !call || !this.#shells) return 0n;
+    // never a capture under a debugger: its breakpoints and edits would become every call's start
+    if (!this.snapshots || !proc || !call || !this.#shells || this.#debugging) return 0n;
     return this.#shells.capture(() => ({ process: proc.capture(), args: call.args, env: call.env }));
   }
 
-  #loop(shell: Shell, proc: LinuxProcess, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined): LinuxRunResult {
+  #loop(shell: Shell, proc: LinuxProcess, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined, hook: LinuxCallHook | undefined): LinuxRunResult {
     const { vcpu, guest, mem } = shell;
     const stdout = this.#stdout;
     const stderr = this.#stderr;
@@ -431,7 +474,9 @@ export class LinuxProgram {
           syscalls++;
           const nr = vcpu.reg("rax");
           const args = syscallArgs((r) => vcpu.reg(r));
-          const outcome = proc.syscall(nr > 0xffffn ? 0xffff : Number(nr), args);
+          const n = nr > 0xffffn ? 0xffff : Number(nr);
+          // recording off: no closure, one test
+          const outcome = hook ? hook.syscall(n, args, guest, () => proc.syscall(n, args)) : proc.syscall(n, args);
           if (trace) trace(traceLine(guest, Number(nr & 0xffffn), args, outcome));
           switch (outcome.kind) {
             case "exit":
@@ -462,7 +507,13 @@ export class LinuxProgram {
           continue;
         }
         if (port === Port.HYPERCALL && out) {
-          const ret = dispatchHypercall(ctx, this.policy, vcpu.reg("rax"), vcpu.reg("rdi"), vcpu.reg("rsi"));
+          let ret: bigint | undefined;
+          if (hook) {
+            const hnr = vcpu.reg("rax");
+            const a = vcpu.reg("rdi");
+            const b = vcpu.reg("rsi");
+            ret = hook.hypercall(hnr, a, b, ctx, () => dispatchHypercall(ctx, this.policy, hnr, a, b));
+          } else ret = dispatchHypercall(ctx, this.policy, vcpu.reg("rax"), vcpu.reg("rdi"), vcpu.reg("rsi"));
           if (ret === undefined) return done(Number((ctx.exitValue ?? 0n) & 0xffn));
           vcpu.setReg("rax", ret);
           vcpu.markRegsDirty(false);

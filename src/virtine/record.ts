@@ -26,6 +26,12 @@ export const MAX_EVENTS = 10_000_000;
 /** Hypercalls whose answer comes from outside the guest: recorded, and answered from the recording at replay. */
 const FROM_OUTSIDE = new Set(["time", "random", "host", "file"]);
 const NAMES = new Map<number, string>(Hypercalls.map((h) => [h.nr, h.name]));
+/** True for a hypercall whose answer comes from outside the guest (time, random, host, file). */
+export const hypercallFromOutside = (nr: number): boolean => FROM_OUTSIDE.has(NAMES.get(nr) ?? "");
+/** True for a hypercall number this wasp has. */
+export const isHypercall = (nr: number): boolean => NAMES.has(nr);
+/** The names of the hypercalls (what a recording's grants may name). */
+export const HYPERCALL_NAMES: readonly string[] = [...NAMES.values()];
 
 export interface RecordedWrite {
   /** the guest address the host wrote at */
@@ -65,7 +71,7 @@ export function outcomeOf(r: { value: bigint; exits: number; output: Uint8Array;
   return { value: r.value, exits: r.exits, output: sha256(r.output), console: sha256(r.console) };
 }
 
-const describe = (e: { nr: number; a: bigint; b: bigint }) => `hypercall ${NAMES.get(e.nr) ?? `#${e.nr}`}(0x${e.a.toString(16)}, 0x${e.b.toString(16)})`;
+export const describeHypercall = (e: { nr: number; a: bigint; b: bigint }) => `hypercall ${NAMES.get(e.nr) ?? `#${e.nr}`}(0x${e.a.toString(16)}, 0x${e.b.toString(16)})`;
 
 /** Records a call's hypercalls, running each for real. */
 export class Recorder implements HypercallHook {
@@ -96,12 +102,12 @@ export class Replayer implements HypercallHook {
     const i = this.#next++;
     const now = { nr: Number(nr & 0xffffffffn), a, b };
     const recorded = this.events[i];
-    if (!recorded) throw new ReplayDivergedError(i, `the call's end after ${this.events.length} hypercalls`, describe(now));
-    if (recorded.nr !== now.nr || recorded.a !== a || recorded.b !== b || BigInt(recorded.nr) !== nr) throw new ReplayDivergedError(i, describe(recorded), describe(now));
+    if (!recorded) throw new ReplayDivergedError(i, `the call's end after ${this.events.length} hypercalls`, describeHypercall(now));
+    if (recorded.nr !== now.nr || recorded.a !== a || recorded.b !== b || BigInt(recorded.nr) !== nr) throw new ReplayDivergedError(i, describeHypercall(recorded), describeHypercall(now));
     if (!FROM_OUTSIDE.has(NAMES.get(recorded.nr) ?? "")) {
       const r = handle();
       const got = r ?? null;
-      if (got !== recorded.result) throw new ReplayDivergedError(i, `${describe(recorded)} = ${recorded.result ?? "the end"}`, `${describe(now)} = ${got ?? "the end"}`);
+      if (got !== recorded.result) throw new ReplayDivergedError(i, `${describeHypercall(recorded)} = ${recorded.result ?? "the end"}`, `${describeHypercall(now)} = ${got ?? "the end"}`);
       return r;
     }
     // one that failed when recorded (a fault in its request, a policy refusal) fails the same way
@@ -120,7 +126,7 @@ export class Replayer implements HypercallHook {
 
 /** Checks a replay's outcome against the recording's (after its last hypercall). */
 export function checkOutcome(rec: Recording, consumed: number, got: RecordedOutcome): void {
-  if (consumed < rec.events.length) throw new ReplayDivergedError(consumed, describe(rec.events[consumed]), `the call's end (${"error" in got ? got.error.code : `result ${got.value}`})`);
+  if (consumed < rec.events.length) throw new ReplayDivergedError(consumed, describeHypercall(rec.events[consumed]), `the call's end (${"error" in got ? got.error.code : `result ${got.value}`})`);
   const want = rec.outcome;
   const show = (o: RecordedOutcome) => ("error" in o ? `${o.error.code}: ${o.error.message}` : `result ${o.value}, ${o.exits} exits, output sha256 ${o.output.slice(0, 16)}…, console sha256 ${o.console.slice(0, 16)}…`);
   if (show(want) !== show(got) || ("error" in want ? false : "error" in got || want.output !== got.output || want.console !== got.console)) {
@@ -145,36 +151,14 @@ export function encodeRecording(rec: Recording): Uint8Array {
       outcome: "error" in rec.outcome ? rec.outcome : { ...rec.outcome, value: u64(rec.outcome.value) },
     }),
   );
-  if (RECORDING_HEADER + body.length > MAX_RECORDING) throw new BadRecordingError(`the recording would be ${body.length} bytes, more than ${MAX_RECORDING >> 20} MiB`);
-  const out = new Uint8Array(RECORDING_HEADER + body.length);
-  const dv = new DataView(out.buffer);
-  out.set(new TextEncoder().encode(RECORDING_MAGIC), 0);
-  dv.setUint32(8, RECORDING_VERSION, true);
-  dv.setUint32(12, Bun.hash.crc32(body), true);
-  dv.setBigUint64(16, BigInt(body.length), true);
-  out.set(body, RECORDING_HEADER);
-  return out;
+  return recordingFile(RECORDING_VERSION, body);
 }
 
-/** A recording from a file's bytes: every field checked; anything else is a BadRecordingError naming `name`. */
-export function decodeRecording(bytes: Uint8Array, name: string): Recording {
-  const bad = (why: string): never => {
-    throw new BadRecordingError(`${name}: ${why}`);
-  };
-  if (bytes.length < RECORDING_HEADER || new TextDecoder().decode(bytes.subarray(0, 8)) !== RECORDING_MAGIC) bad("not a wasp recording (no WASPREC1 magic)");
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = dv.getUint32(8, true);
-  if (version !== RECORDING_VERSION) bad(`format version ${version}, this wasp reads ${RECORDING_VERSION}`);
-  const length = dv.getBigUint64(16, true);
-  if (length !== BigInt(bytes.length - RECORDING_HEADER)) bad(`the body is ${bytes.length - RECORDING_HEADER} bytes, the header says ${length}: the file is cut or padded`);
-  const body = bytes.subarray(RECORDING_HEADER);
-  if (Bun.hash.crc32(body) !== dv.getUint32(12, true)) bad("the body's checksum does not match: the file is damaged");
-  let j: unknown;
-  try {
-    j = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
-  } catch {
-    bad("the body is not JSON");
-  }
+/** A Linux program's recording (src/virtine/record-linux.ts) is this version of the format. */
+export const LINUX_RECORDING_VERSION = 2;
+
+/** The checks every field of a recording's body passes: each failure is `bad(why)`, which throws. */
+export function recordingFields(bad: (why: string) => never) {
   const obj = (v: unknown, what: string): Record<string, unknown> => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : bad(`${what} is not an object`));
   const str = (v: unknown, what: string, max = 4096): string => (typeof v === "string" && v.length <= max ? v : bad(`${what} is not a string of at most ${max} characters`));
   const hex = (v: unknown, what: string): string => (typeof v === "string" && /^[0-9a-f]{64}$/.test(v) ? v : bad(`${what} is not a SHA-256 in hex`));
@@ -185,6 +169,67 @@ export function decodeRecording(bytes: Uint8Array, name: string): Recording {
     return new Uint8Array(Buffer.from(v as string, "base64"));
   };
   const arr = (v: unknown, what: string, max: number): unknown[] => (Array.isArray(v) && v.length <= max ? v : bad(`${what} is not a list of at most ${max}`));
+  const bool = (v: unknown, what: string): boolean => (typeof v === "boolean" ? v : bad(`${what} is not a boolean`));
+  /** a hypercall's write list: [[addr, base64], ...] */
+  const writes = (v: unknown, what: string): RecordedWrite[] =>
+    arr(v, what, 1024).map((w, k) => {
+      const pair = arr(w, `${what}[${k}]`, 2);
+      return { addr: big(pair[0], `${what}[${k}].addr`), data: bytesOf(pair[1], `${what}[${k}].data`) };
+    });
+  const error = (o: Record<string, unknown>, what: string) => {
+    const e = obj(o.error, `${what}.error`);
+    return { error: { code: str(e.code, `${what}.error.code`, 64), message: str(e.message, `${what}.error.message`, 65536) } };
+  };
+  return { obj, str, hex, count, big, bytesOf, arr, bool, writes, error };
+}
+
+/**
+ * A recording file's header checked (magic, version, length, checksum) and its body parsed as
+ * JSON; anything wrong is a BadRecordingError naming `name`.
+ */
+export function readRecordingBody(bytes: Uint8Array, name: string): { version: number; body: unknown; bad: (why: string) => never } {
+  const bad = (why: string): never => {
+    throw new BadRecordingError(`${name}: ${why}`);
+  };
+  if (bytes.length < RECORDING_HEADER || new TextDecoder().decode(bytes.subarray(0, 8)) !== RECORDING_MAGIC) bad("not a wasp recording (no WASPREC1 magic)");
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = dv.getUint32(8, true);
+  if (version !== RECORDING_VERSION && version !== LINUX_RECORDING_VERSION) bad(`format version ${version}, this wasp reads ${RECORDING_VERSION} (native calls) and ${LINUX_RECORDING_VERSION} (Linux programs' calls)`);
+  const length = dv.getBigUint64(16, true);
+  if (length !== BigInt(bytes.length - RECORDING_HEADER)) bad(`the body is ${bytes.length - RECORDING_HEADER} bytes, the header says ${length}: the file is cut or padded`);
+  const body = bytes.subarray(RECORDING_HEADER);
+  if (Bun.hash.crc32(body) !== dv.getUint32(12, true)) bad("the body's checksum does not match: the file is damaged");
+  let j: unknown;
+  try {
+    j = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+  } catch {
+    bad("the body is not JSON");
+  }
+  return { version, body: j, bad };
+}
+
+/** A recording file's bytes: the header, then `body`. */
+export function recordingFile(version: number, body: Uint8Array): Uint8Array {
+  if (RECORDING_HEADER + body.length > MAX_RECORDING) throw new BadRecordingError(`the recording would be ${body.length} bytes, more than ${MAX_RECORDING >> 20} MiB`);
+  const out = new Uint8Array(RECORDING_HEADER + body.length);
+  const dv = new DataView(out.buffer);
+  out.set(new TextEncoder().encode(RECORDING_MAGIC), 0);
+  dv.setUint32(8, version, true);
+  dv.setUint32(12, Bun.hash.crc32(body), true);
+  dv.setBigUint64(16, BigInt(body.length), true);
+  out.set(body, RECORDING_HEADER);
+  return out;
+}
+
+/**
+ * A native call's recording from a file's bytes: every field checked; anything else — a Linux
+ * program's recording too (decodeLinuxRecording, src/virtine/record-linux.ts) — is a
+ * BadRecordingError naming `name`.
+ */
+export function decodeRecording(bytes: Uint8Array, name: string): Recording {
+  const { version, body: j, bad } = readRecordingBody(bytes, name);
+  if (version !== RECORDING_VERSION) bad(`a Linux program's recording (format version ${version}), not a native call's`);
+  const { obj, str, hex, count, big, bytesOf, arr, writes: writesOf, error } = recordingFields(bad);
 
   const top = obj(j, "the body");
   const start = obj(top.start, "start");
@@ -209,18 +254,12 @@ export function decodeRecording(bytes: Uint8Array, name: string): Recording {
       if (e.length < 4) bad(`events[${i}] has ${e.length} fields, not 4 or 5`);
       const nr = count(e[0], `events[${i}].nr`);
       if (!NAMES.has(nr)) bad(`events[${i}] is hypercall ${nr}, which this wasp does not have`);
-      const writes = e.length === 5 ? arr(e[4], `events[${i}].writes`, 1024).map((w, k) => {
-        const pair = arr(w, `events[${i}].writes[${k}]`, 2);
-        return { addr: big(pair[0], `events[${i}].writes[${k}].addr`), data: bytesOf(pair[1], `events[${i}].writes[${k}].data`) };
-      }) : [];
+      const writes = e.length === 5 ? writesOf(e[4], `events[${i}].writes`) : [];
       return { nr, a: big(e[1], `events[${i}].a`), b: big(e[2], `events[${i}].b`), result: e[3] === null ? null : big(e[3], `events[${i}].result`), writes };
     }),
     outcome: (() => {
       const o = obj(top.outcome, "outcome");
-      if ("error" in o) {
-        const e = obj(o.error, "outcome.error");
-        return { error: { code: str(e.code, "outcome.error.code", 64), message: str(e.message, "outcome.error.message", 65536) } };
-      }
+      if ("error" in o) return error(o, "outcome");
       return { value: big(o.value, "outcome.value"), exits: count(o.exits, "outcome.exits"), output: hex(o.output, "outcome.output"), console: hex(o.console, "outcome.console") };
     })(),
   };
