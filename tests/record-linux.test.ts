@@ -259,7 +259,14 @@ describe("the TypeScript API's record option for a Linux program", () => {
     const again = replayLinuxCall(rec, program2);
     expect(again.result!.stdout).toEqual(r.output);
     expect(v.runSync({ args: ["b"] }).recording).toBeUndefined();
-    await expect(v.run({ record: true })).rejects.toThrow("record: clock is a Linux program, whose calls are recorded on the calling thread (runSync({ record: true })) so far, not on a worker");
+    // on a worker the same: the recording comes back with the result, and replays
+    const w = await v.run({ args: ["w"], input: "on a worker", record: true });
+    const wrec = decodeLinuxRecording(w.recording!, "worker.rec");
+    expect(wrec.call).toMatchObject({ args: ["w"], env: ["GREETING=api"] });
+    writeFileSync(at("worker.rec"), w.recording!);
+    const pw = cli(["replay", at("worker.rec")]);
+    expect(pw.status).toBe(0);
+    expect(pw.stdout).toBe(new TextDecoder().decode(w.output));
 
     await using segv = await Virtine.load(await program("segv", SEGV));
     const e = thrown(() => segv.runSync({ record: true })) as WaspError;
@@ -394,4 +401,69 @@ describe("a Linux recording's decoder", () => {
       check(reencode({ ...body, events }));
     }), { numRuns: 500 });
   });
+});
+
+const CGI = `
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+int main(void) {
+  const char *path = getenv("PATH_INFO");
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (path && strcmp(path, "/crash") == 0) { volatile int *p = (int *)16; *p = (int)ts.tv_nsec; }
+  if (path && strcmp(path, "/err") == 0) { printf("Status: 503 Busy\\r\\nContent-Type: text/plain\\r\\n\\r\\nbusy at %ld\\n", (long)ts.tv_nsec); return 0; }
+  printf("Content-Type: text/plain\\r\\n\\r\\nfine\\n");
+  return 0;
+}
+`;
+
+describe("wasp serve --record-failures with a Linux program (CGI)", () => {
+  test("a crash (502) and a 5xx the program answered itself are kept, each replays as it happened; a success is not kept", async () => {
+    const { WaspServer } = await import("../src/serve/server.ts");
+    const { functionConfig, recordFailures } = await import("../src/serve/config.ts");
+    const { readdirSync } = await import("node:fs");
+    const prog = await program("cgi", CGI);
+    const rdir = at("cgi-failures");
+    const server = new WaspServer(
+      {
+        host: "127.0.0.1",
+        port: 0,
+        functions: [functionConfig({ route: "/c", image: prog, allow: ["time"] }, "/c", dir, { timeoutMs: slow(5000), maxBody: 1024 })],
+        workers: 1,
+        maxQueue: 8,
+        graceMs: 1000,
+        warmCalls: 1,
+        accessLog: false,
+        recordFailures: recordFailures(rdir, 10),
+      },
+      { log: () => {} },
+    );
+    await server.start();
+    const ids: Record<string, string> = {};
+    let busy = "";
+    try {
+      const base = `http://127.0.0.1:${server.port}/c`;
+      expect(await (await fetch(`${base}/fine`)).text()).toBe("fine\n");
+      expect(readdirSync(rdir)).toEqual([]);
+      const crash = await fetch(`${base}/crash`);
+      expect(crash.status).toBe(502);
+      ids.crash = crash.headers.get("x-request-id")!;
+      const err = await fetch(`${base}/err`);
+      expect(err.status).toBe(503);
+      busy = await err.text();
+      ids.err = err.headers.get("x-request-id")!;
+    } finally {
+      await server.stop();
+    }
+    expect(readdirSync(rdir).sort()).toEqual([`${ids.crash}.rec`, `${ids.err}.rec`].sort());
+    const c = cli(["replay", join(rdir, `${ids.crash}.rec`)]);
+    expect(c.stderr).toMatch(/^wasp: replayed as recorded: the guest took an exception: page fault .*\(WASP_GUEST_FAULT\)\n$/);
+    expect(c.status).toBe(0);
+    const e = cli(["replay", join(rdir, `${ids.err}.rec`)]);
+    expect(e.status).toBe(0);
+    // the same answer, the clock's value included: it came from the recording
+    expect(e.stdout).toBe(`Status: 503 Busy\r\nContent-Type: text/plain\r\n\r\n${busy}`);
+  }, slow(120_000));
 });

@@ -332,7 +332,6 @@ export class Virtine implements Disposable, AsyncDisposable {
     let checked;
     try {
       checked = checkRequest(request);
-      if (request.record && this.#local instanceof LinuxProgram) throw new BadArgsError(`record: ${this.name} is a Linux program, whose calls are recorded on the calling thread (runSync({ record: true })) so far, not on a worker`);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -396,7 +395,7 @@ export class Virtine implements Disposable, AsyncDisposable {
       if (local instanceof LinuxProgram) {
         // a Linux call travels as its input: arguments, environment, stdin (wire.ts)
         const call = encodeLinuxCall({ args: linuxArgs(args), env: env === undefined ? undefined : checkEnv(env), input: input ?? new Uint8Array(0) });
-        return this.#workers.submit(this.#pooled, [], call, signal);
+        return this.#workers.submit(this.#pooled, [], call, signal, record);
       }
       if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
       const argv = checkArgs(args as Arg[]);

@@ -15,7 +15,8 @@ import { closeSystemKvm } from "../kvm/system.ts";
 import { parseImage } from "../image/image.ts";
 import { F, H, INLINE_BYTES, PING, R, S, SLOTS, STATE, C, headerOf, recordStartOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
 import { decodeLinuxCall, encodeError } from "./wire.ts";
-import { LinuxProgram } from "../virtine/linux.ts";
+import { LinuxProgram, type LinuxRunResult } from "../virtine/linux.ts";
+import { linuxStartOf, runRecordedLinux, type LinuxRecording } from "../virtine/record-linux.ts";
 import type { CallReply } from "./workers.ts";
 
 /** How long an idle worker polls its doorbell before it sleeps (a call that comes sooner costs no wake-up). */
@@ -48,7 +49,7 @@ interface Entry {
   options: EngineOptions;
   engine?: Engine;
   /** a recording's starting state for this virtine, made on its first recorded call */
-  recordStart?: Recording["start"];
+  recordStart?: Recording["start"] | LinuxRecording["start"];
 }
 
 function serve({ mailbox, control, port }: Init): void {
@@ -226,11 +227,25 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
   slot.state = STATE.DONE;
 }
 
-/** A call recorded on this worker (native images and their snapshot files). */
+/** A call recorded on this worker: a native image's or a Linux program's (and their snapshot files'). */
 function recordedRun(entry: Entry, engine: Engine, args: bigint[], opts: { input?: Uint8Array; interrupted: () => boolean }): CallReply {
-  if (!(engine instanceof Runner)) throw new BadArgsError("record: calls of native images and their snapshot files can be recorded so far, not a Linux program's");
-  const start = (entry.recordStart ??= recordStartOf(entry.spec, engine.meta.name, engine.snapshotFileInfo));
-  return runRecorded(engine, start, args, opts);
+  if (engine instanceof Runner) {
+    const start = (entry.recordStart ??= recordStartOf(entry.spec, engine.meta.name, engine.snapshotFileInfo)) as Recording["start"];
+    return runRecorded(engine, start, args, opts);
+  }
+  const program = linuxPrograms.get(engine);
+  if (!program) throw new BadArgsError("record: this virtine's calls cannot be recorded");
+  const start = (entry.recordStart ??= linuxStartOf(program, entry.spec.path)) as LinuxRecording["start"];
+  const call = decodeLinuxCall(opts.input ?? EMPTY);
+  const r = runRecordedLinux(program, start, { args: call.args, env: call.env, input: call.input, interrupted: opts.interrupted });
+  return { ...linuxReply(r), recording: r.recording };
+}
+
+/** The Linux program behind each Linux engine (for recording its calls). */
+const linuxPrograms = new WeakMap<Engine, LinuxProgram>();
+
+function linuxReply(r: LinuxRunResult): CallReply {
+  return { value: BigInt(r.status), output: r.stdout, console: r.stderr, consoleTruncated: r.stderrTruncated, outputTruncated: r.stdoutTruncated, exits: r.exits };
 }
 
 /** The worker's engine of a virtine, built on its first call here. */
@@ -252,15 +267,16 @@ function engineOf(virtines: Map<number, Entry>, id: number): Engine {
 
 /** A Linux program as an engine: the call's arguments, environment and stdin come encoded in its input (wire.ts). */
 function linuxEngine(program: LinuxProgram): Engine {
-  return {
+  const engine: Engine = {
     run(_args, { input, interrupted }) {
       const call = decodeLinuxCall(input ?? EMPTY);
-      const r = program.run({ args: call.args, env: call.env, input: call.input, interrupted });
-      return { value: BigInt(r.status), output: r.stdout, console: r.stderr, consoleTruncated: r.stderrTruncated, outputTruncated: r.stdoutTruncated, exits: r.exits };
+      return linuxReply(program.run({ args: call.args, env: call.env, input: call.input, interrupted }));
     },
     cleanIdle: () => program.cleanIdle(),
     close: () => program.close(),
   };
+  linuxPrograms.set(engine, program);
+  return engine;
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);

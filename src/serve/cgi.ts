@@ -12,6 +12,8 @@ export interface GuestResponse {
   body: Uint8Array;
   /** how long the guest's call ran in its VM, µs (the rest of the call was the worker pool's) */
   runMicros?: number;
+  /** the call's recording (`--record-failures`): kept when the answer is a 5xx */
+  recording?: Uint8Array;
 }
 
 /** The guest's answer is not a CGI response (the server answers 502 and logs `message`). */

@@ -64,7 +64,9 @@ export async function loadFunction(config: FunctionConfig, workers: WorkerPool, 
     // CGI: every request's environment is its own, so calls start at the program's entry (no
     // snapshot: a resumed call could not take another environment)
     const v = await Virtine.load(config.image, { ...common, snapshot: false, env: config.env, files: config.files });
-    return new LinuxFunction(config, v);
+    const f = new LinuxFunction(config, v);
+    f.record = record;
+    return f;
   }
   // a wasp image reads granted files with the `file` hypercall (virtine.readFile)
   const files = Object.keys(config.files).length > 0 ? { files: config.files } : {};
@@ -90,12 +92,30 @@ abstract class Base<V extends { closeAsync(): Promise<void> }> implements Served
 
 class LinuxFunction extends Base<Virtine> {
   readonly kind = "linux" as const;
+  /** record every call (`--record-failures`): a failed one's recording travels on its error or its answer */
+  record = false;
   async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
     const env = { ...this.config.env, ...cgiEnvironment(req) };
-    const r = await this.v.run({ input: req.body, env, signal });
-    if (r.outputTruncated) throw new CgiError("the response went past the output cap");
-    if (r.output.length === 0) throw new CgiError(`the program exited with status ${r.status} without a response`);
-    return { ...parseCgiResponse(r.output), runMicros: r.runMicros };
+    const r = await this.v.run({ input: req.body, env, signal, record: this.record });
+    return withRecording(r.recording, () => {
+      if (r.outputTruncated) throw new CgiError("the response went past the output cap");
+      if (r.output.length === 0) throw new CgiError(`the program exited with status ${r.status} without a response`);
+      return { ...parseCgiResponse(r.output), runMicros: r.runMicros };
+    });
+  }
+}
+
+/**
+ * The answer `parse` makes of a recorded call, with its recording on it — or on the error when
+ * the answer is no HTTP response (a 502: the call that gave it is what to replay).
+ */
+function withRecording(recording: Uint8Array | undefined, parse: () => GuestResponse): GuestResponse {
+  try {
+    const res = parse();
+    return recording ? { ...res, recording } : res;
+  } catch (e) {
+    if (recording && e instanceof Error) (e as Error & { recording?: Uint8Array }).recording = recording;
+    throw e;
   }
 }
 
@@ -106,13 +126,7 @@ class ImageFunction extends Base<Virtine> {
   async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
     const r = await this.v.run({ input: encodeHttpRequest(req), signal, record: this.record });
     if (r.output.length === 0) return { status: 200, headers: [["Content-Type", "text/plain; charset=utf-8"]], body: new TextEncoder().encode(`${r.value}\n`), runMicros: r.runMicros };
-    try {
-      return { ...parseCgiResponse(r.output), runMicros: r.runMicros };
-    } catch (e) {
-      // an answer that is not CGI is a 502 too: the call that gave it is what to replay
-      if (r.recording && e instanceof Error) (e as Error & { recording?: Uint8Array }).recording = r.recording;
-      throw e;
-    }
+    return withRecording(r.recording, () => ({ ...parseCgiResponse(r.output), runMicros: r.runMicros }));
   }
 }
 

@@ -243,6 +243,8 @@ export class WaspServer {
         const detail = e instanceof WaspError ? `${e.code}: ${e.message}` : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
         return this.#finish(r, id, started, method, path, f, detail);
       }
+      // a 5xx the guest answered itself is a failure to keep too
+      if (res.status >= 500 && res.recording) this.#recordings?.keep(id, res.recording);
       const called = performance.now();
       const headers = new Headers();
       for (const [k, v] of res.headers) headers.append(k, v);
