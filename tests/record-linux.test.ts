@@ -467,3 +467,49 @@ describe("wasp serve --record-failures with a Linux program (CGI)", () => {
     expect(e.stdout).toBe(`Status: 503 Busy\r\nContent-Type: text/plain\r\n\r\n${busy}`);
   }, slow(120_000));
 });
+
+describe("wasp serve --record-failures with a JavaScript handler", () => {
+  test("a handler that throws (5xx) is kept as the engine's run, which replays as it happened", async () => {
+    const { WaspServer } = await import("../src/serve/server.ts");
+    const { functionConfig, recordFailures } = await import("../src/serve/config.ts");
+    const { readdirSync } = await import("node:fs");
+    writeFileSync(at("h.js"), `export default (req) => { if (req.path === "/boom") throw new Error("boom at " + req.query); return { status: 200, body: "ok " + req.path }; };`);
+    const rdir = at("js-failures");
+    const server = new WaspServer(
+      {
+        host: "127.0.0.1",
+        port: 0,
+        functions: [functionConfig({ route: "/j", image: at("h.js") }, "/j", dir, { timeoutMs: slow(10_000), maxBody: 1024 })],
+        workers: 1,
+        maxQueue: 8,
+        graceMs: 1000,
+        warmCalls: 1,
+        accessLog: false,
+        recordFailures: recordFailures(rdir, 10),
+      },
+      { log: () => {} },
+    );
+    await server.start();
+    let id = "";
+    try {
+      const base = `http://127.0.0.1:${server.port}/j`;
+      expect(await (await fetch(`${base}/fine`)).text()).toBe("ok /fine");
+      const boom = await fetch(`${base}/boom?42`);
+      expect(boom.status).toBeGreaterThanOrEqual(500);
+      id = boom.headers.get("x-request-id")!;
+    } finally {
+      await server.stop();
+    }
+    // the recording, and the warm engine it starts from (written there when the server loaded the module)
+    const files = readdirSync(rdir).sort();
+    expect(files.length).toBe(2);
+    expect(files).toContain(`${id}.rec`);
+    const snap = files.find((f) => f.endsWith(".snap"))!;
+    expect(snap).toMatch(/^js-h\.js-[0-9a-f]{16}\.snap$/); // the function's name, the state's hash
+    const rec = decodeLinuxRecording(readFileSync(join(rdir, `${id}.rec`)), "js.rec");
+    expect(rec.start).toMatchObject({ kind: "snapshot", path: join(rdir, snap) });
+    const p = cli(["replay", join(rdir, `${id}.rec`)]);
+    expect(p.status).toBe(0);
+    expect(p.stdout).toContain("boom at 42"); // the engine's reply: the handler's error, as it was
+  }, slow(120_000));
+});

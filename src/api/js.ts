@@ -4,7 +4,7 @@
 // snapshots itself; every later call resumes that warm engine with its own arguments. A call's
 // arguments and result travel as JSON; errors come back typed (JsSyntaxError, JsError,
 // JsMemoryError, JsStackError; the deadline is a TimeoutError).
-import { BadArgsError } from "../errors.ts";
+import { BadArgsError, WaspError } from "../errors.ts";
 import { checkFileName, decodeJsReply, savedJsSettings, encodeJsCall, jsArgs, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
 import { DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import type { SnapshotFileInfo } from "../snapshot/file.ts";
@@ -31,11 +31,19 @@ export interface JsResult {
   exits: number;
   /** how long the call ran on its thread, µs (Result.runMicros) */
   runMicros: number;
+  /** the call's recording, when it was run with `record: true` */
+  recording?: Uint8Array;
 }
 
 export interface JsRunRequest {
   /** the handler's arguments (default: none); each travels as JSON */
   args?: readonly unknown[];
+  /**
+   * record the call: the engine's run as a Linux program's (docs/recording-format.md, version 2),
+   * the module among its granted files; in `recording` of the result, or of a failed call's error
+   * — what `wasp replay` runs again
+   */
+  record?: boolean;
 }
 
 export class JsVirtine implements Disposable, AsyncDisposable {
@@ -122,7 +130,7 @@ export class JsVirtine implements Disposable, AsyncDisposable {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#call(stdin, request.signal);
+    return this.#call(stdin, request.signal, request.record === true);
   }
 
   /** `call` on this thread (blocking it for the call's length). */
@@ -140,9 +148,9 @@ export class JsVirtine implements Disposable, AsyncDisposable {
     const stdin = encodeJsCall(checkRequest(request));
     let r: Result;
     try {
-      r = this.#inner.runSync({ args: this.#args, input: stdin });
+      r = this.#inner.runSync({ args: this.#args, input: stdin, record: request.record === true });
     } catch (e) {
-      throw jsFault(e, this.limits);
+      throw withRecordingOf(e, jsFault(e, this.limits));
     }
     return this.#decode(r);
   }
@@ -158,18 +166,25 @@ export class JsVirtine implements Disposable, AsyncDisposable {
     return local.writeSnapshot(path);
   }
 
-  #call(stdin: Uint8Array, signal: AbortSignal | undefined): Promise<JsResult> {
-    return this.#inner.run({ args: this.#args, input: stdin, signal }).then(
+  #call(stdin: Uint8Array, signal: AbortSignal | undefined, record = false): Promise<JsResult> {
+    return this.#inner.run({ args: this.#args, input: stdin, signal, record }).then(
       (r) => this.#decode(r),
       (e) => {
-        throw jsFault(e, this.limits);
+        throw withRecordingOf(e, jsFault(e, this.limits));
       },
     );
   }
 
   #decode(r: Result): JsResult {
-    const value = decodeJsReply({ status: r.status ?? Number(r.value), stdout: r.output, stdoutTruncated: r.outputTruncated ?? false }, { limits: this.limits, maxOutput: this.#maxOutput, fileName: this.name });
-    return { value, console: r.console, consoleTruncated: r.consoleTruncated, exits: r.exits, runMicros: r.runMicros };
+    let value: unknown;
+    try {
+      value = decodeJsReply({ status: r.status ?? Number(r.value), stdout: r.output, stdoutTruncated: r.outputTruncated ?? false }, { limits: this.limits, maxOutput: this.#maxOutput, fileName: this.name });
+    } catch (e) {
+      // the handler threw (or gave what JSON cannot carry): the recorded call is what to replay
+      if (r.recording && e instanceof WaspError) e.recording = r.recording;
+      throw e;
+    }
+    return { value, console: r.console, consoleTruncated: r.consoleTruncated, exits: r.exits, runMicros: r.runMicros, ...(r.recording && { recording: r.recording }) };
   }
 
   // -- lifetime -------------------------------------------------------------------------------
@@ -200,4 +215,10 @@ function checkRequest(request: JsRunRequest): readonly unknown[] {
   const { args = [] } = request;
   if (!Array.isArray(args)) throw new BadArgsError("a JavaScript call's args are a list of JSON values");
   return args;
+}
+
+/** `to` (an error made of `from`) with the recording `from` carried. */
+function withRecordingOf(from: unknown, to: unknown): unknown {
+  if (from instanceof WaspError && from.recording && to instanceof WaspError && to !== from) to.recording = from.recording;
+  return to;
 }

@@ -7,7 +7,9 @@
 //   wasp images     (Zig SDK, raw, their snapshot files) the request as an HTTP/1.1 message in
 //                   their input, a CGI response in their output (`virtine.http` in the SDK); an
 //                   image that writes nothing answers its result as text.
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { BadImageError } from "../errors.ts";
 import { isElf } from "../linux/elf.ts";
 import { isSnapshotFile, linuxSnapshotImageName } from "../snapshot/file.ts";
@@ -51,14 +53,28 @@ export function kindOf(path: string): FunctionKind {
 }
 
 /** Loads a function: its virtine made and checked (a bad image or option rejects here). */
-export async function loadFunction(config: FunctionConfig, workers: WorkerPool, record = false): Promise<ServedFunction> {
+/**
+ * The function of `config` on `workers`. `recordDir` (`--record-failures`): every call is recorded;
+ * a JavaScript module served from source then starts from a snapshot file of its warm engine
+ * written there (the state its recordings start from, which replays need on disk).
+ */
+export async function loadFunction(config: FunctionConfig, workers: WorkerPool, recordDir?: string): Promise<ServedFunction> {
+  const record = recordDir !== undefined;
   const kind = kindOf(config.image);
   const common = { workers, timeoutMs: config.timeoutMs, allow: config.allow, snapshot: config.snapshot, ...(config.memory !== undefined && { memory: config.memory }) };
   if (kind === "js") {
-    const js = /\.m?js$/i.test(config.image)
-      ? await Virtine.fromJs(readFileSync(config.image), { ...common, name: config.image.split("/").pop(), warmup: config.warmup })
-      : await Virtine.loadJs(config.image, common);
-    return new JsFunction(config, js);
+    let js: JsVirtine;
+    if (/\.m?js$/i.test(config.image)) {
+      js = await Virtine.fromJs(readFileSync(config.image), { ...common, name: config.image.split("/").pop(), warmup: config.warmup });
+      if (recordDir !== undefined && config.snapshot !== false) {
+        const snap = warmSnapshot(js, recordDir, config.name);
+        await js.closeAsync();
+        js = await Virtine.loadJs(snap, common);
+      }
+    } else js = await Virtine.loadJs(config.image, common);
+    const f = new JsFunction(config, js);
+    f.record = record;
+    return f;
   }
   if (kind === "linux") {
     // CGI: every request's environment is its own, so calls start at the program's entry (no
@@ -74,6 +90,25 @@ export async function loadFunction(config: FunctionConfig, workers: WorkerPool, 
   const f = new ImageFunction(config, v);
   f.record = record;
   return f;
+}
+
+/**
+ * Writes the warm engine of `js` to `DIR/js-NAME-HASH.snap` (named by its contents: a reload with
+ * nothing changed finds it there) and gives its path.
+ */
+function warmSnapshot(js: JsVirtine, dir: string, name: string): string {
+  const tmp = join(dir, `.js-${process.pid}-${Math.random().toString(36).slice(2)}.snap.tmp`);
+  try {
+    js.writeSnapshot(tmp);
+    const hash = createHash("sha256").update(readFileSync(tmp)).digest("hex").slice(0, 16);
+    const path = join(dir, `js-${name.replace(/[^A-Za-z0-9_.-]/g, "_")}-${hash}.snap`);
+    if (existsSync(path)) rmSync(tmp);
+    else renameSync(tmp, path);
+    return path;
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** A function on a virtine of some kind: the kinds differ only in how a request reaches it. */
@@ -132,9 +167,11 @@ class ImageFunction extends Base<Virtine> {
 
 class JsFunction extends Base<JsVirtine> {
   readonly kind = "js" as const;
+  /** record every call (`--record-failures`): the engine's run, replayed as a Linux program's */
+  record = false;
   async handle(req: RequestInfo, signal: AbortSignal): Promise<GuestResponse> {
-    const r = await this.v.run({ args: [jsRequest(req)], signal });
-    return { ...jsResponse(r.value), runMicros: r.runMicros };
+    const r = await this.v.run({ args: [jsRequest(req)], signal, record: this.record });
+    return withRecording(r.recording, () => ({ ...jsResponse(r.value), runMicros: r.runMicros }));
   }
 }
 

@@ -144,7 +144,7 @@ export class WaspServer {
     try {
       for (const c of configs) {
         try {
-          loaded.push(await loadFunction(c, this.workers, this.#recordings !== undefined));
+          loaded.push(await loadFunction(c, this.workers, this.#recordings?.bounds.dir));
         } catch (e) {
           if (e instanceof WaspError) throw new (e.constructor as new (m: string) => WaspError)(`function ${c.name} (${c.image}): ${e.message}`);
           throw e;
