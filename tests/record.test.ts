@@ -92,6 +92,18 @@ describe("wasp invoke --record, wasp replay", () => {
     expect(p.stderr).toBe("wasp: replayed as recorded: the guest panicked: guest gave up (WASP_GUEST_PANIC)\n");
   });
 
+  test("a call that timed out replays to the same timeout at its own deadline, not the replay's default minute", () => {
+    const r = wasp(["invoke", guest("spin"), "--timeout", "300", "--record", at("spin.rec")]);
+    expect(r.status).toBe(EXIT_STATUS.WASP_TIMEOUT!);
+    expect(decodeRecording(readFileSync(at("spin.rec")), "spin.rec").options.timeoutMs).toBe(300);
+    const started = performance.now();
+    const p = wasp(["replay", at("spin.rec")]);
+    const ms = performance.now() - started;
+    expect(p.stderr).toMatch(/^wasp: replayed as recorded: .*\(WASP_TIMEOUT\)\n$/);
+    expect(p.status).toBe(0);
+    expect(ms).toBeLessThan(30_000); // (the replay's default was 60 s)
+  }, slow(60_000));
+
   test("another image, a forged event, a damaged or foreign file: one line each", () => {
     const img = rndImage();
     expect(wasp(["invoke", img, "--allow", "random,time", "--record", at("r2.rec")]).status).toBe(0);

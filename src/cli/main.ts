@@ -57,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
     .description("run a recorded call again (wasp invoke --record), answering it from the recording and checking every step; exit 0 when it does what was recorded")
     .argument("<recording>", "the recording file")
     .option("--image <path>", "the image, executable or snapshot file to start from (default: the path recorded, or the built-in guest)")
-    .option("--timeout <ms>", "deadline in milliseconds (default 60000)")
+    .option("--timeout <ms>", "deadline in milliseconds (default: the recorded one for a call that timed out, else the recorded one but at least 60000)")
     .option("--gdb <host:port>", "wait for gdb on HOST:PORT and replay the call under it, stopped at its start (docs/debugging.md)")
     .action((file: string, flags) => replayCommand(file, flags));
 

@@ -7,7 +7,7 @@
 // one `wasp:` line (WASP_REPLAY_DIVERGED).
 import { readFileSync, statSync } from "node:fs";
 import { Runner } from "../virtine/runner.ts";
-import { MAX_RECORDING, Replayer, checkOutcome, outcomeOf, sha256, type RecordedOutcome } from "../virtine/record.ts";
+import { MAX_RECORDING, Replayer, checkOutcome, outcomeOf, replayTimeout, sha256, type RecordedOutcome } from "../virtine/record.ts";
 import { checkLinuxStart, decodeAnyRecording, replayLinuxCall, type LinuxRecording } from "../virtine/record-linux.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { isElf, parseElf } from "../linux/elf.ts";
@@ -41,7 +41,10 @@ function readRecording(path: string): Uint8Array {
 
 export function replayCommand(file: string, flags: ReplayFlags): void {
   const any = decodeAnyRecording(readRecording(file), file);
-  const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
+  // --timeout, else the recorded deadline for a call that timed out (so its replay times out as it
+  // did, not a minute later), else at least a minute
+  const timedOut = "error" in any.outcome && any.outcome.error.code === "WASP_TIMEOUT";
+  const timeoutMs = flags.timeout === undefined ? replayTimeout(any.options.timeoutMs, timedOut) : parseCount(flags.timeout, "--timeout");
   if ("kind" in any) return replayLinux(any, flags, timeoutMs);
   const rec = any;
   // where it starts: --image, else the path recorded, else a built-in guest of the recorded name

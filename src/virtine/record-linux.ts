@@ -24,6 +24,7 @@ import {
   isHypercall,
   readRecordingBody,
   recordingFields,
+  recordedTimeout,
   recordingFile,
   sha256,
   type RecordedWrite,
@@ -63,7 +64,8 @@ export interface LinuxRecording {
   /** the executable by SHA-256, or a snapshot file by its executable's, memory's and process section's */
   start: { kind: "executable"; name: string; path?: string; sha256: string } | { kind: "snapshot"; name: string; path?: string; sha256: string; memorySha256: string; processSha256: string };
   /** what shapes the VM and what the program may do: the same at replay (the granted files whole) */
-  options: { memory: number; stackSize: number; snapshot: boolean; maxOutput: number; allow: string[]; files: [string, Uint8Array][] };
+  /** `timeoutMs`: the call's deadline, which a replay of a timed-out call keeps */
+  options: { memory: number; stackSize: number; snapshot: boolean; maxOutput: number; allow: string[]; files: [string, Uint8Array][]; timeoutMs?: number };
   /** argv[1..], the environment, stdin; the AT_RANDOM bytes of a call started at the entry */
   call: { args: string[]; env: string[]; input: Uint8Array; random?: Uint8Array };
   events: LinuxEvent[];
@@ -289,7 +291,7 @@ export function runRecordedLinux(program: LinuxProgram, start: LinuxRecording["s
       kind: "linux",
       wasp: RECORDED_BY,
       start,
-      options: { memory: program.layout.memory, stackSize: program.layout.stack[1] - program.layout.stack[0], snapshot: program.snapshots, maxOutput: program.maxOutput, allow: [...program.policy.names], files: [...program.files] },
+      options: { memory: program.layout.memory, stackSize: program.layout.stack[1] - program.layout.stack[0], snapshot: program.snapshots, maxOutput: program.maxOutput, allow: [...program.policy.names], files: [...program.files], timeoutMs: program.timeoutMs },
       call: { args, env, input, ...(recorder.random && { random: recorder.random }) },
       events: recorder.events,
       outcome,
@@ -427,7 +429,10 @@ export function decodeLinuxRecording(bytes: Uint8Array, name: string): LinuxReco
     kind: "linux",
     wasp: str(top.wasp, "wasp", 64),
     start: kind === "executable" ? { kind, name: name_, ...path, sha256: sha(start.sha256, "start.sha256") } : { kind, name: name_, ...path, sha256: sha(start.sha256, "start.sha256"), memorySha256: sha(start.memorySha256, "start.memorySha256"), processSha256: sha(start.processSha256, "start.processSha256") },
-    options: { memory: count(o.memory, "options.memory"), stackSize: count(o.stackSize, "options.stackSize"), snapshot: bool(o.snapshot, "options.snapshot"), maxOutput: count(o.maxOutput, "options.maxOutput"), allow, files },
+    options: {
+      memory: count(o.memory, "options.memory"), stackSize: count(o.stackSize, "options.stackSize"), snapshot: bool(o.snapshot, "options.snapshot"), maxOutput: count(o.maxOutput, "options.maxOutput"), allow, files,
+      ...(o.timeoutMs !== undefined && { timeoutMs: recordedTimeout(o.timeoutMs, bad) }),
+    },
     call: { args: arr(c.args, "call.args", MAX_STRINGS).map((v, k) => cString(v, `call.args[${k}]`)), env, input: bytesOf(c.input, "call.input"), ...(random && { random }) },
     events,
     outcome,

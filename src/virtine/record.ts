@@ -56,7 +56,8 @@ export interface Recording {
   /** the starting state: an image's bytes, or a snapshot file's image and memory, by SHA-256 */
   start: { kind: "image" | "snapshot"; name: string; path?: string; sha256: string; memorySha256?: string };
   /** what shapes the VM and what it may do: the same at replay */
-  options: { memory: number; dataSize: number; stackSize: number; snapshot: boolean; allow: string[] };
+  /** `timeoutMs`: the call's deadline (absent in recordings of wasp before it), which a replay of a timed-out call keeps */
+  options: { memory: number; dataSize: number; stackSize: number; snapshot: boolean; allow: string[]; timeoutMs?: number };
   call: { args: bigint[]; input: Uint8Array };
   events: RecordedEvent[];
   outcome: RecordedOutcome;
@@ -243,7 +244,11 @@ export function decodeRecording(bytes: Uint8Array, name: string): Recording {
         const n = str(v, `options.allow[${k}]`, 32);
         return [...NAMES.values()].includes(n) ? n : bad(`options.allow[${k}] is not a hypercall`);
       });
-      return { memory: count(o.memory, "options.memory"), dataSize: count(o.dataSize, "options.dataSize"), stackSize: count(o.stackSize, "options.stackSize"), snapshot: typeof o.snapshot === "boolean" ? o.snapshot : bad("options.snapshot is not a boolean"), allow };
+      return {
+        memory: count(o.memory, "options.memory"), dataSize: count(o.dataSize, "options.dataSize"), stackSize: count(o.stackSize, "options.stackSize"),
+        snapshot: typeof o.snapshot === "boolean" ? o.snapshot : bad("options.snapshot is not a boolean"), allow,
+        ...(o.timeoutMs !== undefined && { timeoutMs: recordedTimeout(o.timeoutMs, bad) }),
+      };
     })(),
     call: (() => {
       const c = obj(top.call, "call");
@@ -277,7 +282,7 @@ export function recordingOf(runner: Runner, start: Recording["start"], args: rea
   return encodeRecording({
     wasp: RECORDED_BY,
     start,
-    options: { memory: runner.memorySize, dataSize: runner.meta.dataSize, stackSize: runner.meta.stackSize, snapshot: runner.snapshots, allow: [...runner.policy.names] },
+    options: { memory: runner.memorySize, dataSize: runner.meta.dataSize, stackSize: runner.meta.stackSize, snapshot: runner.snapshots, allow: [...runner.policy.names], timeoutMs: runner.timeoutMs },
     call: { args: args.map((a) => BigInt.asUintN(64, BigInt(a))), input: input ?? new Uint8Array(0) },
     events,
     outcome,
@@ -305,4 +310,17 @@ export function runRecorded(runner: Runner, start: Recording["start"], args: rea
     throw e;
   }
   return { ...r, recording: recordingOf(runner, start, args, opts.input, recorder.events, outcomeOf(r)) };
+}
+
+/** A recorded deadline: whole milliseconds, 0 (none) up to a day (MAX_TIMEOUT_MS). */
+export function recordedTimeout(v: unknown, bad: (why: string) => never): number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v <= 86_400_000 ? v : bad("options.timeoutMs is not a deadline in milliseconds (0 to 86400000)");
+}
+
+/** How long a replay may take when --timeout does not say: as long as the call had when it timed out; otherwise a minute at least. */
+export const REPLAY_TIMEOUT_MS = 60_000;
+export function replayTimeout(recorded: number | undefined, timedOut: boolean): number {
+  if (recorded === undefined) return REPLAY_TIMEOUT_MS;
+  if (timedOut) return recorded;
+  return recorded === 0 ? 0 : Math.max(recorded, REPLAY_TIMEOUT_MS);
 }
