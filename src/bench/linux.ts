@@ -5,6 +5,7 @@
 // the bundled zig cc (cached).
 import { compileC } from "../linux/c.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
+import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
 import { summarize, timeSync } from "./stats.ts";
 import type { Series } from "./suite.ts";
 
@@ -109,6 +110,44 @@ export const LINUX_SERIES: Series[] = [
       for (let i = 0; i < 3; i++) time(SYSCALLS_PER_RUN);
       for (let i = 0; i < runs; i++) per.push(Math.max(0, (time(SYSCALLS_PER_RUN) - time(0)) / SYSCALLS_PER_RUN));
       return summarize("linux_syscall", "us", per);
+    },
+  },
+  {
+    // a Linux program's call (the echo request, from its entry on a warm shell: libc's start-up
+    // and ~15 system calls) and the same call recorded (issue 16): the recorder's hook on every
+    // system call, the outcome's hashes and the recording's encoding inside the timing
+    name: "linux_call_record",
+    reports: ["linux_call", "linux_call_record"],
+    defaultRuns: 200,
+    async run(runs) {
+      const { elf } = await program(ECHO, "echo");
+      using p = new LinuxProgram(elf);
+      const start = linuxStartOf(p);
+      const check = (r: { status: number; stdout: Uint8Array }) => {
+        if (r.status !== 0 || r.stdout.length !== INPUT.length) throw new Error(`linux_call_record: the program returned ${r.status}`);
+      };
+      const plain = () => {
+        check(p.run({ input: INPUT }));
+        p.cleanIdle();
+      };
+      const recorded = () => {
+        const r = runRecordedLinux(p, start, { input: INPUT });
+        if (r.recording.length === 0) throw new Error("linux_call_record: no recording");
+        check(r);
+        p.cleanIdle();
+      };
+      for (let i = 0; i < 5; i++) {
+        plain();
+        recorded();
+      }
+      // alternating batches: both see the same moments of a noisy machine (the reset stays in the timing of both)
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < runs; i += 20) {
+        a.push(...timeSync(Math.min(20, runs - i), 0, plain));
+        b.push(...timeSync(Math.min(20, runs - i), 0, recorded));
+      }
+      return [summarize("linux_call", "us", a), summarize("linux_call_record", "us", b)];
     },
   },
 ];

@@ -143,6 +143,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   invoke_sync: "floor:vmrun",
   invoke_async: "invoke_sync",
   invoke_record: "invoke_hypercalls",
+  linux_call_record: "linux_call",
   invoke_async_throughput: "invoke_async_throughput_1",
   thread_throughput: "thread_throughput_1",
   handoff_postmessage: "handoff_atomics",
