@@ -143,13 +143,30 @@ describe("wasp invoke --record, wasp replay", () => {
     expect(p.stderr).toMatch(/not a wasp recording \(no WASPREC1 magic\)\n$/);
   }, slow(120_000));
 
-  test("recording is refused where it is not built yet, before anything runs", () => {
-    writeFileSync(at("h.js"), "export default (x) => x;");
-    const r = wasp(["invoke", at("h.js"), "--record", at("js.rec")]);
-    expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS!);
-    expect(r.stderr).toMatch(/^wasp: --record: .*h\.js is a JavaScript virtine; calls of native images, Linux programs and their snapshot files can be recorded so far\n$/);
-    expect(() => statSync(at("js.rec"))).toThrow();
-  });
+  test("a JavaScript handler's call — from its module or its snapshot file — is the engine's run, recorded and replayed", () => {
+    writeFileSync(at("h.js"), "export default (x) => { if (x.fail) throw new Error('failed on ' + x.n); return x.n * 2; };");
+    writeFileSync(at("in.json"), '{"n":21}');
+    const r = wasp(["invoke", at("h.js"), "--input", at("in.json"), "--record", at("js.rec")]);
+    expect(r.stdout).toBe("42\n");
+    expect(r.status).toBe(0);
+    const p = wasp(["replay", at("js.rec")]);
+    expect(p.status).toBe(0);
+    expect(p.stdout).toContain("42"); // the engine's reply, as it was
+    expect(wasp(["snapshot", at("h.js"), "-o", at("h.snap")]).status).toBe(0);
+    writeFileSync(at("bad.json"), '{"n":5,"fail":true}');
+    const f = wasp(["invoke", at("h.snap"), "--input", at("bad.json"), "--record", at("js-fail.rec")]);
+    expect(f.stderr).toContain("failed on 5");
+    expect(f.status).not.toBe(0);
+    const q = wasp(["replay", at("js-fail.rec")]);
+    expect(q.status).toBe(0);
+    expect(q.stdout).toContain("failed on 5"); // the handler's error, in the engine's reply
+    // another snapshot file is another start
+    writeFileSync(at("h2.js"), "export default (x) => x;");
+    expect(wasp(["snapshot", at("h2.js"), "-o", at("h2.snap")]).status).toBe(0);
+    const d = wasp(["replay", at("js-fail.rec"), "--image", at("h2.snap")]);
+    expect(d.status).toBe(EXIT_STATUS.WASP_REPLAY_DIVERGED!);
+    expect(d.stderr).toMatch(/^wasp: the replay diverged at event -1/);
+  }, slow(120_000));
 });
 
 describe("the recording's decoder", () => {

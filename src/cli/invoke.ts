@@ -79,10 +79,6 @@ export function resolveImage(arg: string): string | undefined {
 
 export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags & JsFlags): void {
   // a JavaScript module (*.js, *.mjs), or a snapshot file of one: JSON in, JSON out (src/cli/js.ts)
-  const notRecorded = (what: string) => {
-    if (flags.record !== undefined) throw new BadArgsError(`--record: ${imageArg} is ${what}; calls of native images, Linux programs and their snapshot files can be recorded so far`);
-  };
-  if (resolveImage(imageArg) === undefined && (isJsPath(imageArg) || isJsSnapshotPath(imageArg))) notRecorded("a JavaScript virtine");
   if (flags.gdb !== undefined && resolveImage(imageArg) === undefined && (isJsPath(imageArg) || isJsSnapshotPath(imageArg))) {
     throw new BadArgsError(`--gdb: ${imageArg} is a JavaScript virtine, whose machine code is the engine's (QuickJS), not the module's: gdb attaches to native images and Linux programs`);
   }

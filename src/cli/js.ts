@@ -2,9 +2,10 @@
 // `wasp invoke h.snap`: JavaScript virtines on the command line (docs/js.md). The module runs in
 // the JavaScript engine (src/js/engine.ts) as a Linux program in one VM; its result is printed as
 // JSON on stdout, its console on stderr; a JavaScript error is a `wasp: ...` line and its status.
-import { readFileSync, statSync } from "node:fs";
-import { basename } from "node:path";
-import { BadArgsError, BadImageError } from "../errors.ts";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { basename, resolve } from "node:path";
+import { BadArgsError, BadImageError, WaspError } from "../errors.ts";
+import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MIB } from "../image/image.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
@@ -13,7 +14,7 @@ import { parseElf } from "../linux/elf.ts";
 import { MAX_MEMORY } from "../image/image.ts";
 import { linuxSnapshotImageName } from "../snapshot/file.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
-import { checkFileName, decodeJsReply, savedJsSettings, encodeJsCall, jsArgs, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
+import { checkFileName, decodeJsReply, savedJsSettings, encodeJsCall, jsArgs, enginePath, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
 import { err, out } from "./output.ts";
 import { checkWritable, fileHead, parseCount, parseList, parseSize } from "./parse.ts";
 
@@ -28,6 +29,8 @@ export interface JsFlags {
   json?: boolean;
   /** --heap SIZE: the engine's heap limit */
   heap?: string;
+  /** wasp invoke --record FILE: the engine's run recorded, as a Linux program's */
+  record?: string;
   /** wasp snapshot: --warmup FILE (a JSON array of inputs), -o FILE */
   warmup?: string;
   output?: string;
@@ -107,6 +110,7 @@ export function jsInvoke(path: string, rawArgs: string[], flags: JsFlags, fromSn
   const args = [...(flags.input === undefined ? [] : [readJson(flags.input, "--input")]), ...jsonArgs(rawArgs)];
   const stdin = encodeJsCall(args);
   const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
+  if (flags.record !== undefined) checkWritable(flags.record, "--record");
   let program: LinuxProgram;
   let limits: JsLimits;
   let engineArgs: string[] | undefined;
@@ -126,14 +130,22 @@ export function jsInvoke(path: string, rawArgs: string[], flags: JsFlags, fromSn
   using _program = program;
   systemKvm();
   if (flags.sandbox !== false) {
-    const sandbox = enterSandbox({ read: [path, ...(flags.input === undefined || flags.input === "-" ? [] : [flags.input])], write: [], devices: [kvmDevicePath()] });
+    const sandbox = enterSandbox({ read: [path, ...(flags.input === undefined || flags.input === "-" ? [] : [flags.input])], write: [flags.record], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
   }
   const started = Bun.nanoseconds();
   let result;
   try {
-    result = program.run(engineArgs, { input: stdin });
+    if (flags.record === undefined) result = program.run(engineArgs, { input: stdin });
+    else {
+      // the engine's run, as a Linux program's: from the engine (its module among the granted
+      // files) or from the snapshot file
+      const start = linuxStartOf(program, fromSnapshot ? resolve(path) : enginePath);
+      result = runRecordedLinux(program, start, { args: engineArgs, input: stdin });
+      writeRecording(flags.record, result.recording);
+    }
   } catch (e) {
+    if (flags.record !== undefined && e instanceof WaspError && e.recording) writeRecording(flags.record, e.recording);
     throw jsFault(e, limits);
   }
   const elapsed = (Bun.nanoseconds() - started) / 1000;
@@ -147,6 +159,14 @@ export function jsInvoke(path: string, rawArgs: string[], flags: JsFlags, fromSn
     return;
   }
   if (value !== undefined) out(`${JSON.stringify(value)}\n`);
+}
+
+function writeRecording(path: string, bytes: Uint8Array): void {
+  try {
+    writeFileSync(path, bytes);
+  } catch (e) {
+    throw new BadArgsError(`--record ${path}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
+  }
 }
 
 /** `wasp snapshot handler.js -o FILE [--warmup warm.json]`: the module compiled and warmed up, written as a snapshot file. */

@@ -48,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--file <GUEST=HOST>", "grant the host file HOST read-only at the absolute path GUEST (repeatable): a Linux program opens it, a native guest reads it (virtine.readFile)", collect, [])
     .option("--trace", "Linux programs: print each system call on stderr, as strace does")
     .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
-    .option("--record <file>", "record the call — its start, arguments, input, every hypercall's and system call's answer and its outcome — for wasp replay (native images, Linux programs and their snapshot files)")
+    .option("--record <file>", "record the call — its start, arguments, input, every hypercall's and system call's answer and its outcome — for wasp replay (native images, Linux programs, JavaScript handlers — the engine's run — and their snapshot files)")
     .option("--gdb <host:port>", "wait for gdb on HOST:PORT (127.0.0.1 unless named; port 0 picks one) and run the call under it, stopped at its start: gdb FILE -ex 'target remote HOST:PORT' (docs/debugging.md)")
     .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
 
