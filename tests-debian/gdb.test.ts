@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WASP, slow, wasp } from "../tests/support.ts";
+import { WASP, recordingServer, slow, wasp } from "../tests/support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-gdb-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -161,24 +161,8 @@ pub fn main(input: []const u8) ![]const u8 {
 `,
     );
     expect(wasp(["build", src, "--optimize", "debug"]).status).toBe(0);
-    const { WaspServer } = await import("../src/serve/server.ts");
-    const { functionConfig, recordFailures } = await import("../src/serve/config.ts");
     const rdir = join(dir, "failures");
-    const server = new WaspServer(
-      {
-        host: "127.0.0.1",
-        port: 0,
-        functions: [functionConfig({ route: "/sum", image: join(dir, "sumq.bin") }, "/sum", dir, { timeoutMs: slow(5000), maxBody: 1024 })],
-        workers: 1,
-        maxQueue: 8,
-        graceMs: 1000,
-        warmCalls: 1,
-        accessLog: false,
-        recordFailures: recordFailures(rdir, 10),
-      },
-      { log: () => {} },
-    );
-    await server.start();
+    const server = await recordingServer("/sum", join(dir, "sumq.bin"), rdir);
     let id: string;
     try {
       const ok = await fetch(`http://127.0.0.1:${server.port}/sum?1`, { method: "POST", body: "\x01\x02\x03" });

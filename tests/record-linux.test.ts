@@ -16,7 +16,7 @@ import { NR } from "../src/linux/process.ts";
 import { LinuxProgram } from "../src/virtine/linux.ts";
 import { RECORDING_HEADER, decodeRecording, encodeRecording } from "../src/virtine/record.ts";
 import { checkLinuxStart, decodeAnyRecording, decodeLinuxRecording, encodeLinuxRecording, replayLinuxCall, type LinuxRecording } from "../src/virtine/record-linux.ts";
-import { ROOT, slow, thrown } from "./support.ts";
+import { ROOT, recordingServer, slow, thrown } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-record-linux-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -421,26 +421,10 @@ int main(void) {
 
 describe("wasp serve --record-failures with a Linux program (CGI)", () => {
   test("a crash (502) and a 5xx the program answered itself are kept, each replays as it happened; a success is not kept", async () => {
-    const { WaspServer } = await import("../src/serve/server.ts");
-    const { functionConfig, recordFailures } = await import("../src/serve/config.ts");
     const { readdirSync } = await import("node:fs");
     const prog = await program("cgi", CGI);
     const rdir = at("cgi-failures");
-    const server = new WaspServer(
-      {
-        host: "127.0.0.1",
-        port: 0,
-        functions: [functionConfig({ route: "/c", image: prog, allow: ["time"] }, "/c", dir, { timeoutMs: slow(5000), maxBody: 1024 })],
-        workers: 1,
-        maxQueue: 8,
-        graceMs: 1000,
-        warmCalls: 1,
-        accessLog: false,
-        recordFailures: recordFailures(rdir, 10),
-      },
-      { log: () => {} },
-    );
-    await server.start();
+    const server = await recordingServer("/c", prog, rdir, { allow: ["time"] });
     const ids: Record<string, string> = {};
     let busy = "";
     try {
@@ -470,26 +454,10 @@ describe("wasp serve --record-failures with a Linux program (CGI)", () => {
 
 describe("wasp serve --record-failures with a JavaScript handler", () => {
   test("a handler that throws (5xx) is kept as the engine's run, which replays as it happened", async () => {
-    const { WaspServer } = await import("../src/serve/server.ts");
-    const { functionConfig, recordFailures } = await import("../src/serve/config.ts");
     const { readdirSync } = await import("node:fs");
     writeFileSync(at("h.js"), `export default (req) => { if (req.path === "/boom") throw new Error("boom at " + req.query); return { status: 200, body: "ok " + req.path }; };`);
     const rdir = at("js-failures");
-    const server = new WaspServer(
-      {
-        host: "127.0.0.1",
-        port: 0,
-        functions: [functionConfig({ route: "/j", image: at("h.js") }, "/j", dir, { timeoutMs: slow(10_000), maxBody: 1024 })],
-        workers: 1,
-        maxQueue: 8,
-        graceMs: 1000,
-        warmCalls: 1,
-        accessLog: false,
-        recordFailures: recordFailures(rdir, 10),
-      },
-      { log: () => {} },
-    );
-    await server.start();
+    const server = await recordingServer("/j", at("h.js"), rdir, { timeoutMs: slow(10_000) });
     let id = "";
     try {
       const base = `http://127.0.0.1:${server.port}/j`;

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EXIT_STATUS, WaspError } from "../src/errors.ts";
 import { RECORDING_HEADER, decodeRecording, encodeRecording, type Recording } from "../src/virtine/record.ts";
-import { guest, slow, thrown, wasp } from "./support.ts";
+import { guest, recordingServer, slow, thrown, wasp } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-record-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -269,25 +269,9 @@ describe("the TypeScript API's record option", () => {
 
 describe("wasp serve --record-failures", () => {
   test("every 5xx of a wasp image is kept as REQUEST_ID.rec, which wasp replay runs to the same failure; bounded, oldest first", async () => {
-    const { WaspServer } = await import("../src/serve/server.ts");
-    const { functionConfig, recordFailures } = await import("../src/serve/config.ts");
     const rdir = at("failures");
     const logs: string[] = [];
-    const server = new WaspServer(
-      {
-        host: "127.0.0.1",
-        port: 0,
-        functions: [functionConfig({ route: "/h", image: guest("httphello") }, "/h", dir, { timeoutMs: slow(2000), maxBody: 1024 })],
-        workers: 2,
-        maxQueue: 64,
-        graceMs: 1000,
-        warmCalls: 2,
-        accessLog: false,
-        recordFailures: recordFailures(rdir, 2),
-      },
-      { log: (l) => logs.push(l) },
-    );
-    await server.start();
+    const server = await recordingServer("/h", guest("httphello"), rdir, { timeoutMs: slow(2000), workers: 2, warmCalls: 2, maxFiles: 2, log: (l) => logs.push(l) });
     try {
       const base = `http://127.0.0.1:${server.port}/h`;
       expect((await fetch(`${base}/fine`)).status).toBe(200);

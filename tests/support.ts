@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import * as libc from "../ffi/libc.ts";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dir, "..");
 export const DIST = join(ROOT, "dist");
@@ -179,4 +179,34 @@ export function kvmShadowPaging(): boolean {
     if (existsSync(p)) return !/^[Y1]/.test(readFileSync(p, "utf8"));
   }
   return false;
+}
+
+/**
+ * A `wasp serve` server in this process with one function (ROUTE → IMAGE) and every 5xx's
+ * recording kept in `recordDir` (--record-failures), started on a free port. Stop it with `stop()`.
+ */
+export async function recordingServer(
+  route: string,
+  image: string,
+  recordDir: string,
+  opts: { allow?: string[]; timeoutMs?: number; workers?: number; warmCalls?: number; maxFiles?: number; log?: (line: string) => void } = {},
+) {
+  const { WaspServer } = await import("../src/serve/server.ts");
+  const { functionConfig, recordFailures } = await import("../src/serve/config.ts");
+  const server = new WaspServer(
+    {
+      host: "127.0.0.1",
+      port: 0,
+      functions: [functionConfig({ route, image, ...(opts.allow && { allow: opts.allow }) }, route, dirname(image), { timeoutMs: opts.timeoutMs ?? slow(5000), maxBody: 1024 })],
+      workers: opts.workers ?? 1,
+      maxQueue: 64,
+      graceMs: 1000,
+      warmCalls: opts.warmCalls ?? 1,
+      accessLog: false,
+      recordFailures: recordFailures(recordDir, opts.maxFiles ?? 10),
+    },
+    { log: opts.log ?? (() => {}) },
+  );
+  await server.start();
+  return server;
 }

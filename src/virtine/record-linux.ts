@@ -25,6 +25,7 @@ import {
   readRecordingBody,
   recordingFields,
   recordedTimeout,
+  observed,
   recordingFile,
   sha256,
   type RecordedWrite,
@@ -124,29 +125,21 @@ export class LinuxRecorder implements LinuxCallHook {
   syscall(nr: number, args: readonly bigint[], guest: GuestAccess, handle: () => Outcome): Outcome {
     const event: LinuxSyscallEvent = { type: "syscall", nr, args: [...args], result: null, writes: [] };
     this.#push(event);
-    const outside = this.#outside.has(nr);
-    if (outside) guest.observeWrites((addr, data) => event.writes.push({ addr: BigInt.asUintN(64, BigInt(addr)), data: data.slice() }));
-    try {
+    return observed(guest, this.#outside.has(nr), event.writes, () => {
       const o = handle();
       event.result = resultOf(o);
       return o;
-    } finally {
-      if (outside) guest.observeWrites(undefined);
-    }
+    });
   }
 
   hypercall(nr: bigint, a: bigint, b: bigint, ctx: HypercallContext, handle: () => bigint | undefined): bigint | undefined {
     const event: LinuxHypercallEvent = { type: "hypercall", nr: Number(nr & 0xffffffffn), a, b, result: null, writes: [] };
     this.#push(event);
-    const outside = hypercallFromOutside(Number(nr));
-    if (outside) ctx.guest.observeWrites((addr, data) => event.writes.push({ addr: BigInt.asUintN(64, BigInt(addr)), data: data.slice() }));
-    try {
+    return observed(ctx.guest, hypercallFromOutside(Number(nr)), event.writes, () => {
       const r = handle();
       event.result = r ?? null;
       return r;
-    } finally {
-      if (outside) ctx.guest.observeWrites(undefined);
-    }
+    });
   }
 }
 

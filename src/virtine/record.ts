@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { Hypercalls } from "../abi/guest-abi.ts";
 import type { HypercallContext } from "../hypercall/handlers.ts";
+import type { GuestAccess } from "../memory/guest-access.ts";
 import { BadRecordingError, ReplayDivergedError, WaspError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import type { HypercallHook, RunOptions, RunResult, Runner } from "./runner.ts";
@@ -82,15 +83,25 @@ export class Recorder implements HypercallHook {
     const event: RecordedEvent = { nr: Number(nr & 0xffffffffn), a, b, result: null, writes: [] };
     if (this.events.length >= MAX_EVENTS) throw new BadRecordingError(`the call made more than ${MAX_EVENTS} hypercalls: too many to record`);
     this.events.push(event);
-    const outside = FROM_OUTSIDE.has(NAMES.get(Number(nr)) ?? "");
-    if (outside) ctx.guest.observeWrites((addr, data) => event.writes.push({ addr: BigInt(addr), data: data.slice() }));
-    try {
+    return observed(ctx.guest, FROM_OUTSIDE.has(NAMES.get(Number(nr)) ?? ""), event.writes, () => {
       const r = handle();
       event.result = r ?? null;
       return r;
-    } finally {
-      if (outside) ctx.guest.observeWrites(undefined);
-    }
+    });
+  }
+}
+
+/**
+ * Runs `handle` (a hypercall or system call answered for real); when its answer comes from
+ * outside (`outside`), the host's writes into guest memory meanwhile are kept in `writes`.
+ */
+export function observed<T>(guest: GuestAccess, outside: boolean, writes: RecordedWrite[], handle: () => T): T {
+  if (!outside) return handle();
+  guest.observeWrites((addr, data) => writes.push({ addr: BigInt.asUintN(64, BigInt(addr)), data: data.slice() }));
+  try {
+    return handle();
+  } finally {
+    guest.observeWrites(undefined);
   }
 }
 
