@@ -16,7 +16,7 @@ import { NR } from "../src/linux/process.ts";
 import { LinuxProgram } from "../src/virtine/linux.ts";
 import { RECORDING_HEADER, decodeRecording, encodeRecording } from "../src/virtine/record.ts";
 import { checkLinuxStart, decodeAnyRecording, decodeLinuxRecording, encodeLinuxRecording, replayLinuxCall, type LinuxRecording } from "../src/virtine/record-linux.ts";
-import { ROOT, recordingServer, slow, thrown } from "./support.ts";
+import { ROOT, recordingBytes, recordingServer, slow, thrown } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-record-linux-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -344,17 +344,7 @@ describe("a Linux recording's decoder", () => {
       { numRuns: 2000 },
     );
     const body = JSON.parse(new TextDecoder().decode(base.subarray(RECORDING_HEADER)));
-    const reencode = (j: unknown) => {
-      const b = new TextEncoder().encode(JSON.stringify(j));
-      const out = new Uint8Array(RECORDING_HEADER + b.length);
-      out.set(base.subarray(0, 8));
-      const dv = new DataView(out.buffer);
-      dv.setUint32(8, 2, true);
-      dv.setUint32(12, Bun.hash.crc32(b), true);
-      dv.setBigUint64(16, BigInt(b.length), true);
-      out.set(b, RECORDING_HEADER);
-      return out;
-    };
+    const reencode = (j: unknown) => recordingBytes(2, j);
     expect(decodeLinuxRecording(reencode(body), "f.rec")).toEqual(sample);
     const ev = body.events;
     const forged = [

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EXIT_STATUS, WaspError } from "../src/errors.ts";
 import { RECORDING_HEADER, decodeRecording, encodeRecording, type Recording } from "../src/virtine/record.ts";
-import { guest, recordingServer, slow, thrown, wasp } from "./support.ts";
+import { guest, recordingBytes, recordingServer, slow, thrown, wasp } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-record-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -207,17 +207,7 @@ describe("the recording's decoder", () => {
     }), { numRuns: 2000 });
     // edits of the body with a correct checksum: the fields themselves are checked
     const body = JSON.parse(new TextDecoder().decode(base.subarray(RECORDING_HEADER)));
-    const reencode = (j: unknown) => {
-      const b = new TextEncoder().encode(JSON.stringify(j));
-      const out = new Uint8Array(RECORDING_HEADER + b.length);
-      out.set(base.subarray(0, 8));
-      const dv = new DataView(out.buffer);
-      dv.setUint32(8, 1, true);
-      dv.setUint32(12, Bun.hash.crc32(b), true);
-      dv.setBigUint64(16, BigInt(b.length), true);
-      out.set(b, RECORDING_HEADER);
-      return out;
-    };
+    const reencode = (j: unknown) => recordingBytes(1, j);
     const forged = [
       { ...body, events: [[99, "0", "0", "0"]] },
       { ...body, events: [[3, "-1", "0", "0"]] },

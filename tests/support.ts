@@ -210,3 +210,19 @@ export async function recordingServer(
   await server.start();
   return server;
 }
+
+/**
+ * A recording file around any JSON body, written here independently of src/virtine/record.ts: the
+ * WASPREC1 magic, `version`, the body's CRC-32 and length (docs/recording-format.md).
+ */
+export function recordingBytes(version: number, body: unknown): Uint8Array {
+  const b = new TextEncoder().encode(JSON.stringify(body));
+  const out = new Uint8Array(24 + b.length);
+  out.set(new TextEncoder().encode("WASPREC1"));
+  const dv = new DataView(out.buffer);
+  dv.setUint32(8, version, true);
+  dv.setUint32(12, Bun.hash.crc32(b), true);
+  dv.setBigUint64(16, BigInt(b.length), true);
+  out.set(b, 24);
+  return out;
+}
