@@ -227,8 +227,8 @@ describe("wasp invoke --gdb", () => {
 
   test("a debugger that goes away while the guest runs takes its breakpoints with it", async () => {
     const path = join(dir, "loop.bin");
-    // mov rcx, 1e9; l: dec rcx; jnz l; then the breakpoint's place: mov rax, 7; exit
-    writeFileSync(path, nativeImage([0x48, 0xc7, 0xc1, 0x00, 0xca, 0x9a, 0x3b, 0x48, 0xff, 0xc9, 0x75, 0xfb, ...X86.movRax(7), ...X86.exit]));
+    // mov rcx, 3e8; l: dec rcx; jnz l; then the breakpoint's place: mov rax, 7; exit
+    writeFileSync(path, nativeImage([0x48, 0xc7, 0xc1, 0x00, 0xa3, 0xe1, 0x11, 0x48, 0xff, 0xc9, 0x75, 0xfb, ...X86.movRax(7), ...X86.exit]));
     const after = entryOf(path) + 12n;
     const { gdb, done } = await underGdb(["invoke", "--gdb", ":0", path]);
     expect(await gdb.ask(`Z0,${after.toString(16)},1`)).toBe("OK");
