@@ -9,7 +9,8 @@ import { readFileSync, statSync } from "node:fs";
 import { Runner } from "../virtine/runner.ts";
 import { MAX_RECORDING, Replayer, checkOutcome, outcomeOf, replayTimeout, sha256, type RecordedOutcome } from "../virtine/record.ts";
 import { checkLinuxStart, decodeAnyRecording, replayLinuxCall, type LinuxRecording } from "../virtine/record-linux.ts";
-import { LinuxProgram } from "../virtine/linux.ts";
+import { LinuxProgram, type LinuxRunResult } from "../virtine/linux.ts";
+import { JS_PROGRAM, decodeJsReply, savedJsSettings } from "../js/engine.ts";
 import { isElf, parseElf } from "../linux/elf.ts";
 import { MAX_MEMORY } from "../image/image.ts";
 import { streamOut } from "./linux.ts";
@@ -126,7 +127,28 @@ function replayLinux(rec: LinuxRecording, flags: ReplayFlags, timeoutMs: number)
     err(`wasp: replayed as recorded: ${e.error.message} (${e.error.code})\n`);
     return;
   }
+  if (program.elf.name === JS_PROGRAM) return showJsReply(rec, program, result, target);
   streamOut(1, result.stdout);
   streamOut(2, result.stderr);
   err(`wasp: replayed ${rec.events.length} system call(s) and hypercall(s) as recorded; the program's exit status was ${result.status}\n`);
+}
+
+/**
+ * A JavaScript handler's replayed call (the engine's run) shown as `wasp invoke handler.js` shows
+ * it: the console, then the handler's result as JSON, or its error — as recorded, so exit 0.
+ */
+function showJsReply(rec: LinuxRecording, program: LinuxProgram, result: LinuxRunResult, target: string): void {
+  // the engine's arguments name the module and its limits: the call's own, or the snapshot's
+  const { name, limits } = savedJsSettings(rec.start.kind === "executable" ? rec.call.args : (program.snapshotArgs ?? []), target);
+  if (result.stderr.length > 0) streamOut(2, result.stderr);
+  let value: unknown;
+  try {
+    value = decodeJsReply({ status: result.status, stdout: result.stdout, stdoutTruncated: result.stdoutTruncated }, { limits, maxOutput: program.maxOutput, fileName: name });
+  } catch (e) {
+    if (!(e instanceof WaspError)) throw e;
+    err(`wasp: replayed as recorded: ${e.message} (${e.code})\n`);
+    return;
+  }
+  if (value !== undefined) out(`${JSON.stringify(value)}\n`);
+  err(`wasp: replayed ${rec.events.length} system call(s) and hypercall(s) as recorded\n`);
 }
