@@ -125,6 +125,9 @@ int main(int argc, char **argv) {
       "finish",
       "print a",
       "delete",
+      "watch a.count",
+      "continue",
+      "delete",
       "continue",
     ]);
     expect(r.gdb).toMatch(/Breakpoint 1, main \(argc=4, argv=0x[0-9a-f]+\) at .*acc\.c:12/);
@@ -132,6 +135,8 @@ int main(int argc, char **argv) {
     expect(r.gdb).toMatch(/Breakpoint 2, add \(a=0x[0-9a-f]+, v=4\) at .*acc\.c:7/);
     expect(r.gdb).toContain("$2 = 4");
     expect(r.gdb).toContain("$3 = {total = 4, count = 1}");
+    // a write watchpoint (the stub steps the guest itself): the next add's count++
+    expect(r.gdb).toMatch(/watchpoint 3: a\.count\s+Old value = 1\s+New value = 2/);
     expect(r.gdb).toContain("exited with code 03");
     expect(r.stdout).toBe("3 numbers, total 15\n");
     expect(r.status).toBe(3);

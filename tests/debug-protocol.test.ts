@@ -142,6 +142,14 @@ class FakeTarget implements DebugTarget {
     this.calls.push(`z${addr.toString(16)}`);
     return true;
   }
+  insertWatchpoint(addr: bigint, len: number) {
+    this.calls.push(`W${addr.toString(16)},${len}`);
+    return addr >= 0x1000n;
+  }
+  removeWatchpoint(addr: bigint, len: number) {
+    this.calls.push(`w${addr.toString(16)},${len}`);
+    return true;
+  }
 }
 
 /** A connection that plays `script` (packets), then ends; what the session wrote, decoded. */
@@ -169,7 +177,7 @@ describe("the session's commands", () => {
   test("the handshake, registers, memory, breakpoints and a resume", () => {
     const t = new FakeTarget();
     t.mem.set([1, 2, 3, 4], 0);
-    const { s, replies } = session(["qSupported:multiprocess+;swbreak+", "?", "qAttached", "qfThreadInfo", "qsThreadInfo", "qC", "g", "p10", "p3b", "m1000,4", "m0,4", "M1000,2:abcd", "M0,1:00", "Z0,1004,1", "z0,1004,1", "Z1,1004,1", "qXfer:features:read:target.xml:0,ffff", "vMustReplyEmpty", "c"]);
+    const { s, replies } = session(["qSupported:multiprocess+;swbreak+", "?", "qAttached", "qfThreadInfo", "qsThreadInfo", "qC", "g", "p10", "p3b", "m1000,4", "m0,4", "M1000,2:abcd", "M0,1:00", "Z0,1004,1", "z0,1004,1", "Z1,1004,1", "Z2,1008,4", "z2,1008,4", "Z3,1008,4", "Z2,1008,0", "Z2,0,8", "qXfer:features:read:target.xml:0,ffff", "vMustReplyEmpty", "c"]);
     expect(s.serve(t, { signal: 5 }, false)).toBe("continue");
     const r = replies();
     expect(r[0]).toContain("swbreak+");
@@ -180,11 +188,14 @@ describe("the session's commands", () => {
     expect(r[8]).toBe("E01"); // no register 0x3b
     expect(r.slice(9, 13)).toEqual(["01020304", "E14", "OK", "E14"]);
     expect(t.mem.subarray(0, 2)).toEqual(Uint8Array.from([0xab, 0xcd]));
-    expect(r.slice(13, 16)).toEqual(["OK", "OK", ""]); // hardware breakpoints: not supported
-    expect(r[16]).toBe(`l${TARGET_XML}`);
-    expect(r[17]).toBe("");
+    // hardware breakpoints and read watchpoints: not supported; write watchpoints of 1-8 bytes where memory is
+    expect(r.slice(13, 21)).toEqual(["OK", "OK", "", "OK", "OK", "", "E01", "E01"]);
+    expect(r[21]).toBe(`l${TARGET_XML}`);
+    expect(r[22]).toBe("");
     expect(t.calls).toContain("Z1004");
     expect(t.calls).toContain("z1004");
+    expect(t.calls).toContain("W1008,4");
+    expect(t.calls).toContain("w1008,4");
   });
 
   test("G writes the writable registers and refuses a change to a read-only one", () => {

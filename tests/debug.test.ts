@@ -240,6 +240,23 @@ describe("wasp invoke --gdb", () => {
     expect(r.status).toBe(0);
   });
 
+  test("a write watchpoint stops right after the write, with the address; the guest goes on after", async () => {
+    const path = join(dir, "store.bin");
+    // mov rax, 0x42; mov rbx, 0x200000; mov [rbx], al; mov rax, 7; exit
+    writeFileSync(path, nativeImage([...X86.movRax(0x42), ...X86.writeAt(0x200000), ...X86.movRax(7), ...X86.exit]));
+    const entry = entryOf(path);
+    const { gdb, done } = await underGdb(["invoke", "--gdb", ":0", path]);
+    expect(await gdb.ask("Z2,200000,1")).toBe("OK");
+    expect(await gdb.ask("Z3,200000,1")).toBe(""); // read watchpoints: not here
+    expect(await gdb.ask("c")).toBe("T05watch:200000;thread:1;");
+    expect(fromLeHex((await gdb.ask("p10"))!)).toBe(entry + 16n); // after the store
+    expect(await gdb.ask("m200000,1")).toBe("42");
+    expect(fromLeHex((await gdb.ask("p11"))!) & 0x100n).toBe(0n); // the stub's steps leave no TF
+    expect(await gdb.ask("z2,200000,1")).toBe("OK");
+    expect((await toEnd(gdb, "c")).end).toBe("W07");
+    expect((await done).stdout).toBe("7\n");
+  });
+
   test("a Linux program: a breakpoint at its ELF entry, then its exit status", async () => {
     const { path } = await compileC(`#include <stdio.h>\nint main(int argc, char **argv) { printf("%d\\n", argc); return 40 + argc; }`, { name: "argc" });
     const entry = new DataView(readFileSync(path).buffer).getBigUint64(24, true);

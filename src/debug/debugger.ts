@@ -11,7 +11,7 @@ import type { GuestMemory } from "../memory/guest-memory.ts";
 import type { DebugHook } from "../virtine/debug-hook.ts";
 import { BadArgsError, CancelledError, GuestFaultError, GuestPanicError, PolicyViolationError, StackOverflowError } from "../errors.ts";
 import { GdbSession, type Connection, type Resume, type Stop } from "./session.ts";
-import { StoppedGuest, TF, readTrapFrame } from "./target.ts";
+import { StoppedGuest, TF, readTrapFrame, type Watchpoint } from "./target.ts";
 
 const SIGINT = 2;
 const SIGILL = 4;
@@ -90,6 +90,10 @@ function socketConnection(fd: number): Connection {
 export class GdbDebugger implements DebugHook {
   readonly #session: GdbSession;
   readonly #breakpoints = new Map<bigint, number>();
+  readonly #watchpoints = new Map<string, Watchpoint>();
+  /** gdb continued with write watchpoints set: the stub steps the guest itself, looking at them after each instruction */
+  #watching = false;
+  #watchSteps = 0;
   /** gdb let go (detach, or its connection ended): the call runs on without it */
   #detached = false;
   #stepping = false;
@@ -102,7 +106,7 @@ export class GdbDebugger implements DebugHook {
 
   start(vcpu: Vcpu, mem: GuestMemory): void {
     if (this.#detached) return;
-    const guest = new StoppedGuest(vcpu, mem, this.#breakpoints);
+    const guest = new StoppedGuest(vcpu, mem, this.#breakpoints, this.#watchpoints);
     this.#go(guest, this.#session.serve(guest, { signal: SIGTRAP }, false));
   }
 
@@ -111,11 +115,21 @@ export class GdbDebugger implements DebugHook {
     const frame = readTrapFrame(vcpu, mem);
     // only a trap in the guest's own code can be resumed (the host's entry code is never stepped)
     if (!frame || frame.cs !== BigInt(SEL_USER_CODE)) return false;
-    const guest = new StoppedGuest(vcpu, mem, this.#breakpoints, frame);
+    const guest = new StoppedGuest(vcpu, mem, this.#breakpoints, this.#watchpoints, frame);
     let stop: Stop;
     if (frame.vector === 1) {
-      if (this.#stepping) guest.regs.rflags &= ~TF;
-      stop = { signal: SIGTRAP };
+      if (this.#stepping || this.#watching) guest.regs.rflags &= ~TF;
+      const hit = this.#watchpoints.size > 0 ? guest.changedWatchpoint() : undefined;
+      if (hit) stop = { signal: SIGTRAP, watch: hit.addr };
+      else if (this.#watching) {
+        // one of the stub's own steps, with nothing written: on, unless gdb asked to stop meanwhile
+        this.traps++;
+        if (++this.#watchSteps % 1024 !== 0 || !this.#session.pollInterrupt()) {
+          guest.resume(true);
+          return true;
+        }
+        stop = { signal: SIGINT };
+      } else stop = { signal: SIGTRAP };
     } else if (frame.vector === 3 || (frame.vector === 13 && frame.error === (3n << 3n) + 2n)) {
       // INT3 traps with RIP after it; where the IDT gate's privilege refuses it (#GP naming
       // vector 3), RIP is the INT3 itself
@@ -142,10 +156,10 @@ export class GdbDebugger implements DebugHook {
     if (this.#detached) return;
     if (!this.#session.pollInterrupt()) {
       // gdb went away while the guest ran: its breakpoints go with it, the call runs on
-      if (this.#session.gone) this.#detach(new StoppedGuest(vcpu, mem, this.#breakpoints));
+      if (this.#session.gone) this.#detach(new StoppedGuest(vcpu, mem, this.#breakpoints, this.#watchpoints));
       return;
     }
-    const guest = new StoppedGuest(vcpu, mem, this.#breakpoints);
+    const guest = new StoppedGuest(vcpu, mem, this.#breakpoints, this.#watchpoints);
     this.#go(guest, this.#session.serve(guest, { signal: SIGINT }, true));
   }
 
@@ -171,7 +185,9 @@ export class GdbDebugger implements DebugHook {
       case "continue":
       case "step":
         this.#stepping = resume === "step";
-        guest.resume(this.#stepping);
+        // write watchpoints: the guest goes on one instruction at a time, each looked at
+        this.#watching = resume === "continue" && this.#watchpoints.size > 0;
+        guest.resume(this.#stepping || this.#watching);
         return;
       case "detach":
         this.#detach(guest);
@@ -185,6 +201,8 @@ export class GdbDebugger implements DebugHook {
 
   #detach(guest: StoppedGuest): void {
     guest.removeAll();
+    this.#watchpoints.clear();
+    this.#watching = false;
     this.#stepping = false;
     this.close();
   }

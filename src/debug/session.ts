@@ -20,6 +20,9 @@ export interface DebugTarget {
   writeMemory(addr: bigint, data: Uint8Array): boolean;
   insertBreakpoint(addr: bigint): boolean;
   removeBreakpoint(addr: bigint): boolean;
+  /** a write watchpoint on `len` bytes at `addr` (false: not readable there) */
+  insertWatchpoint(addr: bigint, len: number): boolean;
+  removeWatchpoint(addr: bigint, len: number): boolean;
 }
 
 /** The byte stream to the debugger. */
@@ -39,6 +42,8 @@ export interface Stop {
   signal: number;
   /** stopped at a breakpoint gdb inserted (`swbreak`: the PC is the breakpoint's address) */
   swbreak?: boolean;
+  /** stopped after a write to the watchpoint at this address */
+  watch?: bigint;
 }
 
 /** What the debugger asked for when it let the guest go. */
@@ -260,10 +265,15 @@ export class GdbSession {
       case "z": {
         const m = /^[Zz]([0-4]),([0-9a-fA-F]{1,16}),([0-9a-fA-F]{1,2})$/.exec(p);
         if (!m) return reply("E01");
-        // software breakpoints only: KVM's debug registers and guest-debug do nothing on this machine (docs/determinism.md)
-        if (m[1] !== "0") return reply("");
         const addr = BigInt(`0x${m[2]}`);
-        return reply((c === "Z" ? t.insertBreakpoint(addr) : t.removeBreakpoint(addr)) ? "OK" : "E01");
+        if (m[1] === "0") return reply((c === "Z" ? t.insertBreakpoint(addr) : t.removeBreakpoint(addr)) ? "OK" : "E01");
+        // write watchpoints, by the stub's own single steps; KVM's debug registers and guest debugging
+        // do nothing on this machine (docs/determinism.md): no hardware breakpoints, no read or
+        // access watchpoints
+        if (m[1] !== "2") return reply("");
+        const len = Number(`0x${m[3]}`);
+        if (len < 1 || len > 8) return reply("E01");
+        return reply((c === "Z" ? t.insertWatchpoint(addr, len) : t.removeWatchpoint(addr, len)) ? "OK" : "E01");
       }
       case "c":
       case "C":
@@ -327,7 +337,7 @@ function hex2(n: number): string {
 }
 
 function stopReply(stop: Stop): string {
-  return `T${hex2(stop.signal)}${stop.swbreak ? "swbreak:;" : ""}thread:1;`;
+  return `T${hex2(stop.signal)}${stop.swbreak ? "swbreak:;" : ""}${stop.watch !== undefined ? `watch:${stop.watch.toString(16)};` : ""}thread:1;`;
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

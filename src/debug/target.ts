@@ -51,6 +51,13 @@ export function readTrapFrame(vcpu: Vcpu, mem: GuestMemory): TrapFrame | undefin
   }
 }
 
+/** A write watchpoint: `len` bytes at `addr`, and what they held when last looked at. */
+export interface Watchpoint {
+  addr: bigint;
+  len: number;
+  value: Uint8Array;
+}
+
 export class StoppedGuest implements DebugTarget {
   /** the guest's registers as gdb sees and changes them */
   readonly regs: Record<RegName, bigint>;
@@ -59,16 +66,18 @@ export class StoppedGuest implements DebugTarget {
   readonly #sregs: Uint8Array;
   readonly #frame: TrapFrame | undefined;
   readonly #breakpoints: Map<bigint, number>;
+  readonly #watchpoints: Map<string, Watchpoint>;
   #fx: Uint8Array | undefined;
 
   /**
    * `frame`: the guest stopped through the host's IDT (its registers are in the frame and the
    * handler's registers); without it, the vCPU's registers are the guest's.
    */
-  constructor(vcpu: Vcpu, mem: GuestMemory, breakpoints: Map<bigint, number>, frame?: TrapFrame) {
+  constructor(vcpu: Vcpu, mem: GuestMemory, breakpoints: Map<bigint, number>, watchpoints: Map<string, Watchpoint>, frame?: TrapFrame) {
     this.#vcpu = vcpu;
     this.#mem = mem;
     this.#breakpoints = breakpoints;
+    this.#watchpoints = watchpoints;
     this.#frame = frame;
     this.#sregs = vcpu.nextSregs();
     this.regs = vcpu.regs();
@@ -224,6 +233,31 @@ export class StoppedGuest implements DebugTarget {
     if (byte === undefined) return true;
     this.#breakpoints.delete(addr);
     return this.#poke(addr, byte);
+  }
+
+  insertWatchpoint(addr: bigint, len: number): boolean {
+    const value = this.readMemory(addr, len);
+    if (value.length !== len) return false;
+    this.#watchpoints.set(`${addr}:${len}`, { addr, len, value });
+    return true;
+  }
+
+  removeWatchpoint(addr: bigint, len: number): boolean {
+    this.#watchpoints.delete(`${addr}:${len}`);
+    return true;
+  }
+
+  /** The first watchpoint whose bytes changed since they were last looked at (all are looked at again). */
+  changedWatchpoint(): Watchpoint | undefined {
+    let hit: Watchpoint | undefined;
+    for (const w of this.#watchpoints.values()) {
+      const now = this.readMemory(w.addr, w.len);
+      if (now.length === w.len && !now.every((b, i) => b === w.value[i])) {
+        w.value = now;
+        hit ??= w;
+      }
+    }
+    return hit;
   }
 
   /** Takes every breakpoint out (a detach). */
