@@ -255,6 +255,24 @@ describe("the TypeScript API's record option", () => {
     expect(we.code).toBe("WASP_GUEST_PANIC");
     expect(decodeRecording(we.recording!, "we.rec").outcome).toEqual({ error: { code: "WASP_GUEST_PANIC", message: "the guest panicked: guest gave up" } });
   });
+
+  test("replay(recording) in a script: what the call gave again, its error as recorded, a divergence as an error", async () => {
+    const { Virtine, replay, ReplayDivergedError, BadRecordingError } = await import("../src/index.ts");
+    await using v = await Virtine.load(guest("calls"));
+    const r = v.runSync({ args: [3], record: true });
+    const again = replay(r.recording!, "api.rec");
+    if (again.kind !== "native") throw new Error("a native recording replayed as another kind");
+    expect(again.result?.value).toBe(3n);
+    expect(again.result?.console).toEqual(new TextEncoder().encode(r.console));
+    expect(again.error).toBeUndefined();
+    await using panics = await Virtine.load(guest("panicker"));
+    const e = thrown(() => panics.runSync({ record: true })) as WaspError;
+    const failed = replay(e.recording!, "panic.rec");
+    expect(failed.result).toBeUndefined();
+    expect(failed.error).toEqual({ code: "WASP_GUEST_PANIC", message: "the guest panicked: guest gave up" });
+    expect(thrown(() => replay(r.recording!, "api.rec", { image: guest("fib") }))).toBeInstanceOf(ReplayDivergedError);
+    expect(thrown(() => replay(new Uint8Array(3), "junk.rec"))).toBeInstanceOf(BadRecordingError);
+  });
 });
 
 describe("wasp serve --record-failures", () => {
