@@ -13,7 +13,7 @@ import { EXIT_STATUS } from "../src/errors.ts";
 import { compileC } from "../src/linux/c.ts";
 import { Runner } from "../src/virtine/runner.ts";
 import type { DebugHook } from "../src/virtine/debug-hook.ts";
-import { WASP, X86, guest, nativeImage, wasp } from "./support.ts";
+import { WASP, X86, emulatedKvm, guest, nativeImage, wasp } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-gdb-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -194,6 +194,15 @@ describe("wasp invoke --gdb", () => {
     writeFileSync(path, nativeImage([0xcc, ...X86.movRax(7), ...X86.exit]));
     const entry = entryOf(path);
     const { gdb, done } = await underGdb(["invoke", "--gdb", ":0", path]);
+    if (emulatedKvm()) {
+      // QEMU's emulated SVM (tools/kvm-vm.sh) delivers a CPL3 INT3 through the IDT's DPL0 gate as
+      // a #GP naming vector 6, not the #BP of PVM or the #GP naming vector 3 of hardware
+      // (measured): there it is a fault, stopped where it happened, then the call's end
+      expect(await gdb.ask("c")).toBe("T0bthread:1;");
+      expect((await toEnd(gdb, "c")).end).toBe("X0b");
+      expect((await done).status).toBe(EXIT_STATUS.WASP_GUEST_FAULT);
+      return;
+    }
     expect(await gdb.ask("c")).toBe("T05thread:1;");
     expect(fromLeHex((await gdb.ask("p10"))!)).toBe(entry + 1n);
     expect((await toEnd(gdb, "c")).end).toBe("W07");

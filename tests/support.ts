@@ -182,6 +182,15 @@ export function kvmShadowPaging(): boolean {
 }
 
 /**
+ * True inside the emulated machine of tools/kvm-vm.sh (QEMU's TCG with an emulated SVM CPU), which
+ * runs the suite with WASP_VM_HOST_EXEC set (tools/test-emulated.sh): a few things its emulated CPU
+ * does differently from hardware and PVM are asserted as they are there.
+ */
+export function emulatedKvm(): boolean {
+  return process.env.WASP_VM_HOST_EXEC !== undefined;
+}
+
+/**
  * A `wasp serve` server in this process with one function (ROUTE → IMAGE) and every 5xx's
  * recording kept in `recordDir` (--record-failures), started on a free port. Stop it with `stop()`.
  */

@@ -1,6 +1,6 @@
 // gdb attached to one call (`wasp invoke --gdb`, `wasp replay --gdb`): a TCP listener the
 // debugger connects to, and the DebugHook a run loop calls (src/virtine/debug-hook.ts). The guest
-// stops at its start; breakpoints are INT3s, single steps RFLAGS.TF, both reported by the guest's
+// stops at its start; breakpoints are HLT bytes, single steps RFLAGS.TF, both reported by the guest's
 // #BP and #DB through the host's IDT (target.ts). A fault stops the guest with the signal a
 // process would get (gdb shows where), then ends the call as without a debugger. gdb's detach, or a
 // debugger that goes away, lets the call run on to its end; gdb's kill ends it (WASP_CANCELLED).
@@ -130,9 +130,12 @@ export class GdbDebugger implements DebugHook {
         }
         stop = { signal: SIGINT };
       } else stop = { signal: SIGTRAP };
+    } else if (frame.vector === 13 && frame.error === 0n && this.#breakpoints.has(frame.rip)) {
+      // gdb's breakpoint: the HLT byte written there faults (#GP) before it runs, RIP on it
+      stop = { signal: SIGTRAP, swbreak: true };
     } else if (frame.vector === 3 || (frame.vector === 13 && frame.error === (3n << 3n) + 2n)) {
-      // INT3 traps with RIP after it; where the IDT gate's privilege refuses it (#GP naming
-      // vector 3), RIP is the INT3 itself
+      // the guest's own INT3: it traps with RIP after it; where the IDT gate's privilege refuses
+      // it (#GP naming vector 3), RIP is the INT3 itself
       const at = frame.vector === 3 ? frame.rip - 1n : frame.rip;
       if (this.#breakpoints.has(at)) {
         guest.regs.rip = at;

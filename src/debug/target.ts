@@ -1,9 +1,11 @@
 // A stopped guest as a debugger sees it (the DebugTarget of session.ts): its registers — the
 // vCPU's, or, when it stopped through the host's IDT (a breakpoint, a step, a fault), the ones the
 // CPU and the handler saved on the fault stack — and its memory through its own page tables.
-// Breakpoints are INT3 bytes written into the guest's memory: on this machine KVM's guest debugging
+// Breakpoints are HLT bytes written into the guest's memory: on this machine KVM's guest debugging
 // does nothing (docs/determinism.md), so breakpoints and single steps go through the guest's own
-// #BP and #DB, which wasp's IDT reports to the host. Resuming from the handler puts back what it
+// exceptions, which wasp's IDT reports to the host — a HLT at CPL3 faults (#GP, error 0, RIP on it)
+// on every x86 virtualization alike, where an INT3 through the IDT's DPL0 gate is a #BP on PVM, a
+// #GP on hardware and something else again in QEMU's emulated SVM. Resuming from the handler puts back what it
 // changed: the saved registers, and the user code and stack segments.
 import { kvm_segment, kvm_sregs, type RegName } from "../../ffi/kvm.ts";
 import { FAULT_FRAME, SEL_USER_CODE, SEL_USER_DATA } from "../image/boot.ts";
@@ -18,7 +20,8 @@ const EFLAGS = 17;
 export const TF = 1n << 8n;
 /** RFLAGS bits a debugger may change: CF, PF, AF, ZF, SF, DF, OF, AC (TF is the stub's, IOPL and the rest the host's) */
 const USER_FLAGS = 0x1n | 0x4n | 0x10n | 0x40n | 0x80n | 0x400n | 0x800n | 0x40000n;
-const INT3 = 0xcc;
+/** HLT: privileged, so at CPL3 a #GP before it runs */
+const BREAK = 0xf4;
 const PAGE = 4096n;
 const ADDR_MASK = 0x000f_ffff_ffff_f000n;
 
@@ -208,12 +211,12 @@ export class StoppedGuest implements DebugTarget {
       done += n;
     }
     for (const [phys, from, n] of pieces) this.#mem.bytes.set(data.subarray(from, from + n), phys);
-    // a write over a breakpoint changes the byte it hides; the INT3 stays
+    // a write over a breakpoint changes the byte it hides; the breakpoint stays
     for (const [bp] of this.#breakpoints) {
       const off = bp - addr;
       if (off >= 0n && off < BigInt(data.length)) {
         this.#breakpoints.set(bp, data[Number(off)]);
-        this.#poke(bp, INT3);
+        this.#poke(bp, BREAK);
       }
     }
     return true;
@@ -224,7 +227,7 @@ export class StoppedGuest implements DebugTarget {
     const t = this.translate(addr);
     if (!t || !t.user) return false;
     this.#breakpoints.set(addr, this.#mem.bytes[t.phys]);
-    this.#mem.bytes[t.phys] = INT3;
+    this.#mem.bytes[t.phys] = BREAK;
     return true;
   }
 
