@@ -241,7 +241,7 @@ describe("wasp invoke --record, wasp replay: a Linux program", () => {
 });
 
 describe("the TypeScript API's record option for a Linux program", () => {
-  test("runSync({ record: true }) gives the recording wasp replay runs; a failed call's error carries one; a worker refuses clearly", async () => {
+  test("runSync({ record: true }) gives the recording wasp replay runs; a failed call's error carries one; on a worker too", async () => {
     const { Virtine } = await import("../src/index.ts");
     const prog = await program("clock", CLOCK);
     await using v = await Virtine.load(prog, { allow: ["time", "random"], env: { GREETING: "api" } });
