@@ -97,8 +97,6 @@ export class GdbDebugger implements DebugHook {
   /** gdb let go (detach, or its connection ended): the call runs on without it */
   #detached = false;
   #stepping = false;
-  /** traps the debugger took (breakpoints, steps): not the guest's exits */
-  traps = 0;
 
   constructor(session: GdbSession) {
     this.#session = session;
@@ -123,7 +121,6 @@ export class GdbDebugger implements DebugHook {
       if (hit) stop = { signal: SIGTRAP, watch: hit.addr };
       else if (this.#watching) {
         // one of the stub's own steps, with nothing written: on, unless gdb asked to stop meanwhile
-        this.traps++;
         if (++this.#watchSteps % 1024 !== 0 || !this.#session.pollInterrupt()) {
           guest.resume(true);
           return true;
@@ -150,7 +147,6 @@ export class GdbDebugger implements DebugHook {
       if (resume === "detach") this.#detach(guest);
       return false;
     }
-    this.traps++;
     this.#go(guest, this.#session.serve(guest, stop, true));
     return true;
   }
