@@ -13,7 +13,7 @@ import { EXIT_STATUS } from "../src/errors.ts";
 import { compileC } from "../src/linux/c.ts";
 import { Runner } from "../src/virtine/runner.ts";
 import type { DebugHook } from "../src/virtine/debug-hook.ts";
-import { WASP, X86, emulatedKvm, guest, nativeImage, wasp } from "./support.ts";
+import { DIST, WASP, X86, emulatedKvm, guest, nativeImage, wasp } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-gdb-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -155,6 +155,8 @@ describe("wasp invoke --gdb", () => {
     const r = await done;
     expect(r.stdout).toBe("144\n");
     expect(r.status).toBe(0);
+    // the command line to type, with the built-in guest's symbols
+    expect(r.stderr).toContain(`(gdb ${join(DIST, "guests", "fib.debug")} -ex 'target remote 127.0.0.1:`);
   });
 
   test("Ctrl-C stops a spinning guest where it is; kill ends the call", async () => {
@@ -278,6 +280,7 @@ describe("wasp invoke --gdb", () => {
     const r = await done;
     expect(r.stdout).toBe("3\n");
     expect(r.status).toBe(43);
+    expect(r.stderr).toContain(`(gdb ${path} -ex 'target remote`); // an executable carries its own symbols
   });
 
   test("a snapshot file's call stops at the trampoline, then steps into the guest right after its snapshot", async () => {

@@ -15,7 +15,7 @@ import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { err, out } from "./output.ts";
 import { isElfPath, linuxInspect, linuxInvoke, parseFiles, type LinuxFlags } from "./linux.ts";
 import { isJsPath, isJsSnapshotPath, jsInvoke, type JsFlags } from "./js.ts";
-import { waitForGdb } from "./gdb.ts";
+import { symbolsOf, waitForGdb } from "./gdb.ts";
 
 export interface InvokeFlags extends LinuxFlags {
   mem?: string;
@@ -103,7 +103,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   if (flags.record !== undefined) checkWritable(flags.record, "--record");
   if (flags.json && flags.output === "-") throw new BadArgsError("--json and --output - both want standard output: write the data to a file, or leave --output out (the JSON carries it)");
   // gdb connects before the sandbox closes the door on new sockets
-  using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb);
+  using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb, symbolsOf(imageArg));
   // from here on the process can open only the files named here and make only the allowed system calls
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [resolveImage(imageArg) ?? imageArg, flags.input, ...hostPaths], write: [flags.output, flags.record], devices: [kvmDevicePath()] });

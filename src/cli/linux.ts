@@ -99,7 +99,7 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const program = fromSnapshot ? LinuxProgram.fromSnapshotFile(path, options) : new LinuxProgram(readProgram(path), options);
   systemKvm();
   // gdb connects before the sandbox closes the door on new sockets
-  using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb);
+  using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb, fromSnapshot ? undefined : path);
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output, flags.record], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);

@@ -16,7 +16,7 @@ import { streamOut } from "./linux.ts";
 import { BadArgsError, WaspError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { resolveImage } from "./invoke.ts";
-import { waitForGdb } from "./gdb.ts";
+import { symbolsOf, waitForGdb } from "./gdb.ts";
 import { parseCount } from "./parse.ts";
 import { err, out } from "./output.ts";
 
@@ -45,9 +45,12 @@ export function replayCommand(file: string, flags: ReplayFlags): void {
   const r = replayRecording(readRecording(file), file, {
     image: flags.image,
     timeoutMs,
-    resolve: (target) => resolveImage(target),
+    resolve: (target) => {
+      started = target;
+      return resolveImage(target);
+    },
     // gdb is waited for once the start is known to be the recorded one
-    debug: () => (flags.gdb === undefined ? undefined : (debugging = waitForGdb(flags.gdb))),
+    debug: () => (flags.gdb === undefined ? undefined : (debugging = waitForGdb(flags.gdb, symbolsOf(started)))),
   });
   debugging?.close();
   if (r.error) {
@@ -75,6 +78,8 @@ export function replayCommand(file: string, flags: ReplayFlags): void {
 
 /** The debugger `--gdb` attached, closed when the replay is done. */
 let debugging: GdbDebugger | undefined;
+/** The image, executable or snapshot file (or built-in guest's name) the replay starts from. */
+let started = "";
 
 /**
  * A JavaScript handler's replayed call (the engine's run) shown as `wasp invoke handler.js` shows
