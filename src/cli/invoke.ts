@@ -1,5 +1,5 @@
 // `wasp invoke <image> [args...]` and `wasp inspect <image>`.
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { SnapshotFile, isLinuxSnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
@@ -10,7 +10,7 @@ import { runRecorded, sha256, type Recording } from "../virtine/record.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image, type NativeHeader } from "../image/image.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
-import { checkWritable, fileHead, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
+import { checkWritable, fileHead, parseCount, parseIntArg, parseList, parseSize, writeOutput } from "./parse.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { err, out } from "./output.ts";
 import { isElfPath, linuxInspect, linuxInvoke, parseFiles, type LinuxFlags } from "./linux.ts";
@@ -183,14 +183,6 @@ export function readInput(path: string): Uint8Array {
     return new Uint8Array(readFileSync(path === "-" ? 0 : path));
   } catch (e) {
     throw new BadArgsError(`--input ${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
-  }
-}
-
-export function writeOutput(path: string, data: Uint8Array, option = "--output"): void {
-  try {
-    writeFileSync(path, data);
-  } catch (e) {
-    throw new BadArgsError(`${option} ${path}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
   }
 }
 

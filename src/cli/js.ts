@@ -2,7 +2,7 @@
 // `wasp invoke h.snap`: JavaScript virtines on the command line (docs/js.md). The module runs in
 // the JavaScript engine (src/js/engine.ts) as a Linux program in one VM; its result is printed as
 // JSON on stdout, its console on stderr; a JavaScript error is a `wasp: ...` line and its status.
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { BadArgsError, BadImageError, WaspError } from "../errors.ts";
 import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
@@ -16,7 +16,7 @@ import { linuxSnapshotImageName } from "../snapshot/file.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { checkFileName, decodeJsReply, savedJsSettings, encodeJsCall, jsArgs, enginePath, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
 import { err, out } from "./output.ts";
-import { checkWritable, fileHead, parseCount, parseList, parseSize } from "./parse.ts";
+import { checkWritable, fileHead, parseCount, parseList, parseSize, writeOutput } from "./parse.ts";
 
 export interface JsFlags {
   mem?: string;
@@ -142,10 +142,10 @@ export function jsInvoke(path: string, rawArgs: string[], flags: JsFlags, fromSn
       // files) or from the snapshot file
       const start = linuxStartOf(program, fromSnapshot ? resolve(path) : enginePath);
       result = runRecordedLinux(program, start, { args: engineArgs, input: stdin });
-      writeRecording(flags.record, result.recording);
+      writeOutput(flags.record, result.recording, "--record");
     }
   } catch (e) {
-    if (flags.record !== undefined && e instanceof WaspError && e.recording) writeRecording(flags.record, e.recording);
+    if (flags.record !== undefined && e instanceof WaspError && e.recording) writeOutput(flags.record, e.recording, "--record");
     throw jsFault(e, limits);
   }
   const elapsed = (Bun.nanoseconds() - started) / 1000;
@@ -159,14 +159,6 @@ export function jsInvoke(path: string, rawArgs: string[], flags: JsFlags, fromSn
     return;
   }
   if (value !== undefined) out(`${JSON.stringify(value)}\n`);
-}
-
-function writeRecording(path: string, bytes: Uint8Array): void {
-  try {
-    writeFileSync(path, bytes);
-  } catch (e) {
-    throw new BadArgsError(`--record ${path}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
-  }
 }
 
 /** `wasp snapshot handler.js -o FILE [--warmup warm.json]`: the module compiled and warmed up, written as a snapshot file. */

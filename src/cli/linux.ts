@@ -13,8 +13,8 @@ import { waitForGdb } from "./gdb.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
 import { err, out, setExitStatus } from "./output.ts";
-import { checkWritable, fileHead, parseCount, parseList, parseSize } from "./parse.ts";
-import { writeOutput, type InvokeFlags } from "./invoke.ts";
+import { checkWritable, fileHead, parseCount, parseList, parseSize, writeOutput } from "./parse.ts";
+import type { InvokeFlags } from "./invoke.ts";
 
 export interface LinuxFlags {
   /** --env KEY=VALUE, repeatable */

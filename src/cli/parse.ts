@@ -1,6 +1,6 @@
 // Parsing of command-line values: integers for guest arguments, sizes for --mem, lists for --allow;
 // and the check that a file an option names can be written.
-import { accessSync, closeSync, constants, openSync, readSync } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { BadArgsError } from "../errors.ts";
 
@@ -56,5 +56,14 @@ export function fileHead(path: string, n: number): Uint8Array | undefined {
     return undefined; // not readable as a file: the command's loader says why
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Writes a file the command was asked to write (`option` names the flag in the error). */
+export function writeOutput(path: string, data: Uint8Array, option = "--output"): void {
+  try {
+    writeFileSync(path, data);
+  } catch (e) {
+    throw new BadArgsError(`${option} ${path}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
   }
 }

@@ -41,6 +41,10 @@ function readRecording(path: string): Uint8Array {
 
 export function replayCommand(file: string, flags: ReplayFlags): void {
   const timeoutMs = flags.timeout === undefined ? undefined : parseCount(flags.timeout, "--timeout");
+  /** the image, executable or snapshot file (or built-in guest's name) the replay starts from */
+  let started = "";
+  /** the debugger --gdb attached, closed when the replay is done */
+  let debugging: GdbDebugger | undefined;
   // where it starts: --image, else the path recorded, else a built-in guest of the recorded name
   const r = replayRecording(readRecording(file), file, {
     image: flags.image,
@@ -75,11 +79,6 @@ export function replayCommand(file: string, flags: ReplayFlags): void {
   out(`${result.value}\n`);
   err(`wasp: replayed ${r.recording.events.length} hypercall(s) as recorded\n`);
 }
-
-/** The debugger `--gdb` attached, closed when the replay is done. */
-let debugging: GdbDebugger | undefined;
-/** The image, executable or snapshot file (or built-in guest's name) the replay starts from. */
-let started = "";
 
 /**
  * A JavaScript handler's replayed call (the engine's run) shown as `wasp invoke handler.js` shows

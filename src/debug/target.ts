@@ -67,6 +67,8 @@ export class StoppedGuest implements DebugTarget {
   readonly #vcpu: Vcpu;
   readonly #mem: GuestMemory;
   readonly #sregs: Uint8Array;
+  /** the stopped vCPU's page-table root: every guest-virtual address goes through it */
+  readonly #cr3: bigint;
   readonly #frame: TrapFrame | undefined;
   readonly #breakpoints: Map<bigint, number>;
   readonly #watchpoints: Map<string, Watchpoint>;
@@ -83,6 +85,7 @@ export class StoppedGuest implements DebugTarget {
     this.#watchpoints = watchpoints;
     this.#frame = frame;
     this.#sregs = vcpu.nextSregs();
+    this.#cr3 = new DataView(this.#sregs.buffer, this.#sregs.byteOffset).getBigUint64(kvm_sregs.off("cr3"), true);
     this.regs = vcpu.regs();
     if (frame) for (const k of ["rax", "rbx", "rcx", "rdx", "rip", "rflags", "rsp"] as const) this.regs[k] = frame[k];
   }
@@ -160,8 +163,7 @@ export class StoppedGuest implements DebugTarget {
    */
   translate(addr: bigint): { phys: number; user: boolean } | undefined {
     if (addr >= 1n << 47n && addr < 0xffff_8000_0000_0000n) return undefined; // not canonical
-    const { cr3 } = kvm_sregs.read(new DataView(this.#sregs.buffer, this.#sregs.byteOffset), 0) as { cr3: bigint };
-    let table = cr3 & ADDR_MASK;
+    let table = this.#cr3 & ADDR_MASK;
     let user = true;
     for (let level = 3; level >= 0; level--) {
       const index = (addr >> BigInt(12 + 9 * level)) & 511n;

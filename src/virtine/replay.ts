@@ -3,9 +3,9 @@
 // every nondeterministic answer from the recording, every event and the outcome checked. A
 // faithful replay gives what the call gave (its result, or the error it ended with); the first
 // difference is a ReplayDivergedError.
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { MAX_MEMORY } from "../image/image.ts";
-import { readImageFile } from "../image/file.ts";
+import { readHead, readImageFile } from "../image/file.ts";
 import { isElf, parseElf } from "../linux/elf.ts";
 import { isSnapshotFile } from "../snapshot/file.ts";
 import { BadArgsError, ReplayDivergedError, WaspError } from "../errors.ts";
@@ -60,9 +60,10 @@ function targetOf(start: { path?: string; name: string }, opts: ReplayOptions): 
   return opts.resolve?.(target) ?? target;
 }
 
+/** Whether `path` is a readable file that starts as a snapshot file does (its head only is read). */
 function isSnapshotAt(path: string): boolean {
   try {
-    return existsSync(path) && isSnapshotFile(readFileSync(path).subarray(0, 8));
+    return isSnapshotFile(readHead(path).head);
   } catch {
     return false;
   }
