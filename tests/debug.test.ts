@@ -5,7 +5,7 @@
 // of the debugger's reach; `wasp replay --gdb` replays under it, still faithful.
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Layout } from "../src/abi/guest-abi.ts";
@@ -13,7 +13,8 @@ import { EXIT_STATUS } from "../src/errors.ts";
 import { compileC } from "../src/linux/c.ts";
 import { Runner } from "../src/virtine/runner.ts";
 import type { DebugHook } from "../src/virtine/debug-hook.ts";
-import { DIST, WASP, X86, emulatedKvm, guest, nativeImage, wasp } from "./support.ts";
+import { DIST, WASP, X86, emulatedKvm, guest, nativeImage, thrown, wasp } from "./support.ts";
+import type { WaspError } from "../src/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-gdb-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -301,13 +302,23 @@ describe("wasp invoke --gdb", () => {
     expect(r.status).toBe(0);
   });
 
-  test("bad addresses and guests gdb cannot attach to are one line each", () => {
+  test("bad addresses and guests gdb cannot attach to are one line each", async () => {
     for (const spec of ["nowhere", "1.2.3.4:70000", "300.1.1.1:1", "host:1:2", ""]) {
       const r = wasp(["invoke", "--gdb", spec, "fib", "3"]);
       expect(r.stderr).toMatch(/^wasp: --gdb .*: not HOST:PORT/);
       expect(r.stderr.split("\n").length).toBe(2);
       expect(r.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);
     }
+    // a port already taken: one line, nothing waits
+    const taken = await new Promise<import("node:net").Server>((ok) => {
+      const s = createServer();
+      s.listen(0, "127.0.0.1", () => ok(s));
+    });
+    const port = (taken.address() as { port: number }).port;
+    const busy = wasp(["invoke", "--gdb", `127.0.0.1:${port}`, "fib", "3"]);
+    taken.close();
+    expect(busy.stderr).toMatch(new RegExp(`^wasp: --gdb 127\\.0\\.0\\.1:${port}: cannot listen there \\(bind\\(127\\.0\\.0\\.1:${port}\\).*EADDRINUSE.*\\)\\n$`));
+    expect(busy.status).toBe(EXIT_STATUS.WASP_BAD_ARGS);
     const js = join(dir, "h.js");
     writeFileSync(js, "export default (x) => x;");
     const r = wasp(["invoke", "--gdb", ":0", js]);
@@ -340,6 +351,14 @@ describe("a run under a debug hook (the Runner's option)", () => {
     const second = v.run([5]);
     expect(second.value).toBe(first.value);
     expect(v.snapshotTaken).toBe(true);
+  });
+
+  test("a raw real-mode image refuses a debugger: it runs privileged, with exception handling of its own", () => {
+    const hook: DebugHook = { start() {}, exception: () => false, interrupted() {}, ended() {} };
+    using raw = Runner.fromFile(guest("raw_hlt"));
+    const e = thrown(() => raw.run([], { debug: hook })) as WaspError;
+    expect(e.code).toBe("WASP_BAD_ARGS");
+    expect(e.message).toBe("raw_hlt.bin is a raw image: it runs privileged, with its own exception handling, so gdb cannot attach to it (native images and Linux programs can)");
   });
 });
 
