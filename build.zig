@@ -156,6 +156,37 @@ pub fn build(b: *std.Build) void {
 
     buildJs(b);
     buildAesNative(b);
+    buildLayer(b);
+}
+
+/// guests/linux/layer.zig: the in-VM system-call layer of Linux guests, a flat blob linked at
+/// LinuxLayer.CODE (layer.ld), installed as `<prefix>/guests/layer.bin` (src/linux/start.ts places
+/// it). No SSE, MMX or x87: the program's vector registers survive its system calls untouched.
+fn buildLayer(b: *std.Build) void {
+    var target = std.zig.CrossTarget{ .cpu_arch = .x86_64, .os_tag = .freestanding, .abi = .none, .cpu_model = .baseline };
+    const x86 = std.Target.x86.Feature;
+    for ([_]x86{ .sse, .sse2, .mmx, .x87, .avx, .avx2 }) |f| target.cpu_features_sub.addFeature(@intFromEnum(f));
+    target.cpu_features_add.addFeature(@intFromEnum(x86.soft_float));
+    const abi_mod = b.createModule(.{ .source_file = .{ .path = "guests/sdk/abi.zig" } });
+    const exe = b.addExecutable(.{
+        .name = "layer",
+        .root_source_file = .{ .path = "guests/linux/layer.zig" },
+        .target = target,
+        .optimize = .ReleaseSafe,
+        .single_threaded = true,
+    });
+    exe.addModule("abi", abi_mod);
+    exe.setLinkerScript(.{ .path = "guests/linux/layer.ld" });
+    exe.stack_protector = false;
+    exe.pie = false;
+    exe.force_pic = false;
+    exe.strip = false;
+    exe.link_gc_sections = true;
+    exe.bundle_compiler_rt = true; // memset, memcpy, stack probes: built for the same CPU, without SSE
+    exe.red_zone = false;
+    installFlat(b, exe, "layer");
+    const symbols = b.addInstallFile(exe.getEmittedBin(), "guests/layer.debug");
+    b.getInstallStep().dependOn(&symbols.step);
 }
 
 /// guests/aes_native.zig: the AES experiment's native baseline, a static Linux program installed as

@@ -139,6 +139,8 @@ export const KVM = {
   GET_XCRS: IOR(KVMIO, 0xa6, kvm_xcrs.size),
   SET_XCRS: IOW(KVMIO, 0xa7, kvm_xcrs.size),
   CLEAR_DIRTY_LOG: IOWR(KVMIO, 0xc0, kvm_clear_dirty_log.size),
+  /** the vCPU's TSC frequency in kHz (the ioctl's return value) */
+  GET_TSC_KHZ: IO(KVMIO, 0xa3),
 } as const;
 
 export const KVM_API_VERSION = 12;

@@ -8,7 +8,7 @@
 import * as abi from "../src/abi/guest-abi.ts";
 
 /** Namespaces whose values read best in hex (addresses, ports). */
-const HEX_NAMESPACES = new Set(["Port", "Layout"]);
+const HEX_NAMESPACES = new Set(["Port", "Layout", "LinuxLayer"]);
 
 type Row = { name: string; nr: number; doc?: string; defaultGranted?: boolean };
 

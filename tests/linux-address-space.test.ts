@@ -73,6 +73,8 @@ function expected(elf: ElfExecutable, layout: LinuxLayout, addr: number): "absen
   const segs = elf.segments.filter((s) => addr + PAGE > s.vaddr + layout.bias - ((s.vaddr + layout.bias) % PAGE) && addr < s.vaddr + layout.bias + s.memsz);
   if (segs.length > 0) return segs.some((s) => s.write) ? "rw" : "ro";
   if (addr >= layout.guard[0] && addr < layout.guard[1]) return "absent";
+  // wasp's pages in the program's memory: the sites' stubs, the stdin window, the placed files read-only
+  if (addr >= layout.io.sites && addr < layout.io.end) return "ro";
   return addr >= layout.high ? "rw" : "absent";
 }
 
@@ -115,7 +117,9 @@ describe("a static executable's address space", () => {
     const layout = planLinux(hello, 32 * MIB, 2 * MIB);
     expect(layout.regions.brkStart).toBe(hello.high);
     expect(layout.regions.brkEnd).toBe(layout.regions.mmapStart);
-    expect(layout.regions.mmapEnd).toBe(layout.guard[0]);
+    // wasp's pages (the process block, the windows, the placed files) between the mappings and the guard
+    expect(layout.regions.mmapEnd).toBe(layout.io.start);
+    expect(layout.io.end).toBe(layout.guard[0]);
     expect(layout.guard[1]).toBe(layout.stack[0]);
     expect(layout.stack).toEqual([30 * MIB, 32 * MIB]);
     expect(layout.regions.brkEnd - layout.regions.brkStart).toBeGreaterThan(10 * MIB);
@@ -172,7 +176,7 @@ describe("a static executable's address space", () => {
             if (read !== (want === "ro" || want === "rw") || write !== (want === "rw")) return false;
             const leaf = nx(mem, addr);
             if (want === "ro" || want === "rw") {
-              const code = segments.some((s) => s.exec && addr + PAGE > s.vaddr - (s.vaddr % PAGE) && addr < s.vaddr + s.memsz);
+              const code = segments.some((s) => s.exec && addr + PAGE > s.vaddr - (s.vaddr % PAGE) && addr < s.vaddr + s.memsz) || (addr >= layout.io.sites && addr < layout.io.readOnly);
               if (leaf !== !code) return false;
             }
           }

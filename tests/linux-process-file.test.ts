@@ -1,51 +1,20 @@
 // A Linux program's process section (src/linux/process-file.ts) is read from snapshot files: untrusted
 // bytes. Property-based, without a VM: what is written reads back the same; any bytes, and any
 // change to a valid section, give a decoded section or one RangeError line, never another
-// exception; and a decoded state is held to the executable's layout and the granted files.
+// exception; and what decodes holds the invariants the restore relies on (the files' paths and sizes).
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { runs } from "./fuzz.ts";
-import { checkProcessState, decodeProcessFile, encodeProcessFile, processStateOf, type ProcessFile } from "../src/linux/process-file.ts";
-import { MAX_FDS, type ProcessState } from "../src/linux/process.ts";
-import type { LinuxLayout } from "../src/linux/address-space.ts";
+import { decodeProcessFile, encodeProcessFile, sha256Hex, type ProcessFile } from "../src/linux/process-file.ts";
 
-const enc = new TextEncoder();
-const granted = new Map([["/etc/data", enc.encode("abcdef")], ["/a/b", enc.encode("x")]]);
+const pathArb = fc.array(fc.stringMatching(/^[a-z0-9_-]{1,8}$/), { minLength: 1, maxLength: 4 }).map((parts) => `/${parts.join("/")}`);
 
-const stateArb = fc
-  .record({
-    elf: fc.uint8Array({ maxLength: 300 }),
-    brk: fc.nat({ max: 2 ** 30 }),
-    brkUp: fc.nat({ max: 2 ** 20 }),
-    pages: fc.array(fc.constantFrom([0, 0], [0, 1], [1, 1]), { maxLength: 200 }),
-    fsBase: fc.bigInt({ min: 0n, max: (1n << 47n) - 1n }),
-    gsBase: fc.bigInt({ min: 0n, max: (1n << 47n) - 1n }),
-    fds: fc.uniqueArray(fc.tuple(fc.integer({ min: 0, max: MAX_FDS - 1 }), fc.constantFrom("stdin", "stdout", "stderr", "/etc/data", "/a/b"), fc.nat({ max: 2 ** 40 })), { selector: (f) => f[0], maxLength: 10 }),
-    args: fc.array(fc.string({ unit: "grapheme" }).filter((s) => !s.includes("\0")), { maxLength: 5 }),
-    env: fc.array(fc.string().filter((s) => !s.includes("\0")), { maxLength: 5 }),
-  })
-  .map((r) => {
-    const process: ProcessState = {
-      memory: { brk: r.brk, brkHigh: r.brk + r.brkUp, mapped: Uint8Array.from(r.pages.map((p) => p[0])), used: Uint8Array.from(r.pages.map((p) => p[1])) },
-      fds: r.fds.map(([fd, what, pos]): ProcessState["fds"][number] => (what.startsWith("/") ? [fd, { path: what, data: granted.get(what) as Uint8Array, pos }] : [fd, what as "stdin"])),
-      fsBase: r.fsBase,
-      gsBase: r.gsBase,
-    };
-    return { elf: r.elf, process, args: r.args, env: r.env };
-  });
-
-/** The decoded section as plain data (fds' file data left out: processStateOf adds it). */
-function plain(f: { elf: Uint8Array; process: ProcessState | ProcessFile["process"]; args: readonly string[]; env: readonly string[] }) {
-  return {
-    elf: [...f.elf],
-    memory: { ...f.process.memory, mapped: [...f.process.memory.mapped], used: [...f.process.memory.used] },
-    fds: f.process.fds.map(([fd, x]) => [fd, typeof x === "string" ? x : { path: x.path, pos: x.pos }]),
-    fsBase: f.process.fsBase,
-    gsBase: f.process.gsBase,
-    args: [...f.args],
-    env: [...f.env],
-  };
-}
+const sectionArb = fc.record({
+  elf: fc.uint8Array({ maxLength: 300 }),
+  files: fc.uniqueArray(fc.tuple(pathArb, fc.uint8Array({ maxLength: 64 })), { selector: (f) => f[0], maxLength: 6 }).map((l) => new Map(l)),
+  args: fc.array(fc.string({ unit: "grapheme" }).filter((s) => !s.includes("\0")), { maxLength: 5 }),
+  env: fc.array(fc.string().filter((s) => !s.includes("\0")), { maxLength: 5 }),
+});
 
 function decodeOrLine(bytes: Uint8Array): ProcessFile | string {
   try {
@@ -57,13 +26,14 @@ function decodeOrLine(bytes: Uint8Array): ProcessFile | string {
 }
 
 describe("the process section", () => {
-  test("what is written reads back the same, and binds to the granted files", () => {
+  test("what is written reads back the same: the executable, each placed file's path, size and hash, the arguments, the environment", () => {
     fc.assert(
-      fc.property(stateArb, (s) => {
+      fc.property(sectionArb, (s) => {
         const back = decodeProcessFile(encodeProcessFile(s));
-        expect(plain(back)).toEqual(plain(s));
-        const bound = processStateOf(back, granted);
-        for (const [, f] of bound.fds) if (typeof f !== "string") expect(f.data).toBe(granted.get(f.path) as Uint8Array);
+        expect([...back.elf]).toEqual([...s.elf]);
+        expect(back.files).toEqual([...s.files].map(([path, d]) => ({ path, size: d.length, sha256: sha256Hex(d) })));
+        expect(back.args).toEqual(s.args);
+        expect(back.env).toEqual(s.env);
       }),
       { numRuns: runs(500) },
     );
@@ -77,47 +47,41 @@ describe("the process section", () => {
       { numRuns: runs(2000) },
     );
     fc.assert(
-      fc.property(stateArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.nat(), (s, edits, cut) => {
+      fc.property(sectionArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.nat(), (s, edits, cut) => {
         const bytes = encodeProcessFile(s);
         for (const [at, v] of edits) bytes[at % bytes.length] = v;
         const got = decodeOrLine(bytes.subarray(0, bytes.length - (cut % 3 === 0 ? cut % bytes.length : 0)));
         if (typeof got === "string") return;
         // what decodes holds the invariants the restore relies on
-        expect(got.process.fds.length).toBeLessThanOrEqual(MAX_FDS);
-        for (const [fd, f] of got.process.fds) {
-          expect(fd >= 0 && fd < MAX_FDS).toBe(true);
-          if (typeof f !== "string") expect(f.path.startsWith("/") && Number.isSafeInteger(f.pos)).toBe(true);
+        const paths = new Set<string>();
+        for (const f of got.files) {
+          expect(f.path.startsWith("/") && !f.path.split("/").includes("..") && !paths.has(f.path)).toBe(true);
+          paths.add(f.path);
+          expect(Number.isSafeInteger(f.size) && f.size <= 64 * 1024 * 1024).toBe(true);
+          expect(f.sha256).toMatch(/^[0-9a-f]{64}$/);
         }
-        expect(got.process.fsBase < 1n << 47n && got.process.gsBase < 1n << 47n).toBe(true);
-        expect(got.process.memory.mapped.length).toBe(got.process.memory.used.length);
-        expect(got.process.memory.mapped.every((m, i) => m <= got.process.memory.used[i] && got.process.memory.used[i] <= 1)).toBe(true);
+        for (const a of [...got.args, ...got.env]) expect(a.includes("\0")).toBe(false);
       }),
       { numRuns: runs(2000) },
     );
   });
 
   test("each refusal names what is wrong", () => {
-    const base = { elf: new Uint8Array(4), process: { memory: { brk: 0x300000, brkHigh: 0x300000, mapped: new Uint8Array(2), used: new Uint8Array(2) }, fds: [] as ProcessState["fds"], fsBase: 0n, gsBase: 0n }, args: [], env: [] };
+    const base = { elf: new Uint8Array(4), files: new Map([["/etc/data", new Uint8Array(3)]]), args: [], env: [] };
     const bytes = encodeProcessFile(base);
     expect(() => decodeProcessFile(bytes.subarray(0, bytes.length - 1))).toThrow(/ends inside/);
     expect(() => decodeProcessFile(new Uint8Array([...bytes, 0]))).toThrow(/1 bytes follow/);
-    const v2 = bytes.slice();
-    v2[0] = 2;
-    expect(() => decodeProcessFile(v2)).toThrow(/version 2/);
-    const tls = encodeProcessFile({ ...base, process: { ...base.process, fsBase: 1n << 47n } });
-    expect(() => decodeProcessFile(tls)).toThrow(/TLS base/);
-    const twice = encodeProcessFile({ ...base, process: { ...base.process, fds: [[1, "stdout"], [1, "stderr"]] } });
-    expect(() => decodeProcessFile(twice)).toThrow(/fd 1 .*twice/);
-    const file = decodeProcessFile(encodeProcessFile({ ...base, process: { ...base.process, fds: [[3, { path: "/secret", data: new Uint8Array(1), pos: 0 }]] } }));
-    expect(() => processStateOf(file, granted)).toThrow(/holds "\/secret" open \(fd 3\): grant that file/);
-  });
-
-  test("a state is held to the executable's layout", () => {
-    const layout = { regions: { brkStart: 0x300000, brkEnd: 0x400000, mmapStart: 0x400000, mmapEnd: 0x402000 } } as LinuxLayout;
-    const state = (brk: number, brkHigh: number, pages: number) => ({ memory: { brk, brkHigh, mapped: new Uint8Array(pages), used: new Uint8Array(pages) }, fds: [], fsBase: 0n, gsBase: 0n });
-    expect(checkProcessState(state(0x300000, 0x380000, 2), layout)).toBeUndefined();
-    expect(checkProcessState(state(0x200000, 0x300000, 2), layout)).toMatch(/the break 0x200000 is outside/);
-    expect(checkProcessState(state(0x300000, 0x500000, 2), layout)).toMatch(/high mark/);
-    expect(checkProcessState(state(0x300000, 0x300000, 3), layout)).toMatch(/3 pages recorded, the layout 2/);
+    const v1 = bytes.slice();
+    v1[0] = 1;
+    expect(() => decodeProcessFile(v1)).toThrow(/version 1, this wasp reads 2/);
+    const dotdot = encodeProcessFile({ ...base, files: new Map([["/etc/../x", new Uint8Array(1)]]) });
+    expect(() => decodeProcessFile(dotdot)).toThrow(/not absolute without \. or \.\./);
+    const relative = encodeProcessFile({ ...base, files: new Map([["etc/x", new Uint8Array(1)]]) });
+    expect(() => decodeProcessFile(relative)).toThrow(/not absolute/);
+    // the same path twice (the encoder takes a map: the bytes are edited after)
+    const two = encodeProcessFile({ ...base, files: new Map([["/a", new Uint8Array(1)], ["/b", new Uint8Array(1)]]) });
+    const at = Buffer.from(two).indexOf("/b");
+    two[at + 1] = "a".charCodeAt(0);
+    expect(() => decodeProcessFile(two)).toThrow(/"\/a" is placed twice/);
   });
 });

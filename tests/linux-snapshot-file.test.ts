@@ -2,8 +2,9 @@
 // initializes and calls wasp_snapshot() is written to a file — memory, registers, and its process
 // section — and every call restored from it (in this process, on workers, from the command line)
 // resumes there with its own input. The file is untrusted: the host's pages in it are never used
-// (they are rebuilt from the executable), its process section is checked, and the files it holds
-// open must be granted again.
+// (they are rebuilt from the executable), its process section is checked, the files its program
+// was granted come with it (placed in its memory, checked against their hashes), and its process's
+// state, in its memory, is checked where the host uses it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +16,7 @@ import { DATA_OFFSET, HEADER } from "../src/snapshot/file.ts";
 import { LINUX_LOW } from "../src/linux/address-space.ts";
 import { kvm_sregs } from "../ffi/kvm.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
-import { decodeProcessFile, encodeProcessFile } from "../src/linux/process-file.ts";
+import { decodeProcessFile, encodeProcessSection } from "../src/linux/process-file.ts";
 import { openFds, slow, wasp } from "./support.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "wasp-linux-snapfile-"));
@@ -92,13 +93,13 @@ describe("restored in this process", () => {
     expect(text(q.run({ input: "5" }).stdout)).toBe(`25 ${tail("first")}`);
   });
 
-  test("the files it holds open must be granted again; memory and stack are the file's", () => {
-    expect(() => LinuxProgram.fromSnapshotFile(snap)).toThrow(BadSnapshotError);
-    expect(() => LinuxProgram.fromSnapshotFile(snap)).toThrow(/holds "\/etc\/data" open \(fd 3\): grant that file/);
+  test("the files its program was granted come with it (in its memory); a grant must be the same; memory and stack are the file's", () => {
+    using bare = LinuxProgram.fromSnapshotFile(snap);
+    expect(text(bare.run({ input: "1" }).stdout)).toBe(`1 ${tail("first")}`);
+    expect([...bare.files.keys()]).toEqual(["/etc/data"]);
+    expect(() => LinuxProgram.fromSnapshotFile(snap, { files: { "/etc/data": new TextEncoder().encode("ABCDEFGHIJ") } })).toThrow(/holds the files its program was granted \(\/etc\/data\).*grant exactly those/);
+    expect(() => LinuxProgram.fromSnapshotFile(snap, { files: { ...files, "/etc/more": DATA } })).toThrow(BadArgsError);
     expect(() => LinuxProgram.fromSnapshotFile(snap, { files, memory: 32 << 20 })).toThrow(BadArgsError);
-    // with other bytes at the path, it reads those from the same offset
-    using other = LinuxProgram.fromSnapshotFile(snap, { files: { "/etc/data": new TextEncoder().encode("ABCDEFGHIJ") } });
-    expect(text(other.run({ input: "1" }).stdout)).toBe("1 | resumed=1 tls=42 head=abc rest=DEFGHIJ big=kept arg=first\n");
   });
 
   test("Virtine.load of the file: kind linux, on this thread and on workers", async () => {
@@ -107,7 +108,8 @@ describe("restored in this process", () => {
     expect(text(v.runSync({ input: "7" }).output)).toBe(`49 ${tail("first")}`);
     const runs = await Promise.all(Array.from({ length: 10 }, (_, i) => v.run({ input: String(i) })));
     expect(runs.map((r) => [r.status, r.console, text(r.output)])).toEqual(Array.from({ length: 10 }, (_, i) => [0, "", `${i * i} ${tail("first")}`]));
-    await expect(Virtine.load(snap, { workers })).rejects.toThrow(/grant that file/);
+    await using bare = await Virtine.load(snap, { workers });
+    expect(text((await bare.run({ input: "3" })).output)).toBe(`9 ${tail("first")}`);
   });
 
   test("closing a restored program leaves nothing open", () => {
@@ -140,8 +142,7 @@ describe("a hostile file", () => {
     const at = DATA_OFFSET + memSize();
     const section = decodeProcessFile(bytes.subarray(at));
     change(section);
-    const fds = section.process.fds.map(([fd, f]) => [fd, typeof f === "string" ? f : { ...f, data: new Uint8Array(0) }]) as never;
-    const encoded = encodeProcessFile({ ...section, process: { ...section.process, fds } });
+    const encoded = encodeProcessSection(section);
     const out = new Uint8Array(at + encoded.length);
     out.set(bytes.subarray(0, at));
     out.set(encoded, at);
@@ -171,19 +172,18 @@ describe("a hostile file", () => {
       b[DATA_OFFSET + memSize() + 40] ^= 1;
     });
     expect(() => LinuxProgram.fromSnapshotFile(flipped, { files })).toThrow(/process section's checksum/);
-    const brk = withSection("brk.snap", (s) => {
-      s.process.memory.brk = 0x1000;
+    const hash = withSection("hash.snap", (s) => {
+      s.files[0].sha256 = "00".repeat(32);
     });
-    expect(() => LinuxProgram.fromSnapshotFile(brk, { files })).toThrow(/the break 0x1000 is outside/);
-    const pages = withSection("pages.snap", (s) => {
-      s.process.memory.mapped = new Uint8Array(3);
-      s.process.memory.used = new Uint8Array(3);
+    expect(() => LinuxProgram.fromSnapshotFile(hash)).toThrow(/placed file \/etc\/data is not the file the snapshot names/);
+    const renamed = withSection("renamed.snap", (s) => {
+      s.files[0].path = "/etc/shadow";
     });
-    expect(() => LinuxProgram.fromSnapshotFile(pages, { files })).toThrow(/pages recorded/);
-    const secret = withSection("secret.snap", (s) => {
-      s.process.fds.push([9, { path: "/etc/shadow", pos: 0 }]);
+    expect(() => LinuxProgram.fromSnapshotFile(renamed, { files })).toThrow(BadArgsError);
+    const moved = withSection("moved.snap", (s) => {
+      s.files.push({ path: "/x", size: 1 << 20, sha256: "00".repeat(32) });
     });
-    expect(() => LinuxProgram.fromSnapshotFile(secret, { files })).toThrow(/holds "\/etc\/shadow" open/);
+    expect(() => LinuxProgram.fromSnapshotFile(moved)).toThrow(BadSnapshotError);
     const notElf = withSection("notelf.snap", (s) => {
       s.elf = new Uint8Array(64);
     });
@@ -225,9 +225,13 @@ describe("the command line", () => {
     expect(made.stderr).toMatch(/^init cli\nwasp: wrote .*cli\.snap: 64 MiB of guest memory, \d+ pages stored/);
     const run = wasp(["invoke", file, "--file", `/etc/data=${hostData}`, "-i", input("in2", "8 9")]);
     expect([run.status, run.stdout, run.stderr]).toEqual([0, `64 81 ${tail("cli")}`, ""]);
-    const ungranted = wasp(["invoke", file]);
-    expect(ungranted.status).not.toBe(0);
-    expect(ungranted.stderr).toMatch(/^wasp: .*grant that file to restore it/);
+    // the file brings the files: no grant needed; another file is refused
+    const bare = wasp(["invoke", file, "-i", input("in3", "2")]);
+    expect([bare.status, bare.stdout]).toEqual([0, `4 ${tail("cli")}`]);
+    writeFileSync(join(tmp, "other.txt"), "other");
+    const other = wasp(["invoke", file, "--file", `/etc/data=${join(tmp, "other.txt")}`]);
+    expect(other.status).not.toBe(0);
+    expect(other.stderr).toMatch(/^wasp: .*grant exactly those/);
     expect(wasp(["inspect", file]).stdout).toMatch(/static Linux executable/);
     expect(wasp(["snapshot", "--verify", file]).status).toBe(0);
   }, slow(120_000));

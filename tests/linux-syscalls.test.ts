@@ -11,29 +11,51 @@ import { accessRules } from "../src/shell/shell.ts";
 import { longModeTablePieces } from "../src/image/boot.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
 import { ERRNO, LinuxProcess, MAX_FDS, NR, WRITE_CHUNK, type Outcome } from "../src/linux/process.ts";
+import { ProcessBlock } from "../src/linux/block.ts";
+import { planIo, type LinuxLayout } from "../src/linux/address-space.ts";
+import { processPieces } from "../src/linux/layer.ts";
 
 const RAM = 32 * 1024 * 1024;
 const BUF = 0x200000; // scratch the tests pass pointers into
 const BRK = 0x400000;
 const MMAP = 0x800000;
 
-function setup(opts: { input?: string; files?: Record<string, string>; time?: boolean; random?: boolean } = {}) {
-  const mem = new GuestMemory(RAM);
-  for (const [at, bytes] of longModeTablePieces()) mem.bytes.set(bytes, at);
+const MMAP_END = 0x1000000;
+
+/** A process's layout for these files: the regions above, wasp's pages (the process block...) right after the mappings. */
+function layoutOf(files: Map<string, Uint8Array>): LinuxLayout {
+  const regions = { brkStart: BRK, brkEnd: MMAP, mmapStart: MMAP, mmapEnd: MMAP_END };
+  const io = planIo(MMAP_END, (MMAP_END - MMAP) / 4096, [...files].map(([path, d]) => ({ path, size: d.length })));
+  return { memory: RAM, bias: 0, low: 0x400000, high: BRK, regions, io, guard: [RAM - 0x20000, RAM - 0x10000], stack: [RAM - 0x10000, RAM] };
+}
+
+function setup(opts: { input?: string; files?: Record<string, string>; time?: boolean; random?: boolean; memory?: GuestMemory } = {}) {
+  const enc = new TextEncoder();
+  const files = new Map(Object.entries(opts.files ?? {}).map(([k, v]) => [k, enc.encode(v)]));
+  const layout = layoutOf(files);
+  const mem = opts.memory ?? new GuestMemory(RAM);
+  if (!opts.memory) {
+    for (const [at, bytes] of longModeTablePieces()) mem.bytes.set(bytes, at);
+    for (const [at, bytes] of processPieces(layout, files)) mem.bytes.set(bytes, at);
+  }
   const written: number[] = [];
   const guest = new GuestAccess(mem, accessRules(false), (phys) => written.push(phys));
+  const block = new ProcessBlock(mem, layout, files.size, () => {});
+  // the call's input is all the host's here (the window holds none of it)
+  const callAt = layout.io.call;
+  new DataView(mem.bytes.buffer).setBigUint64(callAt + 16, BigInt(enc.encode(opts.input ?? "").length), true);
+  new DataView(mem.bytes.buffer).setBigUint64(callAt + 24, 0n, true);
   const stdout: number[] = [];
   const stderr: number[] = [];
-  const enc = new TextEncoder();
-  const proc = new LinuxProcess(guest, {
+  const proc = new LinuxProcess(guest, block, {
     name: "prog",
     input: enc.encode(opts.input ?? ""),
     stdout: { append: (b) => { for (const x of b) stdout.push(x); } },
     stderr: { append: (b) => { for (const x of b) stderr.push(x); } },
-    files: new Map(Object.entries(opts.files ?? {}).map(([k, v]) => [k, enc.encode(v)])),
+    files: [...files].map(([path, data]) => ({ path, data })),
     time: opts.time,
     random: opts.random,
-    memory: { brkStart: BRK, brkEnd: MMAP, mmapStart: MMAP, mmapEnd: 0x1000000 },
+    memory: layout.regions,
     stackSize: 1 << 20,
     clock: () => 1_700_000_000_123_456_789n,
     fillRandom: (b) => b.fill(7),
@@ -46,7 +68,7 @@ function setup(opts: { input?: string; files?: Record<string, string>; time?: bo
   };
   const cstr = (at: number, s: string) => mem.bytes.set(enc.encode(`${s}\0`), at);
   const text = () => new TextDecoder().decode(new Uint8Array(stdout));
-  return { mem, proc, call, value, cstr, text, stdout, stderr, written };
+  return { mem, proc, call, value, cstr, text, stdout, stderr, written, layout };
 }
 
 const E = (e: number) => BigInt(-e);
@@ -129,8 +151,8 @@ describe("files: only what the caller grants, read-only", () => {
   });
 });
 
-describe("a process's state, captured at a snapshot and restored for each resumed call", () => {
-  test("fds and their offsets, the break, mappings and TLS bases come back as captured; later changes do not leak into the capture", () => {
+describe("a process's state is in its memory: a snapshot of the memory keeps it, and every call resumed from it starts there", () => {
+  test("fds and their offsets, the break, mappings and TLS bases come back from a copy of the memory; later changes do not reach the copy", () => {
     const a = setup({ files: { "/f": "abcdef" } });
     a.cstr(BUF, "/f");
     const fd = Number(a.value(NR.openat, -100, BUF, 0));
@@ -139,15 +161,16 @@ describe("a process's state, captured at a snapshot and restored for each resume
     const brk = a.value(NR.brk, BRK + 0x3000);
     const map = a.value(NR.mmap, 0, 0x2000, 3, 0x22, -1, 0);
     expect(a.call(NR.arch_prctl, 0x1002, 0x123000)).toEqual({ kind: "setBase", register: "fs", base: 0x123000n });
-    const state = a.proc.capture();
-    // the capturing call goes on: none of this may reach the capture
+    const snapshot = a.mem.bytes.slice();
+    // the capturing call goes on: none of this may reach the copy
     expect(a.value(NR.read, fd, BUF + 0x100, 2)).toBe(2n);
     expect(a.value(NR.close, fd)).toBe(0n);
     a.value(NR.brk, BRK + 0x8000);
     a.value(NR.munmap, map, 0x2000);
     for (let i = 0; i < 2; i++) {
-      const b = setup({ files: { "/f": "abcdef" } });
-      b.proc.restore(state);
+      const memory = new GuestMemory(RAM);
+      memory.bytes.set(snapshot);
+      const b = setup({ files: { "/f": "abcdef" }, memory });
       expect(b.value(NR.read, fd, BUF + 0x100, 10)).toBe(4n); // from offset 2
       expect(new TextDecoder().decode(b.mem.bytes.subarray(BUF + 0x100, BUF + 0x104))).toBe("cdef");
       expect(b.value(NR.read, 0, BUF, 1)).toBe(E(ERRNO.EBADF)); // fd 0 stays closed
@@ -157,6 +180,19 @@ describe("a process's state, captured at a snapshot and restored for each resume
       expect(new DataView(b.mem.bytes.buffer).getBigUint64(BUF + 0x200, true)).toBe(0x123000n);
       b.value(NR.lseek, fd, 0, 0); // moving this call's offset moves no other call's
     }
+  });
+
+  test("a state the program overwrote so that no system call could have left it ends the call, naming what", () => {
+    const a = setup({ files: { "/f": "abcdef" } });
+    const dv = new DataView(a.mem.bytes.buffer);
+    dv.setBigUint64(a.layout.io.block + 8, 0x10n, true); // the break, below its region
+    expect(() => a.value(NR.brk, 0)).toThrow(/wasp's process state .*the break = 16/);
+    const b = setup({ files: { "/f": "abcdef" } });
+    b.mem.bytes[b.layout.io.block + 64 + 3 * 16] = 4; // fd 3: a file
+    new DataView(b.mem.bytes.buffer).setUint32(b.layout.io.block + 64 + 3 * 16 + 4, 7, true); // the 8th of one file
+    expect(() => b.value(NR.read, 3, BUF, 1)).toThrow(/fd 3's file = 7/);
+    b.mem.bytes[b.layout.io.block + 64 + 4 * 16] = 99;
+    expect(() => b.value(NR.close, 4)).toThrow(/fd 4's kind = 99/);
   });
 });
 
@@ -175,11 +211,11 @@ describe("memory: brk and anonymous mappings inside the regions, zeroed when reu
   test("mmap hands out pages top-down, munmap frees them, a reused page reads zero, mremap grows and moves", () => {
     const { mem, value } = setup();
     const a = value(NR.mmap, 0, 0x2000, 3, 0x22, -1, 0); // PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
-    expect(a).toBe(0x1000000n - 0x2000n);
+    expect(a).toBe(BigInt(MMAP_END) - 0x2000n);
     mem.bytes.fill(5, Number(a), Number(a) + 0x2000);
     expect(value(NR.munmap, a, 0x2000)).toBe(0n);
     const b = value(NR.mmap, 0, 0x1000, 3, 0x22, -1, 0);
-    expect(b).toBe(0x1000000n - 0x1000n);
+    expect(b).toBe(BigInt(MMAP_END) - 0x1000n);
     expect(mem.bytes.subarray(Number(b), Number(b) + 0x1000).every((x) => x === 0)).toBe(true);
     mem.bytes[Number(b)] = 42;
     const c = value(NR.mremap, b, 0x1000, 0x4000, 1); // MREMAP_MAYMOVE: no room above, it moves

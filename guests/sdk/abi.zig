@@ -122,6 +122,10 @@ pub const Info = struct {
     pub const SIZE = 160;
 };
 
+pub const LINUX_BLOCK_MAGIC: u64 = 0x434f525050534157;
+
+pub const LINUX_CONFIG_MAGIC: u64 = 0x31584e4c50534157;
+
 pub const Layout = struct {
     pub const PML4 = 0x1000;
     pub const PDPT = 0x2000;
@@ -142,11 +146,105 @@ pub const Layout = struct {
     pub const MAPPED = 0x40000000;
 };
 
+pub const LinuxBlock = struct {
+    pub const MAGIC = 0;
+    pub const BRK = 8;
+    pub const BRK_HIGH = 16;
+    pub const FS_BASE = 24;
+    pub const GS_BASE = 32;
+    pub const SAVED_RIP = 40;
+    pub const SAVED_RSP = 48;
+    pub const FDS = 64;
+    pub const FD_SIZE = 16;
+    pub const MAX_FDS = 64;
+    pub const SIZE = 1088;
+};
+
+pub const LinuxCall = struct {
+    pub const FLAGS = 0;
+    pub const IN_LEN = 8;
+    pub const IN_TOTAL = 16;
+    pub const IN_POS = 24;
+    pub const OUT_LEN = 32;
+    pub const ERR_LEN = 40;
+    pub const ANSWERED = 48;
+    pub const TSC_BASE = 56;
+    pub const NS_BASE = 64;
+    pub const TSC_MULT = 72;
+    pub const RANDOM_LEN = 80;
+    pub const RANDOM_POS = 88;
+    pub const RANDOM = 128;
+    pub const RANDOM_CAP = 256;
+    pub const SIZE = 384;
+};
+
+pub const LinuxCallFlag = struct {
+    pub const FORWARD = 1;
+    pub const TIME = 2;
+    pub const RANDOM = 4;
+};
+
+pub const LinuxConfig = struct {
+    pub const MAGIC = 0;
+    pub const BLOCK = 8;
+    pub const CALL = 16;
+    pub const FILES = 24;
+    pub const BRK_START = 32;
+    pub const BRK_END = 40;
+    pub const MMAP_START = 48;
+    pub const MMAP_END = 56;
+    pub const PAGES = 64;
+    pub const IN = 72;
+    pub const IN_CAP = 80;
+    pub const OUT = 88;
+    pub const OUT_CAP = 96;
+    pub const ERR = 104;
+    pub const ERR_CAP = 112;
+    pub const STACK_SIZE = 120;
+    pub const MEM_END = 128;
+    pub const SIZE = 136;
+};
+
+pub const LinuxFd = struct {
+    pub const CLOSED = 0;
+    pub const STDIN = 1;
+    pub const STDOUT = 2;
+    pub const STDERR = 3;
+    pub const FILE = 4;
+};
+
+pub const LinuxFiles = struct {
+    pub const COUNT = 0;
+    pub const ENTRIES = 8;
+    pub const ENTRY_SIZE = 32;
+    pub const PATH = 0;
+    pub const PATH_LEN = 8;
+    pub const DATA = 16;
+    pub const DATA_SIZE = 24;
+};
+
+pub const LinuxLayer = struct {
+    pub const CODE = 0x100000;
+    pub const EFAULT = 0x100100;
+    pub const CODE_SIZE = 0x40000;
+    pub const STACK = 0x140000;
+    pub const STACK_TOP = 0x150000;
+    pub const CONFIG = 0x150000;
+    pub const END = 0x151000;
+};
+
+pub const LinuxPage = struct {
+    pub const MAPPED = 1;
+    pub const USED = 2;
+    pub const PROTECTED = 4;
+};
+
 pub const Port = struct {
     pub const EXIT = 0xfa;
     pub const HYPERCALL = 0xfb;
     pub const FAULT = 0xfc;
     pub const LINUX_SYSCALL = 0xfd;
+    pub const LINUX_FORWARD = 0xfe;
 };
 
 pub const STACK_ALIGN = 16;

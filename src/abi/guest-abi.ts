@@ -13,7 +13,140 @@ export const Port = {
   FAULT: 0xfc,
   /** used only by a Linux guest's system-call entry (src/linux/entry.ts): a `syscall` reaching the host */
   LINUX_SYSCALL: 0xfd,
+  /**
+   * used only by a Linux guest's in-VM system-call layer (guests/linux/layer.zig): a system call it
+   * hands to the host, the program's number and arguments in RAX, RDI, RSI, RDX, R10, R8, R9
+   */
+  LINUX_FORWARD: 0xfe,
 } as const;
+
+/**
+ * Where a Linux guest's in-VM system-call layer lives (docs/linux-guests.md, "The in-VM layer"):
+ * host-built pages below the program's (rebuilt, never read, from a snapshot file). A rewritten
+ * `syscall` site jumps to its stub (src/linux/sites.ts), which calls the layer's entry. The layer
+ * runs at CPL3, as the program does, on a stack of its own; the config page tells it where the
+ * program's state is.
+ */
+export const LinuxLayer = {
+  /** the layer's code and read-only data (dist/guests/layer.bin), user, read-only, executable: its entry first */
+  CODE: 0x100000,
+  /** where the host resumes the layer when an access it made for the program faulted: the call returns -EFAULT */
+  EFAULT: 0x100100,
+  CODE_SIZE: 0x40000,
+  /** the layer's stack (user, writable, no-execute): nothing on it outlives a system call */
+  STACK: 0x140000,
+  STACK_TOP: 0x150000,
+  /** the config page (user, read-only): LinuxConfig, the addresses below, built by the host */
+  CONFIG: 0x150000,
+  /** end of the layer's pages; page tables of 4 KiB regions go between Layout.HOST_END and CODE */
+  END: 0x151000,
+} as const;
+
+/** The config page (LinuxLayer.CONFIG), u64 fields: where the layer finds the process's state. */
+export const LinuxConfig = {
+  MAGIC: 0, // u64 "WASPLNX1"
+  /** the process block (LinuxBlock), the call page (LinuxCall), the table of placed files (LinuxFiles) */
+  BLOCK: 8,
+  CALL: 16,
+  FILES: 24,
+  /** the program break's range and the anonymous mappings' (one state byte per page at PAGES) */
+  BRK_START: 32,
+  BRK_END: 40,
+  MMAP_START: 48,
+  MMAP_END: 56,
+  PAGES: 64,
+  /** the windows: stdin's bytes, stdout's and stderr's buffers */
+  IN: 72,
+  IN_CAP: 80,
+  OUT: 88,
+  OUT_CAP: 96,
+  ERR: 104,
+  ERR_CAP: 112,
+  /** the stack's size (getrlimit) */
+  STACK_SIZE: 120,
+  /** the end of guest memory (the stack's top) */
+  MEM_END: 128,
+  SIZE: 136,
+} as const;
+
+export const LINUX_CONFIG_MAGIC = 0x31584e4c50534157n; // "WASPLNX1" little-endian
+
+/**
+ * The process block: the process's state besides its memory's bytes, in its own memory (so a
+ * snapshot keeps it), read and written by the layer and the host alike. The guest can write it:
+ * the host checks every field it uses (a bad one ends the call).
+ */
+export const LinuxBlock = {
+  MAGIC: 0, // u64 "WASPPROC"
+  BRK: 8, // u64: the program break
+  BRK_HIGH: 16, // u64: the highest the break has been (pages above it are still zero)
+  FS_BASE: 24, // u64: as arch_prctl set it (the host loads it into the vCPU)
+  GS_BASE: 32,
+  /** the program's RIP and RSP at the system call the layer is answering (for reports) */
+  SAVED_RIP: 40,
+  SAVED_RSP: 48,
+  /** MAX_FDS entries of FD_SIZE bytes: u8 LinuxFd kind, 3 zero bytes, u32 file index, u64 position */
+  FDS: 64,
+  FD_SIZE: 16,
+  MAX_FDS: 64,
+  SIZE: 64 + 64 * 16,
+} as const;
+
+export const LINUX_BLOCK_MAGIC = 0x434f525050534157n; // "WASPPROC" little-endian
+
+/** What an fd of the block is. */
+export const LinuxFd = { CLOSED: 0, STDIN: 1, STDOUT: 2, STDERR: 3, FILE: 4 } as const;
+
+/** The state byte of an anonymous-mapping page (LinuxConfig.PAGES). */
+export const LinuxPage = {
+  /** handed out by mmap now */
+  MAPPED: 1,
+  /** handed out at some time since the start: zeroed when handed out again */
+  USED: 2,
+  /** its page table entry is not the default read-write (mprotect, or mmap with other protections): only the host changes it */
+  PROTECTED: 4,
+} as const;
+
+/**
+ * The call page: what one call starts with, written by the host before every entry (its input's
+ * length, the clock, random bytes), and what the call leaves (its position in stdin, its output's
+ * lengths, how many system calls the layer answered). u64 fields.
+ */
+export const LinuxCall = {
+  FLAGS: 0, // LinuxCallFlag bits
+  IN_LEN: 8, // bytes of the input in the window
+  IN_TOTAL: 16, // the input's length (past the window the host serves it)
+  IN_POS: 24, // stdin's position
+  OUT_LEN: 32, // bytes in the stdout window
+  ERR_LEN: 40,
+  ANSWERED: 48, // system calls the layer answered in this call
+  /** the clock: ns since the epoch = NS_BASE + ((rdtsc - TSC_BASE) * TSC_MULT) >> 32 */
+  TSC_BASE: 56,
+  NS_BASE: 64,
+  TSC_MULT: 72,
+  /** random bytes for getrandom: RANDOM_LEN of them at RANDOM, RANDOM_POS used */
+  RANDOM_LEN: 80,
+  RANDOM_POS: 88,
+  RANDOM: 128,
+  RANDOM_CAP: 256,
+  SIZE: 384,
+} as const;
+
+/** LinuxCall.FLAGS bits. */
+export const LinuxCallFlag = {
+  /** hand every system call to the host (tracing, recording, replaying, a debugger) */
+  FORWARD: 1,
+  /** the program is granted the clock (clock_gettime and the rest; -EPERM otherwise) */
+  TIME: 2,
+  /** the program is granted randomness (getrandom; -EPERM otherwise) */
+  RANDOM: 4,
+} as const;
+
+/**
+ * The table of placed files (read-only for the guest): u64 COUNT, then COUNT entries of u64 path
+ * offset (from the table's start), u64 path length, u64 data address, u64 size; the paths after them.
+ */
+export const LinuxFiles = { COUNT: 0, ENTRIES: 8, ENTRY_SIZE: 32, PATH: 0, PATH_LEN: 8, DATA: 16, DATA_SIZE: 24 } as const;
 
 /**
  * Hypercall numbers (RAX at the `OUT` to Port.HYPERCALL). Arguments in RDI, RSI, RDX, RCX; the

@@ -67,7 +67,7 @@ function asSeriesResult(v: unknown): SeriesResult | string {
     const x = o[k];
     if (typeof x !== "number" || !Number.isFinite(x) || x < 0) return `"${k}" of ${o.name} is missing or not a non-negative number`;
   }
-  return { name: o.name, unit: o.unit, n: Number(o.n), median: Number(o.median), p99: Number(o.p99) };
+  return { name: o.name, unit: o.unit, n: Number(o.n), median: Number(o.median), p99: Number(o.p99), ...(typeof o.note === "string" && { note: o.note }) };
 }
 
 /** Which way a unit is better: a time or a size should shrink, a rate should grow. */

@@ -28,9 +28,10 @@ export type Image =
   | { kind: "native"; name: string; bytes: Uint8Array; loadAddr: number; header: NativeHeader }
   /**
    * a static Linux executable (src/linux/elf.ts checked it; its kind, src/kinds/linux.ts, places
-   * its segments): `bytes` is the whole file, `end` where its segments end in guest memory
+   * its segments): `bytes` is the whole file, `end` where its segments end in guest memory;
+   * `files`, the read-only files granted to it, placed in its memory by the kind
    */
-  | { kind: "linux"; name: string; bytes: Uint8Array; loadAddr: number; end: number };
+  | { kind: "linux"; name: string; bytes: Uint8Array; loadAddr: number; end: number; files?: ReadonlyMap<string, Uint8Array> };
 
 /**
  * The largest image file that can run with `memory` bytes of guest RAM (default: what a native

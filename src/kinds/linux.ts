@@ -6,7 +6,7 @@
 // output its fd 1, answered by the host as system calls (src/linux/process.ts): no data window.
 import { BadArgsError } from "../errors.ts";
 import { MAX_MEMORY, MIB, type Image } from "../image/image.ts";
-import { linuxAccessRules, planLinux, type LinuxLayout } from "../linux/address-space.ts";
+import { linuxAccessRules, planLinux, type FileSpec, type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { linuxBaseState } from "../linux/start.ts";
 import type { ImageKind } from "./kind.ts";
@@ -16,9 +16,14 @@ export const DEFAULT_LINUX_MEMORY = 64 * MIB;
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 
-/** The image of a parsed static executable. */
-export function linuxImage(elf: ElfExecutable): Image {
-  return { kind: "linux", name: elf.name, bytes: elf.bytes, loadAddr: 0, end: elf.high + (elf.pie ? 0x400000 : 0) };
+/** The image of a parsed static executable, with the read-only files granted to it (placed in its memory). */
+export function linuxImage(elf: ElfExecutable, files: ReadonlyMap<string, Uint8Array> = new Map()): Image {
+  return { kind: "linux", name: elf.name, bytes: elf.bytes, loadAddr: 0, end: elf.high + (elf.pie ? 0x400000 : 0), files };
+}
+
+/** The granted files of a Linux image, as the plan sees them (path and size, in grant order). */
+export function fileSpecs(files: ReadonlyMap<string, Uint8Array> | undefined): FileSpec[] {
+  return [...(files ?? new Map<string, Uint8Array>())].map(([path, data]) => ({ path, size: data.length }));
 }
 
 /** The executable of a Linux image (parsed again from its bytes: checked when the image was made). */
@@ -38,7 +43,7 @@ export function linuxMemory(memory: number | undefined): number {
 
 /** Where everything of `image` goes in `memory` bytes with a stack of `stackSize` (0 or undefined: the default). */
 export function linuxLayoutOf(image: Image, memory: number, stackSize: number | undefined): LinuxLayout {
-  return planLinux(elfOf(image), memory, stackSize || undefined);
+  return planLinux(elfOf(image), memory, stackSize || undefined, fileSpecs(image.kind === "linux" ? image.files : undefined));
 }
 
 export const LINUX: ImageKind = {
@@ -57,7 +62,8 @@ export const LINUX: ImageKind = {
   },
   entryState(image, size, plan, reset) {
     const elf = elfOf(image);
-    const state = linuxBaseState(elf, planLinux(elf, size, plan.stackSize || undefined), reset);
+    const files = image.kind === "linux" ? (image.files ?? new Map()) : new Map<string, Uint8Array>();
+    const state = linuxBaseState(elf, planLinux(elf, size, plan.stackSize || undefined, fileSpecs(files)), reset, files);
     return { ...state, populated: state.pieces.map(([at, bytes]) => [at, bytes.length]) };
   },
   collect() {

@@ -147,6 +147,11 @@ export class Vcpu {
     return buf.slice(0, kvm_msrs.size + got * kvm_msr_entry.size);
   }
 
+  /** The guest's TSC frequency in kHz (KVM_GET_TSC_KHZ). */
+  tscKhz(): number {
+    return libc.ioctl(this.fd, KVM.GET_TSC_KHZ, 0, "KVM_GET_TSC_KHZ");
+  }
+
   /** Writes the model-specific registers of a kvm_msrs buffer (from getMsrs). */
   setMsrs(msrs: Uint8Array): void {
     const set = this.trySetMsrs(msrs);

@@ -6,7 +6,7 @@
 // guests), so the host's checked access walks these tables like any other; the host's own pages
 // (below LINUX_LOW: page tables, GDT, IDT, TSS, the system-call entry) are supervisor-only or not
 // mapped at all. Pure: no VM is needed to build the tables or to check them (tests walk them).
-import { Layout } from "../abi/guest-abi.ts";
+import { Layout, LinuxBlock, LinuxCall, LinuxFiles, LinuxLayer } from "../abi/guest-abi.ts";
 import { PTE_A, PTE_D, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US } from "../image/boot.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
 import type { ElfExecutable } from "./elf.ts";
@@ -25,9 +25,17 @@ const MIB = 1024 * 1024;
 export const LINUX_LOW = REGION;
 /** Where a static-PIE's segments are placed (their addresses are relative to it). */
 export const PIE_BASE = 0x400000;
-/** Page tables of the regions mapped with 4 KiB pages go here, up to LINUX_LOW. */
-const TABLES = Layout.HOST_END;
-const MAX_TABLES = (LINUX_LOW - TABLES) / PAGE;
+/** Page tables of the regions mapped with 4 KiB pages go here, up to the in-VM layer's pages. */
+export const TABLES = Layout.HOST_END;
+export const TABLES_END = LinuxLayer.CODE;
+const MAX_TABLES = (TABLES_END - TABLES) / PAGE;
+/** The windows of a call's standard streams (the layer's: src/linux/io.ts): stdin's, stdout's, stderr's bytes in guest memory. */
+export const IN_WINDOW = 64 * 1024;
+export const OUT_WINDOW = 64 * 1024;
+export const ERR_WINDOW = 16 * 1024;
+/** The rewritten system-call sites' records and stubs (src/linux/sites.ts): SITE_SLOT bytes each. */
+export const SITES_SIZE = 32 * 1024;
+export const SITE_SLOT = 128;
 /** The default stack (Linux gives 8 MiB; a virtine's calls are small): 1 MiB, at most a quarter of memory. */
 export const DEFAULT_LINUX_STACK = MIB;
 const GUARD = 16 * PAGE;
@@ -59,6 +67,81 @@ const ENTRY_STACK: PagePermission = { present: true, user: true, write: true, ex
 /** the entry trampoline: the guest runs it at CPL3 (FPU state, then the program's entry), never writes it */
 const TRAMPOLINE: PagePermission = { present: true, user: true, write: false, exec: true };
 const DATA: PagePermission = { present: true, user: true, write: true, exec: false };
+/** The in-VM layer's code and the rewritten sites' stubs: the program's own privilege, read-only. */
+const LAYER_CODE: PagePermission = { present: true, user: true, write: false, exec: true };
+/** the layer's config page, the table of placed files, the files, the input window: the guest reads them, only the host writes them */
+const READ_ONLY: PagePermission = { present: true, user: true, write: false, exec: false };
+
+/** A file placed in guest memory, read-only: its guest path, where its bytes are, their count. */
+export interface PlacedFile {
+  path: string;
+  addr: number;
+  size: number;
+}
+
+/**
+ * wasp's pages inside the program's memory, above its mappings (the layer's and the host's alike,
+ * kept by snapshots): the process block, the call page, the anonymous mappings' page states, the
+ * stdout and stderr windows (writable); the stdin window, the table of placed files, the files
+ * (read-only). Each page-aligned.
+ */
+export interface LinuxIo {
+  start: number;
+  end: number;
+  block: number;
+  call: number;
+  pages: number;
+  out: number;
+  err: number;
+  /** the rewritten sites' slots: executable, read-only for the guest (their stubs run there) */
+  sites: number;
+  /** the first read-only page: the stdin window, then the files' table and bytes */
+  readOnly: number;
+  in: number;
+  table: number;
+  tableBytes: number;
+  files: PlacedFile[];
+}
+
+/** What a granted file is to the plan: its path and size (its bytes go in at the entry state). */
+export interface FileSpec {
+  path: string;
+  size: number;
+}
+
+const up = (n: number) => Math.ceil(n / PAGE) * PAGE;
+
+/** The bytes of the placed files' table (LinuxFiles) for these paths. */
+export function fileTableBytes(files: readonly FileSpec[]): number {
+  return LinuxFiles.ENTRIES + files.length * LinuxFiles.ENTRY_SIZE + files.reduce((n, f) => n + new TextEncoder().encode(f.path).length, 0);
+}
+
+/** The io region's size for an mmap region of at most `mmapPages` pages and these files. */
+function ioSize(mmapPages: number, files: readonly FileSpec[]): number {
+  return up(LinuxBlock.SIZE) + up(LinuxCall.SIZE) + up(mmapPages) + OUT_WINDOW + ERR_WINDOW + SITES_SIZE + IN_WINDOW + up(fileTableBytes(files)) + files.reduce((n, f) => n + up(f.size), 0);
+}
+
+/** Lays the io region out from `start` (page-aligned). */
+export function planIo(start: number, mmapPages: number, files: readonly FileSpec[]): LinuxIo {
+  let at = start;
+  const take = (n: number) => {
+    const a = at;
+    at += up(n);
+    return a;
+  };
+  const block = take(LinuxBlock.SIZE);
+  const call = take(LinuxCall.SIZE);
+  const pages = take(mmapPages);
+  const out = take(OUT_WINDOW);
+  const err = take(ERR_WINDOW);
+  const sites = take(SITES_SIZE);
+  const readOnly = at;
+  const inWindow = take(IN_WINDOW);
+  const tableBytes = fileTableBytes(files);
+  const table = take(tableBytes);
+  const placed = files.map((f) => ({ path: f.path, addr: take(f.size), size: f.size }));
+  return { start, end: at, block, call, pages, out, err, sites, readOnly, in: inWindow, table, tableBytes, files: placed };
+}
 
 export interface LinuxLayout {
   /** bytes of guest memory */
@@ -70,6 +153,8 @@ export interface LinuxLayout {
   high: number;
   /** the program break and anonymous mappings (memory.ts) */
   regions: MemoryRegions;
+  /** wasp's pages in the program's memory: the process block, the call page, the windows, the placed files */
+  io: LinuxIo;
   /** unmapped pages below the stack */
   guard: [number, number];
   /** the stack: [bottom, top); top is the end of memory, where the initial stack's strings go */
@@ -81,7 +166,7 @@ export interface LinuxLayout {
  * the default). A program that does not fit is a BadImageError naming what it needs; a stack size
  * that is not whole pages or leaves no room is a BadArgsError.
  */
-export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number): LinuxLayout {
+export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number, files: readonly FileSpec[] = []): LinuxLayout {
   if (!Number.isSafeInteger(memory) || memory % PAGE !== 0 || memory > Layout.MAPPED) throw new BadArgsError(`memory size ${memory} is not whole pages within ${Layout.MAPPED / MIB} MiB`);
   const stack = stackSize ?? Math.min(DEFAULT_LINUX_STACK, Math.floor(memory / 4 / PAGE) * PAGE);
   if (!Number.isSafeInteger(stack) || stack <= 0 || stack % PAGE !== 0) throw new BadArgsError(`stack size ${stackSize} is not a positive number of whole 4 KiB pages`);
@@ -93,20 +178,27 @@ export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number
   }
   const stackBottom = memory - stack;
   const guardStart = stackBottom - GUARD;
-  const need = high + MIN_HEAP + GUARD + stack;
-  if (need > memory) {
-    throw new BadImageError(`${elf.name}: it needs ${Math.ceil(need / MIB)} MiB of guest memory (its segments end at 0x${high.toString(16)}, then at least ${MIN_HEAP / 1024} KiB of heap and a ${stack / 1024} KiB stack), more than the ${memory / MIB} MiB it would get`);
+  // wasp's pages (the io region) go right below the guard, sized for the largest mmap region
+  // (the page states' array sized for the largest mmap region the layout could have)
+  const maxPages = Math.max(0, guardStart - high) / PAGE;
+  const io = maxPages > 0 ? ioSize(maxPages, files) : 0;
+  const need = high + MIN_HEAP + io + GUARD + stack;
+  if (need > memory || guardStart < high) {
+    const placed = files.reduce((n, f) => n + f.size, 0);
+    throw new BadImageError(`${elf.name}: it needs ${Math.ceil(need / MIB)} MiB of guest memory (its segments end at 0x${high.toString(16)}, then at least ${MIN_HEAP / 1024} KiB of heap, ${Math.ceil(io / 1024)} KiB of wasp's own pages${placed > 0 ? ` with the ${files.length} granted file(s) placed in them` : ""} and a ${stack / 1024} KiB stack), more than the ${memory / MIB} MiB it would get`);
   }
-  // the free memory between the program and the stack's guard: the first half for the break (glibc
-  // and musl grow it first), the rest for mappings, handed out from the top down
-  const free = guardStart - high;
+  const ioStart = guardStart - io;
+  // the free memory between the program and wasp's pages: the first half for the break (glibc and
+  // musl grow it first), the rest for mappings, handed out from the top down
+  const free = ioStart - high;
   const brkEnd = high + Math.floor(free / 2 / PAGE) * PAGE;
   return {
     memory,
     bias,
     low,
     high,
-    regions: { brkStart: high, brkEnd, mmapStart: brkEnd, mmapEnd: guardStart },
+    regions: { brkStart: high, brkEnd, mmapStart: brkEnd, mmapEnd: ioStart },
+    io: planIo(ioStart, maxPages, files),
     guard: [guardStart, stackBottom],
     stack: [stackBottom, memory],
   };
@@ -120,6 +212,9 @@ export function pagePermission(elf: ElfExecutable, layout: LinuxLayout, addr: nu
   if (addr === LINUX_ENTRY_STACK_PAGE) return ENTRY_STACK;
   if (addr === Layout.TRAMPOLINE) return TRAMPOLINE; // the guest's first instructions (start.ts)
   if (addr < Layout.HOST_END) return HOST; // the host's tables, GDT, TSS, the entry's stack: CPL0 only, NX
+  if (addr >= LinuxLayer.CODE && addr < LinuxLayer.CODE + LinuxLayer.CODE_SIZE) return LAYER_CODE;
+  if (addr >= LinuxLayer.STACK && addr < LinuxLayer.STACK_TOP) return DATA;
+  if (addr === LinuxLayer.CONFIG) return READ_ONLY;
   if (addr < LINUX_LOW) return ABSENT; // the page tables of 4 KiB regions: walked by the CPU, never mapped
   if (addr >= layout.low && addr < layout.high) {
     // a page shared by two segments gets both's permissions (the bytes of each are loaded in place)
@@ -133,7 +228,9 @@ export function pagePermission(elf: ElfExecutable, layout: LinuxLayout, addr: nu
     return perm ?? ABSENT; // a hole between segments
   }
   if (addr >= layout.guard[0] && addr < layout.guard[1]) return ABSENT;
-  if (addr >= layout.high) return DATA; // break, mappings, stack
+  if (addr >= layout.io.sites && addr < layout.io.readOnly) return LAYER_CODE; // the sites' stubs
+  if (addr >= layout.io.readOnly && addr < layout.io.end) return READ_ONLY;
+  if (addr >= layout.high) return DATA; // break, mappings, wasp's writable pages, stack
   return ABSENT; // between the host's pages and the program
 }
 

@@ -1,11 +1,17 @@
 // A Linux guest's dynamic memory: the program break (brk) and anonymous private mappings (mmap),
 // handed out inside regions of guest memory the host fixed, never past them (-ENOMEM, never a host
-// error). Pages handed out again after they were used in this call are zeroed through the checked
-// access, as Linux gives zeroed pages; pages never used since the snapshot are zero already.
+// error). The state lives in the process's own memory (block.ts: the break and its high mark, a
+// state byte per page of the mmap region), so that the in-VM layer (guests/linux/layer.zig), which
+// answers the same calls with the same algorithm, and the host always agree. Pages handed out
+// again after they were used are zeroed, as Linux gives zeroed pages; pages never used since the
+// start are zero already.
+import { LinuxPage } from "../abi/guest-abi.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
+import type { ProcessBlock } from "./block.ts";
 
 const PAGE = 4096;
 const ZERO_PAGE = new Uint8Array(PAGE);
+const { MAPPED, USED } = LinuxPage;
 
 export interface MemoryRegions {
   /** the program break's range: [brkStart, brkEnd) (after the executable's last segment) */
@@ -16,65 +22,34 @@ export interface MemoryRegions {
   mmapEnd: number;
 }
 
-/** The part of a process's memory state a snapshot keeps (memory.ts's own, restored with the pages). */
-export interface MemoryState {
-  brk: number;
-  brkHigh: number;
-  mapped: Uint8Array;
-  used: Uint8Array;
-}
-
 export class ProcessMemory {
   readonly regions: MemoryRegions;
-  #guest: GuestAccess;
-  /** the current break, and the highest it has been (pages above it are untouched, so zero) */
-  #brk: number;
-  #brkHigh: number;
-  /** one byte per page of the mmap region: handed out now; handed out at some time (to zero on reuse) */
-  #mapped: Uint8Array;
-  #used: Uint8Array;
+  readonly #guest: GuestAccess;
+  readonly #block: ProcessBlock;
 
-  constructor(guest: GuestAccess, regions: MemoryRegions) {
+  constructor(guest: GuestAccess, block: ProcessBlock, regions: MemoryRegions) {
     const aligned = (n: number) => n % PAGE === 0;
     if (!aligned(regions.brkStart) || !aligned(regions.brkEnd) || !aligned(regions.mmapStart) || !aligned(regions.mmapEnd)) throw new RangeError("memory regions must be page-aligned");
     if (regions.brkEnd < regions.brkStart || regions.mmapEnd < regions.mmapStart) throw new RangeError("a memory region ends before it starts");
     this.regions = regions;
     this.#guest = guest;
-    this.#brk = regions.brkStart;
-    this.#brkHigh = regions.brkStart;
-    const pages = (regions.mmapEnd - regions.mmapStart) / PAGE;
-    this.#mapped = new Uint8Array(pages);
-    this.#used = new Uint8Array(pages);
-  }
-
-  /** The state to keep with a snapshot, and to start every later call from. */
-  capture(): MemoryState {
-    return { brk: this.#brk, brkHigh: this.#brkHigh, mapped: this.#mapped.slice(), used: this.#used.slice() };
-  }
-
-  restore(s: MemoryState): void {
-    this.#brk = s.brk;
-    this.#brkHigh = s.brkHigh;
-    this.#mapped.set(s.mapped);
-    this.#used.set(s.used);
-  }
-
-  /** The guest access this memory zeroes through (a new shell's, at each call). */
-  use(guest: GuestAccess): void {
-    this.#guest = guest;
+    this.#block = block;
   }
 
   /** brk(2): 0 asks; an address inside the range moves the break (grown bytes read as zero); else unchanged. */
   brk(addr: bigint): bigint {
-    if (addr === 0n || addr < BigInt(this.regions.brkStart) || addr > BigInt(this.regions.brkEnd)) return BigInt(this.#brk);
+    const b = this.#block;
+    const brk = b.brk;
+    if (addr === 0n || addr < BigInt(this.regions.brkStart) || addr > BigInt(this.regions.brkEnd)) return BigInt(brk);
     const to = Number(addr);
-    if (to > this.#brk) {
+    const high = b.brkHigh;
+    if (to > brk) {
       // bytes that were break before and given back since are not zero any more
-      const dirtyEnd = Math.min(to, this.#brkHigh);
-      if (dirtyEnd > this.#brk) this.#zero(this.#brk, dirtyEnd - this.#brk);
+      const dirtyEnd = Math.min(to, high);
+      if (dirtyEnd > brk) this.#zero(brk, dirtyEnd - brk);
     }
-    this.#brk = to;
-    this.#brkHigh = Math.max(this.#brkHigh, to);
+    b.brk = to;
+    if (to > high) b.brkHigh = to;
     return addr;
   }
 
@@ -85,17 +60,18 @@ export class ProcessMemory {
   map(len: bigint, fixed?: bigint): bigint {
     const pages = this.#pages(len);
     if (pages === undefined) return -22n; // EINVAL
+    const states = this.#block.pages;
     let first: number;
     if (fixed !== undefined) {
       const i = this.#index(fixed);
-      if (i === undefined || fixed % BigInt(PAGE) !== 0n || i + pages > this.#mapped.length) return -12n; // ENOMEM: outside the region
+      if (i === undefined || fixed % BigInt(PAGE) !== 0n || i + pages > states.length) return -12n; // ENOMEM: outside the region
       first = i;
     } else {
-      const free = this.#findFree(pages);
+      const free = this.#findFree(states, pages);
       if (free === undefined) return -12n; // ENOMEM
       first = free;
     }
-    this.#handOut(first, pages);
+    this.#handOut(states, first, pages);
     return BigInt(this.regions.mmapStart + first * PAGE);
   }
 
@@ -104,7 +80,10 @@ export class ProcessMemory {
     const first = this.#index(addr);
     const pages = this.#pages(len);
     if (first === undefined || pages === undefined || addr % BigInt(PAGE) !== 0n) return -22n; // EINVAL
-    this.#mapped.fill(0, first, Math.min(first + pages, this.#mapped.length));
+    const states = this.#block.pages;
+    const end = Math.min(first + pages, states.length);
+    for (let p = first; p < end; p++) states[p] &= ~MAPPED;
+    this.#block.markPages(first, end - first);
     return 0n;
   }
 
@@ -117,25 +96,27 @@ export class ProcessMemory {
     const oldPages = this.#pages(oldLen);
     const newPages = this.#pages(newLen);
     if (first === undefined || oldPages === undefined || newPages === undefined || newPages === 0 || addr % BigInt(PAGE) !== 0n) return -22n;
-    if (first + oldPages > this.#mapped.length || !this.#mapped.subarray(first, first + oldPages).every((m) => m === 1)) return -14n; // EFAULT: not all mapped
+    const states = this.#block.pages;
+    if (first + oldPages > states.length || !allMapped(states, first, first + oldPages)) return -14n; // EFAULT: not all mapped
     if (newPages <= oldPages) {
-      this.#mapped.fill(0, first + newPages, first + oldPages);
+      for (let p = first + newPages; p < first + oldPages; p++) states[p] &= ~MAPPED;
+      this.#block.markPages(first + newPages, oldPages - newPages);
       return addr;
     }
-    const tail = this.#mapped.subarray(first + oldPages, first + newPages);
-    if (first + newPages <= this.#mapped.length && tail.every((m) => m === 0)) {
-      this.#handOut(first + oldPages, newPages - oldPages);
+    if (first + newPages <= states.length && noneMapped(states, first + oldPages, first + newPages)) {
+      this.#handOut(states, first + oldPages, newPages - oldPages);
       return addr;
     }
     if (!mayMove) return -12n;
-    const moved = this.#findFree(newPages);
+    const moved = this.#findFree(states, newPages);
     if (moved === undefined) return -12n;
-    this.#handOut(moved, newPages);
+    this.#handOut(states, moved, newPages);
     const to = this.regions.mmapStart + moved * PAGE;
     const from = this.regions.mmapStart + first * PAGE;
     // page by page: the host never holds more than a page of the copy, however large the mapping
     for (let p = 0; p < oldPages; p++) this.#guest.write(to + p * PAGE, this.#guest.read(from + p * PAGE, PAGE, "mremap's source"), "mremap's target");
-    this.#mapped.fill(0, first, first + oldPages);
+    for (let p = first; p < first + oldPages; p++) states[p] &= ~MAPPED;
+    this.#block.markPages(first, oldPages);
     return BigInt(to);
   }
 
@@ -144,31 +125,32 @@ export class ProcessMemory {
     const first = this.#index(addr);
     const pages = this.#pages(len);
     if (first === undefined || pages === undefined || addr % BigInt(PAGE) !== 0n) return -22n;
-    const end = Math.min(first + pages, this.#mapped.length);
-    for (let p = first; p < end; p++) if (this.#mapped[p]) this.#zero(this.regions.mmapStart + p * PAGE, PAGE);
+    const states = this.#block.pages;
+    const end = Math.min(first + pages, states.length);
+    for (let p = first; p < end; p++) if (states[p] & MAPPED) this.#zero(this.regions.mmapStart + p * PAGE, PAGE);
     return 0n;
   }
 
   /** Bytes currently handed out by mmap (for reports). */
   get mappedBytes(): number {
     let n = 0;
-    for (const m of this.#mapped) n += m;
+    for (const s of this.#block.pages) if (s & MAPPED) n++;
     return n * PAGE;
   }
 
-  #handOut(first: number, pages: number): void {
+  #handOut(states: Uint8Array, first: number, pages: number): void {
     for (let p = first; p < first + pages; p++) {
-      if (this.#used[p]) this.#zero(this.regions.mmapStart + p * PAGE, PAGE);
-      this.#mapped[p] = 1;
-      this.#used[p] = 1;
+      if (states[p] & USED) this.#zero(this.regions.mmapStart + p * PAGE, PAGE);
+      states[p] |= MAPPED | USED;
     }
+    this.#block.markPages(first, pages);
   }
 
   /** The highest run of `pages` free pages (Linux maps top-down), or undefined. */
-  #findFree(pages: number): number | undefined {
+  #findFree(states: Uint8Array, pages: number): number | undefined {
     let run = 0;
-    for (let p = this.#mapped.length - 1; p >= 0; p--) {
-      run = this.#mapped[p] ? 0 : run + 1;
+    for (let p = states.length - 1; p >= 0; p--) {
+      run = states[p] & MAPPED ? 0 : run + 1;
       if (run === pages) return p;
     }
     return undefined;
@@ -189,4 +171,14 @@ export class ProcessMemory {
   #zero(addr: number, len: number): void {
     for (let at = addr; at < addr + len; at += PAGE) this.#guest.write(at, ZERO_PAGE.subarray(0, Math.min(PAGE, addr + len - at)), "zeroed memory");
   }
+}
+
+function allMapped(states: Uint8Array, from: number, to: number): boolean {
+  for (let p = from; p < to; p++) if (!(states[p] & MAPPED)) return false;
+  return true;
+}
+
+function noneMapped(states: Uint8Array, from: number, to: number): boolean {
+  for (let p = from; p < to; p++) if (states[p] & MAPPED) return false;
+  return true;
 }

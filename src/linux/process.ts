@@ -5,10 +5,15 @@
 // caller grants and nothing else of the host's file system; the clock and randomness only when
 // granted (-EPERM otherwise); no processes, threads, signals delivered or sockets. Anything not here
 // is -ENOSYS, counted. `syscall` returns what the run loop must do: return a value to the guest,
-// end the call, or set the FS base (arch_prctl).
+// end the call, or set the FS base (arch_prctl). The process's state — its break and mappings,
+// its open files, stdin's position, the stdout and stderr windows — is in its own memory
+// (block.ts), where the in-VM layer answers the same calls on it: the host answers whatever the
+// layer hands over, or every call when the layer is off.
+import { LinuxBlock } from "../abi/guest-abi.ts";
 import { MemoryFaultError } from "../errors.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
-import { ProcessMemory, type MemoryRegions, type MemoryState } from "./memory.ts";
+import type { FdEntry, ProcessBlock } from "./block.ts";
+import { ProcessMemory, type MemoryRegions } from "./memory.ts";
 
 /** Linux errno values (asm-generic/errno-base.h, errno.h). */
 export const ERRNO = { EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENODEV: 19, EINVAL: 22, ENOTTY: 25, EMFILE: 24, ESPIPE: 29, EROFS: 30, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38 } as const;
@@ -38,16 +43,22 @@ export interface ByteSink {
   append(bytes: Uint8Array): void;
 }
 
+/** A read-only file granted to the program, as the block names it (by its index among them). */
+export interface GrantedFile {
+  path: string;
+  data: Uint8Array;
+}
+
 export interface ProcessOptions {
   /** the program's name (argv[0], /proc/self/exe) */
   name: string;
-  /** fd 0 */
+  /** fd 0: the whole input (the window in guest memory holds its first part) */
   input: Uint8Array;
   /** fd 1 and fd 2 */
   stdout: ByteSink;
   stderr: ByteSink;
-  /** read-only files the caller grants, by absolute guest path */
-  files?: ReadonlyMap<string, Uint8Array>;
+  /** read-only files the caller grants, in the order the block's file table has them */
+  files?: readonly GrantedFile[];
   /** `time` and `random` grants */
   time?: boolean;
   random?: boolean;
@@ -59,15 +70,9 @@ export interface ProcessOptions {
   fillRandom?: (bytes: Uint8Array) => void;
 }
 
-interface OpenFile {
-  path: string;
-  data: Uint8Array;
-  pos: number;
-}
-
 const MAX_PATH = 4096;
 /** Open files a program may hold (fds 0 to MAX_FDS-1), what getrlimit(RLIMIT_NOFILE) answers. */
-export const MAX_FDS = 64;
+export const MAX_FDS = LinuxBlock.MAX_FDS;
 /** Most bytes one read/write moves (Linux moves at most 0x7ffff000; a virtine's buffers are smaller). */
 const MAX_IO = 1 << 30;
 /** Most bytes one write takes (a pipe's short write): the largest copy a write makes on the host. */
@@ -75,52 +80,29 @@ export const WRITE_CHUNK = 1 << 20;
 const AT_FDCWD = -100n;
 const EFAULT: Outcome = { kind: "return", value: -BigInt(ERRNO.EFAULT) };
 
-/**
- * What a process is besides its memory's bytes and its registers, kept with a snapshot taken at
- * `wasp_snapshot()`: its break and mappings, its open files and where each is, its TLS bases.
- * Every call resumed from the snapshot starts from a copy (its own input on fd 0 from the start).
- */
-export interface ProcessState {
-  memory: MemoryState;
-  fds: [number, OpenFile | "stdin" | "stdout" | "stderr"][];
-  fsBase: bigint;
-  gsBase: bigint;
-}
-
 export class LinuxProcess {
   readonly memory: ProcessMemory;
   /** system calls answered -ENOSYS, by number: what a program porting to wasp still needs */
   readonly unknown = new Map<number, number>();
-  #guest: GuestAccess;
+  readonly #guest: GuestAccess;
+  readonly #block: ProcessBlock;
   readonly #opts: ProcessOptions;
-  #inputPos = 0;
-  readonly #fds = new Map<number, OpenFile | "stdin" | "stdout" | "stderr">([
-    [0, "stdin"],
-    [1, "stdout"],
-    [2, "stderr"],
-  ]);
-  #fsBase = 0n;
-  #gsBase = 0n;
+  readonly #paths: Map<string, number>;
 
-  constructor(guest: GuestAccess, opts: ProcessOptions) {
+  constructor(guest: GuestAccess, block: ProcessBlock, opts: ProcessOptions) {
     this.#guest = guest;
+    this.#block = block;
     this.#opts = opts;
-    this.memory = new ProcessMemory(guest, opts.memory);
+    this.#paths = new Map((opts.files ?? []).map((f, i) => [f.path, i]));
+    this.memory = new ProcessMemory(guest, block, opts.memory);
   }
 
-  /** The process's state now (copied: later calls do not change it). */
-  capture(): ProcessState {
-    const fds = [...this.#fds].map(([fd, f]): ProcessState["fds"][number] => [fd, typeof f === "string" ? f : { ...f }]);
-    return { memory: this.memory.capture(), fds, fsBase: this.#fsBase, gsBase: this.#gsBase };
-  }
-
-  /** Starts from a captured state (a copy of it: the state stays as it was for the next call). */
-  restore(state: ProcessState): void {
-    this.memory.restore(state.memory);
-    this.#fds.clear();
-    for (const [fd, f] of state.fds) this.#fds.set(fd, typeof f === "string" ? f : { ...f });
-    this.#fsBase = state.fsBase;
-    this.#gsBase = state.gsBase;
+  /** The bytes waiting in the stdout and stderr windows, handed to their sinks (before a write, and at the call's end). */
+  flush(): void {
+    for (const stream of ["stdout", "stderr"] as const) {
+      const bytes = this.#block.drain(stream);
+      if (bytes.length > 0) (stream === "stdout" ? this.#opts.stdout : this.#opts.stderr).append(bytes);
+    }
   }
 
   /** Answers one system call: `nr` from RAX, `a` the six arguments (RDI, RSI, RDX, R10, R8, R9). */
@@ -143,32 +125,40 @@ export class LinuxProcess {
       case NR.exit_group:
         return { kind: "exit", status: Number(a[0] & 0xffn) };
       case NR.read:
-        return ret(this.#read(Number(a[0]), a[1], a[2], undefined));
+        return ret(this.#read(fdOf(a[0]), a[1], a[2], undefined));
       case NR.pread64:
-        return ret(this.#read(Number(a[0]), a[1], a[2], a[3]));
+        return ret(this.#read(fdOf(a[0]), a[1], a[2], a[3]));
       case NR.readv:
-        return ret(this.#vector(a[1], a[2], (base, len) => this.#read(Number(a[0]), base, len, undefined)));
+        return ret(this.#vector(a[1], a[2], (base, len) => this.#read(fdOf(a[0]), base, len, undefined)));
       case NR.write:
-        return ret(this.#write(Number(a[0]), a[1], a[2]));
+        return ret(this.#write(fdOf(a[0]), a[1], a[2]));
       case NR.writev:
-        return ret(this.#vector(a[1], a[2], (base, len) => this.#write(Number(a[0]), base, len)));
-      case NR.close:
-        return this.#fds.delete(Number(a[0])) ? ret(0) : err(ERRNO.EBADF);
+        return ret(this.#vector(a[1], a[2], (base, len) => this.#write(fdOf(a[0]), base, len)));
+      case NR.close: {
+        const fd = fdOf(a[0]);
+        if (this.#block.fd(fd) === undefined) return err(ERRNO.EBADF);
+        this.#block.setFd(fd, undefined);
+        return ret(0);
+      }
       case NR.fstat:
-        return ret(this.#fstat(Number(a[0]), a[1]));
+        return ret(this.#fstat(fdOf(a[0]), a[1]));
       case NR.stat:
       case NR.lstat:
         return ret(this.#statPath(a[0], a[1]));
       case NR.newfstatat:
         // an empty path with AT_EMPTY_PATH (0x1000) is fstat of the fd
-        return ret((a[3] & 0x1000n) !== 0n && this.#path(a[1]) === "" ? this.#fstat(Number(a[0]), a[2]) : this.#statPath(a[1], a[2], a[0]));
+        return ret((a[3] & 0x1000n) !== 0n && this.#path(a[1]) === "" ? this.#fstat(fdOf(a[0]), a[2]) : this.#statPath(a[1], a[2], a[0]));
       case NR.lseek:
-        return ret(this.#lseek(Number(a[0]), a[1], Number(a[2])));
+        return ret(this.#lseek(fdOf(a[0]), a[1], Number(a[2] & 0xffffffffn)));
       case NR.ioctl:
         // TCGETS, TIOCGWINSZ and the rest: the streams are pipes, the files regular files
-        return this.#fds.has(Number(a[0])) ? err(ERRNO.ENOTTY) : err(ERRNO.EBADF);
-      case NR.fcntl:
-        return this.#fds.has(Number(a[0])) ? ret(Number(a[1]) === 3 /* F_GETFL */ ? (Number(a[0]) === 0 ? 0 : 1) : 0) : err(ERRNO.EBADF);
+        return this.#block.fd(fdOf(a[0])) ? err(ERRNO.ENOTTY) : err(ERRNO.EBADF);
+      case NR.fcntl: {
+        // F_GETFL: O_WRONLY (1) for the output streams, O_RDONLY (0) for the rest; anything else 0
+        const f = this.#block.fd(fdOf(a[0]));
+        if (!f) return err(ERRNO.EBADF);
+        return ret(Number(a[1] & 0xffffffffn) === 3 ? (f.kind === "stdout" || f.kind === "stderr" ? 1 : 0) : 0);
+      }
       case NR.poll:
         return ret(this.#poll(a[0], a[1]));
       case NR.open:
@@ -274,32 +264,44 @@ export class LinuxProcess {
   }
 
   #read(fd: number, buf: bigint, len: bigint, at: bigint | undefined): bigint {
-    const f = this.#fds.get(fd);
-    if (f === undefined || f === "stdout" || f === "stderr") return -BigInt(ERRNO.EBADF);
+    const b = this.#block;
+    const f = b.fd(fd);
+    if (f === undefined || f.kind === "stdout" || f.kind === "stderr") return -BigInt(ERRNO.EBADF);
     if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
-    const [data, pos] = f === "stdin" ? [this.#opts.input, this.#inputPos] : [f.data, f.pos];
-    if (at !== undefined && f === "stdin") return -BigInt(ERRNO.ESPIPE);
+    if (at !== undefined && f.kind === "stdin") return -BigInt(ERRNO.ESPIPE);
     if (at !== undefined && BigInt.asIntN(64, at) < 0n) return -BigInt(ERRNO.EINVAL);
+    const file = f.kind === "file" ? f : undefined;
+    const data = file ? this.#file(file).data : this.#opts.input;
+    const pos = file ? file.pos : b.inPos;
     const from = at === undefined ? pos : Math.min(Number(at), data.length);
     const n = Math.max(0, Math.min(Number(len), data.length - from));
     if (n > 0) this.#guest.write(buf, data.subarray(from, from + n), "read's buffer");
     if (at === undefined) {
-      if (f === "stdin") this.#inputPos += n;
-      else f.pos += n;
+      if (file) b.setFd(fd, { kind: "file", file: file.file, pos: pos + n });
+      else b.inPos = pos + n;
     }
     return BigInt(n);
   }
 
   #write(fd: number, buf: bigint, len: bigint): bigint {
-    const f = this.#fds.get(fd);
-    if (f !== "stdout" && f !== "stderr") return -BigInt(ERRNO.EBADF);
+    const f = this.#block.fd(fd);
+    if (f?.kind !== "stdout" && f?.kind !== "stderr") return -BigInt(ERRNO.EBADF);
     if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
     // at most WRITE_CHUNK bytes a call, as a pipe takes them: the host never copies more than that
     // at once whatever length the guest names, and libc writes the rest with the next call
     const n = len > BigInt(WRITE_CHUNK) ? WRITE_CHUNK : Number(len);
     const bytes = this.#guest.read(buf, n, "write's buffer");
-    (f === "stdout" ? this.#opts.stdout : this.#opts.stderr).append(bytes);
+    // what the layer buffered comes first
+    this.flush();
+    (f.kind === "stdout" ? this.#opts.stdout : this.#opts.stderr).append(bytes);
     return BigInt(n);
+  }
+
+  /** The granted file an fd names (its index checked by the block). */
+  #file(f: FdEntry & { kind: "file" }): GrantedFile {
+    const file = this.#opts.files?.[f.file];
+    if (!file) return this.#block.corrupt("an fd's file", f.file);
+    return file;
   }
 
   /** readv/writev: each (base, len) of the iovec array in turn; stops at a short transfer. */
@@ -320,14 +322,14 @@ export class LinuxProcess {
   }
 
   #lseek(fd: number, off: bigint, whence: number): bigint {
-    const f = this.#fds.get(fd);
+    const f = this.#block.fd(fd);
     if (f === undefined) return -BigInt(ERRNO.EBADF);
-    if (typeof f === "string") return -BigInt(ERRNO.ESPIPE);
-    const base = whence === 0 ? 0n : whence === 1 ? BigInt(f.pos) : whence === 2 ? BigInt(f.data.length) : undefined;
+    if (f.kind !== "file") return -BigInt(ERRNO.ESPIPE);
+    const base = whence === 0 ? 0n : whence === 1 ? BigInt(f.pos) : whence === 2 ? BigInt(this.#file(f).data.length) : undefined;
     if (base === undefined) return -BigInt(ERRNO.EINVAL);
     const to = base + BigInt.asIntN(64, off);
     if (to < 0n || to > BigInt(Number.MAX_SAFE_INTEGER)) return -BigInt(ERRNO.EINVAL);
-    f.pos = Number(to);
+    this.#block.setFd(fd, { ...f, pos: Number(to) });
     return to;
   }
 
@@ -339,9 +341,9 @@ export class LinuxProcess {
     for (let i = 0; i < Number(count); i++) {
       const fd = dv.getInt32(i * 8, true);
       const events = dv.getInt16(i * 8 + 4, true);
-      const f = this.#fds.get(fd);
+      const f = fd < 0 ? undefined : this.#block.fd(fd);
       // POLLIN 1, POLLOUT 4, POLLNVAL 0x20: everything is always ready (nothing ever blocks)
-      const revents = f === undefined ? 0x20 : events & (f === "stdout" || f === "stderr" ? 4 : 1);
+      const revents = f === undefined ? (fd < 0 ? 0 : 0x20) : events & (f.kind === "stdout" || f.kind === "stderr" ? 4 : 1);
       dv.setInt16(i * 8 + 6, revents, true);
       if (revents) ready++;
     }
@@ -352,21 +354,21 @@ export class LinuxProcess {
   #open(dirfd: bigint, pathAddr: bigint, flags: bigint): bigint {
     const path = this.#resolve(dirfd, pathAddr);
     if (typeof path !== "string") return path;
-    const data = this.#opts.files?.get(path);
-    if (data === undefined) return -BigInt(ERRNO.ENOENT);
+    const file = this.#paths.get(path);
+    if (file === undefined) return -BigInt(ERRNO.ENOENT);
     if ((flags & 3n) !== 0n) return -BigInt(ERRNO.EROFS); // O_WRONLY or O_RDWR: the grants are read-only
     let fd = 3;
-    while (this.#fds.has(fd)) fd++;
-    // as many as getrlimit(RLIMIT_NOFILE) says: the host's table of them stays small
+    while (fd < MAX_FDS && this.#block.fd(fd) !== undefined) fd++;
+    // as many as getrlimit(RLIMIT_NOFILE) says
     if (fd >= MAX_FDS) return -BigInt(ERRNO.EMFILE);
-    this.#fds.set(fd, { path, data, pos: 0 });
+    this.#block.setFd(fd, { kind: "file", file, pos: 0 });
     return BigInt(fd);
   }
 
   #access(dirfd: bigint, pathAddr: bigint): bigint {
     const path = this.#resolve(dirfd, pathAddr);
     if (typeof path !== "string") return path;
-    return this.#opts.files?.has(path) ? 0n : -BigInt(ERRNO.ENOENT);
+    return this.#paths.has(path) ? 0n : -BigInt(ERRNO.ENOENT);
   }
 
   #readlink(pathAddr: bigint, buf: bigint, size: bigint): bigint {
@@ -380,19 +382,19 @@ export class LinuxProcess {
   }
 
   #fstat(fd: number, statbuf: bigint): bigint {
-    const f = this.#fds.get(fd);
+    const f = this.#block.fd(fd);
     if (f === undefined) return -BigInt(ERRNO.EBADF);
     // the streams are pipes, as a program run in a pipeline sees them
-    this.#guest.write(statbuf, stat(typeof f === "string" ? 0o010600 : 0o100444, typeof f === "string" ? 0 : f.data.length), "fstat's buffer");
+    this.#guest.write(statbuf, f.kind === "file" ? stat(0o100444, this.#file(f).data.length) : stat(0o010600, 0), "fstat's buffer");
     return 0n;
   }
 
   #statPath(pathAddr: bigint, statbuf: bigint, dirfd = AT_FDCWD): bigint {
     const path = this.#resolve(dirfd, pathAddr);
     if (typeof path !== "string") return path;
-    const data = this.#opts.files?.get(path);
-    if (data === undefined) return -BigInt(ERRNO.ENOENT);
-    this.#guest.write(statbuf, stat(0o100444, data.length), "stat's buffer");
+    const file = this.#paths.get(path);
+    if (file === undefined) return -BigInt(ERRNO.ENOENT);
+    this.#guest.write(statbuf, stat(0o100444, (this.#opts.files ?? [])[file].data.length), "stat's buffer");
     return 0n;
   }
 
@@ -444,13 +446,13 @@ export class LinuxProcess {
     // ARCH_SET_GS 0x1001, ARCH_SET_FS 0x1002, ARCH_GET_FS 0x1003, ARCH_GET_GS 0x1004
     if (code === 0x1002 || code === 0x1001) {
       if (addr >= 2n ** 47n) return { kind: "return", value: -BigInt(ERRNO.EPERM) }; // not a canonical user address
-      if (code === 0x1002) this.#fsBase = addr;
-      else this.#gsBase = addr;
+      if (code === 0x1002) this.#block.fsBase = addr;
+      else this.#block.gsBase = addr;
       return { kind: "setBase", register: code === 0x1002 ? "fs" : "gs", base: addr };
     }
     if (code === 0x1003 || code === 0x1004) {
       const out = new Uint8Array(8);
-      new DataView(out.buffer).setBigUint64(0, code === 0x1003 ? this.#fsBase : this.#gsBase, true);
+      new DataView(out.buffer).setBigUint64(0, code === 0x1003 ? this.#block.fsBase : this.#block.gsBase, true);
       this.#guest.write(addr, out, "arch_prctl's buffer");
       return { kind: "return", value: 0n };
     }
@@ -502,6 +504,11 @@ export class LinuxProcess {
       }
     }
   }
+}
+
+/** An fd number from a register (its low 32 bits, as a C int; negative ones are never open). */
+function fdOf(reg: bigint): number {
+  return Number(BigInt.asIntN(32, reg));
 }
 
 /** A struct stat (x86-64, 144 bytes) for a file of `mode` and `size`. */

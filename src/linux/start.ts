@@ -12,6 +12,7 @@ import { linuxPageTables, segmentPieces, type LinuxLayout } from "./address-spac
 import type { ElfExecutable } from "./elf.ts";
 import { EFER_NXE, EFER_SCE, LINUX_ENTRY, linuxEntryCode, linuxSyscallMsrs } from "./entry.ts";
 import { AT, initialStack } from "./stack.ts";
+import { layerHostPieces, processPieces } from "./layer.ts";
 
 export interface LinuxStart {
   /** argv[0] first */
@@ -61,7 +62,7 @@ export function linuxAuxv(elf: ElfExecutable, layout: LinuxLayout, hwcap: bigint
  * the trampoline, the executable's segments; RSP at the top of memory. `reset` is a fresh vCPU's
  * special registers and FPU state (the trampoline loads the FPU state at CPL3, as for native guests).
  */
-export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: { sregs: Uint8Array; fpu: Uint8Array }): LinuxEntryState {
+export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: { sregs: Uint8Array; fpu: Uint8Array }, files: ReadonlyMap<string, Uint8Array> = new Map()): LinuxEntryState {
   const sregs = longModeSregs(reset.sregs).slice();
   const dv = new DataView(sregs.buffer);
   const eferAt = kvm_sregs.off("efer");
@@ -71,6 +72,7 @@ export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: {
       ...linuxHostPieces(elf, layout),
       [Layout.TRAMPOLINE, trampolinePage(BigInt(elf.entry + layout.bias), reset.fpu)],
       ...segmentPieces(elf, layout),
+      ...processPieces(layout, files),
     ],
     rip: BigInt(Layout.TRAMPOLINE),
     rsp: BigInt(layout.memory),
@@ -82,12 +84,13 @@ export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: {
 
 /**
  * The host's pages of a Linux guest below LINUX_LOW, but for the trampoline (the guest's own CPL3
- * code): GDT, IDT and TSS as native guests have them, the Linux page tables, the system-call entry.
- * What keeps the guest at CPL3: a snapshot file's are rebuilt from these, never read.
+ * code): GDT, IDT and TSS as native guests have them, the Linux page tables, the system-call entry,
+ * the in-VM layer's sled, code and config page. What keeps the guest at CPL3: a snapshot file's are
+ * rebuilt from these, never read.
  */
 export function linuxHostPieces(elf: ElfExecutable, layout: LinuxLayout): [number, Uint8Array][] {
   // later pieces overwrite earlier ones: the native GDT, IDT and TSS stay, the tables are Linux's
-  return [...longModeTablePieces(), ...linuxPageTables(elf, layout), [LINUX_ENTRY, linuxEntryCode()]];
+  return [...longModeTablePieces(), ...linuxPageTables(elf, layout), [LINUX_ENTRY, linuxEntryCode()], ...layerHostPieces(layout)];
 }
 
 /**

@@ -1,4 +1,4 @@
-// An x86-64 (64-bit mode) instruction decoder for the host's look at guest code (red-zone.ts):
+// An x86-64 (64-bit mode) instruction decoder for the host's look at guest code (sites.ts):
 // the exact length of everything gcc and clang emit — legacy prefixes, REX, the one-byte, 0F,
 // 0F 38 and 0F 3A maps, VEX and EVEX — and, from the opcode tables (x86-tables.ts), what an
 // instruction does that matters to an analysis of the stack: the memory it reads and writes, the
@@ -55,13 +55,19 @@ export interface Lea {
   readonly addressSize: 4 | 8;
 }
 
-/** A register effect simple enough to compute exactly: dst = src, dst += src, dst -= src, dst ^= src (size 4 zero-extends). */
+/**
+ * A register effect simple enough to compute exactly: dst = src, dst += src, dst -= src, dst ^= src,
+ * dst &= src, dst |= src, dst <<= src, dst >>= src (logical; size 4 zero-extends), dst = src
+ * zero-extended from `srcSize` bytes (movzx), or setcc, which writes 0 or 1 into dst's low byte.
+ */
 export interface Assign {
   readonly dst: Reg;
-  readonly op: "mov" | "add" | "sub" | "xor";
+  readonly op: "mov" | "add" | "sub" | "xor" | "and" | "or" | "shl" | "shr" | "movzx" | "setcc";
   /** a register, or an immediate already extended to the operand size (as an unsigned value) */
   readonly src: Reg | bigint;
-  readonly size: 4 | 8;
+  readonly size: 1 | 4 | 8;
+  /** movzx: the source's size */
+  readonly srcSize?: 1 | 2;
 }
 
 export interface Instruction {
@@ -565,17 +571,28 @@ function flowOf(mnemonic: string, rel: bigint[], next: number): Flow {
   return { kind: "next" };
 }
 
-/** mov/add/sub/xor between whole 32- or 64-bit registers and immediates; inc/dec as add/sub 1. */
+const ASSIGN_OPS = new Set(["mov", "add", "sub", "xor", "and", "or"]);
+const SHIFT_OPS = new Set(["shl", "sal", "shr"]);
+
+/**
+ * mov/add/sub/xor/and/or between whole 32- or 64-bit registers and immediates; inc/dec as add/sub
+ * 1; shl/shr by an immediate; movzx from a low byte or word register; setcc of a low byte register.
+ */
 function assignOf(mnemonic: string, ops: Operand[]): Assign | undefined {
   const [d, s] = ops;
-  if (d?.kind !== "gpr" || d.high || (d.size !== 4 && d.size !== 8)) return undefined;
-  const size = d.size;
+  if (d?.kind !== "gpr" || d.high) return undefined;
   const dst = REGS[d.reg];
+  if (/^set(n?[oszp]|n?[bel]|n?be|a|ae|g|ge|le|np|ns|no)$/.test(mnemonic) && d.size === 1 && ops.length === 1) return { dst, op: "setcc", src: 0n, size: 1 };
+  if (d.size !== 4 && d.size !== 8) return undefined;
+  const size = d.size;
   if (mnemonic === "inc" || mnemonic === "dec") return { dst, op: mnemonic === "inc" ? "add" : "sub", src: 1n, size };
-  if (mnemonic !== "mov" && mnemonic !== "add" && mnemonic !== "sub" && mnemonic !== "xor") return undefined;
   if (ops.length !== 2) return undefined;
-  if (s?.kind === "imm") return { dst, op: mnemonic, src: BigInt.asUintN(size * 8, s.value), size };
-  if (s?.kind === "gpr" && s.size === size) return { dst, op: mnemonic, src: REGS[s.reg], size };
+  if (mnemonic === "movzx") return s?.kind === "gpr" && !s.high && (s.size === 1 || s.size === 2) ? { dst, op: "movzx", src: REGS[s.reg], size, srcSize: s.size } : undefined;
+  if (SHIFT_OPS.has(mnemonic)) return s?.kind === "imm" ? { dst, op: mnemonic === "shr" ? "shr" : "shl", src: s.value & (size === 8 ? 63n : 31n), size } : undefined;
+  if (!ASSIGN_OPS.has(mnemonic)) return undefined;
+  const op = mnemonic as Assign["op"];
+  if (s?.kind === "imm") return { dst, op, src: BigInt.asUintN(size * 8, s.value), size };
+  if (s?.kind === "gpr" && s.size === size) return { dst, op, src: REGS[s.reg], size };
   return undefined;
 }
 

@@ -25,7 +25,7 @@ import { msrBuffer, msrValues, selectMsrs } from "../kvm/msrs.ts";
 import { LINUX_LOW, planLinux, type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { linuxSyscallMsrs } from "../linux/entry.ts";
-import { checkProcessState, decodeProcessFile } from "../linux/process-file.ts";
+import { decodeProcessFile } from "../linux/process-file.ts";
 import { linuxHostPieces } from "../linux/start.ts";
 
 export const SNAPSHOT_MAGIC = 0x50414e5350534157n; // "WASPSNAP" little-endian
@@ -386,13 +386,11 @@ function readProcessSection(path: string, fd: number, header: Uint8Array, info: 
   let layout: LinuxLayout;
   try {
     elf = parseElf(decoded.elf, info.imageName, MAX_MEMORY);
-    layout = planLinux(elf, info.memSize, info.stackSize);
+    layout = planLinux(elf, info.memSize, info.stackSize, decoded.files);
   } catch (e) {
     return bad(`its executable: ${e instanceof Error ? e.message : String(e)}`);
   }
   if (layout.high !== info.imageEnd) bad(`image end 0x${info.imageEnd.toString(16)} is not where its executable ends (0x${layout.high.toString(16)})`);
-  const why = checkProcessState(decoded.process, layout);
-  if (why) bad(why);
   return { section, elf, layout };
 }
 

@@ -210,7 +210,11 @@ export class Snapshot {
    * pages plus every page dirtied since (`dirty`, one byte per page); registers are the synced ones
    * with RIP moved past the `OUT` and RAX = 1 (what the guest sees when a later call resumes here).
    */
-  static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array): Snapshot {
+  /**
+   * `clear`: guest-physical ranges the snapshot keeps as zeros whatever the shell held there (a
+   * Linux program's call page and stdin window: the capturing call's own data, never later calls')
+   */
+  static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array, clear: readonly (readonly [number, number])[] = []): Snapshot {
     const sregs = vcpu.getSregs();
     const s = new Snapshot("captured", basis.meta, basis.privileged, basis.size, sregs, vcpu.getXsave());
     s.msrs = basis.msrs.slice();
@@ -230,6 +234,7 @@ export class Snapshot {
         s.memory.set(src, at);
         s.populated[page] = 1;
       }
+      for (const [start, end] of clear) s.memory.fill(0, start, end);
       s.regs.set(vcpu.runBytes.subarray(vcpu.syncRegsOffset, vcpu.syncRegsOffset + kvm_regs.size));
       const dv = new DataView(s.regs.buffer);
       const rip = dv.getBigUint64(kvm_regs.off("rip"), true);
@@ -249,6 +254,18 @@ export class Snapshot {
       s.close();
       throw e;
     }
+  }
+
+  /**
+   * Writes `bytes` at guest-physical `at` into the snapshot's memory — what every shell made from it
+   * sees (a Linux program's rewritten system-call sites, learned by the call that trained it).
+   * False for a snapshot file's, whose sealed memory never changes.
+   */
+  patch(at: number, bytes: Uint8Array): boolean {
+    if (!this.#ownsFd) return false;
+    this.memory.set(bytes, at);
+    this.#markRange(at, bytes.length);
+    return true;
   }
 
   #markRange(addr: number, len: number): void {

@@ -7,9 +7,9 @@
 // registers, and the process's break, mappings, open files and TLS bases — becomes the snapshot
 // every later call resumes from, with its own input on fd 0. `oneShot` is the CLI's cold path: one
 // VM of its own, anonymous RAM, closed after the call.
-import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
-import { Port } from "../abi/guest-abi.ts";
-import { readFileSync } from "node:fs";
+import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
+import { LinuxCall, LinuxLayer, Port } from "../abi/guest-abi.ts";
+import { readFileSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { BadArgsError, BadImageError, BadSnapshotError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { compileC, type COptions } from "../linux/c.ts";
@@ -23,19 +23,29 @@ import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { syscallArgs } from "../linux/entry.ts";
-import { LinuxProcess, type Outcome, type ProcessState } from "../linux/process.ts";
+import { LinuxProcess, type GrantedFile, type Outcome } from "../linux/process.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
-import { decodeProcessFile, encodeProcessFile, processStateOf } from "../linux/process-file.ts";
+import { decodeProcessFile, encodeProcessFile, sha256Hex } from "../linux/process-file.ts";
+import { ProcessBlock } from "../linux/block.ts";
+import { callPage, layerCode } from "../linux/layer.ts";
+import { planRewrite, recordedSites, type Rewrite } from "../linux/sites.ts";
+import { IN_WINDOW, SITE_SLOT } from "../linux/address-space.ts";
+import { SEL_USER_CODE, SEL_USER_DATA } from "../image/boot.ts";
+
 import { SnapshotFile, writeSnapshotFile, type LoadedSnapshotFile, type SnapshotFileInfo } from "../snapshot/file.ts";
 import { linuxCallStack } from "../linux/start.ts";
 import { traceLine } from "../linux/trace.ts";
 import { DEFAULT_LINUX_MEMORY, linuxImage, linuxLayoutOf, linuxMemory } from "../kinds/linux.ts";
+import { planLinux } from "../linux/address-space.ts";
 import type { ResetStrategy, Shell } from "../shell/shell.ts";
 import type { ShellPool, PoolStats } from "../shell/pool.ts";
 import { VirtineShells } from "./shells.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
 import { DeadlineTimer } from "./deadline.ts";
 import { exceptionFault, guestFault } from "./fault.ts";
+import { FAULT_FRAME } from "../image/boot.ts";
+import type { Vcpu } from "../kvm/vcpu.ts";
+import type { GuestMemory } from "../memory/guest-memory.ts";
 import { DEBUG_TICK_MS, type DebugHook } from "./debug-hook.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, type HypercallHook } from "./runner.ts";
 import { grantedFiles } from "./files.ts";
@@ -77,6 +87,12 @@ export interface LinuxOptions {
   oneShot?: boolean;
   /** each shell a private copy of the snapshot's memory, not a copy-on-write view (the baseline of density measurements) */
   privateMemory?: boolean;
+  /**
+   * answer the system calls that need nothing outside the VM inside it, in the in-VM layer
+   * (default true; docs/linux-guests.md): false sends every one to the host, as a program that
+   * never reached a rewritten site does
+   */
+  layer?: boolean;
   kvm?: Kvm;
 }
 
@@ -124,22 +140,44 @@ export interface LinuxRunResult {
   stderrTruncated: boolean;
   /** VM exits the call took (the host's own interruptions not counted) */
   exits: number;
-  /** system calls the program made */
+  /** system calls the program made (the host's and the in-VM layer's) */
   syscalls: number;
+  /** of them, those the in-VM layer answered without an exit (the program's own count: a report) */
+  syscallsInVm: number;
   /** system calls answered -ENOSYS, by number, with how often */
   unsupported: Map<number, number>;
 }
 
-/** What calls resumed from a program's snapshot start from besides its memory and registers. */
+/**
+ * What calls resumed from a program's snapshot start from besides its memory and registers (the
+ * process's state is in its memory): the arguments and environment of the call that took it (a
+ * resumed call cannot have others).
+ */
 interface Resume {
-  process: ProcessState;
-  /** the arguments and environment of the call that took it (a resumed call cannot have others) */
   args: readonly string[];
   env: readonly string[];
 }
 
-/** A loaded snapshot file's process section, decoded, and its executable, parsed (read-only, shared by the programs restored from it). */
-const decodedFiles = new WeakMap<LoadedSnapshotFile, { saved: ReturnType<typeof decodeProcessFile>; elf: ElfExecutable }>();
+/**
+ * A loaded snapshot file's process section, decoded, its executable, parsed, and its placed files'
+ * bytes, read from its memory and checked against their hashes (read-only, shared by the programs
+ * restored from it).
+ */
+const decodedFiles = new WeakMap<LoadedSnapshotFile, { saved: ReturnType<typeof decodeProcessFile>; elf: ElfExecutable; files: Map<string, Uint8Array> }>();
+
+/** A shell's clock: the guest's TSC at a host time, and ns per tick << 32, measured once a while. */
+interface Clock {
+  tsc: bigint;
+  ns: bigint;
+  mult: bigint;
+  /** when it was measured (performance.now(), ms) */
+  at: number;
+}
+/** How long a shell's clock calibration is kept: the TSC and the host's clock drift apart slowly. */
+const CLOCK_MS = 10_000;
+/** IA32_TIME_STAMP_COUNTER */
+const MSR_TSC = 0x10;
+const hostNs = () => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
 export class LinuxProgram {
   readonly elf: ElfExecutable;
@@ -155,6 +193,20 @@ export class LinuxProgram {
   readonly #opts: LinuxOptions;
   readonly #env: string[];
   readonly #files: Map<string, Uint8Array>;
+  /** the granted files in the order the process's file table has them */
+  readonly #granted: GrantedFile[];
+  /** answer system calls in the in-VM layer */
+  readonly layerOn: boolean;
+  /** the `syscall` sites rewritten in the current call's shell by the current call (undone by its reset) */
+  #callRewrites: Rewrite[] = [];
+  /** the first call that ended well has put the sites it rewrote into the snapshot later calls start from */
+  #trained = false;
+  /** the first free site slot of the snapshot calls start from (the slots before it are its rewritten sites') */
+  #slots: number;
+  /** each shell's clock calibration (the `time` grant) */
+  readonly #clocks = new WeakMap<Shell, Clock>();
+  /** the call page's bytes, reused */
+  readonly #callBytes = new Uint8Array(LinuxCall.SIZE);
   readonly #hostFunctions: Map<string, HostFunction>;
   readonly #kvmGiven: Kvm | undefined;
   readonly #deadline: DeadlineTimer;
@@ -175,9 +227,15 @@ export class LinuxProgram {
 
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
     this.elf = elf;
-    this.image = linuxImage(elf);
+    this.#files = grantedFiles(opts.files ?? {});
+    this.#granted = [...this.#files].map(([path, data]) => ({ path, data }));
+    this.image = linuxImage(elf, this.#files);
     const memory = linuxMemory(opts.memory);
     this.layout = linuxLayoutOf(this.image, memory, opts.stackSize);
+    this.layerOn = opts.layer ?? true;
+    this.#slots = this.layout.io.sites;
+    // read now, before a command's sandbox closes the file system
+    layerCode();
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMEOUT_MS) throw new BadArgsError(`timeout ${timeoutMs} ms is not between 0 (none) and ${MAX_TIMEOUT_MS} ms`);
     this.timeoutMs = timeoutMs;
@@ -189,7 +247,6 @@ export class LinuxProgram {
     this.#stdout = new ConsoleSink(maxOutput);
     this.#stderr = new ConsoleSink(maxOutput);
     this.#env = checkEnv(opts.env ?? []);
-    this.#files = grantedFiles(opts.files ?? {});
     this.snapshots = opts.snapshot ?? true;
     this.oneShot = opts.oneShot ?? false;
     if (opts.poolSize !== undefined && (!Number.isSafeInteger(opts.poolSize) || opts.poolSize < 1)) throw new BadArgsError(`pool size ${opts.poolSize} is not a positive integer`);
@@ -239,20 +296,24 @@ export class LinuxProgram {
         } catch (e) {
           throw new BadSnapshotError(`${info.path}: ${e instanceof Error ? e.message : String(e)}`);
         }
-        decoded = { saved, elf: parseElf(saved.elf, info.imageName, MAX_MEMORY) };
+        const elf = parseElf(saved.elf, info.imageName, MAX_MEMORY);
+        decoded = { saved, elf, files: placedFilesOf(file.loaded, elf, saved.files) };
         decodedFiles.set(file.loaded, decoded);
       }
       const { saved } = decoded;
-      const program = new LinuxProgram(decoded.elf, { ...opts, memory: info.memSize, stackSize: info.stackSize });
-      let process: ProcessState;
-      try {
-        process = processStateOf(saved, program.#files);
-      } catch (e) {
-        throw new BadSnapshotError(`${info.path}: ${e instanceof Error ? e.message : String(e)}`);
+      // the files are the snapshot's own, in its memory; granting any means granting the same
+      if (opts.files !== undefined && Object.keys(opts.files).length > 0) {
+        const given = grantedFiles(opts.files);
+        const same = given.size === decoded.files.size && [...decoded.files].every(([path, data]) => given.has(path) && Buffer.compare(given.get(path) as Uint8Array, data) === 0);
+        if (!same) throw new BadArgsError(`${info.path}: the snapshot holds the files its program was granted (${[...decoded.files.keys()].join(", ") || "none"}), placed in its memory: grant exactly those, with the same contents, or none`);
       }
+      const program = new LinuxProgram(decoded.elf, { ...opts, memory: info.memSize, stackSize: info.stackSize, files: Object.fromEntries(decoded.files) });
       snapshot = file.restore();
-      program.#shells = new VirtineShells<Resume>(kvm, program.#deadline, () => program.#entrySnapshot(), { poolSize: opts.poolSize, strategy: opts.resetStrategy, privateCopy: opts.privateMemory }, snapshot, { process, args: saved.args, env: saved.env });
+      program.#shells = new VirtineShells<Resume>(kvm, program.#deadline, () => program.#entrySnapshot(), { poolSize: opts.poolSize, strategy: opts.resetStrategy, privateCopy: opts.privateMemory }, snapshot, { args: saved.args, env: saved.env });
       program.#snapshotFile = file;
+      // its sites were rewritten by the call that took it: their slots come first
+      program.#trained = true;
+      program.#slots = program.layout.io.sites + recordedSites(snapshot.memory, program.layout).length * SITE_SLOT;
       return program;
     } catch (e) {
       snapshot?.close();
@@ -270,7 +331,7 @@ export class LinuxProgram {
     const shells = this.#warm;
     const resume = shells.resume;
     if (!shells.snapshotTaken || !resume) throw new BadImageError(`${this.elf.name}: no call has reached wasp_snapshot(), so there is no initialized state to write`);
-    const section = encodeProcessFile({ elf: this.elf.bytes, process: resume.process, args: resume.args, env: resume.env });
+    const section = encodeProcessFile({ elf: this.elf.bytes, files: this.#files, args: resume.args, env: resume.env });
     return writeSnapshotFile(path, shells.pool.snapshot, this.elf.bytes, this.#kvm, section);
   }
 
@@ -384,27 +445,33 @@ export class LinuxProgram {
     }
     const shell = shells.acquire(this.oneShot);
     this.#callArgs = { args: args as readonly string[], env };
+    this.#callRewrites = [];
     try {
       shell.loadRegisters([]);
-      const proc = new LinuxProcess(shell.guest, {
+      const block = new ProcessBlock(shell.mem, this.layout, this.#granted.length, (at, len) => shell.markHostWrite(at, len), () => shell.vcpu.reg("rip"));
+      const data = input ?? new Uint8Array(0);
+      const proc = new LinuxProcess(shell.guest, block, {
         name: this.elf.name,
-        input: input ?? new Uint8Array(0),
+        input: data,
         stdout: this.#stdout,
         stderr: this.#stderr,
-        files: this.#files,
+        files: this.#granted,
         time: this.policy.has("time"),
         random: this.policy.has("random"),
         memory: this.layout.regions,
         stackSize: this.layout.stack[1] - this.layout.stack[0],
       });
-      if (resume) proc.restore(resume.process);
+      // a debugger, a recorder or a replayer sees every system call: the layer hands them all over
+      const forward = !this.layerOn || opts.debug !== undefined || opts.hook !== undefined || this.#opts.trace !== undefined;
+      this.#startCall(shell, data, forward);
+      if (opts.debug) this.#unrewrite(shell);
       if (stack) {
         shell.guest.write(stack.rsp, stack.bytes, "the initial stack");
         shell.vcpu.setReg("rsp", BigInt(stack.rsp));
       }
       this.#proc = proc;
       this.#debugging = opts.debug !== undefined;
-      const result = this.#loop(shell, proc, opts.interrupted, opts.debug, opts.hook);
+      const result = this.#loop(shell, proc, block, opts.interrupted, opts.debug, opts.hook);
       this.#end(opts.debug === undefined);
       return result;
     } catch (e) {
@@ -417,6 +484,75 @@ export class LinuxProgram {
     }
   }
 
+  /**
+   * Writes what a call starts with into the process's memory: the call page (stdin's length and
+   * window, the grants, the clock, random bytes) and the first IN_WINDOW bytes of the input.
+   */
+  #startCall(shell: Shell, input: Uint8Array, forward: boolean): void {
+    const io = this.layout.io;
+    const time = this.policy.has("time");
+    const random = this.policy.has("random");
+    const window = Math.min(input.length, IN_WINDOW);
+    const page = this.#callBytes;
+    let randomBytes: Uint8Array | undefined;
+    if (random && !forward) {
+      randomBytes = page.subarray(LinuxCall.RANDOM, LinuxCall.RANDOM + LinuxCall.RANDOM_CAP);
+      crypto.getRandomValues(randomBytes);
+      randomBytes = randomBytes.slice();
+    }
+    callPage({ inTotal: input.length, window, forward, time, random, clock: time && !forward ? this.#clock(shell) : undefined, randomBytes }, page);
+    shell.mem.bytes.set(page, io.call);
+    shell.markHostWrite(io.call, LinuxCall.SIZE);
+    if (window > 0) {
+      shell.mem.bytes.set(input.subarray(0, window), io.in);
+      shell.markHostWrite(io.in, window);
+    }
+  }
+
+  /** The shell's clock for the layer: the guest's TSC at a host time (measured once per shell, again every CLOCK_MS). */
+  #clock(shell: Shell): Clock {
+    const now = performance.now();
+    let c = this.#clocks.get(shell);
+    if (!c || now - c.at > CLOCK_MS) {
+      const khz = shell.vcpu.tscKhz();
+      const before = hostNs();
+      const msrs = shell.vcpu.getMsrs([MSR_TSC]);
+      const after = hostNs();
+      const tsc = new DataView(msrs.buffer).getBigUint64(kvm_msrs.size + kvm_msr_entry.off("data"), true);
+      c = { tsc, ns: (before + after) / 2n, mult: khz > 0 ? (1_000_000n << 32n) / BigInt(khz) : 0n, at: now };
+      this.#clocks.set(shell, c);
+    }
+    return c;
+  }
+
+  /** Under a debugger, the sites the snapshot holds rewritten have their own instructions again (its shell is discarded afterwards). */
+  #unrewrite(shell: Shell): void {
+    const { low, high } = this.layout;
+    for (const { at, original } of recordedSites(shell.mem.bytes, this.layout)) {
+      // the slots are the program's memory: a record pointing outside its code is not followed
+      if (at >= low && at + original.length <= high) shell.mem.bytes.set(original, at);
+    }
+  }
+
+  /**
+   * A `syscall` that reached the host through the CPL0 entry (RCX: its return address): rewritten
+   * so that it reaches the layer (src/linux/sites.ts) — for the rest of the call, and once the first
+   * call has trained the snapshot, for every later call. The rewrite is the host's write: the reset
+   * undoes it.
+   */
+  #rewrite(shell: Shell): void {
+    const { vcpu, mem } = shell;
+    const slot = this.#slots + this.#callRewrites.length * SITE_SLOT;
+    const plan = planRewrite(mem, this.elf, this.layout, vcpu.reg("rcx"), slot);
+    if (process.env.WASP_DEBUG_SITES) console.error(`site 0x${(vcpu.reg("rcx") - 2n).toString(16)} nr ${vcpu.reg("rax")}: ${"reason" in plan ? plan.reason : `stub of ${plan.site - plan.at} bytes`}`);
+    if ("reason" in plan) return;
+    mem.bytes.set(plan.slotBytes, plan.slot);
+    shell.markHostWrite(plan.slot, SITE_SLOT);
+    mem.bytes.set(plan.bytes, plan.at);
+    shell.markHostWrite(plan.at, plan.bytes.length);
+    this.#callRewrites.push(plan);
+  }
+
   /** The entry state (made once, when first needed): everything but a call's initial stack. */
   #entrySnapshot(): Snapshot {
     const stackSize = this.layout.stack[1] - this.layout.stack[0];
@@ -425,10 +561,42 @@ export class LinuxProgram {
 
   /** Ends a call: its shell back to the pool or discarded; a capture becomes the snapshot. */
   #end(ok: boolean): void {
+    const trains = ok && !this.#debugging && !this.#trained;
     this.#debugging = false;
     this.#proc = undefined;
     this.#callArgs = undefined;
+    if (trains) this.#train();
+    this.#callRewrites = [];
     this.#shells?.finish(ok);
+  }
+
+  /**
+   * The first call that ends well trains the snapshot later calls start from (the one it captured,
+   * or the entry state): the sites it rewrote are rewritten there too, so that those calls reach
+   * the layer at once. Only that call's: a later call's sites are undone by its reset, so that no
+   * call learns from its own code's bytes which system calls an earlier call made (the training
+   * call's sites are part of the snapshot, as its memory is; docs/security.md).
+   */
+  #train(): void {
+    const next = this.#shells?.next;
+    if (!next) return; // a one-shot shell
+    this.#trained = true;
+    const golden = next.memory;
+    const same = (at: number, bytes: Uint8Array) => Buffer.compare(golden.subarray(at, at + bytes.length), bytes) === 0;
+    for (const r of this.#callRewrites) {
+      // slots are taken in order: one that is not the next free one ends the training
+      if (r.slot !== this.#slots) return;
+      // rewritten before a capture: the captured memory holds it already
+      if (same(r.at, r.bytes) && same(r.slot, r.slotBytes)) {
+        this.#slots += SITE_SLOT;
+        continue;
+      }
+      // the snapshot's own bytes must be the instructions the call saw
+      if (!same(r.at, r.original)) return;
+      if (!next.patch(r.slot, r.slotBytes)) return; // a snapshot file's memory never changes
+      next.patch(r.at, r.bytes);
+      this.#slots += SITE_SLOT;
+    }
   }
 
   /**
@@ -441,10 +609,15 @@ export class LinuxProgram {
     const call = this.#callArgs;
     // never a capture under a debugger: its breakpoints and edits would become every call's start
     if (!this.snapshots || !proc || !call || !this.#shells || this.#debugging) return 0n;
-    return this.#shells.capture(() => ({ process: proc.capture(), args: call.args, env: call.env }));
+    const io = this.layout.io;
+    // the call page and the stdin window hold the capturing call's own data, never a later call's
+    return this.#shells.capture(() => ({ args: call.args, env: call.env }), [
+      [io.call, io.call + 4096],
+      [io.in, io.in + IN_WINDOW],
+    ]);
   }
 
-  #loop(shell: Shell, proc: LinuxProcess, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined, hook: LinuxCallHook | undefined): LinuxRunResult {
+  #loop(shell: Shell, proc: LinuxProcess, block: ProcessBlock, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined, hook: LinuxCallHook | undefined): LinuxRunResult {
     const { vcpu, guest, mem } = shell;
     const stdout = this.#stdout;
     const stderr = this.#stderr;
@@ -460,7 +633,13 @@ export class LinuxProgram {
       const stdoutTruncated = stdout.truncated;
       const stderrTruncated = stderr.truncated;
       debug?.ended({ status: BigInt(status) });
-      return { status, stdout: stdout.take(), stderr: stderr.take(), stdoutTruncated, stderrTruncated, exits, syscalls, unsupported: proc.unknown };
+      const inVm = block.answered;
+      return { status, stdout: stdout.take(), stderr: stderr.take(), stdoutTruncated, stderrTruncated, exits, syscalls: syscalls + inVm, syscallsInVm: inVm, unsupported: proc.unknown };
+    };
+    // what the layer left in the stdout and stderr windows comes after what the host took before
+    const end = (status: number): LinuxRunResult => {
+      proc.flush();
+      return done(status);
     };
     deadline.start(debug ? DEBUG_TICK_MS : this.timeoutMs);
     debug?.start(vcpu, mem);
@@ -470,8 +649,11 @@ export class LinuxProgram {
       if (reason === KVM_EXIT.IO) {
         const port = vcpu.ioPort();
         const out = vcpu.run.getUint8(IO_DIRECTION) === KVM_EXIT_IO_OUT;
-        if (port === Port.LINUX_SYSCALL && out) {
+        // a system call through the CPL0 entry (a site not rewritten, yet or ever), or one the layer hands over
+        const entry = port === Port.LINUX_SYSCALL;
+        if ((entry || port === Port.LINUX_FORWARD) && out) {
           syscalls++;
+          if (entry && this.layerOn && !debug) this.#rewrite(shell);
           const nr = vcpu.reg("rax");
           const args = syscallArgs((r) => vcpu.reg(r));
           const n = nr > 0xffffn ? 0xffff : Number(nr);
@@ -480,7 +662,7 @@ export class LinuxProgram {
           if (trace) trace(traceLine(guest, Number(nr & 0xffffn), args, outcome));
           switch (outcome.kind) {
             case "exit":
-              return done(outcome.status);
+              return end(outcome.status);
             case "return":
               vcpu.setReg("rax", BigInt.asUintN(64, outcome.value));
               break;
@@ -507,6 +689,8 @@ export class LinuxProgram {
           continue;
         }
         if (port === Port.HYPERCALL && out) {
+          // the console is stderr: what the layer buffered there comes first
+          proc.flush();
           let ret: bigint | undefined;
           if (hook) {
             const hnr = vcpu.reg("rax");
@@ -514,15 +698,19 @@ export class LinuxProgram {
             const b = vcpu.reg("rsi");
             ret = hook.hypercall(hnr, a, b, ctx, () => dispatchHypercall(ctx, this.policy, hnr, a, b));
           } else ret = dispatchHypercall(ctx, this.policy, vcpu.reg("rax"), vcpu.reg("rdi"), vcpu.reg("rsi"));
-          if (ret === undefined) return done(Number((ctx.exitValue ?? 0n) & 0xffn));
+          if (ret === undefined) return end(Number((ctx.exitValue ?? 0n) & 0xffn));
           vcpu.setReg("rax", ret);
           vcpu.markRegsDirty(false);
           continue;
         }
-        if (port === Port.EXIT && out) return done(Number(vcpu.reg("rax") & 0xffn));
+        if (port === Port.EXIT && out) return end(Number(vcpu.reg("rax") & 0xffn));
         if (port === Port.FAULT && out) {
           if (debug?.exception(vcpu, mem)) {
             exits--; // a breakpoint or a step: the debugger's, not the guest's
+            continue;
+          }
+          if (layerFault(vcpu, mem)) {
+            shell.markSregsChanged();
             continue;
           }
           throw exceptionFault(vcpu, mem, stack);
@@ -561,6 +749,30 @@ export class LinuxProgram {
   }
 }
 
+/**
+ * A page fault in the in-VM layer's code is one of its accesses to the program's memory, which the
+ * program could not make itself (a bad pointer): the layer resumes at its EFAULT path, at CPL3 as
+ * before, and the system call returns -EFAULT. True when it was that. Any other exception there
+ * (a bug, or a layer the program overwrote) ends the call as the program's own fault would.
+ */
+function layerFault(vcpu: Vcpu, mem: GuestMemory): boolean {
+  const vector = Number(vcpu.reg("rax") & 0xffn);
+  const rip = vcpu.reg("rdx");
+  if (vector !== 14 || rip < BigInt(LinuxLayer.CODE) || rip >= BigInt(LinuxLayer.CODE + LinuxLayer.CODE_SIZE)) return false;
+  const sp = vcpu.reg("rsp");
+  const rflags = mem.readU64(sp + BigInt(FAULT_FRAME.rflags * 8), "fault frame");
+  // the handler runs at CPL0 on the host's segments: the layer's are put back
+  const sregs = vcpu.getSregs();
+  const dv = new DataView(sregs.buffer);
+  kvm_segment.write(dv, kvm_sregs.off("cs"), { base: 0, limit: 0xffffffff, selector: SEL_USER_CODE, type: 11, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0 });
+  kvm_segment.write(dv, kvm_sregs.off("ss"), { base: 0, limit: 0xffffffff, selector: SEL_USER_DATA, type: 3, present: 1, dpl: 3, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0 });
+  vcpu.setSregs(sregs);
+  vcpu.setReg("rip", BigInt(LinuxLayer.EFAULT));
+  vcpu.setReg("rflags", rflags);
+  vcpu.addRegsDirty();
+  return true;
+}
+
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
@@ -577,4 +789,20 @@ export function cpuidEdx(cpuid: Uint8Array, fn: number): bigint {
     }
   }
   return 0n;
+}
+
+/**
+ * The files a snapshot file's program was granted, read from its memory where the layout places
+ * them and checked against the section's hashes: a file whose bytes differ is a BadSnapshotError.
+ */
+function placedFilesOf(loaded: LoadedSnapshotFile, elf: ElfExecutable, files: readonly { path: string; size: number; sha256: string }[]): Map<string, Uint8Array> {
+  const layout = planLinux(elf, loaded.info.memSize, loaded.info.stackSize, files);
+  const out = new Map<string, Uint8Array>();
+  layout.io.files.forEach((f, i) => {
+    const data = new Uint8Array(f.size);
+    if (f.size > 0 && readSync(loaded.fd, data, 0, f.size, f.addr) !== f.size) throw new BadSnapshotError(`${loaded.info.path}: the placed file ${f.path} is cut short in its memory`);
+    if (sha256Hex(data) !== files[i].sha256) throw new BadSnapshotError(`${loaded.info.path}: the placed file ${f.path} is not the file the snapshot names (its SHA-256 differs)`);
+    out.set(f.path, data);
+  });
+  return out;
 }

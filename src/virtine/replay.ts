@@ -124,7 +124,8 @@ function replayLinux(rec: LinuxRecording, timeoutMs: number, opts: ReplayOptions
     program = new LinuxProgram(parseElf(bytes, rec.start.name, MAX_MEMORY), { ...options, memory: o.memory, stackSize: o.stackSize });
   } else {
     if (!isSnapshotAt(target)) throw new ReplayDivergedError(-1, `the snapshot file ${rec.start.name}`, `${target}, not a snapshot file`);
-    program = LinuxProgram.fromSnapshotFile(target, options);
+    // a snapshot file holds its program's files (checked against the recording's with its start, by hash)
+    program = LinuxProgram.fromSnapshotFile(target, { ...options, files: undefined });
   }
   using _ = program;
   checkLinuxStart(rec, program, target);

@@ -122,12 +122,12 @@ export class VirtineShells<T = undefined> {
    * A snapshot hypercall of the call in progress: the first one of the virtine captures the shell's
    * state (with `keep` beside it) and answers 0; once one exists, 1. A one-shot shell keeps nothing: 0.
    */
-  capture(keep: () => T): bigint {
+  capture(keep: () => T, clear: readonly (readonly [number, number])[] = []): bigint {
     const shell = this.#current;
     if (!shell || shell.oneShot) return 0n;
     const pool = this.pool;
     if (pool.snapshot.kind === "captured" || this.#captured) return 1n;
-    const snapshot = Snapshot.capture(pool.snapshot, shell.vcpu, shell.mem.bytes, shell.takeDirtyPages());
+    const snapshot = Snapshot.capture(pool.snapshot, shell.vcpu, shell.mem.bytes, shell.takeDirtyPages(), clear);
     try {
       this.#captured = { snapshot, with: keep() };
     } catch (e) {
@@ -135,6 +135,15 @@ export class VirtineShells<T = undefined> {
       throw e;
     }
     return 0n;
+  }
+
+  /**
+   * The snapshot the calls after the one in progress start from, if it ends well: the one it
+   * captured, else the pool's (undefined for a one-shot shell, whose call leaves nothing).
+   */
+  get next(): Snapshot | undefined {
+    if (!this.#current || this.#current.oneShot) return undefined;
+    return this.#captured?.snapshot ?? this.#pool?.snapshot;
   }
 
   /**
