@@ -155,6 +155,8 @@ const Forward = error{Forward};
 
 /// x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
 const NR = struct {
+    const exit = 60;
+    const exit_group = 231;
     const read = 0;
     const write = 1;
     const open = 2;
@@ -202,14 +204,28 @@ const NR = struct {
     const set_robust_list = 273;
     const prlimit64 = 302;
     const getrandom = 318;
+    const arch_prctl = 158;
     const faccessat2 = 439;
 };
 
 fn dispatch(f: *Frame) callconv(.C) u64 {
     if (call(abi.LinuxCall.FLAGS).* & abi.LinuxCallFlag.FORWARD != 0) return forward(f);
+    if (f.nr == NR.exit or f.nr == NR.exit_group) exit(f.rdi);
     const r = answer(f) catch return forward(f);
     call(abi.LinuxCall.ANSWERED).* +%= 1;
     return r;
+}
+
+/// The end of the call: the host takes the windows' bytes at this exit (the status's low 8 bits, as Linux keeps them).
+fn exit(status: u64) noreturn {
+    call(abi.LinuxCall.ANSWERED).* +%= 1;
+    asm volatile ("outb %%al, %[port]"
+        :
+        : [port] "i" (abi.Port.EXIT),
+          [status] "{rax}" (status & 0xff),
+        : "memory"
+    );
+    unreachable;
 }
 
 /// Hands the system call to the host: the program's number and arguments in their registers.
@@ -273,6 +289,7 @@ fn answer(f: *Frame) Forward!u64 {
         NR.gettimeofday => gettimeofday(a[0]),
         NR.time => time(a[0]),
         NR.getrandom => getrandom(a[0], a[1]),
+        NR.arch_prctl => archPrctl(a[0], a[1]),
         else => error.Forward,
     };
 }
@@ -848,6 +865,27 @@ fn dontNeed(addr: u64, len: u64) u64 {
     var p = first;
     while (p < end) : (p += 1) if (states[p] & MAPPED != 0) zero(start + p * PAGE, PAGE);
     return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS bases. Setting one takes the host (the vCPU's FS or GS base), unless it is already the value
+// the process block says it has: a call of a program started at its entry, whose snapshot the
+// training call left with the base libc's start-up sets (src/virtine/linux.ts, #train).
+
+fn archPrctl(code: u64, addr: u64) Forward!u64 {
+    switch (code) {
+        0x1002 => if (addr == block(abi.LinuxBlock.FS_BASE).*) return 0, // ARCH_SET_FS
+        0x1001 => if (addr == block(abi.LinuxBlock.GS_BASE).*) return 0, // ARCH_SET_GS
+        0x1003, 0x1004 => { // ARCH_GET_FS, ARCH_GET_GS
+            const dst = userRange(addr, 8) orelse return err(E.FAULT);
+            var b: [8]u8 = undefined;
+            putU64(&b, 0, block(if (code == 0x1003) abi.LinuxBlock.FS_BASE else abi.LinuxBlock.GS_BASE).*);
+            copyOut(dst, &b, 8);
+            return 0;
+        },
+        else => {},
+    }
+    return error.Forward;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -95,13 +95,31 @@ function symbols(bytes: Uint8Array): FunctionRanges | undefined {
       const info = bytes[at + 4];
       const value = Number(dv.getBigUint64(at + 8, true));
       const size = Number(dv.getBigUint64(at + 16, true));
-      if ((info & 0xf) !== 2 || size <= 0 || !Number.isSafeInteger(value + size)) continue; // STT_FUNC
+      if ((info & 0xf) !== 2 || value === 0 || !Number.isSafeInteger(value + size)) continue; // STT_FUNC
       starts.push(value);
-      ends.push(value + size);
+      ends.push(size > 0 ? value + size : 0);
     }
+  }
+  // hand-written assembly often leaves a function's size out (0): it ends where the next function
+  // starts, within UNSIZED bytes
+  const order = starts.map((_, i) => i).sort((a, b) => starts[a] - starts[b]);
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k];
+    if (ends[i] !== 0) continue;
+    let next = starts[i] + UNSIZED;
+    for (let j = k + 1; j < order.length; j++) {
+      if (starts[order[j]] > starts[i]) {
+        next = Math.min(next, starts[order[j]]);
+        break;
+      }
+    }
+    ends[i] = next;
   }
   return { starts: Float64Array.from(starts), ends: Float64Array.from(ends) };
 }
+
+/** The most an unsized function symbol is taken to cover. */
+const UNSIZED = 4096;
 
 /** The functions the unwind table (PT_GNU_EH_FRAME) indexes, when there is one. */
 function parse(bytes: Uint8Array): FunctionRanges | undefined {

@@ -268,6 +268,16 @@ export class Snapshot {
     return true;
   }
 
+  /**
+   * Sets the base of segment `seg` in the special registers every shell made from the snapshot
+   * loads (a Linux program's TLS, as its training call set it). False for a snapshot file's.
+   */
+  patchSegmentBase(seg: "fs" | "gs", base: bigint): boolean {
+    if (!this.#ownsFd) return false;
+    new DataView(this.sregs.buffer, this.sregs.byteOffset).setBigUint64(kvm_sregs.off(seg) + kvm_segment.off("base"), base, true);
+    return true;
+  }
+
   #markRange(addr: number, len: number): void {
     for (let p = Math.floor(addr / PAGE_SIZE); p < Math.ceil((addr + len) / PAGE_SIZE); p++) this.populated[p] = 1;
   }

@@ -8,7 +8,7 @@
 // every later call resumes from, with its own input on fd 0. `oneShot` is the CLI's cold path: one
 // VM of its own, anonymous RAM, closed after the call.
 import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
-import { LinuxCall, LinuxLayer, Port } from "../abi/guest-abi.ts";
+import { LinuxBlock, LinuxCall, LinuxLayer, Port } from "../abi/guest-abi.ts";
 import { readFileSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { BadArgsError, BadImageError, BadSnapshotError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
@@ -205,6 +205,8 @@ export class LinuxProgram {
   #slots: number;
   /** each shell's clock calibration (the `time` grant) */
   readonly #clocks = new WeakMap<Shell, Clock>();
+  /** the TLS bases the current call set (arch_prctl), for the training */
+  #callBases: { fs?: bigint; gs?: bigint } = {};
   /** the call page's bytes, reused */
   readonly #callBytes = new Uint8Array(LinuxCall.SIZE);
   readonly #hostFunctions: Map<string, HostFunction>;
@@ -446,6 +448,7 @@ export class LinuxProgram {
     const shell = shells.acquire(this.oneShot);
     this.#callArgs = { args: args as readonly string[], env };
     this.#callRewrites = [];
+    this.#callBases = {};
     try {
       shell.loadRegisters([]);
       const block = new ProcessBlock(shell.mem, this.layout, this.#granted.length, (at, len) => shell.markHostWrite(at, len), () => shell.vcpu.reg("rip"));
@@ -597,6 +600,17 @@ export class LinuxProgram {
       next.patch(r.at, r.bytes);
       this.#slots += SITE_SLOT;
     }
+    // A program started at its entry sets its TLS base first (libc's start-up, arch_prctl): later
+    // calls start with the base the training call set, in the vCPU and in the process block, and
+    // the layer answers the same arch_prctl again without an exit (the value is the program's own
+    // choice, the same for every call of a static executable).
+    if (next.kind === "entry") {
+      for (const [seg, base] of Object.entries(this.#callBases) as ["fs" | "gs", bigint][]) {
+        const le = new Uint8Array(8);
+        new DataView(le.buffer).setBigUint64(0, base, true);
+        if (next.patchSegmentBase(seg, base)) next.patch(this.layout.io.block + (seg === "fs" ? LinuxBlock.FS_BASE : LinuxBlock.GS_BASE), le);
+      }
+    }
   }
 
   /**
@@ -672,6 +686,7 @@ export class LinuxProgram {
               kvm_segment.write(sdv, kvm_sregs.off(outcome.register), { ...kvm_segment.read(sdv, kvm_sregs.off(outcome.register)), base: outcome.base });
               vcpu.setSregs(sregs);
               shell.markSregsChanged(); // the reset loads the snapshot's again
+              this.#callBases[outcome.register] = outcome.base;
               vcpu.setReg("rax", 0n);
               break;
             }
