@@ -14,6 +14,7 @@ const lib = dlopen("libc.so.6", {
   mmap: { args: ["u64", "u64", "i32", "i32", "i32", "i64"], returns: "ptr" },
   munmap: { args: ["u64", "u64"], returns: "i32" },
   madvise: { args: ["u64", "u64", "i32"], returns: "i32" },
+  mprotect: { args: ["u64", "u64", "i32"], returns: "i32" },
   memfd_create: { args: ["cstring", "u32"], returns: "i32" },
   ftruncate: { args: ["i32", "i64"], returns: "i32" },
   pwrite: { args: ["i32", "ptr", "u64", "i64"], returns: FFIType.i64_fast },
@@ -128,6 +129,10 @@ export function munmap(addr: number, length: number): void {
 
 export function madvise(addr: number, length: number, advice: number): void {
   if (raw.madvise(addr, length, advice) < 0) fail("madvise");
+}
+
+export function mprotect(addr: number, length: number, prot: number): void {
+  if (raw.mprotect(addr, length, prot) < 0) fail("mprotect");
 }
 
 export function memfdCreate(name: string, flags = MFD_CLOEXEC): number {

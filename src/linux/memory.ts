@@ -11,7 +11,7 @@ import type { ProcessBlock } from "./block.ts";
 
 const PAGE = 4096;
 const ZERO_PAGE = new Uint8Array(PAGE);
-const { MAPPED, USED } = LinuxPage;
+const { MAPPED, USED, PROTECTED } = LinuxPage;
 
 export interface MemoryRegions {
   /** the program break's range: [brkStart, brkEnd) (after the executable's last segment) */
@@ -129,6 +129,40 @@ export class ProcessMemory {
     const end = Math.min(first + pages, states.length);
     for (let p = first; p < end; p++) if (states[p] & MAPPED) this.#zero(this.regions.mmapStart + p * PAGE, PAGE);
     return 0n;
+  }
+
+  /** Whether any page of [addr, addr+len) in the mmap region has had its protections changed (mprotect). */
+  anyProtected(addr: bigint, len: bigint): boolean {
+    const [first, end] = this.#span(addr, len);
+    const states = this.#block.pages;
+    for (let p = first; p < end; p++) if (states[p] & PROTECTED) return true;
+    return false;
+  }
+
+  /** Whether every page of [addr, addr+len) is a mapping handed out now (none: outside the region). */
+  allMapped(addr: bigint, len: bigint): boolean {
+    const first = this.#index(addr);
+    const pages = this.#pages(len);
+    if (first === undefined || pages === undefined || first + pages > this.#block.pages.length) return false;
+    return allMapped(this.#block.pages, first, first + pages);
+  }
+
+  /** Marks the mmap region's pages of [addr, addr+len) as protected otherwise than read-write, or not. */
+  markProtected(addr: bigint, len: bigint, protectedNow: boolean): void {
+    const [first, end] = this.#span(addr, len);
+    const states = this.#block.pages;
+    for (let p = first; p < end; p++) states[p] = protectedNow ? states[p] | PROTECTED : states[p] & ~PROTECTED;
+    this.#block.markPages(first, end - first);
+  }
+
+  /** The mmap region's page indexes [first, end) that [addr, addr+len) covers (empty outside it). */
+  #span(addr: bigint, len: bigint): [number, number] {
+    const start = BigInt(this.regions.mmapStart);
+    const stop = BigInt(this.regions.mmapEnd);
+    const from = addr < start ? start : addr;
+    const to = addr + len > stop ? stop : addr + len;
+    if (to <= from) return [0, 0];
+    return [Math.floor(Number(from - start) / PAGE), Math.ceil(Number(to - start) / PAGE)];
   }
 
   /** Bytes currently handed out by mmap (for reports). */

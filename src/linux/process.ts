@@ -65,6 +65,14 @@ export interface ProcessOptions {
   memory: MemoryRegions;
   /** the stack's size, for getrlimit(RLIMIT_STACK) */
   stackSize: number;
+  /**
+   * changes the page tables of the program's pages [addr, addr+len) to `prot` (PROT bits), and has
+   * KVM drop the old translations (src/linux/protect.ts); false when no table is left to split a
+   * large page. Without it, mprotect and mmap's protections are accepted and change nothing.
+   */
+  protect?: (addr: number, len: number, prot: number) => boolean;
+  /** the executable's pages and the stack's, [start, end): what mprotect may change besides the break and the mappings */
+  areas?: { exe: [number, number]; stack: [number, number] };
   /** the clock (ns since the epoch) and the entropy, replaceable (a recording replays them) */
   clock?: () => bigint;
   fillRandom?: (bytes: Uint8Array) => void;
@@ -190,17 +198,26 @@ export class LinuxProcess {
         const MAP_ANONYMOUS = 0x20n;
         if ((flags & MAP_ANONYMOUS) === 0n || (flags & MAP_PRIVATE) === 0n) return err(ERRNO.ENODEV); // only anonymous private memory
         if ((prot & ~7n) !== 0n) return err(ERRNO.EINVAL);
-        return ret(this.memory.map(a[1], (flags & MAP_FIXED) !== 0n ? a[0] : undefined));
+        const at = this.memory.map(a[1], (flags & MAP_FIXED) !== 0n ? a[0] : undefined);
+        // memory mapped read-write needs nothing more: the region's pages are (src/linux/protect.ts)
+        if (at < 0n || (prot === 3n && !this.memory.anyProtected(at, a[1]))) return ret(at);
+        const set = this.#protect(at, a[1], Number(prot));
+        if (set < 0n) this.memory.unmap(at, a[1]);
+        return ret(set < 0n ? set : at);
       }
-      case NR.munmap:
-        return ret(this.memory.unmap(a[0], a[1]));
+      case NR.munmap: {
+        // pages whose protections were changed are read-write again, as the region's free pages are
+        const r = this.memory.unmap(a[0], a[1]);
+        if (r === 0n && this.memory.anyProtected(a[0], a[1])) this.#protect(a[0], a[1], 3, true);
+        return ret(r);
+      }
       case NR.mremap:
+        if (this.memory.anyProtected(a[0], a[1])) return err(ERRNO.EINVAL); // a mapping whose protections were changed stays where it is
         return ret(this.memory.remap(a[0], a[1], a[2], (a[3] & 1n) !== 0n));
       case NR.madvise:
         return ret(a[2] === 4n /* MADV_DONTNEED */ ? this.memory.dontNeed(a[0], a[1]) : 0n);
       case NR.mprotect:
-        // accepted: memory the program maps is readable and writable (docs/linux-guests.md)
-        return ret(0);
+        return ret(this.#mprotect(a[0], a[1], a[2]));
       case NR.getpid:
       case NR.gettid:
       case NR.set_tid_address:
@@ -261,6 +278,35 @@ export class LinuxProcess {
         this.unknown.set(nr, (this.unknown.get(nr) ?? 0) + 1);
         return err(ERRNO.ENOSYS);
     }
+  }
+
+  /**
+   * mprotect(2): the pages must be the program's — its executable's, the break's (below the break),
+   * mapped ones, the stack's — else ENOMEM, as Linux answers for memory not mapped.
+   */
+  #mprotect(addr: bigint, len: bigint, prot: bigint): bigint {
+    if (addr % 4096n !== 0n || (prot & ~7n) !== 0n) return -BigInt(ERRNO.EINVAL);
+    if (len === 0n) return 0n;
+    if (len < 0n || len > 1n << 40n || addr + len > 1n << 47n) return -BigInt(ERRNO.ENOMEM);
+    const end = Number(addr + ((len + 4095n) & ~4095n));
+    const start = Number(addr);
+    const o = this.#opts;
+    const r = o.memory;
+    const brk = Math.ceil(this.#block.brk / 4096) * 4096;
+    const inside = ([s, e]: readonly [number, number]) => start >= s && end <= e;
+    const ok = (o.areas && (inside(o.areas.exe) || inside(o.areas.stack))) || inside([r.brkStart, brk]) || this.memory.allMapped(addr, BigInt(end - start));
+    if (!ok) return -BigInt(ERRNO.ENOMEM);
+    return this.#protect(addr, BigInt(end - start), Number(prot));
+  }
+
+  /** Sets the protections of [addr, addr+len) and the mappings' PROTECTED bits; 0 or a negative errno. */
+  #protect(addr: bigint, len: bigint, prot: number, free = false): bigint {
+    const protect = this.#opts.protect;
+    if (!protect) return 0n;
+    const pages = (len + 4095n) & ~4095n;
+    if (!protect(Number(addr), Number(pages), prot)) return -BigInt(ERRNO.ENOMEM);
+    this.memory.markProtected(addr, pages, !free && prot !== 3);
+    return 0n;
   }
 
   #read(fd: number, buf: bigint, len: bigint, at: bigint | undefined): bigint {

@@ -58,6 +58,8 @@ export class Shell {
   #sregsStale = true;
   /** the host changed this vCPU's special registers during the call (a Linux guest's FS base) */
   #sregsChanged = false;
+  /** guest ranges whose page-table entries the host changed during the call (mprotect), and whether a table entry did */
+  #retranslated: { ranges: [number, number][]; split: boolean } | undefined;
   #closed = false;
 
   /** whether a CPL3 guest can see the data segment selectors it loads on this KVM (probe.ts) */
@@ -180,6 +182,31 @@ export class Shell {
     if (input && inputLen > 0) this.guest.write(window, input, "the call's input");
   }
 
+  /**
+   * The host changed the page-table entries of guest `ranges` (a Linux guest's mprotect; `split`: a
+   * directory entry too): KVM drops the translations it derived from the old ones, now and again
+   * after the reset puts the snapshot's tables back (src/linux/protect.ts says which operation
+   * does that, measured).
+   */
+  retranslate(ranges: readonly [number, number][], split: boolean): void {
+    this.#dropTranslations(ranges, split);
+    const r = (this.#retranslated ??= { ranges: [], split: false });
+    r.ranges.push(...ranges);
+    r.split ||= split;
+  }
+
+  #dropTranslations(ranges: readonly [number, number][], split: boolean): void {
+    if (split) {
+      this.vm.refreshSlot();
+      return;
+    }
+    // the MMU notifier zaps the translations of pages whose host mapping changes
+    for (const [start, end] of ranges) {
+      libc.mprotect(this.mem.hostAddr + start, end - start, libc.PROT_READ);
+      libc.mprotect(this.mem.hostAddr + start, end - start, libc.PROT_READ | libc.PROT_WRITE);
+    }
+  }
+
   /** Records that the host changed the vCPU's special registers (KVM_SET_SREGS): the reset loads the snapshot's again. */
   markSregsChanged(): void {
     this.#sregsChanged = true;
@@ -264,6 +291,11 @@ export class Shell {
       }
     }
     this.#clearHostWrites();
+    // the snapshot's page tables are back: what KVM derived from the call's is dropped
+    if (this.#retranslated) {
+      this.#dropTranslations(this.#retranslated.ranges, this.#retranslated.split);
+      this.#retranslated = undefined;
+    }
     // A privileged guest builds its own page tables anywhere in its RAM, and KVM (shadow paging on
     // this machine) keeps what it derived from them; the copies above went behind its back. Without
     // this, a call could keep the mappings an earlier call made on the same shell (a test proves

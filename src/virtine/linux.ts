@@ -29,6 +29,7 @@ import { decodeProcessFile, encodeProcessFile, sha256Hex } from "../linux/proces
 import { ProcessBlock } from "../linux/block.ts";
 import { callPage, layerCode } from "../linux/layer.ts";
 import { planRewrite, recordedSites, type Rewrite } from "../linux/sites.ts";
+import { protectPages } from "../linux/protect.ts";
 import { IN_WINDOW, SITE_SLOT } from "../linux/address-space.ts";
 import { SEL_USER_CODE, SEL_USER_DATA } from "../image/boot.ts";
 
@@ -463,6 +464,12 @@ export class LinuxProgram {
         random: this.policy.has("random"),
         memory: this.layout.regions,
         stackSize: this.layout.stack[1] - this.layout.stack[0],
+        areas: { exe: [this.layout.low, this.layout.high], stack: this.layout.stack },
+        protect: (addr, len, prot) => {
+          const r = protectPages(shell.mem, this.layout, addr, len, prot, (at, n) => shell.markHostWrite(at, n));
+          if (r) shell.retranslate(r.ranges, r.split);
+          return r !== undefined;
+        },
       });
       // a debugger, a recorder or a replayer sees every system call: the layer hands them all over
       const forward = !this.layerOn || opts.debug !== undefined || opts.hook !== undefined || this.#opts.trace !== undefined;
