@@ -29,3 +29,8 @@ declare module "*/aes_native" {
   const path: string;
   export default path;
 }
+// the heavy JavaScript handler wasp bench runs (guests/js/markdown.js bundled into dist/guests)
+declare module "*/dist/guests/markdown.js" {
+  const path: string;
+  export default path;
+}
