@@ -44,7 +44,8 @@ const CALL = encodeJsCall([]);
 const WARMUP_CALLS = 20;
 
 let dir: string | undefined;
-function workDir(): string {
+/** The run's scratch folder (modules, snapshot files, the engine's copy), removed at exit. */
+export function workDir(): string {
   if (!dir) {
     const made = mkdtempSync(join(tmpdir(), "wasp-bench-js-"));
     dir = made;
@@ -60,12 +61,22 @@ function moduleFile(): string {
   return path;
 }
 
-/** The engine running the workload as a Linux program on this thread. */
-function jsProgram(opts: LinuxOptions & { warmup?: number } = {}): { program: LinuxProgram; args: string[] } {
+/** A module the engine runs: its source, its file name, its warm-up inputs. */
+export interface BenchModule {
+  source: string | Uint8Array;
+  name: string;
+  /** the inputs of n warm-up calls (each handed to the handler as its one argument) */
+  warmup: (n: number) => unknown[];
+}
+
+const BASE64: BenchModule = { source: BASE64_MODULE, name: "base64.js", warmup: (n) => Array(n).fill(null) };
+
+/** The engine running a module (the workload by default) as a Linux program on this thread. */
+export function jsProgram(opts: LinuxOptions & { warmup?: number } = {}, module: BenchModule = BASE64): { program: LinuxProgram; args: string[] } {
   const { warmup, ...rest } = opts;
-  const program = new LinuxProgram(parseElf(jsEngine(), JS_PROGRAM, MAX_MEMORY), { ...rest, files: jsFiles(BASE64_MODULE, warmup ? Array(warmup).fill(null) : undefined) });
+  const program = new LinuxProgram(parseElf(jsEngine(), JS_PROGRAM, MAX_MEMORY), { ...rest, files: jsFiles(module.source, warmup ? module.warmup(warmup) : undefined) });
   const limits = jsLimits(program.layout.memory, program.layout.stack[1] - program.layout.stack[0]);
-  return { program, args: jsArgs("base64.js", limits) };
+  return { program, args: jsArgs(module.name, limits) };
 }
 
 function check(name: string, r: { status: number; stdout: Uint8Array }): void {
@@ -90,7 +101,7 @@ function snapshotFile(warmup: number): string {
 }
 
 /** The engine as a file the host can execute (a copy, in the standalone binary, which embeds it). */
-function nativeEngine(): string {
+export function nativeEngine(): string {
   return executableFile(enginePath, workDir(), "js.elf");
 }
 

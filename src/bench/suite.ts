@@ -15,6 +15,7 @@ import { API_SERIES } from "./api.ts";
 import { LINUX_SERIES } from "./linux.ts";
 import { HOST_SERIES } from "./host.ts";
 import { JS_BESIDE, JS_SERIES } from "./js.ts";
+import { JS_HEAVY_BESIDE, JS_HEAVY_SERIES } from "./js-heavy.ts";
 import { HTTP_BESIDE, HTTP_SERIES } from "./http.ts";
 import { AES_BESIDE, AES_SERIES } from "./aes.ts";
 
@@ -109,7 +110,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...HTTP_SERIES, ...AES_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...JS_HEAVY_SERIES, ...HTTP_SERIES, ...AES_SERIES);
 
 /** Every result name the suite reports, in order: what --filter matches and --list prints. */
 export const SERIES_NAMES = SERIES.flatMap(reportsOf);
@@ -153,6 +154,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   host_function: "hypercall",
   host_function_worker: "host_function",
   ...JS_BESIDE,
+  ...JS_HEAVY_BESIDE,
   ...HTTP_BESIDE,
   ...AES_BESIDE,
 };
