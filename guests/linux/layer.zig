@@ -209,11 +209,34 @@ const NR = struct {
 };
 
 fn dispatch(f: *Frame) callconv(.C) u64 {
-    if (call(abi.LinuxCall.FLAGS).* & abi.LinuxCallFlag.FORWARD != 0) return forward(f);
-    if (f.nr == NR.exit or f.nr == NR.exit_group) exit(f.rdi);
+    const flags = call(abi.LinuxCall.FLAGS).*;
+    if (flags & abi.LinuxCallFlag.FORWARD != 0) return forward(f);
+    // a recorded call: what the layer answers goes into the log; a full log is the host's to read
+    const logging = flags & abi.LinuxCallFlag.LOG != 0;
+    const logged = call(abi.LinuxCall.LOG_LEN).*;
+    if (logging and logged >= cfg(abi.LinuxConfig.LOG_CAP)) return forward(f);
+    // the end, at the exit port (a recorded call's goes to the host, which records it)
+    if (!logging and (f.nr == NR.exit or f.nr == NR.exit_group)) exit(f.rdi);
     const r = answer(f) catch return forward(f);
     call(abi.LinuxCall.ANSWERED).* +%= 1;
+    if (logging) log(f, logged, r);
     return r;
+}
+
+/// Appends a system call the layer answered to the log (its arguments as the program gave them).
+fn log(f: *Frame, at: u64, result: u64) void {
+    const e: [*]volatile u64 = @ptrFromInt(cfg(abi.LinuxConfig.LOG) + at * abi.LinuxLog.SIZE);
+    e[abi.LinuxLog.NR / 8] = f.nr;
+    e[abi.LinuxLog.ARGS / 8] = f.rdi;
+    e[abi.LinuxLog.ARGS / 8 + 1] = f.rsi;
+    e[abi.LinuxLog.ARGS / 8 + 2] = f.rdx;
+    e[abi.LinuxLog.ARGS / 8 + 3] = f.r10;
+    e[abi.LinuxLog.ARGS / 8 + 4] = f.r8;
+    e[abi.LinuxLog.ARGS / 8 + 5] = f.r9;
+    e[abi.LinuxLog.RESULT / 8] = result;
+    e[abi.LinuxLog.NS / 8] = call(abi.LinuxCall.LAST_NS).*;
+    e[abi.LinuxLog.RANDOM / 8] = call(abi.LinuxCall.LAST_RANDOM).*;
+    call(abi.LinuxCall.LOG_LEN).* = at + 1;
 }
 
 /// The end of the call: the host takes the windows' bytes at this exit (the status's low 8 bits, as Linux keeps them).
@@ -959,7 +982,9 @@ fn now() ?u64 {
     const base = call(abi.LinuxCall.TSC_BASE).*;
     const delta = if (tsc > base) tsc - base else 0;
     const ns: u64 = @truncate((@as(u128, delta) * mult) >> 32);
-    return call(abi.LinuxCall.NS_BASE).* +% ns;
+    const t = call(abi.LinuxCall.NS_BASE).* +% ns;
+    call(abi.LinuxCall.LAST_NS).* = t;
+    return t;
 }
 
 fn timespec(buf: u64, ns: u64) u64 {
@@ -1015,6 +1040,7 @@ fn getrandom(buf: u64, len: u64) Forward!u64 {
     const dst = userRange(buf, n) orelse return err(E.FAULT);
     copyIn(dst, @ptrFromInt(cfg(abi.LinuxConfig.CALL) + abi.LinuxCall.RANDOM + pos), n);
     call(abi.LinuxCall.RANDOM_POS).* = pos + n;
+    call(abi.LinuxCall.LAST_RANDOM).* = pos;
     return n;
 }
 

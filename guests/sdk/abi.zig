@@ -173,6 +173,9 @@ pub const LinuxCall = struct {
     pub const TSC_MULT = 72;
     pub const RANDOM_LEN = 80;
     pub const RANDOM_POS = 88;
+    pub const LOG_LEN = 96;
+    pub const LAST_NS = 104;
+    pub const LAST_RANDOM = 112;
     pub const RANDOM = 128;
     pub const RANDOM_CAP = 256;
     pub const SIZE = 384;
@@ -182,6 +185,7 @@ pub const LinuxCallFlag = struct {
     pub const FORWARD = 1;
     pub const TIME = 2;
     pub const RANDOM = 4;
+    pub const LOG = 8;
 };
 
 pub const LinuxConfig = struct {
@@ -202,7 +206,9 @@ pub const LinuxConfig = struct {
     pub const ERR_CAP = 112;
     pub const STACK_SIZE = 120;
     pub const MEM_END = 128;
-    pub const SIZE = 136;
+    pub const LOG = 136;
+    pub const LOG_CAP = 144;
+    pub const SIZE = 152;
 };
 
 pub const LinuxFd = struct {
@@ -231,6 +237,15 @@ pub const LinuxLayer = struct {
     pub const STACK_TOP = 0x150000;
     pub const CONFIG = 0x150000;
     pub const END = 0x151000;
+};
+
+pub const LinuxLog = struct {
+    pub const NR = 0;
+    pub const ARGS = 8;
+    pub const RESULT = 56;
+    pub const NS = 64;
+    pub const RANDOM = 72;
+    pub const SIZE = 80;
 };
 
 pub const LinuxPage = struct {

@@ -66,7 +66,10 @@ export const LinuxConfig = {
   STACK_SIZE: 120,
   /** the end of guest memory (the stack's top) */
   MEM_END: 128,
-  SIZE: 136,
+  /** the log of the system calls the layer answered, when the call is recorded (LinuxLog entries) */
+  LOG: 136,
+  LOG_CAP: 144,
+  SIZE: 152,
 } as const;
 
 export const LINUX_CONFIG_MAGIC = 0x31584e4c50534157n; // "WASPLNX1" little-endian
@@ -127,6 +130,11 @@ export const LinuxCall = {
   /** random bytes for getrandom: RANDOM_LEN of them at RANDOM, RANDOM_POS used */
   RANDOM_LEN: 80,
   RANDOM_POS: 88,
+  /** entries in the log (LinuxConfig.LOG) */
+  LOG_LEN: 96,
+  /** what the last answer took from outside the program: the clock's nanoseconds, the random bytes' position */
+  LAST_NS: 104,
+  LAST_RANDOM: 112,
   RANDOM: 128,
   RANDOM_CAP: 256,
   SIZE: 384,
@@ -140,7 +148,16 @@ export const LinuxCallFlag = {
   TIME: 2,
   /** the program is granted randomness (getrandom; -EPERM otherwise) */
   RANDOM: 4,
+  /** the call is recorded: each system call the layer answers is logged (LinuxLog), the host reads the log */
+  LOG: 8,
 } as const;
+
+/**
+ * An entry of the log of a recorded call (u64 fields): the system call the layer answered, its
+ * six arguments and its result, and what it took from outside the program (the clock's
+ * nanoseconds, the position of the random bytes it used).
+ */
+export const LinuxLog = { NR: 0, ARGS: 8, RESULT: 56, NS: 64, RANDOM: 72, SIZE: 80 } as const;
 
 /**
  * The table of placed files (read-only for the guest): u64 COUNT, then COUNT entries of u64 path

@@ -6,7 +6,7 @@
 // guests), so the host's checked access walks these tables like any other; the host's own pages
 // (below LINUX_LOW: page tables, GDT, IDT, TSS, the system-call entry) are supervisor-only or not
 // mapped at all. Pure: no VM is needed to build the tables or to check them (tests walk them).
-import { Layout, LinuxBlock, LinuxCall, LinuxFiles, LinuxLayer } from "../abi/guest-abi.ts";
+import { Layout, LinuxBlock, LinuxCall, LinuxFiles, LinuxLayer, LinuxLog } from "../abi/guest-abi.ts";
 import { PTE_A, PTE_D, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US } from "../image/boot.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
 import type { ElfExecutable } from "./elf.ts";
@@ -33,6 +33,8 @@ const MAX_TABLES = (TABLES_END - TABLES) / PAGE;
 export const IN_WINDOW = 64 * 1024;
 export const OUT_WINDOW = 64 * 1024;
 export const ERR_WINDOW = 16 * 1024;
+/** The log of a recorded call's system calls answered in the VM: LOG_ENTRIES of LinuxLog.SIZE bytes. */
+export const LOG_ENTRIES = 512;
 /** The rewritten system-call sites' records and stubs (src/linux/sites.ts): SITE_SLOT bytes each. */
 export const SITES_SIZE = 32 * 1024;
 export const SITE_SLOT = 128;
@@ -93,6 +95,8 @@ export interface LinuxIo {
   pages: number;
   out: number;
   err: number;
+  /** the log of a recorded call (writable) */
+  log: number;
   /** the rewritten sites' slots: executable, read-only for the guest (their stubs run there) */
   sites: number;
   /** the first read-only page: the stdin window, then the files' table and bytes */
@@ -118,7 +122,7 @@ export function fileTableBytes(files: readonly FileSpec[]): number {
 
 /** The io region's size for an mmap region of at most `mmapPages` pages and these files. */
 function ioSize(mmapPages: number, files: readonly FileSpec[]): number {
-  return up(LinuxBlock.SIZE) + up(LinuxCall.SIZE) + up(mmapPages) + OUT_WINDOW + ERR_WINDOW + SITES_SIZE + IN_WINDOW + up(fileTableBytes(files)) + files.reduce((n, f) => n + up(f.size), 0);
+  return up(LinuxBlock.SIZE) + up(LinuxCall.SIZE) + up(mmapPages) + OUT_WINDOW + ERR_WINDOW + up(LOG_ENTRIES * LinuxLog.SIZE) + SITES_SIZE + IN_WINDOW + up(fileTableBytes(files)) + files.reduce((n, f) => n + up(f.size), 0);
 }
 
 /** Lays the io region out from `start` (page-aligned). */
@@ -134,13 +138,14 @@ export function planIo(start: number, mmapPages: number, files: readonly FileSpe
   const pages = take(mmapPages);
   const out = take(OUT_WINDOW);
   const err = take(ERR_WINDOW);
+  const log = take(LOG_ENTRIES * LinuxLog.SIZE);
   const sites = take(SITES_SIZE);
   const readOnly = at;
   const inWindow = take(IN_WINDOW);
   const tableBytes = fileTableBytes(files);
   const table = take(tableBytes);
   const placed = files.map((f) => ({ path: f.path, addr: take(f.size), size: f.size }));
-  return { start, end: at, block, call, pages, out, err, sites, readOnly, in: inWindow, table, tableBytes, files: placed };
+  return { start, end: at, block, call, pages, out, err, log, sites, readOnly, in: inWindow, table, tableBytes, files: placed };
 }
 
 export interface LinuxLayout {

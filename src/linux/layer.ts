@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import layerBin from "../../dist/guests/layer.bin" with { type: "file" };
 import { LINUX_CONFIG_MAGIC, LinuxCall, LinuxCallFlag, LinuxConfig, LinuxFiles, LinuxLayer } from "../abi/guest-abi.ts";
 import { BadImageError } from "../errors.ts";
-import { ERR_WINDOW, IN_WINDOW, OUT_WINDOW, type LinuxLayout } from "./address-space.ts";
+import { ERR_WINDOW, IN_WINDOW, LOG_ENTRIES, OUT_WINDOW, type LinuxLayout } from "./address-space.ts";
 import { initialBlock } from "./block.ts";
 
 const PAGE = 4096;
@@ -53,6 +53,8 @@ export function configPage(layout: LinuxLayout): Uint8Array {
   put(LinuxConfig.ERR_CAP, ERR_WINDOW);
   put(LinuxConfig.STACK_SIZE, layout.stack[1] - layout.stack[0]);
   put(LinuxConfig.MEM_END, layout.memory);
+  put(LinuxConfig.LOG, io.log);
+  put(LinuxConfig.LOG_CAP, LOG_ENTRIES);
   return page;
 }
 
@@ -107,6 +109,8 @@ export interface CallStart {
   window: number;
   /** hand every system call to the host */
   forward: boolean;
+  /** log every system call the layer answers (a recorded call) */
+  log?: boolean;
   /** the grants the layer answers by: the clock, randomness */
   time: boolean;
   random: boolean;
@@ -121,7 +125,7 @@ export function callPage(start: CallStart, into: Uint8Array): void {
   into.fill(0, 0, LinuxCall.SIZE);
   const dv = new DataView(into.buffer, into.byteOffset, LinuxCall.SIZE);
   const put = (off: number, v: number | bigint) => dv.setBigUint64(off, BigInt(v), true);
-  put(LinuxCall.FLAGS, (start.forward ? LinuxCallFlag.FORWARD : 0) | (start.time ? LinuxCallFlag.TIME : 0) | (start.random ? LinuxCallFlag.RANDOM : 0));
+  put(LinuxCall.FLAGS, (start.forward ? LinuxCallFlag.FORWARD : 0) | (start.time ? LinuxCallFlag.TIME : 0) | (start.random ? LinuxCallFlag.RANDOM : 0) | (start.log ? LinuxCallFlag.LOG : 0));
   put(LinuxCall.IN_LEN, start.window);
   put(LinuxCall.IN_TOTAL, start.inTotal);
   if (start.clock) {

@@ -8,7 +8,7 @@
 // every later call resumes from, with its own input on fd 0. `oneShot` is the CLI's cold path: one
 // VM of its own, anonymous RAM, closed after the call.
 import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
-import { LinuxBlock, LinuxCall, LinuxLayer, Port } from "../abi/guest-abi.ts";
+import { LinuxBlock, LinuxCall, LinuxLayer, LinuxLog, Port } from "../abi/guest-abi.ts";
 import { readFileSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { BadArgsError, BadImageError, BadSnapshotError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
@@ -30,7 +30,7 @@ import { ProcessBlock } from "../linux/block.ts";
 import { callPage, layerCode } from "../linux/layer.ts";
 import { planRewrite, recordedSites, type Rewrite } from "../linux/sites.ts";
 import { protectPages } from "../linux/protect.ts";
-import { IN_WINDOW, SITE_SLOT } from "../linux/address-space.ts";
+import { IN_WINDOW, LOG_ENTRIES, SITE_SLOT } from "../linux/address-space.ts";
 import { SEL_USER_CODE, SEL_USER_DATA } from "../image/boot.ts";
 
 import { SnapshotFile, writeSnapshotFile, type LoadedSnapshotFile, type SnapshotFileInfo } from "../snapshot/file.ts";
@@ -115,6 +115,14 @@ export interface LinuxRunRequest {
  * bytes, every system call and every wasp.h hypercall, each with `handle` to answer it for real.
  */
 export interface LinuxCallHook extends HypercallHook {
+  /**
+   * a recorder: the layer answers as it would and logs each call it answers (`logged` gets them,
+   * in order, before the next system call the host sees); without it, every system call goes to
+   * the host (a replayer, which answers each from the recording)
+   */
+  readonly logs?: boolean;
+  /** a system call the layer answered: its number, arguments and result, and its clock reading or random bytes */
+  logged?(nr: number, args: readonly bigint[], result: bigint, outside: { ns: bigint; random: Uint8Array }): void;
   /** the 16 AT_RANDOM bytes of a call started at the entry (`fresh`: what it would get): the ones it gets */
   atRandom(fresh: Uint8Array): Uint8Array;
   /** system call `nr` (as answered: above 0xffff is 0xffff) with its six arguments */
@@ -472,8 +480,9 @@ export class LinuxProgram {
         },
       });
       // a debugger, a recorder or a replayer sees every system call: the layer hands them all over
-      const forward = !this.layerOn || opts.debug !== undefined || opts.hook !== undefined || this.#opts.trace !== undefined;
-      this.#startCall(shell, data, forward);
+      const forward = !this.layerOn || opts.debug !== undefined || (opts.hook !== undefined && !opts.hook.logs) || this.#opts.trace !== undefined;
+      const logs = !forward && opts.hook?.logs === true;
+      this.#startCall(shell, data, forward, logs);
       if (opts.debug) this.#unrewrite(shell);
       if (stack) {
         shell.guest.write(stack.rsp, stack.bytes, "the initial stack");
@@ -498,7 +507,7 @@ export class LinuxProgram {
    * Writes what a call starts with into the process's memory: the call page (stdin's length and
    * window, the grants, the clock, random bytes) and the first IN_WINDOW bytes of the input.
    */
-  #startCall(shell: Shell, input: Uint8Array, forward: boolean): void {
+  #startCall(shell: Shell, input: Uint8Array, forward: boolean, logs: boolean): void {
     const io = this.layout.io;
     const time = this.policy.has("time");
     const random = this.policy.has("random");
@@ -510,7 +519,7 @@ export class LinuxProgram {
       crypto.getRandomValues(randomBytes);
       randomBytes = randomBytes.slice();
     }
-    callPage({ inTotal: input.length, window, forward, time, random, clock: time && !forward ? this.#clock(shell) : undefined, randomBytes }, page);
+    callPage({ inTotal: input.length, window, forward, log: logs, time, random, clock: time && !forward ? this.#clock(shell) : undefined, randomBytes }, page);
     shell.mem.bytes.set(page, io.call);
     shell.markHostWrite(io.call, LinuxCall.SIZE);
     if (window > 0) {
@@ -662,11 +671,17 @@ export class LinuxProgram {
       proc.flush();
       return done(status);
     };
+    // a recorded call: what the layer answered is recorded before what the host sees next
+    const logged = hook?.logs && hook.logged ? (at: (nr: number, args: readonly bigint[], result: bigint, outside: { ns: bigint; random: Uint8Array }) => void) => drainLog(mem, this.layout, this.#callBytes, at) : undefined;
+    const takeLog = () => {
+      if (logged && hook?.logged) logged(hook.logged.bind(hook));
+    };
     deadline.start(debug ? DEBUG_TICK_MS : this.timeoutMs);
     debug?.start(vcpu, mem);
     for (;;) {
       const reason = vcpu.enter();
       exits++;
+      takeLog();
       if (reason === KVM_EXIT.IO) {
         const port = vcpu.ioPort();
         const out = vcpu.run.getUint8(IO_DIRECTION) === KVM_EXIT_IO_OUT;
@@ -768,6 +783,30 @@ export class LinuxProgram {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/**
+ * The system calls the layer logged since the last look (a recorded call), each handed to `at` in
+ * order with what it took from outside (the clock reading, the random bytes of this call's page it
+ * used), then the log emptied. Entries are the guest's: their count is bounded, their numbers masked.
+ */
+function drainLog(mem: GuestMemory, layout: LinuxLayout, callPageBytes: Uint8Array, at: (nr: number, args: readonly bigint[], result: bigint, outside: { ns: bigint; random: Uint8Array }) => void): void {
+  const dv = mem.view;
+  const lenAt = layout.io.call + LinuxCall.LOG_LEN;
+  const n = Number(dv.getBigUint64(lenAt, true));
+  if (n === 0) return;
+  dv.setBigUint64(lenAt, 0n, true);
+  const count = Math.min(n, LOG_ENTRIES);
+  for (let i = 0; i < count; i++) {
+    const e = layout.io.log + i * LinuxLog.SIZE;
+    const nr = dv.getBigUint64(e + LinuxLog.NR, true);
+    const args = [0, 1, 2, 3, 4, 5].map((k) => dv.getBigUint64(e + LinuxLog.ARGS + k * 8, true));
+    const result = dv.getBigUint64(e + LinuxLog.RESULT, true);
+    const pos = Number(dv.getBigUint64(e + LinuxLog.RANDOM, true) & 0xffffn);
+    const take = Number(result & 0xffffn);
+    const random = pos + take <= LinuxCall.RANDOM_CAP ? callPageBytes.slice(LinuxCall.RANDOM + pos, LinuxCall.RANDOM + pos + take) : new Uint8Array(0);
+    at(nr > 0xffffn ? 0xffff : Number(nr), args, result, { ns: dv.getBigUint64(e + LinuxLog.NS, true), random });
   }
 }
 
