@@ -563,7 +563,6 @@ export class LinuxProgram {
     const { vcpu, mem } = shell;
     const slot = this.#slots + this.#callRewrites.length * SITE_SLOT;
     const plan = planRewrite(mem, this.elf, this.layout, vcpu.reg("rcx"), slot);
-    if (process.env.WASP_DEBUG_SITES) console.error(`site 0x${(vcpu.reg("rcx") - 2n).toString(16)} nr ${vcpu.reg("rax")}: ${"reason" in plan ? plan.reason : `stub of ${plan.site - plan.at} bytes`}`);
     if ("reason" in plan) return;
     mem.bytes.set(plan.slotBytes, plan.slot);
     shell.markHostWrite(plan.slot, SITE_SLOT);
