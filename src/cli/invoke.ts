@@ -1,21 +1,22 @@
-// `wasp invoke <image> [args...]` and `wasp inspect <image>`.
-import { existsSync, readFileSync, statSync } from "node:fs";
+// `wasp invoke <image> [args...]` and `wasp inspect <image>`. What the image is decides which
+// engine's module is loaded (src/cli/image-arg.ts): a Linux program's and a JavaScript virtine's
+// (the Linux layer, its decoder) are imported only for them, as are the recorder and gdb's stub
+// only with --record and --gdb — a native call's process start loads none of them.
+import { readFileSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
-import { SnapshotFile, isLinuxSnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
+import { SnapshotFile } from "../snapshot/file.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { Runner, checkArgs } from "../virtine/runner.ts";
-import { readImageFile } from "../image/file.ts";
-import { BadArgsError, BadImageError, GuestFaultError, WaspError } from "../errors.ts";
-import { runRecorded, sha256, type Recording } from "../virtine/record.ts";
+import { BadArgsError, GuestFaultError, WaspError } from "../errors.ts";
+import type { Recording } from "../virtine/record.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MIB, type Image, type NativeHeader } from "../image/image.ts";
-import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
-import { checkWritable, fileHead, parseCount, parseIntArg, parseList, parseSize, writeOutput } from "./parse.ts";
+import { checkWritable, parseCount, parseFiles, parseIntArg, parseList, parseSize, writeOutput } from "./parse.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { err, out } from "./output.ts";
-import { isElfPath, linuxInspect, linuxInvoke, parseFiles, type LinuxFlags } from "./linux.ts";
-import { isJsPath, isJsSnapshotPath, jsInvoke, type JsFlags } from "./js.ts";
-import { symbolsOf, waitForGdb } from "./gdb.ts";
+import type { LinuxFlags } from "./linux.ts";
+import type { JsFlags } from "./js.ts";
+import { isElfPath, isJsPath, isJsSnapshotPath, isLinuxSnapshotPath, isSnapshotPath, loadImage, resolveImage } from "./image-arg.ts";
 
 export interface InvokeFlags extends LinuxFlags {
   mem?: string;
@@ -42,52 +43,17 @@ export interface InvokeFlags extends LinuxFlags {
   gdb?: string;
 }
 
-/** True if `path` is an existing file that starts with the snapshot file magic. */
-export function isSnapshotPath(path: string): boolean {
-  const head = fileHead(path, 8);
-  return head !== undefined && isSnapshotFile(head);
-}
-
-/** True if `path` is a readable snapshot file of a Linux program. */
-function isLinuxSnapshotPath(path: string): boolean {
-  const head = fileHead(path, 24);
-  return head !== undefined && isLinuxSnapshotFile(head);
-}
-
-/** Resolves an image argument: a file path, else the name of an embedded example guest. */
-export function loadImage(arg: string, opts: { memory?: number; raw?: boolean } = {}): Image {
-  const builtIn = resolveImage(arg);
-  // embedded files have hashed names in the binary: name the image as asked
-  if (builtIn) return readImageFile(builtIn, { ...opts, name: `${arg.replace(/\.bin$/, "")}.bin` });
-  if (!existsSync(arg)) throw new BadImageError(`${arg}: no such file (and not one of the built-in guests: ${EMBEDDED_NAMES.join(", ")})`);
-  return readImageFile(arg, opts);
-}
-
-/**
- * The built-in guest an image argument names, or undefined for a file. A bare name of a built-in
- * (`fib`) is the built-in even where a file of that name exists (`./fib` runs the file): a stray
- * file must not silently shadow it. Any other argument is a file; one that does not exist but
- * names a built-in with `.bin` (`fib.bin`) is the built-in.
- */
-export function resolveImage(arg: string): string | undefined {
-  const embedded = embeddedGuest(arg);
-  if (!embedded) return undefined;
-  if (!arg.includes("/") && !arg.endsWith(".bin")) return embedded;
-  if (existsSync(arg)) return undefined;
-  return embedded;
-}
-
-export function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags & JsFlags): void {
+export async function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags & JsFlags): Promise<void> {
   // a JavaScript module (*.js, *.mjs), or a snapshot file of one: JSON in, JSON out (src/cli/js.ts)
   if (flags.gdb !== undefined && resolveImage(imageArg) === undefined && (isJsPath(imageArg) || isJsSnapshotPath(imageArg))) {
     throw new BadArgsError(`--gdb: ${imageArg} is a JavaScript virtine, whose machine code is the engine's (QuickJS), not the module's: gdb attaches to native images and Linux programs`);
   }
-  if (resolveImage(imageArg) === undefined && isJsPath(imageArg)) return jsInvoke(imageArg, rawArgs, flags, false);
-  if (resolveImage(imageArg) === undefined && isJsSnapshotPath(imageArg)) return jsInvoke(imageArg, rawArgs, flags, true);
+  if (resolveImage(imageArg) === undefined && isJsPath(imageArg)) return (await import("./js.ts")).jsInvoke(imageArg, rawArgs, flags, false);
+  if (resolveImage(imageArg) === undefined && isJsSnapshotPath(imageArg)) return (await import("./js.ts")).jsInvoke(imageArg, rawArgs, flags, true);
   if (flags.heap !== undefined) throw new BadArgsError(`--heap is for JavaScript virtines; ${imageArg} is not one`);
   // a static Linux executable, or a snapshot file of one: its arguments are strings (src/cli/linux.ts)
-  if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return linuxInvoke(imageArg, rawArgs, flags);
-  if (resolveImage(imageArg) === undefined && isLinuxSnapshotPath(imageArg)) return linuxInvoke(imageArg, rawArgs, flags, true);
+  if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return (await import("./linux.ts")).linuxInvoke(imageArg, rawArgs, flags);
+  if (resolveImage(imageArg) === undefined && isLinuxSnapshotPath(imageArg)) return (await import("./linux.ts")).linuxInvoke(imageArg, rawArgs, flags, true);
   for (const [set, name] of [[flags.env?.length, "--env"], [flags.trace, "--trace"]] as const) {
     if (set) throw new BadArgsError(`${name} is for Linux programs (static ELF executables); ${imageArg} is not one`);
   }
@@ -103,7 +69,10 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   if (flags.record !== undefined) checkWritable(flags.record, "--record");
   if (flags.json && flags.output === "-") throw new BadArgsError("--json and --output - both want standard output: write the data to a file, or leave --output out (the JSON carries it)");
   // gdb connects before the sandbox closes the door on new sockets
-  using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb, symbolsOf(imageArg));
+  // (both modules imported before the sandbox too: under `bun run` an import reads a file)
+  const gdb = flags.gdb === undefined ? undefined : await import("./gdb.ts");
+  using debug = flags.gdb === undefined || gdb === undefined ? undefined : gdb.waitForGdb(flags.gdb, gdb.symbolsOf(imageArg));
+  const recorder = flags.record === undefined ? undefined : await import("../virtine/record.ts");
   // from here on the process can open only the files named here and make only the allowed system calls
   if (flags.sandbox !== false) {
     const sandbox = enterSandbox({ read: [resolveImage(imageArg) ?? imageArg, flags.input, ...hostPaths], write: [flags.output, flags.record], devices: [kvmDevicePath()] });
@@ -118,7 +87,7 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   if (image) for (const w of unusedCallParts(image, args.length, input !== undefined)) err(`wasp: warning: ${w}\n`);
   using virtine = image ? new Runner(image, options) : Runner.fromSnapshotFile(imageArg, options);
   // the recording's starting state: the image's bytes, or the snapshot file's image and memory
-  const start = (): Recording["start"] => {
+  const start = (sha256: (bytes: Uint8Array) => string): Recording["start"] => {
     const info = virtine.snapshotFileInfo;
     const path = builtIn ? imageArg : resolve(imageArg);
     return image ? { kind: "image", name: image.name, path, sha256: sha256(image.bytes) } : { kind: "snapshot", name: basename(imageArg), path, sha256: info!.imageSha256, memorySha256: info!.memorySha256 };
@@ -126,9 +95,9 @@ export function invokeCommand(imageArg: string, rawArgs: string[], flags: Invoke
   const started = Bun.nanoseconds();
   let result;
   try {
-    if (flags.record === undefined) result = virtine.run(args, { input, debug });
+    if (recorder === undefined || flags.record === undefined) result = virtine.run(args, { input, debug });
     else {
-      result = runRecorded(virtine, start(), args, { input, debug });
+      result = recorder.runRecorded(virtine, start(recorder.sha256), args, { input, debug });
       writeOutput(flags.record, result.recording, "--record");
     }
   } catch (e) {
@@ -186,8 +155,8 @@ export function readInput(path: string): Uint8Array {
   }
 }
 
-export function inspectCommand(imageArg: string, flags: { raw?: boolean; json?: boolean } = {}): void {
-  if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return linuxInspect(imageArg, flags.json ?? false);
+export async function inspectCommand(imageArg: string, flags: { raw?: boolean; json?: boolean } = {}): Promise<void> {
+  if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return (await import("./linux.ts")).linuxInspect(imageArg, flags.json ?? false);
   if (resolveImage(imageArg) === undefined && isSnapshotPath(imageArg)) return inspectSnapshot(imageArg, flags.json ?? false);
   const image = loadImage(imageArg, { raw: flags.raw });
   if (flags.json) {

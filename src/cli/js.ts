@@ -12,11 +12,10 @@ import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { parseElf } from "../linux/elf.ts";
 import { MAX_MEMORY } from "../image/image.ts";
-import { linuxSnapshotImageName } from "../snapshot/file.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { checkFileName, decodeJsReply, savedJsSettings, encodeJsCall, jsArgs, enginePath, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
 import { err, out } from "./output.ts";
-import { checkWritable, fileHead, parseCount, parseList, parseSize, writeOutput } from "./parse.ts";
+import { checkWritable, parseCount, parseList, parseSize, writeOutput } from "./parse.ts";
 
 export interface JsFlags {
   mem?: string;
@@ -41,17 +40,6 @@ export interface JsFlags {
   dataSize?: string;
   snapshot?: boolean;
   raw?: boolean;
-}
-
-/** A JavaScript module on the command line: a file named *.js or *.mjs. */
-export function isJsPath(path: string): boolean {
-  return /\.m?js$/i.test(path);
-}
-
-/** True if `path` is a snapshot file of a JavaScript virtine. */
-export function isJsSnapshotPath(path: string): boolean {
-  const head = fileHead(path, 96);
-  return head !== undefined && linuxSnapshotImageName(head) === JS_PROGRAM;
 }
 
 function refuseOthers(flags: JsFlags, what: string): void {

@@ -1,19 +1,19 @@
 // `wasp invoke PROG [args...]` and `wasp inspect PROG` for a static Linux executable: the program
 // runs in a virtine as it would run in a shell — its arguments as strings, its standard input from
 // --input, its stdout to stdout, its stderr to stderr, its exit status as wasp's.
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { BadArgsError, BadImageError, GuestFaultError, WaspError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
 import { MAX_MEMORY, MIB } from "../image/image.ts";
 import { kvmDevicePath, systemKvm } from "../kvm/system.ts";
-import { isElf, parseElf } from "../linux/elf.ts";
+import { parseElf } from "../linux/elf.ts";
 import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { waitForGdb } from "./gdb.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
 import { err, out, setExitStatus } from "./output.ts";
-import { checkWritable, fileHead, parseCount, parseList, parseSize, writeOutput } from "./parse.ts";
+import { checkWritable, parseCount, parseFiles, parseList, parseSize, writeOutput } from "./parse.ts";
 import type { InvokeFlags } from "./invoke.ts";
 
 export interface LinuxFlags {
@@ -25,12 +25,6 @@ export interface LinuxFlags {
   trace?: boolean;
 }
 
-/** True if `path` is a readable file that starts with ELF's magic. */
-export function isElfPath(path: string): boolean {
-  const head = fileHead(path, 4);
-  return head !== undefined && isElf(head);
-}
-
 function readProgram(path: string) {
   let bytes: Uint8Array;
   try {
@@ -40,27 +34,6 @@ function readProgram(path: string) {
   }
   const name = path.split("/").pop() || path;
   return parseElf(bytes, name, MAX_MEMORY);
-}
-
-/** --file GUEST=HOST pairs: the guest path, and the host file read now (before the sandbox closes the rest). */
-export function parseFiles(specs: readonly string[]): { files: Record<string, Uint8Array>; hostPaths: string[] } {
-  const files: Record<string, Uint8Array> = {};
-  const hostPaths: string[] = [];
-  for (const spec of specs) {
-    const eq = spec.indexOf("=");
-    if (eq <= 0 || eq === spec.length - 1) throw new BadArgsError(`--file ${spec}: not GUEST=HOST (e.g. --file /etc/config=./config)`);
-    const guestPath = spec.slice(0, eq);
-    const hostPath = spec.slice(eq + 1);
-    if (!guestPath.startsWith("/")) throw new BadArgsError(`--file ${spec}: the guest path ${guestPath} is not absolute`);
-    try {
-      if (statSync(hostPath).isDirectory()) throw new Error("it is a directory");
-      files[guestPath] = new Uint8Array(readFileSync(hostPath));
-    } catch (e) {
-      throw new BadArgsError(`--file ${spec}: cannot read ${hostPath} (${e instanceof Error ? e.message : String(e)})`);
-    }
-    hostPaths.push(hostPath);
-  }
-  return { files, hostPaths };
 }
 
 /** The program's stdin from --input: a file, or - for wasp's own standard input. */

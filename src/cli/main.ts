@@ -1,14 +1,13 @@
 #!/usr/bin/env bun
 // The wasp command line. Every failure is one line on stderr starting "wasp: ", with an exit
 // status per error class (src/errors.ts, EXIT_STATUS; docs/errors.md) and no stack trace.
+//
+// Start-up is lazy: this module imports only what the usage text and error reporting need, and each
+// command's module — which brings in the rest of the project — is imported by its action (the
+// standalone binary is built with --splitting, so a command parses and evaluates only its own code:
+// `wasp invoke` never loads the server, the bench or prom-client). docs/benchmarks.md, "Process start".
 import { Command, CommanderError } from "commander";
 import { BadArgsError, EXIT_STATUS, WaspError } from "../errors.ts";
-import { replayCommand } from "./replay.ts";
-import { invokeCommand, inspectCommand } from "./invoke.ts";
-import { benchCommand } from "./bench.ts";
-import { snapshotCommand } from "./snapshot.ts";
-import { buildCommand } from "./build.ts";
-import { serveCommand } from "./serve.ts";
 import { VERSION } from "../version.ts";
 import { DEFAULT_GRANTS } from "../hypercall/policy.ts";
 import { DEFAULTS } from "../serve/config.ts";
@@ -50,7 +49,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
     .option("--record <file>", "record the call — its start, arguments, input, every hypercall's and system call's answer and its outcome — for wasp replay (native images, Linux programs, JavaScript handlers — the engine's run — and their snapshot files)")
     .option("--gdb <host:port>", "wait for gdb on HOST:PORT (127.0.0.1 unless named; port 0 picks one) and run the call under it, stopped at its start: gdb FILE -ex 'target remote HOST:PORT' (docs/debugging.md)")
-    .action((image: string, args: string[], flags) => invokeCommand(image, args, flags));
+    .action(async (image: string, args: string[], flags) => (await import("./invoke.ts")).invokeCommand(image, args, flags));
 
   program
     .command("replay")
@@ -59,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--image <path>", "the image, executable or snapshot file to start from (default: the path recorded, or the built-in guest)")
     .option("--timeout <ms>", "deadline in milliseconds (default: the recorded one for a call that timed out, else the recorded one but at least 60000)")
     .option("--gdb <host:port>", "wait for gdb on HOST:PORT and replay the call under it, stopped at its start (docs/debugging.md)")
-    .action((file: string, flags) => replayCommand(file, flags));
+    .action(async (file: string, flags) => (await import("./replay.ts")).replayCommand(file, flags));
 
   program
     .command("snapshot")
@@ -79,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
     .option("-i, --input <file>", "the first call's input (a file, or - for standard input): a Linux program's standard input, a native image's input data")
     .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
     .option("--warmup <file>", "JavaScript: a JSON array of inputs handed to the handler before the snapshot")
-    .action((image: string, args: string[], flags) => snapshotCommand(image, args, flags));
+    .action(async (image: string, args: string[], flags) => (await import("./snapshot.ts")).snapshotCommand(image, args, flags));
 
   program
     .command("build")
@@ -90,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--optimize <mode>", "safe (default: Zig's safety checks on; C's checkable undefined behaviour traps), fast or small (checks off), or debug (unoptimized, checks on: for gdb)")
     .option("--zig <path>", "another zig compiler (default: the one npm install brought)")
     .option("--linux", "a .zig file is a Linux program using Zig's standard library (pub fn main() !void), built as a static executable")
-    .action(async (source: string, flags) => buildCommand(source, flags));
+    .action(async (source: string, flags) => (await import("./build.ts")).buildCommand(source, flags));
 
   program
     .command("inspect")
@@ -98,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
     .argument("<image>", "image file or built-in guest name")
     .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
     .option("--json", "one JSON object instead of the table (64-bit values as decimal strings)")
-    .action((image: string, flags: { raw?: boolean; json?: boolean }) => inspectCommand(image, flags));
+    .action(async (image: string, flags: { raw?: boolean; json?: boolean }) => (await import("./invoke.ts")).inspectCommand(image, flags));
 
   program
     .command("bench")
@@ -112,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--svg <file>", "also write a chart of the run beside the Wasp paper's figs. 8 and 11 (SVG)")
     .option("--baseline <file>", "compare with an earlier --json output; exit 11 if a series regressed")
     .option("--threshold <pct>", "with --baseline: how much worse (percent) counts as a regression (default 20)")
-    .action(async (flags) => benchCommand(flags));
+    .action(async (flags) => (await import("./bench.ts")).benchCommand(flags));
 
   program
     .command("serve")
@@ -129,7 +128,7 @@ async function main(argv: string[]): Promise<number> {
     .option("--record-failures <dir>", "keep a recording of every request a wasp image failed with a 5xx, as DIR/REQUEST_ID.rec (wasp replay runs it again)")
     .option("--record-max-files <n>", "at most this many recordings (default 100; the oldest go first)")
     .option("--record-max-bytes <size>", "at most this many bytes of them (default 64M)")
-    .action(async (flags) => serveCommand(flags));
+    .action(async (flags) => (await import("./serve.ts")).serveCommand(flags));
 
   // `wasp help COMMAND`: commander's own prints the general help for a command it does not know,
   // and says nothing about it

@@ -1,6 +1,6 @@
-// Parsing of command-line values: integers for guest arguments, sizes for --mem, lists for --allow;
-// and the check that a file an option names can be written.
-import { accessSync, closeSync, constants, openSync, readSync, writeFileSync } from "node:fs";
+// Parsing of command-line values: integers for guest arguments, sizes for --mem, lists for --allow,
+// the host files --file grants; and the check that a file an option names can be written.
+import { accessSync, closeSync, constants, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { BadArgsError } from "../errors.ts";
 
@@ -66,4 +66,25 @@ export function writeOutput(path: string, data: Uint8Array, option = "--output")
   } catch (e) {
     throw new BadArgsError(`${option} ${path}: cannot write it (${e instanceof Error ? e.message : String(e)})`);
   }
+}
+
+/** --file GUEST=HOST pairs: the guest path, and the host file read now (before the sandbox closes the rest). */
+export function parseFiles(specs: readonly string[]): { files: Record<string, Uint8Array>; hostPaths: string[] } {
+  const files: Record<string, Uint8Array> = {};
+  const hostPaths: string[] = [];
+  for (const spec of specs) {
+    const eq = spec.indexOf("=");
+    if (eq <= 0 || eq === spec.length - 1) throw new BadArgsError(`--file ${spec}: not GUEST=HOST (e.g. --file /etc/config=./config)`);
+    const guestPath = spec.slice(0, eq);
+    const hostPath = spec.slice(eq + 1);
+    if (!guestPath.startsWith("/")) throw new BadArgsError(`--file ${spec}: the guest path ${guestPath} is not absolute`);
+    try {
+      if (statSync(hostPath).isDirectory()) throw new Error("it is a directory");
+      files[guestPath] = new Uint8Array(readFileSync(hostPath));
+    } catch (e) {
+      throw new BadArgsError(`--file ${spec}: cannot read ${hostPath} (${e instanceof Error ? e.message : String(e)})`);
+    }
+    hostPaths.push(hostPath);
+  }
+  return { files, hostPaths };
 }

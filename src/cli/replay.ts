@@ -15,7 +15,7 @@ import type { GdbDebugger } from "../debug/debugger.ts";
 import { streamOut } from "./linux.ts";
 import { BadArgsError, WaspError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
-import { resolveImage } from "./invoke.ts";
+import { resolveImage } from "./image-arg.ts";
 import { symbolsOf, waitForGdb } from "./gdb.ts";
 import { parseCount } from "./parse.ts";
 import { err, out } from "./output.ts";

@@ -4,11 +4,12 @@ import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
 import { MIB } from "../image/image.ts";
-import { isSnapshotPath, loadImage, readInput, resolveImage } from "./invoke.ts";
-import { checkWritable, parseCount, parseIntArg, parseList, parseSize } from "./parse.ts";
+import { readInput } from "./invoke.ts";
+import { isElfPath, isJsPath, isSnapshotPath, loadImage, resolveImage } from "./image-arg.ts";
+import { checkWritable, parseCount, parseFiles, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { out } from "./output.ts";
-import { isElfPath, linuxSnapshot, parseFiles } from "./linux.ts";
-import { isJsPath, jsSnapshot } from "./js.ts";
+import { linuxSnapshot } from "./linux.ts";
+import { jsSnapshot } from "./js.ts";
 
 export interface SnapshotFlags {
   output?: string;
