@@ -1,10 +1,11 @@
 // Replayable execution (Wang, Ho, Wu, EuroSys'19) measured: many virtines restored from one
 // `inittable` snapshot file, sharing the file's pages, against the same with private copies; the
 // start of a fresh `wasp invoke` process that boots and initializes against one that starts from
-// the file; and calls of a file-restored virtine that dirty K pages.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+// the file, and wasp's own process start beside a compiled Bun hello world's; and calls of a
+// file-restored virtine that dirty K pages.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import * as libc from "../../ffi/libc.ts";
 import { Runner } from "../virtine/runner.ts";
 import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
@@ -101,10 +102,52 @@ function waspCommand(): string[] {
 
 export function startSeries(name: string, args: () => string[], runs: number): SeriesResult {
   const cmd = waspCommand();
+  return spawnSeries(name, () => [...cmd, ...args()], runs);
+}
+
+/** A process spawned and waited for, `runs` times (one untimed first): wall time per start. */
+function spawnSeries(name: string, argv: () => string[], runs: number): SeriesResult {
   return summarize(name, "us", timeSync(runs, 1, () => {
-    const p = Bun.spawnSync([...cmd, ...args()]);
-    if (p.exitCode !== 0) throw new Error(`${name}: wasp exited with ${p.exitCode}: ${p.stderr.toString()}`);
+    const p = Bun.spawnSync(argv());
+    if (p.exitCode !== 0) throw new Error(`${name}: ${argv()[0]} exited with ${p.exitCode}: ${p.stderr.toString()}`);
   }));
+}
+
+/**
+ * The Bun that runs this wasp, as a command: process.execPath under `bun run`; in the standalone
+ * binary (which embeds Bun's runtime, so execPath is wasp itself) the repository's
+ * node_modules/.bin/bun beside dist/, else the first bun on PATH — either only if its version is
+ * this process's Bun.version. Otherwise why not.
+ */
+function sameBun(): { path: string } | { missing: string } {
+  if (!Bun.main.startsWith("/$bunfs")) return { path: process.execPath };
+  const candidates = [join(dirname(process.execPath), "../node_modules/.bin/bun"), Bun.which("bun")].filter((p): p is string => p !== null && existsSync(p));
+  const seen: string[] = [];
+  for (const path of candidates) {
+    const p = Bun.spawnSync([path, "--version"]);
+    const version = p.exitCode === 0 ? p.stdout.toString().trim() : `exit ${p.exitCode}`;
+    if (version === Bun.version) return { path };
+    seen.push(`${path} is ${version}`);
+  }
+  return { missing: `no bun ${Bun.version} to build it with (${seen.length ? seen.join("; ") : "none beside dist/ or on PATH"})` };
+}
+
+/**
+ * A hello world compiled with `bun build --compile` by the Bun that runs this wasp (built once per
+ * bench run, in a temporary folder removed at exit): the floor of any standalone Bun program's start.
+ */
+let hello: { path: string } | { missing: string } | undefined;
+function bunHello(): { path: string } | { missing: string } {
+  if (hello) return hello;
+  const bun = sameBun();
+  if ("missing" in bun) return (hello = bun);
+  const dir = mkdtempSync(join(tmpdir(), "wasp-bench-hello-"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, "hello.ts"), 'console.log("hello, world");\n');
+  const out = join(dir, "hello");
+  const p = Bun.spawnSync([bun.path, "build", "--compile", join(dir, "hello.ts"), "--outfile", out], { cwd: dir });
+  if (p.exitCode !== 0) return (hello = { missing: `bun build --compile failed (exit ${p.exitCode}): ${p.stderr.toString().trim().split("\n").pop()}` });
+  return (hello = { path: out });
 }
 
 export const DENSITY_SERIES: Series[] = [
@@ -132,6 +175,16 @@ export const DENSITY_SERIES: Series[] = [
     async run(runs) {
       const path = snapshotFile();
       return startSeries("start_snapshot_file", () => ["invoke", path, "5"], runs);
+    },
+  },
+  {
+    // the yardstick of start_noop: a hello world compiled by the same Bun, spawned the same way
+    name: "start_bun_hello",
+    defaultRuns: 20,
+    async run(runs) {
+      const bin = bunHello();
+      if ("missing" in bin) return { name: "start_bun_hello", unit: "us", n: 0, median: 0, p99: 0, note: bin.missing };
+      return spawnSeries("start_bun_hello", () => [bin.path], runs);
     },
   },
   {

@@ -148,7 +148,8 @@ function latest(m: Map<string, SeriesResult[]>): Map<string, SeriesResult> {
 function beside(name: string, ours: Map<string, SeriesResult>, floors: Map<string, SeriesResult>): { label: string; result: SeriesResult } | undefined {
   const ref = BESIDE[name] ?? `floor:${name}`;
   const result = ref.startsWith("floor:") ? floors.get(ref.slice("floor:".length)) : ours.get(ref);
-  return result && { label: ref.replace(":", " "), result };
+  // a reference that measured nothing (0, with a note saying why) gives no ratio
+  return result && result.median > 0 ? { label: ref.replace(":", " "), result } : undefined;
 }
 
 function emit(r: SeriesResult, ref: { label: string; result: SeriesResult } | undefined, json: boolean): void {
