@@ -11,7 +11,6 @@
 //   u32 n, n bytes        the executable's file
 //   u32 count, then per placed file: u32 n, n bytes of its guest path, u64 size, 32 bytes SHA-256
 //   u32 argc, then per argument u32 n, n bytes; u32 envc, then per entry u32 n, n bytes
-import { createHash } from "node:crypto";
 
 export const PROCESS_FORMAT = 2;
 /** Most bytes of arguments and environment (as the initial stack allows), and of one path. */
@@ -35,7 +34,8 @@ export interface ProcessFile {
   env: string[];
 }
 
-export const sha256Hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+// Bun's own hasher: importing node:crypto costs every process that loads this module ~1-5 ms
+export const sha256Hex = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 
 export function encodeProcessFile(f: { elf: Uint8Array; files: ReadonlyMap<string, Uint8Array>; args: readonly string[]; env: readonly string[] }): Uint8Array {
   return encodeProcessSection({ ...f, files: [...f.files].map(([path, data]) => ({ path, size: data.length, sha256: sha256Hex(data) })) });

@@ -7,7 +7,6 @@
 // panic, snapshot) for real, and checks every hypercall and the outcome against the recording: the
 // first difference is a ReplayDivergedError. What a guest reads from the CPU itself (RDTSC, RDRAND,
 // CPUID) is not recorded: docs/determinism.md.
-import { createHash } from "node:crypto";
 import { Hypercalls } from "../abi/guest-abi.ts";
 import type { HypercallContext } from "../hypercall/handlers.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
@@ -65,7 +64,7 @@ export interface Recording {
 }
 
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-export const sha256 = (b: Uint8Array) => (b.length === 0 ? EMPTY_SHA256 : createHash("sha256").update(b).digest("hex"));
+export const sha256 = (b: Uint8Array) => (b.length === 0 ? EMPTY_SHA256 : new Bun.CryptoHasher("sha256").update(b).digest("hex"));
 
 /** The outcome of a call as a recording keeps it. */
 export function outcomeOf(r: { value: bigint; exits: number; output: Uint8Array; console: Uint8Array } | WaspError): RecordedOutcome {
