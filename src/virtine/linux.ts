@@ -7,11 +7,11 @@
 // registers, and the process's break, mappings, open files and TLS bases — becomes the snapshot
 // every later call resumes from, with its own input on fd 0. `oneShot` is the CLI's cold path: one
 // VM of its own, anonymous RAM, closed after the call.
-import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_run, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
+import { kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { LinuxBlock, LinuxCall, LinuxLayer, LinuxLog, Port } from "../abi/guest-abi.ts";
 import { readFileSync, readSync } from "node:fs";
 import { basename } from "node:path";
-import { BadArgsError, BadImageError, BadSnapshotError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
+import { BadArgsError, BadImageError, BadSnapshotError, PolicyViolationError, TimeoutError } from "../errors.ts";
 import { compileC, type COptions } from "../linux/c.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { dispatchHypercall, type HypercallContext } from "../hypercall/handlers.ts";
@@ -19,7 +19,6 @@ import { Policy } from "../hypercall/policy.ts";
 import { hostFunctionTable, type HostFunction } from "../hypercall/host-call.ts";
 import { MAX_MEMORY, MIB, type Image } from "../image/image.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
-import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
 import { type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { syscallArgs } from "../linux/entry.ts";
@@ -43,16 +42,15 @@ import type { ShellPool, PoolStats } from "../shell/pool.ts";
 import { VirtineShells } from "./shells.ts";
 import { Snapshot } from "../snapshot/snapshot.ts";
 import { DeadlineTimer } from "./deadline.ts";
-import { exceptionFault, guestFault } from "./fault.ts";
+import { RUN_ON, runLoop, type CallExits } from "./run-loop.ts";
 import { FAULT_FRAME } from "../image/boot.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
-import { DEBUG_TICK_MS, type DebugHook } from "./debug-hook.ts";
+import type { DebugHook } from "./debug-hook.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, type HypercallHook } from "./runner.ts";
 import { grantedFiles } from "./files.ts";
 export { grantedFiles };
 
-const IO_DIRECTION = kvm_run.off("io.direction");
 export { DEFAULT_LINUX_MEMORY };
 /** AT_RANDOM without the `random` grant: fixed, so that such a call is deterministic and learns no host entropy. */
 const FIXED_RANDOM = new Uint8Array([0x77, 0x61, 0x73, 0x70, 0x2d, 0x6e, 0x6f, 0x2d, 0x72, 0x61, 0x6e, 0x64, 0x6f, 0x6d, 0x00, 0x01]);
@@ -675,99 +673,84 @@ export class LinuxProgram {
     const takeLog = () => {
       if (logged && hook?.logged) logged(hook.logged.bind(hook));
     };
-    deadline.start(debug ? DEBUG_TICK_MS : this.timeoutMs);
-    debug?.start(vcpu, mem);
-    for (;;) {
-      const reason = vcpu.enter();
-      exits++;
-      takeLog();
-      if (reason === KVM_EXIT.IO) {
-        const port = vcpu.ioPort();
-        const out = vcpu.run.getUint8(IO_DIRECTION) === KVM_EXIT_IO_OUT;
-        // a system call through the CPL0 entry (a site not rewritten, yet or ever), or one the layer hands over
-        const entry = port === Port.LINUX_SYSCALL;
-        if ((entry || port === Port.LINUX_FORWARD) && out) {
-          syscalls++;
-          if (entry && this.layerOn && !debug) this.#rewrite(shell);
-          const nr = vcpu.reg("rax");
-          const args = syscallArgs((r) => vcpu.reg(r));
-          const n = nr > 0xffffn ? 0xffff : Number(nr);
-          // recording off: no closure, one test
-          const outcome = hook ? hook.syscall(n, args, guest, () => proc.syscall(n, args)) : proc.syscall(n, args);
-          if (trace) trace(traceLine(guest, Number(nr & 0xffffn), args, outcome));
-          switch (outcome.kind) {
-            case "exit":
-              return end(outcome.status);
-            case "return":
-              vcpu.setReg("rax", BigInt.asUintN(64, outcome.value));
-              break;
-            case "setBase": {
-              const sregs = vcpu.getSregs();
-              const sdv = new DataView(sregs.buffer);
-              kvm_segment.write(sdv, kvm_sregs.off(outcome.register), { ...kvm_segment.read(sdv, kvm_sregs.off(outcome.register)), base: outcome.base });
-              vcpu.setSregs(sregs);
-              shell.markSregsChanged(); // the reset loads the snapshot's again
-              this.#callBases[outcome.register] = outcome.base;
-              vcpu.setReg("rax", 0n);
-              break;
-            }
-            case "sleep": {
-              // counted against the deadline: a sleep past it ends the call as the deadline would
-              const ms = Number(outcome.ns / 1_000_000n);
-              if (!debug && this.timeoutMs > 0 && ms >= this.timeoutMs) throw new TimeoutError(this.timeoutMs);
-              Bun.sleepSync(ms);
-              if (!debug && deadline.expired()) throw new TimeoutError(this.timeoutMs);
-              vcpu.setReg("rax", 0n);
-              break;
-            }
-          }
-          vcpu.markRegsDirty(false);
-          continue;
+    const syscall = (entry: boolean): LinuxRunResult | typeof RUN_ON => {
+      syscalls++;
+      if (entry && this.layerOn && !debug) this.#rewrite(shell);
+      const nr = vcpu.reg("rax");
+      const args = syscallArgs((r) => vcpu.reg(r));
+      const n = nr > 0xffffn ? 0xffff : Number(nr);
+      // recording off: no closure, one test
+      const outcome = hook ? hook.syscall(n, args, guest, () => proc.syscall(n, args)) : proc.syscall(n, args);
+      if (trace) trace(traceLine(guest, Number(nr & 0xffffn), args, outcome));
+      switch (outcome.kind) {
+        case "exit":
+          return end(outcome.status);
+        case "return":
+          vcpu.setReg("rax", BigInt.asUintN(64, outcome.value));
+          break;
+        case "setBase": {
+          const sregs = vcpu.getSregs();
+          const sdv = new DataView(sregs.buffer);
+          kvm_segment.write(sdv, kvm_sregs.off(outcome.register), { ...kvm_segment.read(sdv, kvm_sregs.off(outcome.register)), base: outcome.base });
+          vcpu.setSregs(sregs);
+          shell.markSregsChanged(); // the reset loads the snapshot's again
+          this.#callBases[outcome.register] = outcome.base;
+          vcpu.setReg("rax", 0n);
+          break;
         }
-        if (port === Port.HYPERCALL && out) {
-          // the console is stderr: what the layer buffered there comes first
-          proc.flush();
-          let ret: bigint | undefined;
-          if (hook) {
-            const hnr = vcpu.reg("rax");
-            const a = vcpu.reg("rdi");
-            const b = vcpu.reg("rsi");
-            ret = hook.hypercall(hnr, a, b, ctx, () => dispatchHypercall(ctx, this.policy, hnr, a, b));
-          } else ret = dispatchHypercall(ctx, this.policy, vcpu.reg("rax"), vcpu.reg("rdi"), vcpu.reg("rsi"));
-          if (ret === undefined) return end(Number((ctx.exitValue ?? 0n) & 0xffn));
-          vcpu.setReg("rax", ret);
-          vcpu.markRegsDirty(false);
-          continue;
+        case "sleep": {
+          // counted against the deadline: a sleep past it ends the call as the deadline would
+          const ms = Number(outcome.ns / 1_000_000n);
+          if (!debug && this.timeoutMs > 0 && ms >= this.timeoutMs) throw new TimeoutError(this.timeoutMs);
+          Bun.sleepSync(ms);
+          if (!debug && deadline.expired()) throw new TimeoutError(this.timeoutMs);
+          vcpu.setReg("rax", 0n);
+          break;
         }
-        if (port === Port.EXIT && out) return end(Number(vcpu.reg("rax") & 0xffn));
-        if (port === Port.FAULT && out) {
-          if (debug?.exception(vcpu, mem)) {
-            exits--; // a breakpoint or a step: the debugger's, not the guest's
-            continue;
-          }
-          if (layerFault(vcpu, mem)) {
-            shell.markSregsChanged();
-            continue;
-          }
-          throw exceptionFault(vcpu, mem, stack);
-        }
-        throw new PolicyViolationError(`the program used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is not one of wasp's`, `port 0x${port.toString(16)}`);
       }
-      if (reason === EXIT_INTERRUPTED) {
-        exits--; // the host's signal, not the guest's doing: a call's exits are its own, whatever the host's load
-        deadline.consume();
-        if (interrupted?.()) throw new CancelledError();
-        if (debug) {
-          debug.interrupted(vcpu, mem);
-          deadline.start(DEBUG_TICK_MS);
-          continue;
+      vcpu.markRegsDirty(false);
+      return RUN_ON;
+    };
+    const hypercall = (): LinuxRunResult | typeof RUN_ON => {
+      // the console is stderr: what the layer buffered there comes first
+      proc.flush();
+      let ret: bigint | undefined;
+      if (hook) {
+        const hnr = vcpu.reg("rax");
+        const a = vcpu.reg("rdi");
+        const b = vcpu.reg("rsi");
+        ret = hook.hypercall(hnr, a, b, ctx, () => dispatchHypercall(ctx, this.policy, hnr, a, b));
+      } else ret = dispatchHypercall(ctx, this.policy, vcpu.reg("rax"), vcpu.reg("rdi"), vcpu.reg("rsi"));
+      if (ret === undefined) return end(Number((ctx.exitValue ?? 0n) & 0xffn));
+      vcpu.setReg("rax", ret);
+      vcpu.markRegsDirty(false);
+      return RUN_ON;
+    };
+    const calls: CallExits<LinuxRunResult> = {
+      afterExit: logged ? takeLog : undefined,
+      io: (port, out, n) => {
+        exits = n;
+        if (!out) return undefined;
+        switch (port) {
+          case Port.LINUX_SYSCALL: // a system call through the CPL0 entry (a site not rewritten, yet or ever)
+            return syscall(true);
+          case Port.LINUX_FORWARD: // one the layer hands over
+            return syscall(false);
+          case Port.HYPERCALL:
+            return hypercall();
+          case Port.EXIT:
+            return end(Number(vcpu.reg("rax") & 0xffn));
         }
-        if (deadline.expired()) throw new TimeoutError(this.timeoutMs);
-        deadline.recheck();
-        continue;
-      }
-      throw guestFault(vcpu, reason);
-    }
+        return undefined;
+      },
+      recover: () => {
+        if (!layerFault(vcpu, mem)) return false;
+        shell.markSregsChanged();
+        return true;
+      },
+      violation: (port, out) => new PolicyViolationError(`the program used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is not one of wasp's`, `port 0x${port.toString(16)}`),
+    };
+    return runLoop(shell, calls, { deadline, timeoutMs: this.timeoutMs, interrupted, debug, stack });
   }
 
   /** Closes the program's VMs and snapshots; later calls are refused. */

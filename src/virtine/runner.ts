@@ -3,7 +3,6 @@
 // shell from the image's pool, start from the image's snapshot (its entry state, or the state
 // captured at the guest's `snapshot` hypercall), and give the shell back to be reset off the
 // caller's path: memory, registers and FPU/SSE state all return to the snapshot.
-import { KVM_EXIT, KVM_EXIT_IO_OUT, kvm_run } from "../../ffi/kvm.ts";
 import { Port } from "../abi/guest-abi.ts";
 import { ConsoleSink, DEFAULT_MAX_OUTPUT } from "../hypercall/console.ts";
 import { dispatchHypercall, type HypercallContext } from "../hypercall/handlers.ts";
@@ -15,11 +14,10 @@ import type { StackGuard } from "../image/boot.ts";
 import { kindOf, kindOfMeta } from "../kinds/kinds.ts";
 import type { ImageKind } from "../kinds/kind.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
-import { EXIT_INTERRUPTED } from "../kvm/vcpu.ts";
-import { BadArgsError, CancelledError, PolicyViolationError, TimeoutError } from "../errors.ts";
-import { exceptionFault, guestFault } from "./fault.ts";
+import { BadArgsError, PolicyViolationError } from "../errors.ts";
 import { DeadlineTimer } from "./deadline.ts";
-import { DEBUG_TICK_MS, type DebugHook } from "./debug-hook.ts";
+import type { DebugHook } from "./debug-hook.ts";
+import { RUN_ON, runLoop, type CallExits } from "./run-loop.ts";
 import { grantedFiles } from "./files.ts";
 import type { ResetStrategy, Shell } from "../shell/shell.ts";
 import { VirtineShells } from "./shells.ts";
@@ -34,7 +32,6 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 /** Longest deadline accepted (a day); 0 means none. */
 export const MAX_TIMEOUT_MS = 86_400_000;
 export { DEFAULT_DATA_SIZE, DEFAULT_STACK_SIZE, MIN_STACK, planMemory } from "../kinds/native.ts";
-const IO_DIRECTION = kvm_run.off("io.direction");
 
 export interface RunnerOptions {
   /** guest RAM in bytes (default: what the image asks for, else 16 MiB; at most 1 GiB) */
@@ -315,10 +312,8 @@ export class Runner {
     ctx.exitValue = undefined;
     const { debug } = opts;
     if (debug && this.#kind.privileged) throw new BadArgsError(`${this.meta.name} is a ${this.#kind.name} image: it runs privileged, with its own exception handling, so gdb cannot attach to it (native images and Linux programs can)`);
-    this.#deadline.start(debug ? DEBUG_TICK_MS : this.timeoutMs);
     this.#debugging = debug !== undefined;
     try {
-      debug?.start(shell.vcpu, shell.mem);
       const { value, exits } = this.#run(shell, ctx, opts.interrupted, opts.hook, debug);
       debug?.ended({ status: value });
       const output = this.#kind.collect(shell.guest, shell.mem, { memory: this.memorySize, dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, this.#console);
@@ -353,51 +348,24 @@ export class Runner {
     return this.snapshots && !this.#debugging ? this.#shells.capture(() => undefined) : 0n;
   }
 
-  /** The run loop: enter, dispatch hypercalls, stop at the exit port or HLT. Allocates nothing per exit. */
+  /** The call's exits: the exit port and HLT end it, hypercalls are dispatched, every other port is refused. */
   #run(shell: Shell, ctx: HypercallContext, interrupted: (() => boolean) | undefined, hook: HypercallHook | undefined, debug: DebugHook | undefined): { value: bigint; exits: number } {
     const { vcpu } = shell;
-    let exits = 0;
-    for (;;) {
-      const reason = vcpu.enter();
-      exits++;
-      if (reason === KVM_EXIT.IO) {
-        const port = vcpu.ioPort();
-        const out = vcpu.run.getUint8(IO_DIRECTION) === KVM_EXIT_IO_OUT;
-        if (port === Port.EXIT && out) return { value: vcpu.reg("rax"), exits };
-        if (port === Port.HYPERCALL && out) {
-          if (this.#hypercall(ctx, hook)) return { value: ctx.exitValue ?? 0n, exits };
-          continue;
-        }
-        if (port === Port.FAULT && out) {
-          if (debug?.exception(vcpu, shell.mem)) {
-            exits--; // a breakpoint or a step: the debugger's, not the guest's
-            continue;
-          }
-          throw exceptionFault(vcpu, shell.mem, this.#stack);
-        }
-        throw new PolicyViolationError(
+    const exits: CallExits<{ value: bigint; exits: number }> = {
+      io: (port, out, n) => {
+        if (!out) return undefined;
+        if (port === Port.EXIT) return { value: vcpu.reg("rax"), exits: n };
+        if (port === Port.HYPERCALL) return this.#hypercall(ctx, hook) ? { value: ctx.exitValue ?? 0n, exits: n } : RUN_ON;
+        return undefined;
+      },
+      halt: (n) => ({ value: vcpu.reg("rax"), exits: n }),
+      violation: (port, out) =>
+        new PolicyViolationError(
           `the guest used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is neither the exit port 0x${Port.EXIT.toString(16)} nor the hypercall port 0x${Port.HYPERCALL.toString(16)}`,
           `port 0x${port.toString(16)}`,
-        );
-      }
-      if (reason === KVM_EXIT.HLT) return { value: vcpu.reg("rax"), exits };
-      if (reason === EXIT_INTERRUPTED) {
-        exits--; // the host's signal, not the guest's doing: a call's exits are its own, whatever the host's load
-        // this call's deadline; or a late timer of an earlier call, or another signal for this
-        // thread: then run on
-        this.#deadline.consume();
-        if (interrupted?.()) throw new CancelledError();
-        if (debug) {
-          debug.interrupted(vcpu, shell.mem);
-          this.#deadline.start(DEBUG_TICK_MS);
-          continue;
-        }
-        if (this.#deadline.expired()) throw new TimeoutError(this.timeoutMs);
-        this.#deadline.recheck();
-        continue;
-      }
-      throw guestFault(vcpu, reason);
-    }
+        ),
+    };
+    return runLoop(shell, exits, { deadline: this.#deadline, timeoutMs: this.timeoutMs, interrupted, debug, stack: this.#stack });
   }
 
   /** Handles one hypercall; true when the virtine has ended. */
