@@ -89,6 +89,25 @@ export function stackGuard(stackBottom: number): StackGuard {
  * 2 MiB region (Layout.STACK_PT) that the page directory points to instead of a 2 MiB page.
  */
 export function longModeTablePieces(guard?: StackGuard): [number, Uint8Array][] {
+  // Every virtine of the same memory plan has the same guard, so its tables are made once per
+  // process (~90 µs each time here: a copy of the template and a page table of 512 entries) and
+  // shared, like the template's: the pieces are only ever read (copied into RAM or a memfd).
+  const key = guard ? `${guard.start}:${guard.end}` : "";
+  let pieces = guardedPieces.get(key);
+  if (!pieces) {
+    pieces = buildTablePieces(guard);
+    if (guardedPieces.size >= GUARDED_PIECES_KEPT) guardedPieces.clear();
+    guardedPieces.set(key, pieces);
+  }
+  return pieces.slice();
+}
+
+/** The table pieces of each guard seen, by "start:end" (a few: one per memory plan in use). */
+const guardedPieces = new Map<string, [number, Uint8Array][]>();
+/** Past this many plans the cache starts over: a process making virtines of ever new sizes. */
+const GUARDED_PIECES_KEPT = 16;
+
+function buildTablePieces(guard: StackGuard | undefined): [number, Uint8Array][] {
   const t = (template ??= buildTemplate());
   const tss: [number, Uint8Array][] = [
     [Layout.TSS, t.tssHead],

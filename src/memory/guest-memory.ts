@@ -7,14 +7,28 @@ import { ClosedError, MemoryFaultError } from "../errors.ts";
 
 export const PAGE_SIZE = 4096;
 
+/**
+ * One anonymous RAM mapping that close() kept back, zeroed (MADV_DONTNEED), for the next
+ * GuestMemory of its size on this thread (module state is per thread). Not for speed of the
+ * mapping itself: JavaScriptCore counts every ArrayBuffer made over a mapping as memory allocated
+ * (16 MiB of a guest's RAM is 16 MiB towards its next collection, untouched pages or not), so a
+ * view made per VM had the garbage collector run every few VMs — ~350 µs per one-shot VM on
+ * average here, a third of what creating the VM costs the kernel. A reused mapping keeps its view.
+ */
+let spare: { size: number; addr: number; buffer: ArrayBuffer } | undefined;
+
 export class GuestMemory {
   readonly size: number;
   readonly hostAddr: number;
   // SAFETY: both views alias the mapping at hostAddr, which lives until close(); after it they would
-  // point at unmapped memory (a crash, not an exception), so they are handed out only while open.
+  // point at unmapped memory (a crash, not an exception) or, for anonymous RAM, at the next
+  // GuestMemory's (the spare mapping), so they are handed out only while open.
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
   readonly #sizeBig: bigint;
+  /** anonymous RAM (no file behind it): close() may keep it as the spare */
+  readonly #anonymous: boolean;
+  readonly #buffer: ArrayBuffer;
   #closed = false;
 
   /**
@@ -28,13 +42,20 @@ export class GuestMemory {
     }
     this.size = size;
     this.#sizeBig = BigInt(size);
-    this.hostAddr =
-      fd === undefined
-        ? libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE)
-        : libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_NORESERVE, fd, offset);
-    const ab = toArrayBuffer(this.hostAddr, 0, size);
-    this.#bytes = new Uint8Array(ab);
-    this.#view = new DataView(ab);
+    this.#anonymous = fd === undefined;
+    if (fd === undefined && spare?.size === size) {
+      this.hostAddr = spare.addr;
+      this.#buffer = spare.buffer;
+      spare = undefined;
+    } else {
+      this.hostAddr =
+        fd === undefined
+          ? libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE)
+          : libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_NORESERVE, fd, offset);
+      this.#buffer = toArrayBuffer(this.hostAddr, 0, size);
+    }
+    this.#bytes = new Uint8Array(this.#buffer);
+    this.#view = new DataView(this.#buffer);
   }
 
   /** The RAM's bytes; a ClosedError once the memory is closed (a view kept from before must not be used after). */
@@ -101,9 +122,18 @@ export class GuestMemory {
     return this.#closed;
   }
 
+  /**
+   * Unmaps the RAM — or, for anonymous RAM when no spare is kept, drops its pages (they read as
+   * zero, as a new mapping's do) and keeps it as the spare. Close the VM that maps it first.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // (a madvise that failed leaves pages behind: then the mapping is not kept but unmapped)
+    if (this.#anonymous && spare === undefined && libc.raw.madvise(this.hostAddr, this.size, libc.MADV_DONTNEED) === 0) {
+      spare = { size: this.size, addr: this.hostAddr, buffer: this.#buffer };
+      return;
+    }
     libc.munmap(this.hostAddr, this.size);
   }
 

@@ -32,13 +32,8 @@ export class Shell {
   readonly mem: GuestMemory;
   /** the snapshot this shell's memory is a view of */
   readonly snapshot: Snapshot;
-  /** KVM's dirty bitmap (one bit per page) lives in its own mapping, so its address never moves */
-  /** KVM's 64-bit bitmap words read as 32-bit ones (little-endian: word 2k holds pages 64k..64k+31) */
-  readonly #bitmap32: Uint32Array;
-  readonly #bitmapAddr: number;
-  readonly #bitmapBytes: number;
-  readonly #logArg: Uint8Array;
-  readonly #clearArg: Uint8Array;
+  /** KVM's dirty log of slot 0 (none for a one-shot shell, which KVM logs nothing for) */
+  readonly #log: DirtyLog | undefined;
   /** pages stay writable once dirtied (manual dirty-log protection), until the set is relearned */
   #sticky = false;
   #resetsSinceRelearn = 0;
@@ -76,9 +71,7 @@ export class Shell {
     this.#keepsSelectors = opts.selectorsVisible ?? true;
     this.oneShot = (opts.oneShot ?? false) && snapshot.kind === "entry";
     const pages = snapshot.size / PAGE_SIZE;
-    this.#bitmapBytes = Math.ceil(pages / 64) * 8;
-    this.#bitmapAddr = libc.mmap(this.#bitmapBytes, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS);
-    this.#bitmap32 = new Uint32Array(toArrayBuffer(this.#bitmapAddr, 0, this.#bitmapBytes));
+    let log: DirtyLog | undefined;
     let mem: GuestMemory | undefined;
     let vm: Vm | undefined;
     let vcpu: Vcpu | undefined;
@@ -106,8 +99,7 @@ export class Shell {
       vm.setMemoryRegion(0, 0, mem.size, mem.hostAddr, { logDirty: !this.oneShot });
       vcpu = vm.createVcpu(0);
       vcpu.setCpuid(kvm.cpuid);
-      this.#logArg = vm.dirtyLogArg(0, this.#bitmapAddr);
-      this.#clearArg = vm.clearDirtyLogArg(0, pages, this.#bitmapAddr);
+      if (!this.oneShot) log = new DirtyLog(vm, pages);
       // A new vCPU's FPU is the reset state, which an entry snapshot already has; a CPL3 guest's
       // trampoline loads a captured one at every entry. A state KVM refuses (a snapshot file's)
       // fails here, with everything above closed.
@@ -115,12 +107,13 @@ export class Shell {
       // a kind whose MSRs the guest cannot change (a Linux guest's SYSCALL entry): once per shell
       if (kindOfMeta(snapshot.meta).shellMsrs) vcpu.setMsrs(snapshot.msrs);
     } catch (e) {
+      log?.close();
       vcpu?.close();
       vm?.close();
       mem?.close();
-      libc.munmap(this.#bitmapAddr, this.#bitmapBytes);
       throw e;
     }
+    this.#log = log;
     this.vm = vm;
     this.vcpu = vcpu;
     this.mem = mem;
@@ -233,9 +226,10 @@ export class Shell {
    * Used by a snapshot capture; the shell is discarded afterwards.
    */
   takeDirtyPages(): Uint8Array {
+    const log = this.#dirtyLog();
     const out = new Uint8Array(this.snapshot.size / PAGE_SIZE);
-    this.vm.getDirtyLog(this.#logArg);
-    const words = this.#bitmap32;
+    this.vm.getDirtyLog(log.logArg);
+    const words = log.bitmap32;
     for (let w = 0; w < words.length; w++) {
       for (let bits = words[w]; bits !== 0; bits &= bits - 1) out[w * 32 + 31 - Math.clz32(bits & -bits)] = 1;
     }
@@ -252,18 +246,19 @@ export class Shell {
    */
   reset(strategy: ResetStrategy = "dirty-log"): number {
     if (this.oneShot) throw new RangeError("a one-shot shell cannot be reset");
+    const log = this.#dirtyLog();
     const ram = this.mem.bytes;
     const golden = this.snapshot.memory;
     let restored = 0;
     // Fetch the log in both strategies: without manual protection it also re-arms write tracking.
-    this.vm.getDirtyLog(this.#logArg);
+    this.vm.getDirtyLog(log.logArg);
     if (strategy === "cow") {
       this.mem.discard();
-      if (this.#sticky) this.vm.clearDirtyLog(this.#clearArg);
+      if (this.#sticky) this.vm.clearDirtyLog(log.clearArg);
     } else {
       // Scan the bitmap as 32-bit numbers: a bigint per 64 pages would cost more than the copies
       // (1024 words for 256 MiB of RAM).
-      const words = this.#bitmap32;
+      const words = log.bitmap32;
       for (let w = 0; w < words.length; w++) {
         let bits = words[w];
         while (bits !== 0) {
@@ -286,7 +281,7 @@ export class Shell {
       // every RELEARN resets, it is cleared (and its pages protected) so that it follows what
       // calls dirty now.
       if (this.#sticky && (restored > STICKY_PAGES || ++this.#resetsSinceRelearn >= RELEARN)) {
-        this.vm.clearDirtyLog(this.#clearArg);
+        this.vm.clearDirtyLog(log.clearArg);
         this.#resetsSinceRelearn = 0;
       }
     }
@@ -324,7 +319,13 @@ export class Shell {
     this.vcpu.close();
     this.vm.close();
     this.mem.close();
-    libc.munmap(this.#bitmapAddr, this.#bitmapBytes);
+    this.#log?.close();
+  }
+
+  /** The dirty log, which a one-shot shell has none of. */
+  #dirtyLog(): DirtyLog {
+    if (!this.#log) throw new RangeError("a one-shot shell logs no dirty pages");
+    return this.#log;
   }
 
   [Symbol.dispose](): void {
@@ -332,6 +333,32 @@ export class Shell {
   }
 }
 
+
+/**
+ * KVM's dirty bitmap of slot 0 (one bit per page) in a mapping of its own, so that its address
+ * never moves, with the ioctl arguments that name it, built once. A one-shot shell has none: its
+ * slot is not logged (and the mapping cost ~15 µs of its creation).
+ */
+class DirtyLog {
+  /** KVM's 64-bit bitmap words read as 32-bit ones (little-endian: word 2k holds pages 64k..64k+31) */
+  readonly bitmap32: Uint32Array;
+  readonly logArg: Uint8Array;
+  readonly clearArg: Uint8Array;
+  readonly #addr: number;
+  readonly #bytes: number;
+
+  constructor(vm: Vm, pages: number) {
+    this.#bytes = Math.ceil(pages / 64) * 8;
+    this.#addr = libc.mmap(this.#bytes, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS);
+    this.bitmap32 = new Uint32Array(toArrayBuffer(this.#addr, 0, this.#bytes));
+    this.logArg = vm.dirtyLogArg(0, this.#addr);
+    this.clearArg = vm.clearDirtyLogArg(0, pages, this.#addr);
+  }
+
+  close(): void {
+    libc.munmap(this.#addr, this.#bytes);
+  }
+}
 
 /**
  * What a guest may have the host touch for it: its kind's rules (kinds/). A CPL3 guest addresses
