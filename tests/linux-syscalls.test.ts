@@ -14,6 +14,9 @@ import { ERRNO, LinuxProcess, MAX_FDS, NR, WRITE_CHUNK, type Outcome } from "../
 import { ProcessBlock } from "../src/linux/block.ts";
 import { planIo, type LinuxLayout } from "../src/linux/address-space.ts";
 import { processPieces } from "../src/linux/layer.ts";
+import { SYSCALL_TABLE } from "../src/linux/syscalls.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 const RAM = 32 * 1024 * 1024;
 const BUF = 0x200000; // scratch the tests pass pointers into
@@ -305,5 +308,35 @@ describe("--trace lines", () => {
     expect(line(NR.write, 1, 0x6000, 4)).toBe("write(1, 0x6000, 4) = -1 EFAULT"); // a host page: its address only
     expect(line(NR.exit_group, 3)).toBe("exit_group(3) = ? (the program exits with 3)");
     expect(line(9999, 1)).toBe("syscall_9999(0x1, 0x0, 0x0, 0x0, 0x0, 0x0) = -1 ENOSYS");
+  });
+});
+
+describe("the system-call table", () => {
+  const layer = readFileSync(join(import.meta.dir, "../guests/linux/layer.zig"), "utf8");
+
+  test("the layer's numbers are the table's", () => {
+    const struct = layer.slice(layer.indexOf("const NR = struct {"), layer.indexOf("};", layer.indexOf("const NR = struct {")));
+    const numbers = [...struct.matchAll(/const (\w+) = (\d+);/g)].map((m) => [m[1], Number(m[2])] as const);
+    expect(numbers.length).toBeGreaterThan(40);
+    for (const [name, nr] of numbers) expect({ name, nr: (NR as Record<string, number>)[name] }).toEqual({ name, nr });
+  });
+
+  test("the calls the layer answers are the table's inVm rows", () => {
+    // answer()'s switch, and exit/exit_group, which dispatch ends the call with itself
+    const body = layer.slice(layer.indexOf("fn answer("), layer.indexOf("else => error.Forward", layer.indexOf("fn answer(")));
+    const answered = new Set([...body.matchAll(/NR\.(\w+)/g)].map((m) => m[1]));
+    expect(layer).toContain("f.nr == NR.exit or f.nr == NR.exit_group");
+    answered.add("exit").add("exit_group");
+    const inVm = new Set(SYSCALL_TABLE.filter((r) => "inVm" in r && r.inVm).map((r) => r.name as string));
+    expect([...answered].sort()).toEqual([...inVm].sort());
+  });
+
+  test("every number is answered once, and the unknown ones are -ENOSYS and counted", () => {
+    const nrs = SYSCALL_TABLE.map((r) => r.nr);
+    expect(new Set(nrs).size).toBe(nrs.length);
+    const { proc } = setup();
+    expect(proc.syscall(1000, [0n, 0n, 0n, 0n, 0n, 0n])).toEqual({ kind: "return", value: -BigInt(ERRNO.ENOSYS) });
+    expect(proc.syscall(15, [0n, 0n, 0n, 0n, 0n, 0n])).toEqual({ kind: "return", value: -BigInt(ERRNO.ENOSYS) }); // rt_sigreturn: not answered
+    expect([...proc.unknown]).toEqual([[1000, 1], [15, 1]]);
   });
 });

@@ -14,20 +14,12 @@ import { MemoryFaultError } from "../errors.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
 import type { FdEntry, ProcessBlock } from "./block.ts";
 import { ProcessMemory, type MemoryRegions } from "./memory.ts";
+import { NR, syscallSpec, type SyscallName } from "./syscalls.ts";
 
 /** Linux errno values (asm-generic/errno-base.h, errno.h). */
 export const ERRNO = { EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENODEV: 19, EINVAL: 22, ENOTTY: 25, EMFILE: 24, ESPIPE: 29, EROFS: 30, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38 } as const;
 
-/** x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) of the calls answered here. */
-export const NR = {
-  read: 0, write: 1, open: 2, close: 3, stat: 4, fstat: 5, lstat: 6, poll: 7, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
-  rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, readv: 19, writev: 20, access: 21, sched_yield: 24, mremap: 25,
-  madvise: 28, nanosleep: 35, getpid: 39, exit: 60, uname: 63, fcntl: 72, getcwd: 79, readlink: 89, gettimeofday: 96, getrlimit: 97,
-  getuid: 102, getgid: 104, geteuid: 107, getegid: 108, getppid: 110, sigaltstack: 131, arch_prctl: 158, gettid: 186, time: 201,
-  futex: 202, sched_getaffinity: 204, set_tid_address: 218, clock_gettime: 228, clock_getres: 229, clock_nanosleep: 230,
-  exit_group: 231, openat: 257, newfstatat: 262, readlinkat: 267, faccessat: 269, set_robust_list: 273, prlimit64: 302,
-  getrandom: 318, faccessat2: 439,
-} as const;
+export { NR };
 
 /** What the run loop does after a system call. */
 export type Outcome =
@@ -87,6 +79,8 @@ const MAX_IO = 1 << 30;
 export const WRITE_CHUNK = 1 << 20;
 const AT_FDCWD = -100n;
 const EFAULT: Outcome = { kind: "return", value: -BigInt(ERRNO.EFAULT) };
+const ret = (value: bigint | number): Outcome => ({ kind: "return", value: BigInt(value) });
+const err = (e: number): Outcome => ret(-e);
 
 export class LinuxProcess {
   readonly memory: ProcessMemory;
@@ -125,159 +119,134 @@ export class LinuxProcess {
   }
 
   #dispatch(nr: number, a: readonly bigint[]): Outcome {
-    const ret = (value: bigint | number): Outcome => ({ kind: "return", value: BigInt(value) });
-    const err = (e: number): Outcome => ret(-e);
-    const o = this.#opts;
-    switch (nr) {
-      case NR.exit:
-      case NR.exit_group:
-        return { kind: "exit", status: Number(a[0] & 0xffn) };
-      case NR.read:
-        return ret(this.#read(fdOf(a[0]), a[1], a[2], undefined));
-      case NR.pread64:
-        return ret(this.#read(fdOf(a[0]), a[1], a[2], a[3]));
-      case NR.readv:
-        return ret(this.#vector(a[1], a[2], (base, len) => this.#read(fdOf(a[0]), base, len, undefined)));
-      case NR.write:
-        return ret(this.#write(fdOf(a[0]), a[1], a[2]));
-      case NR.writev:
-        return ret(this.#vector(a[1], a[2], (base, len) => this.#write(fdOf(a[0]), base, len)));
-      case NR.close: {
-        const fd = fdOf(a[0]);
-        if (this.#block.fd(fd) === undefined) return err(ERRNO.EBADF);
-        this.#block.setFd(fd, undefined);
-        return ret(0);
-      }
-      case NR.fstat:
-        return ret(this.#fstat(fdOf(a[0]), a[1]));
-      case NR.stat:
-      case NR.lstat:
-        return ret(this.#statPath(a[0], a[1]));
-      case NR.newfstatat:
-        // an empty path with AT_EMPTY_PATH (0x1000) is fstat of the fd
-        return ret((a[3] & 0x1000n) !== 0n && this.#path(a[1]) === "" ? this.#fstat(fdOf(a[0]), a[2]) : this.#statPath(a[1], a[2], a[0]));
-      case NR.lseek:
-        return ret(this.#lseek(fdOf(a[0]), a[1], Number(a[2] & 0xffffffffn)));
-      case NR.ioctl:
-        // TCGETS, TIOCGWINSZ and the rest: the streams are pipes, the files regular files
-        return this.#block.fd(fdOf(a[0])) ? err(ERRNO.ENOTTY) : err(ERRNO.EBADF);
-      case NR.fcntl: {
-        // F_GETFL: O_WRONLY (1) for the output streams, O_RDONLY (0) for the rest; anything else 0
-        const f = this.#block.fd(fdOf(a[0]));
-        if (!f) return err(ERRNO.EBADF);
-        return ret(Number(a[1] & 0xffffffffn) === 3 ? (f.kind === "stdout" || f.kind === "stderr" ? 1 : 0) : 0);
-      }
-      case NR.poll:
-        return ret(this.#poll(a[0], a[1]));
-      case NR.open:
-        return ret(this.#open(AT_FDCWD, a[0], a[1]));
-      case NR.openat:
-        return ret(this.#open(a[0], a[1], a[2]));
-      case NR.access:
-        return ret(this.#access(AT_FDCWD, a[0]));
-      case NR.faccessat:
-      case NR.faccessat2:
-        return ret(this.#access(a[0], a[1]));
-      case NR.readlink:
-        return ret(this.#readlink(a[0], a[1], a[2]));
-      case NR.readlinkat:
-        return ret(this.#readlink(a[1], a[2], a[3]));
-      case NR.getcwd: {
-        const cwd = new TextEncoder().encode("/\0");
-        if (a[1] < BigInt(cwd.length)) return err(ERRNO.ERANGE);
-        this.#guest.write(a[0], cwd, "getcwd's buffer");
-        return ret(cwd.length);
-      }
-      case NR.brk:
-        return ret(this.memory.brk(a[0]));
-      case NR.mmap: {
-        const prot = a[2];
-        const flags = a[3];
-        const MAP_PRIVATE = 0x02n;
-        const MAP_FIXED = 0x10n;
-        const MAP_ANONYMOUS = 0x20n;
-        if ((flags & MAP_ANONYMOUS) === 0n || (flags & MAP_PRIVATE) === 0n) return err(ERRNO.ENODEV); // only anonymous private memory
-        if ((prot & ~7n) !== 0n) return err(ERRNO.EINVAL);
-        const at = this.memory.map(a[1], (flags & MAP_FIXED) !== 0n ? a[0] : undefined);
-        // memory mapped read-write needs nothing more: the region's pages are (src/linux/protect.ts)
-        if (at < 0n || (prot === 3n && !this.memory.anyProtected(at, a[1]))) return ret(at);
-        const set = this.#protect(at, a[1], Number(prot));
-        if (set < 0n) this.memory.unmap(at, a[1]);
-        return ret(set < 0n ? set : at);
-      }
-      case NR.munmap: {
-        // pages whose protections were changed are read-write again, as the region's free pages are
-        const r = this.memory.unmap(a[0], a[1]);
-        if (r === 0n && this.memory.anyProtected(a[0], a[1])) this.#protect(a[0], a[1], 3, true);
-        return ret(r);
-      }
-      case NR.mremap:
-        if (this.memory.anyProtected(a[0], a[1])) return err(ERRNO.EINVAL); // a mapping whose protections were changed stays where it is
-        return ret(this.memory.remap(a[0], a[1], a[2], (a[3] & 1n) !== 0n));
-      case NR.madvise:
-        return ret(a[2] === 4n /* MADV_DONTNEED */ ? this.memory.dontNeed(a[0], a[1]) : 0n);
-      case NR.mprotect:
-        return ret(this.#mprotect(a[0], a[1], a[2]));
-      case NR.getpid:
-      case NR.gettid:
-      case NR.set_tid_address:
-        return ret(1);
-      case NR.getppid:
-        return ret(0);
-      case NR.getuid:
-      case NR.geteuid:
-      case NR.getgid:
-      case NR.getegid:
-        return ret(1000);
-      case NR.uname:
-        return ret(this.#uname(a[0]));
-      case NR.set_robust_list:
-      case NR.sched_yield:
-      case NR.rt_sigprocmask:
-      case NR.sigaltstack:
-        return ret(0);
-      case NR.rt_sigaction:
-        // accepted, never delivered: the old action reads as the default
-        if (a[2] !== 0n) this.#guest.write(a[2], new Uint8Array(32), "rt_sigaction's old action");
-        return ret(0);
-      case NR.getrlimit:
-        return ret(this.#rlimit(Number(a[0]), 0n, a[1]));
-      case NR.prlimit64:
-        return a[0] !== 0n && a[0] !== 1n ? err(ERRNO.EPERM) : ret(this.#rlimit(Number(a[1]), a[2], a[3]));
-      case NR.sched_getaffinity: {
-        if (a[1] < 8n) return err(ERRNO.EINVAL);
-        const mask = new Uint8Array(8);
-        mask[0] = 1; // one CPU
-        this.#guest.write(a[2], mask, "sched_getaffinity's mask");
-        return ret(8);
-      }
-      case NR.arch_prctl:
-        return this.#archPrctl(Number(a[0]), a[1]);
-      case NR.futex: {
-        // one thread: a wait on a value that matches would never end, a wake has nobody to wake
-        const op = Number(a[1] & 0x7fn);
-        if (op === 0 /* FUTEX_WAIT */) return err(ERRNO.EAGAIN);
-        return ret(0);
-      }
-      case NR.clock_gettime:
-      case NR.clock_getres:
-      case NR.gettimeofday:
-      case NR.time:
-      case NR.nanosleep:
-      case NR.clock_nanosleep:
-        return this.#time(nr, a);
-      case NR.getrandom: {
-        if (!o.random) return err(ERRNO.EPERM);
-        const n = Number(a[1] > 256n * 1024n ? 256n * 1024n : a[1]);
-        const bytes = new Uint8Array(n);
-        (o.fillRandom ?? ((b: Uint8Array) => crypto.getRandomValues(b)))(bytes);
-        this.#guest.write(a[0], bytes, "getrandom's buffer");
-        return ret(n);
-      }
-      default:
-        this.unknown.set(nr, (this.unknown.get(nr) ?? 0) + 1);
-        return err(ERRNO.ENOSYS);
+    const spec = syscallSpec(nr);
+    if (spec === undefined) {
+      this.unknown.set(nr, (this.unknown.get(nr) ?? 0) + 1);
+      return err(ERRNO.ENOSYS);
     }
+    return LinuxProcess.#handlers[spec.name as SyscallName](this, a, nr);
+  }
+
+  /** The host's answer to each call of the table (src/linux/syscalls.ts): one handler a name, none missing. */
+  static readonly #handlers: { readonly [N in SyscallName]: (p: LinuxProcess, a: readonly bigint[], nr: number) => Outcome } = {
+    exit: (_p, a) => ({ kind: "exit", status: Number(a[0] & 0xffn) }),
+    exit_group: (_p, a) => ({ kind: "exit", status: Number(a[0] & 0xffn) }),
+    read: (p, a) => ret(p.#read(fdOf(a[0]), a[1], a[2], undefined)),
+    pread64: (p, a) => ret(p.#read(fdOf(a[0]), a[1], a[2], a[3])),
+    readv: (p, a) => ret(p.#vector(a[1], a[2], (base, len) => p.#read(fdOf(a[0]), base, len, undefined))),
+    write: (p, a) => ret(p.#write(fdOf(a[0]), a[1], a[2])),
+    writev: (p, a) => ret(p.#vector(a[1], a[2], (base, len) => p.#write(fdOf(a[0]), base, len))),
+    close: (p, a) => {
+      const fd = fdOf(a[0]);
+      if (p.#block.fd(fd) === undefined) return err(ERRNO.EBADF);
+      p.#block.setFd(fd, undefined);
+      return ret(0);
+    },
+    fstat: (p, a) => ret(p.#fstat(fdOf(a[0]), a[1])),
+    stat: (p, a) => ret(p.#statPath(a[0], a[1])),
+    lstat: (p, a) => ret(p.#statPath(a[0], a[1])),
+    // an empty path with AT_EMPTY_PATH (0x1000) is fstat of the fd
+    newfstatat: (p, a) => ret((a[3] & 0x1000n) !== 0n && p.#path(a[1]) === "" ? p.#fstat(fdOf(a[0]), a[2]) : p.#statPath(a[1], a[2], a[0])),
+    lseek: (p, a) => ret(p.#lseek(fdOf(a[0]), a[1], Number(a[2] & 0xffffffffn))),
+    // TCGETS, TIOCGWINSZ and the rest: the streams are pipes, the files regular files
+    ioctl: (p, a) => (p.#block.fd(fdOf(a[0])) ? err(ERRNO.ENOTTY) : err(ERRNO.EBADF)),
+    fcntl: (p, a) => {
+      // F_GETFL: O_WRONLY (1) for the output streams, O_RDONLY (0) for the rest; anything else 0
+      const f = p.#block.fd(fdOf(a[0]));
+      if (!f) return err(ERRNO.EBADF);
+      return ret(Number(a[1] & 0xffffffffn) === 3 ? (f.kind === "stdout" || f.kind === "stderr" ? 1 : 0) : 0);
+    },
+    poll: (p, a) => ret(p.#poll(a[0], a[1])),
+    open: (p, a) => ret(p.#open(AT_FDCWD, a[0], a[1])),
+    openat: (p, a) => ret(p.#open(a[0], a[1], a[2])),
+    access: (p, a) => ret(p.#access(AT_FDCWD, a[0])),
+    faccessat: (p, a) => ret(p.#access(a[0], a[1])),
+    faccessat2: (p, a) => ret(p.#access(a[0], a[1])),
+    readlink: (p, a) => ret(p.#readlink(a[0], a[1], a[2])),
+    readlinkat: (p, a) => ret(p.#readlink(a[1], a[2], a[3])),
+    getcwd: (p, a) => {
+      const cwd = new TextEncoder().encode("/\0");
+      if (a[1] < BigInt(cwd.length)) return err(ERRNO.ERANGE);
+      p.#guest.write(a[0], cwd, "getcwd's buffer");
+      return ret(cwd.length);
+    },
+    brk: (p, a) => ret(p.memory.brk(a[0])),
+    mmap: (p, a) => ret(p.#mmap(a[0], a[1], a[2], a[3])),
+    munmap: (p, a) => {
+      // pages whose protections were changed are read-write again, as the region's free pages are
+      const r = p.memory.unmap(a[0], a[1]);
+      if (r === 0n && p.memory.anyProtected(a[0], a[1])) p.#protect(a[0], a[1], 3, true);
+      return ret(r);
+    },
+    mremap: (p, a) => {
+      if (p.memory.anyProtected(a[0], a[1])) return err(ERRNO.EINVAL); // a mapping whose protections were changed stays where it is
+      return ret(p.memory.remap(a[0], a[1], a[2], (a[3] & 1n) !== 0n));
+    },
+    madvise: (p, a) => ret(a[2] === 4n /* MADV_DONTNEED */ ? p.memory.dontNeed(a[0], a[1]) : 0n),
+    mprotect: (p, a) => ret(p.#mprotect(a[0], a[1], a[2])),
+    getpid: () => ret(1),
+    gettid: () => ret(1),
+    set_tid_address: () => ret(1),
+    getppid: () => ret(0),
+    getuid: () => ret(1000),
+    geteuid: () => ret(1000),
+    getgid: () => ret(1000),
+    getegid: () => ret(1000),
+    uname: (p, a) => ret(p.#uname(a[0])),
+    set_robust_list: () => ret(0),
+    sched_yield: () => ret(0),
+    rt_sigprocmask: () => ret(0),
+    sigaltstack: () => ret(0),
+    rt_sigaction: (p, a) => {
+      // accepted, never delivered: the old action reads as the default
+      if (a[2] !== 0n) p.#guest.write(a[2], new Uint8Array(32), "rt_sigaction's old action");
+      return ret(0);
+    },
+    getrlimit: (p, a) => ret(p.#rlimit(Number(a[0]), 0n, a[1])),
+    prlimit64: (p, a) => (a[0] !== 0n && a[0] !== 1n ? err(ERRNO.EPERM) : ret(p.#rlimit(Number(a[1]), a[2], a[3]))),
+    sched_getaffinity: (p, a) => {
+      if (a[1] < 8n) return err(ERRNO.EINVAL);
+      const mask = new Uint8Array(8);
+      mask[0] = 1; // one CPU
+      p.#guest.write(a[2], mask, "sched_getaffinity's mask");
+      return ret(8);
+    },
+    arch_prctl: (p, a) => p.#archPrctl(Number(a[0]), a[1]),
+    futex: (_p, a) => {
+      // one thread: a wait on a value that matches would never end, a wake has nobody to wake
+      const op = Number(a[1] & 0x7fn);
+      return op === 0 /* FUTEX_WAIT */ ? err(ERRNO.EAGAIN) : ret(0);
+    },
+    clock_gettime: (p, a, nr) => p.#time(nr, a),
+    clock_getres: (p, a, nr) => p.#time(nr, a),
+    gettimeofday: (p, a, nr) => p.#time(nr, a),
+    time: (p, a, nr) => p.#time(nr, a),
+    nanosleep: (p, a, nr) => p.#time(nr, a),
+    clock_nanosleep: (p, a, nr) => p.#time(nr, a),
+    getrandom: (p, a) => {
+      const o = p.#opts;
+      if (!o.random) return err(ERRNO.EPERM);
+      const n = Number(a[1] > 256n * 1024n ? 256n * 1024n : a[1]);
+      const bytes = new Uint8Array(n);
+      (o.fillRandom ?? ((b: Uint8Array) => crypto.getRandomValues(b)))(bytes);
+      p.#guest.write(a[0], bytes, "getrandom's buffer");
+      return ret(n);
+    },
+  };
+
+  /** mmap(2) of anonymous private memory, with its protections. */
+  #mmap(addr: bigint, len: bigint, prot: bigint, flags: bigint): bigint {
+    const MAP_PRIVATE = 0x02n;
+    const MAP_FIXED = 0x10n;
+    const MAP_ANONYMOUS = 0x20n;
+    if ((flags & MAP_ANONYMOUS) === 0n || (flags & MAP_PRIVATE) === 0n) return -BigInt(ERRNO.ENODEV); // only anonymous private memory
+    if ((prot & ~7n) !== 0n) return -BigInt(ERRNO.EINVAL);
+    const at = this.memory.map(len, (flags & MAP_FIXED) !== 0n ? addr : undefined);
+    // memory mapped read-write needs nothing more: the region's pages are (src/linux/protect.ts)
+    if (at < 0n || (prot === 3n && !this.memory.anyProtected(at, len))) return at;
+    const set = this.#protect(at, len, Number(prot));
+    if (set < 0n) this.memory.unmap(at, len);
+    return set < 0n ? set : at;
   }
 
   /**

@@ -6,62 +6,23 @@
 import { MemoryFaultError } from "../errors.ts";
 import { escapeGuestLine } from "../guest-text.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
-import { ERRNO, NR, type Outcome } from "./process.ts";
+import { ERRNO, type Outcome } from "./process.ts";
+import { syscallName, syscallSpec, type TraceArg } from "./syscalls.ts";
 
-/** How an argument is shown: a number, in hex, a C string, or a buffer whose length is argument `len`. */
-type Arg = "int" | "hex" | "str" | { buf: number; out?: boolean };
-
-/** The arguments of the calls process.ts answers; others print their six registers in hex. */
-const ARGS: Partial<Record<number, readonly Arg[]>> = {
-  [NR.read]: ["int", { buf: 2, out: true }, "int"],
-  [NR.pread64]: ["int", { buf: 2, out: true }, "int", "int"],
-  [NR.write]: ["int", { buf: 2 }, "int"],
-  [NR.readv]: ["int", "hex", "int"],
-  [NR.writev]: ["int", "hex", "int"],
-  [NR.open]: ["str", "hex", "hex"],
-  [NR.openat]: ["int", "str", "hex", "hex"],
-  [NR.close]: ["int"],
-  [NR.stat]: ["str", "hex"],
-  [NR.lstat]: ["str", "hex"],
-  [NR.fstat]: ["int", "hex"],
-  [NR.newfstatat]: ["int", "str", "hex", "hex"],
-  [NR.access]: ["str", "int"],
-  [NR.faccessat]: ["int", "str", "int"],
-  [NR.readlink]: ["str", "hex", "int"],
-  [NR.lseek]: ["int", "int", "int"],
-  [NR.ioctl]: ["int", "hex", "hex"],
-  [NR.fcntl]: ["int", "int", "hex"],
-  [NR.brk]: ["hex"],
-  [NR.mmap]: ["hex", "int", "hex", "hex", "int", "int"],
-  [NR.munmap]: ["hex", "int"],
-  [NR.mremap]: ["hex", "int", "int", "hex"],
-  [NR.mprotect]: ["hex", "int", "hex"],
-  [NR.madvise]: ["hex", "int", "int"],
-  [NR.exit]: ["int"],
-  [NR.exit_group]: ["int"],
-  [NR.arch_prctl]: ["hex", "hex"],
-  [NR.getrandom]: ["hex", "int", "hex"],
-  [NR.clock_gettime]: ["int", "hex"],
-  [NR.set_tid_address]: ["hex"],
-  [NR.uname]: ["hex"],
-};
-
-const NAMES = new Map<number, string>(Object.entries(NR).map(([name, nr]) => [nr, name]));
 const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, e]) => [e, name]));
 /** How much of a string or buffer a line shows. */
 const SHOWN = 32;
 
 /** One system call as a line (no newline): `write(1, "hello\n", 6) = 6`. */
 export function traceLine(guest: GuestAccess, nr: number, args: readonly bigint[], outcome: Outcome): string {
-  const kinds = ARGS[nr];
+  const kinds = syscallSpec(nr)?.args;
   const shown = kinds
     ? kinds.map((kind, i) => formatArg(guest, kind, args[i], args, outcome))
     : args.map((a) => `0x${a.toString(16)}`);
-  const name = NAMES.get(nr) ?? `syscall_${nr}`;
-  return `${name}(${shown.join(", ")}) = ${formatOutcome(outcome)}`;
+  return `${syscallName(nr)}(${shown.join(", ")}) = ${formatOutcome(outcome)}`;
 }
 
-function formatArg(guest: GuestAccess, kind: Arg, value: bigint, args: readonly bigint[], outcome: Outcome): string {
+function formatArg(guest: GuestAccess, kind: TraceArg, value: bigint, args: readonly bigint[], outcome: Outcome): string {
   if (kind === "int") return BigInt.asIntN(64, value).toString();
   if (kind === "hex") return `0x${value.toString(16)}`;
   try {

@@ -10,7 +10,8 @@
 // real, and checks each one and the outcome: the first difference is a ReplayDivergedError.
 import { BadArgsError, BadRecordingError, MemoryFaultError, ReplayDivergedError, WaspError } from "../errors.ts";
 import type { HypercallContext } from "../hypercall/handlers.ts";
-import { NR, type Outcome } from "../linux/process.ts";
+import { type Outcome } from "../linux/process.ts";
+import { NR, outsideSyscalls, syscallSpec } from "../linux/syscalls.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
 import { checkEnv, type LinuxCallHook, type LinuxProgram, type LinuxRunRequest, type LinuxRunResult } from "./linux.ts";
 import {
@@ -73,19 +74,8 @@ export interface LinuxRecording {
   outcome: LinuxOutcome;
 }
 
-const SYSCALL_NAMES = new Map<number, string>(Object.entries(NR).map(([name, nr]) => [nr, name]));
-const TIME_CALLS = new Set<number>([NR.clock_gettime, NR.gettimeofday, NR.time, NR.nanosleep, NR.clock_nanosleep]);
-
-/** The system calls answered from outside the guest under these grants: the clock and sleeps (time), getrandom (random). */
-function outsideSyscalls(allow: readonly string[]): Set<number> {
-  const out = new Set<number>();
-  if (allow.includes("time")) for (const nr of TIME_CALLS) out.add(nr);
-  if (allow.includes("random")) out.add(NR.getrandom);
-  return out;
-}
-
 const hex = (v: bigint) => `0x${v.toString(16)}`;
-const describeSyscall = (e: { nr: number; args: readonly bigint[] }) => `system call ${SYSCALL_NAMES.get(e.nr) ?? `#${e.nr}`}(${e.args.map(hex).join(", ")})`;
+const describeSyscall = (e: { nr: number; args: readonly bigint[] }) => `system call ${syscallSpec(e.nr)?.name ?? `#${e.nr}`}(${e.args.map(hex).join(", ")})`;
 const describeEvent = (e: LinuxEvent) => (e.type === "syscall" ? describeSyscall(e) : describeHypercall(e));
 const showResult = (r: bigint | null) => (r === null ? "the end" : String(r));
 
