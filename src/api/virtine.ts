@@ -12,21 +12,18 @@ import { compileZig, type ZigOptions } from "../image/zig.ts";
 import { parseImage } from "../image/image.ts";
 import { SnapshotFile, isSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
-import { Runner, checkArgs, describeValue, type RunnerOptions } from "../virtine/runner.ts";
+import { Runner, describeValue, type RunnerOptions } from "../virtine/runner.ts";
 import { imageBytes, readHead } from "../image/file.ts";
 import { isElf, parseElf } from "../linux/elf.ts";
 import { compileC, type COptions } from "../linux/c.ts";
 import { MAX_MEMORY } from "../image/image.ts";
-import { LinuxProgram, checkEnv, grantedFiles, type LinuxOptions, type LinuxRunResult } from "../virtine/linux.ts";
+import { LinuxProgram, grantedFiles, type LinuxOptions } from "../virtine/linux.ts";
 import { linuxMemory } from "../kinds/linux.ts";
 import { ENGINE_OPTION_KEYS, type EngineOptions, type VirtineSpec } from "./channel.ts";
 import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
-import { encodeLinuxCall } from "./wire.ts";
+import { callEngine, type CallEngine } from "./engine.ts";
 import { JsVirtine, type JsOptions } from "./js.ts";
 import { JS_PROGRAM } from "../js/engine.ts";
-import { runRecorded, type Recording } from "../virtine/record.ts";
-import { linuxStartOf, runRecordedLinux, type LinuxRecording } from "../virtine/record-linux.ts";
-import { recordStartOf } from "./channel.ts";
 
 /** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
 export type Arg = number | bigint;
@@ -121,7 +118,7 @@ export class Virtine implements Disposable, AsyncDisposable {
   readonly #pooled: PoolVirtine;
   readonly #workers: WorkerPool;
   /** the engine of calls made on this thread (also what validated the options at load) */
-  readonly #local: Runner | LinuxProgram;
+  readonly #local: CallEngine;
   /** a snapshot file's sealed copy, shared with the workers: closed once they have all let go */
   readonly #file: SnapshotFile | undefined;
   #closed = false;
@@ -131,15 +128,15 @@ export class Virtine implements Disposable, AsyncDisposable {
   static {
     virtineInternals.fromElf = (bytes, name, options) => Virtine.#fromElfBytes(bytes, name, options);
     virtineInternals.load = (path, options, js) => Virtine.#load(path, options, js);
-    virtineInternals.linuxOf = (v) => (v.#local instanceof LinuxProgram ? v.#local : undefined);
+    virtineInternals.linuxOf = (v) => v.#local.linux;
   }
 
   private constructor(local: Runner | LinuxProgram, spec: VirtineSpec, options: VirtineOptions, file?: SnapshotFile) {
-    this.#local = local;
+    this.#local = callEngine(local, spec);
     this.#file = file;
-    this.name = local instanceof LinuxProgram ? local.elf.name : local.meta.name;
+    this.name = this.#local.name;
     // a Linux program's calls are Linux calls, from an executable or its snapshot file alike
-    this.kind = local instanceof LinuxProgram ? "linux" : spec.kind === "snapshot" ? "snapshot" : (local.image?.kind as "native" | "raw");
+    this.kind = this.#local.kind;
     this.#workers = options.workers ?? WorkerPool.shared();
     const { workers: _, ...engine } = options;
     this.#pooled = { id: nextId++, spec, options: engineOptions(engine) };
@@ -269,35 +266,15 @@ export class Virtine implements Disposable, AsyncDisposable {
     return toResult(this.#runLocal(args, input, env), this.kind === "linux");
   }
 
-  /** A recording's starting state for this virtine (its image's hash is computed once). */
-  #recordStart: Recording["start"] | LinuxRecording["start"] | undefined;
-
-  #startOf(local: Runner): Recording["start"] {
-    const spec = this.#pooled.spec;
-    const info = local.snapshotFileInfo;
-    return recordStartOf(spec, local.meta.name, info);
-  }
-
   /** `runSync` with `record: true`: the call run with a Recorder, its recording in the result or on the error. */
   #runRecorded(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"]): Result {
     if (this.#closed) throw new ClosedError("virtine");
-    const local = this.#local;
-    if (local instanceof LinuxProgram) {
-      const spec = this.#pooled.spec;
-      const start = (this.#recordStart ??= linuxStartOf(local, spec.path)) as LinuxRecording["start"];
-      const t = Bun.nanoseconds();
-      const recorded = runRecordedLinux(local, start, { args: linuxArgs(args), input, env });
-      const r: CallReply = { ...linuxReply(recorded), recording: recorded.recording };
-      r.runMicros = Math.round((Bun.nanoseconds() - t) / 1000);
-      return toResult(r, true);
-    }
-    if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
-    const start = (this.#recordStart ??= this.#startOf(local)) as Recording["start"];
     const t = Bun.nanoseconds();
-    const r: CallReply = runRecorded(local, start, args as Arg[], { input });
+    const r = this.#local.call(args, input, env, true);
     r.runMicros = Math.round((Bun.nanoseconds() - t) / 1000);
-    return toResult(r, false);
+    return toResult(r, this.kind === "linux");
   }
+
 
   // -- on a worker thread -----------------------------------------------------------------------
 
@@ -377,48 +354,25 @@ export class Virtine implements Disposable, AsyncDisposable {
 
   #runLocal(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"]): CallReply {
     if (this.#closed) throw new ClosedError("virtine");
-    const local = this.#local;
-    if (env !== undefined && !(local instanceof LinuxProgram)) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
     const t = Bun.nanoseconds();
-    const r: CallReply = local instanceof LinuxProgram ? linuxReply(local.run({ args: linuxArgs(args), input, env })) : local.run(args as Arg[], { input });
+    const r = this.#local.call(args, input, env, false);
     r.runMicros = Math.round((Bun.nanoseconds() - t) / 1000);
     return r;
   }
+
 
   #submit(args: readonly (Arg | string)[], input: Uint8Array | undefined, env: RunRequest["env"], signal: AbortSignal | undefined, record = false): Promise<CallReply> {
     if (this.#closed) return Promise.reject(new ClosedError("virtine"));
     if (this.#closures) {
       return Promise.reject(new BadArgsError("this virtine's host functions are closures, which run only on the thread that made it: call it with invokeSync/callSync/runSync, or give the functions as a module (hostModule) that every worker imports"));
     }
-    const local = this.#local;
     try {
-      if (local instanceof LinuxProgram) {
-        // a Linux call travels as its input: arguments, environment, stdin (wire.ts)
-        const call = encodeLinuxCall({ args: linuxArgs(args), env: env === undefined ? undefined : checkEnv(env), input: input ?? new Uint8Array(0) });
-        return this.#workers.submit(this.#pooled, [], call, signal, record);
-      }
-      if (env !== undefined) throw new BadArgsError(`${this.name} is not a Linux program: it has no environment`);
-      const argv = checkArgs(args as Arg[]);
-      if (input && input.length > 0) local.checkInput(input);
-      return this.#workers.submit(this.#pooled, argv, input, signal, record);
+      const call = this.#local.encode(args, input, env);
+      return this.#workers.submit(this.#pooled, call.argv, call.input, signal, record);
     } catch (e) {
       return Promise.reject(e);
     }
   }
-}
-
-/** A Linux program's arguments: strings, or integers written as decimal strings. */
-function linuxArgs(args: readonly unknown[]): string[] {
-  if (!Array.isArray(args)) throw new BadArgsError(`the arguments are ${describeValue(args)}, not a list`);
-  return args.map((a, i) => {
-    if (typeof a === "string") return a;
-    if (typeof a === "bigint" || (typeof a === "number" && Number.isFinite(a))) return String(a);
-    throw new BadArgsError(`argument ${i + 1} (${describeValue(a)}) is neither a string nor a number`);
-  });
-}
-
-function linuxReply(r: LinuxRunResult): CallReply {
-  return { value: BigInt(r.status), output: r.stdout, console: r.stderr, consoleTruncated: r.stderrTruncated, outputTruncated: r.stdoutTruncated, exits: r.exits };
 }
 
 /** The options with granted files checked and host paths read, once, here: every thread gets the same bytes. */

@@ -7,16 +7,15 @@
 // `interrupted`.
 import { receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import * as libc from "../../ffi/libc.ts";
-import { BadArgsError, ClosedError, WaspError } from "../errors.ts";
+import { ClosedError, WaspError } from "../errors.ts";
 import { Runner } from "../virtine/runner.ts";
-import { runRecorded, type Recording } from "../virtine/record.ts";
 import { DeadlineTimer } from "../virtine/deadline.ts";
 import { closeSystemKvm } from "../kvm/system.ts";
 import { parseImage } from "../image/image.ts";
-import { F, H, INLINE_BYTES, PING, R, S, SLOTS, STATE, C, headerOf, recordStartOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
-import { decodeLinuxCall, encodeError } from "./wire.ts";
-import { LinuxProgram, type LinuxRunResult } from "../virtine/linux.ts";
-import { linuxStartOf, runRecordedLinux, type LinuxRecording } from "../virtine/record-linux.ts";
+import { F, H, INLINE_BYTES, PING, R, S, SLOTS, STATE, C, headerOf, slotsOf, type BigReply, type Slot, type ToWorker, type VirtineSpec, type EngineOptions } from "./channel.ts";
+import { encodeError } from "./wire.ts";
+import { LinuxProgram } from "../virtine/linux.ts";
+import { callEngine, type CallEngine } from "./engine.ts";
 import type { CallReply } from "./workers.ts";
 
 /** How long an idle worker polls its doorbell before it sleeps (a call that comes sooner costs no wake-up). */
@@ -37,19 +36,10 @@ self.onmessage = (e: MessageEvent<Init>) => {
   serve(e.data);
 };
 
-/** What serves a virtine's calls on this thread: a Runner, or a Linux program behind the same face. */
-interface Engine {
-  run(args: bigint[], opts: { input?: Uint8Array; interrupted: () => boolean }): CallReply;
-  cleanIdle(): number;
-  close(): void;
-}
-
 interface Entry {
   spec: VirtineSpec;
   options: EngineOptions;
-  engine?: Engine;
-  /** a recording's starting state for this virtine, made on its first recorded call */
-  recordStart?: Recording["start"] | LinuxRecording["start"];
+  engine?: CallEngine;
 }
 
 function serve({ mailbox, control, port }: Init): void {
@@ -187,9 +177,9 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
       const engine = engineOf(virtines, i32[S.VIRTINE]);
       const args: bigint[] = [];
       for (let i = 0; i < i32[S.ARGC]; i++) args.push(slot.arg(i));
-      const opts = { input, interrupted: () => Atomics.load(i32, S.CANCEL) === 1 };
+      const opts = { input, interrupted: () => Atomics.load(i32, S.CANCEL) === 1, record: (flags & F.RECORD) !== 0 };
       const t = Bun.nanoseconds();
-      const r: CallReply = flags & F.RECORD ? recordedRun(virtines.get(i32[S.VIRTINE])!, engine, args, opts) : engine.run(args, opts);
+      const r: CallReply = engine.run(args, opts);
       i32[S.RUN_US] = Math.min(0x7fffffff, Math.round((Bun.nanoseconds() - t) / 1000));
       slot.value = r.value;
       i32[S.EXITS] = r.exits;
@@ -227,56 +217,21 @@ function serveCall(slot: Slot, virtines: Map<number, Entry>, inputs: Uint8Array[
   slot.state = STATE.DONE;
 }
 
-/** A call recorded on this worker: a native image's or a Linux program's (and their snapshot files'). */
-function recordedRun(entry: Entry, engine: Engine, args: bigint[], opts: { input?: Uint8Array; interrupted: () => boolean }): CallReply {
-  if (engine instanceof Runner) {
-    const start = (entry.recordStart ??= recordStartOf(entry.spec, engine.meta.name, engine.snapshotFileInfo)) as Recording["start"];
-    return runRecorded(engine, start, args, opts);
-  }
-  const program = linuxPrograms.get(engine);
-  if (!program) throw new BadArgsError("record: this virtine's calls cannot be recorded");
-  const start = (entry.recordStart ??= linuxStartOf(program, entry.spec.path)) as LinuxRecording["start"];
-  const call = decodeLinuxCall(opts.input ?? EMPTY);
-  const r = runRecordedLinux(program, start, { args: call.args, env: call.env, input: call.input, interrupted: opts.interrupted });
-  return { ...linuxReply(r), recording: r.recording };
-}
-
-/** The Linux program behind each Linux engine (for recording its calls). */
-const linuxPrograms = new WeakMap<Engine, LinuxProgram>();
-
-function linuxReply(r: LinuxRunResult): CallReply {
-  return { value: BigInt(r.status), output: r.stdout, console: r.stderr, consoleTruncated: r.stderrTruncated, outputTruncated: r.stdoutTruncated, exits: r.exits };
-}
-
 /** The worker's engine of a virtine, built on its first call here. */
-function engineOf(virtines: Map<number, Entry>, id: number): Engine {
+function engineOf(virtines: Map<number, Entry>, id: number): CallEngine {
   const entry = virtines.get(id);
   if (!entry) throw new ClosedError("virtine");
   if (!entry.engine) {
     const { spec, options } = entry;
     if (spec.kind === "linux" || (spec.kind === "snapshot" && spec.file.info.linux)) {
       const { dataSize: _, ...linux } = options;
-      entry.engine = linuxEngine(spec.kind === "linux" ? LinuxProgram.fromBytes(spec.bytes, spec.name, linux) : LinuxProgram.fromSnapshotFile(spec.file, linux));
+      entry.engine = callEngine(spec.kind === "linux" ? LinuxProgram.fromBytes(spec.bytes, spec.name, linux) : LinuxProgram.fromSnapshotFile(spec.file, linux), spec);
     } else {
       const { env: _e, ...runner } = options;
-      entry.engine = spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.file, runner) : new Runner(parseImage(spec.bytes, spec.name, { raw: spec.raw }), runner);
+      entry.engine = callEngine(spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.file, runner) : new Runner(parseImage(spec.bytes, spec.name, { raw: spec.raw }), runner), spec);
     }
   }
   return entry.engine;
-}
-
-/** A Linux program as an engine: the call's arguments, environment and stdin come encoded in its input (wire.ts). */
-function linuxEngine(program: LinuxProgram): Engine {
-  const engine: Engine = {
-    run(_args, { input, interrupted }) {
-      const call = decodeLinuxCall(input ?? EMPTY);
-      return linuxReply(program.run({ args: call.args, env: call.env, input: call.input, interrupted }));
-    },
-    cleanIdle: () => program.cleanIdle(),
-    close: () => program.close(),
-  };
-  linuxPrograms.set(engine, program);
-  return engine;
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
