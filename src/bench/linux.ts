@@ -6,7 +6,7 @@
 import { compileC } from "../linux/c.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
-import { summarize, timeSync } from "./stats.ts";
+import { WARM_CALLS, summarize, timeSync } from "./stats.ts";
 import type { Series } from "./suite.ts";
 
 /** Reads a small input, writes a reply: the shape of a request handled by one call. */
@@ -53,7 +53,7 @@ export const LINUX_SERIES: Series[] = [
     // the same request served by a virtine: a warm shell of the program's pool, resumed from its
     // snapshot (taken by the first call, after libc's start-up), reset after the call off its path
     name: "linux_call_snapshot",
-    defaultRuns: 200,
+    defaultRuns: 1000,
     async run(runs) {
       const { elf } = await program(ECHO_SNAPSHOT, "echo-snapshot");
       using p = new LinuxProgram(elf);
@@ -65,7 +65,8 @@ export const LINUX_SERIES: Series[] = [
       call();
       if (!p.snapshotTaken) throw new Error("linux_call_snapshot: the program took no snapshot");
       const times: number[] = [];
-      for (let i = 0; i < 3; i++) call();
+      // as a server's: the host's code compiled by the JIT (the first few hundred calls run slower)
+      for (let i = 0; i < WARM_CALLS; i++) call();
       for (let i = 0; i < runs; i++) {
         const t = Bun.nanoseconds();
         const r = p.run([], { input: INPUT });
