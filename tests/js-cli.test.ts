@@ -93,6 +93,10 @@ describe("wasp snapshot handler.js", () => {
       expect([r.status, r.stderr]).toEqual([0, 'got hello\n']);
       expect(JSON.parse(r.stdout)).toEqual({ input: "hello", extra: null, warmed: 3 });
     }
+    // resumed from the file: every system call answered in the VM, the call's end its one exit
+    const j = JSON.parse(wasp(["invoke", snap, "--input", input, "--json"]).stdout);
+    expect(j.console).toBe("got hello\n");
+    expect([j.exits, j.syscallsInVm]).toEqual([1, j.syscalls]);
     const failing = wasp(["invoke", snap, '{"fail":1}']);
     expect(failing.status).toBe(EXIT_STATUS.WASP_JS_ERROR!);
     expect(wasp(["inspect", snap]).stdout).toContain("wasp-js");

@@ -385,6 +385,15 @@ describe("wasp invoke PROG", () => {
     expect(j.status).toBe(7);
     expect(Buffer.from(j.stdout, "base64").toString()).toBe("hello from hello with 0 args\n");
     expect(j.stderr).toBe("to stderr\n");
+    // system calls and exits apart: each call the host answered cost an exit, the layer's none
+    expect(j.syscalls).toBeGreaterThan(0);
+    expect(j.syscallsInVm).toBeGreaterThanOrEqual(0);
+    expect(j.syscallsInVm).toBeLessThanOrEqual(j.syscalls);
+    expect(j.exits).toBeGreaterThanOrEqual(j.syscalls - j.syscallsInVm);
+    const v = wasp(["invoke", named.hello, "--verbose"]).err;
+    const counts = v.match(/exit status 7, (\d+) system call\(s\) \((\d+) answered in the VM\), (\d+) exit\(s\)/);
+    expect(counts).not.toBeNull();
+    expect(counts!.slice(1).map(Number)).toEqual([j.syscalls, j.syscallsInVm, j.exits]);
     expect(wasp(["inspect", named.hello]).out).toMatch(/kind\s+linux \(static x86-64 ELF\)/);
     expect(wasp(["invoke", named.hello, "--data-size", "1M"]).err).toBe("wasp: --data-size is for native guests: a Linux program reads its input on fd 0\n");
     expect(wasp(["invoke", "fib", "3", "--trace"]).err).toBe("wasp: --trace is for Linux programs (static ELF executables); fib is not one\n");

@@ -8,13 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseElf } from "../linux/elf.ts";
 import { MAX_MEMORY } from "../image/image.ts";
-import { LinuxProgram, type LinuxOptions } from "../virtine/linux.ts";
+import { LinuxProgram, type LinuxOptions, type LinuxRunResult } from "../virtine/linux.ts";
 import { SnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { encodeJsCall, enginePath, jsArgs, jsEngine, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM } from "../js/engine.ts";
 import { executableFile } from "./guests.ts";
 import { densityResult, memAvailableKiB, pssKiB, raiseFdLimit, startSeries } from "./density.ts";
-import { WARM_CALLS, summarize, type SeriesResult } from "./stats.ts";
+import { WARM_CALLS, summarize, withPerCall, type SeriesResult } from "./stats.ts";
 import type { Series } from "./suite.ts";
 
 /** The paper's workload: a base64 encoder in JavaScript over a fixed string, one encoding per call. */
@@ -121,6 +121,7 @@ function pooled(name: string, runs: number, snapshot: boolean): SeriesResult {
   const times: number[] = [];
   // resumed calls are short: warmed up as a server's, the host's code compiled by the JIT (WARM_CALLS)
   const warm = snapshot ? WARM_CALLS : 5;
+  let last: LinuxRunResult | undefined;
   for (let i = 0; i < runs + warm; i++) {
     const t = Bun.nanoseconds();
     const r = program.run(args, { input: CALL });
@@ -128,9 +129,11 @@ function pooled(name: string, runs: number, snapshot: boolean): SeriesResult {
     check(name, r);
     program.cleanIdle();
     if (i >= warm) times.push(us);
+    last = r;
   }
   if (snapshot && !program.snapshotTaken) throw new Error(`${name}: the engine took no snapshot`);
-  return summarize(name, "us", times);
+  const result = summarize(name, "us", times);
+  return last ? withPerCall(result, last) : result;
 }
 
 /** N live JS virtines restored from one snapshot file, each having served a call: PSS and MemAvailable per virtine. */

@@ -4,9 +4,9 @@
 // after libc's start-up (`wasp_snapshot()`), on a warm shell. The programs are compiled once with
 // the bundled zig cc (cached).
 import { compileC } from "../linux/c.ts";
-import { LinuxProgram } from "../virtine/linux.ts";
+import { LinuxProgram, type LinuxRunResult } from "../virtine/linux.ts";
 import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
-import { WARM_CALLS, summarize, timeSync } from "./stats.ts";
+import { WARM_CALLS, summarize, timeSync, withPerCall } from "./stats.ts";
 import type { Series } from "./suite.ts";
 
 /** Reads a small input, writes a reply: the shape of a request handled by one call. */
@@ -67,14 +67,17 @@ export const LINUX_SERIES: Series[] = [
       const times: number[] = [];
       // as a server's: the host's code compiled by the JIT (the first few hundred calls run slower)
       for (let i = 0; i < WARM_CALLS; i++) call();
+      let last: LinuxRunResult | undefined;
       for (let i = 0; i < runs; i++) {
         const t = Bun.nanoseconds();
         const r = p.run([], { input: INPUT });
         times.push((Bun.nanoseconds() - t) / 1000);
         if (r.status !== 0 || r.stdout.length !== INPUT.length) throw new Error(`linux_call_snapshot: the program returned ${r.status}`);
         p.cleanIdle();
+        last = r;
       }
-      return summarize("linux_call_snapshot", "us", times);
+      const result = summarize("linux_call_snapshot", "us", times);
+      return last ? withPerCall(result, last) : result;
     },
   },
   {
@@ -85,10 +88,13 @@ export const LINUX_SERIES: Series[] = [
     async run(runs) {
       const { elf } = await program(ECHO, "echo");
       using p = new LinuxProgram(elf, { oneShot: true });
-      return summarize("linux_boot", "us", timeSync(runs, 3, () => {
+      let last: LinuxRunResult | undefined;
+      const result = summarize("linux_boot", "us", timeSync(runs, 3, () => {
         const r = p.run([], { input: INPUT });
         if (r.status !== 0 || r.stdout.length !== INPUT.length) throw new Error(`linux_boot: the program returned ${r.status}`);
+        last = r;
       }));
+      return last ? withPerCall(result, last) : result;
     },
   },
   {

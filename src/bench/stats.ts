@@ -8,6 +8,23 @@ export interface SeriesResult {
   p99: number;
   /** what the figure is not, when it says less than it seems ("below noise": too small to measure) */
   note?: string;
+  /** what one call of the series cost in exits and system calls (the last timed call's), where that is what the figure is about */
+  perCall?: PerCall;
+}
+
+/** One call's exits to the host, and its system calls: how many, how many of them answered in the VM. */
+export interface PerCall {
+  exits: number;
+  syscalls?: number;
+  syscallsInVm?: number;
+}
+
+/** The series' result with what one of its calls cost. */
+export function withPerCall(r: SeriesResult, call: { exits: number; syscalls?: number; syscallsInVm?: number }): SeriesResult {
+  const perCall: PerCall = { exits: call.exits };
+  if (call.syscalls !== undefined) perCall.syscalls = call.syscalls;
+  if (call.syscallsInVm !== undefined) perCall.syscallsInVm = call.syscallsInVm;
+  return { ...r, perCall };
 }
 
 export function summarize(name: string, unit: string, samples: number[]): SeriesResult {
@@ -17,7 +34,6 @@ export function summarize(name: string, unit: string, samples: number[]): Series
   return { name, unit, n, median: round(s[Math.floor(n / 2)]), p99: round(s[Math.floor((n * 99) / 100)]) };
 }
 
-/** Times `body` `runs` times after `warmup` untimed runs; microseconds per run. */
 /**
  * Calls made before a series of short warm calls is timed, as a server has made them: by then
  * JavaScriptCore has compiled the host's path. Measured on the echo program resumed: ~85-120 µs a
@@ -25,6 +41,7 @@ export function summarize(name: string, unit: string, samples: number[]): Series
  */
 export const WARM_CALLS = 300;
 
+/** Times `body` `runs` times after `warmup` untimed runs; microseconds per run. */
 export function timeSync(runs: number, warmup: number, body: () => void): number[] {
   for (let i = 0; i < warmup; i++) body();
   const out = new Array<number>(runs);

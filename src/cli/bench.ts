@@ -159,7 +159,15 @@ function emit(r: SeriesResult, ref: { label: string; result: SeriesResult } | un
   }
   const cmp = ref ? `  ${ref.label.padEnd(COL)} ${ref.result.median.toFixed(2).padStart(10)} ${(r.median / ref.result.median).toFixed(2).padStart(6)}` : "";
   const note = r.note ? `  (${r.note})` : "";
-  out(`${r.name.padEnd(COL)} ${r.unit.padEnd(7)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}${note}\n`);
+  out(`${r.name.padEnd(COL)} ${r.unit.padEnd(7)} ${String(r.n).padStart(6)} ${r.median.toFixed(2).padStart(10)} ${r.p99.toFixed(2).padStart(10)}${cmp}${note}${perCallText(r)}\n`);
+}
+
+/** "  [1 exit a call; 5 system calls, 5 in the VM]": what one call of the series cost, where it says so. */
+function perCallText(r: SeriesResult): string {
+  const c = r.perCall;
+  if (!c) return "";
+  const calls = c.syscalls === undefined ? "" : `; ${c.syscalls} system call${c.syscalls === 1 ? "" : "s"}${c.syscallsInVm === undefined ? "" : `, ${c.syscallsInVm} in the VM`}`;
+  return `  [${c.exits} exit${c.exits === 1 ? "" : "s"} a call${calls}]`;
 }
 
 /** Several rounds of one series: the median of their medians and of their p99s. */

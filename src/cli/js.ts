@@ -14,7 +14,7 @@ import { parseElf } from "../linux/elf.ts";
 import { MAX_MEMORY } from "../image/image.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { checkFileName, decodeJsReply, savedJsSettings, encodeJsCall, jsArgs, enginePath, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
-import { err, out } from "./output.ts";
+import { err, out, syscallCounts } from "./output.ts";
 import { checkWritable, parseCount, parseList, parseSize, writeOutput } from "./parse.ts";
 
 export interface JsFlags {
@@ -140,10 +140,10 @@ export function jsInvoke(path: string, rawArgs: string[], flags: JsFlags, fromSn
   // the console first: a call that fails has usually said why there
   if (result.stderr.length > 0) err(process.stderr.isTTY ? escapeGuestText(result.stderr) : result.stderr);
   if (result.stderrTruncated) err(`wasp: the console went past the ${program.maxOutput}-byte cap; the rest was dropped\n`);
-  if (flags.verbose) err(`wasp: ${path}: JavaScript${fromSnapshot ? " (snapshot file)" : ""}, ${program.layout.memory / MIB} MiB, heap limit ${limits.heap} bytes, ${result.syscalls} system call(s), ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+  if (flags.verbose) err(`wasp: ${path}: JavaScript${fromSnapshot ? " (snapshot file)" : ""}, ${program.layout.memory / MIB} MiB, heap limit ${limits.heap} bytes, ${syscallCounts(result)}, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
   const value = decodeJsReply({ status: result.status, stdout: result.stdout, stdoutTruncated: result.stdoutTruncated }, { limits, maxOutput: program.maxOutput, fileName: name });
   if (flags.json) {
-    out(`${JSON.stringify({ value: value ?? null, undefined: value === undefined, console: new TextDecoder().decode(result.stderr), exits: result.exits, microseconds: Math.round(elapsed * 10) / 10 })}\n`);
+    out(`${JSON.stringify({ value: value ?? null, undefined: value === undefined, console: new TextDecoder().decode(result.stderr), exits: result.exits, syscalls: result.syscalls, syscallsInVm: result.syscallsInVm, microseconds: Math.round(elapsed * 10) / 10 })}\n`);
     return;
   }
   if (value !== undefined) out(`${JSON.stringify(value)}\n`);

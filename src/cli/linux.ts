@@ -12,7 +12,7 @@ import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { waitForGdb } from "./gdb.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
-import { err, out, setExitStatus } from "./output.ts";
+import { err, out, setExitStatus, syscallCounts } from "./output.ts";
 import { checkWritable, parseCount, parseFiles, parseList, parseSize, writeOutput } from "./parse.ts";
 import type { InvokeFlags } from "./invoke.ts";
 
@@ -108,6 +108,7 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
       stderrTruncated: result.stderrTruncated,
       exits: result.exits,
       syscalls: result.syscalls,
+      syscallsInVm: result.syscallsInVm,
       unsupportedSyscalls: Object.fromEntries(result.unsupported),
       microseconds: Math.round(elapsed * 10) / 10,
     })}\n`);
@@ -125,7 +126,7 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const over = [result.stdoutTruncated && "stdout", result.stderrTruncated && "stderr"].filter(Boolean);
   if (over.length > 0) err(`wasp: the program's ${over.join(" and ")} went past the ${program.maxOutput}-byte cap; the rest was dropped\n`);
   if (flags.verbose) {
-    err(`wasp: ${path}: ${fromSnapshot ? "snapshot of a static Linux executable" : "static Linux executable"}, ${program.layout.memory / MIB} MiB, exit status ${result.status}, ${result.syscalls} system call(s), ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+    err(`wasp: ${path}: ${fromSnapshot ? "snapshot of a static Linux executable" : "static Linux executable"}, ${program.layout.memory / MIB} MiB, exit status ${result.status}, ${syscallCounts(result)}, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
     if (unsupported.length > 0) err(`wasp: system calls answered -ENOSYS (by number): ${unsupported.join(", ")}\n`);
   }
   setExitStatus(result.status);

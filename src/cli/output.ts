@@ -62,3 +62,8 @@ export function setExitStatus(status: number): void {
 export function exitStatus(): number {
   return commandStatus;
 }
+
+/** "7 system call(s) (6 answered in the VM)": how many the call made, and how many of them needed no exit. */
+export function syscallCounts(r: { syscalls: number; syscallsInVm: number }): string {
+  return `${r.syscalls} system call(s) (${r.syscallsInVm} answered in the VM)`;
+}
