@@ -16,17 +16,11 @@ import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import type { Kvm } from "../kvm/system.ts";
 import { VERSION } from "../version.ts";
 import { cpuIdentity, missingFeatures, supportedXcr0, type CpuIdentity } from "./cpu.ts";
-import { Snapshot, guardOf, type SnapshotMeta } from "./snapshot.ts";
-import { checkHostPages, checkLinuxSregs, checkNativeSregs, checkXsave, mergeMsrs, mxcsrMaskOf, type HostState } from "./file-state.ts";
+import { Snapshot, type SnapshotMeta } from "./snapshot.ts";
+import { checkXsave, mxcsrMaskOf, type HostState } from "./file-state.ts";
+import { FILE_KINDS, MAX_PROCESS_BYTES, fileKindOfFlags, metaOf } from "./file-kinds.ts";
 import { longModeSregs } from "../image/boot.ts";
 import { Layout } from "../abi/guest-abi.ts";
-import { GUEST_WRITABLE_MSRS } from "../kvm/system.ts";
-import { msrBuffer, msrValues, selectMsrs } from "../kvm/msrs.ts";
-import { LINUX_LOW, planLinux, type LinuxLayout } from "../linux/address-space.ts";
-import { parseElf, type ElfExecutable } from "../linux/elf.ts";
-import { linuxSyscallMsrs } from "../linux/entry.ts";
-import { decodeProcessFile } from "../linux/process-file.ts";
-import { linuxHostPieces } from "../linux/start.ts";
 
 export const SNAPSHOT_MAGIC = 0x50414e5350534157n; // "WASPSNAP" little-endian
 export const FORMAT_VERSION = 1;
@@ -63,13 +57,10 @@ export const HEADER = {
 /** Most model-specific registers a file may carry (the header's room after MSRS). */
 const MAX_MSRS = 32;
 
-export const FLAG_NATIVE = 1;
-export const FLAG_PRIVILEGED = 2;
-export const FLAG_LINUX = 4;
-/** The flags a file of each image kind carries (exactly one: the kind decides privilege). */
-const KIND_FLAGS: Record<SnapshotMeta["kind"], number> = { native: FLAG_NATIVE, raw: FLAG_PRIVILEGED, linux: FLAG_LINUX };
-/** Most bytes of a process section: the executable (at most the memory) and the process's state. */
-const MAX_PROCESS_BYTES = MAX_MEMORY + 16 * MIB;
+/** The flags a file of each image kind carries (exactly one: the kind decides privilege; file-kinds.ts). */
+export const FLAG_NATIVE = FILE_KINDS.native.flag;
+export const FLAG_PRIVILEGED = FILE_KINDS.raw.flag;
+export const FLAG_LINUX = FILE_KINDS.linux.flag;
 
 export interface SnapshotFileInfo {
   path: string;
@@ -83,6 +74,8 @@ export interface SnapshotFileInfo {
   dataSize: number;
   /** bytes of stack below the data window, guard pages under it (0: no guard) */
   stackSize: number;
+  /** the image kind it snapshots */
+  kind: SnapshotMeta["kind"];
   native: boolean;
   privileged: boolean;
   /** a static Linux program's snapshot: a process section follows the memory */
@@ -116,9 +109,9 @@ export function isSnapshotFile(bytes: Uint8Array): boolean {
  * process section (src/linux/process-file.ts), written after the memory.
  */
 export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: Uint8Array | undefined, kvm: Kvm, processSection?: Uint8Array): SnapshotFileInfo {
-  const flags = KIND_FLAGS[snapshot.meta.kind];
-  const linux = snapshot.meta.kind === "linux";
-  if (linux !== (processSection !== undefined)) throw new RangeError("a Linux program's snapshot, and only it, is written with a process section");
+  const kind = FILE_KINDS[snapshot.meta.kind];
+  const flags = kind.flag;
+  if (kind.hasSection !== (processSection !== undefined)) throw new RangeError("a Linux program's snapshot, and only it, is written with a process section");
   const memory = snapshot.memory;
   const header = new Uint8Array(DATA_OFFSET);
   const dv = new DataView(header.buffer);
@@ -145,9 +138,7 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   header.set(snapshot.regs, HEADER.REGS);
   header.set(snapshot.sregs, HEADER.SREGS);
   header.set(snapshot.fpu.subarray(0, kvm_xsave.size), HEADER.XSAVE);
-  // the registers a file carries; a raw guest's others start as a fresh vCPU's when it is restored;
-  // a Linux guest's (SYSCALL's entry) are the host's own, never read from a file
-  const msrs = linux ? msrBuffer([]) : selectMsrs(snapshot.msrs, GUEST_WRITABLE_MSRS);
+  const msrs = kind.msrsToWrite(snapshot);
   if (msrs.length > 8 + MAX_MSRS * 16) throw new BadArgsError(`too many model-specific registers for the header (${msrs.length} bytes)`);
   header.set(msrs, HEADER.MSRS);
 
@@ -263,7 +254,7 @@ export class SnapshotFile {
     const { fd, info } = this.#loaded;
     let source = fd;
     let base = 0;
-    if (info.linux) {
+    if (FILE_KINDS[info.kind].verifiesFile) {
       try {
         source = openSync(info.path, "r");
       } catch (e) {
@@ -322,8 +313,13 @@ export function loadSnapshotFile(path: string, host: HostState, cpu: CpuIdentity
     const header = new Uint8Array(DATA_OFFSET);
     const got = st.size >= DATA_OFFSET ? readSync(fd, header, 0, DATA_OFFSET, 0) : 0;
     const { info, msrs } = validate(path, header, got, st.size, cpu, host);
-    // a Linux program's process section: read and checked against its executable before any memory
-    const linux = info.linux ? readProcessSection(path, fd, header, info) : undefined;
+    const kind = FILE_KINDS[info.kind];
+    const bad = (why: string): never => {
+      throw new BadSnapshotError(`${path}: ${why}`);
+    };
+    // the kind's own section (a Linux program's process section): read and checked before any memory
+    const crc = new DataView(header.buffer, header.byteOffset).getUint32(HEADER.PROCESS_CRC, true);
+    const section = kind.readSection?.(info, fd, DATA_OFFSET + info.memSize, crc, bad);
     memfd = libc.memfdCreate(`wasp-snapshot:${basename(path)}`, libc.MFD_CLOEXEC | libc.MFD_ALLOW_SEALING);
     libc.ftruncate(memfd, info.memSize);
     const populated = new Uint8Array(info.memSize / PAGE_SIZE);
@@ -333,65 +329,20 @@ export function loadSnapshotFile(path: string, host: HostState, cpu: CpuIdentity
         const n = Math.min(COPY_CHUNK, end - at);
         const read = readSync(fd, chunk, 0, n, at);
         if (read !== n) throw new BadSnapshotError(`${path}: the file changed while it was read (short read at byte ${at + read})`);
-        copyNonZeroPages(chunk.subarray(0, n), memfd, at - DATA_OFFSET, populated, linux ? LINUX_LOW : 0);
+        copyNonZeroPages(chunk.subarray(0, n), memfd, at - DATA_OFFSET, populated, kind.hostBelow);
         at += n;
       }
     }
-    if (info.native) {
-      // the host pages as they will run: read back from the memfd, not trusted from the header
-      const pages = new Uint8Array(Layout.HOST_END);
-      readSync(memfd, pages, 0, pages.length, 0);
-      const why = checkHostPages(pages, guardOf(restoredMeta(info), info.memSize));
-      if (why) throw new BadSnapshotError(`${path}: ${why}`);
-    }
-    if (linux) {
-      // the host's pages as the host builds them for this executable: whatever the file held below
-      // LINUX_LOW was not copied (but the trampoline, the guest's own CPL3 code)
-      for (const [at, bytes] of linuxHostPieces(linux.elf, linux.layout)) {
-        libc.pwrite(memfd, bytes, at);
-        populated.fill(1, Math.floor(at / PAGE_SIZE), Math.ceil((at + bytes.length) / PAGE_SIZE));
-      }
-    }
+    kind.finishMemory(info, memfd, populated, section, bad);
     libc.addSeals(memfd, libc.F_SEAL_WRITE | libc.F_SEAL_SHRINK | libc.F_SEAL_GROW | libc.F_SEAL_SEAL);
     const privileged = info.privileged ? host.privileged() : undefined;
-    return { fd: memfd, info, header, populated, msrs, debugregs: privileged?.debugregs, xcrs: privileged?.xcrs, process: linux?.section };
+    return { fd: memfd, info, header, populated, msrs, debugregs: privileged?.debugregs, xcrs: privileged?.xcrs, process: section?.bytes };
   } catch (e) {
     if (memfd >= 0) libc.close(memfd);
     throw e;
   } finally {
     closeSync(fd);
   }
-}
-
-/**
- * A Linux program's process section, read from the open file and checked: its CRC, its encoding,
- * its executable (parsed as any executable is, and placed in the snapshot's memory as the header
- * says), and its state against that layout.
- */
-function readProcessSection(path: string, fd: number, header: Uint8Array, info: SnapshotFileInfo): { section: Uint8Array; elf: ElfExecutable; layout: LinuxLayout } {
-  const bad = (why: string): never => {
-    throw new BadSnapshotError(`${path}: ${why}`);
-  };
-  const section = new Uint8Array(info.processBytes);
-  if (readSync(fd, section, 0, section.length, DATA_OFFSET + info.memSize) !== section.length) bad("the process section is cut short");
-  const crc = new DataView(header.buffer, header.byteOffset).getUint32(HEADER.PROCESS_CRC, true);
-  if (Bun.hash.crc32(section) !== crc) bad("the process section's checksum does not match: the file is corrupt");
-  let decoded;
-  try {
-    decoded = decodeProcessFile(section);
-  } catch (e) {
-    return bad(e instanceof Error ? e.message : String(e));
-  }
-  let elf: ElfExecutable;
-  let layout: LinuxLayout;
-  try {
-    elf = parseElf(decoded.elf, info.imageName, MAX_MEMORY);
-    layout = planLinux(elf, info.memSize, info.stackSize, decoded.files);
-  } catch (e) {
-    return bad(`its executable: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  if (layout.high !== info.imageEnd) bad(`image end 0x${info.imageEnd.toString(16)} is not where its executable ends (0x${layout.high.toString(16)})`);
-  return { section, elf, layout };
 }
 
 /** What this host would have written into a snapshot file, to hold a file to (cached per KVM handle). */
@@ -414,10 +365,9 @@ const hostStates = new WeakMap<Kvm, HostState>();
 
 /** What a restored snapshot knows of its image, from a checked header. */
 function restoredMeta(info: SnapshotFileInfo): SnapshotMeta {
-  return { name: info.imageName, kind: info.linux ? "linux" : info.native ? "native" : "raw", footprint: info.imageEnd, dataSize: info.dataSize, stackSize: info.stackSize };
+  return metaOf(FILE_KINDS[info.kind], info);
 }
 
-/** Every check of a header, in order; each failure is one clear line. */
 /**
  * Writes the pages of `bytes` (file data for guest-physical `gpa`, page-aligned) into the memfd,
  * but not the pages that are all zero: the memfd reads as zero there already, and an unwritten
@@ -485,12 +435,14 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   }
   const flags = dv.getUint32(HEADER.FLAGS, true);
   // The image kind decides privilege: a native image and a Linux program run at CPL3, a raw one owns its machine.
-  if (flags !== FLAG_NATIVE && flags !== FLAG_PRIVILEGED && flags !== FLAG_LINUX) {
-    bad(`flags 0x${flags.toString(16)} are neither a native image's (0x${FLAG_NATIVE.toString(16)}), a raw image's (0x${FLAG_PRIVILEGED.toString(16)}) nor a Linux program's (0x${FLAG_LINUX.toString(16)})`);
+  const kind = fileKindOfFlags(flags);
+  if (!kind) {
+    const kinds = Object.values(FILE_KINDS).map((k) => `${k.named} (0x${k.flag.toString(16)})`);
+    bad(`flags 0x${flags.toString(16)} are neither ${kinds.slice(0, -1).join(", ")} nor ${kinds[kinds.length - 1]}`);
   }
   const processBytes = dv.getBigUint64(HEADER.PROCESS_BYTES, true);
-  if (flags === FLAG_LINUX ? processBytes === 0n || processBytes > BigInt(MAX_PROCESS_BYTES) : processBytes !== 0n || dv.getUint32(HEADER.PROCESS_CRC, true) !== 0) {
-    bad(flags === FLAG_LINUX ? `a Linux program's process section of ${processBytes} bytes is not between 1 and ${MAX_PROCESS_BYTES}` : "only a Linux program's snapshot has a process section");
+  if (kind!.hasSection ? processBytes === 0n || processBytes > BigInt(MAX_PROCESS_BYTES) : processBytes !== 0n || dv.getUint32(HEADER.PROCESS_CRC, true) !== 0) {
+    bad(kind!.hasSection ? `${kind!.named} process section of ${processBytes} bytes is not between 1 and ${MAX_PROCESS_BYTES}` : "only a Linux program's snapshot has a process section");
   }
   const memSize = dv.getBigUint64(HEADER.MEM_SIZE, true);
   if (memSize > BigInt(MAX_MEMORY)) bad(`memory size ${memSize} bytes is above the cap of ${MAX_MEMORY / MIB} MiB`);
@@ -505,33 +457,15 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   if (missing) bad(`written on a CPU with features this one lacks (${missing})`);
   if (info.imageEnd > info.memSize) bad(`image end 0x${info.imageEnd.toString(16)} lies beyond the memory`);
   if (info.dataSize % PAGE_SIZE !== 0 || info.dataSize > info.memSize - info.imageEnd) bad(`data window of ${info.dataSize} bytes does not fit above the image`);
-  if (info.dataSize > 0 && info.privileged) bad("a raw image's snapshot cannot have a data window");
-  if (info.stackSize > 0 && info.privileged) bad("a raw image's snapshot cannot have a host-made stack");
   if (info.stackSize % PAGE_SIZE !== 0 || info.stackSize > info.memSize - info.imageEnd - info.dataSize) bad(`stack of ${info.stackSize} bytes does not fit between the image and the data window`);
-  if (info.linux && info.dataSize > 0) bad("a Linux program's snapshot cannot have a data window");
-  if (info.linux && (info.stackSize === 0 || info.imageEnd < LINUX_LOW)) bad("a Linux program's snapshot needs its stack size and an image above the host's pages");
-  if (info.stackSize > 0 && info.native) {
-    const guard = guardOf(restoredMeta(info), info.memSize);
-    if (!guard || guard.start < Math.ceil(info.imageEnd / PAGE_SIZE) * PAGE_SIZE) bad(`the stack's guard pages would overlap the image`);
-  }
-  if (info.native && info.imageEnd < Layout.HOST_END) bad(`image end 0x${info.imageEnd.toString(16)} lies inside the host's pages`);
+  kind!.checkLayout(info, bad);
   const count = dv.getUint32(HEADER.MSRS, true);
   if (count > MAX_MSRS) bad(`${count} model-specific registers recorded, at most ${MAX_MSRS} fit`);
   if (dv.getUint32(HEADER.MSRS + 4, true) !== 0) bad("the model-specific register list's padding is not zero");
-  if (info.linux && count !== 0) bad("a Linux program's snapshot lists model-specific registers (its are the host's own)");
-  const msrs = info.linux ? msrValues(linuxSyscallMsrs()) : mergeMsrs(header.subarray(HEADER.MSRS, HEADER.MSRS + 8 + count * 16), count, info.privileged ? host.privileged().msrs : host.resetMsrs);
-  if (typeof msrs === "string") bad(msrs);
   const xsave = checkXsave(header.subarray(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size), host);
   if (xsave) bad(xsave);
-  if (info.native) {
-    const sregs = checkNativeSregs(header.subarray(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size), host);
-    if (sregs) bad(`a native image's snapshot must run at CPL3 on the host's tables: ${sregs}`);
-  }
-  if (info.linux) {
-    const sregs = checkLinuxSregs(header.subarray(HEADER.SREGS, HEADER.SREGS + kvm_sregs.size), host);
-    if (sregs) bad(`a Linux program's snapshot must run at CPL3 on the host's tables: ${sregs}`);
-  }
-  return { info, msrs: msrs as Uint8Array };
+  const msrs = kind!.checkState(header, HEADER, host, count, bad);
+  return { info, msrs };
 }
 
 function describe(path: string, header: Uint8Array): SnapshotFileInfo {
@@ -548,6 +482,7 @@ function describe(path: string, header: Uint8Array): SnapshotFileInfo {
     imageEnd: Number(dv.getBigUint64(HEADER.IMAGE_END, true)),
     dataSize: Number(dv.getBigUint64(HEADER.DATA_SIZE, true)),
     stackSize: Number(dv.getBigUint64(HEADER.STACK_SIZE, true)),
+    kind: fileKindOfFlags(flags)?.kind ?? "raw", // (a header is described once its flags are checked)
     native: (flags & FLAG_NATIVE) !== 0,
     privileged: (flags & FLAG_PRIVILEGED) !== 0,
     linux: (flags & FLAG_LINUX) !== 0,
