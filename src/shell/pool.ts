@@ -19,12 +19,14 @@ export interface PoolStats {
   cleanedIdle: number;
   /** pages restored by resets */
   pagesRestored: number;
+  /** resets that made KVM drop every translation derived from a privileged guest's page tables (the memory slot re-added) */
+  translationFlushes: number;
 }
 
 export class ShellPool {
   readonly maxSize: number;
   readonly strategy: ResetStrategy;
-  readonly stats: PoolStats = { created: 0, cleaned: 0, cleanedIdle: 0, pagesRestored: 0 };
+  readonly stats: PoolStats = { created: 0, cleaned: 0, cleanedIdle: 0, pagesRestored: 0, translationFlushes: 0 };
   #snapshot: Snapshot;
   readonly #kvm: Kvm;
   readonly #onCreate: (shell: Shell) => void;
@@ -145,7 +147,9 @@ export class ShellPool {
   }
 
   #reset(shell: Shell): void {
+    const flushes = shell.translationFlushes;
     this.stats.pagesRestored += shell.reset(this.strategy);
+    this.stats.translationFlushes += shell.translationFlushes - flushes;
     this.stats.cleaned++;
   }
 

@@ -10,18 +10,21 @@ import { kindOfMeta } from "../kinds/kinds.ts";
 import { RAW } from "../kinds/raw.ts";
 import { ABI_VERSION, INFO_MAGIC, Info, Layout } from "../abi/guest-abi.ts";
 import type { Kvm } from "../kvm/system.ts";
-import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } from "../../ffi/kvm.ts";
+import { KVM_CAP, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, kvm_sregs } from "../../ffi/kvm.ts";
 import { msrEntry } from "../kvm/msrs.ts";
 import { BadSnapshotError } from "../errors.ts";
 import type { Vm } from "../kvm/vm.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { Snapshot } from "../snapshot/snapshot.ts";
+import { mayHoldStaleEntries } from "./translations.ts";
 
 const ARG_REGS = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"] as const;
 /** Most pages kept writable between resets (manual dirty-log protection); beyond, the set is relearned. */
 const STICKY_PAGES = 512;
 /** Resets after which the writable set is relearned anyway. */
 const RELEARN = 256;
+/** CR3's page-level write-through bit */
+const CR3_PWT = 0x8n;
 
 /** How a shell's memory is put back to its snapshot after a call. */
 export type ResetStrategy = "dirty-log" | "cow";
@@ -53,6 +56,15 @@ export class Shell {
   #sregsStale = true;
   /** the host changed this vCPU's special registers during the call (a Linux guest's FS base) */
   #sregsChanged = false;
+  /** the call's registers are loaded: host writes from here on happen while the guest runs */
+  #entered = false;
+  /** the host wrote guest memory while the guest ran (a hypercall's result): see reset() */
+  #hostWroteInCall = false;
+  /** RAM and the snapshot's memory as 4-byte words, for a privileged guest's reset (made on first use) */
+  #words: { ram: Uint32Array; golden: Uint32Array } | undefined;
+  /** the snapshot's special registers with another CR3, which the reset loads (#sregsAside) */
+  #aside: Uint8Array | undefined;
+  #translationFlushes = 0;
   /** guest ranges whose page-table entries the host changed during the call (mprotect), and whether a table entry did */
   #retranslated: { ranges: [number, number][]; split: boolean } | undefined;
   #closed = false;
@@ -141,6 +153,7 @@ export class Shell {
     if (sregs) vcpu.putSregs(snapshot.sregs);
     this.#sregsStale = false;
     vcpu.markRegsDirty(sregs);
+    this.#entered = true;
   }
 
   /**
@@ -207,6 +220,7 @@ export class Shell {
 
   /** Records that the host wrote guest-physical [addr, addr+len) (already checked), once per page. */
   markHostWrite(addr: number, len: number): void {
+    if (this.#entered) this.#hostWroteInCall = true;
     const marked = this.#hostMarked;
     for (let p = Math.floor(addr / PAGE_SIZE); p < Math.ceil((addr + len) / PAGE_SIZE); p++) {
       if (marked[p]) continue;
@@ -250,6 +264,10 @@ export class Shell {
     const ram = this.mem.bytes;
     const golden = this.snapshot.memory;
     let restored = 0;
+    // a privileged guest's restored page that may leave KVM a stale translation (translations.ts)
+    const privileged = this.snapshot.privileged;
+    const words = privileged ? this.#wordViews() : undefined;
+    let stale = false;
     // Fetch the log in both strategies: without manual protection it also re-arms write tracking.
     this.vm.getDirtyLog(log.logArg);
     if (strategy === "cow") {
@@ -258,19 +276,22 @@ export class Shell {
     } else {
       // Scan the bitmap as 32-bit numbers: a bigint per 64 pages would cost more than the copies
       // (1024 words for 256 MiB of RAM).
-      const words = log.bitmap32;
-      for (let w = 0; w < words.length; w++) {
-        let bits = words[w];
+      const bitmap = log.bitmap32;
+      for (let w = 0; w < bitmap.length; w++) {
+        let bits = bitmap[w];
         while (bits !== 0) {
           const b = 31 - Math.clz32(bits & -bits);
           bits &= bits - 1;
-          const at = (w * 32 + b) * PAGE_SIZE;
+          const page = w * 32 + b;
+          const at = page * PAGE_SIZE;
+          if (words && !stale) stale = mayHoldStaleEntries(words.ram, words.golden, page);
           ram.set(golden.subarray(at, at + PAGE_SIZE), at);
           restored++;
         }
       }
       for (const p of this.#hostDirty) {
         const at = p * PAGE_SIZE;
+        if (words && !stale) stale = mayHoldStaleEntries(words.ram, words.golden, p);
         ram.set(golden.subarray(at, at + PAGE_SIZE), at);
         restored++;
       }
@@ -293,13 +314,26 @@ export class Shell {
     }
     // A privileged guest builds its own page tables anywhere in its RAM, and KVM (shadow paging on
     // this machine) keeps what it derived from them; the copies above went behind its back. Without
-    // this, a call could keep the mappings an earlier call made on the same shell (a test proves
-    // it: tests/reset.test.ts, raw_remap). A CPL3 guest never needs it: its tables are the host's,
-    // which neither it nor a host write made for it (GuestAccess) can change.
-    if (this.snapshot.privileged && (restored > 0 || strategy === "cow")) {
+    // a flush a call could keep the mappings an earlier call made on the same shell (tests prove
+    // it on a KVM that shadows: tests/reset.test.ts, raw_remap and raw_transient). KVM drops them
+    // all when the slot is re-added (~400 µs here); that is needed only when a restored page held
+    // an entry KVM may have used that the snapshot's page does not hold (translations.ts), when the
+    // host wrote guest memory while the guest ran (KVM may have used what it overwrote), or when
+    // the "cow" reset dropped pages without looking at them. Otherwise the restored memory gives
+    // KVM's translations exactly, but for a leaf table KVM let the guest write without trapping
+    // ("unsync"): KVM reads those again when the MMU is reloaded, which loading special registers
+    // with another CR3 makes it do at the next entry (its CR3 differs from the one set here).
+    // A CPL3 guest never needs any of it: its tables are the host's, which neither it nor a host
+    // write made for it (GuestAccess) can change.
+    if (privileged && (strategy === "cow" || (restored > 0 && (stale || this.#hostWroteInCall)))) {
       this.vm.refreshSlot();
       this.#resetsSinceRelearn = 0;
+      this.#translationFlushes++;
+    } else if (privileged && restored > 0) {
+      this.vcpu.setSregs(this.#sregsAside());
     }
+    this.#entered = false;
+    this.#hostWroteInCall = false;
     // FPU/SSE state: a CPL3 guest starts every call in the entry trampoline, which loads the
     // snapshot's state itself (image/boot.ts, writeTrampoline); privileged guests get it here.
     // (Knowing whether the guest touched it is not cheap: CR0.TS does not trap a CPL3 guest's SSE
@@ -320,6 +354,34 @@ export class Shell {
     this.vm.close();
     this.mem.close();
     this.#log?.close();
+  }
+
+  /** Resets that made KVM drop every translation it derived from the guest's page tables (the slot re-added). */
+  get translationFlushes(): number {
+    return this.#translationFlushes;
+  }
+
+  /** 4-byte views of RAM and of the snapshot's memory (a privileged guest's reset compares them). */
+  #wordViews(): { ram: Uint32Array; golden: Uint32Array } {
+    const view = (b: Uint8Array) => new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    this.#words ??= { ram: view(this.mem.bytes), golden: view(this.snapshot.memory) };
+    return this.#words;
+  }
+
+  /**
+   * The snapshot's special registers with CR3's PWT bit (3) flipped — legal in every mode, and
+   * ignored where paging is off — loaded by the reset so that the next entry's CR3 differs from
+   * the vCPU's: KVM then reloads its MMU, reading again every table the guest wrote unseen.
+   */
+  #sregsAside(): Uint8Array {
+    if (!this.#aside) {
+      const aside = this.snapshot.sregs.slice();
+      const dv = new DataView(aside.buffer);
+      const at = kvm_sregs.off("cr3");
+      dv.setBigUint64(at, dv.getBigUint64(at, true) ^ CR3_PWT, true);
+      this.#aside = aside;
+    }
+    return this.#aside;
   }
 
   /** The dirty log, which a one-shot shell has none of. */
