@@ -18,6 +18,18 @@ export const PTE_D = 0x40n;
 /** no execution from the page (honoured with EFER.NXE) */
 export const PTE_NX = 1n << 63n;
 
+// The same bits as numbers, for the tables of host-built long mode: every entry there maps below
+// 1 GiB without NX, so it is its low 32 bits (the upper half stays the zero of a fresh buffer). This
+// code runs once per process before the JIT has compiled it: BigInt arithmetic cost ~1.5 µs an entry,
+// ~2.5 ms of every `wasp invoke` for the template and a stack guard's table; numbers ~0.1 µs
+// (docs/benchmarks.md, "Start and creation").
+const P = Number(PTE_P);
+const RW = Number(PTE_RW);
+const US = Number(PTE_US);
+const PS = Number(PTE_PS);
+const A = Number(PTE_A);
+const D = Number(PTE_D);
+
 const CR0_PE = 1n << 0n;
 const CR0_MP = 1n << 1n;
 const CR0_ET = 1n << 4n;
@@ -122,7 +134,7 @@ function buildTablePieces(guard: StackGuard | undefined): [number, Uint8Array][]
   const entry = (addr: number) => addr - Layout.PML4;
   const region = Math.floor(guard.start / REGION);
   if (region === 0) {
-    for (let a = guard.start; a < guard.end; a += PAGE) dv.setBigUint64(entry(Layout.PT + (a / PAGE) * 8), 0n, true);
+    for (let a = guard.start; a < guard.end; a += PAGE) dv.setUint32(entry(Layout.PT + (a / PAGE) * 8), 0, true);
     return [[Layout.PML4, tables], ...tss];
   }
   if (region >= 512) throw new RangeError(`stack guard at 0x${guard.start.toString(16)} lies beyond the identity map`);
@@ -131,9 +143,9 @@ function buildTablePieces(guard: StackGuard | undefined): [number, Uint8Array][]
   for (let i = 0; i < 512; i++) {
     const a = region * REGION + i * PAGE;
     if (a >= guard.start && a < guard.end) continue; // not present
-    pdv.setBigUint64(i * 8, BigInt(a) | PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D, true);
+    pdv.setUint32(i * 8, a | P | RW | US | A | D, true);
   }
-  dv.setBigUint64(entry(Layout.PD + region * 8), BigInt(Layout.STACK_PT) | PTE_P | PTE_RW | PTE_US | PTE_A, true);
+  dv.setUint32(entry(Layout.PD + region * 8), Layout.STACK_PT | P | RW | US | A, true);
   return [[Layout.PML4, tables], ...tss, [Layout.STACK_PT, pt]];
 }
 
@@ -144,18 +156,22 @@ function buildTemplate(): { tables: Uint8Array; tssHead: Uint8Array } {
   const tables = new Uint8Array(Layout.INFO - Layout.PML4);
   const dv = new DataView(tables.buffer);
   const w = (addr: number, v: bigint) => dv.setBigUint64(addr - Layout.PML4, v, true);
-  w(Layout.PML4, BigInt(Layout.PDPT) | PTE_P | PTE_RW | PTE_US | PTE_A);
-  w(Layout.PDPT, BigInt(Layout.PD) | PTE_P | PTE_RW | PTE_US | PTE_A);
+  // the page tables' entries as numbers (see P above): written inline, a call per entry costs too
+  const at = (addr: number) => addr - Layout.PML4;
+  dv.setUint32(at(Layout.PML4), Layout.PDPT | P | RW | US | A, true);
+  dv.setUint32(at(Layout.PDPT), Layout.PD | P | RW | US | A, true);
   // The first 2 MiB through 4 KiB pages: page 0 absent (null pointers fault), the host's pages
   // supervisor-only, the rest user read/write.
-  w(Layout.PD, BigInt(Layout.PT) | PTE_P | PTE_RW | PTE_US | PTE_A);
+  dv.setUint32(at(Layout.PD), Layout.PT | P | RW | US | A, true);
+  const pt = at(Layout.PT);
   for (let i = 1; i < 512; i++) {
-    const access = isHostPage(i) ? PTE_RW : i * 4096 === Layout.TRAMPOLINE ? PTE_US : PTE_RW | PTE_US;
-    w(Layout.PT + i * 8, BigInt(i * 4096) | PTE_P | PTE_A | PTE_D | access);
+    const access = isHostPage(i) ? RW : i * 4096 === Layout.TRAMPOLINE ? US : RW | US;
+    dv.setUint32(pt + i * 8, (i * 4096) | P | A | D | access, true);
   }
   // The rest of the first GiB in 2 MiB pages. Addresses past guest RAM stay mapped so that an access
   // there reaches KVM as an MMIO exit that names the address, instead of a bare page fault.
-  for (let i = 1; i < 512; i++) w(Layout.PD + i * 8, BigInt(i) * 0x200000n | PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_A | PTE_D);
+  const pd = at(Layout.PD);
+  for (let i = 1; i < 512; i++) dv.setUint32(pd + i * 8, (i * REGION) | P | RW | US | PS | A | D, true);
   // GDT: flat segments; descriptor bits per Intel SDM vol. 3, 3.4.5. The accessed bit is set in
   // advance (type 0xb/0x3), for the same reason as the page tables' A/D bits.
   w(Layout.GDT + SEL_KERNEL_CODE, 0x00af9b000000ffffn); // 64-bit code, DPL0
