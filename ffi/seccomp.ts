@@ -49,6 +49,8 @@ interface Insn {
   k: number;
   jt: Target;
   jf: Target;
+  /** k is the value of this slot, given at assembly */
+  slot?: string;
 }
 
 /** A filter under construction; `assemble` encodes it as struct sock_filter[]. */
@@ -87,6 +89,26 @@ export class BpfProgram {
     return this.#push(BPF.JMP | BPF.JEQ | BPF.K, k, jt, jf);
   }
 
+  /**
+   * If A == the value of `slot` go to jt, else to jf: a value given only at assembly (`assemble`'s
+   * `slots`), so that a program can be assembled ahead of it and the value written in at
+   * `slotOffsets` (the process id of a filter assembled at build time).
+   */
+  jeqSlot(slot: string, jt: Target, jf: Target = 0): this {
+    this.#push(BPF.JMP | BPF.JEQ | BPF.K, 0, jt, jf);
+    this.#insns[this.#insns.length - 1].slot = slot;
+    return this;
+  }
+
+  /** Byte offsets, in the assembled program, of the k fields that hold `slot`'s value. */
+  slotOffsets(slot: string): number[] {
+    const out: number[] = [];
+    this.#insns.forEach((insn, i) => {
+      if (insn.slot === slot) out.push(i * sock_filter.size + sock_filter.off("k"));
+    });
+    return out;
+  }
+
   /** If A >= k (unsigned) go to jt, else to jf. */
   jge(k: number, jt: Target, jf: Target = 0): this {
     return this.#push(BPF.JMP | BPF.JGE | BPF.K, k, jt, jf);
@@ -102,15 +124,24 @@ export class BpfProgram {
     return this;
   }
 
-  /** The instructions as struct sock_filter[]; throws if a jump is backwards, too long or unresolved. */
-  assemble(): Uint8Array {
+  /**
+   * The instructions as struct sock_filter[], each slot's k its value in `slots`; throws if a jump
+   * is backwards, too long or unresolved, or a slot has no value.
+   */
+  assemble(slots: Readonly<Record<string, number>> = {}): Uint8Array {
     const n = this.#insns.length;
     if (n === 0 || n > BPF_MAXINSNS) throw new RangeError(`a BPF filter has 1..${BPF_MAXINSNS} instructions, not ${n}`);
     const out = new Uint8Array(n * sock_filter.size);
     const dv = new DataView(out.buffer);
     this.#insns.forEach((insn, i) => {
       const jump = (insn.code & 0x07) === BPF.JMP;
-      sock_filter.write(dv, i * sock_filter.size, { code: insn.code, k: insn.k, jt: jump ? this.#offset(insn.jt, i) : 0, jf: jump ? this.#offset(insn.jf, i) : 0 });
+      let k = insn.k;
+      if (insn.slot !== undefined) {
+        const value = slots[insn.slot];
+        if (value === undefined) throw new Error(`BPF slot ${insn.slot} has no value`);
+        k = value >>> 0;
+      }
+      sock_filter.write(dv, i * sock_filter.size, { code: insn.code, k, jt: jump ? this.#offset(insn.jt, i) : 0, jf: jump ? this.#offset(insn.jf, i) : 0 });
     });
     return out;
   }

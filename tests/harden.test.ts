@@ -13,6 +13,7 @@ import { Errno } from "../ffi/errno.ts";
 import { fieldSize, type Struct } from "../ffi/struct.ts";
 import { KVMIO, REFUSED, SYSCALLS, TTY_IOCTLS, buildFilter } from "../src/host/syscalls.ts";
 import { RUNTIME } from "../src/host/landlock.ts";
+import { filterProgram } from "../src/host/harden.ts";
 import { EXIT_STATUS } from "../src/errors.ts";
 import { slow, ROOT, WASP, cLayouts, guest, wasp } from "./support.ts";
 
@@ -143,6 +144,21 @@ describe("the seccomp filter", () => {
     expect(count).toBe(buildFilter(PID).length);
     expect(count).toBeLessThan(sc.BPF_MAXINSNS);
     expect(new DataView(program.buffer).getUint32(program.length - 4, true)).toBe(EPERM); // the default
+  });
+
+  test("the filter a sandbox installs, assembled at build time with its pid written in, is the assembler's for that pid, byte for byte", () => {
+    for (const pid of [1, PID, process.pid, 0x7fffffff, 4194304]) {
+      expect(Buffer.from(filterProgram(pid)).equals(Buffer.from(buildFilter(pid).assemble()))).toBe(true);
+    }
+    // kill, tgkill and prlimit64 compare with the pid: three words take it
+    const slots = buildFilter().slotOffsets("pid");
+    expect(slots.length).toBe(3);
+    expect(Buffer.from(buildFilter().assemble({ pid: PID })).equals(Buffer.from(program))).toBe(true);
+  });
+
+  test("the assembler refuses a slot without a value", () => {
+    expect(() => new sc.BpfProgram().jeqSlot("pid", 0).ret(0).assemble()).toThrow(/slot pid has no value/);
+    expect(() => buildFilter().assemble()).toThrow(/slot pid has no value/);
   });
 
   test("the assembler refuses a backward, long or dangling jump", () => {

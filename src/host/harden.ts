@@ -12,7 +12,11 @@ import { errnoName } from "../../ffi/errno.ts";
 import { SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_SET_MODE_FILTER, sock_fprog, sock_filter } from "../../ffi/seccomp.ts";
 import { SandboxError, SyscallError } from "../errors.ts";
 import { restrictFiles, type Grant, type LandlockResult } from "./landlock.ts";
-import { SYSCALLS, buildFilter } from "./syscalls.ts";
+// a macro: the filter is assembled when the binary is built (src/host/syscalls.ts, assembledFilter)
+import { assembledFilter } from "./syscalls.ts" with { type: "macro" };
+
+/** The seccomp filter's bytes for pid 0, and where the pid goes. */
+const FILTER = assembledFilter();
 
 /**
  * no_new_privs (no program this process could run gains privileges: setuid bits and file
@@ -65,7 +69,7 @@ export function enterSandbox(paths: SandboxPaths): SandboxReport {
   // Landlock first: once the filter is in, its system calls are refused
   const landlock = restrictFiles(grants);
   const instructions = installFilter();
-  return { landlock, syscalls: SYSCALLS.length, instructions };
+  return { landlock, syscalls: FILTER.syscalls, instructions };
 }
 
 /** One line on what is in force, for --verbose. */
@@ -76,9 +80,17 @@ export function describeSandbox(r: SandboxReport): string {
   return `seccomp allows ${r.syscalls} system calls on every thread; ${files}`;
 }
 
+/** The seccomp filter of process `pid`, as struct sock_filter[]: `buildFilter(pid).assemble()`, made ahead. */
+export function filterProgram(pid: number): Uint8Array {
+  const program = new Uint8Array(Buffer.from(FILTER.base64, "base64"));
+  const dv = new DataView(program.buffer);
+  for (const at of FILTER.pidOffsets) dv.setUint32(at, pid, true);
+  return program;
+}
+
 /** Installs the seccomp filter on every thread (TSYNC); returns its length in instructions. */
 function installFilter(): number {
-  const program = buildFilter(process.pid).assemble();
+  const program = filterProgram(process.pid);
   const fprog = new Uint8Array(sock_fprog.size);
   const count = program.length / sock_filter.size;
   sock_fprog.write(new DataView(fprog.buffer), 0, { len: count, filter: BigInt(ptr(program)) });

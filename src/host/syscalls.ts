@@ -195,9 +195,10 @@ const DENY = SECCOMP_RET_ERRNO | Errno.EPERM;
 /**
  * The filter: the caller's ABI must be x86-64 (a 32-bit `int 0x80` or an x32 call kills the
  * process: nothing wasp runs makes one, so it can only be an attack), then the table in order,
- * then EPERM. `pid` is this process's (kill, tgkill and prlimit64 may name only it).
+ * then EPERM. `pid` is this process's (kill, tgkill and prlimit64 may name only it); without one,
+ * each comparison with it is the slot `pid` (PID_SLOT), given at assembly.
  */
-export function buildFilter(pid: number): BpfProgram {
+export function buildFilter(pid?: number): BpfProgram {
   const p = new BpfProgram();
   p.load(seccomp_data.off("arch")).jeq(AUDIT_ARCH_X86_64, 1).ret(SECCOMP_RET_KILL_PROCESS);
   p.load(seccomp_data.off("nr")).jge(X32_SYSCALL_BIT, 0, 1).ret(SECCOMP_RET_KILL_PROCESS);
@@ -217,7 +218,11 @@ export function buildFilter(pid: number): BpfProgram {
         break;
       case "values":
         p.load(argLow(c.arg));
-        for (const v of c.ownPid ? [...c.values, pid] : c.values) p.jeq(v, ok);
+        for (const v of c.values) p.jeq(v, ok);
+        if (c.ownPid) {
+          if (pid === undefined) p.jeqSlot(PID_SLOT, ok);
+          else p.jeq(pid, ok);
+        }
         p.ret(DENY);
         break;
       case "ioctl":
@@ -233,4 +238,33 @@ export function buildFilter(pid: number): BpfProgram {
   }
   p.ret(DENY);
   return p;
+}
+
+/** The slot of a filter built without a pid that takes the process's pid. */
+export const PID_SLOT = "pid";
+
+/** The filter made ahead of the process that installs it: `assembledFilter`. */
+export interface AssembledFilter {
+  /** struct sock_filter[] assembled with pid 0, in base64 */
+  base64: string;
+  /** the byte offsets of the u32 words that take the installing process's pid */
+  pidOffsets: number[];
+  /** the system calls of the allowlist (SYSCALLS.length) */
+  syscalls: number;
+}
+
+/**
+ * The filter for any process, as `wasp invoke` installs it. src/host/harden.ts imports this as a Bun
+ * macro: it runs when the binary is built (or when `bun run` transpiles harden.ts), and the binary
+ * holds its result, not the table and the assembler. Building and assembling the 268 instructions at
+ * every start, in JavaScript not yet compiled, cost ~3 ms of a `wasp invoke` (docs/benchmarks.md,
+ * "Start and creation"); tests/harden.test.ts checks the installed bytes against `buildFilter(pid)`.
+ */
+export function assembledFilter(): AssembledFilter {
+  const program = buildFilter();
+  return {
+    base64: Buffer.from(program.assemble({ [PID_SLOT]: 0 })).toString("base64"),
+    pidOffsets: program.slotOffsets(PID_SLOT),
+    syscalls: SYSCALLS.length,
+  };
 }
