@@ -102,15 +102,20 @@ export class Shell {
       } else {
         mem = new GuestMemory(snapshot.size, snapshot.fd, snapshot.fileOffset);
       }
-      vm = kvm.createVm();
+      // a one-shot shell takes the VM the reset state was read from, if kept (Kvm.vcpuResetState)
+      const fresh = this.oneShot ? kvm.takeFreshVm() : undefined;
+      vm = fresh?.vm ?? kvm.createVm();
+      vcpu = fresh?.vcpu;
       // Manual dirty-log protection (when KVM has it): fetching the log no longer write-protects
       // the logged pages again, so pages a call dirties stay writable for the next call — which
       // would dirty them again — and are simply copied back at every reset (see reset()).
       this.#sticky = !this.oneShot && kvm.checkExtension(KVM_CAP.MANUAL_DIRTY_LOG_PROTECT2) > 0;
       if (this.#sticky) vm.enableCap(KVM_CAP.MANUAL_DIRTY_LOG_PROTECT2, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, "MANUAL_DIRTY_LOG_PROTECT2");
       vm.setMemoryRegion(0, 0, mem.size, mem.hostAddr, { logDirty: !this.oneShot });
-      vcpu = vm.createVcpu(0);
-      vcpu.setCpuid(kvm.cpuid);
+      if (!vcpu) {
+        vcpu = vm.createVcpu(0);
+        vcpu.setCpuid(kvm.cpuid);
+      }
       if (!this.oneShot) log = new DirtyLog(vm, pages);
       // A new vCPU's FPU is the reset state, which an entry snapshot already has; a CPL3 guest's
       // trampoline loads a captured one at every entry. A state KVM refuses (a snapshot file's)

@@ -335,7 +335,8 @@ export class Runner {
   #entrySnapshot(): Snapshot {
     if (!this.image) throw new BadArgsError("the virtine's snapshot is closed");
     const privileged = this.#kind.privileged ? this.#kvm.privilegedResetState() : undefined;
-    return Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState(), { dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, privileged);
+    // a one-shot virtine's first VM is the one the reset state is read from (Kvm.takeFreshVm)
+    return Snapshot.entry(this.image, this.memorySize, this.#kvm.vcpuResetState({ keepVm: this.oneShot }), { dataSize: this.meta.dataSize, stackSize: this.meta.stackSize }, privileged);
   }
 
   /**
