@@ -4,8 +4,9 @@
 //
 // Start-up is lazy: this module imports only what the usage text and error reporting need, and each
 // command's module — which brings in the rest of the project — is imported by its action (the
-// standalone binary is built with --splitting, so a command parses and evaluates only its own code:
-// `wasp invoke` never loads the server, the bench or prom-client). docs/benchmarks.md, "Process start".
+// standalone binary is split into chunks, scripts/build-cli.ts, so a command parses and evaluates
+// only its own code: `wasp invoke` never loads the server, the bench or prom-client), and only the
+// command named is defined. docs/benchmarks.md, "Start and creation (issue 23)".
 import { Command, CommanderError } from "commander";
 import { BadArgsError, EXIT_STATUS, WaspError } from "../errors.ts";
 import { VERSION } from "../version.ts";
@@ -13,6 +14,117 @@ import { DEFAULT_GRANTS } from "../hypercall/policy.ts";
 import { DEFAULTS } from "../serve/config.ts";
 import { hardenProcess } from "../host/harden.ts";
 import { EXIT_PIPE_CLOSED, PipeClosed, err, exitStatus, out } from "./output.ts";
+
+/**
+ * Each command's definition, in the order of the usage text. Only the command named is defined when
+ * the first argument names one (`main`).
+ */
+const COMMANDS: Record<string, (program: Command) => void> = {
+  invoke: (program) =>
+    program
+      .command("invoke")
+      .description("run an image once with integer arguments and print its result (RAX)")
+      .argument("<image>", "image file, snapshot file (wasp snapshot -o), static Linux executable, JavaScript module (*.js, *.mjs), or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable, aes)")
+      .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9; a Linux program's arguments are strings (after --, those starting with -); a JavaScript handler's are JSON values (after --input's)")
+      .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
+      .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")} (comma-separated: time,random)`)
+      .option("--timeout <ms>", "deadline in milliseconds (default 10000; 0: none)")
+      .option("--no-snapshot", "ignore the guest's snapshot hypercall: every call starts at the entry")
+      .option("-i, --input <file>", "the call's input data, from a file or - for standard input (guests taking main(input))")
+      .option("-o, --output <file>", "write the guest's output data to a file; - for standard output, instead of the result")
+      .option("--data-size <size>", "the data window for input and output (default 1M, or what fits in a smaller --mem; fixed in a snapshot file)")
+      .option("--stack <size>", "the guest's stack, guard pages under it (default 1M, or what fits in a smaller --mem; fixed in a snapshot file)")
+      .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
+      .option("--json", "print one JSON object: value (decimal string), exits, console, output (base64), microseconds")
+      .option("--no-sandbox", "run without the seccomp filter and Landlock (docs/security.md, \"The host process\")")
+      .option("--raw", "take the file as a raw real-mode image whatever it looks like (text files are refused otherwise; ELF files run as Linux programs)")
+      .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
+      .option("--file <GUEST=HOST>", "grant the host file HOST read-only at the absolute path GUEST (repeatable): a Linux program opens it, a native guest reads it (virtine.readFile)", collect, [])
+      .option("--trace", "Linux programs: print each system call on stderr, as strace does")
+      .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
+      .option("--record <file>", "record the call — its start, arguments, input, every hypercall's and system call's answer and its outcome — for wasp replay (native images, Linux programs, JavaScript handlers — the engine's run — and their snapshot files)")
+      .option("--gdb <host:port>", "wait for gdb on HOST:PORT (127.0.0.1 unless named; port 0 picks one) and run the call under it, stopped at its start: gdb FILE -ex 'target remote HOST:PORT' (docs/debugging.md)")
+      .action(async (image: string, args: string[], flags) => (await import("./invoke.ts")).invokeCommand(image, args, flags)),
+  replay: (program) =>
+    program
+      .command("replay")
+      .description("run a recorded call again (wasp invoke --record), answering it from the recording and checking every step; exit 0 when it does what was recorded")
+      .argument("<recording>", "the recording file")
+      .option("--image <path>", "the image, executable or snapshot file to start from (default: the path recorded, or the built-in guest)")
+      .option("--timeout <ms>", "deadline in milliseconds (default: the recorded one for a call that timed out, else the recorded one but at least 60000)")
+      .option("--gdb <host:port>", "wait for gdb on HOST:PORT and replay the call under it, stopped at its start (docs/debugging.md)")
+      .action(async (file: string, flags) => (await import("./replay.ts")).replayCommand(file, flags)),
+  snapshot: (program) =>
+    program
+      .command("snapshot")
+      .description("run an image to its snapshot hypercall and write that state to a file; or --verify a file")
+      .argument("<image>", "image file, static Linux executable (it calls wasp_snapshot()), JavaScript module (*.js, *.mjs) or built-in guest name (with --verify: the snapshot file)")
+      .argument("[args...]", "the first call's arguments (its initialization's): integers, or a Linux program's strings")
+      .option("-o, --output <file>", "where to write the snapshot file (atomically, read-only)")
+      .option("--verify", "check a snapshot file: header, and the memory part against its checksum")
+      .option("--mem <size>", "guest memory (default: what the image asks, else 16 MiB)")
+      .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")}`)
+      .option("--timeout <ms>", "deadline of the initializing call in milliseconds (default 60000)")
+      .option("--data-size <size>", "the data window the file fixes for every call (default 1M)")
+      .option("--stack <size>", "the stack the file fixes for every call (default 1M)")
+      .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
+      .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
+      .option("--file <GUEST=HOST>", "a host file the first call may open or read, read-only at GUEST (repeatable; grant it again to every call of the file)", collect, [])
+      .option("-i, --input <file>", "the first call's input (a file, or - for standard input): a Linux program's standard input, a native image's input data")
+      .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
+      .option("--warmup <file>", "JavaScript: a JSON array of inputs handed to the handler before the snapshot")
+      .action(async (image: string, args: string[], flags) => (await import("./snapshot.ts")).snapshotCommand(image, args, flags)),
+  build: (program) =>
+    program
+      .command("build")
+      .description("build a guest with the bundled zig: a Zig file into a native image, a C file into a static Linux executable")
+      .argument("<source>", "a .zig guest (pub fn main(...) u64, docs/guests.md) or a .c program (int main(int argc, char **argv), docs/linux-guests.md)")
+      .option("-o, --output <file>", "the file to write (default beside the source: NAME.bin for Zig, NAME for C)")
+      .option("--name <name>", "the image's name (default: the file's name without .zig or .c)")
+      .option("--optimize <mode>", "safe (default: Zig's safety checks on; C's checkable undefined behaviour traps), fast or small (checks off), or debug (unoptimized, checks on: for gdb)")
+      .option("--zig <path>", "another zig compiler (default: the one npm install brought)")
+      .option("--linux", "a .zig file is a Linux program using Zig's standard library (pub fn main() !void), built as a static executable")
+      .action(async (source: string, flags) => (await import("./build.ts")).buildCommand(source, flags)),
+  inspect: (program) =>
+    program
+      .command("inspect")
+      .description("print what an image declares")
+      .argument("<image>", "image file or built-in guest name")
+      .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
+      .option("--json", "one JSON object instead of the table (64-bit values as decimal strings)")
+      .action(async (image: string, flags: { raw?: boolean; json?: boolean }) => (await import("./invoke.ts")).inspectCommand(image, flags)),
+  bench: (program) =>
+    program
+      .command("bench")
+      .description("run wasp's microbenchmarks: a table, or JSON lines with --json")
+      .option("--json", "one JSON object per line: {name, unit, n, median, p99}")
+      .option("--list", "print the names of the series (those --filter selects) and run nothing")
+      .option("--runs <n>", "iterations per series (default: per series)")
+      .option("--filter <regex>", "only the series whose name matches (as the table shows it; --list prints them)")
+      .option("--floor [path]", "also run wasp's C yardstick of raw KVM costs (or the kvm-floor binary at path) and set each series beside it")
+      .option("--rounds <n>", "repeat floor + suite this many times and report the median round (default 1; 3 with --baseline)")
+      .option("--svg <file>", "also write a chart of the run beside the Wasp paper's figs. 8 and 11 (SVG)")
+      .option("--baseline <file>", "compare with an earlier --json output; exit 11 if a series regressed")
+      .option("--threshold <pct>", "with --baseline: how much worse (percent) counts as a regression (default 20)")
+      .action(async (flags) => (await import("./bench.ts")).benchCommand(flags)),
+  serve: (program) =>
+    program
+      .command("serve")
+      .description("serve HTTP: every request runs in a virtine of the function its route names (docs/serve.md)")
+      .option("--route <PREFIX=IMAGE>", "a function: requests under PREFIX run IMAGE (a Linux program as CGI, a JavaScript module, a wasp image, or a snapshot file); repeatable", collect, [])
+      .option("--config <file>", "a TOML file of functions and options (SIGHUP reloads it)")
+      .option("--port <n>", `the port (default ${DEFAULTS.port}; 0: any free one)`)
+      .option("--host <address>", `the address to listen on (default ${DEFAULTS.host})`)
+      .option("--timeout <ms>", `each request's deadline (default ${DEFAULTS.timeoutMs})`)
+      .option("--max-body <size>", "the largest request body (default 1M)")
+      .option("--workers <n>", "worker threads (default: one per core)")
+      .option("--warm-calls <n>", `calls made to each function before /readyz says ready (default ${DEFAULTS.warmCalls})`)
+      .option("--no-access-log", "no JSON access-log line per request on stderr")
+      .option("--record-failures <dir>", "keep a recording of every request a wasp image failed with a 5xx, as DIR/REQUEST_ID.rec (wasp replay runs it again)")
+      .option("--record-max-files <n>", "at most this many recordings (default 100; the oldest go first)")
+      .option("--record-max-bytes <size>", "at most this many bytes of them (default 64M)")
+      .action(async (flags) => (await import("./serve.ts")).serveCommand(flags)),
+};
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command()
@@ -26,109 +138,13 @@ async function main(argv: string[]): Promise<number> {
     })
     .showSuggestionAfterError();
 
-  program
-    .command("invoke")
-    .description("run an image once with integer arguments and print its result (RAX)")
-    .argument("<image>", "image file, snapshot file (wasp snapshot -o), static Linux executable, JavaScript module (*.js, *.mjs), or the name of a built-in guest (fib, noop, hello, raw_fib64, inittable, aes)")
-    .argument("[args...]", "up to six integer arguments (decimal or 0x-hex), in RDI, RSI, RDX, RCX, R8, R9; a Linux program's arguments are strings (after --, those starting with -); a JavaScript handler's are JSON values (after --input's)")
-    .option("--mem <size>", "guest memory (e.g. 16M, 64MiB; default 16 MiB or what the image asks, at most 1 GiB)")
-    .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")} (comma-separated: time,random)`)
-    .option("--timeout <ms>", "deadline in milliseconds (default 10000; 0: none)")
-    .option("--no-snapshot", "ignore the guest's snapshot hypercall: every call starts at the entry")
-    .option("-i, --input <file>", "the call's input data, from a file or - for standard input (guests taking main(input))")
-    .option("-o, --output <file>", "write the guest's output data to a file; - for standard output, instead of the result")
-    .option("--data-size <size>", "the data window for input and output (default 1M, or what fits in a smaller --mem; fixed in a snapshot file)")
-    .option("--stack <size>", "the guest's stack, guard pages under it (default 1M, or what fits in a smaller --mem; fixed in a snapshot file)")
-    .option("-v, --verbose", "report exits and time on stderr, and the registers of a faulting guest")
-    .option("--json", "print one JSON object: value (decimal string), exits, console, output (base64), microseconds")
-    .option("--no-sandbox", "run without the seccomp filter and Landlock (docs/security.md, \"The host process\")")
-    .option("--raw", "take the file as a raw real-mode image whatever it looks like (text files are refused otherwise; ELF files run as Linux programs)")
-    .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
-    .option("--file <GUEST=HOST>", "grant the host file HOST read-only at the absolute path GUEST (repeatable): a Linux program opens it, a native guest reads it (virtine.readFile)", collect, [])
-    .option("--trace", "Linux programs: print each system call on stderr, as strace does")
-    .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
-    .option("--record <file>", "record the call — its start, arguments, input, every hypercall's and system call's answer and its outcome — for wasp replay (native images, Linux programs, JavaScript handlers — the engine's run — and their snapshot files)")
-    .option("--gdb <host:port>", "wait for gdb on HOST:PORT (127.0.0.1 unless named; port 0 picks one) and run the call under it, stopped at its start: gdb FILE -ex 'target remote HOST:PORT' (docs/debugging.md)")
-    .action(async (image: string, args: string[], flags) => (await import("./invoke.ts")).invokeCommand(image, args, flags));
-
-  program
-    .command("replay")
-    .description("run a recorded call again (wasp invoke --record), answering it from the recording and checking every step; exit 0 when it does what was recorded")
-    .argument("<recording>", "the recording file")
-    .option("--image <path>", "the image, executable or snapshot file to start from (default: the path recorded, or the built-in guest)")
-    .option("--timeout <ms>", "deadline in milliseconds (default: the recorded one for a call that timed out, else the recorded one but at least 60000)")
-    .option("--gdb <host:port>", "wait for gdb on HOST:PORT and replay the call under it, stopped at its start (docs/debugging.md)")
-    .action(async (file: string, flags) => (await import("./replay.ts")).replayCommand(file, flags));
-
-  program
-    .command("snapshot")
-    .description("run an image to its snapshot hypercall and write that state to a file; or --verify a file")
-    .argument("<image>", "image file, static Linux executable (it calls wasp_snapshot()), JavaScript module (*.js, *.mjs) or built-in guest name (with --verify: the snapshot file)")
-    .argument("[args...]", "the first call's arguments (its initialization's): integers, or a Linux program's strings")
-    .option("-o, --output <file>", "where to write the snapshot file (atomically, read-only)")
-    .option("--verify", "check a snapshot file: header, and the memory part against its checksum")
-    .option("--mem <size>", "guest memory (default: what the image asks, else 16 MiB)")
-    .option("--allow <names>", `hypercalls to grant beyond ${DEFAULT_GRANTS.join(", ")}`)
-    .option("--timeout <ms>", "deadline of the initializing call in milliseconds (default 60000)")
-    .option("--data-size <size>", "the data window the file fixes for every call (default 1M)")
-    .option("--stack <size>", "the stack the file fixes for every call (default 1M)")
-    .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
-    .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
-    .option("--file <GUEST=HOST>", "a host file the first call may open or read, read-only at GUEST (repeatable; grant it again to every call of the file)", collect, [])
-    .option("-i, --input <file>", "the first call's input (a file, or - for standard input): a Linux program's standard input, a native image's input data")
-    .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
-    .option("--warmup <file>", "JavaScript: a JSON array of inputs handed to the handler before the snapshot")
-    .action(async (image: string, args: string[], flags) => (await import("./snapshot.ts")).snapshotCommand(image, args, flags));
-
-  program
-    .command("build")
-    .description("build a guest with the bundled zig: a Zig file into a native image, a C file into a static Linux executable")
-    .argument("<source>", "a .zig guest (pub fn main(...) u64, docs/guests.md) or a .c program (int main(int argc, char **argv), docs/linux-guests.md)")
-    .option("-o, --output <file>", "the file to write (default beside the source: NAME.bin for Zig, NAME for C)")
-    .option("--name <name>", "the image's name (default: the file's name without .zig or .c)")
-    .option("--optimize <mode>", "safe (default: Zig's safety checks on; C's checkable undefined behaviour traps), fast or small (checks off), or debug (unoptimized, checks on: for gdb)")
-    .option("--zig <path>", "another zig compiler (default: the one npm install brought)")
-    .option("--linux", "a .zig file is a Linux program using Zig's standard library (pub fn main() !void), built as a static executable")
-    .action(async (source: string, flags) => (await import("./build.ts")).buildCommand(source, flags));
-
-  program
-    .command("inspect")
-    .description("print what an image declares")
-    .argument("<image>", "image file or built-in guest name")
-    .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
-    .option("--json", "one JSON object instead of the table (64-bit values as decimal strings)")
-    .action(async (image: string, flags: { raw?: boolean; json?: boolean }) => (await import("./invoke.ts")).inspectCommand(image, flags));
-
-  program
-    .command("bench")
-    .description("run wasp's microbenchmarks: a table, or JSON lines with --json")
-    .option("--json", "one JSON object per line: {name, unit, n, median, p99}")
-    .option("--list", "print the names of the series (those --filter selects) and run nothing")
-    .option("--runs <n>", "iterations per series (default: per series)")
-    .option("--filter <regex>", "only the series whose name matches (as the table shows it; --list prints them)")
-    .option("--floor [path]", "also run wasp's C yardstick of raw KVM costs (or the kvm-floor binary at path) and set each series beside it")
-    .option("--rounds <n>", "repeat floor + suite this many times and report the median round (default 1; 3 with --baseline)")
-    .option("--svg <file>", "also write a chart of the run beside the Wasp paper's figs. 8 and 11 (SVG)")
-    .option("--baseline <file>", "compare with an earlier --json output; exit 11 if a series regressed")
-    .option("--threshold <pct>", "with --baseline: how much worse (percent) counts as a regression (default 20)")
-    .action(async (flags) => (await import("./bench.ts")).benchCommand(flags));
-
-  program
-    .command("serve")
-    .description("serve HTTP: every request runs in a virtine of the function its route names (docs/serve.md)")
-    .option("--route <PREFIX=IMAGE>", "a function: requests under PREFIX run IMAGE (a Linux program as CGI, a JavaScript module, a wasp image, or a snapshot file); repeatable", collect, [])
-    .option("--config <file>", "a TOML file of functions and options (SIGHUP reloads it)")
-    .option("--port <n>", `the port (default ${DEFAULTS.port}; 0: any free one)`)
-    .option("--host <address>", `the address to listen on (default ${DEFAULTS.host})`)
-    .option("--timeout <ms>", `each request's deadline (default ${DEFAULTS.timeoutMs})`)
-    .option("--max-body <size>", "the largest request body (default 1M)")
-    .option("--workers <n>", "worker threads (default: one per core)")
-    .option("--warm-calls <n>", `calls made to each function before /readyz says ready (default ${DEFAULTS.warmCalls})`)
-    .option("--no-access-log", "no JSON access-log line per request on stderr")
-    .option("--record-failures <dir>", "keep a recording of every request a wasp image failed with a 5xx, as DIR/REQUEST_ID.rec (wasp replay runs it again)")
-    .option("--record-max-files <n>", "at most this many recordings (default 100; the oldest go first)")
-    .option("--record-max-bytes <size>", "at most this many bytes of them (default 64M)")
-    .action(async (flags) => (await import("./serve.ts")).serveCommand(flags));
+  // Only the command named is defined when the first argument names one: commander parses a
+  // command's options and arguments, and prints its errors and help, from that command alone, and
+  // defining the other six cost ~2.5 ms of every start (docs/benchmarks.md, "Start and creation").
+  // Anything else — no command, an option, `help`, a name mistyped — defines them all: the usage
+  // text and the suggestions list them.
+  const named = Object.hasOwn(COMMANDS, argv[2] ?? "") ? argv[2] : undefined;
+  for (const [name, define] of Object.entries(COMMANDS)) if (named === undefined || name === named) define(program);
 
   // `wasp help COMMAND`: commander's own prints the general help for a command it does not know,
   // and says nothing about it
