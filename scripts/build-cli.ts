@@ -43,7 +43,15 @@ const result = await Bun.build({
   bytecode: true,
   format: "esm",
   minify: { whitespace: true, syntax: true, identifiers: true, keepNames: true },
-  compile: { outfile: join(ROOT, "dist/wasp") },
+  compile: {
+    outfile: join(ROOT, "dist/wasp"),
+    // The binary reads no bunfig.toml and no .env from the directory it runs in: by default a
+    // standalone Bun executable does both, so a bunfig.toml's `preload` ran its code in wasp before
+    // wasp's first line (and a .env set WASP_* variables), wherever wasp was started; not looking
+    // for them also saves ~0.5 ms of every start.
+    autoloadBunfig: false,
+    autoloadDotenv: false,
+  },
   plugins: [lazyCommanderBuiltins],
 });
 for (const log of result.logs) console.error(log);

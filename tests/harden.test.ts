@@ -3,7 +3,7 @@
 // Landlock are irreversible, so they are only ever applied in child processes
 // (tests/harden-child.ts, and dist/wasp itself), never in the test runner. Needs no /dev/kvm.
 import { describe, expect, test, beforeAll, afterAll } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as libc from "../ffi/libc.ts";
@@ -295,6 +295,17 @@ describe("wasp's own process", () => {
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/invoke/);
     expect(wasp(["invoke", "--help"]).stdout).toMatch(/--no-sandbox/);
+  });
+
+  test("wasp runs no bunfig.toml preload and reads no .env of the directory it is started in", () => {
+    const cwd = mkdtempSync(join(dir, "cwd-"));
+    const ran = join(cwd, "preload-ran");
+    writeFileSync(join(cwd, "bunfig.toml"), 'preload = ["./preload.js"]\n');
+    writeFileSync(join(cwd, "preload.js"), `require("node:fs").writeFileSync(${JSON.stringify(ran)}, "ran");\n`);
+    writeFileSync(join(cwd, ".env"), "WASP_KVM_DEVICE=/nonexistent/from-dotenv\n");
+    const p = Bun.spawnSync([WASP, "invoke", "--no-sandbox", guest("noop")], { cwd });
+    expect(p.stderr.toString()).not.toMatch(/from-dotenv/);
+    expect(existsSync(ran)).toBe(false);
   });
 
   test("a missing image gives the same one-line error with and without the sandbox", () => {
