@@ -127,6 +127,14 @@ const COMMANDS: Record<string, (program: Command) => void> = {
 };
 
 async function main(argv: string[]): Promise<number> {
+  const named = Object.hasOwn(COMMANDS, argv[2] ?? "") ? argv[2] : undefined;
+  // `wasp invoke` runs nearly all of its code once, and JavaScriptCore's JIT compiling what crosses
+  // its tier-up thresholds meanwhile is work the process never gets back: ten times the thresholds
+  // keep that code in the interpreter, ~3 ms of a `wasp invoke noop` here (median of 100
+  // alternating runs; set back to normal before the call, half of it is lost). The call runs under
+  // it too: the host's code for a long call's exits is compiled later. Every other command — the
+  // server, the bench, worker threads — keeps JavaScriptCore's normal policy.
+  if (named === "invoke") Bun.unsafe.setJITPolicy(10);
   const program = new Command()
     .name("wasp")
     .description("Run each call of a function in its own KVM virtual machine (a virtine).")
@@ -143,7 +151,6 @@ async function main(argv: string[]): Promise<number> {
   // defining the other six cost ~2.5 ms of every start (docs/benchmarks.md, "Start and creation").
   // Anything else — no command, an option, `help`, a name mistyped — defines them all: the usage
   // text and the suggestions list them.
-  const named = Object.hasOwn(COMMANDS, argv[2] ?? "") ? argv[2] : undefined;
   for (const [name, define] of Object.entries(COMMANDS)) if (named === undefined || name === named) define(program);
 
   // `wasp help COMMAND`: commander's own prints the general help for a command it does not know,
