@@ -225,7 +225,9 @@ describe("memory: brk and anonymous mappings inside the regions, zeroed when reu
     expect(c).not.toBe(b);
     expect(mem.bytes[Number(c)]).toBe(42);
     expect(value(NR.mmap, 0, 0x10000000, 3, 0x22, -1, 0)).toBe(E(ERRNO.ENOMEM)); // past the region
-    expect(value(NR.mmap, 0, 0x1000, 3, 0x01, 3, 0)).toBe(E(ERRNO.ENODEV)); // MAP_SHARED of a file
+    expect(value(NR.mmap, 0, 0x1000, 1, 0x02, 3, 0)).toBe(E(ERRNO.EBADF)); // a file not open
+    expect(value(NR.mmap, 0, 0x1000, 1, 0x02, 0, 0)).toBe(E(ERRNO.ENODEV)); // stdin: a pipe, nothing to map
+    expect(value(NR.mmap, 0, 0x1000, 3, 0x21, -1, 0)).toBe(E(ERRNO.ENODEV)); // shared anonymous memory
     expect(value(NR.mmap, 0, 0, 3, 0x22, -1, 0)).toBe(E(ERRNO.EINVAL));
   });
 });

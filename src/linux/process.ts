@@ -171,7 +171,7 @@ export class LinuxProcess {
       return ret(cwd.length);
     },
     brk: (p, a) => ret(p.memory.brk(a[0])),
-    mmap: (p, a) => ret(p.#mmap(a[0], a[1], a[2], a[3])),
+    mmap: (p, a) => ret(p.#mmap(a[0], a[1], a[2], a[3], a[4], a[5])),
     munmap: (p, a) => {
       // pages whose protections were changed are read-write again, as the region's free pages are
       const r = p.memory.unmap(a[0], a[1]);
@@ -234,19 +234,67 @@ export class LinuxProcess {
     },
   };
 
-  /** mmap(2) of anonymous private memory, with its protections. */
-  #mmap(addr: bigint, len: bigint, prot: bigint, flags: bigint): bigint {
+  /**
+   * mmap(2): anonymous private memory, or a granted file's bytes (a private copy: the files are
+   * read-only, so a shared read-only mapping is the same), with their protections.
+   */
+  #mmap(addr: bigint, len: bigint, prot: bigint, flags: bigint, fdReg: bigint, offset: bigint): bigint {
+    const MAP_SHARED = 0x01n;
     const MAP_PRIVATE = 0x02n;
     const MAP_FIXED = 0x10n;
     const MAP_ANONYMOUS = 0x20n;
-    if ((flags & MAP_ANONYMOUS) === 0n || (flags & MAP_PRIVATE) === 0n) return -BigInt(ERRNO.ENODEV); // only anonymous private memory
     if ((prot & ~7n) !== 0n) return -BigInt(ERRNO.EINVAL);
+    const type = flags & 3n;
+    if (type !== MAP_SHARED && type !== MAP_PRIVATE) return -BigInt(ERRNO.EINVAL);
+    if ((flags & MAP_ANONYMOUS) === 0n) return this.#mapFile(addr, len, prot, flags, fdOf(fdReg), offset);
+    if (type !== MAP_PRIVATE) return -BigInt(ERRNO.ENODEV); // shared anonymous memory: nobody to share it with
+    if ((flags & MAP_FIXED) !== 0n) {
+      const open = this.#openFixed(addr, len);
+      if (open < 0n) return open;
+    }
     const at = this.memory.map(len, (flags & MAP_FIXED) !== 0n ? addr : undefined);
     // memory mapped read-write needs nothing more: the region's pages are (src/linux/protect.ts)
     if (at < 0n || (prot === 3n && !this.memory.anyProtected(at, len))) return at;
     const set = this.#protect(at, len, Number(prot));
     if (set < 0n) this.memory.unmap(at, len);
     return set < 0n ? set : at;
+  }
+
+  /**
+   * Before a MAP_FIXED mapping: the pages it replaces read-write again (a mapping made read-only
+   * before is zeroed or written into by the new one). Only inside the mmap region: elsewhere the
+   * mapping fails as `map` says.
+   */
+  #openFixed(addr: bigint, len: bigint): bigint {
+    if (!this.memory.inside(addr, len) || !this.memory.anyProtected(addr, len)) return 0n;
+    return this.#protect(addr, len, 3, true);
+  }
+
+  /** mmap(2) of a granted file: its bytes from `offset` copied into pages handed out as anonymous ones are, the rest of them zero. */
+  #mapFile(addr: bigint, len: bigint, prot: bigint, flags: bigint, fd: number, offset: bigint): bigint {
+    const f = this.#block.fd(fd);
+    if (f === undefined) return -BigInt(ERRNO.EBADF);
+    if (f.kind !== "file") return -BigInt(ERRNO.ENODEV); // the streams are pipes: nothing to map
+    // a shared writable mapping would write the file, which is read-only (opened O_RDONLY)
+    if ((flags & 3n) === 0x01n && (prot & 2n) !== 0n) return -BigInt(ERRNO.EACCES);
+    if (offset % 4096n !== 0n || BigInt.asIntN(64, offset) < 0n) return -BigInt(ERRNO.EINVAL);
+    const data = this.#file(f).data;
+    if ((flags & 0x10n) !== 0n) {
+      const open = this.#openFixed(addr, len);
+      if (open < 0n) return open;
+    }
+    const at = this.memory.map(len, (flags & 0x10n) !== 0n ? addr : undefined);
+    if (at < 0n) return at;
+    const from = offset >= BigInt(data.length) ? data.length : Number(offset);
+    const n = Math.min(data.length - from, Number(len));
+    if (n > 0) this.#guest.write(at, data.subarray(from, from + n), "a mapped file's pages");
+    if (prot === 3n) return at;
+    const set = this.#protect(at, len, Number(prot));
+    if (set < 0n) {
+      this.memory.unmap(at, len);
+      return set;
+    }
+    return at;
   }
 
   /**
@@ -383,7 +431,15 @@ export class LinuxProcess {
   #access(dirfd: bigint, pathAddr: bigint): bigint {
     const path = this.#resolve(dirfd, pathAddr);
     if (typeof path !== "string") return path;
-    return this.#paths.has(path) ? 0n : -BigInt(ERRNO.ENOENT);
+    return this.#paths.has(path) || this.#isDirectory(path) ? 0n : -BigInt(ERRNO.ENOENT);
+  }
+
+  /** Whether `path` (normalized) is a directory holding a granted file ("/" always is): it exists, as the layer says too. */
+  #isDirectory(path: string): boolean {
+    if (path === "/") return true;
+    const prefix = `${path}/`;
+    for (const p of this.#paths.keys()) if (p.startsWith(prefix)) return true;
+    return false;
   }
 
   #readlink(pathAddr: bigint, buf: bigint, size: bigint): bigint {
@@ -400,7 +456,7 @@ export class LinuxProcess {
     const f = this.#block.fd(fd);
     if (f === undefined) return -BigInt(ERRNO.EBADF);
     // the streams are pipes, as a program run in a pipeline sees them
-    this.#guest.write(statbuf, f.kind === "file" ? stat(0o100444, this.#file(f).data.length) : stat(0o010600, 0), "fstat's buffer");
+    this.#guest.write(statbuf, f.kind === "file" ? stat(0o100444, this.#file(f).data.length, fileIno(f.file)) : stat(0o010600, 0, 1n), "fstat's buffer");
     return 0n;
   }
 
@@ -408,8 +464,13 @@ export class LinuxProcess {
     const path = this.#resolve(dirfd, pathAddr);
     if (typeof path !== "string") return path;
     const file = this.#paths.get(path);
-    if (file === undefined) return -BigInt(ERRNO.ENOENT);
-    this.#guest.write(statbuf, stat(0o100444, (this.#opts.files ?? [])[file].data.length), "stat's buffer");
+    if (file === undefined) {
+      // a directory that holds a granted file exists (a loader stats the directories it searches)
+      if (!this.#isDirectory(path)) return -BigInt(ERRNO.ENOENT);
+      this.#guest.write(statbuf, stat(0o040555, 4096, dirIno(path)), "stat's buffer");
+      return 0n;
+    }
+    this.#guest.write(statbuf, stat(0o100444, (this.#opts.files ?? [])[file].data.length, fileIno(file)), "stat's buffer");
     return 0n;
   }
 
@@ -526,11 +587,26 @@ function fdOf(reg: bigint): number {
   return Number(BigInt.asIntN(32, reg));
 }
 
-/** A struct stat (x86-64, 144 bytes) for a file of `mode` and `size`. */
-function stat(mode: number, size: number): Uint8Array {
+/**
+ * Inode numbers, as the layer gives them: granted file i's is 16 + i, a directory's its path's
+ * FNV-1a hash above 2^32, the streams' 1 — distinct, so that a loader that tells files apart by
+ * (st_dev, st_ino) does not take one library for another.
+ */
+export function fileIno(index: number): bigint {
+  return 16n + BigInt(index);
+}
+
+export function dirIno(path: string): bigint {
+  let h = 0x811c9dc5;
+  for (const c of new TextEncoder().encode(path)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  return (1n << 32n) | BigInt(h);
+}
+
+/** A struct stat (x86-64, 144 bytes) for a file of `mode`, `size` and inode number `ino`. */
+function stat(mode: number, size: number, ino: bigint): Uint8Array {
   const out = new Uint8Array(144);
   const dv = new DataView(out.buffer);
-  dv.setBigUint64(8, 1n, true); // st_ino
+  dv.setBigUint64(8, ino, true); // st_ino
   dv.setBigUint64(16, 1n, true); // st_nlink
   dv.setUint32(24, mode, true); // st_mode
   dv.setUint32(28, 1000, true); // st_uid
