@@ -160,7 +160,7 @@ describe("a static executable's address space", () => {
           at = vaddr + memsz;
         }
         const high = Math.ceil(at / PAGE) * PAGE;
-        const elf: ElfExecutable = { name: "random", bytes: new Uint8Array(0), pie: false, entry: segments[0].vaddr, segments, phdr: 0, phent: 56, phnum: segments.length, tls: undefined, low: LINUX_LOW + specs[0].page * PAGE, high };
+        const elf: ElfExecutable = { name: "random", bytes: new Uint8Array(0), pie: false, entry: segments[0].vaddr, segments, phdr: 0, phent: 56, phnum: segments.length, tls: undefined, needed: [], runpath: [], low: LINUX_LOW + specs[0].page * PAGE, high };
         const memory = Math.ceil((high + 4 * MIB) / (2 * MIB)) * 2 * MIB;
         const layout = planLinux(elf, memory);
         const { mem, guest } = load(elf, layout);

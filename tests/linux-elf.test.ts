@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runs } from "./fuzz.ts";
 import { isElf, parseElf, type ElfExecutable } from "../src/linux/elf.ts";
+import { resolveDynamic } from "../src/linux/dynamic.ts";
 import { AT, MAX_ARG_BYTES, initialStack } from "../src/linux/stack.ts";
 import { BadArgsError, BadImageError } from "../src/errors.ts";
 import { slow, zigPath } from "./support.ts";
@@ -16,6 +17,8 @@ const LIMIT = 0x40000000;
 let dir: string;
 let hello: Uint8Array; // a real static executable, built with the bundled zig cc
 let pie: Uint8Array;
+let dynamic: Uint8Array; // a dynamically linked one (glibc's interpreter, libc.so.6, a search path)
+let library: Uint8Array; // a shared library
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "wasp-elf-"));
@@ -26,6 +29,12 @@ beforeAll(() => {
   }
   hello = new Uint8Array(readFileSync(join(dir, "hello")));
   pie = new Uint8Array(readFileSync(join(dir, "pie")));
+  for (const [out, extra] of [["dynamic", ["-Wl,-rpath,$ORIGIN/../lib:/opt/x"]], ["lib.so", ["-shared", "-fPIC"]]] as const) {
+    const cc = Bun.spawnSync([zigPath(), "cc", "-target", "x86_64-linux-gnu", "-O2", ...extra, "-o", join(dir, out), join(dir, "hello.c")]);
+    if (cc.exitCode !== 0) throw new Error(`zig cc failed: ${cc.stderr.toString()}`);
+  }
+  dynamic = new Uint8Array(readFileSync(join(dir, "dynamic")));
+  library = new Uint8Array(readFileSync(join(dir, "lib.so")));
 }, slow(300_000));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -39,6 +48,18 @@ function parse(bytes: Uint8Array): ElfExecutable | BadImageError {
 }
 
 describe("parseElf", () => {
+  test("a dynamically linked program: its interpreter, the libraries it needs, its search path; a library", () => {
+    const d = parseElf(dynamic, "dynamic", LIMIT);
+    expect(d.interp).toBe("/lib64/ld-linux-x86-64.so.2");
+    expect(d.needed).toContain("libc.so.6");
+    expect(d.runpath).toEqual(["$ORIGIN/../lib", "/opt/x"]);
+    const s = parseElf(hello, "hello", LIMIT);
+    expect([s.interp, s.needed, s.runpath]).toEqual([undefined, [], []]);
+    // a library: no entry to check, position-independent; not a program
+    expect(parseElf(library, "lib.so", LIMIT, { library: true }).interp).toBeUndefined();
+    expect(() => parseElf(hello, "hello", LIMIT, { library: true })).toThrow(/hello: ELF type 2: a shared library is position-independent \(ET_DYN\)/);
+  });
+
   test("a static musl executable: its segments, entry and program headers", () => {
     const e = parseElf(hello, "hello", LIMIT);
     expect(e.pie).toBe(false);
@@ -71,9 +92,9 @@ describe("parseElf", () => {
     expect(why(edit((_, dv) => dv.setUint16(16, 1, true)))).toMatch(/not an executable/);
     expect(why(edit((_, dv) => dv.setBigUint64(24, 0x10n, true)))).toMatch(/entry point 0x10 is not in an executable segment/);
     expect(why(edit((_, dv) => dv.setBigUint64(32, 2n ** 60n, true)))).toMatch(/program header offset .* is out of range|past the end/);
-    // the first program header made a PT_INTERP: dynamically linked
+    // the first program header made a PT_INTERP: the bytes it points at are no path
     const phoff = Number(new DataView(hello.buffer).getBigUint64(32, true));
-    expect(why(edit((_, dv) => dv.setUint32(phoff, 3, true)))).toMatch(/dynamically linked .* link it statically \(zig cc -static, gcc -static, musl-gcc -static\)/);
+    expect(why(edit((_, dv) => dv.setUint32(phoff, 3, true)))).toMatch(/the interpreter's path \(PT_INTERP\) (holds bytes that are not printable ASCII|is not NUL-terminated|is empty|is \d+ bytes)/);
   });
 
   test("any bytes give a checked executable or one BadImageError; what is accepted holds the loader's invariants", () => {
@@ -162,5 +183,28 @@ describe("initialStack", () => {
   test("a NUL in a string, or more than the limit, is a BadArgsError", () => {
     expect(() => layout(["prog", "a\0b"], [])).toThrow(new BadArgsError("argument 1 holds a NUL byte, which a C string cannot"));
     expect(() => layout(["prog", "x".repeat(MAX_ARG_BYTES)], [])).toThrow(BadArgsError);
+  });
+});
+
+describe("resolveDynamic", () => {
+  // a host made of a few files: the static-PIE stands in for the interpreter, the library for libc
+  const host = (files: Record<string, Uint8Array | string>) => ({ read: (p: string) => (typeof files[p] === "string" ? new TextEncoder().encode(files[p] as string) : (files[p] as Uint8Array | undefined)) });
+
+  test("the interpreter, and each library at the guest path its loader opens it by", () => {
+    const d = parseElf(dynamic, "dynamic", LIMIT);
+    const found = resolveDynamic(d, "/srv/app/bin/dynamic", host({ "/lib64/ld-linux-x86-64.so.2": pie, "/usr/lib/x86_64-linux-gnu/libc.so.6": library }));
+    expect(found.interp.path).toBe("/lib64/ld-linux-x86-64.so.2");
+    expect([...found.libraries.keys()]).toEqual(["/usr/lib/x86_64-linux-gnu/libc.so.6"]);
+    // $ORIGIN/../lib first: the program's own directory on the host, "/" in the guest
+    const own = resolveDynamic(d, "/srv/app/bin/dynamic", host({ "/lib64/ld-linux-x86-64.so.2": pie, "/srv/app/lib/libc.so.6": library, "/lib/x86_64-linux-gnu/libc.so.6": library }));
+    expect([...own.libraries.keys()]).toEqual(["/lib/libc.so.6"]);
+  });
+
+  test("what is missing or not a library is a BadImageError naming it", () => {
+    const d = parseElf(dynamic, "dynamic", LIMIT);
+    expect(() => resolveDynamic(d, "/a/dynamic", host({}))).toThrow(/^dynamic: its interpreter \/lib64\/ld-linux-x86-64\.so\.2 is not on this machine$/);
+    expect(() => resolveDynamic(d, "/a/dynamic", host({ "/lib64/ld-linux-x86-64.so.2": hello }))).toThrow(/is not a position-independent object without an interpreter of its own/);
+    expect(() => resolveDynamic(d, "/a/dynamic", host({ "/lib64/ld-linux-x86-64.so.2": pie }))).toThrow(/^dynamic: it needs the library libc\.so\.6, found in none of \$ORIGIN\/\.\.\/lib, \/opt\/x, \/lib\/x86_64-linux-gnu, \/usr\/lib\/x86_64-linux-gnu, \/lib, \/usr\/lib$/);
+    expect(() => resolveDynamic(d, "/a/dynamic", host({ "/lib64/ld-linux-x86-64.so.2": pie, "/lib/libc.so.6": "not ELF" }))).toThrow(/^dynamic: its library \/lib\/libc\.so\.6: libc\.so\.6: not an ELF file$/);
   });
 });

@@ -29,9 +29,10 @@ export type Image =
   /**
    * a static Linux executable (src/linux/elf.ts checked it; its kind, src/kinds/linux.ts, places
    * its segments): `bytes` is the whole file, `end` where its segments end in guest memory;
-   * `files`, the read-only files granted to it, placed in its memory by the kind
+   * `files`, the read-only files granted to it, placed in its memory by the kind; `interp`, a
+   * dynamically linked program's interpreter, loaded above it
    */
-  | { kind: "linux"; name: string; bytes: Uint8Array; loadAddr: number; end: number; files?: ReadonlyMap<string, Uint8Array> };
+  | { kind: "linux"; name: string; bytes: Uint8Array; loadAddr: number; end: number; files?: ReadonlyMap<string, Uint8Array>; interp?: Uint8Array };
 
 /**
  * The largest image file that can run with `memory` bytes of guest RAM (default: what a native

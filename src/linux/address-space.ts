@@ -148,14 +148,24 @@ export function planIo(start: number, mmapPages: number, files: readonly FileSpe
   return { start, end: at, block, call, pages, out, err, log, sites, readOnly, in: inWindow, table, tableBytes, files: placed };
 }
 
+/** An ELF object loaded at `bias` (its addresses plus the bias), occupying [low, high). */
+export interface LoadedObject {
+  elf: ElfExecutable;
+  bias: number;
+  low: number;
+  high: number;
+}
+
 export interface LinuxLayout {
   /** bytes of guest memory */
   memory: number;
   /** what is added to the executable's addresses: 0 for ET_EXEC, PIE_BASE for a static-PIE */
   bias: number;
-  /** the executable's pages, after the bias: [low, high) */
+  /** the executable's pages, after the bias: [low, high) — with its interpreter's, when it has one */
   low: number;
   high: number;
+  /** a dynamically linked program's interpreter, loaded above it (a page apart) as the kernel would load it */
+  interp?: LoadedObject;
   /** the program break and anonymous mappings (memory.ts) */
   regions: MemoryRegions;
   /** wasp's pages in the program's memory: the process block, the call page, the windows, the placed files */
@@ -171,16 +181,24 @@ export interface LinuxLayout {
  * the default). A program that does not fit is a BadImageError naming what it needs; a stack size
  * that is not whole pages or leaves no room is a BadArgsError.
  */
-export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number, files: readonly FileSpec[] = []): LinuxLayout {
+export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number, files: readonly FileSpec[] = [], interpElf?: ElfExecutable): LinuxLayout {
   if (!Number.isSafeInteger(memory) || memory % PAGE !== 0 || memory > Layout.MAPPED) throw new BadArgsError(`memory size ${memory} is not whole pages within ${Layout.MAPPED / MIB} MiB`);
   const stack = stackSize ?? Math.min(DEFAULT_LINUX_STACK, Math.floor(memory / 4 / PAGE) * PAGE);
   if (!Number.isSafeInteger(stack) || stack <= 0 || stack % PAGE !== 0) throw new BadArgsError(`stack size ${stackSize} is not a positive number of whole 4 KiB pages`);
   const bias = elf.pie ? PIE_BASE : 0;
   const low = elf.low + bias;
-  const high = elf.high + bias;
   if (low < LINUX_LOW) {
     throw new BadImageError(`${elf.name}: its segments start at 0x${low.toString(16)}, below 0x${LINUX_LOW.toString(16)} where wasp keeps its own pages (link it at the usual 0x400000, or as a static-PIE)`);
   }
+  if ((elf.interp !== undefined) !== (interpElf !== undefined)) throw new RangeError("a dynamically linked program, and only it, is planned with its interpreter");
+  // the interpreter (position-independent) a page above the program, its own pages below the break
+  let interp: LoadedObject | undefined;
+  if (interpElf) {
+    if (!interpElf.pie || interpElf.interp !== undefined) throw new BadImageError(`${elf.name}: its interpreter ${interpElf.name} is not a position-independent object without an interpreter of its own`);
+    const at = elf.high + bias + PAGE;
+    interp = { elf: interpElf, bias: at - interpElf.low, low: at, high: at + (interpElf.high - interpElf.low) };
+  }
+  const high = interp ? interp.high : elf.high + bias;
   const stackBottom = memory - stack;
   const guardStart = stackBottom - GUARD;
   // wasp's pages (the io region) go right below the guard, sized for the largest mmap region
@@ -202,6 +220,7 @@ export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number
     bias,
     low,
     high,
+    ...(interp && { interp }),
     regions: { brkStart: high, brkEnd, mmapStart: brkEnd, mmapEnd: ioStart },
     io: planIo(ioStart, maxPages, files),
     guard: [guardStart, stackBottom],
@@ -222,15 +241,16 @@ export function pagePermission(elf: ElfExecutable, layout: LinuxLayout, addr: nu
   if (addr === LinuxLayer.CONFIG) return READ_ONLY;
   if (addr < LINUX_LOW) return ABSENT; // the page tables of 4 KiB regions: walked by the CPU, never mapped
   if (addr >= layout.low && addr < layout.high) {
+    const [object, bias] = layout.interp && addr >= layout.interp.low ? [layout.interp.elf, layout.interp.bias] : [elf, layout.bias];
     // a page shared by two segments gets both's permissions (the bytes of each are loaded in place)
     let perm: PagePermission | undefined;
-    for (const s of elf.segments) {
-      const start = s.vaddr + layout.bias - ((s.vaddr + layout.bias) % PAGE);
-      const end = Math.ceil((s.vaddr + layout.bias + s.memsz) / PAGE) * PAGE;
+    for (const s of object.segments) {
+      const start = s.vaddr + bias - ((s.vaddr + bias) % PAGE);
+      const end = Math.ceil((s.vaddr + bias + s.memsz) / PAGE) * PAGE;
       if (addr < start || addr >= end) continue;
       perm = perm ? { present: true, user: true, write: perm.write || s.write, exec: perm.exec || s.exec } : { present: true, user: true, write: s.write, exec: s.exec };
     }
-    return perm ?? ABSENT; // a hole between segments
+    return perm ?? ABSENT; // a hole between segments, or between the program and its interpreter
   }
   if (addr >= layout.guard[0] && addr < layout.guard[1]) return ABSENT;
   if (addr >= layout.io.sites && addr < layout.io.readOnly) return LAYER_CODE; // the sites' stubs
@@ -291,9 +311,10 @@ export function linuxPageTables(elf: ElfExecutable, layout: LinuxLayout): [numbe
   return pieces;
 }
 
-/** (guest address, bytes) of the executable's file bytes, at their biased addresses; the rest (bss) is zero. */
+/** (guest address, bytes) of the executable's file bytes (and its interpreter's), at their biased addresses; the rest (bss) is zero. */
 export function segmentPieces(elf: ElfExecutable, layout: LinuxLayout): [number, Uint8Array][] {
-  return elf.segments.filter((s) => s.filesz > 0).map((s) => [s.vaddr + layout.bias, elf.bytes.subarray(s.offset, s.offset + s.filesz)]);
+  const of = (o: ElfExecutable, bias: number): [number, Uint8Array][] => o.segments.filter((s) => s.filesz > 0).map((s) => [s.vaddr + bias, o.bytes.subarray(s.offset, s.offset + s.filesz)]);
+  return [...of(elf, layout.bias), ...(layout.interp ? of(layout.interp.elf, layout.interp.bias) : [])];
 }
 
 /**

@@ -1,9 +1,10 @@
-// Static x86-64 Linux executables (ELF64): the header and program headers, every field checked
-// before anything is loaded (the file is as hostile as the code in it). Only what a static program
-// needs: PT_LOAD segments with their permissions, the entry point, where the program headers are
-// (the auxiliary vector's AT_PHDR), the TLS template. A dynamically linked program (PT_INTERP) is
-// refused with what to do instead. The ELF specification (gABI) and the x86-64 psABI give the
-// layouts; offsets are named below.
+// x86-64 Linux executables and shared objects (ELF64): the header and program headers, every field
+// checked before anything is loaded (the file is as hostile as the code in it). What loading needs:
+// PT_LOAD segments with their permissions, the entry point, where the program headers are (the
+// auxiliary vector's AT_PHDR), the TLS template; for a dynamically linked program, the interpreter
+// it names (PT_INTERP) and, from its dynamic section, the libraries it needs (DT_NEEDED) and where
+// it says to look for them (DT_RUNPATH, DT_RPATH). The ELF specification (gABI) and the x86-64
+// psABI give the layouts; offsets are named below.
 import { BadImageError } from "../errors.ts";
 
 /** e_ident and ELF header offsets (ELF64). */
@@ -26,6 +27,7 @@ const E = {
 const PH = { TYPE: 0, FLAGS: 4, OFFSET: 8, VADDR: 16, FILESZ: 32, MEMSZ: 40, ALIGN: 48, SIZE: 56 } as const;
 
 const PT_LOAD = 1;
+const PT_DYNAMIC = 2;
 const PT_INTERP = 3;
 const PT_PHDR = 6;
 const PT_TLS = 7;
@@ -35,8 +37,14 @@ const PF_R = 4;
 const ET_EXEC = 2;
 const ET_DYN = 3;
 const EM_X86_64 = 62;
-/** More program headers than any real static executable has: a bound on the work a file can ask for. */
+/** More program headers than any real executable has: a bound on the work a file can ask for. */
 const MAX_PHNUM = 128;
+/** Dynamic section tags (gABI): the end, a needed library, the string table, its size, the search paths. */
+const DT = { NULL: 0, NEEDED: 1, STRTAB: 5, STRSZ: 10, RPATH: 15, RUNPATH: 29 } as const;
+/** Bounds on a dynamic section: entries read, libraries named, the length of a name or path. */
+const MAX_DYNAMIC = 4096;
+const MAX_NEEDED = 256;
+const MAX_PATH = 4096;
 const PAGE = 4096;
 
 export interface ElfSegment {
@@ -68,6 +76,11 @@ export interface ElfExecutable {
   /** the lowest and highest (exclusive) address the segments occupy, page-aligned */
   low: number;
   high: number;
+  /** a dynamically linked program's interpreter (PT_INTERP: an absolute path) */
+  interp?: string;
+  /** the libraries its dynamic section names (DT_NEEDED), in order, and its search paths (DT_RUNPATH, else DT_RPATH; `:`-separated, split) */
+  needed: string[];
+  runpath: string[];
 }
 
 /** True if the bytes start with ELF's magic. */
@@ -80,7 +93,7 @@ export function isElf(bytes: Uint8Array): boolean {
  * lie (for a static-PIE, relative to its base): past it is no guest memory. Every failure is a
  * BadImageError naming what is wrong.
  */
-export function parseElf(bytes: Uint8Array, name: string, maxAddress: number): ElfExecutable {
+export function parseElf(bytes: Uint8Array, name: string, maxAddress: number, opts: { library?: boolean } = {}): ElfExecutable {
   const bad = (why: string): never => {
     throw new BadImageError(`${name}: ${why}`);
   };
@@ -115,10 +128,17 @@ export function parseElf(bytes: Uint8Array, name: string, maxAddress: number): E
   const segments: ElfSegment[] = [];
   let phdr: number | undefined;
   let tls: ElfExecutable["tls"];
+  let interp: string | undefined;
+  let dynamic: { offset: number; size: number } | undefined;
   for (let i = 0; i < phnum; i++) {
     const at = phoff + i * PH.SIZE;
     const ptype = u32(at + PH.TYPE);
-    if (ptype === PT_INTERP) bad("dynamically linked (it names an interpreter): link it statically (zig cc -static, gcc -static, musl-gcc -static)");
+    if (ptype === PT_INTERP) {
+      if (interp !== undefined) bad("two interpreters named (PT_INTERP)");
+      interp = cString(bytes, u64(at + PH.OFFSET, "the interpreter's offset"), u64(at + PH.FILESZ, "the interpreter's size"), "the interpreter's path (PT_INTERP)", bad);
+      if (!interp.startsWith("/")) bad(`the interpreter ${JSON.stringify(interp)} is not an absolute path`);
+    }
+    if (ptype === PT_DYNAMIC) dynamic = { offset: u64(at + PH.OFFSET, "the dynamic section's offset"), size: u64(at + PH.FILESZ, "the dynamic section's size") };
     if (ptype === PT_PHDR) phdr = u64(at + PH.VADDR, "PT_PHDR address");
     if (ptype === PT_TLS) {
       const align = u64(at + PH.ALIGN, "TLS alignment");
@@ -151,7 +171,10 @@ export function parseElf(bytes: Uint8Array, name: string, maxAddress: number): E
   }
   if (segments.length === 0) bad("no loadable segment");
   const entry = u64(E.ENTRY, "entry point");
-  if (!segments.some((s) => s.exec && entry >= s.vaddr && entry < s.vaddr + s.memsz)) bad(`the entry point 0x${entry.toString(16)} is not in an executable segment`);
+  // a shared library has no entry of its own to check (0, or one the loader never jumps to)
+  if (opts.library) {
+    if (type !== ET_DYN) bad(`ELF type ${type}: a shared library is position-independent (ET_DYN)`);
+  } else if (!segments.some((s) => s.exec && entry >= s.vaddr && entry < s.vaddr + s.memsz)) bad(`the entry point 0x${entry.toString(16)} is not in an executable segment`);
   const low = Math.min(...segments.map((s) => s.vaddr - (s.vaddr % PAGE)));
   const high = Math.max(...segments.map((s) => Math.ceil((s.vaddr + s.memsz) / PAGE) * PAGE));
   // AT_PHDR: PT_PHDR's address, else where the loaded file bytes put the program headers
@@ -159,5 +182,72 @@ export function parseElf(bytes: Uint8Array, name: string, maxAddress: number): E
     const holding = segments.find((s) => phoff >= s.offset && phoff + phnum * PH.SIZE <= s.offset + s.filesz);
     phdr = holding ? holding.vaddr + (phoff - holding.offset) : 0;
   }
-  return { name, bytes, pie: type === ET_DYN, entry, segments, phdr, phent, phnum, tls, low, high };
+  const { needed, runpath } = dynamic ? dynamicNames(bytes, dv, dynamic, segments, bad) : { needed: [], runpath: [] };
+  return { name, bytes, pie: type === ET_DYN, entry, segments, phdr, phent, phnum, tls, low, high, ...(interp !== undefined && { interp }), needed, runpath };
+}
+
+/**
+ * A NUL-terminated string of `size` bytes at `offset` of the file (PT_INTERP's), printable ASCII
+ * but for its NUL, at most MAX_PATH bytes.
+ */
+function cString(bytes: Uint8Array, offset: number, size: number, what: string, bad: (why: string) => never): string {
+  if (size === 0 || size > MAX_PATH) bad(`${what} is ${size} bytes, not between 1 and ${MAX_PATH}`);
+  if (offset + size > bytes.length) bad(`${what} lies past the end of the file`);
+  const raw = bytes.subarray(offset, offset + size);
+  const nul = raw.indexOf(0);
+  if (nul <= 0) bad(`${what} is ${nul === 0 ? "empty" : "not NUL-terminated"}`);
+  const text = raw.subarray(0, nul);
+  if (text.some((b) => b < 0x20 || b > 0x7e)) bad(`${what} holds bytes that are not printable ASCII`);
+  return new TextDecoder().decode(text);
+}
+
+/**
+ * DT_NEEDED's names and DT_RUNPATH's (else DT_RPATH's) directories from the dynamic section at
+ * `dyn` (file offset and size), their strings read from DT_STRTAB (an address, found in the file
+ * through the segment that loads it), each bounded by DT_STRSZ and the file.
+ */
+function dynamicNames(bytes: Uint8Array, dv: DataView, dyn: { offset: number; size: number }, segments: readonly ElfSegment[], bad: (why: string) => never): { needed: string[]; runpath: string[] } {
+  if (dyn.offset + dyn.size > bytes.length) bad("the dynamic section lies past the end of the file");
+  const count = Math.min(Math.floor(dyn.size / 16), MAX_DYNAMIC);
+  const needed: bigint[] = [];
+  let strtab: bigint | undefined;
+  let strsz: bigint | undefined;
+  let rpath: bigint | undefined;
+  let runpath: bigint | undefined;
+  for (let i = 0; i < count; i++) {
+    const tag = dv.getBigInt64(dyn.offset + i * 16, true);
+    const val = dv.getBigUint64(dyn.offset + i * 16 + 8, true);
+    if (tag === BigInt(DT.NULL)) break;
+    if (tag === BigInt(DT.NEEDED)) {
+      if (needed.length >= MAX_NEEDED) bad(`more than ${MAX_NEEDED} libraries needed`);
+      needed.push(val);
+    } else if (tag === BigInt(DT.STRTAB)) strtab = val;
+    else if (tag === BigInt(DT.STRSZ)) strsz = val;
+    else if (tag === BigInt(DT.RPATH)) rpath = val;
+    else if (tag === BigInt(DT.RUNPATH)) runpath = val;
+  }
+  const paths = runpath ?? rpath;
+  if (needed.length === 0 && paths === undefined) return { needed: [], runpath: [] };
+  if (strtab === undefined || strsz === undefined) bad("the dynamic section names libraries but has no string table");
+  // the string table's file offset: the loaded segment that holds its address
+  const seg = segments.find((s) => BigInt(s.vaddr) <= strtab! && strtab! < BigInt(s.vaddr + s.filesz));
+  if (!seg) bad(`the string table's address 0x${strtab!.toString(16)} is in no segment's file bytes`);
+  const start = seg!.offset + Number(strtab! - BigInt(seg!.vaddr));
+  const end = Math.min(start + Number(strsz! > BigInt(bytes.length) ? BigInt(bytes.length) : strsz!), seg!.offset + seg!.filesz);
+  const table = bytes.subarray(start, end);
+  const str = (off: bigint, what: string): string => {
+    if (off >= BigInt(table.length)) bad(`${what} lies past the string table`);
+    const from = Number(off);
+    const nul = table.indexOf(0, from);
+    if (nul < 0 || nul - from > MAX_PATH) bad(`${what} is not a NUL-terminated string of at most ${MAX_PATH} bytes`);
+    const text = table.subarray(from, nul);
+    if (text.some((b) => b < 0x20 || b > 0x7e)) bad(`${what} holds bytes that are not printable ASCII`);
+    return new TextDecoder().decode(text);
+  };
+  const names = needed.map((off, i) => {
+    const n = str(off, `needed library ${i + 1}'s name`);
+    if (n === "" || n === "." || n === "..") bad(`needed library ${i + 1}'s name ${JSON.stringify(n)} is not a file name`);
+    return n;
+  });
+  return { needed: names, runpath: paths === undefined ? [] : str(paths, "the library search path").split(":").filter((p) => p !== "") };
 }

@@ -139,6 +139,13 @@ export class ProcessMemory {
     return false;
   }
 
+  /** Whether [addr, addr+len) is whole pages of the mmap region (where MAP_FIXED may map). */
+  inside(addr: bigint, len: bigint): boolean {
+    const first = this.#index(addr);
+    const pages = this.#pages(len);
+    return first !== undefined && pages !== undefined && addr % BigInt(PAGE) === 0n && first + pages <= this.#block.pages.length;
+  }
+
   /** Whether every page of [addr, addr+len) is a mapping handed out now (none: outside the region). */
   allMapped(addr: bigint, len: bigint): boolean {
     const first = this.#index(addr);

@@ -7,12 +7,13 @@
 // untrusted bytes: every count, length and value is checked against the bytes that hold it.
 // Little-endian.
 //
-//   u32 version (2)
+//   u32 version (3; 2 is read too: it has no interpreter field)
 //   u32 n, n bytes        the executable's file
+//   u32 n, n bytes        its interpreter's file, for a dynamically linked program (n = 0: none)
 //   u32 count, then per placed file: u32 n, n bytes of its guest path, u64 size, 32 bytes SHA-256
 //   u32 argc, then per argument u32 n, n bytes; u32 envc, then per entry u32 n, n bytes
 
-export const PROCESS_FORMAT = 2;
+export const PROCESS_FORMAT = 3;
 /** Most bytes of arguments and environment (as the initial stack allows), and of one path. */
 const MAX_STRINGS = 128 * 1024;
 const MAX_PATH = 4096;
@@ -29,6 +30,8 @@ export interface PlacedFileRecord {
 
 export interface ProcessFile {
   elf: Uint8Array;
+  /** a dynamically linked program's interpreter (its libraries are placed files) */
+  interp?: Uint8Array;
   files: PlacedFileRecord[];
   args: string[];
   env: string[];
@@ -37,12 +40,12 @@ export interface ProcessFile {
 // Bun's own hasher: importing node:crypto costs every process that loads this module ~1-5 ms
 export const sha256Hex = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 
-export function encodeProcessFile(f: { elf: Uint8Array; files: ReadonlyMap<string, Uint8Array>; args: readonly string[]; env: readonly string[] }): Uint8Array {
+export function encodeProcessFile(f: { elf: Uint8Array; interp?: Uint8Array; files: ReadonlyMap<string, Uint8Array>; args: readonly string[]; env: readonly string[] }): Uint8Array {
   return encodeProcessSection({ ...f, files: [...f.files].map(([path, data]) => ({ path, size: data.length, sha256: sha256Hex(data) })) });
 }
 
 /** The section of a decoded (or made up) ProcessFile. */
-export function encodeProcessSection(f: { elf: Uint8Array; files: readonly PlacedFileRecord[]; args: readonly string[]; env: readonly string[] }): Uint8Array {
+export function encodeProcessSection(f: { elf: Uint8Array; interp?: Uint8Array; files: readonly PlacedFileRecord[]; args: readonly string[]; env: readonly string[] }): Uint8Array {
   const enc = new TextEncoder();
   const parts: Uint8Array[] = [];
   const u32 = (v: number) => {
@@ -61,6 +64,7 @@ export function encodeProcessSection(f: { elf: Uint8Array; files: readonly Place
   };
   u32(PROCESS_FORMAT);
   bytes(f.elf);
+  bytes(f.interp ?? new Uint8Array(0));
   u32(f.files.length);
   for (const file of f.files) {
     bytes(enc.encode(file.path));
@@ -111,8 +115,10 @@ export function decodeProcessFile(bytes: Uint8Array): ProcessFile {
     }
   };
   const version = u32("its version");
-  if (version !== PROCESS_FORMAT) throw new RangeError(`process section version ${version}, this wasp reads ${PROCESS_FORMAT}`);
+  if (version !== PROCESS_FORMAT && version !== 2) throw new RangeError(`process section version ${version}, this wasp reads 2 and ${PROCESS_FORMAT}`);
   const elf = take(u32("the executable's length"), "the executable").slice();
+  const interpLen = version >= 3 ? u32("the interpreter's length") : 0;
+  const interp = interpLen > 0 ? take(interpLen, "the interpreter").slice() : undefined;
   const count = u32("the placed files' count");
   if (count > MAX_FILES) throw new RangeError(`${count} placed files, more than ${MAX_FILES}`);
   const files: PlacedFileRecord[] = [];
@@ -145,5 +151,5 @@ export function decodeProcessFile(bytes: Uint8Array): ProcessFile {
   const args = strings("arguments");
   const env = strings("environment entries");
   if (at !== bytes.length) throw new RangeError(`${bytes.length - at} bytes follow the process section's end`);
-  return { elf, files, args, env };
+  return { elf, ...(interp && { interp }), files, args, env };
 }

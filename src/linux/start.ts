@@ -42,7 +42,7 @@ export function linuxAuxv(elf: ElfExecutable, layout: LinuxLayout, hwcap: bigint
     [AT.PHENT, BigInt(elf.phent)],
     [AT.PHNUM, BigInt(elf.phnum)],
     [AT.PAGESZ, 4096n],
-    [AT.BASE, 0n], // no interpreter
+    [AT.BASE, BigInt(layout.interp?.bias ?? 0)], // where the interpreter is loaded (0: none)
     [AT.FLAGS, 0n],
     [AT.ENTRY, BigInt(elf.entry + layout.bias)],
     [AT.UID, UID],
@@ -70,7 +70,7 @@ export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: {
   return {
     pieces: [
       ...linuxHostPieces(elf, layout),
-      [Layout.TRAMPOLINE, trampolinePage(BigInt(elf.entry + layout.bias), reset.fpu)],
+      [Layout.TRAMPOLINE, trampolinePage(entryPoint(elf, layout), reset.fpu)],
       ...segmentPieces(elf, layout),
       ...processPieces(layout, files),
     ],
@@ -80,6 +80,11 @@ export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: {
     sregs,
     msrs: linuxSyscallMsrs(),
   };
+}
+
+/** Where the program starts: its interpreter's entry when it has one (which runs the program's, AT_ENTRY), else its own. */
+export function entryPoint(elf: ElfExecutable, layout: LinuxLayout): bigint {
+  return BigInt(layout.interp ? layout.interp.elf.entry + layout.interp.bias : elf.entry + layout.bias);
 }
 
 /**

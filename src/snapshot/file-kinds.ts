@@ -179,7 +179,8 @@ const LINUX: FileKind = {
     let layout: LinuxLayout;
     try {
       elf = parseElf(decoded.elf, info.imageName, MAX_MEMORY);
-      layout = planLinux(elf, info.memSize, info.stackSize, decoded.files);
+      const interp = decoded.interp && parseElf(decoded.interp, "interpreter", MAX_MEMORY);
+      layout = planLinux(elf, info.memSize, info.stackSize, decoded.files, interp);
     } catch (e) {
       return bad(`its executable: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -21,6 +21,7 @@ import { MAX_MEMORY, MIB, type Image } from "../image/image.ts";
 import { systemKvm, type Kvm } from "../kvm/system.ts";
 import { type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
+import { resolveDynamic } from "../linux/dynamic.ts";
 import { syscallArgs } from "../linux/entry.ts";
 import { LinuxProcess, type GrantedFile, type Outcome } from "../linux/process.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
@@ -70,6 +71,17 @@ export interface LinuxOptions {
   env?: readonly string[] | Readonly<Record<string, string>>;
   /** read-only files the program may open, by absolute guest path: their bytes, or a host file's path (read now) */
   files?: Readonly<Record<string, Uint8Array | string>>;
+  /**
+   * where the executable is on the host: a dynamically linked program's `$ORIGIN` (its search
+   * paths relative to it); its interpreter and libraries are found on the host and granted with it
+   * (src/linux/dynamic.ts)
+   */
+  origin?: string;
+  /**
+   * a dynamically linked program's interpreter, given: nothing is looked for on the host, its
+   * libraries are among `files`
+   */
+  interpreter?: Uint8Array;
   /** called with each system call as strace prints it (`--trace`) */
   trace?: (line: string) => void;
   /** host functions the program may call through wasp.h (RunnerOptions.hostFunctions) */
@@ -188,6 +200,8 @@ const hostNs = () => BigInt(Math.round((performance.timeOrigin + performance.now
 
 export class LinuxProgram {
   readonly elf: ElfExecutable;
+  /** a dynamically linked program's interpreter (loaded above it), else undefined */
+  readonly interp: ElfExecutable | undefined;
   /** the program as an image of the Linux kind (src/kinds/linux.ts) */
   readonly image: Image;
   readonly layout: LinuxLayout;
@@ -237,9 +251,21 @@ export class LinuxProgram {
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
     this.elf = elf;
     this.#files = grantedFiles(opts.files ?? {});
+    // a dynamically linked program: its interpreter, and its libraries granted with it (the
+    // caller's grant of the same path wins)
+    let interp: ElfExecutable | undefined;
+    if (elf.interp !== undefined) {
+      if (opts.interpreter) interp = parseElf(opts.interpreter, basename(elf.interp), MAX_MEMORY);
+      else {
+        const found = resolveDynamic(elf, opts.origin);
+        interp = found.interp.elf;
+        for (const [path, bytes] of found.libraries) if (!this.#files.has(path)) this.#files.set(path, bytes);
+      }
+    } else if (opts.interpreter) throw new BadArgsError(`${elf.name} is statically linked: it has no interpreter to give`);
+    this.interp = interp;
     this.#granted = [...this.#files].map(([path, data]) => ({ path, data }));
-    this.image = linuxImage(elf, this.#files);
-    const memory = linuxMemory(opts.memory);
+    this.image = linuxImage(elf, this.#files, interp);
+    const memory = linuxMemory(opts.memory, interp !== undefined);
     this.layout = linuxLayoutOf(this.image, memory, opts.stackSize);
     this.layerOn = opts.layer ?? true;
     this.#slots = this.layout.io.sites;
@@ -277,7 +303,7 @@ export class LinuxProgram {
     } catch (e) {
       throw new BadImageError(`${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`);
     }
-    return LinuxProgram.fromBytes(bytes, basename(path), opts);
+    return LinuxProgram.fromBytes(bytes, basename(path), { origin: path, ...opts });
   }
 
   /**
@@ -306,7 +332,8 @@ export class LinuxProgram {
           throw new BadSnapshotError(`${info.path}: ${e instanceof Error ? e.message : String(e)}`);
         }
         const elf = parseElf(saved.elf, info.imageName, MAX_MEMORY);
-        decoded = { saved, elf, files: placedFilesOf(file.loaded, elf, saved.files) };
+        const interp = saved.interp && parseElf(saved.interp, "interpreter", MAX_MEMORY);
+        decoded = { saved, elf, files: placedFilesOf(file.loaded, elf, saved.files, interp) };
         decodedFiles.set(file.loaded, decoded);
       }
       const { saved } = decoded;
@@ -316,7 +343,7 @@ export class LinuxProgram {
         const same = given.size === decoded.files.size && [...decoded.files].every(([path, data]) => given.has(path) && Buffer.compare(given.get(path) as Uint8Array, data) === 0);
         if (!same) throw new BadArgsError(`${info.path}: the snapshot holds the files its program was granted (${[...decoded.files.keys()].join(", ") || "none"}), placed in its memory: grant exactly those, with the same contents, or none`);
       }
-      const program = new LinuxProgram(decoded.elf, { ...opts, memory: info.memSize, stackSize: info.stackSize, files: Object.fromEntries(decoded.files) });
+      const program = new LinuxProgram(decoded.elf, { ...opts, memory: info.memSize, stackSize: info.stackSize, files: Object.fromEntries(decoded.files), interpreter: saved.interp });
       snapshot = file.restore();
       program.#shells = new VirtineShells<Resume>(kvm, program.#deadline, () => program.#entrySnapshot(), { poolSize: opts.poolSize, strategy: opts.resetStrategy, privateCopy: opts.privateMemory }, snapshot, { args: saved.args, env: saved.env });
       program.#snapshotFile = file;
@@ -340,7 +367,7 @@ export class LinuxProgram {
     const shells = this.#warm;
     const resume = shells.resume;
     if (!shells.snapshotTaken || !resume) throw new BadImageError(`${this.elf.name}: no call has reached wasp_snapshot(), so there is no initialized state to write`);
-    const section = encodeProcessFile({ elf: this.elf.bytes, files: this.#files, args: resume.args, env: resume.env });
+    const section = encodeProcessFile({ elf: this.elf.bytes, interp: this.interp?.bytes, files: this.#files, args: resume.args, env: resume.env });
     return writeSnapshotFile(path, shells.pool.snapshot, this.elf.bytes, this.#kvm, section);
   }
 
@@ -838,8 +865,8 @@ export function cpuidEdx(cpuid: Uint8Array, fn: number): bigint {
  * The files a snapshot file's program was granted, read from its memory where the layout places
  * them and checked against the section's hashes: a file whose bytes differ is a BadSnapshotError.
  */
-function placedFilesOf(loaded: LoadedSnapshotFile, elf: ElfExecutable, files: readonly { path: string; size: number; sha256: string }[]): Map<string, Uint8Array> {
-  const layout = planLinux(elf, loaded.info.memSize, loaded.info.stackSize, files);
+function placedFilesOf(loaded: LoadedSnapshotFile, elf: ElfExecutable, files: readonly { path: string; size: number; sha256: string }[], interp: ElfExecutable | undefined): Map<string, Uint8Array> {
+  const layout = planLinux(elf, loaded.info.memSize, loaded.info.stackSize, files, interp);
   const out = new Map<string, Uint8Array>();
   layout.io.files.forEach((f, i) => {
     const data = new Uint8Array(f.size);
