@@ -142,8 +142,8 @@ export type VirtineSpec =
   | { kind: "image"; bytes: Uint8Array; name: string; raw?: boolean; path?: string }
   /** a loaded snapshot file: its sealed memfd is shared by every thread, so all run exactly what load opened */
   | { kind: "snapshot"; file: LoadedSnapshotFile; path?: string }
-  /** a static Linux executable (its file's bytes), run by a LinuxProgram */
-  | { kind: "linux"; bytes: Uint8Array; name: string; path?: string };
+  /** a Linux executable (its file's bytes; a dynamically linked one's interpreter, its libraries among the files), run by a LinuxProgram */
+  | { kind: "linux"; bytes: Uint8Array; name: string; path?: string; interpreter?: Uint8Array };
 
 /** The options of a virtine's engines, as they travel to workers (documented on VirtineOptions). */
 export const ENGINE_OPTION_KEYS = ["memory", "timeoutMs", "allow", "maxOutput", "snapshot", "poolSize", "dataSize", "stackSize", "hostModule", "env", "files"] as const;

@@ -201,7 +201,7 @@ export class Virtine implements Disposable, AsyncDisposable {
         throw e;
       }
     }
-    if (isElf(file.head) && !options.raw) return Virtine.#fromElfBytes(imageBytes(file, linuxMemory(options.memory)), basename(path), options, path);
+    if (isElf(file.head) && !options.raw) return Virtine.#fromElfBytes(imageBytes(file, linuxMemory(options.memory, true)), basename(path), options, path);
     const bytes = imageBytes(file, options.memory);
     return Virtine.#fromImageBytes(bytes, basename(path), options, path);
   }
@@ -223,8 +223,10 @@ export class Virtine implements Disposable, AsyncDisposable {
     if (options.dataSize !== undefined) throw new BadArgsError(`${name} is a Linux program: its input is stdin, it has no data window (dataSize)`);
     const elf = parseElf(bytes, name, MAX_MEMORY);
     const opts = withGrantedFiles(options);
-    const local = new LinuxProgram(elf, localLinuxOptions(opts));
-    return new Virtine(local, { kind: "linux", bytes, name, ...(path !== undefined && { path }) }, opts);
+    const local = new LinuxProgram(elf, { ...localLinuxOptions(opts), ...(path !== undefined && { origin: path }) });
+    // a dynamically linked program's libraries, found once here: every worker gets the same bytes
+    if (local.interp) opts.files = Object.fromEntries(local.files);
+    return new Virtine(local, { kind: "linux", bytes, name, ...(path !== undefined && { path }), ...(local.interp && { interpreter: local.interp.bytes }) }, opts);
   }
 
   /**

@@ -225,7 +225,7 @@ function engineOf(virtines: Map<number, Entry>, id: number): CallEngine {
     const { spec, options } = entry;
     if (spec.kind === "linux" || (spec.kind === "snapshot" && spec.file.info.linux)) {
       const { dataSize: _, ...linux } = options;
-      entry.engine = callEngine(spec.kind === "linux" ? LinuxProgram.fromBytes(spec.bytes, spec.name, linux) : LinuxProgram.fromSnapshotFile(spec.file, linux), spec);
+      entry.engine = callEngine(spec.kind === "linux" ? LinuxProgram.fromBytes(spec.bytes, spec.name, { ...linux, interpreter: spec.interpreter }) : LinuxProgram.fromSnapshotFile(spec.file, linux), spec);
     } else {
       const { env: _e, ...runner } = options;
       entry.engine = callEngine(spec.kind === "snapshot" ? Runner.fromSnapshotFile(spec.file, runner) : new Runner(parseImage(spec.bytes, spec.name, { raw: spec.raw }), runner), spec);

@@ -203,7 +203,7 @@ function inspectSnapshot(path: string, json: boolean): void {
   const lines: [string, string][] = [
     ["file", path],
     ["kind", `snapshot file, format ${i.formatVersion}, written by wasp ${i.waspVersion}`],
-    ["image", `${i.imageName} (${i.linux ? "static Linux executable" : i.native ? "native" : "raw"}), sha256 ${i.imageSha256}`],
+    ["image", `${i.imageName} (${i.linux ? "Linux executable" : i.native ? "native" : "raw"}), sha256 ${i.imageSha256}`],
     ...(i.linux ? [["process", `${i.processBytes} bytes: the executable, its break, mappings, open files, arguments and environment`] as [string, string]] : []),
     ["memory", `${i.memSize / MIB} MiB, ${i.populatedPages} pages stored`],
     ["memory sha256", i.memorySha256],

@@ -69,7 +69,8 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
   // every option checked first; then /dev/kvm opened (and a snapshot file loaded), before the sandbox
   const options = { oneShot: true, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace };
-  const program = fromSnapshot ? LinuxProgram.fromSnapshotFile(path, options) : new LinuxProgram(readProgram(path), options);
+  // a dynamically linked program's interpreter and libraries are found and read here, before the sandbox
+  const program = fromSnapshot ? LinuxProgram.fromSnapshotFile(path, options) : new LinuxProgram(readProgram(path), { ...options, origin: resolve(path) });
   systemKvm();
   // gdb connects before the sandbox closes the door on new sockets
   using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb, fromSnapshot ? undefined : path);
@@ -126,7 +127,8 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   const over = [result.stdoutTruncated && "stdout", result.stderrTruncated && "stderr"].filter(Boolean);
   if (over.length > 0) err(`wasp: the program's ${over.join(" and ")} went past the ${program.maxOutput}-byte cap; the rest was dropped\n`);
   if (flags.verbose) {
-    err(`wasp: ${path}: ${fromSnapshot ? "snapshot of a static Linux executable" : "static Linux executable"}, ${program.layout.memory / MIB} MiB, exit status ${result.status}, ${syscallCounts(result)}, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
+    const what = `${program.interp ? "dynamically linked" : "static"} Linux executable`;
+    err(`wasp: ${path}: ${fromSnapshot ? `snapshot of a ${what}` : what}, ${program.layout.memory / MIB} MiB, exit status ${result.status}, ${syscallCounts(result)}, ${result.exits} exit(s), ${elapsed.toFixed(1)} µs\n`);
     if (unsupported.length > 0) err(`wasp: system calls answered -ENOSYS (by number): ${unsupported.join(", ")}\n`);
   }
   setExitStatus(result.status);
@@ -145,12 +147,15 @@ export function linuxInspect(path: string, json: boolean): void {
       entry: elf.entry,
       segments: elf.segments.map((s) => ({ address: s.vaddr, memorySize: s.memsz, fileSize: s.filesz, permissions: perms(s) })),
       tls: elf.tls ?? null,
+      interpreter: elf.interp ?? null,
+      needed: elf.needed,
     })}\n`);
     return;
   }
   const lines: [string, string][] = [
     ["file", path],
-    ["kind", `linux (static x86-64 ELF${elf.pie ? ", position-independent" : ""})`],
+    ["kind", `linux (${elf.interp ? "dynamically linked" : "static"} x86-64 ELF${elf.pie ? ", position-independent" : ""})`],
+    ...(elf.interp ? ([["interpreter", elf.interp], ["needs", elf.needed.join(", ") || "none"]] as [string, string][]) : []),
     ["size", `${elf.bytes.length} bytes`],
     ["entry", `0x${elf.entry.toString(16)}${elf.pie ? " (relative to the load address)" : ""}`],
     ...elf.segments.map((s, i): [string, string] => [`segment ${i}`, `0x${s.vaddr.toString(16)}-0x${(s.vaddr + s.memsz).toString(16)} ${perms(s)} (${s.filesz} bytes from the file)`]),
@@ -168,7 +173,7 @@ export function linuxSnapshot(path: string, args: string[], flags: { output: str
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
   const { files } = parseFiles(flags.file ?? []);
   const input = readInputFlag(flags.input);
-  using program = new LinuxProgram(readProgram(path), { poolSize: 1, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files });
+  using program = new LinuxProgram(readProgram(path), { origin: resolve(path), poolSize: 1, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files });
   const result = program.run(args, { input });
   if (!program.snapshotTaken) throw new BadImageError(`${program.elf.name}: the program never called wasp_snapshot() (wasp.h), so there is no initialized state to write`);
   const info = program.writeSnapshot(flags.output);
