@@ -1,5 +1,5 @@
 // `import path from "x.bin" with { type: "file" }` gives the file's path (embedded by bun build --compile):
-// the guests (.bin), the JavaScript engine (.elf) and the guest SDK (.zig, .ld, .h).
+// the guests (.bin), the JavaScript engine (.elf) and the guest SDK (.zig, .ld, .h, .rs).
 declare module "*.bin" {
   const path: string;
   export default path;
@@ -13,6 +13,10 @@ declare module "*.ld" {
   export default path;
 }
 declare module "*.h" {
+  const path: string;
+  export default path;
+}
+declare module "*.rs" {
   const path: string;
   export default path;
 }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { renderAbiC } from "../scripts/abi-c.ts";
 import { renderAbiZig } from "../scripts/abi-zig.ts";
+import { renderAbiRust } from "../scripts/abi-rust.ts";
 import { ABI_VERSION, HEADER_MAGIC, Hypercalls, INFO_MAGIC } from "../src/abi/guest-abi.ts";
 import { slow, ROOT, zigPath } from "./support.ts";
 
@@ -21,6 +22,13 @@ test("the rendered Zig carries the values the guests rely on", () => {
   expect(zig).toContain(`pub const HEADER_MAGIC: u64 = 0x${HEADER_MAGIC.toString(16)};`);
   expect(zig).toContain(`pub const INFO_MAGIC: u64 = 0x${INFO_MAGIC.toString(16)};`);
   for (const h of Hypercalls) expect(zig).toContain(`    ${h.name} = ${h.nr},`);
+});
+
+test("guests/sdk/abi.rs (the Rust SDK's constants) is exactly what scripts/gen-abi.ts generates, and carries the hypercalls", async () => {
+  const committed = await Bun.file(new URL("../guests/sdk/abi.rs", import.meta.url).pathname).text();
+  expect(committed).toBe(renderAbiRust());
+  for (const h of Hypercalls) expect(committed).toContain(`pub const HC_${h.name.toUpperCase()}: u64 = ${h.nr};`);
+  expect(committed).toContain(`pub const HEADER_MAGIC: u64 = 0x${HEADER_MAGIC.toString(16)};`);
 });
 
 test("guests/sdk/wasp.h is exactly what scripts/gen-abi.ts generates, and compiles as C and C++ with the bundled zig cc", async () => {

@@ -192,7 +192,7 @@ export class Virtine implements Disposable, AsyncDisposable {
           }
           return new Virtine(local, { kind: "snapshot", file: snapshot.loaded, path }, opts, snapshot);
         }
-        if (options.env !== undefined) throw new BadArgsError(`${basename(path)}: env is for Linux programs, not a snapshot of a ${snapshot.info.native ? "native" : "raw"} image`);
+        if (options.env !== undefined || options.dirs !== undefined) throw new BadArgsError(`${basename(path)}: ${options.env !== undefined ? "env" : "dirs"} is for Linux programs, not a snapshot of a ${snapshot.info.native ? "native" : "raw"} image`);
         const opts = withGrantedFiles(options);
         const local = Runner.fromSnapshotFile(snapshot.loaded, localOptions(opts));
         return new Virtine(local, { kind: "snapshot", file: snapshot.loaded, path }, opts, snapshot);
@@ -241,7 +241,7 @@ export class Virtine implements Disposable, AsyncDisposable {
   }
 
   static #fromImageBytes(bytes: Uint8Array, name: string, options: VirtineOptions, path?: string): Virtine {
-    if (options.env !== undefined) throw new BadArgsError(`${name}: env is for Linux programs; a wasp image takes integer arguments and input`);
+    if (options.env !== undefined || options.dirs !== undefined) throw new BadArgsError(`${name}: ${options.env !== undefined ? "env" : "dirs"} is for Linux programs; a wasp image takes integer arguments and input`);
     const raw = options.raw === true;
     const image = parseImage(bytes, name, { raw });
     const opts = withGrantedFiles(options);
@@ -387,12 +387,14 @@ function engineOptions(o: VirtineOptions): EngineOptions {
   const e = Object.fromEntries(ENGINE_OPTION_KEYS.map((k) => [k, o[k]])) as EngineOptions;
   // a module is imported by path on every thread: make it absolute here, where the caller's cwd is
   if (typeof e.hostModule === "string" && !e.hostModule.startsWith("file:")) e.hostModule = resolve(e.hostModule);
+  // so are granted directories' host paths
+  if (e.dirs !== undefined && typeof e.dirs === "object" && e.dirs !== null) e.dirs = Object.fromEntries(Object.entries(e.dirs).map(([g, h]) => [g, typeof h === "string" ? resolve(h) : h]));
   return e;
 }
 
 /** The options of the engine on the calling thread: the engine's, and the closures. */
 function localOptions(o: VirtineOptions): RunnerOptions {
-  const { env: _e, ...runner } = engineOptions(o);
+  const { env: _e, dirs: _d, ...runner } = engineOptions(o);
   return { ...runner, hostFunctions: o.hostFunctions };
 }
 

@@ -40,6 +40,7 @@ const COMMANDS: Record<string, (program: Command) => void> = {
       .option("--raw", "take the file as a raw real-mode image whatever it looks like (text files are refused otherwise; ELF files run as Linux programs)")
       .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
       .option("--file <GUEST=HOST>", "grant the host file HOST read-only at the absolute path GUEST (repeatable): a Linux program opens it, a native guest reads it (virtine.readFile)", collect, [])
+      .option("--dir <HOST[=GUEST]>", "Linux programs: grant the host directory HOST read-only at GUEST (default: HOST's absolute path; repeatable); its files are read when the program opens them, links out of it are not followed", collect, [])
       .option("--trace", "Linux programs: print each system call on stderr, as strace does")
       .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
       .option("--record <file>", "record the call — its start, arguments, input, every hypercall's and system call's answer and its outcome — for wasp replay (native images, Linux programs, JavaScript handlers — the engine's run — and their snapshot files)")

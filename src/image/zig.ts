@@ -26,8 +26,15 @@ import sdkLinker from "../../guests/sdk/linker.ld" with { type: "file" };
 import sdkWaspH from "../../guests/sdk/wasp.h" with { type: "file" };
 import sdkHostcall from "../../guests/sdk/hostcall.zig" with { type: "file" };
 import sdkHttp from "../../guests/sdk/http.zig" with { type: "file" };
+import sdkWaspRs from "../../guests/sdk/wasp.rs" with { type: "file" };
+import sdkWaspNativeRs from "../../guests/sdk/wasp_native.rs" with { type: "file" };
+import sdkAbiRs from "../../guests/sdk/abi.rs" with { type: "file" };
 
-const SDK_FILES: Record<string, string> = { "abi.zig": sdkAbi, "root.zig": sdkRoot, "virtine.zig": sdkVirtine, "hostcall.zig": sdkHostcall, "http.zig": sdkHttp, "linker.ld": sdkLinker, "wasp.h": sdkWaspH };
+const SDK_FILES: Record<string, string> = {
+  "abi.zig": sdkAbi, "root.zig": sdkRoot, "virtine.zig": sdkVirtine, "hostcall.zig": sdkHostcall, "http.zig": sdkHttp, "linker.ld": sdkLinker, "wasp.h": sdkWaspH,
+  // the Rust SDK (src/image/rust.ts)
+  "wasp.rs": sdkWaspRs, "wasp_native.rs": sdkWaspNativeRs, "abi.rs": sdkAbiRs,
+};
 
 /** Where wasp's package is: the repository under `bun run`; beside dist/ for the standalone binary. */
 const ROOT = import.meta.dir.startsWith("/$bunfs") ? resolve(dirname(process.execPath), "..") : resolve(import.meta.dir, "../..");
@@ -38,7 +45,7 @@ export function bundledZig(): string {
 }
 
 /**
- * A folder holding the guest SDK (the Zig SDK and wasp.h): the repository's own, or — in the
+ * A folder holding the guest SDK (the Zig SDK, wasp.h and the Rust crate): the repository's own, or — in the
  * standalone binary, whose embedded files zig cannot open — a copy written once into the cache,
  * named by its contents.
  */

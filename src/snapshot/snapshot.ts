@@ -214,7 +214,11 @@ export class Snapshot {
    * `clear`: guest-physical ranges the snapshot keeps as zeros whatever the shell held there (a
    * Linux program's call page and stdin window: the capturing call's own data, never later calls')
    */
-  static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array, clear: readonly (readonly [number, number])[] = []): Snapshot {
+  /**
+   * `resumeAt`: where a later call resumes instead of past the OUT at RIP (a Linux program's
+   * snapshot point reached through the CPL0 system-call entry, whose return the host made itself)
+   */
+  static capture(basis: Snapshot, vcpu: Vcpu, guestRam: Uint8Array, dirty: Uint8Array, clear: readonly (readonly [number, number])[] = [], resumeAt?: bigint): Snapshot {
     const sregs = vcpu.getSregs();
     const s = new Snapshot("captured", basis.meta, basis.privileged, basis.size, sregs, vcpu.getXsave());
     s.msrs = basis.msrs.slice();
@@ -239,7 +243,7 @@ export class Snapshot {
       const dv = new DataView(s.regs.buffer);
       const rip = dv.getBigUint64(kvm_regs.off("rip"), true);
       const csBase = new DataView(sregs.buffer).getBigUint64(kvm_sregs.off("cs") + kvm_segment.off("base"), true);
-      const resume = rip + BigInt(outLength(guestRam, csBase + rip));
+      const resume = resumeAt ?? rip + BigInt(outLength(guestRam, csBase + rip));
       dv.setBigUint64(kvm_regs.off("rax"), 1n, true);
       if (basis.privileged) {
         dv.setBigUint64(kvm_regs.off("rip"), resume, true);
@@ -311,7 +315,8 @@ export class Snapshot {
 function outLength(ram: Uint8Array, at: bigint): number {
   if (at < 2n || at + 3n > BigInt(ram.length)) throw new GuestFaultError(`the snapshot hypercall's RIP 0x${at.toString(16)} is outside guest RAM`, "snapshot", at);
   const a = Number(at);
-  const isOutImm = (i: number) => (ram[i] === 0xe6 || ram[i] === 0xe7) && ram[i + 1] === Port.HYPERCALL;
+  // the hypercall's port, or the in-VM layer's, which hands over a system call (a snapshot point reached by one)
+  const isOutImm = (i: number) => (ram[i] === 0xe6 || ram[i] === 0xe7) && (ram[i + 1] === Port.HYPERCALL || ram[i + 1] === Port.LINUX_FORWARD);
   const isOutDx = (i: number) => ram[i] === 0xee || ram[i] === 0xef;
   if (isOutImm(a - 2) || isOutDx(a - 1)) return 0; // already past it
   const prefix = ram[a] === 0x66 ? 1 : 0;
