@@ -656,18 +656,43 @@ fn resolvePath(dirfd: u64, addr: u64, buf: *[MAX_PATH + 2]u8) union(enum) { ok: 
         .ok => |l| l,
         .errno => |e| return .{ .errno = e },
     };
-    if (relative and @as(i64, @bitCast(dirfd)) != -100) return .{ .errno = E.NOENT };
+    // relative to a directory fd: only the host opens directories (those it grants)
+    if (relative and @as(i64, @bitCast(dirfd)) != -100) return .{ .errno = if (dirsGranted()) FORWARD_PATH else E.NOENT };
     return .{ .ok = len };
 }
 
+/// resolvePath's errno for a path the host must resolve.
+const FORWARD_PATH: u64 = 0;
+
+/// Whether the program was granted host directories: a path the placed files lack is the host's.
+fn dirsGranted() bool {
+    return cfg(abi.LinuxConfig.DIRS) != 0;
+}
+
+/// Whether a path the placed files lack goes to the host: under granted directories, or wasp's own (/dev/wasp/: the snapshot point).
+fn hostPath(path: []const u8) bool {
+    const wasp = "/dev/wasp/";
+    if (dirsGranted()) return true;
+    if (path.len <= wasp.len) return false;
+    for (wasp, 0..) |c, i| if (path[i] != c) return false;
+    return true;
+}
+
+/// An error of resolvePath for the program, or the hand-over to the host.
+fn pathErr(e: u64) Forward!u64 {
+    return if (e == FORWARD_PATH) error.Forward else err(e);
+}
+
 /// A path relative to `dirfd` resolved: the file's index, or an error.
-fn resolve(dirfd: u64, addr: u64) union(enum) { file: ?u64, errno: u64 } {
+fn resolve(dirfd: u64, addr: u64) union(enum) { file: ?u64, errno: u64, host } {
     var buf: [MAX_PATH + 2]u8 = undefined;
     const len = switch (resolvePath(dirfd, addr, &buf)) {
         .ok => |l| l,
         .errno => |e| return .{ .errno = e },
     };
-    return .{ .file = lookup(buf[0..len]) };
+    const found = lookup(buf[0..len]);
+    if (found == null and hostPath(buf[0..len])) return .host;
+    return .{ .file = found };
 }
 
 /// Whether `path` (normalized) is a directory holding a placed file ("/" always is), as the host's isDirectory says.
@@ -707,11 +732,14 @@ fn fileIno(index: u64) u64 {
     return 16 + index;
 }
 
-fn open(dirfd: u64, path: u64, flags: u64) u64 {
+fn open(dirfd: u64, path: u64, flags: u64) Forward!u64 {
     const file = switch (resolve(dirfd, path)) {
-        .file => |f| f orelse return err(E.NOENT),
-        .errno => |e| return err(e),
+        .file => |f| f orelse return if (flags & 0x40 != 0) err(E.ROFS) else err(E.NOENT),
+        .errno => |e| return pathErr(e),
+        .host => return error.Forward,
     };
+    // O_DIRECTORY on a file, and writing: the host's answers
+    if (flags & 0x10000 != 0) return error.Forward;
     if (flags & 3 != 0) return err(E.ROFS);
     var fd: i64 = 3;
     while (fd < abi.LinuxBlock.MAX_FDS and fdEntry(fd) != null) fd += 1;
@@ -720,13 +748,15 @@ fn open(dirfd: u64, path: u64, flags: u64) u64 {
     return @intCast(fd);
 }
 
-fn access(dirfd: u64, path: u64) u64 {
+fn access(dirfd: u64, path: u64) Forward!u64 {
     var buf: [MAX_PATH + 2]u8 = undefined;
     const len = switch (resolvePath(dirfd, path, &buf)) {
         .ok => |l| l,
-        .errno => |e| return err(e),
+        .errno => |e| return pathErr(e),
     };
-    return if (lookup(buf[0..len]) != null or isDirectory(buf[0..len])) 0 else err(E.NOENT);
+    if (lookup(buf[0..len]) != null) return 0;
+    if (hostPath(buf[0..len])) return error.Forward;
+    return if (isDirectory(buf[0..len])) 0 else err(E.NOENT);
 }
 
 /// A struct stat (x86-64, 144 bytes) for a file of `mode`, `size` and inode number `ino`, as the host writes it.
@@ -750,14 +780,15 @@ fn fstat(fd: i64, buf: u64) Forward!u64 {
     return putStat(buf, 0o010600, 0, 1);
 }
 
-fn statPath(dirfd: u64, path: u64, buf: u64) u64 {
+fn statPath(dirfd: u64, path: u64, buf: u64) Forward!u64 {
     var pbuf: [MAX_PATH + 2]u8 = undefined;
     const len = switch (resolvePath(dirfd, path, &pbuf)) {
         .ok => |l| l,
-        .errno => |e| return err(e),
+        .errno => |e| return pathErr(e),
     };
     const p = pbuf[0..len];
     const file = lookup(p) orelse {
+        if (hostPath(p)) return error.Forward;
         // a directory that holds a granted file exists (a loader stats the directories it searches)
         if (isDirectory(p)) return putStat(buf, 0o040555, 4096, dirIno(p));
         return err(E.NOENT);

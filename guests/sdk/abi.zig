@@ -208,7 +208,8 @@ pub const LinuxConfig = struct {
     pub const MEM_END = 128;
     pub const LOG = 136;
     pub const LOG_CAP = 144;
-    pub const SIZE = 152;
+    pub const DIRS = 152;
+    pub const SIZE = 160;
 };
 
 pub const LinuxFd = struct {

@@ -69,7 +69,9 @@ export const LinuxConfig = {
   /** the log of the system calls the layer answered, when the call is recorded (LinuxLog entries) */
   LOG: 136,
   LOG_CAP: 144,
-  SIZE: 152,
+  /** nonzero: the program was granted host directories, so a path the placed files lack is the host's to answer */
+  DIRS: 152,
+  SIZE: 160,
 } as const;
 
 export const LINUX_CONFIG_MAGIC = 0x31584e4c50534157n; // "WASPLNX1" little-endian

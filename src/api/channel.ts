@@ -146,8 +146,8 @@ export type VirtineSpec =
   | { kind: "linux"; bytes: Uint8Array; name: string; path?: string; interpreter?: Uint8Array };
 
 /** The options of a virtine's engines, as they travel to workers (documented on VirtineOptions). */
-export const ENGINE_OPTION_KEYS = ["memory", "timeoutMs", "allow", "maxOutput", "snapshot", "poolSize", "dataSize", "stackSize", "hostModule", "env", "files"] as const;
-export type EngineOptions = Pick<RunnerOptions, Exclude<(typeof ENGINE_OPTION_KEYS)[number], "env" | "files">> & {
+export const ENGINE_OPTION_KEYS = ["memory", "timeoutMs", "allow", "maxOutput", "snapshot", "poolSize", "dataSize", "stackSize", "hostModule", "env", "files", "dirs"] as const;
+export type EngineOptions = Pick<RunnerOptions, Exclude<(typeof ENGINE_OPTION_KEYS)[number], "env" | "files" | "dirs">> & {
   /** a Linux program's environment: "KEY=value" strings or { KEY: "value" } (default: empty) */
   env?: readonly string[] | Readonly<Record<string, string>>;
   /**
@@ -155,6 +155,8 @@ export type EngineOptions = Pick<RunnerOptions, Exclude<(typeof ENGINE_OPTION_KE
    * absolute guest path: bytes, or a host file's path (read once, at load)
    */
   files?: Readonly<Record<string, Uint8Array | string>>;
+  /** read-only host directories a Linux program may open files in, by absolute guest path: { "/data": "./data" } (read when opened; src/linux/dirs.ts) */
+  dirs?: Readonly<Record<string, string>>;
 };
 
 /** Messages from main to a worker, on the port. */

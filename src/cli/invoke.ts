@@ -54,7 +54,7 @@ export async function invokeCommand(imageArg: string, rawArgs: string[], flags: 
   // a static Linux executable, or a snapshot file of one: its arguments are strings (src/cli/linux.ts)
   if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return (await import("./linux.ts")).linuxInvoke(imageArg, rawArgs, flags);
   if (resolveImage(imageArg) === undefined && isLinuxSnapshotPath(imageArg)) return (await import("./linux.ts")).linuxInvoke(imageArg, rawArgs, flags, true);
-  for (const [set, name] of [[flags.env?.length, "--env"], [flags.trace, "--trace"]] as const) {
+  for (const [set, name] of [[flags.env?.length, "--env"], [flags.trace, "--trace"], [flags.dir?.length, "--dir"]] as const) {
     if (set) throw new BadArgsError(`${name} is for Linux programs (static ELF executables); ${imageArg} is not one`);
   }
   // files a native guest may read (the `file` hypercall): read now, before the sandbox

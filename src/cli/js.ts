@@ -18,6 +18,7 @@ import { err, out, syscallCounts } from "./output.ts";
 import { checkWritable, parseCount, parseList, parseSize, writeOutput } from "./parse.ts";
 
 export interface JsFlags {
+  dir?: string[];
   mem?: string;
   stack?: string;
   timeout?: string;
@@ -45,6 +46,7 @@ export interface JsFlags {
 function refuseOthers(flags: JsFlags, what: string): void {
   const others: [unknown, string][] = [
     [flags.env?.length, "--env"],
+    [flags.dir?.length, "--dir"],
     [flags.file?.length, "--file"],
     [flags.dataSize, "--data-size"],
     [flags.snapshot === false, "--no-snapshot"],

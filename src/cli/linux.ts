@@ -13,7 +13,7 @@ import { waitForGdb } from "./gdb.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
 import { err, out, setExitStatus, syscallCounts } from "./output.ts";
-import { checkWritable, parseCount, parseFiles, parseList, parseSize, writeOutput } from "./parse.ts";
+import { checkWritable, parseCount, parseDirs, parseFiles, parseList, parseSize, writeOutput } from "./parse.ts";
 import type { InvokeFlags } from "./invoke.ts";
 
 export interface LinuxFlags {
@@ -21,6 +21,8 @@ export interface LinuxFlags {
   env?: string[];
   /** --file GUEST=HOST, repeatable: a host file the program may open read-only at GUEST */
   file?: string[];
+  /** --dir HOST[=GUEST], repeatable: a host directory the program may read at GUEST */
+  dir?: string[];
   /** --trace: each system call on stderr */
   trace?: boolean;
 }
@@ -66,16 +68,18 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   if (flags.output !== undefined && flags.output !== "-") checkWritable(flags.output, "--output");
   if (flags.record !== undefined) checkWritable(flags.record, "--record");
   const { files, hostPaths } = parseFiles(flags.file ?? []);
+  const { dirs, hostPaths: dirPaths } = parseDirs(flags.dir ?? []);
+  if (fromSnapshot && dirPaths.length > 0) throw new BadArgsError("--dir: a snapshot file of a program granted directories is not written yet (wasp snapshot refuses it), so none can be granted to one");
   const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
   // every option checked first; then /dev/kvm opened (and a snapshot file loaded), before the sandbox
-  const options = { oneShot: true, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace };
+  const options = { oneShot: true, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace, ...(dirPaths.length > 0 && { dirs }) };
   // a dynamically linked program's interpreter and libraries are found and read here, before the sandbox
   const program = fromSnapshot ? LinuxProgram.fromSnapshotFile(path, options) : new LinuxProgram(readProgram(path), { ...options, origin: resolve(path) });
   systemKvm();
   // gdb connects before the sandbox closes the door on new sockets
   using debug = flags.gdb === undefined ? undefined : waitForGdb(flags.gdb, fromSnapshot ? undefined : path);
   if (flags.sandbox !== false) {
-    const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths], write: [flags.output, flags.record], devices: [kvmDevicePath()] });
+    const sandbox = enterSandbox({ read: [path, flags.input, ...hostPaths, ...dirPaths], write: [flags.output, flags.record], devices: [kvmDevicePath()] });
     if (flags.verbose) err(`wasp: sandbox: ${describeSandbox(sandbox)}\n`);
   }
   const input = readInputFlag(flags.input);
@@ -172,6 +176,7 @@ export function linuxSnapshot(path: string, args: string[], flags: { output: str
   const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
   const { files } = parseFiles(flags.file ?? []);
+  if ((flags.dir ?? []).length > 0) throw new BadArgsError("--dir: wasp snapshot does not yet write the snapshot of a program granted directories (its opened files would have to be granted again at every load); run it with wasp invoke --dir");
   const input = readInputFlag(flags.input);
   using program = new LinuxProgram(readProgram(path), { origin: resolve(path), poolSize: 1, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files });
   const result = program.run(args, { input });

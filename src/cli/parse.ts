@@ -1,5 +1,6 @@
 // Parsing of command-line values: integers for guest arguments, sizes for --mem, lists for --allow,
 // the host files --file grants; and the check that a file an option names can be written.
+import { resolve as resolvePath } from "node:path";
 import { accessSync, closeSync, constants, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { BadArgsError } from "../errors.ts";
@@ -87,4 +88,31 @@ export function parseFiles(specs: readonly string[]): { files: Record<string, Ui
     hostPaths.push(hostPath);
   }
   return { files, hostPaths };
+}
+
+/**
+ * --dir HOST[=GUEST] values: host directories a Linux program may read, at GUEST (HOST's own
+ * absolute path when left out). Each must be a directory now; its files are read when opened.
+ */
+export function parseDirs(specs: readonly string[]): { dirs: Record<string, string>; hostPaths: string[] } {
+  const dirs: Record<string, string> = {};
+  const hostPaths: string[] = [];
+  for (const spec of specs) {
+    const eq = spec.indexOf("=");
+    const hostPath = eq < 0 ? spec : spec.slice(0, eq);
+    if (hostPath === "" || eq === spec.length - 1) throw new BadArgsError(`--dir ${spec}: not HOST or HOST=GUEST (e.g. --dir ./data=/data)`);
+    const guestPath = eq < 0 ? resolvePath(hostPath) : spec.slice(eq + 1);
+    if (!guestPath.startsWith("/")) throw new BadArgsError(`--dir ${spec}: the guest path ${guestPath} is not absolute`);
+    let ok = false;
+    try {
+      ok = statSync(hostPath).isDirectory();
+    } catch (e) {
+      throw new BadArgsError(`--dir ${spec}: cannot read ${hostPath} (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (!ok) throw new BadArgsError(`--dir ${spec}: ${hostPath} is not a directory (grant a file with --file GUEST=HOST)`);
+    if (dirs[guestPath] !== undefined) throw new BadArgsError(`--dir ${spec}: ${guestPath} is granted twice`);
+    dirs[guestPath] = hostPath;
+    hostPaths.push(hostPath);
+  }
+  return { dirs, hostPaths };
 }

@@ -174,6 +174,8 @@ export interface LinuxLayout {
   guard: [number, number];
   /** the stack: [bottom, top); top is the end of memory, where the initial stack's strings go */
   stack: [number, number];
+  /** the program was granted host directories: a path its placed files lack is the host's to answer (the layer hands it over) */
+  dirs: boolean;
 }
 
 /**
@@ -181,7 +183,7 @@ export interface LinuxLayout {
  * the default). A program that does not fit is a BadImageError naming what it needs; a stack size
  * that is not whole pages or leaves no room is a BadArgsError.
  */
-export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number, files: readonly FileSpec[] = [], interpElf?: ElfExecutable): LinuxLayout {
+export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number, files: readonly FileSpec[] = [], interpElf?: ElfExecutable, dirs = false): LinuxLayout {
   if (!Number.isSafeInteger(memory) || memory % PAGE !== 0 || memory > Layout.MAPPED) throw new BadArgsError(`memory size ${memory} is not whole pages within ${Layout.MAPPED / MIB} MiB`);
   const stack = stackSize ?? Math.min(DEFAULT_LINUX_STACK, Math.floor(memory / 4 / PAGE) * PAGE);
   if (!Number.isSafeInteger(stack) || stack <= 0 || stack % PAGE !== 0) throw new BadArgsError(`stack size ${stackSize} is not a positive number of whole 4 KiB pages`);
@@ -225,6 +227,7 @@ export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number
     io: planIo(ioStart, maxPages, files),
     guard: [guardStart, stackBottom],
     stack: [stackBottom, memory],
+    dirs,
   };
 }
 

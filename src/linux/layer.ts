@@ -55,6 +55,7 @@ export function configPage(layout: LinuxLayout): Uint8Array {
   put(LinuxConfig.MEM_END, layout.memory);
   put(LinuxConfig.LOG, io.log);
   put(LinuxConfig.LOG_CAP, LOG_ENTRIES);
+  put(LinuxConfig.DIRS, layout.dirs ? 1 : 0);
   return page;
 }
 

@@ -15,9 +15,17 @@ import type { GuestAccess } from "../memory/guest-access.ts";
 import type { FdEntry, ProcessBlock } from "./block.ts";
 import { ProcessMemory, type MemoryRegions } from "./memory.ts";
 import { NR, syscallSpec, type SyscallName } from "./syscalls.ts";
+import { dirIno as servedDirIno, GrantedDirs, type DirStat, type OpenedEntry } from "./dirs.ts";
 
 /** Linux errno values (asm-generic/errno-base.h, errno.h). */
-export const ERRNO = { EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENODEV: 19, EINVAL: 22, ENOTTY: 25, EMFILE: 24, ESPIPE: 29, EROFS: 30, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38 } as const;
+export const ERRNO = { EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, ENFILE: 23, ENOTTY: 25, EMFILE: 24, EFBIG: 27, ESPIPE: 29, EROFS: 30, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38 } as const;
+
+/**
+ * The path whose access(2) is the snapshot point of a program that cannot issue wasp.h's `out`
+ * (an interpreter: Python, a shell): the same as `wasp_snapshot()` — 0 in the call that captures
+ * (and when snapshots are off), 1 in every call resumed from the capture.
+ */
+export const SNAPSHOT_PATH = "/dev/wasp/snapshot";
 
 export { NR };
 
@@ -28,7 +36,9 @@ export type Outcome =
   /** arch_prctl(ARCH_SET_FS / ARCH_SET_GS): load the base, then return 0 */
   | { kind: "setBase"; register: "fs" | "gs"; base: bigint }
   /** nanosleep with the time grant: wait this long (against the deadline), then return 0 */
-  | { kind: "sleep"; ns: bigint };
+  | { kind: "sleep"; ns: bigint }
+  /** access(SNAPSHOT_PATH): the snapshot point; RAX gets what wasp_snapshot() would return */
+  | { kind: "snapshot" };
 
 /** Where a stream's bytes go: the call's output or the console, each with its cap. */
 export interface ByteSink {
@@ -51,6 +61,8 @@ export interface ProcessOptions {
   stderr: ByteSink;
   /** read-only files the caller grants, in the order the block's file table has them */
   files?: readonly GrantedFile[];
+  /** read-only host directories the caller grants, and what the program opened in them (an fd's file index past the placed files' names its entry) */
+  dirs?: GrantedDirs;
   /** `time` and `random` grants */
   time?: boolean;
   random?: boolean;
@@ -90,12 +102,16 @@ export class LinuxProcess {
   readonly #block: ProcessBlock;
   readonly #opts: ProcessOptions;
   readonly #paths: Map<string, number>;
+  readonly #placed: number;
+  readonly #dirs: GrantedDirs | undefined;
 
   constructor(guest: GuestAccess, block: ProcessBlock, opts: ProcessOptions) {
     this.#guest = guest;
     this.#block = block;
     this.#opts = opts;
     this.#paths = new Map((opts.files ?? []).map((f, i) => [f.path, i]));
+    this.#placed = (opts.files ?? []).length;
+    this.#dirs = opts.dirs && opts.dirs.grants.length > 0 ? opts.dirs : undefined;
     this.memory = new ProcessMemory(guest, block, opts.memory);
   }
 
@@ -159,9 +175,10 @@ export class LinuxProcess {
     poll: (p, a) => ret(p.#poll(a[0], a[1])),
     open: (p, a) => ret(p.#open(AT_FDCWD, a[0], a[1])),
     openat: (p, a) => ret(p.#open(a[0], a[1], a[2])),
-    access: (p, a) => ret(p.#access(AT_FDCWD, a[0])),
-    faccessat: (p, a) => ret(p.#access(a[0], a[1])),
-    faccessat2: (p, a) => ret(p.#access(a[0], a[1])),
+    access: (p, a) => p.#access(AT_FDCWD, a[0]),
+    faccessat: (p, a) => p.#access(a[0], a[1]),
+    faccessat2: (p, a) => p.#access(a[0], a[1]),
+    getdents64: (p, a) => ret(p.#getdents(fdOf(a[0]), a[1], a[2])),
     readlink: (p, a) => ret(p.#readlink(a[0], a[1], a[2])),
     readlinkat: (p, a) => ret(p.#readlink(a[1], a[2], a[3])),
     getcwd: (p, a) => {
@@ -279,6 +296,7 @@ export class LinuxProcess {
     if ((flags & 3n) === 0x01n && (prot & 2n) !== 0n) return -BigInt(ERRNO.EACCES);
     if (offset % 4096n !== 0n || BigInt.asIntN(64, offset) < 0n) return -BigInt(ERRNO.EINVAL);
     const data = this.#file(f).data;
+    if (data === undefined) return -BigInt(ERRNO.ENODEV); // a directory
     if ((flags & 0x10n) !== 0n) {
       const open = this.#openFixed(addr, len);
       if (open < 0n) return open;
@@ -334,7 +352,9 @@ export class LinuxProcess {
     if (at !== undefined && f.kind === "stdin") return -BigInt(ERRNO.ESPIPE);
     if (at !== undefined && BigInt.asIntN(64, at) < 0n) return -BigInt(ERRNO.EINVAL);
     const file = f.kind === "file" ? f : undefined;
-    const data = file ? this.#file(file).data : this.#opts.input;
+    const opened = file ? this.#file(file) : undefined;
+    if (opened?.data === undefined && opened !== undefined) return -BigInt(ERRNO.EISDIR);
+    const data = opened?.data ?? this.#opts.input;
     const pos = file ? file.pos : b.inPos;
     const from = at === undefined ? pos : Math.min(Number(at), data.length);
     const n = Math.max(0, Math.min(Number(len), data.length - from));
@@ -360,11 +380,34 @@ export class LinuxProcess {
     return BigInt(n);
   }
 
-  /** The granted file an fd names (its index checked by the block). */
-  #file(f: FdEntry & { kind: "file" }): GrantedFile {
+  /** The file or directory an fd names: a placed file, or an entry of what the program opened in its granted directories (its index checked). */
+  #file(f: FdEntry & { kind: "file" }): { data?: Uint8Array; listing?: Uint8Array; stat?: DirStat } {
     const file = this.#opts.files?.[f.file];
-    if (!file) return this.#block.corrupt("an fd's file", f.file);
-    return file;
+    if (file) return file;
+    const opened: OpenedEntry | undefined = this.#dirs?.entry(f.file - this.#placed);
+    if (!opened) return this.#block.corrupt("an fd's file", f.file);
+    return opened;
+  }
+
+  /** getdents64(2) of a directory opened in a granted directory: whole linux_dirent64 records from the fd's offset. */
+  #getdents(fd: number, buf: bigint, count: bigint): bigint {
+    const f = this.#block.fd(fd);
+    if (f === undefined) return -BigInt(ERRNO.EBADF);
+    if (f.kind !== "file") return -BigInt(ERRNO.ENOTDIR);
+    const listing = this.#file(f).listing;
+    if (listing === undefined) return -BigInt(ERRNO.ENOTDIR);
+    const cap = count > 1n << 20n ? 1 << 20 : Number(count);
+    let end = f.pos;
+    // whole records only; the offsets are the listing's own, so a position past or inside one ends it
+    while (end < listing.length) {
+      const len = listing[end + 16] | (listing[end + 17] << 8);
+      if (len === 0 || end + len > listing.length || end + len - f.pos > cap) break;
+      end += len;
+    }
+    if (end === f.pos && f.pos < listing.length) return -BigInt(ERRNO.EINVAL); // the buffer holds not even one
+    if (end > f.pos) this.#guest.write(buf, listing.subarray(f.pos, end), "getdents64's buffer");
+    this.#block.setFd(fd, { ...f, pos: end });
+    return BigInt(end - f.pos);
   }
 
   /** readv/writev: each (base, len) of the iovec array in turn; stops at a short transfer. */
@@ -388,7 +431,8 @@ export class LinuxProcess {
     const f = this.#block.fd(fd);
     if (f === undefined) return -BigInt(ERRNO.EBADF);
     if (f.kind !== "file") return -BigInt(ERRNO.ESPIPE);
-    const base = whence === 0 ? 0n : whence === 1 ? BigInt(f.pos) : whence === 2 ? BigInt(this.#file(f).data.length) : undefined;
+    const e = this.#file(f);
+    const base = whence === 0 ? 0n : whence === 1 ? BigInt(f.pos) : whence === 2 ? BigInt((e.data ?? e.listing ?? new Uint8Array(0)).length) : undefined;
     if (base === undefined) return -BigInt(ERRNO.EINVAL);
     const to = base + BigInt.asIntN(64, off);
     if (to < 0n || to > BigInt(Number.MAX_SAFE_INTEGER)) return -BigInt(ERRNO.EINVAL);
@@ -415,10 +459,21 @@ export class LinuxProcess {
   }
 
   #open(dirfd: bigint, pathAddr: bigint, flags: bigint): bigint {
+    const O_CREAT = 0x40n;
+    const O_DIRECTORY = 0x10000n;
     const path = this.#resolve(dirfd, pathAddr);
     if (typeof path !== "string") return path;
-    const file = this.#paths.get(path);
-    if (file === undefined) return -BigInt(ERRNO.ENOENT);
+    let file = this.#paths.get(path);
+    if (file !== undefined && (flags & O_DIRECTORY) !== 0n) return -BigInt(ERRNO.ENOTDIR);
+    if (file === undefined && this.#dirs?.covers(path)) {
+      const got = this.#dirs.open(path);
+      if (typeof got !== "number") return got.errno === "ENOENT" && (flags & O_CREAT) !== 0n ? -BigInt(ERRNO.EROFS) : -BigInt(ERRNO[got.errno]);
+      const kind = this.#dirs.entry(got)?.stat.kind;
+      if (kind === "file" && (flags & O_DIRECTORY) !== 0n) return -BigInt(ERRNO.ENOTDIR);
+      if (kind === "dir" && (flags & 3n) !== 0n) return -BigInt(ERRNO.EISDIR);
+      file = this.#placed + got;
+    }
+    if (file === undefined) return -BigInt((flags & O_CREAT) !== 0n ? ERRNO.EROFS : ERRNO.ENOENT);
     if ((flags & 3n) !== 0n) return -BigInt(ERRNO.EROFS); // O_WRONLY or O_RDWR: the grants are read-only
     let fd = 3;
     while (fd < MAX_FDS && this.#block.fd(fd) !== undefined) fd++;
@@ -428,10 +483,11 @@ export class LinuxProcess {
     return BigInt(fd);
   }
 
-  #access(dirfd: bigint, pathAddr: bigint): bigint {
+  #access(dirfd: bigint, pathAddr: bigint): Outcome {
     const path = this.#resolve(dirfd, pathAddr);
-    if (typeof path !== "string") return path;
-    return this.#paths.has(path) || this.#isDirectory(path) ? 0n : -BigInt(ERRNO.ENOENT);
+    if (typeof path !== "string") return ret(path);
+    if (path === SNAPSHOT_PATH) return { kind: "snapshot" };
+    return ret(this.#paths.has(path) || this.#isDirectory(path) || this.#dirs?.stat(path) !== undefined ? 0n : -BigInt(ERRNO.ENOENT));
   }
 
   /** Whether `path` (normalized) is a directory holding a granted file ("/" always is): it exists, as the layer says too. */
@@ -445,8 +501,9 @@ export class LinuxProcess {
   #readlink(pathAddr: bigint, buf: bigint, size: bigint): bigint {
     const path = this.#path(pathAddr);
     if (typeof path !== "string") return path;
-    if (path !== "/proc/self/exe") return -BigInt(ERRNO.ENOENT);
-    const target = new TextEncoder().encode(`/${this.#opts.name}`);
+    // no link among the grants (a directory's are followed on the host): what exists is not a link
+    if (path !== "/proc/self/exe") return -BigInt(this.#paths.has(path) || this.#isDirectory(path) || this.#dirs?.stat(path) !== undefined ? ERRNO.EINVAL : ERRNO.ENOENT);
+    const target = new TextEncoder().encode(this.#opts.name.startsWith("/") ? this.#opts.name : `/${this.#opts.name}`);
     const n = Math.min(target.length, Number(size < 0n ? 0n : size));
     this.#guest.write(buf, target.subarray(0, n), "readlink's buffer");
     return BigInt(n);
@@ -456,7 +513,8 @@ export class LinuxProcess {
     const f = this.#block.fd(fd);
     if (f === undefined) return -BigInt(ERRNO.EBADF);
     // the streams are pipes, as a program run in a pipeline sees them
-    this.#guest.write(statbuf, f.kind === "file" ? stat(0o100444, this.#file(f).data.length, fileIno(f.file)) : stat(0o010600, 0, 1n), "fstat's buffer");
+    const e = f.kind === "file" ? this.#file(f) : undefined;
+    this.#guest.write(statbuf, e?.stat ? servedStat(e.stat) : f.kind === "file" ? stat(0o100444, (e?.data as Uint8Array).length, fileIno(f.file)) : stat(0o010600, 0, 1n), "fstat's buffer");
     return 0n;
   }
 
@@ -465,6 +523,11 @@ export class LinuxProcess {
     if (typeof path !== "string") return path;
     const file = this.#paths.get(path);
     if (file === undefined) {
+      const served = this.#dirs?.covers(path) ? this.#dirs.stat(path) : undefined;
+      if (served) {
+        this.#guest.write(statbuf, servedStat(served), "stat's buffer");
+        return 0n;
+      }
       // a directory that holds a granted file exists (a loader stats the directories it searches)
       if (!this.#isDirectory(path)) return -BigInt(ERRNO.ENOENT);
       this.#guest.write(statbuf, stat(0o040555, 4096, dirIno(path)), "stat's buffer");
@@ -479,8 +542,13 @@ export class LinuxProcess {
     const path = this.#path(pathAddr);
     if (typeof path !== "string") return path;
     if (path.startsWith("/")) return normalize(path);
-    if (BigInt.asIntN(64, dirfd) !== AT_FDCWD) return -BigInt(ERRNO.ENOENT); // no directories are open
-    return normalize(`/${path}`);
+    if (BigInt.asIntN(64, dirfd) === AT_FDCWD) return normalize(`/${path}`);
+    // relative to a directory the program opened in a granted directory
+    const d = this.#block.fd(fdOf(dirfd));
+    if (d === undefined) return -BigInt(ERRNO.EBADF);
+    const e = d.kind === "file" ? this.#file(d) : undefined;
+    if (e?.listing === undefined) return -BigInt(ERRNO.ENOTDIR);
+    return normalize(`${(e as OpenedEntry).path}/${path}`);
   }
 
   /** A C string from the guest, at most MAX_PATH bytes. */
@@ -596,10 +664,20 @@ export function fileIno(index: number): bigint {
   return 16n + BigInt(index);
 }
 
-export function dirIno(path: string): bigint {
-  let h = 0x811c9dc5;
-  for (const c of new TextEncoder().encode(path)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
-  return (1n << 32n) | BigInt(h);
+export const dirIno = servedDirIno;
+
+/** The struct stat of a path in a granted directory: its kind, size, executable bits and modification time as the host has them. */
+function servedStat(s: DirStat): Uint8Array {
+  const out = stat(s.mode, s.size, s.ino);
+  const dv = new DataView(out.buffer);
+  const sec = s.mtimeNs / 1_000_000_000n;
+  const nsec = s.mtimeNs % 1_000_000_000n;
+  for (const at of [72, 88, 104]) {
+    // st_atim, st_mtim, st_ctim
+    dv.setBigInt64(at, sec, true);
+    dv.setBigInt64(at + 8, nsec, true);
+  }
+  return out;
 }
 
 /** A struct stat (x86-64, 144 bytes) for a file of `mode`, `size` and inode number `ino`. */

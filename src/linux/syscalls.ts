@@ -69,6 +69,7 @@ export const SYSCALL_TABLE = [
   { nr: 201, name: "time", args: [HEX], outside: "time", inVm: true },
   { nr: 202, name: "futex", args: [HEX, INT, INT, HEX, HEX, INT], inVm: true },
   { nr: 204, name: "sched_getaffinity", args: [INT, INT, HEX], inVm: true },
+  { nr: 217, name: "getdents64", args: [INT, HEX, INT] },
   { nr: 218, name: "set_tid_address", args: [HEX], inVm: true },
   { nr: 228, name: "clock_gettime", args: [INT, HEX], outside: "time", inVm: true },
   { nr: 229, name: "clock_getres", args: [INT, HEX], inVm: true },

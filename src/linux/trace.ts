@@ -59,5 +59,7 @@ function formatOutcome(o: Outcome): string {
       return "0";
     case "sleep":
       return `0 (after ${o.ns} ns)`;
+    case "snapshot":
+      return "? (the snapshot point)";
   }
 }

@@ -22,7 +22,7 @@ import { systemKvm, type Kvm } from "../kvm/system.ts";
 import { type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { resolveDynamic } from "../linux/dynamic.ts";
-import { syscallArgs } from "../linux/entry.ts";
+import { LINUX_SAVED_RSP, syscallArgs } from "../linux/entry.ts";
 import { LinuxProcess, type GrantedFile, type Outcome } from "../linux/process.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
 import { decodeProcessFile, encodeProcessFile, sha256Hex } from "../linux/process-file.ts";
@@ -50,6 +50,7 @@ import type { GuestMemory } from "../memory/guest-memory.ts";
 import type { DebugHook } from "./debug-hook.ts";
 import { DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, type HypercallHook } from "./runner.ts";
 import { grantedFiles } from "./files.ts";
+import { GrantedDirs, grantedDirs, MAX_OPENED } from "../linux/dirs.ts";
 export { grantedFiles };
 
 export { DEFAULT_LINUX_MEMORY };
@@ -72,6 +73,12 @@ export interface LinuxOptions {
   /** read-only files the program may open, by absolute guest path: their bytes, or a host file's path (read now) */
   files?: Readonly<Record<string, Uint8Array | string>>;
   /**
+   * read-only host directories the program may open files and directories in, by absolute guest
+   * path: { "/usr/lib/python3.11": "/usr/lib/python3.11" } (src/linux/dirs.ts). Their files are read
+   * at their first open, not placed when the virtine is made
+   */
+  dirs?: Readonly<Record<string, string>>;
+  /**
    * where the executable is on the host: a dynamically linked program's `$ORIGIN` (its search
    * paths relative to it); its interpreter and libraries are found on the host and granted with it
    * (src/linux/dynamic.ts)
@@ -82,6 +89,8 @@ export interface LinuxOptions {
    * libraries are among `files`
    */
   interpreter?: Uint8Array;
+  /** the files and directories a snapshot's program had opened in its granted directories, in the order its fds name them (a snapshot file's) */
+  openedDirFiles?: readonly { path: string; sha256: string }[];
   /** called with each system call as strace prints it (`--trace`) */
   trace?: (line: string) => void;
   /** host functions the program may call through wasp.h (RunnerOptions.hostFunctions) */
@@ -214,6 +223,8 @@ export class LinuxProgram {
   readonly #opts: LinuxOptions;
   readonly #env: string[];
   readonly #files: Map<string, Uint8Array>;
+  /** the granted host directories and what the program opened in them (kept across calls) */
+  readonly #dirs: GrantedDirs;
   /** the granted files in the order the process's file table has them */
   readonly #granted: GrantedFile[];
   /** answer system calls in the in-VM layer */
@@ -251,6 +262,7 @@ export class LinuxProgram {
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
     this.elf = elf;
     this.#files = grantedFiles(opts.files ?? {});
+    this.#dirs = new GrantedDirs(grantedDirs(opts.dirs ?? {}), opts.openedDirFiles);
     // a dynamically linked program: its interpreter, and its libraries granted with it (the
     // caller's grant of the same path wins)
     let interp: ElfExecutable | undefined;
@@ -264,7 +276,7 @@ export class LinuxProgram {
     } else if (opts.interpreter) throw new BadArgsError(`${elf.name} is statically linked: it has no interpreter to give`);
     this.interp = interp;
     this.#granted = [...this.#files].map(([path, data]) => ({ path, data }));
-    this.image = linuxImage(elf, this.#files, interp);
+    this.image = linuxImage(elf, this.#files, interp, this.#dirs.grants.length > 0);
     const memory = linuxMemory(opts.memory, interp !== undefined);
     this.layout = linuxLayoutOf(this.image, memory, opts.stackSize);
     this.layerOn = opts.layer ?? true;
@@ -364,6 +376,8 @@ export class LinuxProgram {
    * state, the snapshotting call's arguments and environment (docs/snapshot-format.md).
    */
   writeSnapshot(path: string): SnapshotFileInfo {
+    // the fds of its snapshot may name files of its directories, which a file does not carry yet
+    if (this.#dirs.grants.length > 0) throw new BadArgsError(`${this.elf.name}: a program granted directories (dirs) cannot be written to a snapshot file yet; its snapshots live in its process`);
     const shells = this.#warm;
     const resume = shells.resume;
     if (!shells.snapshotTaken || !resume) throw new BadImageError(`${this.elf.name}: no call has reached wasp_snapshot(), so there is no initialized state to write`);
@@ -485,7 +499,7 @@ export class LinuxProgram {
     this.#callBases = {};
     try {
       shell.loadRegisters([]);
-      const block = new ProcessBlock(shell.mem, this.layout, this.#granted.length, (at, len) => shell.markHostWrite(at, len), () => shell.vcpu.reg("rip"));
+      const block = new ProcessBlock(shell.mem, this.layout, this.#granted.length + MAX_OPENED, (at, len) => shell.markHostWrite(at, len), () => shell.vcpu.reg("rip"));
       const data = input ?? new Uint8Array(0);
       const proc = new LinuxProcess(shell.guest, block, {
         name: this.elf.name,
@@ -493,6 +507,7 @@ export class LinuxProgram {
         stdout: this.#stdout,
         stderr: this.#stderr,
         files: this.#granted,
+        dirs: this.#dirs,
         time: this.policy.has("time"),
         random: this.policy.has("random"),
         memory: this.layout.regions,
@@ -658,7 +673,7 @@ export class LinuxProgram {
    * registers, the process's state — and gets 0; calls resumed from the capture get 1 (as do
    * later `wasp_snapshot()`s). Off (`snapshot: false`, a one-shot VM): always 0, nothing kept.
    */
-  #snapshotHypercall(): bigint {
+  #snapshotHypercall(resumeAt?: bigint): bigint {
     const proc = this.#proc;
     const call = this.#callArgs;
     // never a capture under a debugger: its breakpoints and edits would become every call's start
@@ -668,7 +683,7 @@ export class LinuxProgram {
     return this.#shells.capture(() => ({ args: call.args, env: call.env }), [
       [io.call, io.call + 4096],
       [io.in, io.in + IN_WINDOW],
-    ]);
+    ], resumeAt);
   }
 
   #loop(shell: Shell, proc: LinuxProcess, block: ProcessBlock, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined, hook: LinuxCallHook | undefined): LinuxRunResult {
@@ -723,6 +738,15 @@ export class LinuxProgram {
           shell.markSregsChanged(); // the reset loads the snapshot's again
           this.#callBases[outcome.register] = outcome.base;
           vcpu.setReg("rax", 0n);
+          break;
+        }
+        case "snapshot": {
+          // access(SNAPSHOT_PATH): wasp_snapshot() for a program that cannot issue its OUT. Through
+          // the layer the capture resumes past the layer's OUT, as a hypercall's does; through the
+          // CPL0 entry (a site not rewritten: a library's) the host makes the entry's return itself
+          // first, so that the capture is of the program at CPL3 just after its `syscall`
+          const resumeAt = entry ? returnFromEntry(vcpu, mem, shell) : undefined;
+          vcpu.setReg("rax", this.#snapshotHypercall(resumeAt));
           break;
         }
         case "sleep": {
@@ -841,6 +865,27 @@ function layerFault(vcpu: Vcpu, mem: GuestMemory): boolean {
   vcpu.setReg("rflags", rflags);
   vcpu.addRegsDirty();
   return true;
+}
+
+/**
+ * The CPL0 system-call entry's return (src/linux/entry.ts), made by the host: RIP from RCX, RFLAGS
+ * from R11, RSP from the slot the entry saved it in, the program's segments. Returns the RIP the
+ * program resumes at. The values are the guest's own (what its IRETQ would load); a saved RSP the
+ * guest could not have had is its fault at its next access, as with the IRETQ.
+ */
+function returnFromEntry(vcpu: Vcpu, mem: GuestMemory, shell: Shell): bigint {
+  const rip = vcpu.reg("rcx");
+  const sregs = vcpu.getSregs();
+  const dv = new DataView(sregs.buffer);
+  kvm_segment.write(dv, kvm_sregs.off("cs"), { base: 0, limit: 0xffffffff, selector: SEL_USER_CODE, type: 11, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0 });
+  kvm_segment.write(dv, kvm_sregs.off("ss"), { base: 0, limit: 0xffffffff, selector: SEL_USER_DATA, type: 3, present: 1, dpl: 3, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0 });
+  vcpu.setSregs(sregs);
+  shell.markSregsChanged();
+  vcpu.setReg("rsp", mem.readU64(BigInt(LINUX_SAVED_RSP), "the entry's saved RSP"));
+  vcpu.setReg("rflags", vcpu.reg("r11"));
+  vcpu.setReg("rip", rip);
+  vcpu.addRegsDirty();
+  return rip;
 }
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {

@@ -122,12 +122,12 @@ export class VirtineShells<T = undefined> {
    * A snapshot hypercall of the call in progress: the first one of the virtine captures the shell's
    * state (with `keep` beside it) and answers 0; once one exists, 1. A one-shot shell keeps nothing: 0.
    */
-  capture(keep: () => T, clear: readonly (readonly [number, number])[] = []): bigint {
+  capture(keep: () => T, clear: readonly (readonly [number, number])[] = [], resumeAt?: bigint): bigint {
     const shell = this.#current;
     if (!shell || shell.oneShot) return 0n;
     const pool = this.pool;
     if (pool.snapshot.kind === "captured" || this.#captured) return 1n;
-    const snapshot = Snapshot.capture(pool.snapshot, shell.vcpu, shell.mem.bytes, shell.takeDirtyPages(), clear);
+    const snapshot = Snapshot.capture(pool.snapshot, shell.vcpu, shell.mem.bytes, shell.takeDirtyPages(), clear, resumeAt);
     try {
       this.#captured = { snapshot, with: keep() };
     } catch (e) {
