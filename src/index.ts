@@ -19,6 +19,9 @@ export { JsVirtine, type JsOptions, type JsResult, type JsRunRequest } from "./a
 // static Linux executables and C (as Virtines: Virtine.load, Virtine.fromC; LinuxProgram is their engine on one thread)
 export { LinuxProgram, DEFAULT_LINUX_MEMORY, type LinuxOptions, type LinuxRunRequest, type LinuxRunResult } from "./virtine/linux.ts";
 export { compileC, type COptions, type CompiledC } from "./linux/c.ts";
+// Rust: a program with std (a static Linux executable) or a #![no_std] function (a native image); Virtine.fromRust
+export { compileRust } from "./linux/rust.ts";
+export { compileRustImage, type RustOptions } from "./image/rust.ts";
 // a recorded call (`record: true`, `wasp invoke --record`, `wasp serve --record-failures`) run again and checked
 export { replayRecording as replay, type ReplayOptions, type Replayed } from "./virtine/replay.ts";
 export {

@@ -441,8 +441,8 @@ macro_rules! __wasp_image {
         #[used]
         #[no_mangle]
         #[link_section = ".wasp_header"]
-        #[allow(unused_unsafe)]
-        pub static WASP_HEADER: $crate::rt::Header = $crate::rt::Header {
+        #[allow(unused_unsafe, non_upper_case_globals)]
+        pub static wasp_header: $crate::rt::Header = $crate::rt::Header {
             magic: $crate::abi::HEADER_MAGIC,
             abi_version: $crate::abi::ABI_VERSION as u32,
             header_size: $crate::abi::Header::SIZE as u32,

@@ -16,6 +16,8 @@ import { Runner, describeValue, type RunnerOptions } from "../virtine/runner.ts"
 import { imageBytes, readHead } from "../image/file.ts";
 import { isElf, parseElf } from "../linux/elf.ts";
 import { compileC, type COptions } from "../linux/c.ts";
+import { compileRustImage, type RustOptions } from "../image/rust.ts";
+import { compileRust } from "../linux/rust.ts";
 import { MAX_MEMORY } from "../image/image.ts";
 import { LinuxProgram, grantedFiles, type LinuxOptions } from "../virtine/linux.ts";
 import { linuxMemory } from "../kinds/linux.ts";
@@ -216,6 +218,23 @@ export class Virtine implements Disposable, AsyncDisposable {
   static async fromC(source: string, options: VirtineOptions & COptions = {}): Promise<Virtine> {
     const { zig, cacheDir, name, optimize, flags, fileName, ...rest } = options;
     const compiled = await compileC(source, { zig, cacheDir, name, optimize, flags, fileName });
+    return Virtine.#fromElfBytes(compiled.elf.bytes, name ?? "inline", rest);
+  }
+
+  /**
+   * A virtine of Rust source in the script, compiled by the rustc on PATH (or `rustc`) with the
+   * SDK's crate `wasp` and cached like C: a program with `std` (`fn main()`) becomes a static Linux
+   * executable whose calls take string arguments and stdin and give stdout and the exit status; with
+   * `native: true`, a `#![no_std]` file's `pub extern "C" fn main(...) -> u64` becomes a native
+   * image whose calls take integers. No rustc, or a source that does not compile: a CompileError.
+   */
+  static async fromRust(source: string, options: VirtineOptions & RustOptions & { native?: boolean } = {}): Promise<Virtine> {
+    const { rustc, zig, cacheDir, name, optimize, fileName, native, ...rest } = options;
+    if (native === true) {
+      const compiled = await compileRustImage(source, { rustc, zig, cacheDir, name, optimize, fileName });
+      return Virtine.#fromImageBytes(compiled.image.bytes, name ?? "inline", rest);
+    }
+    const compiled = await compileRust(source, { rustc, cacheDir, name, optimize, fileName });
     return Virtine.#fromElfBytes(compiled.elf.bytes, name ?? "inline", rest);
   }
 

@@ -78,13 +78,15 @@ const COMMANDS: Record<string, (program: Command) => void> = {
   build: (program) =>
     program
       .command("build")
-      .description("build a guest with the bundled zig: a Zig file into a native image, a C file into a static Linux executable")
-      .argument("<source>", "a .zig guest (pub fn main(...) u64, docs/guests.md) or a .c program (int main(int argc, char **argv), docs/linux-guests.md)")
-      .option("-o, --output <file>", "the file to write (default beside the source: NAME.bin for Zig, NAME for C)")
-      .option("--name <name>", "the image's name (default: the file's name without .zig or .c)")
-      .option("--optimize <mode>", "safe (default: Zig's safety checks on; C's checkable undefined behaviour traps), fast or small (checks off), or debug (unoptimized, checks on: for gdb)")
+      .description("build a guest with the bundled zig: a Zig file into a native image, a C file into a static Linux executable; a Rust file with the rustc on PATH")
+      .argument("<source>", "a .zig guest (pub fn main(...) u64, docs/guests.md), a .c program (int main(int argc, char **argv), docs/linux-guests.md) or a .rs program (fn main() with std; --native: a #![no_std] pub extern \"C\" fn main(...) -> u64)")
+      .option("-o, --output <file>", "the file to write (default beside the source: NAME.bin for a native image, NAME for a Linux program)")
+      .option("--name <name>", "the image's name (default: the file's name without .zig, .c or .rs)")
+      .option("--optimize <mode>", "safe (default: Zig's safety checks on; C's checkable undefined behaviour traps; Rust's overflow checks on), fast or small (checks off), or debug (unoptimized, checks on: for gdb)")
       .option("--zig <path>", "another zig compiler (default: the one npm install brought)")
       .option("--linux", "a .zig file is a Linux program using Zig's standard library (pub fn main() !void), built as a static executable")
+      .option("--native", "a .rs file is a #![no_std] guest (pub extern \"C\" fn main(n: u64) -> u64, the SDK as wasp::), built into a native image like a Zig guest")
+      .option("--rustc <path>", "another rustc (default: the one on PATH)")
       .action(async (source: string, flags) => (await import("./build.ts")).buildCommand(source, flags)),
   inspect: (program) =>
     program
