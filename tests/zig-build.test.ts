@@ -61,7 +61,7 @@ describe("wasp build", () => {
       expect(r.stderr).toBe(`wasp: the Zig source does not compile: ${bad}:1:28: error: use of undeclared identifier 'y'\n`);
       expect(wasp(["build", bad, "--optimize", "turbo"]).stderr).toBe("wasp: --optimize turbo is none of safe, fast, small, debug\n");
       expect(wasp(["build", bad, "--zig", join(dir, "nozig")]).stderr).toMatch(/^wasp: the zig compiler is not at .*nozig: /);
-      expect(wasp(["build", join(dir, "notzig.txt")]).stderr).toBe(`wasp: ${join(dir, "notzig.txt")}: a guest's source is a .zig file (a native guest) or a .c file (a Linux program)\n`);
+      expect(wasp(["build", join(dir, "notzig.txt")]).stderr).toBe(`wasp: ${join(dir, "notzig.txt")}: a guest's source is a .zig file (a native guest), a .c file (a Linux program) or a .rs file (a Linux program; --native: a native guest)\n`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
