@@ -18,7 +18,7 @@ const RAM = 16 * 1024 * 1024;
 function nativeMemory() {
   const mem = new GuestMemory(RAM);
   for (const [at, bytes] of longModeTablePieces()) mem.bytes.set(bytes, at);
-  mem.bytes.set(trampolinePage(0x100000n, new Uint8Array(4096)), Layout.TRAMPOLINE);
+  mem.bytes.set(trampolinePage(0x100000n, new Uint8Array(4096), true), Layout.TRAMPOLINE);
   const written: [number, number][] = [];
   const guest = new GuestAccess(mem, accessRules(false), (phys, len) => written.push([phys, len]));
   return { mem, guest, written };

@@ -11,6 +11,7 @@ import { slow, openFds, kvmShadowPaging } from "./support.ts";
 import { systemKvm } from "../src/kvm/system.ts";
 import { EXIT_STATUS, WaspError } from "../src/errors.ts";
 import { guest, wasp } from "./support.ts";
+import { Layout } from "../src/abi/guest-abi.ts";
 
 let dir: string;
 let snap: string;
@@ -70,7 +71,7 @@ describe("wasp snapshot and restore", () => {
     expect(st.blocks * 512).toBeLessThan(st.size); // holes for the zero pages
     const v = wasp(["snapshot", "--verify", snap]);
     expect(v.status).toBe(0);
-    expect(v.stdout).toMatch(/: ok \(format 1/);
+    expect(v.stdout).toMatch(new RegExp(`: ok \\(format ${FORMAT_VERSION}`));
   });
 
   test("wasp invoke FILE restores it and answers from the initialized state", () => {
@@ -98,7 +99,8 @@ describe("wasp snapshot and restore", () => {
   test("wasp inspect describes a snapshot file; a snapshot file cannot be snapshotted again", () => {
     const r = wasp(["inspect", snap]);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/kind\s+snapshot file, format 1/);
+    expect(r.stdout).toMatch(new RegExp(`kind\\s+snapshot file, format ${FORMAT_VERSION}`));
+    expect(r.stdout).toMatch(/XCR0 0x[0-9a-f]+/);
     expect(r.stdout).toMatch(/image\s+inittable\.bin \(native\)/);
     const again = wasp(["snapshot", snap, "-o", join(dir, "again.snap")]);
     expect(again.status).toBe(EXIT_STATUS.WASP_BAD_IMAGE);
@@ -135,7 +137,24 @@ describe("bad snapshot files are refused with one clear line", () => {
 
   test("a newer format version", () => {
     const p = variant("newer.snap", (b) => new DataView(b.buffer).setUint32(HEADER.FORMAT_VERSION, FORMAT_VERSION + 1, true));
-    expect(refused(p).message).toMatch(/format version 2 is newer than this wasp reads \(1\); it was written by wasp/);
+    expect(refused(p).message).toMatch(new RegExp(`format version ${FORMAT_VERSION + 1} is newer than this wasp reads \\(${FORMAT_VERSION}\\); it was written by wasp`));
+  });
+
+  test("a version 1 file (no XCR0; its trampoline restored SSE alone) is refused, saying to write it again", () => {
+    const p = variant("v1.snap", (b) => new DataView(b.buffer).setUint32(HEADER.FORMAT_VERSION, 1, true));
+    expect(refused(p).message).toMatch(/format version 1 \(written by wasp .*\) predates the XCR0 and AVX state snapshots carry since version 2: write the snapshot again with this wasp/);
+  });
+
+  test("a native file whose XCR0 is beyond this host's, or whose trampoline is not the host's, is refused", () => {
+    const kvm = systemKvm();
+    if (kvm.userXcr0 === 0n) throw new Error("this KVM enables no XSAVE features for CPL3 guests: the test needs one that does");
+    const beyond = variant("xcr0-beyond.snap", (b) => new DataView(b.buffer).setBigUint64(HEADER.XCR0, kvm.userXcr0 | 0x200n, true));
+    expect(refused(beyond).message).toMatch(/XCR0 0x[0-9a-f]+ enables features this host does not give CPL3 guests/);
+    const zero = variant("xcr0-zero.snap", (b) => new DataView(b.buffer).setBigUint64(HEADER.XCR0, 0n, true));
+    expect(refused(zero).message).toMatch(/XCR0 is 0: the file was written where XSAVE was off/);
+    // a trampoline that jumps straight to its target: calls would keep each other's vector registers
+    const tramp = variant("trampoline.snap", (b) => b.set([0xff, 0x25, 0x3a, 0x00, 0x00, 0x00], DATA_OFFSET + Layout.TRAMPOLINE));
+    expect(refused(tramp).message).toMatch(/the trampoline page at 0x1c000 does not hold the host's trampoline code/);
   });
 
   test("a header checksum mismatch", () => {

@@ -5,6 +5,7 @@ import type { HostState } from "../src/snapshot/file-state.ts";
 import { longModeSregs } from "../src/image/boot.ts";
 import { kvm_msr_entry, kvm_msrs, kvm_sregs, XSAVE_MXCSR } from "../ffi/kvm.ts";
 import { GUEST_WRITABLE_MSRS } from "../src/kvm/system.ts";
+import { xcrsOf } from "../src/kvm/xfeatures.ts";
 import type { CpuIdentity } from "../src/snapshot/cpu.ts";
 
 export const MEM = 16 * 1024 * 1024;
@@ -25,15 +26,17 @@ const privilegedMsrs = (() => {
   indices.forEach((index, i) => dv.setUint32(kvm_msrs.size + i * kvm_msr_entry.size, index, true));
   return buf;
 })();
+/** A host like this machine: XSAVE on for CPL3 guests with x87, SSE and AVX (XCR0 7), KVM_CAP_XCRS. */
 export const host: HostState = {
-  longModeSregs: longModeSregs(new Uint8Array(kvm_sregs.size)),
+  longModeSregs: longModeSregs(new Uint8Array(kvm_sregs.size), true),
   resetMsrs: resetMsrs(),
-  privileged: () => ({ msrs: privilegedMsrs, debugregs: undefined, xcrs: undefined }),
-  supportedXcr0: 3n,
+  privileged: () => ({ msrs: privilegedMsrs, debugregs: undefined, xcrs: xcrsOf(1n) }),
+  supportedXcr0: 7n,
+  userXcr0: 7n,
   mxcsrMask: 0xffbf,
 };
 
-/** A header this host accepts: a native image's CPL3 state, every MSR, a plain XSAVE area. */
+/** A header this host accepts: a native image's CPL3 state with its XCR0, every MSR, a plain XSAVE area. */
 export function goodHeader(native = true, stackSize = 0): Uint8Array {
   const h = new Uint8Array(DATA_OFFSET);
   const dv = new DataView(h.buffer);
@@ -50,6 +53,7 @@ export function goodHeader(native = true, stackSize = 0): Uint8Array {
   cpu.features.forEach((f, i) => dv.setUint32(HEADER.CPU_FEATURES + i * 4, f, true));
   h.set(host.longModeSregs, HEADER.SREGS);
   dv.setUint32(HEADER.XSAVE + XSAVE_MXCSR, 0x1f80, true);
+  dv.setBigUint64(HEADER.XCR0, native ? host.userXcr0 : 0n, true);
   h.set(host.resetMsrs, HEADER.MSRS);
   return seal(h);
 }

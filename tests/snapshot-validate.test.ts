@@ -8,7 +8,8 @@ import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, truncateSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SnapshotFile, loadSnapshotFile, validate, HEADER, DATA_OFFSET, SNAPSHOT_MAGIC, FLAG_NATIVE, FLAG_PRIVILEGED } from "../src/snapshot/file.ts";
-import { longModeTablePieces, stackGuard } from "../src/image/boot.ts";
+import { longModeTablePieces, stackGuard, trampolinePage } from "../src/image/boot.ts";
+import { Layout } from "../src/abi/guest-abi.ts";
 import { kvm_sregs } from "../ffi/kvm.ts";
 import { GUEST_WRITABLE_MSRS } from "../src/kvm/system.ts";
 import { BadSnapshotError } from "../src/errors.ts";
@@ -18,6 +19,34 @@ const sreg = (s: Uint8Array, r: "cr0" | "cr3" | "cr4" | "efer") => new DataView(
 const check = (h: Uint8Array, fileSize = DATA_OFFSET + MEM) => validate("x.snap", h, h.length, fileSize, cpu, host);
 
 describe("validate", () => {
+  const withXcr0 = (native: boolean, xcr0: bigint, xstateBv = 0n) => {
+    const h = goodHeader(native);
+    const dv = new DataView(h.buffer);
+    dv.setBigUint64(HEADER.XCR0, xcr0, true);
+    dv.setBigUint64(HEADER.XSAVE + 512, xstateBv, true);
+    return seal(h);
+  };
+
+  test("XCR0: a native file's must be this host's CPL3 guests' (or within it); a raw file's what XSETBV would take", () => {
+    expect(check(withXcr0(true, 7n, 7n)).info.xcr0).toBe(7);
+    expect(check(withXcr0(true, 3n)).info.xcr0).toBe(3); // written with less enabled: the guest chose within it
+    expect(() => check(withXcr0(true, 0xe7n))).toThrow(/XCR0 0xe7 enables features this host does not give CPL3 guests \(0x7\)/);
+    expect(() => check(withXcr0(true, 0n))).toThrow(/XCR0 is 0: the file was written where XSAVE was off for CPL3 guests/);
+    expect(() => check(withXcr0(true, 5n))).toThrow(/XCR0 0x5 lacks x87 or SSE/);
+    expect(() => check(withXcr0(true, 3n, 4n))).toThrow(/the XSAVE area holds features 0x4 beyond its XCR0 0x3/);
+    expect(check(withXcr0(false, 0n)).info.xcr0).toBe(0); // a fresh vCPU's is loaded
+    expect(check(withXcr0(false, 7n)).info.xcr0).toBe(7);
+    expect(() => check(withXcr0(false, 6n))).toThrow(/XCR0 0x6 has x87 \(bit 0\) clear/);
+    expect(() => check(withXcr0(false, 5n))).toThrow(/XCR0 0x5 enables AVX without SSE/);
+    expect(() => check(withXcr0(false, 0xfn))).toThrow(/XCR0 0xf enables features KVM does not support \(0x7\)/);
+  });
+
+  test("a version 1 file is refused, naming its writer and what to do", () => {
+    const h = goodHeader(true);
+    new DataView(h.buffer).setUint32(HEADER.FORMAT_VERSION, 1, true);
+    expect(() => check(seal(h))).toThrow(/x.snap: format version 1 \(written by wasp .*\) predates the XCR0 and AVX state snapshots carry since version 2: write the snapshot again with this wasp \(wasp snapshot\)/);
+  });
+
   test("the synthetic headers are accepted (the properties below start from something valid)", () => {
     expect(check(goodHeader(true)).info.native).toBe(true);
     expect(check(goodHeader(false)).info.privileged).toBe(true);
@@ -26,6 +55,7 @@ describe("validate", () => {
   test("any change to any header byte (CRC recomputed) gives a checked state or one BadSnapshotError", () => {
     fc.assert(
       fc.property(fc.boolean(), fc.array(fc.tuple(fc.integer({ min: 0, max: 1024 + 312 + 600 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), (native, edits) => {
+        // (the edited bytes include XCR0 at 232 and the XSAVE header's XSTATE_BV at 1024 + 512)
         const h = goodHeader(native);
         // the bytes that matter live below REGS + 1024 (fields, registers) and in the MSR list
         for (const [at, v] of edits) h[at < 1024 + 312 ? at : HEADER.MSRS + (at - 1024 - 312)] = v;
@@ -48,6 +78,9 @@ describe("validate", () => {
           info.imageEnd <= info.memSize &&
           info.dataSize + info.imageEnd <= info.memSize &&
           count === (info.privileged ? GUEST_WRITABLE_MSRS.length + 3 : GUEST_WRITABLE_MSRS.length) &&
+          // a CPL3 guest's XCR0 is this host's or within it, with x87 and SSE; a raw one's what XSETBV takes
+          (info.privileged ? info.xcr0 === 0 || (info.xcr0 & 1) === 1 : (BigInt(info.xcr0) & ~host.userXcr0) === 0n && (info.xcr0 & 3) === 3) &&
+          (BigInt(info.xcr0) & ~host.supportedXcr0) === 0n &&
           (!info.native || (["cr0", "cr3", "cr4", "efer"] as const).every((r) => sreg(h.subarray(HEADER.SREGS), r) === sreg(host.longModeSregs, r)))
         );
       }),
@@ -83,6 +116,7 @@ describe("loadSnapshotFile", () => {
     const guard = stackGuard(MEM - 1024 * 1024 - stackSize);
     for (const [at, bytes] of longModeTablePieces(guard)) memory.set(bytes, at);
     memory.fill(0x5a, 0x200000, 0x201000);
+    memory.set(trampolinePage(0x200000n, new Uint8Array(4096), true), Layout.TRAMPOLINE);
     edit(memory);
     writeFileSync(path, goodHeader(true, STACK));
     const fd = openSync(path, "r+");
@@ -120,6 +154,8 @@ describe("loadSnapshotFile", () => {
     const dir = mkdtempSync(join(tmpdir(), "wasp-load-"));
     const path = join(dir, "hostile.snap");
     try {
+      writeFile(path, (m) => (m[Layout.TRAMPOLINE + 5] = 0x90)); // a trampoline that skips saving RAX
+      expect(() => loadSnapshotFile(path, host, cpu)).toThrow(/the trampoline page at 0x1c000 does not hold the host's trampoline code/);
       writeFile(path, (m) => (m[0x6000 + 3 * 16 + 5] = 0xee)); // a DPL3 IDT gate
       expect(() => loadSnapshotFile(path, host, cpu)).toThrow(/the host page at 0x6000 differs from the host's own/);
       writeFile(path, () => {}, 2 * STACK); // tables for another stack than the header says

@@ -207,7 +207,7 @@ function inspectSnapshot(path: string, json: boolean): void {
     ...(i.linux ? [["process", `${i.processBytes} bytes: the executable, its break, mappings, open files, arguments and environment`] as [string, string]] : []),
     ["memory", `${i.memSize / MIB} MiB, ${i.populatedPages} pages stored`],
     ["memory sha256", i.memorySha256],
-    ["cpu", `${i.cpu.vendor}, features ${i.cpu.features.map((f) => f.toString(16).padStart(8, "0")).join(" ")}`],
+    ["cpu", `${i.cpu.vendor}, features ${i.cpu.features.map((f) => f.toString(16).padStart(8, "0")).join(" ")}, XCR0 0x${i.xcr0.toString(16)}`],
   ];
   printTable(lines);
 }

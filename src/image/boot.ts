@@ -1,10 +1,12 @@
 // CPU and memory state in which images are entered.
 // Native images: 64-bit long mode at CPL3, built by the host: identity page tables with the user bit
 // (supervisor-only for the host's own pages), a GDT with user segments and a TSS, CR0/CR3/CR4/EFER
-// with SSE on, RFLAGS.IOPL=3 so that OUT is allowed. No guest boot code runs.
+// with SSE on (and XSAVE with AVX where the host enables it: src/kvm/xfeatures.ts), RFLAGS.IOPL=3 so
+// that OUT is allowed. No guest boot code runs.
 // Raw images: 16-bit real mode, CS base 0, IP and SP 0x8000 (Wasp's convention).
 import { kvm_dtable, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout, Port } from "../abi/guest-abi.ts";
+import { TRAMPOLINE_XSAVE_AT } from "../kvm/xfeatures.ts";
 
 // Page-table entry bits (Intel SDM vol. 3, 4.5); also the Linux guests' tables (src/linux/address-space.ts).
 export const PTE_P = 1n;
@@ -40,6 +42,8 @@ const CR0_PG = 1n << 31n;
 const CR4_PAE = 1n << 5n;
 const CR4_OSFXSR = 1n << 9n;
 const CR4_OSXMMEXCPT = 1n << 10n;
+/** XSETBV/XGETBV, XSAVE/XRSTOR and the features XCR0 enables (AVX...) are on */
+export const CR4_OSXSAVE = 1n << 18n;
 const EFER_LME = 1n << 8n;
 const EFER_LMA = 1n << 10n;
 
@@ -250,14 +254,25 @@ function tssDescriptorLow(base: bigint, limit: bigint): bigint {
   return (limit & 0xffffn) | ((base & 0xffffffn) << 16n) | (type << 40n) | (((limit >> 16n) & 0xfn) << 48n) | (((base >> 24n) & 0xffn) << 56n);
 }
 
-const sregsCache = new WeakMap<Uint8Array, { long?: Uint8Array; real?: Uint8Array }>();
+/** What an entry state is built from: a fresh vCPU's special registers and XSAVE area, and the XCR0 a CPL3 guest runs with (struct kvm_xcrs; none: x87 and SSE only). */
+export interface EntryReset {
+  sregs: Uint8Array;
+  fpu: Uint8Array;
+  xcrs?: Uint8Array;
+}
 
-/** The special registers of host-built CPL3 long mode, starting from a vCPU's reset state (cached). */
-export function longModeSregs(resetState: Uint8Array): Uint8Array {
+const sregsCache = new WeakMap<Uint8Array, { long?: Uint8Array; longXsave?: Uint8Array; real?: Uint8Array }>();
+
+/**
+ * The special registers of host-built CPL3 long mode, starting from a vCPU's reset state (cached);
+ * with `osxsave`, CR4.OSXSAVE set (the XCR0 of the guest's shells enables more than x87 and SSE).
+ */
+export function longModeSregs(resetState: Uint8Array, osxsave: boolean): Uint8Array {
   const c = sregsCache.get(resetState) ?? {};
   sregsCache.set(resetState, c);
-  c.long ??= buildLongModeSregs(resetState);
-  return c.long;
+  if (osxsave) c.longXsave ??= buildLongModeSregs(resetState, CR4_OSXSAVE);
+  else c.long ??= buildLongModeSregs(resetState, 0n);
+  return (osxsave ? c.longXsave : c.long) as Uint8Array;
 }
 
 /** Real mode with every segment at base 0 (the reset state has CS at 0xffff0000); cached. */
@@ -268,7 +283,7 @@ export function realModeSregs(resetState: Uint8Array): Uint8Array {
   return c.real;
 }
 
-function buildLongModeSregs(resetState: Uint8Array): Uint8Array {
+function buildLongModeSregs(resetState: Uint8Array, cr4Extra: bigint): Uint8Array {
   const sregs = resetState.slice();
   const dv = new DataView(sregs.buffer);
   const code = { base: 0, limit: 0xffffffff, selector: SEL_USER_CODE, type: 11, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0 };
@@ -283,7 +298,7 @@ function buildLongModeSregs(resetState: Uint8Array): Uint8Array {
   kvm_sregs.write(dv, 0, {
     cr0: CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG,
     cr3: Layout.PML4,
-    cr4: CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT,
+    cr4: CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT | cr4Extra,
     efer: EFER_LME | EFER_LMA,
     cr2: 0,
   });
@@ -299,42 +314,74 @@ function buildRealModeSregs(resetState: Uint8Array): Uint8Array {
   return sregs;
 }
 
-/** Where in the trampoline page the jump target and the FXSAVE image sit. */
+/** Where in the trampoline page the jump target and the XSAVE (or FXSAVE) image sit. */
 const TRAMPOLINE_TARGET = Layout.TRAMPOLINE + 0x40;
-const TRAMPOLINE_FX = Layout.TRAMPOLINE + 0x100; // FXRSTOR needs 16-byte alignment
+const TRAMPOLINE_FX = Layout.TRAMPOLINE + TRAMPOLINE_XSAVE_AT; // FXRSTOR needs 16-byte alignment, XRSTOR 64
+/** The trampoline's code and its filler: the bytes before the jump target. */
+export const TRAMPOLINE_CODE_BYTES = TRAMPOLINE_TARGET - Layout.TRAMPOLINE;
 /** The legacy (FXSAVE) part of an XSAVE area: x87, MXCSR, XMM0-15. */
 const FXSAVE_BYTES = 512;
 
 /**
- * Writes the entry trampoline of a CPL3 guest: `fxrstor64 [fx]` loads the FPU/SSE state `xsave`
- * (its legacy part: the guest cannot enable more, CR4.OSXSAVE is off), then `jmp [target]` goes to
- * `target` with every general register untouched. Starting each call here resets the FPU/SSE state
- * natively, in the guest, instead of by a KVM_SET_XSAVE ioctl (~5 µs here) per reset.
+ * The entry trampoline of a CPL3 guest: it loads the FPU/SSE/AVX state `xsave`, then `jmp [target]`
+ * goes to `target` with every general register and RFLAGS untouched. Starting each call here resets
+ * that state natively, in the guest, instead of by a KVM_SET_XSAVE ioctl (~5 µs here) per reset.
+ *
+ * With `xrstor` (the guest runs with CR4.OSXSAVE and an XCR0 beyond x87 and SSE), `xrstor64` loads
+ * every feature XCR0 enables — a feature the area marks unused (XSTATE_BV) is set to its initial
+ * state — so no call's AVX registers reach the next. XRSTOR takes its feature mask in EDX:EAX: the
+ * trampoline saves both on the guest's stack below its red zone (the 128 bytes under RSP that a
+ * leaf function may use; what lies below them is free by the ABI, as a signal frame would be), sets
+ * the mask to all ones (XCR0 bounds it), and puts them back. Without `xrstor`, `fxrstor64` loads the
+ * legacy part (x87, MXCSR, XMM0-15), all a guest has then.
  */
-/** The trampoline page alone (see writeTrampoline), for writing into a file with pwrite. */
-export function trampolinePage(target: bigint, xsave: Uint8Array): Uint8Array {
+export function trampolinePage(target: bigint, xsave: Uint8Array, xrstor: boolean): Uint8Array {
   const page = new Uint8Array(4096);
-  fillTrampoline(page, 0, target, xsave);
+  fillTrampoline(page, 0, target, xsave, xrstor);
   return page;
 }
 
-export function writeTrampoline(ram: Uint8Array, target: bigint, xsave: Uint8Array): void {
-  fillTrampoline(ram, Layout.TRAMPOLINE, target, xsave);
+/** Writes the trampoline page (see trampolinePage) into guest RAM. */
+export function writeTrampoline(ram: Uint8Array, target: bigint, xsave: Uint8Array, xrstor: boolean): void {
+  fillTrampoline(ram, Layout.TRAMPOLINE, target, xsave, xrstor);
+}
+
+const abs32 = (a: number) => [a & 0xff, (a >> 8) & 0xff, (a >> 16) & 0xff, (a >>> 24) & 0xff];
+
+/** The trampoline's code: every byte before the jump target (0xcc after the code). */
+export function trampolineCode(xrstor: boolean): Uint8Array {
+  const t = Layout.TRAMPOLINE;
+  const fx = TRAMPOLINE_FX;
+  const code = xrstor
+    ? [
+        0x48, 0x8d, 0x64, 0x24, 0x80, // lea rsp, [rsp - 128]: past the red zone
+        0x50, // push rax
+        0x52, // push rdx
+        0xb8, 0xff, 0xff, 0xff, 0xff, // mov eax, -1
+        0xba, 0xff, 0xff, 0xff, 0xff, // mov edx, -1: every feature XCR0 enables
+        0x48, 0x0f, 0xae, 0x2c, 0x25, ...abs32(fx), // xrstor64 [fx]
+        0x5a, // pop rdx
+        0x58, // pop rax
+        0x48, 0x8d, 0xa4, 0x24, 0x80, 0x00, 0x00, 0x00, // lea rsp, [rsp + 128]
+        0xff, 0x25, // jmp qword [rip + disp32]
+      ]
+    : [
+        0x48, 0x0f, 0xae, 0x0c, 0x25, ...abs32(fx), // fxrstor64 [fx]
+        0xff, 0x25, // jmp qword [rip + disp32]
+      ];
+  code.push(...abs32(TRAMPOLINE_TARGET - (t + code.length + 4)));
+  const out = new Uint8Array(TRAMPOLINE_CODE_BYTES).fill(0xcc);
+  out.set(code);
+  return out;
 }
 
 /** Writes the trampoline page's contents at `base` of `buf` (guest addresses in the code stay absolute). */
-function fillTrampoline(buf: Uint8Array, base: number, target: bigint, xsave: Uint8Array): void {
+function fillTrampoline(buf: Uint8Array, base: number, target: bigint, xsave: Uint8Array, xrstor: boolean): void {
   const t = Layout.TRAMPOLINE;
-  const fx = TRAMPOLINE_FX;
-  const code = [
-    0x48, 0x0f, 0xae, 0x0c, 0x25, fx & 0xff, (fx >> 8) & 0xff, (fx >> 16) & 0xff, (fx >>> 24) & 0xff, // fxrstor64 [fx]
-    0xff, 0x25, // jmp qword [rip + disp32]
-  ];
-  const disp = TRAMPOLINE_TARGET - (t + code.length + 4);
-  code.push(disp & 0xff, (disp >> 8) & 0xff, (disp >> 16) & 0xff, (disp >>> 24) & 0xff);
   const at = (addr: number) => base + addr - t;
-  buf.fill(0xcc, at(t), at(t + 0x40));
-  buf.set(code, at(t));
+  buf.set(trampolineCode(xrstor), at(t));
   new DataView(buf.buffer, buf.byteOffset).setBigUint64(at(TRAMPOLINE_TARGET), target, true);
-  buf.set(xsave.subarray(0, FXSAVE_BYTES), at(fx));
+  // the whole area XCR0's features may use (xfeatures.ts keeps them within the page), or the legacy part
+  const room = 4096 - TRAMPOLINE_XSAVE_AT;
+  buf.set(xsave.subarray(0, xrstor ? Math.min(room, xsave.length) : FXSAVE_BYTES), at(TRAMPOLINE_FX));
 }

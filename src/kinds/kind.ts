@@ -3,6 +3,7 @@
 // gives back besides RAX. Each kind is a module of this folder (native.ts, raw.ts); adding a kind
 // is a module and a line in kindOf, not a branch in the runner, the snapshot and the shell.
 import { DEFAULT_MEMORY, MIB, checkMemorySize, imageFootprint, type Image } from "../image/image.ts";
+import type { EntryReset } from "../image/boot.ts";
 import { BadImageError } from "../errors.ts";
 import type { AccessRules, GuestAccess } from "../memory/guest-access.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
@@ -52,8 +53,12 @@ export interface ImageKind {
   readonly readsFiles: boolean;
   /** the memory plan: `memory`, `dataSize`, `stackSize` as asked (each may be undefined: the defaults) */
   plan(image: Image, memory: number | undefined, dataSize: number | undefined, stackSize: number | undefined): MemoryPlan;
-  /** the entry state in `size` bytes of RAM laid out by `plan`, from a fresh vCPU's `reset` state: the image's bytes among its pieces */
-  entryState(image: Image, size: number, plan: Omit<MemoryPlan, "memory">, reset: { sregs: Uint8Array; fpu: Uint8Array }): EntryState;
+  /**
+   * the entry state in `size` bytes of RAM laid out by `plan`, from a fresh vCPU's `reset` state
+   * (`xcrs`: the XCR0 a CPL3 guest runs with, CR4.OSXSAVE on; none: x87 and SSE only): the image's
+   * bytes among its pieces
+   */
+  entryState(image: Image, size: number, plan: Omit<MemoryPlan, "memory">, reset: EntryReset): EntryState;
   /**
    * after the final exit: the console the guest left in its memory (into `console`) and its output
    * (checked against what the host wrote; a guest lying about them is a MemoryFaultError)

@@ -37,7 +37,7 @@ export const NATIVE: ImageKind = {
     if (image.kind !== "native") throw new RangeError(`${image.name} is not a native image`);
     const guard = plan.stackSize > 0 ? stackGuard(size - plan.dataSize - plan.stackSize) : undefined;
     return {
-      pieces: [...longModeTablePieces(guard), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, reset.fpu)], [image.loadAddr, image.bytes]],
+      pieces: [...longModeTablePieces(guard), [Layout.TRAMPOLINE, trampolinePage(image.header.entry, reset.fpu, reset.xcrs !== undefined)], [image.loadAddr, image.bytes]],
       populated: [
         [Layout.PML4, Layout.INFO - Layout.PML4],
         [Layout.TSS, Layout.HOST_END - Layout.TSS],
@@ -46,7 +46,7 @@ export const NATIVE: ImageKind = {
       rip: BigInt(Layout.TRAMPOLINE),
       rsp: BigInt(size - plan.dataSize),
       rflags: RFLAGS_NATIVE,
-      sregs: longModeSregs(reset.sregs),
+      sregs: longModeSregs(reset.sregs, reset.xcrs !== undefined),
     };
   },
   collect(guest, mem, plan, console) {

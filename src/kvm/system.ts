@@ -3,6 +3,7 @@
 import * as libc from "../../ffi/libc.ts";
 import { KVM, KVM_API_VERSION, KVM_CAP, KVM_MAX_CPUID_ENTRIES, kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_list } from "../../ffi/kvm.ts";
 import { msrCount } from "./msrs.ts";
+import { TRAMPOLINE_XSAVE_AT, guestCpuid, limitXstate, userXcr0, xcrsOf } from "./xfeatures.ts";
 import type { Vcpu } from "./vcpu.ts";
 import { KvmUnavailableError, SyscallError } from "../errors.ts";
 import { Vm } from "./vm.ts";
@@ -59,6 +60,18 @@ function restorableMsrs(vcpu: Vcpu, indices: number[]): Uint8Array {
   }
 }
 
+/**
+ * A fresh vCPU's state, the base every entry state is built from (Kvm.vcpuResetState): special
+ * registers, XSAVE area and model-specific registers as KVM_CREATE_VCPU and KVM_SET_CPUID2 leave
+ * them, and the XCR0 a CPL3 guest runs with (struct kvm_xcrs; undefined: XSAVE stays off).
+ */
+export interface VcpuResetState {
+  sregs: Uint8Array;
+  fpu: Uint8Array;
+  msrs: Uint8Array;
+  xcrs: Uint8Array | undefined;
+}
+
 /** A VM with its vCPU 0: CPUID set, never run, no memory slot (Kvm.takeFreshVm). */
 export interface FreshVm {
   vm: Vm;
@@ -68,8 +81,17 @@ export interface FreshVm {
 export class Kvm {
   readonly fd: number;
   readonly vcpuMmapSize: number;
-  /** KVM_GET_SUPPORTED_CPUID's answer as a ready kvm_cpuid2 buffer for KVM_SET_CPUID2. */
+  /**
+   * KVM_GET_SUPPORTED_CPUID's answer as a ready kvm_cpuid2 buffer for KVM_SET_CPUID2, with XSAVE
+   * and AVX where KVM can set XCR0 (xfeatures.ts, guestCpuid).
+   */
   readonly cpuid: Uint8Array;
+  /**
+   * The XSAVE features (XCR0) a CPL3 guest runs with, CR4.OSXSAVE set with them: what KVM supports
+   * of USER_XFEATURES (src/kvm/xfeatures.ts); 0 without XSAVE in the guest's CPUID or without
+   * KVM_CAP_XSAVE and KVM_CAP_XCRS (then the guest has x87 and SSE only, OSXSAVE clear).
+   */
+  readonly userXcr0: bigint;
   #closed = false;
 
   constructor(path = KVM_DEVICE) {
@@ -88,14 +110,17 @@ export class Kvm {
         if (libc.raw.ioctl(fd, KVM.CHECK_EXTENSION, cap) <= 0) throw new KvmUnavailableError(`${path} lacks KVM_CAP_${name}, which wasp needs`);
       }
       this.vcpuMmapSize = libc.ioctl(fd, KVM.GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE");
-      this.cpuid = supportedCpuid(fd);
+      const has = (cap: number) => libc.raw.ioctl(fd, KVM.CHECK_EXTENSION, cap) > 0;
+      const canSetXcrs = has(KVM_CAP.XSAVE) && has(KVM_CAP.XCRS);
+      this.cpuid = guestCpuid(supportedCpuid(fd), canSetXcrs);
+      this.userXcr0 = userXcr0(this.cpuid, canSetXcrs, 4096 - TRAMPOLINE_XSAVE_AT);
     } catch (e) {
       libc.raw.close(fd);
       throw e;
     }
   }
 
-  #resetState: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array } | undefined;
+  #resetState: VcpuResetState | undefined;
   #privilegedState: PrivilegedState | undefined;
   /** the VM the reset state was read from, kept for `takeFreshVm` */
   #fresh: FreshVm | undefined;
@@ -107,14 +132,19 @@ export class Kvm {
    * closed but kept for `takeFreshVm`: its vCPU has only been read, so it is as fresh as a new one,
    * and the first VM costs one creation and teardown instead of two (~1.5-2 ms of a `wasp invoke`).
    */
-  vcpuResetState(opts: { keepVm?: boolean } = {}): { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array } {
+  vcpuResetState(opts: { keepVm?: boolean } = {}): VcpuResetState {
     if (!this.#resetState) {
       const vm = this.createVm();
       let vcpu: Vcpu | undefined;
       try {
         vcpu = vm.createVcpu(0);
         vcpu.setCpuid(this.cpuid);
-        this.#resetState = { sregs: vcpu.getSregs(), fpu: vcpu.getXsave(), msrs: vcpu.getMsrs(GUEST_WRITABLE_MSRS) };
+        const xcrs = this.userXcr0 !== 0n ? xcrsOf(this.userXcr0) : undefined;
+        // the XSAVE area as a CPL3 guest's vCPU has it: with its XCR0 (every shell loads it too)
+        if (xcrs) vcpu.setXcrs(xcrs);
+        const fpu = vcpu.getXsave();
+        if (xcrs) limitXstate(fpu, this.userXcr0);
+        this.#resetState = { sregs: vcpu.getSregs(), fpu, msrs: vcpu.getMsrs(GUEST_WRITABLE_MSRS), xcrs };
       } catch (e) {
         vcpu?.close();
         vm.close();

@@ -7,7 +7,7 @@
 import { kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout } from "../abi/guest-abi.ts";
 import { BadArgsError } from "../errors.ts";
-import { RFLAGS_NATIVE, longModeSregs, longModeTablePieces, trampolinePage } from "../image/boot.ts";
+import { RFLAGS_NATIVE, longModeSregs, longModeTablePieces, trampolinePage, type EntryReset } from "../image/boot.ts";
 import { linuxPageTables, segmentPieces, type LinuxLayout } from "./address-space.ts";
 import type { ElfExecutable } from "./elf.ts";
 import { EFER_NXE, EFER_SCE, LINUX_ENTRY, linuxEntryCode, linuxSyscallMsrs } from "./entry.ts";
@@ -60,17 +60,18 @@ export function linuxAuxv(elf: ElfExecutable, layout: LinuxLayout, hwcap: bigint
  * Everything a Linux guest starts from but its initial stack (which a call writes: its arguments,
  * environment and random bytes): the host's tables, the Linux page tables, the system-call entry,
  * the trampoline, the executable's segments; RSP at the top of memory. `reset` is a fresh vCPU's
- * special registers and FPU state (the trampoline loads the FPU state at CPL3, as for native guests).
+ * special registers and XSAVE area, and the XCR0 the guest runs with (the trampoline loads that state
+ * at CPL3, as for native guests).
  */
-export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: { sregs: Uint8Array; fpu: Uint8Array }, files: ReadonlyMap<string, Uint8Array> = new Map()): LinuxEntryState {
-  const sregs = longModeSregs(reset.sregs).slice();
+export function linuxBaseState(elf: ElfExecutable, layout: LinuxLayout, reset: EntryReset, files: ReadonlyMap<string, Uint8Array> = new Map()): LinuxEntryState {
+  const sregs = longModeSregs(reset.sregs, reset.xcrs !== undefined).slice();
   const dv = new DataView(sregs.buffer);
   const eferAt = kvm_sregs.off("efer");
   dv.setBigUint64(eferAt, dv.getBigUint64(eferAt, true) | EFER_SCE | EFER_NXE, true);
   return {
     pieces: [
       ...linuxHostPieces(elf, layout),
-      [Layout.TRAMPOLINE, trampolinePage(entryPoint(elf, layout), reset.fpu)],
+      [Layout.TRAMPOLINE, trampolinePage(entryPoint(elf, layout), reset.fpu, reset.xcrs !== undefined)],
       ...segmentPieces(elf, layout),
       ...processPieces(layout, files),
     ],
@@ -118,7 +119,7 @@ export function linuxCallStack(elf: ElfExecutable, layout: LinuxLayout, start: L
 }
 
 /** Everything a Linux guest starts from: its base state with the call's initial stack. */
-export function linuxEntryState(elf: ElfExecutable, layout: LinuxLayout, start: LinuxStart, reset: { sregs: Uint8Array; fpu: Uint8Array }): LinuxEntryState {
+export function linuxEntryState(elf: ElfExecutable, layout: LinuxLayout, start: LinuxStart, reset: EntryReset): LinuxEntryState {
   const stack = linuxCallStack(elf, layout, start);
   const base = linuxBaseState(elf, layout, reset);
   return { ...base, pieces: [...base.pieces, [stack.rsp, stack.bytes]], rsp: BigInt(stack.rsp) };

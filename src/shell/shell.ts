@@ -116,6 +116,9 @@ export class Shell {
         vcpu = vm.createVcpu(0);
         vcpu.setCpuid(kvm.cpuid);
       }
+      // A CPL3 guest's XCR0 (AVX...; CR4.OSXSAVE comes with its special registers): once per shell,
+      // as XSETBV is privileged. Its registers are reset by the trampoline's XRSTOR at every entry.
+      if (!snapshot.privileged && snapshot.xcrs) setXcrs(vcpu, snapshot);
       if (!this.oneShot) log = new DirtyLog(vm, pages);
       // A new vCPU's FPU is the reset state, which an entry snapshot already has; a CPL3 guest's
       // trampoline loads a captured one at every entry. A state KVM refuses (a snapshot file's)
@@ -339,8 +342,9 @@ export class Shell {
     }
     this.#entered = false;
     this.#hostWroteInCall = false;
-    // FPU/SSE state: a CPL3 guest starts every call in the entry trampoline, which loads the
-    // snapshot's state itself (image/boot.ts, writeTrampoline); privileged guests get it here.
+    // FPU/SSE/AVX state: a CPL3 guest starts every call in the entry trampoline, which loads the
+    // snapshot's state itself (image/boot.ts, trampolinePage: XRSTOR of every feature its XCR0
+    // enables); privileged guests get it here.
     // (Knowing whether the guest touched it is not cheap: CR0.TS does not trap a CPL3 guest's SSE
     // instructions under PVM; measured.)
     if (this.snapshot.privileged) loadPrivilegedState(this.vcpu, this.snapshot);
@@ -441,15 +445,19 @@ export function accessRules(privileged: boolean): AccessRules {
  * area, every model-specific register KVM restores (wrmsr) and the debug registers. A state KVM
  * refuses is the snapshot's fault (a file's): a BadSnapshotError naming it.
  */
+function setXcrs(vcpu: Vcpu, snapshot: Snapshot): void {
+  try {
+    if (snapshot.xcrs) vcpu.setXcrs(snapshot.xcrs);
+  } catch (e) {
+    throw new BadSnapshotError(`${snapshot.meta.name}: KVM refused the snapshot's XCR0 (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
 function loadPrivilegedState(vcpu: Vcpu, snapshot: Snapshot): void {
   const refused = (what: string, e: unknown) =>
     new BadSnapshotError(`${snapshot.meta.name}: KVM refused the snapshot's ${what} (${e instanceof Error ? e.message : String(e)})`);
-  try {
-    // XCR0 first: it decides which XSAVE features the XSAVE area may hold
-    if (snapshot.xcrs) vcpu.setXcrs(snapshot.xcrs);
-  } catch (e) {
-    throw refused("XCR0", e);
-  }
+  // XCR0 first: it decides which XSAVE features the XSAVE area may hold
+  setXcrs(vcpu, snapshot);
   try {
     vcpu.setXsave(snapshot.fpu);
   } catch (e) {

@@ -1,7 +1,7 @@
 // The CPU identity a snapshot's state depends on: the vendor and the feature bits of the CPUID
 // that KVM gives guests here. A snapshot may be restored where every feature bit it was taken with
 // is present (the guest may already have chosen code paths by them).
-import { kvm_cpuid2, kvm_cpuid_entry2 } from "../../ffi/kvm.ts";
+import { cpuidEntryRegister, supportedXcr0Of } from "../kvm/xfeatures.ts";
 import type { Kvm } from "../kvm/system.ts";
 
 export interface CpuIdentity {
@@ -22,16 +22,7 @@ const FEATURE_WORDS: [leaf: number, reg: "eax" | "ebx" | "ecx" | "edx", name: st
 
 /** One register of the guest CPUID's entry for `leaf` (subleaf `index`), or 0 if KVM gives none. */
 export function cpuidRegister(kvm: Kvm, leaf: number, reg: "eax" | "ebx" | "ecx" | "edx", index = 0): number {
-  const buf = kvm.cpuid;
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const nent = dv.getUint32(kvm_cpuid2.off("nent"), true);
-  for (let i = 0; i < nent; i++) {
-    const at = kvm_cpuid2.size + i * kvm_cpuid_entry2.size;
-    if (dv.getUint32(at + kvm_cpuid_entry2.off("function"), true) === leaf && dv.getUint32(at + kvm_cpuid_entry2.off("index"), true) === index) {
-      return dv.getUint32(at + kvm_cpuid_entry2.off(reg), true);
-    }
-  }
-  return 0;
+  return cpuidEntryRegister(kvm.cpuid, leaf, reg, index);
 }
 
 export function cpuIdentity(kvm: Kvm): CpuIdentity {
@@ -49,7 +40,7 @@ export function cpuIdentity(kvm: Kvm): CpuIdentity {
 
 /** The XSAVE features (XCR0 bits) KVM lets a guest enable: CPUID leaf 0xD, subleaf 0, EDX:EAX. */
 export function supportedXcr0(kvm: Kvm): bigint {
-  return (BigInt(cpuidRegister(kvm, 0xd, "edx")) << 32n) | BigInt(cpuidRegister(kvm, 0xd, "eax"));
+  return supportedXcr0Of(kvm.cpuid);
 }
 
 /** Which of `snapshot`'s feature bits `here` lacks, as text, or "" if none. */

@@ -18,7 +18,7 @@ import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { linuxSyscallMsrs } from "../linux/entry.ts";
 import { decodeProcessFile } from "../linux/process-file.ts";
 import { linuxHostPieces } from "../linux/start.ts";
-import { checkHostPages, checkLinuxSregs, checkNativeSregs, mergeMsrs, type HostState } from "./file-state.ts";
+import { checkHostPages, checkLinuxSregs, checkNativeSregs, checkTrampoline, mergeMsrs, type HostState } from "./file-state.ts";
 import { guardOf, type Snapshot, type SnapshotMeta } from "./snapshot.ts";
 
 /** The header's fields a kind reads (file.ts's HEADER). */
@@ -67,8 +67,8 @@ export interface FileKind {
   readSection?(info: KindInfo, fd: number, offset: number, crc: number, bad: (why: string) => never): KindSection;
   /** below this guest address, the file's pages are the host's: not copied (but the trampoline's) */
   readonly hostBelow: number;
-  /** after the memory is in the memfd: the host's pages there checked, or rebuilt from the section */
-  finishMemory(info: KindInfo, memfd: number, populated: Uint8Array, section: KindSection | undefined, bad: (why: string) => never): void;
+  /** after the memory is in the memfd: the host's pages there checked, or rebuilt from the section; the trampoline's code checked */
+  finishMemory(info: KindInfo, memfd: number, populated: Uint8Array, section: KindSection | undefined, host: HostState, bad: (why: string) => never): void;
   /** its memory's checksum is of the file's own memory part (the loaded copy's host pages are rebuilt) */
   readonly verifiesFile: boolean;
 }
@@ -108,11 +108,11 @@ const NATIVE: FileKind = {
     return msrs as Uint8Array;
   },
   hostBelow: 0,
-  finishMemory(info, memfd, _populated, _section, bad) {
+  finishMemory(info, memfd, _populated, _section, host, bad) {
     // the host pages as they will run: read back from the memfd, not trusted from the header
     const pages = new Uint8Array(Layout.HOST_END);
     readSync(memfd, pages, 0, pages.length, 0);
-    const why = checkHostPages(pages, guardOf(metaOf(NATIVE, info), info.memSize));
+    const why = checkHostPages(pages, guardOf(metaOf(NATIVE, info), info.memSize)) ?? checkTrampoline(pages.subarray(Layout.TRAMPOLINE, Layout.TRAMPOLINE + PAGE_SIZE), host);
     if (why) bad(why);
   },
   verifiesFile: false,
@@ -188,7 +188,7 @@ const LINUX: FileKind = {
     return { bytes, elf, layout };
   },
   hostBelow: LINUX_LOW,
-  finishMemory(_info, memfd, populated, section) {
+  finishMemory(_info, memfd, populated, section, host, bad) {
     // the host's pages as the host builds them for this executable: whatever the file held below
     // LINUX_LOW was not copied (but the trampoline, the guest's own CPL3 code)
     if (!section) throw new BadSnapshotError("a Linux program's snapshot without its process section");
@@ -196,6 +196,10 @@ const LINUX: FileKind = {
       libc.pwrite(memfd, bytes, at);
       populated.fill(1, Math.floor(at / PAGE_SIZE), Math.ceil((at + bytes.length) / PAGE_SIZE));
     }
+    const trampoline = new Uint8Array(PAGE_SIZE);
+    readSync(memfd, trampoline, 0, PAGE_SIZE, Layout.TRAMPOLINE);
+    const why = checkTrampoline(trampoline, host);
+    if (why) bad(why);
   },
   verifiesFile: true,
 };

@@ -5,7 +5,7 @@
 // control registers, whatever the file says; and a privileged (raw) guest's state is restored in
 // full by every reset, whatever the file lists. Every failure is one line naming the field.
 import { kvm_msr_entry, kvm_msrs, kvm_sregs, kvm_segment, XSAVE_MXCSR } from "../../ffi/kvm.ts";
-import { SEL_USER_DATA, longModeTablePieces, type StackGuard } from "../image/boot.ts";
+import { SEL_USER_DATA, TRAMPOLINE_CODE_BYTES, longModeTablePieces, trampolineCode, type StackGuard } from "../image/boot.ts";
 import { GUEST_WRITABLE_MSRS, type PrivilegedState } from "../kvm/system.ts";
 import { Layout } from "../abi/guest-abi.ts";
 
@@ -19,6 +19,8 @@ export interface HostState {
   privileged: () => PrivilegedState;
   /** the XSAVE features KVM lets a guest enable */
   supportedXcr0: bigint;
+  /** the XCR0 a CPL3 guest runs with here (Kvm.userXcr0; 0: XSAVE off, CR4.OSXSAVE clear) */
+  userXcr0: bigint;
   /** the MXCSR bits this CPU accepts (FXSAVE's MXCSR_MASK) */
   mxcsrMask: number;
 }
@@ -51,6 +53,51 @@ export function checkXsave(xsave: Uint8Array, host: HostState): string | undefin
   if (dv.getBigUint64(XCOMP_BV, true) !== 0n) return "the XSAVE area is in the compacted format";
   for (let i = HEADER_RESERVED[0]; i < HEADER_RESERVED[1]; i++) if (xsave[i] !== 0) return "the XSAVE header's reserved bytes are not zero";
   return undefined;
+}
+
+const X87_SSE = 3n;
+const AVX = 4n;
+const AVX512 = 0xe0n;
+
+/**
+ * The XCR0 a file carries (offset 232): for a CPL3 guest (`cpl3`) the one it ran with, which this
+ * host must enable too — wasp's choice, never the guest's, so at most this host's, with x87 and SSE,
+ * and 0 exactly when XSAVE is off here as there (the special registers' CR4.OSXSAVE must match) —
+ * with the XSAVE area's features (XSTATE_BV) within it, as the trampoline's XRSTOR requires; for a
+ * privileged guest the one it set with XSETBV (0: a KVM without XCRS wrote it, the fresh vCPU's is
+ * loaded), which XSETBV itself would have taken: x87 on, AVX only with SSE, AVX-512's three states
+ * together and with AVX, nothing KVM does not support.
+ */
+export function checkXcr0(xcr0: bigint, xsave: Uint8Array, cpl3: boolean, host: HostState): string | undefined {
+  const hex = (v: bigint) => `0x${v.toString(16)}`;
+  const xstateBv = new DataView(xsave.buffer, xsave.byteOffset, xsave.byteLength).getBigUint64(XSTATE_BV, true);
+  if (cpl3) {
+    if (xcr0 === 0n && host.userXcr0 !== 0n) return `XCR0 is 0: the file was written where XSAVE was off for CPL3 guests, and this host enables ${hex(host.userXcr0)}; write it again here`;
+    if (xcr0 !== 0n && host.userXcr0 === 0n) return `XCR0 ${hex(xcr0)}: the file needs XSAVE features, which this host does not enable for CPL3 guests`;
+    if (xcr0 === 0n) return undefined;
+    if ((xcr0 & ~host.userXcr0) !== 0n) return `XCR0 ${hex(xcr0)} enables features this host does not give CPL3 guests (${hex(host.userXcr0)})`;
+    if ((xcr0 & X87_SSE) !== X87_SSE) return `XCR0 ${hex(xcr0)} lacks x87 or SSE`;
+    if ((xstateBv & ~xcr0) !== 0n) return `the XSAVE area holds features ${hex(xstateBv)} beyond its XCR0 ${hex(xcr0)}`;
+    return undefined;
+  }
+  if (xcr0 === 0n) return undefined;
+  if (!host.privileged().xcrs) return `XCR0 ${hex(xcr0)} is recorded, and KVM here cannot restore it (no KVM_CAP_XCRS)`;
+  if ((xcr0 & 1n) === 0n) return `XCR0 ${hex(xcr0)} has x87 (bit 0) clear`;
+  if ((xcr0 & ~host.supportedXcr0) !== 0n) return `XCR0 ${hex(xcr0)} enables features KVM does not support (${hex(host.supportedXcr0)})`;
+  if ((xcr0 & AVX) !== 0n && (xcr0 & 2n) === 0n) return `XCR0 ${hex(xcr0)} enables AVX without SSE`;
+  if ((xcr0 & AVX512) !== 0n && ((xcr0 & AVX512) !== AVX512 || (xcr0 & AVX) === 0n)) return `XCR0 ${hex(xcr0)} enables part of AVX-512's state, or it without AVX`;
+  return undefined;
+}
+
+/**
+ * A CPL3 guest's trampoline page (its own code, at CPL3) must hold the host's trampoline code: it
+ * is what resets the FPU/SSE/AVX registers at every call's entry, so a file cannot carry one that
+ * leaves them to the next call. Its jump target and XSAVE area are the guest's.
+ */
+export function checkTrampoline(page: Uint8Array, host: HostState): string | undefined {
+  const want = trampolineCode(host.userXcr0 !== 0n);
+  const got = page.subarray(0, TRAMPOLINE_CODE_BYTES);
+  return same(got, want) ? undefined : `the trampoline page at 0x${Layout.TRAMPOLINE.toString(16)} does not hold the host's trampoline code`;
 }
 
 /**

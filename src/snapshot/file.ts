@@ -16,14 +16,19 @@ import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import type { Kvm } from "../kvm/system.ts";
 import { VERSION } from "../version.ts";
 import { cpuIdentity, missingFeatures, supportedXcr0, type CpuIdentity } from "./cpu.ts";
+import { xcr0Of, xcrsOf } from "../kvm/xfeatures.ts";
 import { Snapshot, type SnapshotMeta } from "./snapshot.ts";
-import { checkXsave, mxcsrMaskOf, type HostState } from "./file-state.ts";
+import { checkXcr0, checkXsave, mxcsrMaskOf, type HostState } from "./file-state.ts";
 import { FILE_KINDS, MAX_PROCESS_BYTES, fileKindOfFlags, metaOf } from "./file-kinds.ts";
 import { longModeSregs } from "../image/boot.ts";
 import { Layout } from "../abi/guest-abi.ts";
 
 export const SNAPSHOT_MAGIC = 0x50414e5350534157n; // "WASPSNAP" little-endian
-export const FORMAT_VERSION = 1;
+/**
+ * 2: XCR0 at offset 232, a CPL3 guest's CR4.OSXSAVE and its AVX state reset by XRSTOR (version 1
+ * files are refused: their trampoline restored SSE alone, and they carry no XCR0).
+ */
+export const FORMAT_VERSION = 2;
 /** Bytes before guest memory: the header, page-aligned so that memory can be mapped directly. */
 export const DATA_OFFSET = 8192;
 
@@ -48,6 +53,7 @@ export const HEADER = {
   STACK_SIZE: 208, // u64: the stack below the data window, guard pages under it (0: none, an older file); a Linux program's at the top of memory
   PROCESS_BYTES: 216, // u64: a Linux program's process section after the memory part (0: none)
   PROCESS_CRC: 224, // u32: CRC-32 of the process section
+  XCR0: 232, // u64: the XCR0 the guest ran with (a CPL3 guest's: the host's choice; 0: XSAVE off / no XCRS)
   REGS: 256, // struct kvm_regs
   SREGS: 400, // struct kvm_sregs
   XSAVE: 1024, // struct kvm_xsave
@@ -82,6 +88,8 @@ export interface SnapshotFileInfo {
   linux: boolean;
   /** bytes of the process section (0 for other kinds) */
   processBytes: number;
+  /** the XCR0 the guest ran with (0: XSAVE off for a CPL3 guest, or a raw one's KVM had no XCRS) */
+  xcr0: number;
   imageSha256: string;
   memorySha256: string;
   cpu: CpuIdentity;
@@ -138,6 +146,7 @@ export function writeSnapshotFile(path: string, snapshot: Snapshot, imageBytes: 
   header.set(snapshot.regs, HEADER.REGS);
   header.set(snapshot.sregs, HEADER.SREGS);
   header.set(snapshot.fpu.subarray(0, kvm_xsave.size), HEADER.XSAVE);
+  dv.setBigUint64(HEADER.XCR0, snapshot.xcrs ? xcr0Of(snapshot.xcrs) : 0n, true);
   const msrs = kind.msrsToWrite(snapshot);
   if (msrs.length > 8 + MAX_MSRS * 16) throw new BadArgsError(`too many model-specific registers for the header (${msrs.length} bytes)`);
   header.set(msrs, HEADER.MSRS);
@@ -185,8 +194,9 @@ export interface LoadedSnapshotFile {
   populated: Uint8Array;
   /** the model-specific registers a reset restores (the file's merged over a fresh vCPU's) */
   msrs: Uint8Array;
-  /** a raw image's debug registers and XCR0: a fresh vCPU's (the file does not carry them) */
+  /** a raw image's debug registers: a fresh vCPU's (the file does not carry them) */
   debugregs?: Uint8Array;
+  /** XCR0: a raw image's, the file's (a fresh vCPU's if it has none); a CPL3 guest's, this host's */
   xcrs?: Uint8Array;
   /** a Linux program's process section (checked against its executable; src/linux/process-file.ts) */
   process?: Uint8Array;
@@ -333,10 +343,11 @@ export function loadSnapshotFile(path: string, host: HostState, cpu: CpuIdentity
         at += n;
       }
     }
-    kind.finishMemory(info, memfd, populated, section, bad);
+    kind.finishMemory(info, memfd, populated, section, host, bad);
     libc.addSeals(memfd, libc.F_SEAL_WRITE | libc.F_SEAL_SHRINK | libc.F_SEAL_GROW | libc.F_SEAL_SEAL);
     const privileged = info.privileged ? host.privileged() : undefined;
-    return { fd: memfd, info, header, populated, msrs, debugregs: privileged?.debugregs, xcrs: privileged?.xcrs, process: section?.bytes };
+    const xcrs = privileged ? (info.xcr0 !== 0 && privileged.xcrs ? xcrsOf(BigInt(info.xcr0)) : privileged.xcrs) : host.userXcr0 !== 0n ? xcrsOf(host.userXcr0) : undefined;
+    return { fd: memfd, info, header, populated, msrs, debugregs: privileged?.debugregs, xcrs, process: section?.bytes };
   } catch (e) {
     if (memfd >= 0) libc.close(memfd);
     throw e;
@@ -351,10 +362,11 @@ function hostState(kvm: Kvm): HostState {
   if (!s) {
     const reset = kvm.vcpuResetState();
     s = {
-      longModeSregs: longModeSregs(reset.sregs),
+      longModeSregs: longModeSregs(reset.sregs, kvm.userXcr0 !== 0n),
       resetMsrs: reset.msrs,
       privileged: () => kvm.privilegedResetState(),
       supportedXcr0: supportedXcr0(kvm),
+      userXcr0: kvm.userXcr0,
       mxcsrMask: mxcsrMaskOf(reset.fpu),
     };
     hostStates.set(kvm, s);
@@ -425,6 +437,9 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   const writer = getString(header, HEADER.WASP_VERSION, 16);
   if (version > FORMAT_VERSION) bad(`format version ${version} is newer than this wasp reads (${FORMAT_VERSION}); it was written by wasp ${writer || "(unknown)"}`);
   if (version < 1) bad(`format version ${version} is not a valid version`);
+  if (version < FORMAT_VERSION) {
+    bad(`format version ${version} (written by wasp ${writer || "(unknown)"}) predates the XCR0 and AVX state snapshots carry since version ${FORMAT_VERSION}: write the snapshot again with this wasp (wasp snapshot)`);
+  }
   const stored = dv.getUint32(HEADER.CHECKSUM, true);
   const copy = header.slice();
   new DataView(copy.buffer).setUint32(HEADER.CHECKSUM, 0, true);
@@ -464,6 +479,8 @@ export function validate(path: string, header: Uint8Array, got: number, fileSize
   if (dv.getUint32(HEADER.MSRS + 4, true) !== 0) bad("the model-specific register list's padding is not zero");
   const xsave = checkXsave(header.subarray(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size), host);
   if (xsave) bad(xsave);
+  const xcr0 = checkXcr0(dv.getBigUint64(HEADER.XCR0, true), header.subarray(HEADER.XSAVE, HEADER.XSAVE + kvm_xsave.size), !kind!.privileged, host);
+  if (xcr0) bad(xcr0);
   const msrs = kind!.checkState(header, HEADER, host, count, bad);
   return { info, msrs };
 }
@@ -487,6 +504,8 @@ function describe(path: string, header: Uint8Array): SnapshotFileInfo {
     privileged: (flags & FLAG_PRIVILEGED) !== 0,
     linux: (flags & FLAG_LINUX) !== 0,
     processBytes: Number(dv.getBigUint64(HEADER.PROCESS_BYTES, true)),
+    // at most 64 bits; the valid ones (checked in validate) are far below 2^53
+    xcr0: Number(dv.getBigUint64(HEADER.XCR0, true)),
     imageSha256: hex(HEADER.IMAGE_SHA256),
     memorySha256: hex(HEADER.MEMORY_SHA256),
     cpu: {

@@ -17,6 +17,7 @@ import { imageFootprint, type Image } from "../image/image.ts";
 import type { Vcpu } from "../kvm/vcpu.ts";
 import type { PrivilegedState } from "../kvm/system.ts";
 import { msrIndices, msrValues, overlayMsrs } from "../kvm/msrs.ts";
+import { limitXstate, xcr0Of } from "../kvm/xfeatures.ts";
 import { ClosedError, GuestFaultError } from "../errors.ts";
 
 export type SnapshotKind = "entry" | "captured";
@@ -70,8 +71,13 @@ export class Snapshot {
    * a native guest's are not used
    */
   msrs: Uint8Array = new Uint8Array(8);
-  /** a privileged guest's debug registers and XCR0 (struct kvm_debugregs, kvm_xcrs), where KVM has them */
+  /** a privileged guest's debug registers (struct kvm_debugregs), where KVM has them */
   debugregs: Uint8Array | undefined;
+  /**
+   * XCR0 (struct kvm_xcrs): a privileged guest's, loaded by every reset, where KVM has it; a CPL3
+   * guest's, the host's choice (Kvm.userXcr0: it cannot change it), loaded once per shell — none
+   * when XSAVE is off for it (then its trampoline restores x87 and SSE with FXRSTOR)
+   */
   xcrs: Uint8Array | undefined;
   #closed = false;
 
@@ -175,7 +181,7 @@ export class Snapshot {
   static entry(
     image: Image,
     size: number,
-    reset: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array },
+    reset: { sregs: Uint8Array; fpu: Uint8Array; msrs: Uint8Array; xcrs?: Uint8Array },
     /** a native image's data window and stack (runner.ts, planMemory); none by default */
     layout: { dataSize?: number; stackSize?: number } = {},
     /** a raw image's: the privileged state every reset loads */
@@ -190,7 +196,7 @@ export class Snapshot {
     const s = new Snapshot("entry", meta, kind.privileged, size, state.sregs, reset.fpu);
     s.msrs = (privileged?.msrs ?? reset.msrs).slice();
     s.debugregs = privileged?.debugregs?.slice();
-    s.xcrs = privileged?.xcrs?.slice();
+    s.xcrs = (kind.privileged ? privileged?.xcrs : reset.xcrs)?.slice();
     try {
       s.pieces.push(...state.pieces);
       for (const [at, len] of state.populated) s.#markRange(at, len);
@@ -228,6 +234,9 @@ export class Snapshot {
       if (typeof got !== "number") s.msrs = got;
       s.debugregs = basis.debugregs && vcpu.getDebugRegs();
       s.xcrs = basis.xcrs && vcpu.getXcrs();
+    } else {
+      s.xcrs = basis.xcrs?.slice(); // the host's, which the guest cannot change
+      if (s.xcrs) limitXstate(s.fpu, xcr0Of(s.xcrs)); // what the trampoline's XRSTOR loads
     }
     try {
       for (let page = 0; page < s.populated.length; page++) {
@@ -248,8 +257,8 @@ export class Snapshot {
       if (basis.privileged) {
         dv.setBigUint64(kvm_regs.off("rip"), resume, true);
       } else {
-        // resume through the trampoline, which loads the captured FPU/SSE state first
-        writeTrampoline(s.memory, resume, s.fpu);
+        // resume through the trampoline, which loads the captured FPU/SSE/AVX state first
+        writeTrampoline(s.memory, resume, s.fpu, s.xcrs !== undefined);
         s.populated[Layout.TRAMPOLINE / PAGE_SIZE] = 1;
         dv.setBigUint64(kvm_regs.off("rip"), BigInt(Layout.TRAMPOLINE), true);
       }
