@@ -632,18 +632,16 @@ fn lookup(path: []const u8) ?u64 {
     var i: u64 = 0;
     while (i < count) : (i += 1) {
         const f = placed(i) orelse return null;
-        if (f.path_len != path.len) continue;
-        const p: [*]const volatile u8 = @ptrFromInt(f.path);
-        var same = true;
-        for (path, 0..) |c, k| {
-            if (p[k] != c) {
-                same = false;
-                break;
-            }
-        }
-        if (same) return i;
+        if (f.path_len == path.len and startsWith(f, path)) return i;
     }
     return null;
+}
+
+/// Whether placed file `f`'s path begins with `path` (its length checked by the caller).
+fn startsWith(f: PlacedFile, path: []const u8) bool {
+    const p: [*]const volatile u8 = @ptrFromInt(f.path);
+    for (path, 0..) |c, k| if (p[k] != c) return false;
+    return true;
 }
 
 /// A path relative to `dirfd` made absolute into `buf` (only AT_FDCWD has a directory: "/"): its length, or an error.
@@ -704,15 +702,7 @@ fn isDirectory(path: []const u8) bool {
         const f = placed(i) orelse return false;
         if (f.path_len <= path.len) continue;
         const p: [*]const volatile u8 = @ptrFromInt(f.path);
-        if (p[path.len] != '/') continue;
-        var same = true;
-        for (path, 0..) |c, k| {
-            if (p[k] != c) {
-                same = false;
-                break;
-            }
-        }
-        if (same) return true;
+        if (p[path.len] == '/' and startsWith(f, path)) return true;
     }
     return false;
 }
