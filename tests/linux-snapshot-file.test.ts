@@ -232,7 +232,7 @@ describe("the command line", () => {
     const other = wasp(["invoke", file, "--file", `/etc/data=${join(tmp, "other.txt")}`]);
     expect(other.status).not.toBe(0);
     expect(other.stderr).toMatch(/^wasp: .*grant exactly those/);
-    expect(wasp(["inspect", file]).stdout).toMatch(/static Linux executable/);
+    expect(wasp(["inspect", file]).stdout).toMatch(/image +svc \(Linux executable\)/);
     expect(wasp(["snapshot", "--verify", file]).status).toBe(0);
   }, slow(120_000));
 });
