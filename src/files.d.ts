@@ -1,5 +1,5 @@
 // `import path from "x.bin" with { type: "file" }` gives the file's path (embedded by bun build --compile):
-// the guests (.bin), the JavaScript engine (.elf) and the guest SDK (.zig, .ld, .h, .rs).
+// the guests (.bin), the JavaScript engine (.elf), the guest SDK (.zig, .ld, .h, .rs) and C sources the bench builds (.c).
 declare module "*.bin" {
   const path: string;
   export default path;
@@ -21,6 +21,10 @@ declare module "*.rs" {
   export default path;
 }
 declare module "*.elf" {
+  const path: string;
+  export default path;
+}
+declare module "*.c" {
   const path: string;
   export default path;
 }

@@ -15,13 +15,13 @@ import { withPerCall, type SeriesResult } from "./stats.ts";
 import type { Series } from "./suite.ts";
 
 /** The buffer: 64 KiB, as in a large TLS record's worth of data many times over. */
-const BUFFER = 64 * 1024;
-const KEY = Buffer.from("2b7e151628aed2a6abf7158809cf4f3c", "hex"); // NIST SP 800-38A's
-const IV = Buffer.from("000102030405060708090a0b0c0d0e0f", "hex");
-const CHUNKS = [256, 16] as const;
+export const BUFFER = 64 * 1024;
+export const KEY = Buffer.from("2b7e151628aed2a6abf7158809cf4f3c", "hex"); // NIST SP 800-38A's
+export const IV = Buffer.from("000102030405060708090a0b0c0d0e0f", "hex");
+export const CHUNKS = [256, 16] as const;
 
 /** A fixed plaintext (a linear congruential sequence), so every run encrypts the same bytes. */
-function plaintext(): Uint8Array {
+export function plaintext(): Uint8Array {
   const b = new Uint8Array(BUFFER);
   let x = 0x9e3779b9;
   for (let i = 0; i < b.length; i++) {
@@ -32,19 +32,19 @@ function plaintext(): Uint8Array {
 }
 
 /** The ciphertext a correct run produces (Bun's AES, through node:crypto). */
-function expected(plain: Uint8Array): Uint8Array {
+export function expected(plain: Uint8Array): Uint8Array {
   const c = createCipheriv("aes-128-cbc", KEY, IV).setAutoPadding(false);
   return new Uint8Array(Buffer.concat([c.update(plain), c.final()]));
 }
 
-function bytesPerSecond(name: string, nsPerPass: number[]): SeriesResult {
+export function bytesPerSecond(name: string, nsPerPass: number[]): SeriesResult {
   // a throughput: the median pass, and the slow tail (the 99th percentile of the time per pass)
   const s = [...nsPerPass].sort((a, b) => a - b);
   const rate = (ns: number) => Math.round((BUFFER * 1e9) / ns);
   return { name, unit: "B/s", n: s.length, median: rate(s[Math.floor(s.length / 2)]), p99: rate(s[Math.floor((s.length * 99) / 100)]) };
 }
 
-function sameBytes(name: string, got: Uint8Array, want: Uint8Array): void {
+export function sameBytes(name: string, got: Uint8Array, want: Uint8Array): void {
   if (got.length !== want.length || !got.every((b, i) => b === want[i])) throw new Error(`${name}: the ciphertext differs from AES-128-CBC's (node:crypto)`);
 }
 

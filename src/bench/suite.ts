@@ -18,6 +18,7 @@ import { JS_BESIDE, JS_SERIES } from "./js.ts";
 import { JS_HEAVY_BESIDE, JS_HEAVY_SERIES } from "./js-heavy.ts";
 import { HTTP_BESIDE, HTTP_SERIES } from "./http.ts";
 import { AES_BESIDE, AES_SERIES } from "./aes.ts";
+import { AES_OPENSSL_BESIDE, AES_OPENSSL_SERIES } from "./openssl.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -110,7 +111,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...JS_HEAVY_SERIES, ...HTTP_SERIES, ...AES_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...JS_HEAVY_SERIES, ...HTTP_SERIES, ...AES_SERIES, ...AES_OPENSSL_SERIES);
 
 /** Every result name the suite reports, in order: what --filter matches and --list prints. */
 export const SERIES_NAMES = SERIES.flatMap(reportsOf);
@@ -158,6 +159,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   ...JS_HEAVY_BESIDE,
   ...HTTP_BESIDE,
   ...AES_BESIDE,
+  ...AES_OPENSSL_BESIDE,
 };
 
 /**
