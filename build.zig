@@ -121,8 +121,9 @@ pub fn build(b: *std.Build) void {
         exe.pie = false; // linked at a fixed address, identity-mapped
         exe.force_pic = false;
         // default (small) code model: everything lives in the low 2 GiB
-        // Red zone left on: nothing ever writes below the guest's RSP (no interrupts are
-        // delivered, hypercalls are port exits, and an exception would switch to the TSS stack).
+        // Red zone left on: nothing ever writes into it (no interrupts are delivered, hypercalls
+        // are port exits, an exception would switch to the TSS stack, and the entry trampoline
+        // saves its two registers below the red zone).
         // symbols and DWARF kept in the ELF, installed beside the image as NAME.debug for gdb
         // (docs/debugging.md); the flat image holds only the loadable sections either way
         exe.strip = false;
