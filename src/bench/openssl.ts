@@ -11,8 +11,8 @@ import { join } from "node:path";
 import sourcePath from "../../guests/aes_openssl.c" with { type: "file" };
 import { compileCacheDir, sdkDir } from "../image/zig.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
-import { BUFFER, CHUNKS, IV, KEY, bytesPerSecond, expected, plaintext, sameBytes } from "./aes.ts";
-import { withPerCall, type SeriesResult } from "./stats.ts";
+import { BUFFER, CHUNKS, IV, KEY, bytesPerSecond, expected, plaintext, sameBytes, timedPasses } from "./aes.ts";
+import type { SeriesResult } from "./stats.ts";
 import type { Series } from "./suite.ts";
 
 const INSTALL = "apt install gcc libssl-dev";
@@ -67,16 +67,7 @@ function virtine(path: string, chunk: number, passes: number, plain: Uint8Array,
       iv = r.stdout.subarray(chunk - 16);
     }
   };
-  pass(); // untimed: settles the call path, and checks the result
-  sameBytes(name, out, want);
-  const ns: number[] = [];
-  for (let i = 0; i < passes; i++) {
-    const t = Bun.nanoseconds();
-    pass();
-    ns.push(Bun.nanoseconds() - t);
-  }
-  sameBytes(name, out, want);
-  return withPerCall(bytesPerSecond(name, ns), { exits });
+  return timedPasses(name, passes, pass, out, want, () => exits);
 }
 
 export const AES_OPENSSL_NAMES = CHUNKS.flatMap((c) => [`aes_openssl_virtine_${c}`, `aes_openssl_native_${c}`]);

@@ -15,7 +15,7 @@ import type { GuestAccess } from "../memory/guest-access.ts";
 import type { FdEntry, ProcessBlock } from "./block.ts";
 import { ProcessMemory, type MemoryRegions } from "./memory.ts";
 import { NR, syscallSpec, type SyscallName } from "./syscalls.ts";
-import { dirIno as servedDirIno, GrantedDirs, type DirStat, type OpenedEntry } from "./dirs.ts";
+import { dirIno as servedDirIno, GrantedDirs, normalizeGuest as normalize, type DirStat, type OpenedEntry } from "./dirs.ts";
 
 /** Linux errno values (asm-generic/errno-base.h, errno.h). */
 export const ERRNO = { EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, ENODEV: 19, ENOTDIR: 20, EISDIR: 21, EINVAL: 22, ENFILE: 23, ENOTTY: 25, EMFILE: 24, EFBIG: 27, ESPIPE: 29, EROFS: 30, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38 } as const;
@@ -695,13 +695,3 @@ function stat(mode: number, size: number, ino: bigint): Uint8Array {
   return out;
 }
 
-/** "/a/./b/../c" -> "/a/c"; never above "/". */
-function normalize(path: string): string {
-  const parts: string[] = [];
-  for (const p of path.split("/")) {
-    if (p === "" || p === ".") continue;
-    if (p === "..") parts.pop();
-    else parts.push(p);
-  }
-  return `/${parts.join("/")}`;
-}
