@@ -203,10 +203,30 @@ export class Shell {
    * does that, measured).
    */
   retranslate(ranges: readonly [number, number][], split: boolean): void {
+    // a split re-adds the slot, which drops KVM's log of the pages the call wrote so far: they are
+    // kept first, as the host's own writes are, so that the reset (or a capture) still sees them
+    if (split) this.#keepDirtyLog();
     this.#dropTranslations(ranges, split);
     const r = (this.#retranslated ??= { ranges: [], split: false });
     r.ranges.push(...ranges);
     r.split ||= split;
+  }
+
+  /** Moves the pages KVM logged as written into the host's own set (before the slot is re-added, which drops the log). */
+  #keepDirtyLog(): void {
+    const log = this.#log;
+    if (!log) return; // a one-shot shell: never reset, never captured
+    this.vm.getDirtyLog(log.logArg);
+    const words = log.bitmap32;
+    const marked = this.#hostMarked;
+    for (let w = 0; w < words.length; w++) {
+      for (let bits = words[w]; bits !== 0; bits &= bits - 1) {
+        const p = w * 32 + 31 - Math.clz32(bits & -bits);
+        if (marked[p]) continue;
+        marked[p] = 1;
+        this.#hostDirty.push(p);
+      }
+    }
   }
 
   #dropTranslations(ranges: readonly [number, number][], split: boolean): void {
