@@ -239,6 +239,27 @@ export class JsStackError extends WaspError {
   }
 }
 
+export type PyPhase = "load" | "warmup" | "call";
+
+/**
+ * A Python virtine's code raised (or its module does not compile: `pyName` "SyntaxError" with
+ * `position`): the exception's type name, message and traceback text as the interpreter gave
+ * them (data from the guest: escape before a terminal). An interpreter that died before it could
+ * report has an empty `pyName` and its last line of stderr as the message.
+ */
+export class PyError extends WaspError {
+  constructor(
+    readonly pyName: string,
+    readonly pyMessage: string,
+    readonly traceback: string,
+    readonly phase: PyPhase,
+    readonly position?: { file: string; line: number; column: number },
+  ) {
+    const where = position ? `${escapeGuestLine(position.file)}:${position.line}:${position.column}: ` : "";
+    super("WASP_PY_ERROR", `${phase === "call" ? "" : `at ${phase}: `}${where}${escapeGuestLine(pyName === "" ? "python3" : pyName)}: ${escapeGuestLine(pyMessage)}`);
+  }
+}
+
 /**
  * CLI exit status per error code: one per class, documented in docs/errors.md. 1 is kept for
  * anything unexpected (a bug in wasp), 2 for command-line usage errors (commander's own).
@@ -271,4 +292,5 @@ export const EXIT_STATUS: Record<string, number> = {
   WASP_JS_STACK: 26,
   WASP_BAD_RECORDING: 27,
   WASP_REPLAY_DIVERGED: 28,
+  WASP_PY_ERROR: 29,
 };

@@ -1,5 +1,5 @@
 // `import path from "x.bin" with { type: "file" }` gives the file's path (embedded by bun build --compile):
-// the guests (.bin), the JavaScript engine (.elf), the guest SDK (.zig, .ld, .h, .rs) and C sources the bench builds (.c).
+// the guests (.bin), the JavaScript engine (.elf), the guest SDK (.zig, .ld, .h, .rs), C sources the bench builds (.c) and the Python runner (.py).
 declare module "*.bin" {
   const path: string;
   export default path;
@@ -39,6 +39,10 @@ declare module "*/aes_native" {
 }
 // the heavy JavaScript handler wasp bench runs (guests/js/markdown.js bundled into dist/guests)
 declare module "*/dist/guests/markdown.js" {
+  const path: string;
+  export default path;
+}
+declare module "*.py" {
   const path: string;
   export default path;
 }

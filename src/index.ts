@@ -16,6 +16,7 @@ export { MAX_ARGS, DEFAULT_TIMEOUT_MS, DEFAULT_DATA_SIZE, DEFAULT_STACK_SIZE } f
 export { CompileError, type ZigOptions } from "./image/zig.ts";
 export { type HostFunction, type HostValue } from "./hypercall/host-call.ts";
 export { JsVirtine, type JsOptions, type JsResult, type JsRunRequest } from "./api/js.ts";
+export { PyVirtine, type PyOptions, type PyResult, type PyRunRequest } from "./api/python.ts";
 // static Linux executables and C (as Virtines: Virtine.load, Virtine.fromC; LinuxProgram is their engine on one thread)
 export { LinuxProgram, DEFAULT_LINUX_MEMORY, type LinuxOptions, type LinuxRunRequest, type LinuxRunResult } from "./virtine/linux.ts";
 export { compileC, type COptions, type CompiledC } from "./linux/c.ts";
@@ -44,6 +45,8 @@ export {
   HostFunctionError,
   JsSyntaxError,
   JsError,
+  PyError,
+  type PyPhase,
   JsMemoryError,
   JsStackError,
   BadRecordingError,

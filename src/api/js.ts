@@ -97,7 +97,7 @@ export class JsVirtine implements Disposable, AsyncDisposable {
 
   /** See `Virtine.loadJs`. */
   static async fromSnapshotFile(path: string, options: Omit<JsOptions, "warmup" | "name" | "heapLimit"> = {}): Promise<JsVirtine> {
-    const inner = await virtineInternals.load(path, options as VirtineOptions, true);
+    const inner = await virtineInternals.load(path, options as VirtineOptions, "js");
     try {
       const local = virtineInternals.linuxOf(inner);
       if (!local || local.elf.name !== JS_PROGRAM) throw new BadArgsError(`${path}: not the snapshot of a JavaScript virtine (wasp snapshot handler.js -o FILE)`);

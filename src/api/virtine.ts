@@ -26,6 +26,8 @@ import { WorkerPool, type CallReply, type PoolVirtine } from "./workers.ts";
 import { callEngine, type CallEngine } from "./engine.ts";
 import { JsVirtine, type JsOptions } from "./js.ts";
 import { JS_PROGRAM } from "../js/engine.ts";
+import { PyVirtine, type PyOptions } from "./python.ts";
+import { PY_PROGRAM } from "../python/runtime.ts";
 
 /** An integer argument: a `number` (a safe integer) or a `bigint`; negative ones travel as two's complement. */
 export type Arg = number | bigint;
@@ -107,8 +109,8 @@ let nextId = 1;
  * virtines' allowed, and the engine on this thread.
  */
 export const virtineInternals = {} as {
-  fromElf(bytes: Uint8Array, name: string, options: VirtineOptions): Virtine;
-  load(path: string, options: VirtineOptions, js: boolean): Promise<Virtine>;
+  fromElf(bytes: Uint8Array, name: string, options: VirtineOptions, path?: string): Virtine;
+  load(path: string, options: VirtineOptions, runtime?: "js" | "python"): Promise<Virtine>;
   linuxOf(v: Virtine): LinuxProgram | undefined;
 };
 
@@ -128,8 +130,8 @@ export class Virtine implements Disposable, AsyncDisposable {
   readonly #closures: boolean;
 
   static {
-    virtineInternals.fromElf = (bytes, name, options) => Virtine.#fromElfBytes(bytes, name, options);
-    virtineInternals.load = (path, options, js) => Virtine.#load(path, options, js);
+    virtineInternals.fromElf = (bytes, name, options, path) => Virtine.#fromElfBytes(bytes, name, options, path);
+    virtineInternals.load = (path, options, runtime) => Virtine.#load(path, options, runtime);
     virtineInternals.linuxOf = (v) => v.#local.linux;
   }
 
@@ -156,7 +158,7 @@ export class Virtine implements Disposable, AsyncDisposable {
       if (isElf(source) && !options.raw) return Virtine.#fromElfBytes(source, "program", options);
       return Virtine.#fromImageBytes(source, "image", options);
     }
-    return Virtine.#load(source instanceof URL ? fileURLToPath(source) : String(source), options, false);
+    return Virtine.#load(source instanceof URL ? fileURLToPath(source) : String(source), options);
   }
 
   /**
@@ -175,7 +177,23 @@ export class Virtine implements Disposable, AsyncDisposable {
     return JsVirtine.fromSnapshotFile(path instanceof URL ? fileURLToPath(path) : String(path), options);
   }
 
-  static async #load(given: string, options: VirtineOptions, js: boolean): Promise<Virtine> {
+  /**
+   * A Python virtine: `source` is a module defining `handler(event)`, run by the host's unmodified
+   * python3 (`python`, else the first python3 on PATH), one VM per call: the module is imported and
+   * the `warmup` inputs handed to the handler once per thread, then every call resumes that warm
+   * interpreter from its snapshot. Arguments and results travel as JSON; an exception rejects with
+   * a PyError carrying its traceback (docs/python.md).
+   */
+  static fromPython(source: string | Uint8Array, options: PyOptions = {}): Promise<PyVirtine> {
+    return PyVirtine.fromSource(source, options);
+  }
+
+  /** A Python virtine from its snapshot file (`wasp snapshot handler.py -o FILE`, `PyVirtine.writeSnapshot`). */
+  static loadPython(path: string | URL, options: Omit<PyOptions, "warmup" | "name"> = {}): Promise<PyVirtine> {
+    return PyVirtine.fromSnapshotFile(path instanceof URL ? fileURLToPath(path) : String(path), options);
+  }
+
+  static async #load(given: string, options: VirtineOptions, runtime?: "js" | "python"): Promise<Virtine> {
     const path = resolve(given);
     // what the file is, from its first bytes: a snapshot file is never read whole (it is mapped), an
     // image file only if it can fit the guest memory it would get
@@ -185,10 +203,11 @@ export class Virtine implements Disposable, AsyncDisposable {
       const snapshot = new SnapshotFile(path, systemKvm());
       try {
         if (snapshot.info.linux) {
+          if (runtime !== "python" && snapshot.info.imageName === PY_PROGRAM) throw new BadArgsError(`${basename(path)} is the snapshot of a Python virtine: load it with Virtine.loadPython`);
           // a Linux program's: the files it holds open are granted again, read once here
           const opts = withGrantedFiles(options);
           const local = LinuxProgram.fromSnapshotFile(snapshot.loaded, localLinuxOptions(opts));
-          if (!js && local.elf.name === JS_PROGRAM) {
+          if (runtime !== "js" && local.elf.name === JS_PROGRAM) {
             local.close();
             throw new BadArgsError(`${basename(path)} is the snapshot of a JavaScript virtine: load it with Virtine.loadJs`);
           }

@@ -10,6 +10,7 @@ import { readImageFile } from "../image/file.ts";
 import type { Image } from "../image/image.ts";
 import { isLinuxSnapshotFile, isSnapshotFile, linuxSnapshotImageName } from "../snapshot/file.ts";
 import { JS_PROGRAM } from "../js/engine.ts";
+import { PY_PROGRAM } from "../python/runtime.ts";
 import { embeddedGuest, EMBEDDED_NAMES } from "./embedded.ts";
 import { fileHead } from "./parse.ts";
 
@@ -63,4 +64,15 @@ export function isJsPath(path: string): boolean {
 export function isJsSnapshotPath(path: string): boolean {
   const head = fileHead(path, 96);
   return head !== undefined && linuxSnapshotImageName(head) === JS_PROGRAM;
+}
+
+/** A Python module on the command line: a file named *.py. */
+export function isPyPath(path: string): boolean {
+  return /\.py$/i.test(path);
+}
+
+/** True if `path` is a snapshot file of a Python virtine. */
+export function isPySnapshotPath(path: string): boolean {
+  const head = fileHead(path, 96);
+  return head !== undefined && linuxSnapshotImageName(head) === PY_PROGRAM;
 }

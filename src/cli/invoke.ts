@@ -16,7 +16,7 @@ import { describeSandbox, enterSandbox } from "../host/harden.ts";
 import { err, out } from "./output.ts";
 import type { LinuxFlags } from "./linux.ts";
 import type { JsFlags } from "./js.ts";
-import { isElfPath, isJsPath, isJsSnapshotPath, isLinuxSnapshotPath, isSnapshotPath, loadImage, resolveImage } from "./image-arg.ts";
+import { isElfPath, isJsPath, isJsSnapshotPath, isLinuxSnapshotPath, isPyPath, isPySnapshotPath, isSnapshotPath, loadImage, resolveImage } from "./image-arg.ts";
 
 export interface InvokeFlags extends LinuxFlags {
   mem?: string;
@@ -43,7 +43,11 @@ export interface InvokeFlags extends LinuxFlags {
   gdb?: string;
 }
 
-export async function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags & JsFlags): Promise<void> {
+export async function invokeCommand(imageArg: string, rawArgs: string[], flags: InvokeFlags & JsFlags & { python?: string }): Promise<void> {
+  // a Python module (*.py), or a snapshot file of one: JSON in, JSON out (src/cli/python.ts)
+  if (resolveImage(imageArg) === undefined && isPyPath(imageArg)) return (await import("./python.ts")).pyInvoke(imageArg, rawArgs, flags, false);
+  if (resolveImage(imageArg) === undefined && isPySnapshotPath(imageArg)) return (await import("./python.ts")).pyInvoke(imageArg, rawArgs, flags, true);
+  if (flags.python !== undefined) throw new BadArgsError(`--python is for Python virtines (*.py and their snapshot files); ${imageArg} is not one`);
   // a JavaScript module (*.js, *.mjs), or a snapshot file of one: JSON in, JSON out (src/cli/js.ts)
   if (flags.gdb !== undefined && resolveImage(imageArg) === undefined && (isJsPath(imageArg) || isJsSnapshotPath(imageArg))) {
     throw new BadArgsError(`--gdb: ${imageArg} is a JavaScript virtine, whose machine code is the engine's (QuickJS), not the module's: gdb attaches to native images and Linux programs`);

@@ -43,6 +43,7 @@ const COMMANDS: Record<string, (program: Command) => void> = {
       .option("--dir <HOST[=GUEST]>", "Linux programs: grant the host directory HOST read-only at GUEST (default: HOST's absolute path; repeatable); its files are read when the program opens them, links out of it are not followed", collect, [])
       .option("--trace", "Linux programs: print each system call on stderr, as strace does")
       .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
+      .option("--python <path>", "Python (*.py and their snapshot files): the python3 to run (default: python3 on PATH; an ELF executable, not a script)")
       .option("--record <file>", "record the call — its start, arguments, input, every hypercall's and system call's answer and its outcome — for wasp replay (native images, Linux programs, JavaScript handlers — the engine's run — and their snapshot files)")
       .option("--gdb <host:port>", "wait for gdb on HOST:PORT (127.0.0.1 unless named; port 0 picks one) and run the call under it, stopped at its start: gdb FILE -ex 'target remote HOST:PORT' (docs/debugging.md)")
       .action(async (image: string, args: string[], flags) => (await import("./invoke.ts")).invokeCommand(image, args, flags)),
@@ -73,7 +74,8 @@ const COMMANDS: Record<string, (program: Command) => void> = {
       .option("--file <GUEST=HOST>", "a host file the first call may open or read, read-only at GUEST (repeatable; grant it again to every call of the file)", collect, [])
       .option("-i, --input <file>", "the first call's input (a file, or - for standard input): a Linux program's standard input, a native image's input data")
       .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
-      .option("--warmup <file>", "JavaScript: a JSON array of inputs handed to the handler before the snapshot")
+      .option("--warmup <file>", "JavaScript and Python: a JSON array of inputs handed to the handler before the snapshot")
+      .option("--python <path>", "Python (*.py): the python3 to run (default: python3 on PATH; an ELF executable, not a script)")
       .action(async (image: string, args: string[], flags) => (await import("./snapshot.ts")).snapshotCommand(image, args, flags)),
   build: (program) =>
     program

@@ -5,11 +5,12 @@ import { systemKvm } from "../kvm/system.ts";
 import { BadArgsError, BadImageError } from "../errors.ts";
 import { MIB } from "../image/image.ts";
 import { readInput } from "./invoke.ts";
-import { isElfPath, isJsPath, isSnapshotPath, loadImage, resolveImage } from "./image-arg.ts";
+import { isElfPath, isJsPath, isPyPath, isSnapshotPath, loadImage, resolveImage } from "./image-arg.ts";
 import { checkWritable, parseCount, parseFiles, parseIntArg, parseList, parseSize } from "./parse.ts";
 import { out } from "./output.ts";
 import { linuxSnapshot } from "./linux.ts";
 import { jsSnapshot } from "./js.ts";
+import { pySnapshot } from "./python.ts";
 
 export interface SnapshotFlags {
   output?: string;
@@ -29,6 +30,8 @@ export interface SnapshotFlags {
   /** a JavaScript module's heap limit and warm-up inputs */
   heap?: string;
   warmup?: string;
+  /** a Python module's interpreter */
+  python?: string;
 }
 
 export function snapshotCommand(target: string, rawArgs: string[], flags: SnapshotFlags): void {
@@ -47,7 +50,10 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   if (resolveImage(target) === undefined && isSnapshotPath(target)) throw new BadImageError(`${target}: is a snapshot file already; snapshot its image instead`);
   // a JavaScript module: compiled and warmed up (src/cli/js.ts)
   if (resolveImage(target) === undefined && isJsPath(target)) return jsSnapshot(target, rawArgs, { ...flags, output: flags.output });
-  if (flags.heap !== undefined || flags.warmup !== undefined) throw new BadArgsError(`--heap and --warmup are for JavaScript modules; ${target} is not one`);
+  // a Python module: imported and warmed up (src/cli/python.ts)
+  if (resolveImage(target) === undefined && isPyPath(target)) return pySnapshot(target, rawArgs, { ...flags, output: flags.output });
+  if (flags.heap !== undefined || flags.warmup !== undefined) throw new BadArgsError(`--heap and --warmup are for JavaScript and Python modules; ${target} is not one`);
+  if (flags.python !== undefined) throw new BadArgsError(`--python is for Python modules (*.py); ${target} is not one`);
   // a static Linux executable: string arguments, stdin, its own snapshot point (wasp_snapshot())
   if (!flags.raw && resolveImage(target) === undefined && isElfPath(target)) return linuxSnapshot(target, rawArgs, { ...flags, output: flags.output });
   if (flags.env?.length) throw new BadArgsError(`--env is for Linux programs (static ELF executables); ${target} is not one`);

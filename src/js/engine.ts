@@ -189,7 +189,8 @@ function fail(e: Error): never {
   throw e;
 }
 
-interface Envelope {
+/** An error report of a runtime's guest program (the JavaScript engine's, the Python runner's): each field checked. */
+export interface Envelope {
   name: string;
   message: string;
   stack: string;
@@ -198,16 +199,16 @@ interface Envelope {
   column?: number;
 }
 
-/** The engine's error envelope, each field checked. */
-function envelope(text: string): Envelope {
+/** A runtime's error envelope (`who` names it in messages, "the JavaScript engine"), each field checked: a BadOutputError otherwise. */
+export function envelope(text: string, who = "the JavaScript engine"): Envelope {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new BadOutputError(`the JavaScript engine's error report is not JSON: ${escapeGuestLine(text.slice(0, 80))}`);
+    throw new BadOutputError(`${who}'s error report is not JSON: ${escapeGuestLine(text.slice(0, 80))}`);
   }
   const bad = (why: string): never => {
-    throw new BadOutputError(`the JavaScript engine's error report ${why}`);
+    throw new BadOutputError(`${who}'s error report ${why}`);
   };
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return bad("is not an object");
   const r = raw as Record<string, unknown>;
