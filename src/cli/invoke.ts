@@ -161,7 +161,7 @@ export function readInput(path: string): Uint8Array {
 
 export async function inspectCommand(imageArg: string, flags: { raw?: boolean; json?: boolean } = {}): Promise<void> {
   if (!flags.raw && resolveImage(imageArg) === undefined && isElfPath(imageArg)) return (await import("./linux.ts")).linuxInspect(imageArg, flags.json ?? false);
-  if (resolveImage(imageArg) === undefined && isSnapshotPath(imageArg)) return inspectSnapshot(imageArg, flags.json ?? false);
+  if (resolveImage(imageArg) === undefined && isSnapshotPath(imageArg)) return await inspectSnapshot(imageArg, flags.json ?? false);
   const image = loadImage(imageArg, { raw: flags.raw });
   if (flags.json) {
     // one JSON object; 64-bit values as decimal strings (JSON numbers lose precision past 2^53)
@@ -197,11 +197,14 @@ export async function inspectCommand(imageArg: string, flags: { raw?: boolean; j
   printTable(lines);
 }
 
-function inspectSnapshot(path: string, json: boolean): void {
+async function inspectSnapshot(path: string, json: boolean): Promise<void> {
   using file = new SnapshotFile(path, systemKvm());
   const i = file.info;
+  // a Linux program's granted directories, by guest path: what wasp invoke FILE must grant again
+  // (the section was decoded and checked when the file was opened)
+  const dirs = i.linux && file.loaded.process ? (await import("../linux/process-file.ts")).decodeProcessFile(file.loaded.process).dirs : undefined;
   if (json) {
-    out(`${JSON.stringify({ ...i, kind: "snapshot" })}\n`);
+    out(`${JSON.stringify({ ...i, kind: "snapshot", ...(dirs && { directories: dirs }) })}\n`);
     return;
   }
   const lines: [string, string][] = [
@@ -209,6 +212,7 @@ function inspectSnapshot(path: string, json: boolean): void {
     ["kind", `snapshot file, format ${i.formatVersion}, written by wasp ${i.waspVersion}`],
     ["image", `${i.imageName} (${i.linux ? "Linux executable" : i.native ? "native" : "raw"}), sha256 ${i.imageSha256}`],
     ...(i.linux ? [["process", `${i.processBytes} bytes: the executable, its break, mappings, open files, arguments and environment`] as [string, string]] : []),
+    ...(dirs && dirs.length > 0 ? [["directories", `${dirs.join(", ")} (granted when it was taken: grant each again, --dir HOST=GUEST)`] as [string, string]] : []),
     ["memory", `${i.memSize / MIB} MiB, ${i.populatedPages} pages stored`],
     ["memory sha256", i.memorySha256],
     ["cpu", `${i.cpu.vendor}, features ${i.cpu.features.map((f) => f.toString(16).padStart(8, "0")).join(" ")}, XCR0 0x${i.xcr0.toString(16)}`],

@@ -69,7 +69,6 @@ export function linuxInvoke(path: string, args: string[], flags: InvokeFlags & L
   if (flags.record !== undefined) checkWritable(flags.record, "--record");
   const { files, hostPaths } = parseFiles(flags.file ?? []);
   const { dirs, hostPaths: dirPaths } = parseDirs(flags.dir ?? []);
-  if (fromSnapshot && dirPaths.length > 0) throw new BadArgsError("--dir: a snapshot file of a program granted directories is not written yet (wasp snapshot refuses it), so none can be granted to one");
   const trace = flags.trace ? (line: string) => err(`${line}\n`) : undefined;
   // every option checked first; then /dev/kvm opened (and a snapshot file loaded), before the sandbox
   const options = { oneShot: true, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, trace, ...(dirPaths.length > 0 && { dirs }) };
@@ -176,9 +175,10 @@ export function linuxSnapshot(path: string, args: string[], flags: { output: str
   const stackSize = flags.stack === undefined ? undefined : parseSize(flags.stack, "--stack");
   const timeoutMs = flags.timeout === undefined ? 60_000 : parseCount(flags.timeout, "--timeout");
   const { files } = parseFiles(flags.file ?? []);
-  if ((flags.dir ?? []).length > 0) throw new BadArgsError("--dir: wasp snapshot does not yet write the snapshot of a program granted directories (its opened files would have to be granted again at every load); run it with wasp invoke --dir");
+  // the file names the directories' guest paths (never their host paths): wasp invoke FILE grants them again
+  const { dirs, hostPaths: dirPaths } = parseDirs(flags.dir ?? []);
   const input = readInputFlag(flags.input);
-  using program = new LinuxProgram(readProgram(path), { origin: resolve(path), poolSize: 1, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files });
+  using program = new LinuxProgram(readProgram(path), { origin: resolve(path), poolSize: 1, memory, stackSize, timeoutMs, allow: flags.allow === undefined ? [] : parseList(flags.allow), env: flags.env ?? [], files, ...(dirPaths.length > 0 && { dirs }) });
   const result = program.run(args, { input });
   if (!program.snapshotTaken) throw new BadImageError(`${program.elf.name}: the program never called wasp_snapshot() (wasp.h), so there is no initialized state to write`);
   const info = program.writeSnapshot(flags.output);

@@ -72,6 +72,7 @@ const COMMANDS: Record<string, (program: Command) => void> = {
       .option("--raw", "take the file as a raw real-mode image whatever it looks like (text and ELF files are refused otherwise)")
       .option("--env <KEY=VALUE>", "Linux programs: an environment variable (repeatable; default: none)", collect, [])
       .option("--file <GUEST=HOST>", "a host file the first call may open or read, read-only at GUEST (repeatable; grant it again to every call of the file)", collect, [])
+      .option("--dir <HOST[=GUEST]>", "Linux programs: grant the host directory HOST read-only at GUEST (repeatable); the file names GUEST, never HOST: grant the same GUEST paths again to every call of it (wasp invoke FILE --dir)", collect, [])
       .option("-i, --input <file>", "the first call's input (a file, or - for standard input): a Linux program's standard input, a native image's input data")
       .option("--heap <size>", "JavaScript (*.js, *.mjs): the engine's heap limit (default: half of --mem)")
       .option("--warmup <file>", "JavaScript and Python: a JSON array of inputs handed to the handler before the snapshot")

@@ -26,6 +26,8 @@ export interface SnapshotFlags {
   /** a Linux program's environment, granted files and first input */
   env?: string[];
   file?: string[];
+  /** a Linux program's granted directories (--dir HOST[=GUEST]) */
+  dir?: string[];
   input?: string;
   /** a JavaScript module's heap limit and warm-up inputs */
   heap?: string;
@@ -57,6 +59,7 @@ export function snapshotCommand(target: string, rawArgs: string[], flags: Snapsh
   // a static Linux executable: string arguments, stdin, its own snapshot point (wasp_snapshot())
   if (!flags.raw && resolveImage(target) === undefined && isElfPath(target)) return linuxSnapshot(target, rawArgs, { ...flags, output: flags.output });
   if (flags.env?.length) throw new BadArgsError(`--env is for Linux programs (static ELF executables); ${target} is not one`);
+  if (flags.dir?.length) throw new BadArgsError(`--dir is for Linux programs (ELF executables); ${target} is not one`);
   // files the initializing call may read (the `file` hypercall); every later call is granted its own
   const { files } = parseFiles(flags.file ?? []);
   const args = rawArgs.map((a, i) => parseIntArg(a, i + 1));

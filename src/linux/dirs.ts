@@ -110,9 +110,9 @@ export class GrantedDirs {
     return this.#table.length;
   }
 
-  /** The opened paths in table order with their contents' SHA-256 (a directory's is its listing's): what a snapshot file keeps. */
-  saved(): { path: string; sha256: string }[] {
-    return this.#table.map((e) => ("sha256" in e ? e : { path: e.path, sha256: sha256Hex(e.data ?? e.listing ?? new Uint8Array(0)) }));
+  /** The first `count` opened paths (all by default) in table order with their contents' SHA-256 (a directory's is its listing's): what a snapshot file keeps. */
+  saved(count = this.#table.length): { path: string; sha256: string }[] {
+    return this.#table.slice(0, count).map((e) => ("sha256" in e ? e : { path: e.path, sha256: sha256Hex(e.data ?? e.listing ?? new Uint8Array(0)) }));
   }
 
   /** The host path a guest path stands for, followed through its links and still inside its grant, or undefined. */

@@ -180,7 +180,8 @@ const LINUX: FileKind = {
     try {
       elf = parseElf(decoded.elf, info.imageName, MAX_MEMORY);
       const interp = decoded.interp && parseElf(decoded.interp, "interpreter", MAX_MEMORY);
-      layout = planLinux(elf, info.memSize, info.stackSize, decoded.files, interp);
+      // granted directories (their guest paths) decide the layer's configuration rebuilt below
+      layout = planLinux(elf, info.memSize, info.stackSize, decoded.files, interp, decoded.dirs.length > 0);
     } catch (e) {
       return bad(`its executable: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -184,6 +184,12 @@ export interface LinuxRunResult {
 interface Resume {
   args: readonly string[];
   env: readonly string[];
+  /**
+   * the entries of the table of what the program opened in its granted directories when the state
+   * was captured: the fds of the state name no later ones (which later calls of this program keep
+   * seeing, but a snapshot file neither names nor needs)
+   */
+  opened: number;
 }
 
 /**
@@ -322,7 +328,9 @@ export class LinuxProgram {
    * A program restored from a snapshot file of a Linux program (`wasp snapshot PROG -o FILE`,
    * `writeSnapshot`): every call resumes where its snapshot was taken. Given a path, the program
    * opens the file and closes it with itself; given a file another object loaded, it uses that.
-   * The files the snapshot holds open must be granted again (`files`), with the same paths.
+   * The files the snapshot holds open must be granted again (`files`), with the same paths. A
+   * snapshot of a program granted directories names their guest paths: `dirs` must grant exactly
+   * those again (from any host directories), each file it had opened there holding the same bytes.
    */
   static fromSnapshotFile(source: string | LoadedSnapshotFile, opts: LinuxOptions = {}): LinuxProgram {
     const kvm = opts.kvm ?? systemKvm();
@@ -345,7 +353,7 @@ export class LinuxProgram {
         }
         const elf = parseElf(saved.elf, info.imageName, MAX_MEMORY);
         const interp = saved.interp && parseElf(saved.interp, "interpreter", MAX_MEMORY);
-        decoded = { saved, elf, files: placedFilesOf(file.loaded, elf, saved.files, interp) };
+        decoded = { saved, elf, files: placedFilesOf(file.loaded, elf, saved.files, interp, saved.dirs.length > 0) };
         decodedFiles.set(file.loaded, decoded);
       }
       const { saved } = decoded;
@@ -355,9 +363,11 @@ export class LinuxProgram {
         const same = given.size === decoded.files.size && [...decoded.files].every(([path, data]) => given.has(path) && Buffer.compare(given.get(path) as Uint8Array, data) === 0);
         if (!same) throw new BadArgsError(`${info.path}: the snapshot holds the files its program was granted (${[...decoded.files.keys()].join(", ") || "none"}), placed in its memory: grant exactly those, with the same contents, or none`);
       }
-      const program = new LinuxProgram(decoded.elf, { ...opts, memory: info.memSize, stackSize: info.stackSize, files: Object.fromEntries(decoded.files), interpreter: saved.interp });
+      checkSnapshotDirs(info.path, saved.dirs, opts.dirs);
+      // its fds name the entries of the table it had, in that order: each read again at first use, checked by hash
+      const program = new LinuxProgram(decoded.elf, { ...opts, memory: info.memSize, stackSize: info.stackSize, files: Object.fromEntries(decoded.files), interpreter: saved.interp, openedDirFiles: saved.opened });
       snapshot = file.restore();
-      program.#shells = new VirtineShells<Resume>(kvm, program.#deadline, () => program.#entrySnapshot(), { poolSize: opts.poolSize, strategy: opts.resetStrategy, privateCopy: opts.privateMemory }, snapshot, { args: saved.args, env: saved.env });
+      program.#shells = new VirtineShells<Resume>(kvm, program.#deadline, () => program.#entrySnapshot(), { poolSize: opts.poolSize, strategy: opts.resetStrategy, privateCopy: opts.privateMemory }, snapshot, { args: saved.args, env: saved.env, opened: saved.opened.length });
       program.#snapshotFile = file;
       // its sites were rewritten by the call that took it: their slots come first
       program.#trained = true;
@@ -376,12 +386,16 @@ export class LinuxProgram {
    * state, the snapshotting call's arguments and environment (docs/snapshot-format.md).
    */
   writeSnapshot(path: string): SnapshotFileInfo {
-    // the fds of its snapshot may name files of its directories, which a file does not carry yet
-    if (this.#dirs.grants.length > 0) throw new BadArgsError(`${this.elf.name}: a program granted directories (dirs) cannot be written to a snapshot file yet; its snapshots live in its process`);
     const shells = this.#warm;
     const resume = shells.resume;
     if (!shells.snapshotTaken || !resume) throw new BadImageError(`${this.elf.name}: no call has reached wasp_snapshot(), so there is no initialized state to write`);
-    const section = encodeProcessFile({ elf: this.elf.bytes, interp: this.interp?.bytes, files: this.#files, args: resume.args, env: resume.env });
+    // granted directories by their guest paths alone, never their host paths (a file must not grant
+    // itself directories), and what the program had opened in them at the capture, by path and
+    // hash: the fds of its snapshot name those entries, read again from the directories granted at
+    // the restore and checked
+    const dirs = this.#dirs.grants.map((g) => g.guest);
+    const opened = this.#dirs.saved(resume.opened);
+    const section = encodeProcessFile({ elf: this.elf.bytes, interp: this.interp?.bytes, files: this.#files, args: resume.args, env: resume.env, dirs, opened });
     return writeSnapshotFile(path, shells.pool.snapshot, this.elf.bytes, this.#kvm, section);
   }
 
@@ -680,7 +694,7 @@ export class LinuxProgram {
     if (!this.snapshots || !proc || !call || !this.#shells || this.#debugging) return 0n;
     const io = this.layout.io;
     // the call page and the stdin window hold the capturing call's own data, never a later call's
-    return this.#shells.capture(() => ({ args: call.args, env: call.env }), [
+    return this.#shells.capture(() => ({ args: call.args, env: call.env, opened: this.#dirs.size }), [
       [io.call, io.call + 4096],
       [io.in, io.in + IN_WINDOW],
     ], resumeAt);
@@ -910,8 +924,8 @@ export function cpuidEdx(cpuid: Uint8Array, fn: number): bigint {
  * The files a snapshot file's program was granted, read from its memory where the layout places
  * them and checked against the section's hashes: a file whose bytes differ is a BadSnapshotError.
  */
-function placedFilesOf(loaded: LoadedSnapshotFile, elf: ElfExecutable, files: readonly { path: string; size: number; sha256: string }[], interp: ElfExecutable | undefined): Map<string, Uint8Array> {
-  const layout = planLinux(elf, loaded.info.memSize, loaded.info.stackSize, files, interp);
+function placedFilesOf(loaded: LoadedSnapshotFile, elf: ElfExecutable, files: readonly { path: string; size: number; sha256: string }[], interp: ElfExecutable | undefined, dirs: boolean): Map<string, Uint8Array> {
+  const layout = planLinux(elf, loaded.info.memSize, loaded.info.stackSize, files, interp, dirs);
   const out = new Map<string, Uint8Array>();
   layout.io.files.forEach((f, i) => {
     const data = new Uint8Array(f.size);
@@ -920,4 +934,19 @@ function placedFilesOf(loaded: LoadedSnapshotFile, elf: ElfExecutable, files: re
     out.set(f.path, data);
   });
   return out;
+}
+
+/**
+ * A snapshot's program restored with directories: `given` (the `dirs` option) must grant exactly
+ * the guest paths `saved` names — its fds and its layer's configuration were made with those —
+ * from whichever host directories. Else a BadArgsError naming what to add or leave out.
+ */
+function checkSnapshotDirs(file: string, saved: readonly string[], given: LinuxOptions["dirs"]): void {
+  const granted = grantedDirs(given ?? {}).map((d) => d.guest);
+  const missing = saved.filter((d) => !granted.includes(d));
+  const extra = granted.filter((d) => !saved.includes(d)).sort();
+  if (missing.length === 0 && extra.length === 0) return;
+  if (saved.length === 0) throw new BadArgsError(`${file} was taken with no directories granted: grant it none (leave out ${extra.map((d) => `--dir HOST=${d}`).join(" ")}; dirs)`);
+  const what = [...(missing.length > 0 ? [`give ${missing.map((d) => `--dir HOST=${d}`).join(" ")}`] : []), ...(extra.length > 0 ? [`leave out ${extra.join(", ")}, which it was not granted`] : [])];
+  throw new BadArgsError(`${file} was taken with directories granted: ${what.join("; ")} (dirs)`);
 }
