@@ -115,6 +115,11 @@ export class GrantedDirs {
     return this.#table.slice(0, count).map((e) => ("sha256" in e ? e : { path: e.path, sha256: sha256Hex(e.data ?? e.listing ?? new Uint8Array(0)) }));
   }
 
+  /** The bytes of the files read so far (not directories, not saved entries not read yet). */
+  *files(): Iterable<Uint8Array> {
+    for (const e of this.#table) if ("stat" in e && e.data !== undefined) yield e.data;
+  }
+
   /** The host path a guest path stands for, followed through its links and still inside its grant, or undefined. */
   hostPath(path: string): string | undefined {
     for (const g of this.grants) {

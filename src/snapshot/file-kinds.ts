@@ -185,7 +185,9 @@ const LINUX: FileKind = {
     } catch (e) {
       return bad(`its executable: ${e instanceof Error ? e.message : String(e)}`);
     }
-    if (layout.high !== info.imageEnd) bad(`image end 0x${info.imageEnd.toString(16)} is not where its executable ends (0x${layout.high.toString(16)})`);
+    // the image's end is the executable's own (a dynamically linked program's interpreter lies above it)
+    const exeEnd = elf.high + layout.bias;
+    if (exeEnd !== info.imageEnd) bad(`image end 0x${info.imageEnd.toString(16)} is not where its executable ends (0x${exeEnd.toString(16)})`);
     return { bytes, elf, layout };
   },
   hostBelow: LINUX_LOW,

@@ -28,8 +28,8 @@ import type { GuestAccess } from "../memory/guest-access.ts";
 import { decodeProcessFile, encodeProcessFile, sha256Hex } from "../linux/process-file.ts";
 import { ProcessBlock } from "../linux/block.ts";
 import { callPage, layerCode } from "../linux/layer.ts";
-import { planRewrite, recordedSites, type Rewrite } from "../linux/sites.ts";
-import { protectPages } from "../linux/protect.ts";
+import { libraryCode, NO_SLOT, planRewrite, recordedSites, type Rewrite } from "../linux/sites.ts";
+import { pageProtection, protectPages } from "../linux/protect.ts";
 import { IN_WINDOW, LOG_ENTRIES, SITE_SLOT } from "../linux/address-space.ts";
 import { SEL_USER_CODE, SEL_USER_DATA } from "../image/boot.ts";
 
@@ -197,6 +197,23 @@ interface Resume {
  * bytes, read from its memory and checked against their hashes (read-only, shared by the programs
  * restored from it).
  */
+/** Granted files parsed as shared libraries, once each (null: not one wasp can read). */
+const libraries = new WeakMap<Uint8Array, ElfExecutable | null>();
+function parsedLibrary(bytes: Uint8Array): ElfExecutable | undefined {
+  let elf = libraries.get(bytes);
+  if (elf === undefined) {
+    try {
+      elf = parseElf(bytes, "library", MAX_MEMORY, { library: true });
+    } catch {
+      elf = null;
+    }
+    libraries.set(bytes, elf);
+  }
+  return elf ?? undefined;
+}
+/** The most sites a program remembers as not rewritable (a hostile program could make any number). */
+const MAX_REFUSED = 65536;
+
 const decodedFiles = new WeakMap<LoadedSnapshotFile, { saved: ReturnType<typeof decodeProcessFile>; elf: ElfExecutable; files: Map<string, Uint8Array> }>();
 
 /** A shell's clock: the guest's TSC at a host time, and ns per tick << 32, measured once a while. */
@@ -237,6 +254,8 @@ export class LinuxProgram {
   readonly layerOn: boolean;
   /** the `syscall` sites rewritten in the current call's shell by the current call (undone by its reset) */
   #callRewrites: Rewrite[] = [];
+  /** the return addresses of `syscall` sites judged not rewritable (src/linux/sites.ts) */
+  readonly #refused = new Set<bigint>();
   /** the first call that ended well has put the sites it rewrote into the snapshot later calls start from */
   #trained = false;
   /** the first free site slot of the snapshot calls start from (the slots before it are its rewritten sites') */
@@ -386,6 +405,9 @@ export class LinuxProgram {
    * state, the snapshotting call's arguments and environment (docs/snapshot-format.md).
    */
   writeSnapshot(path: string): SnapshotFileInfo {
+    // a restore rebuilds the page tables from the executable's headers: the protections its loader
+    // gave the libraries' pages (mprotect) would be lost, and their code not executable
+    if (this.interp) throw new BadArgsError(`${this.elf.name}: a dynamically linked program's snapshot cannot be written to a file yet (its libraries' page protections are not kept); its snapshots live in its process`);
     const shells = this.#warm;
     const resume = shells.resume;
     if (!shells.snapshotTaken || !resume) throw new BadImageError(`${this.elf.name}: no call has reached wasp_snapshot(), so there is no initialized state to write`);
@@ -395,7 +417,7 @@ export class LinuxProgram {
     // the restore and checked
     const dirs = this.#dirs.grants.map((g) => g.guest);
     const opened = this.#dirs.saved(resume.opened);
-    const section = encodeProcessFile({ elf: this.elf.bytes, interp: this.interp?.bytes, files: this.#files, args: resume.args, env: resume.env, dirs, opened });
+    const section = encodeProcessFile({ elf: this.elf.bytes, interp: undefined, files: this.#files, args: resume.args, env: resume.env, dirs, opened });
     return writeSnapshotFile(path, shells.pool.snapshot, this.elf.bytes, this.#kvm, section);
   }
 
@@ -615,14 +637,32 @@ export class LinuxProgram {
    */
   #rewrite(shell: Shell): void {
     const { vcpu, mem } = shell;
+    const ret = vcpu.reg("rcx");
+    // a site judged once is not judged again at its every exit (its decoding cost ~25% of a
+    // dynamically linked program's host time); only a lack of slots may change
+    if (this.#refused.has(ret)) return;
     const slot = this.#slots + this.#callRewrites.length * SITE_SLOT;
-    const plan = planRewrite(mem, this.elf, this.layout, vcpu.reg("rcx"), slot);
-    if ("reason" in plan) return;
+    const { regions } = this.layout;
+    const plan = planRewrite(mem, this.elf, this.layout, ret, slot, (site) =>
+      libraryCode(mem, site, [regions.mmapStart, regions.mmapEnd], (page) => pageProtection(mem, page), this.#libraryFiles(), parsedLibrary),
+    );
+    if ("reason" in plan) {
+      if (plan.reason !== NO_SLOT && this.#refused.size < MAX_REFUSED) this.#refused.add(ret);
+      return;
+    }
     mem.bytes.set(plan.slotBytes, plan.slot);
     shell.markHostWrite(plan.slot, SITE_SLOT);
     mem.bytes.set(plan.bytes, plan.at);
     shell.markHostWrite(plan.at, plan.bytes.length);
+    // the entry returns to RCX: a jump over the site itself took the bytes it would return to
+    if (plan.resume !== plan.site + 2) vcpu.setReg("rcx", BigInt(plan.resume));
     this.#callRewrites.push(plan);
+  }
+
+  /** The granted files a library may be mapped from: the placed ones (a dynamically linked program's libraries among them), then those its directories served. */
+  *#libraryFiles(): Iterable<Uint8Array> {
+    for (const bytes of this.#files.values()) yield bytes;
+    yield* this.#dirs.files();
   }
 
   /** The entry state (made once, when first needed): everything but a call's initial stack. */
