@@ -2,7 +2,6 @@
 // `wasp invoke h.snap`: JavaScript virtines on the command line (docs/js.md). The module runs in
 // the JavaScript engine (src/js/engine.ts) as a Linux program in one VM; its result is printed as
 // JSON on stdout, its console on stderr; a JavaScript error is a `wasp: ...` line and its status.
-import { readFileSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { BadArgsError, BadImageError, WaspError } from "../errors.ts";
 import { linuxStartOf, runRecordedLinux } from "../virtine/record-linux.ts";
@@ -15,7 +14,7 @@ import { MAX_MEMORY } from "../image/image.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import { checkFileName, decodeJsReply, savedJsSettings, encodeJsCall, jsArgs, enginePath, jsEngine, jsFault, jsFiles, jsLimits, JS_LOAD_ONLY, JS_PROGRAM, type JsLimits } from "../js/engine.ts";
 import { err, out, syscallCounts } from "./output.ts";
-import { checkWritable, parseCount, parseList, parseSize, writeOutput } from "./parse.ts";
+import { checkWritable, jsonArgs, parseCount, parseList, parseSize, readJson, readText, writeOutput } from "./parse.ts";
 
 export interface JsFlags {
   dir?: string[];
@@ -53,37 +52,6 @@ function refuseOthers(flags: JsFlags, what: string): void {
     [flags.raw, "--raw"],
   ];
   for (const [set, name] of others) if (set) throw new BadArgsError(`${name} does not apply to ${what}`);
-}
-
-function readText(path: string, what: string): Uint8Array {
-  try {
-    if (path !== "-" && statSync(path).isDirectory()) throw new Error("it is a directory");
-    return new Uint8Array(readFileSync(path === "-" ? 0 : path));
-  } catch (e) {
-    const why = `${what === "" ? "" : `${what} `}${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`;
-    throw what === "" ? new BadImageError(why) : new BadArgsError(why);
-  }
-}
-
-/** A JSON file's value (the user's own file, parsed here so that a mistake is said plainly). */
-function readJson(path: string, what: string): unknown {
-  const text = new TextDecoder().decode(readText(path, what));
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new BadArgsError(`${what} ${path} is not JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
-}
-
-/** Positional arguments: each a JSON value, or a string when it does not parse as one. */
-function jsonArgs(raw: readonly string[]): unknown[] {
-  return raw.map((a) => {
-    try {
-      return JSON.parse(a);
-    } catch {
-      return a;
-    }
-  });
 }
 
 /**

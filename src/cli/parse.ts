@@ -3,7 +3,7 @@
 import { resolve as resolvePath } from "node:path";
 import { accessSync, closeSync, constants, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { BadArgsError } from "../errors.ts";
+import { BadArgsError, BadImageError } from "../errors.ts";
 
 /** A guest argument: decimal (optionally negative) or 0x-hex, fitting in 64 bits. */
 export function parseIntArg(text: string, position: number): bigint {
@@ -115,4 +115,36 @@ export function parseDirs(specs: readonly string[]): { dirs: Record<string, stri
     hostPaths.push(hostPath);
   }
   return { dirs, hostPaths };
+}
+
+/** A module or JSON file a handler command names, whole (`-` is standard input): a BadImageError for the module (`what` ""), a BadArgsError for an option's file. */
+export function readText(path: string, what: string): Uint8Array {
+  try {
+    if (path !== "-" && statSync(path).isDirectory()) throw new Error("it is a directory");
+    return new Uint8Array(readFileSync(path === "-" ? 0 : path));
+  } catch (e) {
+    const why = `${what === "" ? "" : `${what} `}${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`;
+    throw what === "" ? new BadImageError(why) : new BadArgsError(why);
+  }
+}
+
+/** A JSON file's value (the user's own file, parsed here so that a mistake is said plainly). */
+export function readJson(path: string, what: string): unknown {
+  const text = new TextDecoder().decode(readText(path, what));
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new BadArgsError(`${what} ${path} is not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+/** Positional arguments: each a JSON value, or a string when it does not parse as one. */
+export function jsonArgs(raw: readonly string[]): unknown[] {
+  return raw.map((a) => {
+    try {
+      return JSON.parse(a);
+    } catch {
+      return a;
+    }
+  });
 }

@@ -3,7 +3,6 @@
 // the host's unmodified python3 (src/python/runtime.ts) as a Linux program in one VM; its result
 // is printed as JSON on stdout, what it printed on stderr; an exception is a `wasp: ...` line, its
 // traceback, and its status.
-import { readFileSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { BadArgsError, BadImageError, PyError } from "../errors.ts";
 import { escapeGuestText } from "../guest-text.ts";
@@ -16,7 +15,7 @@ import { LinuxProgram } from "../virtine/linux.ts";
 import { encodeJsCall, JS_LOAD_ONLY } from "../js/engine.ts";
 import { checkPyFileName, decodePyReply, findPython, pyArgs, pyFiles, savedPyName, PY_DEFAULT_MEMORY, PY_DEFAULT_STACK, PY_PROGRAM, type PythonInstall } from "../python/runtime.ts";
 import { err, out, syscallCounts } from "./output.ts";
-import { checkWritable, parseCount, parseList, parseSize } from "./parse.ts";
+import { checkWritable, jsonArgs, parseCount, parseList, parseSize, readJson, readText } from "./parse.ts";
 
 export interface PyFlags {
   /** --python PATH: the interpreter (default: python3 on PATH) */
@@ -57,36 +56,6 @@ function refuseOthers(flags: PyFlags): void {
     [flags.raw, "--raw"],
   ];
   for (const [set, name] of others) if (set) throw new BadArgsError(`${name} does not apply to a Python virtine`);
-}
-
-function readFile(path: string, what: string): Uint8Array {
-  try {
-    if (path !== "-" && statSync(path).isDirectory()) throw new Error("it is a directory");
-    return new Uint8Array(readFileSync(path === "-" ? 0 : path));
-  } catch (e) {
-    const why = `${what === "" ? "" : `${what} `}${path}: cannot read it (${e instanceof Error ? e.message : String(e)})`;
-    throw what === "" ? new BadImageError(why) : new BadArgsError(why);
-  }
-}
-
-function readJson(path: string, what: string): unknown {
-  const text = new TextDecoder().decode(readFile(path, what));
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new BadArgsError(`${what} ${path} is not JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
-}
-
-/** Positional arguments: each a JSON value, or a string when it does not parse as one. */
-function jsonArgs(raw: readonly string[]): unknown[] {
-  return raw.map((a) => {
-    try {
-      return JSON.parse(a);
-    } catch {
-      return a;
-    }
-  });
 }
 
 function limits(flags: PyFlags, fromSnapshot: boolean, timeoutDefault?: number): { memory?: number; stackSize?: number; timeoutMs?: number; allow: string[] } {
@@ -142,7 +111,7 @@ export function pyInvoke(path: string, rawArgs: string[], flags: PyFlags, fromSn
     name = savedPyName(p.snapshotArgs ?? [], path);
   } else {
     name = checkPyFileName(basename(path));
-    p = program(install, pyFiles(readFile(path, ""), undefined), opts);
+    p = program(install, pyFiles(readText(path, ""), undefined), opts);
     callArgs = pyArgs(name);
   }
   using _p = p;
@@ -170,7 +139,7 @@ export function pySnapshot(path: string, rawArgs: string[], flags: PyFlags & { o
   }
   const name = checkPyFileName(basename(path));
   const install = findPython(flags.python);
-  using p = program(install, pyFiles(readFile(path, ""), warmup), { ...limits(flags, false, 60_000), poolSize: 1 });
+  using p = program(install, pyFiles(readText(path, ""), warmup), { ...limits(flags, false, 60_000), poolSize: 1 });
   const result = p.run(pyArgs(name), { input: JS_LOAD_ONLY });
   if (result.stderr.length > 0) err(process.stderr.isTTY ? escapeGuestText(result.stderr) : result.stderr);
   try {
