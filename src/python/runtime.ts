@@ -127,20 +127,6 @@ function stdlibName(prefix: string, exeName: string): string | undefined {
   return names.length === 1 ? names[0] : undefined;
 }
 
-/**
- * The directories a Python snapshot file names must be among those `install` grants: a snapshot
- * file never grants itself host directories (docs/security.md), but a Python virtine's are the
- * interpreter's own, which `wasp invoke handler.py` grants as well.
- */
-export function pyDirsFor(saved: readonly string[], install: PythonInstall, path: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const d of saved) {
-    if (install.dirs[d] === undefined) throw new BadSnapshotError(`${path} was taken with ${d} granted, which is not a directory of ${install.path} (its standard library and site packages): load it with the python3 it was taken with (--python)`);
-    out[d] = install.dirs[d];
-  }
-  return out;
-}
-
 /** A module's file name as tracebacks show it: one line, printable, at most 100 characters. */
 export function checkPyFileName(name: unknown): string {
   if (typeof name !== "string" || name.length === 0 || name.length > 100 || /[\0-\x1f\x7f]/.test(name)) {
