@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadArgsError, BadOutputError, JsError, JsMemoryError, JsStackError, JsSyntaxError, TimeoutError, Virtine, WorkerPool } from "../src/index.ts";
-import { openFds, rejection, slow, thrown } from "./support.ts";
+import { rejection, slow, thrown, fdTable, fdsOpenedSince } from "./support.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "wasp-js-"));
 const workers = new WorkerPool({ size: 2 });
@@ -220,7 +220,7 @@ describe("snapshot files", () => {
       const info = v.writeSnapshot(file);
       expect(info.populatedPages).toBeGreaterThan(0);
     }
-    const fds = openFds();
+    const fds = fdTable();
     {
       await using loaded = await Virtine.loadJs(file, { workers });
       expect(loaded.name).toBe("w.js");
@@ -228,7 +228,7 @@ describe("snapshot files", () => {
       expect(await loaded.call("b")).toEqual({ x: "b", warm: 2 });
       expect(loaded.callSync("c")).toEqual({ x: "c", warm: 2 });
     }
-    expect(openFds()).toBe(fds);
+    expect(fdsOpenedSince(fds)).toEqual([]);
     expect(await rejection(Virtine.load(file, { workers }))).toBeInstanceOf(BadArgsError);
   }, slow(180_000));
 });

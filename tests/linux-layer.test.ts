@@ -12,7 +12,7 @@ import { compileC } from "../src/linux/c.ts";
 import { LinuxProgram, type LinuxOptions, type LinuxRunResult } from "../src/virtine/linux.ts";
 import { GuestFaultError } from "../src/errors.ts";
 import type { ElfExecutable } from "../src/linux/elf.ts";
-import { openFds, slow } from "./support.ts";
+import { slow, fdTable, fdsOpenedSince, type FdTable } from "./support.ts";
 import { decodeLinuxRecording, linuxStartOf, replayLinuxCall, runRecordedLinux } from "../src/virtine/record-linux.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "wasp-layer-"));
@@ -258,10 +258,10 @@ describe("what the layer shares with the host is the program's: it harms only it
     const io = p.layout.io;
     const args = [io.block.toString(16), io.call.toString(16)];
     expect(text(p.run(args, { input: "ok" }).stdout)).toBe("fine\n");
-    let before = 0;
+    let before: FdTable | undefined;
     for (const cmd of ["brk", "fds", "brk", "outlen", "inpos"]) {
       // (the first round makes what the error path and the next shell need, before fds are counted)
-      if (before === 0 && cmd === "fds") before = openFds();
+      if (before === undefined && cmd === "fds") before = fdTable();
       let outcome: string;
       try {
         const r = p.run(args, { input: cmd });
@@ -274,7 +274,7 @@ describe("what the layer shares with the host is the program's: it harms only it
       expect([cmd, outcome]).toEqual([cmd, expect.stringMatching(/process state|status 0/)]);
       expect(text(p.run(args, { input: "ok" }).stdout)).toBe("fine\n");
     }
-    expect(openFds()).toBe(before);
+    expect(fdsOpenedSince(before!)).toEqual([]);
   });
 
   test("nothing of call N is visible in call N+1: its memory, its output window, its input window", () => {

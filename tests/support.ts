@@ -1,5 +1,5 @@
 // Shared by the test files: paths to the built artifacts and the bundled toolchain.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { ptr } from "bun:ffi";
 import * as libc from "../ffi/libc.ts";
 import { dirname, join, resolve } from "node:path";
@@ -29,6 +29,33 @@ export function fibRef(n: number): bigint {
 /** Number of open file descriptors of this process. */
 export function openFds(): number {
   return readdirSync("/proc/self/fd").length;
+}
+
+/** This process's open file descriptors, each with what it refers to. */
+export type FdTable = Map<number, string>;
+
+export function fdTable(): FdTable {
+  const table: FdTable = new Map();
+  for (const name of readdirSync("/proc/self/fd")) {
+    try {
+      table.set(Number(name), readlinkSync(`/proc/self/fd/${name}`));
+    } catch {
+      // closed between the listing and the link (the listing's own descriptor among them)
+    }
+  }
+  return table;
+}
+
+/**
+ * The descriptors open now that were not open, to the same thing, in `before`: what the code under
+ * test left open. A count would also move when something else closes its own meanwhile (a finished
+ * subprocess's pipes, released when the collector gets to them), which is no leak; a pipe or
+ * anonymous inode reopened at a number is told apart by its inode.
+ */
+export function fdsOpenedSince(before: FdTable): string[] {
+  const opened: string[] = [];
+  for (const [fd, target] of fdTable()) if (before.get(fd) !== target) opened.push(`${fd} -> ${target}`);
+  return opened;
 }
 
 import { buildNativeImage } from "../src/image/image.ts";
