@@ -84,9 +84,47 @@ def handler(event):
     for (const input of INPUTS) expect((await v.run({ args: [input] })).exits).toBe(1);
   });
 
-  test("its snapshot cannot be written to a file yet: one clear error", async () => {
-    await using v = await Virtine.fromPython(STATS, { python: PY });
-    expect(() => v.writeSnapshot(join(root, "stats.snap"))).toThrow(/dynamically linked program's snapshot cannot be written to a file yet/);
+  test("its snapshot file: Virtine.loadPython resumes the warm interpreter, on workers and this thread, one exit a call", async () => {
+    const file = join(root, "stats.snap");
+    {
+      await using v = await Virtine.fromPython(STATS, { python: PY, warmup: [INPUTS[0]] });
+      const info = v.writeSnapshot(file);
+      expect(info.linux).toBe(true);
+    }
+    for (let load = 0; load < 2; load++) {
+      await using loaded = await Virtine.loadPython(file, { python: PY, poolSize: 1 });
+      expect(loaded.kind).toBe("python");
+      for (const input of INPUTS) {
+        const want = native(STATS, input);
+        expect(await loaded.call(input)).toEqual(want);
+        expect(loaded.callSync(input)).toEqual(want);
+      }
+      // libc's sites were rewritten before the snapshot was written: warm calls stay in the VM
+      loaded.callSync(INPUTS[1]);
+      expect(loaded.runSync({ args: [INPUTS[2]] }).exits).toBe(1);
+    }
+    // it is a Python virtine's: Virtine.load says which loader to use
+    expect(await Virtine.load(file).then(unexpected, (e) => e)).toBeInstanceOf(BadArgsError);
+  });
+
+  test("a snapshot file keeps what the warm-up made and nothing of later calls", async () => {
+    const file = join(root, "state.snap");
+    const source = `
+state = {"warm": 0, "calls": 0}
+def handler(event):
+    if event == "warm":
+        state["warm"] += 1
+        return None
+    state["calls"] += 1
+    return state
+`;
+    {
+      await using v = await Virtine.fromPython(source, { python: PY, warmup: ["warm", "warm", "warm"] });
+      expect(await v.call("x")).toEqual({ warm: 3, calls: 1 });
+      v.writeSnapshot(file);
+    }
+    await using loaded = await Virtine.loadPython(file, { python: PY });
+    for (let i = 0; i < 3; i++) expect(await loaded.call("y")).toEqual({ warm: 3, calls: 1 });
   });
 
   test("print() is the call's console, never its result; several arguments and none", async () => {
@@ -240,6 +278,31 @@ describe("wasp invoke handler.py", () => {
     expect(r.err).toContain("Traceback (most recent call last):");
     expect(r.err).toContain('File "stats.py", line 7, in handler');
     expect(r.err.trimEnd().split("\n").pop()).toBe("wasp: StatisticsError: mean requires at least one data point");
+  });
+
+  test("wasp snapshot handler.py -o FILE --warmup, then wasp invoke FILE: the same results, from the warm interpreter", () => {
+    const warm = join(root, "warm.json");
+    writeFileSync(warm, JSON.stringify([INPUTS[0], INPUTS[1]]));
+    const file = join(root, "cli-stats.snap");
+    const made = wasp(["snapshot", handler, "-o", file, "--warmup", warm, "--python", PY]);
+    expect(made.status).toBe(0);
+    expect(made.err).toMatch(/^wasp: wrote .*cli-stats\.snap: stats\.py imported and warmed up by 2 call\(s\) by \/usr\/bin\/python3\.\d+, 256 MiB/);
+    for (const given of INPUTS) {
+      const r = wasp(["invoke", file, JSON.stringify(given), "--verbose"]);
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.out)).toEqual(native(STATS, given));
+      expect(r.err).toMatch(/Python \(snapshot file\), 256 MiB, .*, 1 exit\(s\)/);
+    }
+    const inspect = wasp(["inspect", file]);
+    expect(inspect.out).toMatch(/python3, running a Python module's handler/);
+    expect(inspect.out).toMatch(/\d+ page\(s\) with protections of its own/);
+    // an exception from the snapshot: the same traceback and status as without it
+    const failed = wasp(["invoke", file, '{"text": ""}']);
+    expect(failed.status).toBe(29);
+    expect(failed.err.trimEnd().split("\n").pop()).toBe("wasp: StatisticsError: mean requires at least one data point");
+    // the module is the file's: another handler's source is not read
+    const plain = wasp(["invoke", file, "--input", input]);
+    expect(JSON.parse(plain.out)).toEqual(native(STATS, INPUTS[0]));
   });
 
   test("no python3: a clear error", () => {

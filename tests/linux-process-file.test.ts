@@ -2,8 +2,9 @@
 // bytes. Property-based, without a VM: what is written reads back the same; any bytes, and any
 // change to a valid section, give a decoded section or one ProcessSectionError line, never another
 // exception; and what decodes holds the invariants the restore relies on (the files' paths and
-// sizes, the granted directories' guest paths, the opened files' paths under them). Sections of
-// versions 2 and 3 (no directories) are still read.
+// sizes, the granted directories' guest paths, the opened files' paths under them, the protected
+// runs sorted and apart). Sections of versions 2, 3 (no directories) and 4 (no protections) are
+// still read.
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { runs } from "./fuzz.ts";
@@ -38,6 +39,15 @@ const sectionArb = fc
     args: fc.array(fc.string({ unit: "grapheme" }).filter((s) => !s.includes("\0")), { maxLength: 5 }),
     env: fc.array(fc.string().filter((s) => !s.includes("\0")), { maxLength: 5 }),
     granted: dirsArb,
+    protections: fc.array(fc.record({ gap: fc.nat({ max: 64 }), pages: fc.integer({ min: 1, max: 600 }), prot: fc.integer({ min: 0, max: 7 }) }), { maxLength: 6 }).map((runs) => {
+      // sorted and apart: each starts some pages after the one before ends
+      let at = 0x200000;
+      return runs.map(({ gap, pages, prot }) => {
+        const run = { addr: at + gap * 4096, pages, prot };
+        at = run.addr + pages * 4096;
+        return run;
+      });
+    }),
   })
   .map(({ granted, ...rest }) => ({ ...rest, ...granted }));
 
@@ -52,9 +62,9 @@ function decodeOrLine(bytes: Uint8Array): ProcessFile | string {
 
 /** The section of `s` as version 3 wrote it (no directories) or, `v2`, as version 2 did (no interpreter field either). */
 function olderSection(s: { elf: Uint8Array; files: ReadonlyMap<string, Uint8Array>; args: readonly string[]; env: readonly string[] }, v2: boolean): Uint8Array {
-  const v4 = encodeProcessFile({ ...s, dirs: [], opened: [] });
-  // the two empty counts at the end go; for version 2, the interpreter's length after the executable
-  let bytes = v4.subarray(0, v4.length - 8);
+  const v5 = encodeProcessFile({ ...s, dirs: [], opened: [], protections: [] });
+  // the three empty counts at the end go; for version 2, the interpreter's length after the executable
+  let bytes = v5.subarray(0, v5.length - 12);
   if (v2) {
     const at = 8 + s.elf.length;
     bytes = new Uint8Array([...bytes.subarray(0, at), ...bytes.subarray(at + 4)]);
@@ -74,8 +84,24 @@ describe("the process section", () => {
         expect(back.env).toEqual(s.env);
         expect(back.dirs).toEqual([...s.dirs].sort());
         expect(back.opened).toEqual(s.opened);
+        expect(back.protections).toEqual(s.protections);
       }),
       { numRuns: runs(500) },
+    );
+  });
+
+  test("sections of version 4 read back with their directories and no protections", () => {
+    fc.assert(
+      fc.property(sectionArb, (s) => {
+        const v5 = encodeProcessFile({ ...s, protections: [] });
+        const v4 = v5.slice(0, v5.length - 4);
+        new DataView(v4.buffer).setUint32(0, 4, true);
+        const back = decodeProcessFile(v4);
+        expect(back.dirs).toEqual([...s.dirs].sort());
+        expect(back.opened).toEqual(s.opened);
+        expect(back.protections).toEqual([]);
+      }),
+      { numRuns: runs(200) },
     );
   });
 
@@ -90,6 +116,7 @@ describe("the process section", () => {
         expect(back.env).toEqual(s.env);
         expect(back.dirs).toEqual([]);
         expect(back.opened).toEqual([]);
+        expect(back.protections).toEqual([]);
       }),
       { numRuns: runs(300) },
     );
@@ -118,6 +145,7 @@ describe("the process section", () => {
         }
         for (const a of [...got.args, ...got.env]) expect(a.includes("\0")).toBe(false);
         checkDirs(got);
+        checkRuns(got);
       }),
       { numRuns: runs(2000) },
     );
@@ -126,7 +154,7 @@ describe("the process section", () => {
   test("any change to a section's directories and opened table (the bytes after its environment) decodes or is one ProcessSectionError line", () => {
     fc.assert(
       fc.property(sectionArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), fc.nat(), fc.boolean(), (s, edits, cut, grow) => {
-        const base = encodeProcessFile({ ...s, dirs: [], opened: [] }).length - 8;
+        const base = encodeProcessFile({ ...s, dirs: [], opened: [], protections: [] }).length - 12;
         let bytes = encodeProcessFile(s);
         // edits land in the last part only, where the counts and paths are: a count made large,
         // a byte of a path changed (a "/" or "." made: un-normalized, or out of its grant)
@@ -134,7 +162,10 @@ describe("the process section", () => {
         if (grow) bytes = new Uint8Array([...bytes, ...new Uint8Array(cut % 40)]);
         else bytes = bytes.subarray(0, bytes.length - (cut % (bytes.length - base + 1)));
         const got = decodeOrLine(bytes);
-        if (typeof got !== "string") checkDirs(got);
+        if (typeof got !== "string") {
+          checkDirs(got);
+          checkRuns(got);
+        }
       }),
       { numRuns: runs(2000) },
     );
@@ -147,7 +178,7 @@ describe("the process section", () => {
     expect(() => decodeProcessFile(new Uint8Array([...bytes, 0]))).toThrow(/1 bytes follow/);
     const v1 = bytes.slice();
     v1[0] = 1;
-    expect(() => decodeProcessFile(v1)).toThrow(/version 1, this wasp reads 2 to 4/);
+    expect(() => decodeProcessFile(v1)).toThrow(/version 1, this wasp reads 2 to 5/);
     const dotdot = encodeProcessFile({ ...base, files: new Map([["/etc/../x", new Uint8Array(1)]]) });
     expect(() => decodeProcessFile(dotdot)).toThrow(/not absolute without \. or \.\./);
     const relative = encodeProcessFile({ ...base, files: new Map([["etc/x", new Uint8Array(1)]]) });
@@ -187,18 +218,49 @@ describe("the process section", () => {
     // counts held to the bytes that hold them, and to MAX_OPENED
     const empty = encodeProcessSection({ ...base, dirs: ["/a"], opened: [] });
     const dv = new DataView(empty.buffer);
-    dv.setUint32(empty.length - 4, 2, true);
-    expect(() => decodeProcessFile(empty)).toThrow(/2 opened files cannot fit in the 0 bytes left/);
-    dv.setUint32(empty.length - 4, MAX_OPENED + 1, true);
+    dv.setUint32(empty.length - 8, 2, true);
+    expect(() => decodeProcessFile(empty)).toThrow(/2 opened files cannot fit in the 4 bytes left/);
+    dv.setUint32(empty.length - 8, MAX_OPENED + 1, true);
     expect(() => decodeProcessFile(empty)).toThrow(new RegExp(`${MAX_OPENED + 1} opened files, more than ${MAX_OPENED}`));
     const dirCount = encodeProcessSection({ ...base, dirs: [], opened: [] });
-    new DataView(dirCount.buffer).setUint32(dirCount.length - 8, 0xffffffff, true);
+    new DataView(dirCount.buffer).setUint32(dirCount.length - 12, 0xffffffff, true);
     expect(() => decodeProcessFile(dirCount)).toThrow(/4294967295 granted directories, more than/);
-    const v5 = encodeProcessSection({ ...base });
-    v5[0] = 5;
-    expect(() => decodeProcessFile(v5)).toThrow(/version 5, this wasp reads 2 to 4/);
+    const v6 = encodeProcessSection({ ...base });
+    v6[0] = 6;
+    expect(() => decodeProcessFile(v6)).toThrow(/version 6, this wasp reads 2 to 5/);
+  });
+
+  test("each refusal of the protected runs names what is wrong", () => {
+    const base = { elf: new Uint8Array(4), files: [], args: [], env: [] };
+    const refused = (protections: { addr: number; pages: number; prot: number }[], why: RegExp) => {
+      const bytes = encodeProcessSection({ ...base, protections });
+      expect(() => decodeProcessFile(bytes)).toThrow(ProcessSectionError);
+      expect(() => decodeProcessFile(bytes)).toThrow(why);
+    };
+    expect(decodeProcessFile(encodeProcessSection({ ...base, protections: [{ addr: 0x400000, pages: 3, prot: 5 }] })).protections).toEqual([{ addr: 0x400000, pages: 3, prot: 5 }]);
+    refused([{ addr: 0x400001, pages: 1, prot: 1 }], /not whole pages/);
+    refused([{ addr: 0x400000, pages: 0, prot: 1 }], /not whole pages/);
+    refused([{ addr: 0x400000, pages: 1, prot: 8 }], /PROT bits \(8\)/);
+    refused([{ addr: 0x400000, pages: 2, prot: 1 }, { addr: 0x401000, pages: 1, prot: 5 }], /out of order or overlaps/);
+    refused([{ addr: 0x500000, pages: 1, prot: 1 }, { addr: 0x400000, pages: 1, prot: 5 }], /out of order or overlaps/);
+    refused([{ addr: 2 ** 32 - 4096, pages: 2, prot: 1 }], /past any guest memory/);
+    const count = encodeProcessSection({ ...base });
+    new DataView(count.buffer).setUint32(count.length - 4, 3, true);
+    expect(() => decodeProcessFile(count)).toThrow(/3 runs of protections cannot fit in the 0 bytes left/);
+    new DataView(count.buffer).setUint32(count.length - 4, 0xffffffff, true);
+    expect(() => decodeProcessFile(count)).toThrow(/4294967295 runs of protections, more than/);
   });
 });
+
+/** What a decoded section's protected runs must be for checkProtections to judge them page by page. */
+function checkRuns(got: ProcessFile): void {
+  let end = 0;
+  for (const r of got.protections) {
+    expect(r.addr % 4096 === 0 && r.addr >= end && r.pages >= 1 && r.prot >= 0 && r.prot <= 7).toBe(true);
+    end = r.addr + r.pages * 4096;
+    expect(end).toBeLessThanOrEqual(2 ** 32);
+  }
+}
 
 /** What a decoded section's directories and table must be for the restore (GrantedDirs) to rely on them. */
 function checkDirs(got: ProcessFile): void {

@@ -202,17 +202,22 @@ async function inspectSnapshot(path: string, json: boolean): Promise<void> {
   const i = file.info;
   // a Linux program's granted directories, by guest path: what wasp invoke FILE must grant again
   // (the section was decoded and checked when the file was opened)
-  const dirs = i.linux && file.loaded.process ? (await import("../linux/process-file.ts")).decodeProcessFile(file.loaded.process).dirs : undefined;
+  const section = i.linux && file.loaded.process ? (await import("../linux/process-file.ts")).decodeProcessFile(file.loaded.process) : undefined;
+  const dirs = section?.dirs;
+  // the pages whose protections the program set (a dynamically linked program's libraries), kept by the file
+  const protectedPages = section?.protections.reduce((n, r) => n + r.pages, 0);
+  const python = i.imageName === (await import("../python/runtime.ts")).PY_PROGRAM;
   if (json) {
-    out(`${JSON.stringify({ ...i, kind: "snapshot", ...(dirs && { directories: dirs }) })}\n`);
+    out(`${JSON.stringify({ ...i, kind: "snapshot", ...(python && { runtime: "python" }), ...(dirs && { directories: dirs }), ...(section && { protectedPages }) })}\n`);
     return;
   }
+  const grantAgain = python ? "granted again from the python3 it is invoked with, --python or PATH's: the same standard library" : "granted when it was taken: grant each again, --dir HOST=GUEST";
   const lines: [string, string][] = [
     ["file", path],
     ["kind", `snapshot file, format ${i.formatVersion}, written by wasp ${i.waspVersion}`],
     ["image", `${i.imageName} (${i.linux ? "Linux executable" : i.native ? "native" : "raw"}), sha256 ${i.imageSha256}`],
-    ...(i.linux ? [["process", `${i.processBytes} bytes: the executable, its break, mappings, open files, arguments and environment`] as [string, string]] : []),
-    ...(dirs && dirs.length > 0 ? [["directories", `${dirs.join(", ")} (granted when it was taken: grant each again, --dir HOST=GUEST)`] as [string, string]] : []),
+    ...(i.linux ? [["process", `${i.processBytes} bytes: the executable${python ? " (python3, running a Python module's handler)" : ""}, its break, mappings${protectedPages ? ` (${protectedPages} page(s) with protections of its own)` : ""}, open files, arguments and environment`] as [string, string]] : []),
+    ...(dirs && dirs.length > 0 ? [["directories", `${dirs.join(", ")} (${grantAgain})`] as [string, string]] : []),
     ["memory", `${i.memSize / MIB} MiB, ${i.populatedPages} pages stored`],
     ["memory sha256", i.memorySha256],
     ["cpu", `${i.cpu.vendor}, features ${i.cpu.features.map((f) => f.toString(16).padStart(8, "0")).join(" ")}, XCR0 0x${i.xcr0.toString(16)}`],

@@ -271,11 +271,69 @@ function entry(addr: number, p: PagePermission, large: boolean): bigint {
 const same = (a: PagePermission, b: PagePermission) => a.present === b.present && a.user === b.user && a.write === b.write && a.exec === b.exec;
 
 /**
+ * Pages whose protections the program set itself (mprotect, mmap with PROT_EXEC...) where they
+ * differ from what its executable's headers give: a dynamically linked program's libraries, code
+ * its loader mapped in its mappings, RELRO made read-only. A snapshot file keeps them (the process
+ * section, src/linux/process-file.ts), the restore's tables put them back.
+ */
+export interface ProtectionRun {
+  /** page-aligned */
+  addr: number;
+  pages: number;
+  /** PROT bits (src/linux/protect.ts): 0 is not present */
+  prot: number;
+}
+
+/** The permission of a program's page with PROT bits `prot`, as mprotect gives it. */
+export function protPermission(prot: number): PagePermission {
+  if ((prot & 7) === 0) return ABSENT;
+  return { present: true, user: true, write: (prot & 2) !== 0, exec: (prot & 4) !== 0 };
+}
+
+/** PROT bits of a permission (a program's page: user-level). */
+export function permissionProt(p: PagePermission): number {
+  return p.present ? 1 | (p.write ? 2 : 0) | (p.exec ? 4 : 0) : 0;
+}
+
+/**
+ * Whether the program may set the protections of the page at `addr`: its executable's and
+ * interpreter's pages, its break, its mappings' area and its stack — where the host's mprotect
+ * lets it (src/linux/process.ts), never wasp's pages among them (the process block, the windows,
+ * the stubs, the placed files) nor the guard.
+ */
+export function protectable(layout: LinuxLayout, addr: number): boolean {
+  const within = (s: number, e: number) => addr >= s && addr < e;
+  const r = layout.regions;
+  return within(layout.low, layout.high) || within(r.brkStart, r.brkEnd) || within(r.mmapStart, r.mmapEnd) || within(layout.stack[0], layout.stack[1]);
+}
+
+/** What is wrong with `runs` (sorted, apart, each of protectable pages) for `layout`, or undefined. */
+export function checkProtections(layout: LinuxLayout, runs: readonly ProtectionRun[]): string | undefined {
+  let end = 0;
+  for (const run of runs) {
+    const at = `protections of 0x${run.addr.toString(16)} (${run.pages} page(s))`;
+    if (run.addr % PAGE !== 0 || run.pages < 1 || run.prot > 7 || run.addr < end) return `${at}: not sorted whole pages apart, with PROT bits`;
+    end = run.addr + run.pages * PAGE;
+    if (end > layout.memory) return `${at}: past the end of its memory`;
+    // each page checked (runs are bounded by the memory, at most 2^16 pages for 256 MiB)
+    for (let a = run.addr; a < end; a += PAGE) if (!protectable(layout, a)) return `${at}: page 0x${a.toString(16)} is not the program's to protect`;
+  }
+  return undefined;
+}
+
+/**
  * The page tables of `layout`: (guest address, bytes) pieces to write into memory, the PML4 at
  * Layout.PML4 (the CR3). A 2 MiB region whose pages are all alike is one large page; the others get
  * a table of 4 KiB pages from the host's table area. The guest must run with EFER.NXE set.
  */
-export function linuxPageTables(elf: ElfExecutable, layout: LinuxLayout): [number, Uint8Array][] {
+export function linuxPageTables(elf: ElfExecutable, layout: LinuxLayout, protections: readonly ProtectionRun[] = []): [number, Uint8Array][] {
+  // the program's own protections (checked: checkProtections) take the place of its headers'; pages come in order
+  let k = 0;
+  const permission = (addr: number): PagePermission => {
+    while (k < protections.length && protections[k].addr + protections[k].pages * PAGE <= addr) k++;
+    const run = protections[k];
+    return run && addr >= run.addr ? protPermission(run.prot) : pagePermission(elf, layout, addr);
+  };
   const top = new Uint8Array(Layout.PT - Layout.PML4); // PML4, PDPT, PD
   const tdv = new DataView(top.buffer);
   const dir = (table: number, index: number, v: bigint) => tdv.setBigUint64(table - Layout.PML4 + index * 8, v, true);
@@ -286,13 +344,13 @@ export function linuxPageTables(elf: ElfExecutable, layout: LinuxLayout): [numbe
   const regions = Math.ceil(layout.memory / REGION);
   for (let r = 0; r < regions; r++) {
     const base = r * REGION;
-    const first = pagePermission(elf, layout, base);
+    const first = permission(base);
     let uniform = base + REGION <= layout.memory;
     const pt = new Uint8Array(PAGE);
     const pdv = new DataView(pt.buffer);
     for (let i = 0; i < 512; i++) {
       const addr = base + i * PAGE;
-      const p = pagePermission(elf, layout, addr);
+      const p = permission(addr);
       if (!same(p, first)) uniform = false;
       pdv.setBigUint64(i * 8, entry(addr, p, false), true);
     }

@@ -7,7 +7,8 @@
 // untrusted bytes: every count, length and value is checked against the bytes that hold it.
 // Little-endian.
 //
-//   u32 version (4; 3 and 2 are read too: 3 has no directories, 2 no interpreter field either)
+//   u32 version (5; 4, 3 and 2 are read too: 4 has no protections, 3 no directories, 2 no
+//     interpreter field either)
 //   u32 n, n bytes        the executable's file
 //   u32 n, n bytes        its interpreter's file, for a dynamically linked program (n = 0: none)
 //   u32 count, then per placed file: u32 n, n bytes of its guest path, u64 size, 32 bytes SHA-256
@@ -15,14 +16,19 @@
 //   (4) u32 count, then per granted directory: u32 n, n bytes of its guest path (sorted, each once)
 //   (4) u32 count, then per entry of the table of what the program opened in them, in table order:
 //       u32 n, n bytes of its guest path (under one of the directories), 32 bytes SHA-256
+//   (5) u32 count, then per run of pages whose protections the program set (where they differ
+//       from its executable's headers: a dynamically linked program's libraries): u64 address,
+//       u32 pages, u32 PROT bits — sorted, apart; the reader checks them against the layout
+//       (src/linux/address-space.ts, checkProtections) and the restore builds its tables with them
 //
 // The directories are named by their guest paths alone: a snapshot file never grants itself a
 // host directory (a hostile one would read the loader's files). Whoever restores it grants the
 // same guest paths again, from host directories of its choosing; each opened entry is read from
 // there at its first use and checked against its SHA-256 (src/linux/dirs.ts).
 import { MAX_OPENED, normalizeGuest } from "./dirs.ts";
+import type { ProtectionRun } from "./address-space.ts";
 
-export const PROCESS_FORMAT = 4;
+export const PROCESS_FORMAT = 5;
 /** Most bytes of arguments and environment (as the initial stack allows), and of one path. */
 const MAX_STRINGS = 128 * 1024;
 const MAX_PATH = 4096;
@@ -31,6 +37,9 @@ const MAX_FILES = 4096;
 const MAX_FILE = 64 * 1024 * 1024;
 /** Most directories one section names (each at least its length's 4 bytes, and checked against the bytes left). */
 const MAX_DIRS = 4096;
+/** Most runs of protections (one a page of the largest memory) and the end of the largest guest memory (4 GiB, more than any). */
+const MAX_RUNS = 1 << 20;
+const MAX_GUEST = 2 ** 32;
 
 /** What is wrong with a process section's bytes: one line (the caller names the file). */
 export class ProcessSectionError extends RangeError {
@@ -55,6 +64,8 @@ export interface ProcessFile {
   dirs: string[];
   /** what the program opened in them, in the order its fds name them, each with its contents' SHA-256 */
   opened: OpenedRecord[];
+  /** the pages whose protections the program set (none before version 5) */
+  protections: ProtectionRun[];
 }
 
 /** An entry of a program's table of opened files and directories, as the section names it (a directory's hash is its listing's). */
@@ -76,12 +87,12 @@ function normalPath(path: string): boolean {
 // Bun's own hasher: importing node:crypto costs every process that loads this module ~1-5 ms
 export const sha256Hex = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 
-export function encodeProcessFile(f: { elf: Uint8Array; interp?: Uint8Array; files: ReadonlyMap<string, Uint8Array>; args: readonly string[]; env: readonly string[]; dirs?: readonly string[]; opened?: readonly OpenedRecord[] }): Uint8Array {
+export function encodeProcessFile(f: { elf: Uint8Array; interp?: Uint8Array; files: ReadonlyMap<string, Uint8Array>; args: readonly string[]; env: readonly string[]; dirs?: readonly string[]; opened?: readonly OpenedRecord[]; protections?: readonly ProtectionRun[] }): Uint8Array {
   return encodeProcessSection({ ...f, files: [...f.files].map(([path, data]) => ({ path, size: data.length, sha256: sha256Hex(data) })) });
 }
 
 /** The section of a decoded (or made up) ProcessFile; the directories are written sorted. */
-export function encodeProcessSection(f: { elf: Uint8Array; interp?: Uint8Array; files: readonly PlacedFileRecord[]; args: readonly string[]; env: readonly string[]; dirs?: readonly string[]; opened?: readonly OpenedRecord[] }): Uint8Array {
+export function encodeProcessSection(f: { elf: Uint8Array; interp?: Uint8Array; files: readonly PlacedFileRecord[]; args: readonly string[]; env: readonly string[]; dirs?: readonly string[]; opened?: readonly OpenedRecord[]; protections?: readonly ProtectionRun[] }): Uint8Array {
   const enc = new TextEncoder();
   const parts: Uint8Array[] = [];
   const u32 = (v: number) => {
@@ -119,6 +130,13 @@ export function encodeProcessSection(f: { elf: Uint8Array; interp?: Uint8Array; 
   for (const e of opened) {
     bytes(enc.encode(e.path));
     parts.push(new Uint8Array(Buffer.from(e.sha256, "hex")));
+  }
+  const protections = f.protections ?? [];
+  u32(protections.length);
+  for (const run of protections) {
+    u64(run.addr);
+    u32(run.pages);
+    u32(run.prot);
   }
   return new Uint8Array(Buffer.concat(parts));
 }
@@ -231,6 +249,23 @@ export function decodeProcessFile(bytes: Uint8Array): ProcessFile {
       opened.push({ path: p, sha256: Buffer.from(take(32, "an opened file's hash")).toString("hex") });
     }
   }
+  const protections: ProtectionRun[] = [];
+  if (version >= 5) {
+    const n = u32("the protections' count");
+    if (n > MAX_RUNS) throw new ProcessSectionError(`${n} runs of protections, more than ${MAX_RUNS}`);
+    if (n * 16 > bytes.length - at) throw new ProcessSectionError(`${n} runs of protections cannot fit in the ${bytes.length - at} bytes left`);
+    let end = 0n;
+    for (let i = 0; i < n; i++) {
+      const addr = u64("a protected run's address");
+      const pages = u32("a protected run's pages");
+      const prot = u32("a protected run's protections");
+      if (addr % 4096n !== 0n || pages === 0 || prot > 7) throw new ProcessSectionError(`protected run ${i} is not whole pages (0x${addr.toString(16)}, ${pages}) with PROT bits (${prot})`);
+      if (addr < end) throw new ProcessSectionError(`protected run ${i} at 0x${addr.toString(16)} is out of order or overlaps the one before`);
+      end = addr + BigInt(pages) * 4096n;
+      if (end > BigInt(MAX_GUEST)) throw new ProcessSectionError(`protected run ${i} ends past any guest memory (0x${end.toString(16)})`);
+      protections.push({ addr: Number(addr), pages, prot });
+    }
+  }
   if (at !== bytes.length) throw new ProcessSectionError(`${bytes.length - at} bytes follow the process section's end`);
-  return { elf, ...(interp && { interp }), files, args, env, dirs, opened };
+  return { elf, ...(interp && { interp }), files, args, env, dirs, opened, protections };
 }

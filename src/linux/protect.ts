@@ -11,7 +11,8 @@
 import { Layout } from "../abi/guest-abi.ts";
 import { PTE_A, PTE_D, PTE_NX, PTE_P, PTE_PS, PTE_RW, PTE_US } from "../image/boot.ts";
 import type { GuestMemory } from "../memory/guest-memory.ts";
-import { TABLES, TABLES_END, type LinuxLayout } from "./address-space.ts";
+import { pagePermission, permissionProt, protectable, TABLES, TABLES_END, type LinuxLayout, type ProtectionRun } from "./address-space.ts";
+import type { ElfExecutable } from "./elf.ts";
 
 const PAGE = 4096;
 const REGION = 0x200000;
@@ -85,4 +86,27 @@ function freeTable(mem: GuestMemory, layout: LinuxLayout): number | undefined {
   }
   for (let t = TABLES; t < TABLES_END; t += PAGE) if (!used.has(t)) return t;
   return undefined;
+}
+
+/**
+ * The protections the program set on its pages, where they differ from its executable's headers,
+ * read from a snapshot's memory (`memory`: the whole guest memory, its page tables the host's own —
+ * no guest writes them): the runs a snapshot file keeps so that its restore's tables are these.
+ */
+export function savedProtections(memory: Uint8Array, elf: ElfExecutable, layout: LinuxLayout): ProtectionRun[] {
+  const dv = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+  const runs: ProtectionRun[] = [];
+  const start = Math.min(layout.low, layout.regions.brkStart, layout.regions.mmapStart, layout.stack[0]);
+  for (let addr = start; addr < layout.memory; addr += PAGE) {
+    if (!protectable(layout, addr)) continue;
+    const e = dv.getBigUint64(Layout.PD + Math.floor(addr / REGION) * 8, true);
+    let leafEntry = e;
+    if ((e & PTE_P) !== 0n && (e & PTE_PS) === 0n) leafEntry = dv.getBigUint64(Number(e & ADDR_MASK) + ((addr % REGION) / PAGE) * 8, true);
+    const prot = (e & PTE_P) === 0n || (leafEntry & PTE_P) === 0n ? 0 : PROT.READ | ((leafEntry & PTE_RW) !== 0n ? PROT.WRITE : 0) | ((leafEntry & PTE_NX) === 0n ? PROT.EXEC : 0);
+    if (prot === permissionProt(pagePermission(elf, layout, addr))) continue;
+    const last = runs[runs.length - 1];
+    if (last && last.prot === prot && last.addr + last.pages * PAGE === addr) last.pages++;
+    else runs.push({ addr, pages: 1, prot });
+  }
+  return runs;
 }

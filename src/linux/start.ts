@@ -8,7 +8,7 @@ import { kvm_sregs } from "../../ffi/kvm.ts";
 import { Layout } from "../abi/guest-abi.ts";
 import { BadArgsError } from "../errors.ts";
 import { RFLAGS_NATIVE, longModeSregs, longModeTablePieces, trampolinePage, type EntryReset } from "../image/boot.ts";
-import { linuxPageTables, segmentPieces, type LinuxLayout } from "./address-space.ts";
+import { linuxPageTables, segmentPieces, type LinuxLayout, type ProtectionRun } from "./address-space.ts";
 import type { ElfExecutable } from "./elf.ts";
 import { EFER_NXE, EFER_SCE, LINUX_ENTRY, linuxEntryCode, linuxSyscallMsrs } from "./entry.ts";
 import { AT, initialStack } from "./stack.ts";
@@ -94,9 +94,9 @@ export function entryPoint(elf: ElfExecutable, layout: LinuxLayout): bigint {
  * the in-VM layer's sled, code and config page. What keeps the guest at CPL3: a snapshot file's are
  * rebuilt from these, never read.
  */
-export function linuxHostPieces(elf: ElfExecutable, layout: LinuxLayout): [number, Uint8Array][] {
+export function linuxHostPieces(elf: ElfExecutable, layout: LinuxLayout, protections: readonly ProtectionRun[] = []): [number, Uint8Array][] {
   // later pieces overwrite earlier ones: the native GDT, IDT and TSS stay, the tables are Linux's
-  return [...longModeTablePieces(), ...linuxPageTables(elf, layout), [LINUX_ENTRY, linuxEntryCode()], ...layerHostPieces(layout)];
+  return [...longModeTablePieces(), ...linuxPageTables(elf, layout, protections), [LINUX_ENTRY, linuxEntryCode()], ...layerHostPieces(layout)];
 }
 
 /**

@@ -13,7 +13,7 @@ import { PAGE_SIZE } from "../memory/guest-memory.ts";
 import { Layout } from "../abi/guest-abi.ts";
 import { GUEST_WRITABLE_MSRS } from "../kvm/system.ts";
 import { msrBuffer, msrValues, selectMsrs } from "../kvm/msrs.ts";
-import { LINUX_LOW, planLinux, type LinuxLayout } from "../linux/address-space.ts";
+import { checkProtections, LINUX_LOW, planLinux, type LinuxLayout, type ProtectionRun } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { linuxSyscallMsrs } from "../linux/entry.ts";
 import { decodeProcessFile } from "../linux/process-file.ts";
@@ -45,6 +45,8 @@ export interface KindSection {
   bytes: Uint8Array;
   elf: ElfExecutable;
   layout: LinuxLayout;
+  /** the protections the program set on its pages (checked against the layout) */
+  protections: ProtectionRun[];
 }
 
 export interface FileKind {
@@ -188,14 +190,17 @@ const LINUX: FileKind = {
     // the image's end is the executable's own (a dynamically linked program's interpreter lies above it)
     const exeEnd = elf.high + layout.bias;
     if (exeEnd !== info.imageEnd) bad(`image end 0x${info.imageEnd.toString(16)} is not where its executable ends (0x${exeEnd.toString(16)})`);
-    return { bytes, elf, layout };
+    // the protections the program set, only ever on its own pages: the restore's tables give them
+    const why = checkProtections(layout, decoded.protections);
+    if (why) bad(why);
+    return { bytes, elf, layout, protections: decoded.protections };
   },
   hostBelow: LINUX_LOW,
   finishMemory(_info, memfd, populated, section, host, bad) {
     // the host's pages as the host builds them for this executable: whatever the file held below
     // LINUX_LOW was not copied (but the trampoline, the guest's own CPL3 code)
     if (!section) throw new BadSnapshotError("a Linux program's snapshot without its process section");
-    for (const [at, bytes] of linuxHostPieces(section.elf, section.layout)) {
+    for (const [at, bytes] of linuxHostPieces(section.elf, section.layout, section.protections)) {
       libc.pwrite(memfd, bytes, at);
       populated.fill(1, Math.floor(at / PAGE_SIZE), Math.ceil((at + bytes.length) / PAGE_SIZE));
     }

@@ -29,7 +29,7 @@ import { decodeProcessFile, encodeProcessFile, sha256Hex } from "../linux/proces
 import { ProcessBlock } from "../linux/block.ts";
 import { callPage, layerCode } from "../linux/layer.ts";
 import { libraryCode, NO_SLOT, planRewrite, recordedSites, type Rewrite } from "../linux/sites.ts";
-import { pageProtection, protectPages } from "../linux/protect.ts";
+import { pageProtection, protectPages, savedProtections } from "../linux/protect.ts";
 import { IN_WINDOW, LOG_ENTRIES, SITE_SLOT } from "../linux/address-space.ts";
 import { SEL_USER_CODE, SEL_USER_DATA } from "../image/boot.ts";
 
@@ -405,9 +405,6 @@ export class LinuxProgram {
    * state, the snapshotting call's arguments and environment (docs/snapshot-format.md).
    */
   writeSnapshot(path: string): SnapshotFileInfo {
-    // a restore rebuilds the page tables from the executable's headers: the protections its loader
-    // gave the libraries' pages (mprotect) would be lost, and their code not executable
-    if (this.interp) throw new BadArgsError(`${this.elf.name}: a dynamically linked program's snapshot cannot be written to a file yet (its libraries' page protections are not kept); its snapshots live in its process`);
     const shells = this.#warm;
     const resume = shells.resume;
     if (!shells.snapshotTaken || !resume) throw new BadImageError(`${this.elf.name}: no call has reached wasp_snapshot(), so there is no initialized state to write`);
@@ -417,7 +414,11 @@ export class LinuxProgram {
     // the restore and checked
     const dirs = this.#dirs.grants.map((g) => g.guest);
     const opened = this.#dirs.saved(resume.opened);
-    const section = encodeProcessFile({ elf: this.elf.bytes, interp: undefined, files: this.#files, args: resume.args, env: resume.env, dirs, opened });
+    // a restore builds the page tables from the executable's headers, and from the protections the
+    // program set where they differ (its loader's mprotect of the libraries, RELRO), read here from
+    // the snapshot's tables (the host's own pages)
+    const protections = savedProtections(shells.pool.snapshot.memory, this.elf, this.layout);
+    const section = encodeProcessFile({ elf: this.elf.bytes, interp: this.interp?.bytes, files: this.#files, args: resume.args, env: resume.env, dirs, opened, protections });
     return writeSnapshotFile(path, shells.pool.snapshot, this.elf.bytes, this.#kvm, section);
   }
 
