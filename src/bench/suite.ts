@@ -19,6 +19,7 @@ import { JS_HEAVY_BESIDE, JS_HEAVY_SERIES } from "./js-heavy.ts";
 import { HTTP_BESIDE, HTTP_SERIES } from "./http.ts";
 import { AES_BESIDE, AES_SERIES } from "./aes.ts";
 import { AES_OPENSSL_BESIDE, AES_OPENSSL_SERIES } from "./openssl.ts";
+import { PY_BESIDE, PY_SERIES } from "./python.ts";
 
 export interface BenchOptions {
   /** iterations per series; each series has its own default */
@@ -111,7 +112,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...JS_HEAVY_SERIES, ...HTTP_SERIES, ...AES_SERIES, ...AES_OPENSSL_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...JS_HEAVY_SERIES, ...PY_SERIES, ...HTTP_SERIES, ...AES_SERIES, ...AES_OPENSSL_SERIES);
 
 /** Every result name the suite reports, in order: what --filter matches and --list prints. */
 export const SERIES_NAMES = SERIES.flatMap(reportsOf);
@@ -157,6 +158,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   host_function_worker: "host_function",
   ...JS_BESIDE,
   ...JS_HEAVY_BESIDE,
+  ...PY_BESIDE,
   ...HTTP_BESIDE,
   ...AES_BESIDE,
   ...AES_OPENSSL_BESIDE,

@@ -262,6 +262,24 @@ export function pagePermission(elf: ElfExecutable, layout: LinuxLayout, addr: nu
   return ABSENT; // between the host's pages and the program
 }
 
+// the entry's bits as numbers: a table of 4 KiB pages is written as two 32-bit words an entry
+// (a 256 MiB guest has 65,536 of them, built at every program's start and every restore)
+const LOW_FLAGS = Number(PTE_P | PTE_A | PTE_D);
+const RW = Number(PTE_RW);
+const US = Number(PTE_US);
+const NX_HIGH = Number(PTE_NX >> 32n);
+
+/** Writes the 4 KiB page entry of `addr` (below 4 GiB) with permission `p` at `at` of `dv`. */
+function setEntry(dv: DataView, at: number, addr: number, p: PagePermission): void {
+  if (!p.present) {
+    dv.setUint32(at, 0, true);
+    dv.setUint32(at + 4, 0, true);
+    return;
+  }
+  dv.setUint32(at, (addr | LOW_FLAGS | (p.write ? RW : 0) | (p.user ? US : 0)) >>> 0, true);
+  dv.setUint32(at + 4, p.exec ? 0 : NX_HIGH, true);
+}
+
 function entry(addr: number, p: PagePermission, large: boolean): bigint {
   if (!p.present) return 0n;
   // A and D set in advance, as for native guests: the CPU never writes the tables (which would dirty them every call)
@@ -352,7 +370,7 @@ export function linuxPageTables(elf: ElfExecutable, layout: LinuxLayout, protect
       const addr = base + i * PAGE;
       const p = permission(addr);
       if (!same(p, first)) uniform = false;
-      pdv.setBigUint64(i * 8, entry(addr, p, false), true);
+      setEntry(pdv, i * 8, addr, p);
     }
     if (uniform) {
       dir(Layout.PD, r, entry(base, first, true));
