@@ -305,6 +305,16 @@ describe("wasp invoke handler.py", () => {
     expect(JSON.parse(plain.out)).toEqual(native(STATS, INPUTS[0]));
   });
 
+  test("examples/python.ts and examples/python/words.py run as written", () => {
+    const ROOT = join(import.meta.dir, "..");
+    const r = Bun.spawnSync([process.execPath, "run", join(ROOT, "examples/python.ts"), "a rose is a rose", ""], { cwd: ROOT, env: { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH}` } });
+    expect(r.stderr.toString()).toBe("");
+    expect(r.stdout.toString()).toBe('"a rose is a rose" -> {"words":5,"top":[["a",2],["rose",2],["is",1]],"mean_length":2.4}\n"" -> ValueError: no words in the text\n');
+    const cli = wasp(["invoke", join(ROOT, "examples/python/words.py"), '{"text": "a rose is a rose"}']);
+    expect(cli.status).toBe(0);
+    expect(JSON.parse(cli.out)).toEqual({ words: 5, top: [["a", 2], ["rose", 2], ["is", 1]], mean_length: 2.4 });
+  });
+
   test("no python3: a clear error", () => {
     const r = wasp(["invoke", handler, "{}"], join(root, "nowhere"));
     expect(r.status).toBe(2);
