@@ -145,9 +145,11 @@ async function density(py: PythonInstall, n: number, privateMemory: boolean): Pr
   const limit = raiseFdLimit();
   if (limit < 2 * n + 64) throw new Error(`RLIMIT_NOFILE's hard limit ${limit} is too low for ${n} live VMs (each needs 2 fds)`);
   using file = new SnapshotFile(path, systemKvm());
-  // private copies hold the file's stored pages each: refused up front where they would not fit
-  // (a figure the machine cannot give is a note, not an OOM kill of the bench)
-  const need = privateMemory ? (n * file.info.populatedPages * 4096 * 1.25) / 1024 : 0;
+  // private copies hold the file's stored pages each (measured: MemAvailable falls by ~1.05x
+  // them a virtine): refused up front where they would not fit — a figure the machine cannot give
+  // is a note, not an OOM kill of the bench. (The kernel is slow to give back what 1,000 VMs'
+  // shadow tables took: a second round in one process may find less; run the pair by itself.)
+  const need = privateMemory ? (n * file.info.populatedPages * 4096 * 1.1) / 1024 : 0;
   if (need > memAvailableKiB()) return names.map((name) => ({ name, unit: "KiB", n: 0, median: 0, p99: 0, note: `skipped: ${n} private copies need ~${Math.ceil(need / 1024)} MiB, more than the ${Math.floor(memAvailableKiB() / 1024)} MiB available` }));
   const dirs = py.dirs;
   {
