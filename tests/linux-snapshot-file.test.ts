@@ -16,8 +16,8 @@ import { DATA_OFFSET, HEADER } from "../src/snapshot/file.ts";
 import { LINUX_LOW } from "../src/linux/address-space.ts";
 import { kvm_sregs } from "../ffi/kvm.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
-import { decodeProcessFile, encodeProcessSection } from "../src/linux/process-file.ts";
-import { slow, wasp, fdTable, fdsOpenedSince } from "./support.ts";
+import { decodeProcessFile } from "../src/linux/process-file.ts";
+import { slow, wasp, fdTable, fdsOpenedSince, withProcessSection } from "./support.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "wasp-linux-snapfile-"));
 const cacheDir = join(tmp, "cache");
@@ -136,25 +136,8 @@ describe("a hostile file", () => {
     return path;
   }
   const memSize = () => Number(new DataView(readFileSync(snap).buffer).getBigUint64(HEADER.MEM_SIZE, true));
-  /** A copy with its process section replaced (the section's size and CRC, and the header's CRC, made right). */
-  function withSection(name: string, change: (s: ReturnType<typeof decodeProcessFile>) => void): string {
-    const bytes = new Uint8Array(readFileSync(snap));
-    const at = DATA_OFFSET + memSize();
-    const section = decodeProcessFile(bytes.subarray(at));
-    change(section);
-    const encoded = encodeProcessSection(section);
-    const out = new Uint8Array(at + encoded.length);
-    out.set(bytes.subarray(0, at));
-    out.set(encoded, at);
-    const dv = new DataView(out.buffer);
-    dv.setBigUint64(HEADER.PROCESS_BYTES, BigInt(encoded.length), true);
-    dv.setUint32(HEADER.PROCESS_CRC, Bun.hash.crc32(encoded), true);
-    dv.setUint32(HEADER.CHECKSUM, 0, true);
-    dv.setUint32(HEADER.CHECKSUM, Bun.hash.crc32(out.subarray(0, DATA_OFFSET)), true);
-    const path = join(tmp, name);
-    writeFileSync(path, out);
-    return path;
-  }
+  /** A copy with its process section changed (sizes and checksums made right). */
+  const withSection = (name: string, change: (s: ReturnType<typeof decodeProcessFile>) => void) => withProcessSection(snap, join(tmp, name), change);
 
   test("its host pages are never used: garbage there changes nothing, the program runs as before", () => {
     const path = forged("garbage-host-pages.snap", (b) => {

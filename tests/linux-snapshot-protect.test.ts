@@ -4,16 +4,16 @@
 // snapshot's own tables when it was written; a run on a page that is not the program's to protect
 // (wasp's pages, the host's, past its memory) is refused, whatever the rest of the file says.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compileC } from "../src/linux/c.ts";
 import { BadSnapshotError, GuestFaultError } from "../src/errors.ts";
 import { LinuxProgram } from "../src/virtine/linux.ts";
 import { DATA_OFFSET, HEADER } from "../src/snapshot/file.ts";
-import { decodeProcessFile, encodeProcessSection } from "../src/linux/process-file.ts";
+import { decodeProcessFile } from "../src/linux/process-file.ts";
 import { Layout } from "../src/abi/guest-abi.ts";
-import { slow } from "./support.ts";
+import { slow, withProcessSection } from "./support.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "wasp-linux-protect-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -61,25 +61,8 @@ beforeAll(async () => {
 const memSize = () => Number(new DataView(readFileSync(snap).buffer).getBigUint64(HEADER.MEM_SIZE, true));
 const sectionOf = (path: string) => decodeProcessFile(new Uint8Array(readFileSync(path)).subarray(DATA_OFFSET + memSize()));
 
-/** A copy of the snapshot with its process section changed (sizes and checksums made right). */
-function withSection(name: string, change: (s: ReturnType<typeof decodeProcessFile>) => void): string {
-  const bytes = new Uint8Array(readFileSync(snap));
-  const at = DATA_OFFSET + memSize();
-  const section = decodeProcessFile(bytes.subarray(at));
-  change(section);
-  const encoded = encodeProcessSection(section);
-  const out = new Uint8Array(at + encoded.length);
-  out.set(bytes.subarray(0, at));
-  out.set(encoded, at);
-  const dv = new DataView(out.buffer);
-  dv.setBigUint64(HEADER.PROCESS_BYTES, BigInt(encoded.length), true);
-  dv.setUint32(HEADER.PROCESS_CRC, Bun.hash.crc32(encoded), true);
-  dv.setUint32(HEADER.CHECKSUM, 0, true);
-  dv.setUint32(HEADER.CHECKSUM, Bun.hash.crc32(out.subarray(0, DATA_OFFSET)), true);
-  const path = join(tmp, name);
-  writeFileSync(path, out);
-  return path;
-}
+/** A copy with its process section changed (sizes and checksums made right). */
+const withSection = (name: string, change: (s: ReturnType<typeof decodeProcessFile>) => void) => withProcessSection(snap, join(tmp, name), change);
 
 describe("a snapshot file keeps the protections the program set", () => {
   test("the section names them: the code page r-x, the two pages read-only, the page inaccessible", () => {

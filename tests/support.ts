@@ -262,3 +262,29 @@ export function recordingBytes(version: number, body: unknown): Uint8Array {
   out.set(b, 24);
   return out;
 }
+
+import { DATA_OFFSET, HEADER } from "../src/snapshot/file.ts";
+import { decodeProcessFile, encodeProcessSection, type ProcessFile } from "../src/linux/process-file.ts";
+
+/**
+ * Writes to `to` a copy of the Linux snapshot file `from` with its process section decoded,
+ * changed by `change` and encoded again — the section's size and CRC and the header's CRC made
+ * right, so that only what the change did is wrong. Returns `to`.
+ */
+export function withProcessSection(from: string, to: string, change: (s: ProcessFile) => void): string {
+  const bytes = new Uint8Array(readFileSync(from));
+  const at = DATA_OFFSET + Number(new DataView(bytes.buffer).getBigUint64(HEADER.MEM_SIZE, true));
+  const section = decodeProcessFile(bytes.subarray(at));
+  change(section);
+  const encoded = encodeProcessSection(section);
+  const out = new Uint8Array(at + encoded.length);
+  out.set(bytes.subarray(0, at));
+  out.set(encoded, at);
+  const dv = new DataView(out.buffer);
+  dv.setBigUint64(HEADER.PROCESS_BYTES, BigInt(encoded.length), true);
+  dv.setUint32(HEADER.PROCESS_CRC, Bun.hash.crc32(encoded), true);
+  dv.setUint32(HEADER.CHECKSUM, 0, true);
+  dv.setUint32(HEADER.CHECKSUM, Bun.hash.crc32(out.subarray(0, DATA_OFFSET)), true);
+  writeFile(to, out);
+  return to;
+}
