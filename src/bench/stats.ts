@@ -36,10 +36,14 @@ export function summarize(name: string, unit: string, samples: number[]): Series
 
 /**
  * Calls made before a series of short warm calls is timed, as a server has made them: by then
- * JavaScriptCore has compiled the host's path. Measured on the echo program resumed: ~85-120 µs a
- * call over the first few hundred, ~58-66 µs from a few thousand on (the VM's own part, ~51 µs, the same).
+ * JavaScriptCore has compiled the host's path and its compiler and collector threads are quiet
+ * (invoke_sync warms 20,000). Measured on the echo program resumed (2026-12-07, 250-call windows):
+ * ~85-115 µs a call, KVM_RUN itself ~72-95 µs of it, until 3,000-6,000 calls; ~57-60 µs (KVM_RUN
+ * ~51) from then on. With JavaScriptCore's concurrent compiler and collector off the fast phase
+ * comes within the first thousand: their threads' work slows the early calls, the VM's part
+ * included (our guess: their mappings' TLB shootdowns reach the vCPU's core, an exit each on PVM).
  */
-export const WARM_CALLS = 300;
+export const WARM_CALLS = 6000;
 
 /** Times `body` `runs` times after `warmup` untimed runs; microseconds per run. */
 export function timeSync(runs: number, warmup: number, body: () => void): number[] {

@@ -201,9 +201,9 @@ export class ProcessBlock {
 
   /** Bytes waiting in the stdout (or stderr) window. */
   windowLength(stream: "stdout" | "stderr"): number {
-    const [off, cap] = stream === "stdout" ? [LinuxCall.OUT_LEN, OUT_WINDOW] : [LinuxCall.ERR_LEN, ERR_WINDOW];
-    const v = this.#u64(this.#call(off));
-    if (v > BigInt(cap)) this.corrupt(`the ${stream} window's length`, v);
+    const out = stream === "stdout";
+    const v = this.#u64(this.#call(out ? LinuxCall.OUT_LEN : LinuxCall.ERR_LEN));
+    if (v > (out ? OUT_CAP : ERR_CAP)) this.corrupt(`the ${stream} window's length`, v);
     return Number(v);
   }
 
@@ -224,3 +224,5 @@ export class ProcessBlock {
 }
 
 const EMPTY = new Uint8Array(0);
+const OUT_CAP = BigInt(OUT_WINDOW);
+const ERR_CAP = BigInt(ERR_WINDOW);

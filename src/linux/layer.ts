@@ -121,22 +121,22 @@ export interface CallStart {
   randomBytes?: Uint8Array;
 }
 
-/** The call page's bytes for a call (LinuxCall). */
-export function callPage(start: CallStart, into: Uint8Array): void {
+/** The call page's bytes for a call (LinuxCall); `dv` a view of `into` made once by a caller that writes it per call. */
+export function callPage(start: CallStart, into: Uint8Array, dv: DataView = new DataView(into.buffer, into.byteOffset, LinuxCall.SIZE)): void {
   into.fill(0, 0, LinuxCall.SIZE);
-  const dv = new DataView(into.buffer, into.byteOffset, LinuxCall.SIZE);
-  const put = (off: number, v: number | bigint) => dv.setBigUint64(off, BigInt(v), true);
-  put(LinuxCall.FLAGS, (start.forward ? LinuxCallFlag.FORWARD : 0) | (start.time ? LinuxCallFlag.TIME : 0) | (start.random ? LinuxCallFlag.RANDOM : 0) | (start.log ? LinuxCallFlag.LOG : 0));
-  put(LinuxCall.IN_LEN, start.window);
-  put(LinuxCall.IN_TOTAL, start.inTotal);
+  const flags = (start.forward ? LinuxCallFlag.FORWARD : 0) | (start.time ? LinuxCallFlag.TIME : 0) | (start.random ? LinuxCallFlag.RANDOM : 0) | (start.log ? LinuxCallFlag.LOG : 0);
+  // a u64's high half stays zero: lengths and flags are below 2^32
+  dv.setUint32(LinuxCall.FLAGS, flags, true);
+  dv.setUint32(LinuxCall.IN_LEN, start.window, true);
+  dv.setBigUint64(LinuxCall.IN_TOTAL, BigInt(start.inTotal), true);
   if (start.clock) {
-    put(LinuxCall.TSC_BASE, start.clock.tsc);
-    put(LinuxCall.NS_BASE, start.clock.ns);
-    put(LinuxCall.TSC_MULT, start.clock.mult);
+    dv.setBigUint64(LinuxCall.TSC_BASE, start.clock.tsc, true);
+    dv.setBigUint64(LinuxCall.NS_BASE, start.clock.ns, true);
+    dv.setBigUint64(LinuxCall.TSC_MULT, start.clock.mult, true);
   }
   if (start.randomBytes) {
     const n = Math.min(start.randomBytes.length, LinuxCall.RANDOM_CAP);
     into.set(start.randomBytes.subarray(0, n), LinuxCall.RANDOM);
-    put(LinuxCall.RANDOM_LEN, n);
+    dv.setUint32(LinuxCall.RANDOM_LEN, n, true);
   }
 }

@@ -82,6 +82,14 @@ export interface ProcessOptions {
   fillRandom?: (bytes: Uint8Array) => void;
 }
 
+/** Hands the bytes waiting in the process's stdout and stderr windows to their sinks, in that order, leaving the windows empty. */
+export function flushWindows(block: ProcessBlock, stdout: ByteSink, stderr: ByteSink): void {
+  const out = block.drain("stdout");
+  if (out.length > 0) stdout.append(out);
+  const err = block.drain("stderr");
+  if (err.length > 0) stderr.append(err);
+}
+
 const MAX_PATH = 4096;
 /** Open files a program may hold (fds 0 to MAX_FDS-1), what getrlimit(RLIMIT_NOFILE) answers. */
 export const MAX_FDS = LinuxBlock.MAX_FDS;
@@ -117,10 +125,7 @@ export class LinuxProcess {
 
   /** The bytes waiting in the stdout and stderr windows, handed to their sinks (before a write, and at the call's end). */
   flush(): void {
-    for (const stream of ["stdout", "stderr"] as const) {
-      const bytes = this.#block.drain(stream);
-      if (bytes.length > 0) (stream === "stdout" ? this.#opts.stdout : this.#opts.stderr).append(bytes);
-    }
+    flushWindows(this.#block, this.#opts.stdout, this.#opts.stderr);
   }
 
   /** Answers one system call: `nr` from RAX, `a` the six arguments (RDI, RSI, RDX, R10, R8, R9). */

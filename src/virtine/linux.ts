@@ -23,7 +23,7 @@ import { type LinuxLayout } from "../linux/address-space.ts";
 import { parseElf, type ElfExecutable } from "../linux/elf.ts";
 import { resolveDynamic } from "../linux/dynamic.ts";
 import { LINUX_SAVED_RSP, syscallArgs } from "../linux/entry.ts";
-import { LinuxProcess, type GrantedFile, type Outcome } from "../linux/process.ts";
+import { LinuxProcess, flushWindows, type GrantedFile, type Outcome } from "../linux/process.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
 import { decodeProcessFile, encodeProcessFile, sha256Hex } from "../linux/process-file.ts";
 import { ProcessBlock } from "../linux/block.ts";
@@ -56,6 +56,7 @@ export { grantedFiles };
 export { DEFAULT_LINUX_MEMORY };
 /** AT_RANDOM without the `random` grant: fixed, so that such a call is deterministic and learns no host entropy. */
 const FIXED_RANDOM = new Uint8Array([0x77, 0x61, 0x73, 0x70, 0x2d, 0x6e, 0x6f, 0x2d, 0x72, 0x61, 0x6e, 0x64, 0x6f, 0x6d, 0x00, 0x01]);
+const ENCODER = new TextEncoder();
 
 export interface LinuxOptions {
   /** guest memory in bytes (default 64 MiB; at most 1 GiB) */
@@ -266,6 +267,7 @@ export class LinuxProgram {
   #callBases: { fs?: bigint; gs?: bigint } = {};
   /** the call page's bytes, reused */
   readonly #callBytes = new Uint8Array(LinuxCall.SIZE);
+  readonly #callView = new DataView(this.#callBytes.buffer);
   readonly #hostFunctions: Map<string, HostFunction>;
   readonly #kvmGiven: Kvm | undefined;
   readonly #deadline: DeadlineTimer;
@@ -275,8 +277,8 @@ export class LinuxProgram {
   #shells: VirtineShells<Resume> | undefined;
   /** the snapshot file the program was restored from (closed with it) */
   #snapshotFile: SnapshotFile | undefined;
-  /** the call in progress: its process, its arguments */
-  #proc: LinuxProcess | undefined;
+  /** a call is in progress (its arguments below) */
+  #inCall = false;
   #callArgs: { args: readonly string[]; env: readonly string[] } | undefined;
   /** AT_HWCAP: CPUID.1:EDX of the vCPU (read once) */
   #hwcap: bigint | undefined;
@@ -513,7 +515,7 @@ export class LinuxProgram {
     args ??= [];
     if (!Array.isArray(args) || args.some((a) => typeof a !== "string")) throw new BadArgsError("a Linux program's arguments are strings");
     const env = opts.env === undefined ? this.#env : checkEnv(opts.env);
-    const input = typeof opts.input === "string" ? new TextEncoder().encode(opts.input) : opts.input;
+    const input = typeof opts.input === "string" ? ENCODER.encode(opts.input) : opts.input;
     if (input !== undefined && !(input instanceof Uint8Array)) throw new BadArgsError("a Linux program's input is bytes or a string");
     const shells = this.#warm;
     const resume = shells.resume;
@@ -538,7 +540,9 @@ export class LinuxProgram {
       shell.loadRegisters([]);
       const block = new ProcessBlock(shell.mem, this.layout, this.#granted.length + MAX_OPENED, (at, len) => shell.markHostWrite(at, len), () => shell.vcpu.reg("rip"));
       const data = input ?? new Uint8Array(0);
-      const proc = new LinuxProcess(shell.guest, block, {
+      // the process's host side is made when a system call first reaches the host: a call the
+      // layer answers whole (one exit, at its end) never needs it
+      const proc = new LazyProcess(() => new LinuxProcess(shell.guest, block, {
         name: this.elf.name,
         input: data,
         stdout: this.#stdout,
@@ -555,7 +559,7 @@ export class LinuxProgram {
           if (r) shell.retranslate(r.ranges, r.split);
           return r !== undefined;
         },
-      });
+      }));
       // a debugger, a recorder or a replayer sees every system call: the layer hands them all over
       const forward = !this.layerOn || opts.debug !== undefined || (opts.hook !== undefined && !opts.hook.logs) || this.#opts.trace !== undefined;
       const logs = !forward && opts.hook?.logs === true;
@@ -565,7 +569,7 @@ export class LinuxProgram {
         shell.guest.write(stack.rsp, stack.bytes, "the initial stack");
         shell.vcpu.setReg("rsp", BigInt(stack.rsp));
       }
-      this.#proc = proc;
+      this.#inCall = true;
       this.#debugging = opts.debug !== undefined;
       const result = this.#loop(shell, proc, block, opts.interrupted, opts.debug, opts.hook);
       this.#end(opts.debug === undefined);
@@ -596,7 +600,7 @@ export class LinuxProgram {
       crypto.getRandomValues(randomBytes);
       randomBytes = randomBytes.slice();
     }
-    callPage({ inTotal: input.length, window, forward, log: logs, time, random, clock: time && !forward ? this.#clock(shell) : undefined, randomBytes }, page);
+    callPage({ inTotal: input.length, window, forward, log: logs, time, random, clock: time && !forward ? this.#clock(shell) : undefined, randomBytes }, page, this.#callView);
     shell.mem.bytes.set(page, io.call);
     shell.markHostWrite(io.call, LinuxCall.SIZE);
     if (window > 0) {
@@ -676,7 +680,7 @@ export class LinuxProgram {
   #end(ok: boolean): void {
     const trains = ok && !this.#debugging && !this.#trained;
     this.#debugging = false;
-    this.#proc = undefined;
+    this.#inCall = false;
     this.#callArgs = undefined;
     if (trains) this.#train();
     this.#callRewrites = [];
@@ -729,10 +733,9 @@ export class LinuxProgram {
    * later `wasp_snapshot()`s). Off (`snapshot: false`, a one-shot VM): always 0, nothing kept.
    */
   #snapshotHypercall(resumeAt?: bigint): bigint {
-    const proc = this.#proc;
     const call = this.#callArgs;
     // never a capture under a debugger: its breakpoints and edits would become every call's start
-    if (!this.snapshots || !proc || !call || !this.#shells || this.#debugging) return 0n;
+    if (!this.snapshots || !this.#inCall || !call || !this.#shells || this.#debugging) return 0n;
     const io = this.layout.io;
     // the call page and the stdin window hold the capturing call's own data, never a later call's
     return this.#shells.capture(() => ({ args: call.args, env: call.env, opened: this.#dirs.size }), [
@@ -741,7 +744,7 @@ export class LinuxProgram {
     ], resumeAt);
   }
 
-  #loop(shell: Shell, proc: LinuxProcess, block: ProcessBlock, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined, hook: LinuxCallHook | undefined): LinuxRunResult {
+  #loop(shell: Shell, proc: LazyProcess, block: ProcessBlock, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined, hook: LinuxCallHook | undefined): LinuxRunResult {
     const { vcpu, guest, mem } = shell;
     const stdout = this.#stdout;
     const stderr = this.#stderr;
@@ -762,7 +765,7 @@ export class LinuxProgram {
     };
     // what the layer left in the stdout and stderr windows comes after what the host took before
     const end = (status: number): LinuxRunResult => {
-      proc.flush();
+      flushWindows(block, stdout, stderr);
       return done(status);
     };
     // a recorded call: what the layer answered is recorded before what the host sees next
@@ -777,7 +780,7 @@ export class LinuxProgram {
       const args = syscallArgs((r) => vcpu.reg(r));
       const n = nr > 0xffffn ? 0xffff : Number(nr);
       // recording off: no closure, one test
-      const outcome = hook ? hook.syscall(n, args, guest, () => proc.syscall(n, args)) : proc.syscall(n, args);
+      const outcome = hook ? hook.syscall(n, args, guest, () => proc.get().syscall(n, args)) : proc.get().syscall(n, args);
       if (trace) trace(traceLine(guest, Number(nr & 0xffffn), args, outcome));
       switch (outcome.kind) {
         case "exit":
@@ -819,7 +822,7 @@ export class LinuxProgram {
     };
     const hypercall = (): LinuxRunResult | typeof RUN_ON => {
       // the console is stderr: what the layer buffered there comes first
-      proc.flush();
+      flushWindows(block, stdout, stderr);
       let ret: bigint | undefined;
       if (hook) {
         const hnr = vcpu.reg("rax");
@@ -871,6 +874,22 @@ export class LinuxProgram {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/** A call's LinuxProcess, made at its first use. */
+class LazyProcess {
+  #proc: LinuxProcess | undefined;
+  readonly #make: () => LinuxProcess;
+  constructor(make: () => LinuxProcess) {
+    this.#make = make;
+  }
+  get(): LinuxProcess {
+    return (this.#proc ??= this.#make());
+  }
+  /** the system calls it did not know (none when no call reached the host) */
+  get unknown(): Map<number, number> {
+    return this.#proc?.unknown ?? new Map();
   }
 }
 
