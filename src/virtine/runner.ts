@@ -24,7 +24,7 @@ import { VirtineShells } from "./shells.ts";
 import { ShellPool, type PoolStats } from "../shell/pool.ts";
 import { Snapshot, guardOf, type SnapshotMeta } from "../snapshot/snapshot.ts";
 import { SnapshotFile, type LoadedSnapshotFile, type SnapshotFileInfo } from "../snapshot/file.ts";
-import { compileZig, type ZigOptions } from "../image/zig.ts";
+import type { ZigOptions } from "../image/zig.ts";
 
 export const MAX_ARGS = 6;
 /** Deadline of an invocation when none is given. */
@@ -256,7 +256,8 @@ export class Runner {
    * (`WASP_COMPILE`) carrying the compiler's diagnostics.
    */
   static async fromZig(source: string, options: RunnerOptions & ZigOptions = {}): Promise<Runner> {
-    const { image } = await compileZig(source, options);
+    // the compiler's module (the SDK's sources, node:os) only for this: ~1 ms of every process's start otherwise
+    const { image } = await (await import("../image/zig.ts")).compileZig(source, options);
     return new Runner(image, options);
   }
 
