@@ -31,10 +31,16 @@ function isUnsafeCodePoint(cp: number): boolean {
 
 // The same sets for strings: the `u` flag makes [\ud800-\udfff] match only a lone surrogate.
 const UNSAFE_CLASS = "\\x7f-\\x9f\\\\\\u061c\\u200e\\u200f\\u2028-\\u202e\\u2066-\\u2069\\ud800-\\udfff";
-const UNSAFE_LINE = new RegExp(`[\\x00-\\x1f${UNSAFE_CLASS}]`, "u");
-const UNSAFE_LINE_ALL = new RegExp(UNSAFE_LINE.source, "gu");
-const UNSAFE_TEXT = new RegExp(`[\\x00-\\x08\\x0b-\\x1f${UNSAFE_CLASS}]`, "u");
-const UNSAFE_TEXT_ALL = new RegExp(UNSAFE_TEXT.source, "gu");
+// Compiled at first use: every process imports this module, few print a guest's text.
+let unsafe: { line: RegExp; lineAll: RegExp; text: RegExp; textAll: RegExp } | undefined;
+function unsafeSets(): NonNullable<typeof unsafe> {
+  if (!unsafe) {
+    const line = new RegExp(`[\\x00-\\x1f${UNSAFE_CLASS}]`, "u");
+    const text = new RegExp(`[\\x00-\\x08\\x0b-\\x1f${UNSAFE_CLASS}]`, "u");
+    unsafe = { line, lineAll: new RegExp(line.source, "gu"), text, textAll: new RegExp(text.source, "gu") };
+  }
+  return unsafe;
+}
 
 // ignoreBOM: a leading U+FEFF is the guest's text too, not something to strip
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -69,7 +75,8 @@ function escapeChar(ch: string): string {
  */
 export function escapeGuestLine(text: string | Uint8Array): string {
   if (typeof text !== "string") return escapeBytes(text, false);
-  return UNSAFE_LINE.test(text) ? text.replace(UNSAFE_LINE_ALL, escapeChar) : text;
+  const { line, lineAll } = unsafeSets();
+  return line.test(text) ? text.replace(lineAll, escapeChar) : text;
 }
 
 /**
@@ -78,7 +85,8 @@ export function escapeGuestLine(text: string | Uint8Array): string {
  */
 export function escapeGuestText(text: string | Uint8Array): string {
   if (typeof text !== "string") return escapeBytes(text, true);
-  return UNSAFE_TEXT.test(text) ? text.replace(UNSAFE_TEXT_ALL, escapeChar) : text;
+  const { text: unsafeText, textAll } = unsafeSets();
+  return unsafeText.test(text) ? text.replace(textAll, escapeChar) : text;
 }
 
 /** True for an ASCII byte kept as it is. */

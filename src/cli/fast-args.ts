@@ -47,16 +47,26 @@ interface FastOption {
 
 const OPTIONS = new Map<string, FastOption>();
 const DEFAULTS: [string, () => unknown][] = [];
+// read with string operations: a regular expression compiled at every start cost more than the rest
 for (const flags of INVOKE_OPTION_FLAGS) {
-  const m = /^(?:(-[a-zA-Z]), )?--([a-z][a-z-]*)(?: <[^>]+>)?$/.exec(flags);
-  if (!m) throw new Error(`fast-args: cannot read the option flags ${flags}`);
-  const negated = m[2].startsWith("no-");
-  const key = (negated ? m[2].slice(3) : m[2]).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  const option: FastOption = { key, takesValue: flags.includes("<"), negated, repeatable: INVOKE_REPEATABLE.includes(key) };
-  OPTIONS.set(`--${m[2]}`, option);
-  if (m[1]) OPTIONS.set(m[1], option);
+  const space = flags.indexOf(" <");
+  const names = (space < 0 ? flags : flags.slice(0, space)).split(", ");
+  const long = names[names.length - 1];
+  if (!long.startsWith("--") || names.length > 2 || (names.length === 2 && !(names[0].length === 2 && names[0][0] === "-"))) throw new Error(`fast-args: cannot read the option flags ${flags}`);
+  const negated = long.startsWith("--no-");
+  const key = camel(negated ? long.slice(5) : long.slice(2));
+  const option: FastOption = { key, takesValue: space >= 0, negated, repeatable: INVOKE_REPEATABLE.includes(key) };
+  for (const name of names) OPTIONS.set(name, option);
   if (negated) DEFAULTS.push([key, () => true]);
   if (option.repeatable) DEFAULTS.push([key, () => []]);
+}
+
+/** commander's attribute name of a long option: `data-size` is `dataSize`. */
+function camel(name: string): string {
+  return name
+    .split("-")
+    .map((w, i) => (i === 0 || w === "" ? w : w[0].toUpperCase() + w.slice(1)))
+    .join("");
 }
 
 /** What commander's `invoke` action is called with. */
