@@ -46,3 +46,8 @@ declare module "*.py" {
   const path: string;
   export default path;
 }
+// the minimal Bun program that runs one VM, compiled by wasp bench (start_bun_kvm)
+declare module "*/bun-kvm.js" {
+  const path: string;
+  export default path;
+}

@@ -12,6 +12,7 @@ import { SnapshotFile, writeSnapshotFile } from "../snapshot/file.ts";
 import { systemKvm } from "../kvm/system.ts";
 import { benchImage as image, embeddedBench } from "./guests.ts";
 import { summarize, timeSync, type SeriesResult } from "./stats.ts";
+import bunKvmSource from "./bun-kvm.js" with { type: "file" };
 import type { Series } from "./suite.ts";
 
 const idle = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -133,21 +134,34 @@ function sameBun(): { path: string } | { missing: string } {
 }
 
 /**
- * A hello world compiled with `bun build --compile` by the Bun that runs this wasp (built once per
- * bench run, in a temporary folder removed at exit): the floor of any standalone Bun program's start.
+ * A program compiled with `bun build --compile` by the Bun that runs this wasp (each built once per
+ * bench run, in a temporary folder removed at exit): the hello world, the floor of any standalone
+ * Bun program's start; bun-kvm.js, the floor of one that runs a VM through bun:ffi.
  */
-let hello: { path: string } | { missing: string } | undefined;
-function bunHello(): { path: string } | { missing: string } {
-  if (hello) return hello;
+const compiled = new Map<string, { path: string } | { missing: string }>();
+function compiledBun(name: string, source: string): { path: string } | { missing: string } {
+  const done = compiled.get(name);
+  if (done) return done;
   const bun = sameBun();
-  if ("missing" in bun) return (hello = bun);
-  const dir = mkdtempSync(join(tmpdir(), "wasp-bench-hello-"));
+  if ("missing" in bun) {
+    compiled.set(name, bun);
+    return bun;
+  }
+  const dir = mkdtempSync(join(tmpdir(), `wasp-bench-${name}-`));
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, "hello.ts"), 'console.log("hello, world");\n');
-  const out = join(dir, "hello");
-  const p = Bun.spawnSync([bun.path, "build", "--compile", join(dir, "hello.ts"), "--outfile", out], { cwd: dir });
-  if (p.exitCode !== 0) return (hello = { missing: `bun build --compile failed (exit ${p.exitCode}): ${p.stderr.toString().trim().split("\n").pop()}` });
-  return (hello = { path: out });
+  writeFileSync(join(dir, `${name}.js`), source);
+  const out = join(dir, name);
+  const p = Bun.spawnSync([bun.path, "build", "--compile", join(dir, `${name}.js`), "--outfile", out], { cwd: dir });
+  const result = p.exitCode === 0 ? { path: out } : { missing: `bun build --compile failed (exit ${p.exitCode}): ${p.stderr.toString().trim().split("\n").pop()}` };
+  compiled.set(name, result);
+  return result;
+}
+
+/** A start series of a compiled Bun program (its note instead when there is no same Bun to build it). */
+function compiledSeries(name: string, program: string, source: () => string, runs: number): SeriesResult {
+  const bin = compiledBun(program, source());
+  if ("missing" in bin) return { name, unit: "us", n: 0, median: 0, p99: 0, note: bin.missing };
+  return spawnSeries(name, () => [bin.path], runs);
 }
 
 export const DENSITY_SERIES: Series[] = [
@@ -182,9 +196,16 @@ export const DENSITY_SERIES: Series[] = [
     name: "start_bun_hello",
     defaultRuns: 20,
     async run(runs) {
-      const bin = bunHello();
-      if ("missing" in bin) return { name: "start_bun_hello", unit: "us", n: 0, median: 0, p99: 0, note: bin.missing };
-      return spawnSeries("start_bun_hello", () => [bin.path], runs);
+      return compiledSeries("start_bun_hello", "hello", () => 'console.log("hello, world");\n', runs);
+    },
+  },
+  {
+    // the floor under start_noop: the least a compiled Bun program does to run one call in a VM
+    // through bun:ffi (src/bench/bun-kvm.js: libc, /dev/kvm, a VM, a vCPU, one KVM_RUN to an OUT)
+    name: "start_bun_kvm",
+    defaultRuns: 20,
+    async run(runs) {
+      return compiledSeries("start_bun_kvm", "bun-kvm", () => readFileSync(bunKvmSource, "utf8"), runs);
     },
   },
   {

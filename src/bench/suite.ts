@@ -144,6 +144,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   ...Object.fromEntries([1, 16, 64, 256].map((k) => [`reset_dirty_${k}_256m`, `reset_dirty_${k}`])),
   start_snapshot_file: "start_boot",
   start_noop: "start_bun_hello",
+  start_bun_kvm: "start_bun_hello",
   invoke_sync: "floor:vmrun",
   invoke_async: "invoke_sync",
   invoke_record: "invoke_hypercalls",
