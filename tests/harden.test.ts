@@ -11,7 +11,7 @@ import * as lock from "../ffi/landlock.ts";
 import * as sc from "../ffi/seccomp.ts";
 import { Errno } from "../ffi/errno.ts";
 import { fieldSize, type Struct } from "../ffi/struct.ts";
-import { KVMIO, REFUSED, SYSCALLS, TTY_IOCTLS, buildFilter } from "../src/host/syscalls.ts";
+import { KVMIO, REFUSED, SERVE_SYSCALLS, SYSCALLS, TTY_IOCTLS, buildFilter } from "../src/host/syscalls.ts";
 import { RUNTIME } from "../src/host/landlock.ts";
 import { filterProgram } from "../src/host/harden.ts";
 import { EXIT_STATUS } from "../src/errors.ts";
@@ -27,9 +27,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const PID = 4242;
 const program = buildFilter(PID).assemble();
+const invokeProgram = program;
 
-/** Runs the filter on one system call as the kernel would; returns the action (SECCOMP_RET_*|data). */
-function decide(nr: number, args: number[] = [], arch = sc.AUDIT_ARCH_X86_64): number {
+const serveProgram = buildFilter(PID, "serve").assemble();
+
+/** Runs the filter (`wasp invoke`'s unless another is given) on one system call as the kernel would; returns the action (SECCOMP_RET_*|data). */
+function decide(nr: number, args: number[] = [], arch = sc.AUDIT_ARCH_X86_64, program = invokeProgram): number {
   const data = new DataView(new ArrayBuffer(sc.seccomp_data.size));
   data.setUint32(sc.seccomp_data.off("nr"), nr, true);
   data.setUint32(sc.seccomp_data.off("arch"), arch, true);
@@ -139,6 +142,10 @@ describe("the seccomp filter", () => {
   test("the table: unique names and numbers, each with a reason; the program fits and jumps only forward", () => {
     expect(new Set(SYSCALLS.map((r) => r.name)).size).toBe(SYSCALLS.length);
     expect(new Set([...SYSCALLS, ...REFUSED].map((r) => r.nr)).size).toBe(SYSCALLS.length + REFUSED.length);
+    // serve's additions: new to the allowlist, each with a reason
+    expect(new Set([...SYSCALLS, ...SERVE_SYSCALLS].map((r) => r.nr)).size).toBe(SYSCALLS.length + SERVE_SYSCALLS.length);
+    for (const r of SERVE_SYSCALLS) expect(r.why.length).toBeGreaterThan(3);
+    expect(serveProgram.length / sc.sock_filter.size).toBeLessThan(sc.BPF_MAXINSNS);
     for (const r of SYSCALLS) expect(r.why.length).toBeGreaterThan(3);
     const count = program.length / sc.sock_filter.size;
     expect(count).toBe(buildFilter(PID).length);
@@ -149,6 +156,7 @@ describe("the seccomp filter", () => {
   test("the filter a sandbox installs, assembled at build time with its pid written in, is the assembler's for that pid, byte for byte", () => {
     for (const pid of [1, PID, process.pid, 0x7fffffff, 4194304]) {
       expect(Buffer.from(filterProgram(pid)).equals(Buffer.from(buildFilter(pid).assemble()))).toBe(true);
+      expect(Buffer.from(filterProgram(pid, "serve")).equals(Buffer.from(buildFilter(pid, "serve").assemble()))).toBe(true);
     }
     // kill, tgkill and prlimit64 compare with the pid: three words take it
     const slots = buildFilter().slotOffsets("pid");
@@ -174,6 +182,27 @@ describe("the seccomp filter", () => {
     const section = doc.slice(doc.indexOf("## The host process"));
     expect(section.length).toBeGreaterThan(100);
     for (const r of SYSCALLS) expect({ name: r.name, documented: section.includes(`\`${r.name}\``) }).toEqual({ name: r.name, documented: true });
+    const serve = doc.slice(doc.indexOf("## The server"));
+    expect(serve.length).toBeGreaterThan(100);
+    for (const r of SERVE_SYSCALLS) expect({ name: r.name, documented: serve.includes(`\`${r.name}\``) }).toEqual({ name: r.name, documented: true });
+  });
+
+  test("wasp serve's filter: invoke's allowlist and the connections' and recordings' calls; still no socket, connect, bind, listen, program or process", () => {
+    const serve = (nr: number, args: number[] = []) => decide(nr, args, sc.AUDIT_ARCH_X86_64, serveProgram);
+    for (const r of [...SYSCALLS, ...SERVE_SYSCALLS]) {
+      if (r.only !== undefined) continue;
+      expect({ name: r.name, action: serve(r.nr) }).toEqual({ name: r.name, action: r.refuse === undefined ? ALLOW : sc.SECCOMP_RET_ERRNO | r.refuse });
+    }
+    // what invoke refuses and serve allows is exactly SERVE_SYSCALLS
+    const added = new Set(SERVE_SYSCALLS.map((r) => r.nr));
+    for (const r of REFUSED) expect({ name: r.name, action: serve(r.nr) }).toEqual({ name: r.name, action: added.has(r.nr) ? ALLOW : EPERM });
+    for (const name of ["socket", "connect", "bind", "listen", "execve", "fork", "ptrace", "socketpair", "accept"]) expect({ name, action: serve(nr(name)) }).toEqual({ name, action: EPERM });
+    // the argument checks hold as in invoke's
+    expect(serve(nr("clone"), [0x11])).toBe(EPERM);
+    expect(serve(nr("kill"), [1])).toBe(EPERM);
+    expect(serve(nr("kill"), [PID])).toBe(ALLOW);
+    expect(serve(nr("sendto"), [3, 0, 0, 0, 0x1000])).toBe(EPERM);
+    expect(decide(59, [], sc.AUDIT_ARCH_X86_64 + 1, serveProgram)).toBe(KILL);
   });
 });
 
@@ -195,7 +224,7 @@ describe("seccomp, BPF and Landlock tables match the kernel headers", () => {
     ["PR_SET_NAME", 15], ["PR_GET_NAME", 16], ["PR_SET_PTRACER", 0x59616d61],
     ["RLIMIT_CORE", libc.RLIMIT_CORE], ["O_PATH", libc.O_PATH], ["CLONE_THREAD", 0x10000], ["KVMIO", KVMIO], ["TIOCSTI", 0x5412],
     ...Object.entries(TTY_IOCTLS).map(([k, v]): [string, number] => [k, v]),
-    ...[...SYSCALLS, ...REFUSED].map((r): [string, number] => [`SYS_${r.name}`, r.nr]),
+    ...[...new Map([...SYSCALLS, ...REFUSED, ...SERVE_SYSCALLS].map((r) => [r.name, r.nr]))].map(([name, n]): [string, number] => [`SYS_${name}`, n]),
   ];
   const fromC = new Map<string, number>();
 

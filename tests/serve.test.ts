@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { compileC } from "../src/linux/c.ts";
 import { functionConfig, type ServeConfig } from "../src/serve/config.ts";
 import { WaspServer } from "../src/serve/server.ts";
-import { guest, slow, WASP } from "./support.ts";
+import { guest, readLines, slow, waitFor, WASP } from "./support.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "wasp-serve-"));
 const logs: string[] = [];
@@ -220,39 +220,6 @@ describe("the command line", () => {
     expect(missing.stderr.toString()).toStartWith("wasp: function missing.bin");
   });
 });
-
-type Line = Record<string, unknown>;
-
-/** JSON log lines from a stream, as they come. */
-function readLines(stream: ReadableStream<Uint8Array>): { lines: Line[]; wake: () => void; waiters: (() => void)[] } {
-  const state = { lines: [] as Line[], wake: () => {}, waiters: [] as (() => void)[] };
-  void (async () => {
-    let buf = "";
-    for await (const chunk of stream) {
-      buf += new TextDecoder().decode(chunk);
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          state.lines.push(JSON.parse(line));
-        } catch {
-          state.lines.push({ text: line });
-        }
-        for (const w of state.waiters.splice(0)) w();
-      }
-    }
-  })();
-  return state;
-}
-
-async function waitFor(s: ReturnType<typeof readLines>, pred: (l: Line) => boolean): Promise<Line> {
-  for (;;) {
-    const found = s.lines.find(pred);
-    if (found) return found;
-    await new Promise<void>((resolve) => s.waiters.push(resolve));
-  }
-}
 
 async function listeningUrl(stream: ReadableStream<Uint8Array>): Promise<string> {
   const s = readLines(stream);

@@ -288,3 +288,37 @@ export function withProcessSection(from: string, to: string, change: (s: Process
   writeFile(to, out);
   return to;
 }
+
+/** One JSON log line of `wasp serve` (a line that is not JSON: { text }). */
+export type Line = Record<string, unknown>;
+
+/** JSON log lines from a stream, as they come. */
+export function readLines(stream: ReadableStream<Uint8Array>): { lines: Line[]; wake: () => void; waiters: (() => void)[] } {
+  const state = { lines: [] as Line[], wake: () => {}, waiters: [] as (() => void)[] };
+  void (async () => {
+    let buf = "";
+    for await (const chunk of stream) {
+      buf += new TextDecoder().decode(chunk);
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          state.lines.push(JSON.parse(line));
+        } catch {
+          state.lines.push({ text: line });
+        }
+        for (const w of state.waiters.splice(0)) w();
+      }
+    }
+  })();
+  return state;
+}
+
+export async function waitFor(s: ReturnType<typeof readLines>, pred: (l: Line) => boolean): Promise<Line> {
+  for (;;) {
+    const found = s.lines.find(pred);
+    if (found) return found;
+    await new Promise<void>((resolve) => s.waiters.push(resolve));
+  }
+}

@@ -131,6 +131,7 @@ const COMMANDS: Record<string, (program: Command) => void> = {
       .option("--record-failures <dir>", "keep a recording of every request a wasp image failed with a 5xx, as DIR/REQUEST_ID.rec (wasp replay runs it again)")
       .option("--record-max-files <n>", "at most this many recordings (default 100; the oldest go first)")
       .option("--record-max-bytes <size>", "at most this many bytes of them (default 64M)")
+      .option("--no-sandbox", "serve without Landlock and the seccomp filter (docs/security.md, \"The server\")")
       .action(async (flags) => (await import("./serve.ts")).serveCommand(flags)),
 };
 

@@ -5,6 +5,9 @@ import { BadArgsError } from "../errors.ts";
 import { resolve } from "node:path";
 import { checkUnique, DEFAULTS, functionConfig, parseSizeText, readConfigFile, recordFailures, type ServeConfig } from "../serve/config.ts";
 import { WaspServer } from "../serve/server.ts";
+import { checkReloadable, servePaths } from "../serve/sandbox.ts";
+import { describeSandbox, sandboxFiles, sandboxSyscalls } from "../host/harden.ts";
+import { kvmDevicePath } from "../kvm/system.ts";
 import { parseCount } from "./parse.ts";
 
 export interface ServeFlags {
@@ -20,6 +23,8 @@ export interface ServeFlags {
   recordFailures?: string;
   recordMaxFiles?: string;
   recordMaxBytes?: string;
+  /** false with --no-sandbox: no Landlock, no seccomp filter */
+  sandbox?: boolean;
 }
 
 /** --record-failures and its bounds, over what the configuration file said. */
@@ -80,7 +85,25 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   // "stopping", SIGHUP's), as a log reader needs them: the asynchronous one, which never holds the
   // server up when the reader is slow (a synchronous write waits for a full pipe to drain)
   const log = (line: string) => void process.stderr.write(`${line}\n`);
-  const server = new WaspServer(config, { log });
+  // The sandbox (docs/security.md, "The server"), in two steps. Landlock before any thread is
+  // started — below ABI 8 it restricts the calling thread and the threads it starts, not those
+  // already running — so the worker threads, where the guests run, are inside it from their first
+  // instruction: the files the configuration names, the recordings folder, /dev/kvm.
+  const sandboxed = flags.sandbox !== false;
+  const paths = sandboxed ? servePaths(config, kvmDevicePath()) : undefined;
+  const landlock = paths ? sandboxFiles(paths) : undefined;
+  // The seccomp allowlist once it listens (its socket made, its functions loaded and warm) and
+  // before it says it is ready, on every thread (TSYNC): from then on no new socket, no program, no
+  // other process.
+  const beforeReady = () => {
+    if (!landlock) {
+      log(JSON.stringify({ level: "warn", msg: "sandbox off (--no-sandbox): no Landlock, no seccomp filter" }));
+      return;
+    }
+    const filter = sandboxSyscalls("serve");
+    log(JSON.stringify({ level: "info", msg: "sandbox", detail: describeSandbox({ landlock, ...filter }), syscalls: filter.syscalls, landlockAbi: landlock.abi }));
+  };
+  const server = new WaspServer(config, { log, beforeReady });
   await server.start();
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -98,7 +121,11 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
         return;
       }
       readConfigFile(config.file)
-        .then((next) => server.reload(next.functions))
+        .then((next) => {
+          // a sandbox cannot be widened: a reload names only what it allows, or says why not
+          if (paths) checkReloadable(next, paths);
+          return server.reload(next.functions);
+        })
         .catch((e) => log(JSON.stringify({ level: "error", msg: "reload failed; the previous configuration keeps serving", error: e instanceof Error ? e.message : String(e) })));
     });
   });

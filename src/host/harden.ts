@@ -5,6 +5,9 @@
 // - hardenProcess (every command, at start): no_new_privs, not dumpable, RLIMIT_CORE 0.
 // - enterSandbox (`wasp invoke`, once its arguments are parsed): Landlock (src/host/landlock.ts),
 //   then a seccomp allowlist (src/host/syscalls.ts) on every thread of the process.
+// - `wasp serve` takes the two steps apart (src/cli/serve.ts): sandboxFiles before it starts a
+//   thread (Landlock restricts the calling thread and the threads it starts, every thread only
+//   from ABI 8), sandboxSyscalls("serve") once it listens (TSYNC: every thread).
 // docs/security.md, "The host process", says what each layer does and does not protect against.
 import { ptr } from "bun:ffi";
 import * as libc from "../../ffi/libc.ts";
@@ -12,11 +15,12 @@ import { errnoName } from "../../ffi/errno.ts";
 import { SECCOMP_FILTER_FLAG_TSYNC, SECCOMP_SET_MODE_FILTER, sock_fprog, sock_filter } from "../../ffi/seccomp.ts";
 import { SandboxError, SyscallError } from "../errors.ts";
 import { restrictFiles, type Grant, type LandlockResult } from "./landlock.ts";
+import type { SandboxKind } from "./syscalls.ts";
 // a macro: the filter is assembled when the binary is built (src/host/syscalls.ts, assembledFilter)
 import { assembledFilter } from "./syscalls.ts" with { type: "macro" };
 
-/** The seccomp filter's bytes for pid 0, and where the pid goes. */
-const FILTER = assembledFilter();
+/** The seccomp filters' bytes for pid 0, and where the pid goes: `wasp invoke`'s and `wasp serve`'s. */
+const FILTERS = { invoke: assembledFilter("invoke"), serve: assembledFilter("serve") } as const;
 
 /**
  * no_new_privs (no program this process could run gains privileges: setuid bits and file
@@ -43,6 +47,8 @@ export interface SandboxPaths {
   write: readonly (string | undefined)[];
   /** devices opened read-write with ioctls: /dev/kvm */
   devices: readonly (string | undefined)[];
+  /** folders whose files are read, written, made and removed (`wasp serve --record-failures`) */
+  folders?: readonly (string | undefined)[];
 }
 
 export interface SandboxReport {
@@ -58,6 +64,13 @@ export interface SandboxReport {
  * seccomp allowlist on all threads. What is in force is returned (`describeSandbox` says it in one line).
  */
 export function enterSandbox(paths: SandboxPaths): SandboxReport {
+  const landlock = sandboxFiles(paths);
+  // Landlock first: once the filter is in, its system calls are refused
+  return { landlock, ...sandboxSyscalls("invoke") };
+}
+
+/** Landlock to `paths` (and Bun's own, RUNTIME) for this thread and the threads it starts; no_new_privs first. */
+export function sandboxFiles(paths: SandboxPaths): LandlockResult {
   hardenProcess();
   const grants: Grant[] = [];
   const add = (list: readonly (string | undefined)[], access: Grant["access"]) => {
@@ -66,10 +79,14 @@ export function enterSandbox(paths: SandboxPaths): SandboxReport {
   add(paths.read, "read");
   add(paths.write, "write");
   add(paths.devices, "device");
-  // Landlock first: once the filter is in, its system calls are refused
-  const landlock = restrictFiles(grants);
-  const instructions = installFilter();
-  return { landlock, syscalls: FILTER.syscalls, instructions };
+  add(paths.folders ?? [], "folder");
+  return restrictFiles(grants);
+}
+
+/** The seccomp allowlist of `kind` on every thread of the process (irreversibly): its size. */
+export function sandboxSyscalls(kind: SandboxKind): { syscalls: number; instructions: number } {
+  hardenProcess();
+  return { syscalls: FILTERS[kind].syscalls, instructions: installFilter(kind) };
 }
 
 /** One line on what is in force, for --verbose. */
@@ -80,17 +97,18 @@ export function describeSandbox(r: SandboxReport): string {
   return `seccomp allows ${r.syscalls} system calls on every thread; ${files}`;
 }
 
-/** The seccomp filter of process `pid`, as struct sock_filter[]: `buildFilter(pid).assemble()`, made ahead. */
-export function filterProgram(pid: number): Uint8Array {
-  const program = new Uint8Array(Buffer.from(FILTER.base64, "base64"));
+/** The seccomp filter of process `pid`, as struct sock_filter[]: `buildFilter(pid, kind).assemble()`, made ahead. */
+export function filterProgram(pid: number, kind: SandboxKind = "invoke"): Uint8Array {
+  const filter = FILTERS[kind];
+  const program = new Uint8Array(Buffer.from(filter.base64, "base64"));
   const dv = new DataView(program.buffer);
-  for (const at of FILTER.pidOffsets) dv.setUint32(at, pid, true);
+  for (const at of filter.pidOffsets) dv.setUint32(at, pid, true);
   return program;
 }
 
 /** Installs the seccomp filter on every thread (TSYNC); returns its length in instructions. */
-function installFilter(): number {
-  const program = filterProgram(process.pid);
+function installFilter(kind: SandboxKind): number {
+  const program = filterProgram(process.pid, kind);
   const fprog = new Uint8Array(sock_fprog.size);
   const count = program.length / sock_filter.size;
   sock_fprog.write(new DataView(fprog.buffer), 0, { len: count, filter: BigInt(ptr(program)) });

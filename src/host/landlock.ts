@@ -14,8 +14,11 @@ import {
 } from "../../ffi/landlock.ts";
 import { SandboxError } from "../errors.ts";
 
-/** What a path is opened for: `write` may create the file (then its folder gets the rule). */
-export type Access = "read" | "write" | "device";
+/**
+ * What a path is opened for: `write` may create the file (then its folder gets the rule); a
+ * `folder`'s files are read, written, made and removed (not its subfolders' making or removing).
+ */
+export type Access = "read" | "write" | "device" | "folder";
 
 export interface Grant {
   path: string;
@@ -105,6 +108,9 @@ function ruleTarget(grant: Grant): { path: string; isDir: boolean; rights: numbe
     case "device":
       if (kind === undefined) return undefined;
       return { path: grant.path, isDir: kind === "dir", rights: READ | ACCESS_FS.WRITE_FILE | ACCESS_FS.IOCTL_DEV };
+    case "folder":
+      if (kind !== "dir") return undefined;
+      return { path: grant.path, isDir: true, rights: READ | ACCESS_FS.READ_DIR | WRITE | ACCESS_FS.MAKE_REG | ACCESS_FS.REMOVE_FILE };
     case "write":
       // an existing file: that file only; a new one: its folder, which must let it be created
       if (kind === "file") return { path: grant.path, isDir: false, rights: WRITE };

@@ -1,5 +1,6 @@
-// The seccomp allowlist of a sandboxed wasp process (`wasp invoke`): the one table of every system
-// call it may make, each with why, and the BPF filter built from it. Everything else fails with
+// The seccomp allowlists of a sandboxed wasp process (`wasp invoke`; `wasp serve`, which adds
+// SERVE_SYSCALLS): the one table of every system call it may make, each with why, and the BPF
+// filter built from it. Everything else fails with
 // EPERM. The list comes from tracing dist/wasp and `bun run` of src/index.ts (strace -f: Bun's
 // start-up, its JIT, GC and worker threads, node:fs, timers) and from reading every libc call in
 // ffi/ and src/ on the KVM path (docs/security.md, "The host process").
@@ -169,6 +170,40 @@ export const SYSCALLS: readonly SyscallRule[] = [
 ];
 
 /**
+ * What `wasp serve` makes beyond SYSCALLS, once it listens (traced with strace -f over its tests,
+ * a wrk run of each kind of function, --record-failures, SIGHUP and SIGTERM): the connections Bun
+ * accepts on the socket it opened before the filter, and the files of its recordings folder. Still
+ * no socket, connect, bind or listen: the server talks only over connections made to it.
+ */
+export const SERVE_SYSCALLS: readonly SyscallRule[] = [
+  { name: "accept4", nr: 288, why: "a connection to the listening socket Bun opened before the filter" },
+  { name: "getpeername", nr: 52, why: "a connection's remote address (REMOTE_ADDR, the access log)" },
+  { name: "getsockname", nr: 51, why: "a connection's local address" },
+  { name: "setsockopt", nr: 54, why: "TCP_NODELAY on each accepted connection" },
+  { name: "getsockopt", nr: 55, why: "a connection's pending error" },
+  { name: "shutdown", nr: 48, why: "closing a connection's half" },
+  { name: "sendmsg", nr: 46, why: "a response in pieces (headers and body) on a connection; no socket can be made to send elsewhere" },
+  { name: "recvmsg", nr: 47, why: "as recvfrom, on a connection" },
+  { name: "rename", nr: 82, why: "a recording (--record-failures) or a snapshot file put in place whole (limited by Landlock to the recordings folder)" },
+  { name: "renameat", nr: 264, why: "as rename" },
+  { name: "renameat2", nr: 316, why: "as rename" },
+  { name: "unlink", nr: 87, why: "the oldest recordings removed past their bounds (limited by Landlock to the recordings folder)" },
+  { name: "unlinkat", nr: 263, why: "as unlink" },
+  { name: "mkdir", nr: 83, why: "the recordings folder checked again at a reload (it exists: EEXIST; Landlock grants making none)" },
+  { name: "mkdirat", nr: 258, why: "as mkdir" },
+  { name: "chmod", nr: 90, why: "a snapshot file made read-only before it is put in place" },
+  { name: "fchmod", nr: 91, why: "as chmod" },
+  { name: "fchmodat", nr: 268, why: "as chmod" },
+];
+
+/** The allowlist of a command: `wasp invoke`'s, or `wasp serve`'s (that plus SERVE_SYSCALLS). */
+export type SandboxKind = "invoke" | "serve";
+
+export function syscallsOf(kind: SandboxKind): readonly SyscallRule[] {
+  return kind === "serve" ? [...SYSCALLS, ...SERVE_SYSCALLS] : SYSCALLS;
+}
+
+/**
  * Some of what the filter refuses, by name, for the tests and the docs: the ways out of the process
  * (programs, network, other processes, the kernel). Anything not in SYSCALLS is refused as well.
  */
@@ -198,11 +233,11 @@ const DENY = SECCOMP_RET_ERRNO | Errno.EPERM;
  * then EPERM. `pid` is this process's (kill, tgkill and prlimit64 may name only it); without one,
  * each comparison with it is the slot `pid` (PID_SLOT), given at assembly.
  */
-export function buildFilter(pid?: number): BpfProgram {
+export function buildFilter(pid?: number, kind: SandboxKind = "invoke"): BpfProgram {
   const p = new BpfProgram();
   p.load(seccomp_data.off("arch")).jeq(AUDIT_ARCH_X86_64, 1).ret(SECCOMP_RET_KILL_PROCESS);
   p.load(seccomp_data.off("nr")).jge(X32_SYSCALL_BIT, 0, 1).ret(SECCOMP_RET_KILL_PROCESS);
-  for (const rule of SYSCALLS) {
+  for (const rule of syscallsOf(kind)) {
     if (rule.only === undefined) {
       p.jeq(rule.nr, 0, 1).ret(rule.refuse === undefined ? SECCOMP_RET_ALLOW : SECCOMP_RET_ERRNO | rule.refuse);
       continue;
@@ -260,11 +295,11 @@ export interface AssembledFilter {
  * every start, in JavaScript not yet compiled, cost ~3 ms of a `wasp invoke` (docs/benchmarks.md,
  * "Start and creation"); tests/harden.test.ts checks the installed bytes against `buildFilter(pid)`.
  */
-export function assembledFilter(): AssembledFilter {
-  const program = buildFilter();
+export function assembledFilter(kind: SandboxKind = "invoke"): AssembledFilter {
+  const program = buildFilter(undefined, kind);
   return {
     base64: Buffer.from(program.assemble({ [PID_SLOT]: 0 })).toString("base64"),
     pidOffsets: program.slotOffsets(PID_SLOT),
-    syscalls: SYSCALLS.length,
+    syscalls: syscallsOf(kind).length,
   };
 }

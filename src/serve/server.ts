@@ -24,6 +24,8 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** functions made by the embedder (a TypeScript handler beside the virtines: the benchmarks' native baseline), routed like the configured ones */
   extra?: readonly ServedFunction[];
+  /** run once the server listens and its functions are warm, before it says it is ready (`wasp serve`'s seccomp filter) */
+  beforeReady?: () => void;
 }
 
 let nextId = 0;
@@ -63,11 +65,13 @@ export class WaspServer {
   #drained: (() => void) | undefined;
   readonly #log: (line: string) => void;
   readonly #extra: readonly ServedFunction[];
+  readonly #beforeReady: (() => void) | undefined;
 
   constructor(config: ServeConfig, opts: ServeOptions = {}) {
     this.config = config;
     this.#extra = opts.extra ?? [];
     this.#log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.#beforeReady = opts.beforeReady;
     this.workers = new WorkerPool({ size: config.workers, maxQueue: config.maxQueue });
     if (config.recordFailures) this.#recordings = new FailureRecordings(config.recordFailures, this.#log);
   }
@@ -94,6 +98,7 @@ export class WaspServer {
     });
     this.#log(JSON.stringify({ level: "info", msg: "listening", url: `http://${this.config.host}:${this.#server.port}/`, functions: functions.map((f) => ({ name: f.config.name, route: f.config.route, kind: f.kind })) }));
     await this.#warm(functions);
+    this.#beforeReady?.();
     this.#routes.ready = true;
     this.#log(JSON.stringify({ level: "info", msg: "ready" }));
   }
