@@ -51,7 +51,9 @@ export const S = {
   EXITS: 8,
   /** reply: how long the call ran on the worker (µs, capped at 2^31 - 1) */
   RUN_US: 9,
-  SIZE: 10, // (the BigInt64 fields that follow stay 8-aligned)
+  /** reply: the recording's bytes (after the console), a recorded call's */
+  RECORDING_LEN: 10,
+  SIZE: 12, // (the BigInt64 fields that follow stay 8-aligned)
 } as const;
 
 export const STATE = { FREE: 0, READY: 1, RUNNING: 2, DONE: 3 } as const;
@@ -64,7 +66,7 @@ export const F = {
   CONSOLE_TRUNCATED: 4,
   /** reply: the output was cut at its cap (a Linux program's stdout) */
   OUTPUT_TRUNCATED: 8,
-  /** request: record the call (its recording comes back on the port) */
+  /** request: record the call (its recording comes back in the slot after the console, or on the port when it does not fit) */
   RECORD: 16,
 } as const;
 export const R = { OK: 0, ERROR: 1, CANCELLED: 2 } as const;

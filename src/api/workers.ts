@@ -375,8 +375,12 @@ export class WorkerPool implements AsyncDisposable {
     } else {
       const dataLen = i32[S.DATA_LEN];
       const consoleLen = i32[S.CONSOLE_LEN];
+      const recordingLen = i32[S.RECORDING_LEN];
+      // the worker's lengths are checked against the slot before they are used
+      if (dataLen < 0 || consoleLen < 0 || recordingLen < 0 || dataLen + consoleLen + recordingLen > INLINE_BYTES) throw new WaspError("WASP_INTERNAL", "a worker's reply does not fit its slot");
       const data = dataLen > 0 ? slot.data.slice(0, dataLen) : EMPTY;
       consoleBytes = consoleLen > 0 ? slot.data.slice(dataLen, dataLen + consoleLen) : EMPTY;
+      if (recordingLen > 0) recording = slot.data.slice(dataLen + consoleLen, dataLen + consoleLen + recordingLen);
       if (result === R.ERROR) {
         error = new TextDecoder().decode(data);
         output = EMPTY;

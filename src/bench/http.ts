@@ -7,6 +7,9 @@
 //   http_virtine_snapshot  the same resumed from its snapshot (the response's head made before it)
 //   http_cgi               a static C program as CGI, reading the page from a granted file
 //   http_js                a JavaScript handler returning the page
+//   http_virtine_snapshot_recorded  http_virtine_snapshot in a second server of the same process
+//                          with --record-failures (every call recorded and encoded, the failures'
+//                          kept: what recording costs; beside http_virtine_snapshot)
 // each as requests/s, and its latency's median and p99 (`_p50_us`, `_p99_us`) from wrk's. Then
 // where a request's time goes (`http_stage_*_us`): the snapshot route's requests one at a time,
 // each's Server-Timing stages (route, body, prepare, dispatch, vm) beside the whole round trip.
@@ -15,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compileC } from "../linux/c.ts";
 import { WaspServer } from "../serve/server.ts";
-import { functionConfig, type ServeConfig } from "../serve/config.ts";
+import { functionConfig, recordFailures, type ServeConfig } from "../serve/config.ts";
 import type { ServedFunction } from "../serve/functions.ts";
 import { BadArgsError } from "../errors.ts";
 import { embeddedBench } from "./guests.ts";
@@ -93,7 +96,7 @@ function routeResults(name: string, bursts: Burst[]): SeriesResult[] {
   ];
 }
 
-const KINDS = ["http_native", "http_virtine", "http_virtine_snapshot", "http_cgi", "http_js"] as const;
+const KINDS = ["http_native", "http_virtine", "http_virtine_snapshot", "http_cgi", "http_js", "http_virtine_snapshot_recorded"] as const;
 /** Where a request's time goes (the snapshot route, requests one at a time): the server's stages, and the whole round trip. */
 const STAGES = ["route", "body", "prepare", "dispatch", "vm"] as const;
 const STAGE_NAMES = [...STAGES.map((s) => `http_stage_${s}_us`), "http_stage_total_us"];
@@ -159,7 +162,11 @@ async function fig13(runs: number): Promise<SeriesResult[]> {
       accessLog: false,
     };
     const server = new WaspServer(config, { log: () => {}, extra: [native] });
+    // the snapshot route again, every call recorded (--record-failures): the page never fails, so
+    // what it costs is the recording and its encoding of every call
+    const recorded = new WaspServer({ ...config, functions: [fn("/snapshot", guest, { name: "snapshot", files: granted })], recordFailures: recordFailures(join(dir, "recordings")) }, { log: () => {} });
     await server.start();
+    await recorded.start();
     try {
       const base = `http://127.0.0.1:${server.port}`;
       // the routes take turns, 2-second bursts each, so that every route sees the same moments of
@@ -167,15 +174,23 @@ async function fig13(runs: number): Promise<SeriesResult[]> {
       // between runs here)
       const seconds = Math.max(1, Math.min(60, runs));
       const slices = Math.max(1, Math.round(seconds / SLICE_SECONDS));
-      const routes: Record<(typeof KINDS)[number], string> = { http_native: "/native", http_virtine: "/virtine", http_virtine_snapshot: "/snapshot", http_cgi: "/cgi", http_js: "/js" };
+      const routes: Record<(typeof KINDS)[number], string> = {
+        http_native: `${base}/native`,
+        http_virtine: `${base}/virtine`,
+        http_virtine_snapshot: `${base}/snapshot`,
+        http_cgi: `${base}/cgi`,
+        http_js: `${base}/js`,
+        http_virtine_snapshot_recorded: `http://127.0.0.1:${recorded.port}/snapshot`,
+      };
       const results: SeriesResult[] = [];
       const bursts = new Map<string, Burst[]>(KINDS.map((k) => [k, []]));
-      for (let i = 0; i < slices; i++) for (const k of KINDS) bursts.get(k)!.push(await burst(k, `${base}${routes[k]}/index.html`, SLICE_SECONDS));
+      for (let i = 0; i < slices; i++) for (const k of KINDS) bursts.get(k)!.push(await burst(k, `${routes[k]}/index.html`, SLICE_SECONDS));
       for (const k of KINDS) results.push(...routeResults(k, bursts.get(k)!));
       results.push(...(await stages(`${base}/snapshot/index.html`, Math.min(5000, runs * 200))));
       return results;
     } finally {
       await server.stop();
+      await recorded.stop();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -193,8 +208,11 @@ export const HTTP_SERIES: Series[] = [
 ];
 
 export const HTTP_BESIDE: Readonly<Record<string, string>> = Object.fromEntries(
-  KINDS.filter((k) => k !== "http_native").flatMap((k) => [
-    [k, "http_native"],
-    [`${k}_p99_us`, "http_native_p99_us"],
-  ]),
+  KINDS.filter((k) => k !== "http_native").flatMap((k) => {
+    const beside = k === "http_virtine_snapshot_recorded" ? "http_virtine_snapshot" : "http_native";
+    return [
+      [k, beside],
+      [`${k}_p99_us`, `${beside}_p99_us`],
+    ];
+  }),
 );
