@@ -64,8 +64,8 @@ export class Level {
   }
 }
 
-export class BoundCounter extends BoundMetric<Level> {
-  readonly type = "counter";
+/** A metric of one number per label set: a counter or a gauge. */
+abstract class BoundLevels extends BoundMetric<Level> {
   protected fresh(): Level {
     return new Level();
   }
@@ -74,14 +74,12 @@ export class BoundCounter extends BoundMetric<Level> {
   }
 }
 
-export class BoundGauge extends BoundMetric<Level> {
+export class BoundCounter extends BoundLevels {
+  readonly type = "counter";
+}
+
+export class BoundGauge extends BoundLevels {
   readonly type = "gauge";
-  protected fresh(): Level {
-    return new Level();
-  }
-  protected values(labels: Labels, s: Level): Value[] {
-    return [{ labels: { ...labels }, value: s.value }];
-  }
 }
 
 /** One label set of a histogram: a count per bucket, the sum and the count. */
