@@ -5,7 +5,7 @@
 // memory hog, deep recursion, a fork, the host's files) ends only its own call. Needs python3
 // (`.ci/run` installs it).
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadArgsError, BadOutputError, PyError, TimeoutError, Virtine } from "../src/index.ts";
@@ -194,6 +194,12 @@ def handler(event):
     expect(shim).toBeInstanceOf(BadArgsError);
     expect(shim.message).toContain("is a script");
     expect(() => findPython(undefined, root)).toThrow(/is a script/);
+    // a shim first on PATH is passed over for the python3 after it (pyenv users need no --python)
+    expect(findPython(undefined, `${root}:/usr/bin`).path).toBe(findPython(PY).path);
+    const other = join(root, "other");
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, "python3"), "#!/bin/sh\n", { mode: 0o755 });
+    expect(() => findPython(undefined, `${root}:${other}`)).toThrow(/is a script .*\(and the 1 other python3 on PATH is none either\)/);
     expect(() => findPython(undefined, join(root, "nowhere"))).toThrow(/no python3 on PATH/);
     expect(findPython(undefined, "/usr/bin").path).toBe(findPython(PY).path);
   });

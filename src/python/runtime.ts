@@ -64,16 +64,31 @@ export function pyArgs(fileName: string): string[] {
  * pyenv shim) cannot run in a virtine — with its standard library at prefix/lib/pythonX.Y.
  */
 export function findPython(given?: string, envPath = process.env.PATH ?? ""): PythonInstall {
-  let path: string;
   if (given !== undefined) {
     if (typeof given !== "string" || given === "") throw new BadArgsError("python is the path of a python3 executable");
-    path = isAbsolute(given) ? given : resolve(given);
+    const path = isAbsolute(given) ? given : resolve(given);
     if (!existsSync(path)) throw new BadArgsError(`--python ${given}: no such file`);
-  } else {
-    const found = envPath.split(delimiter).filter((d) => d !== "").map((d) => join(d, "python3")).find(executable);
-    if (found === undefined) throw new BadArgsError("no python3 on PATH: install it (Debian: apt install python3) or give --python PATH");
-    path = found;
+    return pythonAt(path);
   }
+  // the first python3 on PATH that a virtine can run: one that is not (a pyenv shim, a wrapper
+  // script) is passed over for the next, as a shell would not, but as the user means
+  const found = envPath.split(delimiter).filter((d) => d !== "").map((d) => join(d, "python3")).filter(executable);
+  if (found.length === 0) throw new BadArgsError("no python3 on PATH: install it (Debian: apt install python3) or give --python PATH");
+  let first: BadArgsError | undefined;
+  for (const path of found) {
+    try {
+      return pythonAt(path);
+    } catch (e) {
+      if (!(e instanceof BadArgsError)) throw e;
+      first ??= e;
+    }
+  }
+  if (found.length === 1 || !first) throw first ?? new BadArgsError("no python3 on PATH");
+  throw new BadArgsError(`${first.message} (and the ${found.length - 1} other python3 on PATH ${found.length === 2 ? "is" : "are"} none either)`);
+}
+
+/** The python3 installation of the executable at `path`, or a BadArgsError saying why it is none a virtine can run. */
+function pythonAt(path: string): PythonInstall {
   let real: string;
   let bytes: Uint8Array;
   try {
