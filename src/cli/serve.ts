@@ -104,14 +104,17 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     log(JSON.stringify({ level: "info", msg: "sandbox", detail: describeSandbox({ landlock, ...filter }), syscalls: filter.syscalls, landlockAbi: landlock.abi }));
   };
   const server = new WaspServer(config, { log, beforeReady });
-  await server.start();
-  await new Promise<void>((resolve) => {
+  // The signals are taken before the server starts: one that comes while it starts (or just after
+  // it said ready) is acted on once it has started, never left to end the process unhandled.
+  let started: () => void = () => {};
+  const running = new Promise<void>((resolve) => (started = resolve));
+  const done = new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       log(JSON.stringify({ level: "info", msg: "stopping", signal }));
-      void server.stop().then(() => resolve());
+      void running.then(() => server.stop()).then(() => resolve());
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
@@ -120,7 +123,9 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
         log(JSON.stringify({ level: "warn", msg: "SIGHUP: no configuration file to reload (--route flags)" }));
         return;
       }
-      readConfigFile(config.file)
+      const file = config.file;
+      running
+        .then(() => readConfigFile(file))
         .then((next) => {
           // a sandbox cannot be widened: a reload names only what it allows, or says why not
           if (paths) checkReloadable(next, paths);
@@ -129,4 +134,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
         .catch((e) => log(JSON.stringify({ level: "error", msg: "reload failed; the previous configuration keeps serving", error: e instanceof Error ? e.message : String(e) })));
     });
   });
+  await server.start();
+  started();
+  await done;
 }
