@@ -64,14 +64,19 @@ export interface SandboxReport {
  * seccomp allowlist on all threads. What is in force is returned (`describeSandbox` says it in one line).
  */
 export function enterSandbox(paths: SandboxPaths): SandboxReport {
-  const landlock = sandboxFiles(paths);
+  hardenProcess();
   // Landlock first: once the filter is in, its system calls are refused
-  return { landlock, ...sandboxSyscalls("invoke") };
+  const landlock = restrictTo(paths);
+  return { landlock, syscalls: FILTERS.invoke.syscalls, instructions: installFilter("invoke") };
 }
 
 /** Landlock to `paths` (and Bun's own, RUNTIME) for this thread and the threads it starts; no_new_privs first. */
 export function sandboxFiles(paths: SandboxPaths): LandlockResult {
   hardenProcess();
+  return restrictTo(paths);
+}
+
+function restrictTo(paths: SandboxPaths): LandlockResult {
   const grants: Grant[] = [];
   const add = (list: readonly (string | undefined)[], access: Grant["access"]) => {
     for (const path of list) if (path !== undefined && path !== "-" && path !== "") grants.push({ path, access });

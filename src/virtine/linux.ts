@@ -277,8 +277,7 @@ export class LinuxProgram {
   #shells: VirtineShells<Resume> | undefined;
   /** the snapshot file the program was restored from (closed with it) */
   #snapshotFile: SnapshotFile | undefined;
-  /** a call is in progress (its arguments below) */
-  #inCall = false;
+  /** the call in progress: its arguments (undefined between calls) */
   #callArgs: { args: readonly string[]; env: readonly string[] } | undefined;
   /** AT_HWCAP: CPUID.1:EDX of the vCPU (read once) */
   #hwcap: bigint | undefined;
@@ -569,7 +568,6 @@ export class LinuxProgram {
         shell.guest.write(stack.rsp, stack.bytes, "the initial stack");
         shell.vcpu.setReg("rsp", BigInt(stack.rsp));
       }
-      this.#inCall = true;
       this.#debugging = opts.debug !== undefined;
       const result = this.#loop(shell, proc, block, opts.interrupted, opts.debug, opts.hook);
       this.#end(opts.debug === undefined);
@@ -680,7 +678,6 @@ export class LinuxProgram {
   #end(ok: boolean): void {
     const trains = ok && !this.#debugging && !this.#trained;
     this.#debugging = false;
-    this.#inCall = false;
     this.#callArgs = undefined;
     if (trains) this.#train();
     this.#callRewrites = [];
@@ -735,7 +732,7 @@ export class LinuxProgram {
   #snapshotHypercall(resumeAt?: bigint): bigint {
     const call = this.#callArgs;
     // never a capture under a debugger: its breakpoints and edits would become every call's start
-    if (!this.snapshots || !this.#inCall || !call || !this.#shells || this.#debugging) return 0n;
+    if (!this.snapshots || !call || !this.#shells || this.#debugging) return 0n;
     const io = this.layout.io;
     // the call page and the stdin window hold the capturing call's own data, never a later call's
     return this.#shells.capture(() => ({ args: call.args, env: call.env, opened: this.#dirs.size }), [
