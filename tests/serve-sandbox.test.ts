@@ -8,6 +8,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compileC } from "../src/linux/c.ts";
+import { BadArgsError } from "../src/errors.ts";
+import { functionConfig, type ServeConfig } from "../src/serve/config.ts";
+import { checkReloadable, servePaths } from "../src/serve/sandbox.ts";
 import { guest, readLines, slow, waitFor, WASP, type Line } from "./support.ts";
 
 let tmp: string;
@@ -108,6 +111,31 @@ describe("a sandboxed wasp serve", () => {
       p.kill("SIGKILL");
     }
   }, slow(120_000));
+});
+
+describe("what a reload may name (src/serve/sandbox.ts)", () => {
+  const fn = (route: string, image: string) => functionConfig({ route, image }, route, tmp, { timeoutMs: 1000, maxBody: 1024 });
+  const conf = (functions: ServeConfig["functions"], dir?: string): ServeConfig => ({ host: "127.0.0.1", port: 0, functions, maxQueue: 8, graceMs: 100, warmCalls: 0, accessLog: false, ...(dir && { recordFailures: { dir, maxFiles: 1, maxBytes: 1 << 20 } }) });
+
+  test("the files it started with, in any routes: allowed; a new image or a new recordings folder: refused by name", () => {
+    const started = servePaths(conf([fn("/a", guest("httphello")), fn("/c", cgi)], join(tmp, "rec-a")), "/dev/kvm");
+    expect(started.read).toContain(guest("httphello"));
+    expect(started.folders).toEqual([join(tmp, "rec-a")]);
+    expect(() => checkReloadable(conf([fn("/b", guest("httphello"))], join(tmp, "rec-a")), started)).not.toThrow();
+    const other = join(tmp, "new.bin");
+    copyFileSync(guest("httphello"), other);
+    const e = (() => {
+      try {
+        checkReloadable(conf([fn("/a", other)], join(tmp, "rec-a")), started);
+      } catch (x) {
+        return x;
+      }
+    })();
+    expect(e).toBeInstanceOf(BadArgsError);
+    expect((e as BadArgsError).code).toBe("WASP_BAD_ARGS");
+    expect((e as BadArgsError).message).toBe(`the sandbox lets this server read only the files its configuration named when it started, and ${other} is new: restart wasp serve to serve them (or run it with --no-sandbox)`);
+    expect(() => checkReloadable(conf([fn("/a", guest("httphello"))], join(tmp, "rec-b")), started)).toThrow(`the sandbox lets this server write recordings only in the folder it started with, and ${join(tmp, "rec-b")} is new: restart wasp serve`);
+  });
 });
 
 describe("inside the serve sandbox (a child that sandboxes itself as wasp serve does)", () => {
