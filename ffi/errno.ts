@@ -30,10 +30,12 @@ export const Errno = {
   EPIPE: 32,
   ERANGE: 34,
   ENOSYS: 38,
+  EPROTO: 71,
   EOVERFLOW: 75,
   EBADFD: 77,
   ENOTSUP: 95,
   EADDRINUSE: 98,
+  ECONNABORTED: 103,
   ECONNRESET: 104,
 } as const;
 

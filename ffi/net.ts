@@ -17,6 +17,7 @@ const lib = dlopen("libc.so.6", {
   recv: { args: ["i32", "ptr", "u64", "i32"], returns: FFIType.i64_fast },
   send: { args: ["i32", "ptr", "u64", "i32"], returns: FFIType.i64_fast },
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
+  shutdown: { args: ["i32", "i32"], returns: "i32" },
 });
 const raw = lib.symbols;
 
@@ -29,6 +30,10 @@ const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
 const POLLIN = 1;
 const MSG_NOSIGNAL = 0x4000;
+const MSG_PEEK = 2;
+const MSG_DONTWAIT = 0x40;
+const SOCK_NONBLOCK = 0o4000;
+const SO_SNDTIMEO = 21;
 const SOCKADDR_IN = 16;
 
 /** A sockaddr_in for `host` (dotted IPv4) and `port`. */
@@ -123,4 +128,76 @@ export function readable(fd: number): boolean {
 export function closeFd(fd: number): void {
   // close(2) is never retried: the fd is gone even when it reports EINTR
   libcRaw.close(fd);
+}
+
+/**
+ * A listening TCP socket for many threads to accept on (each with acceptWaiting): non-blocking,
+ * so that a thread that lost the race for a connection goes back to waiting. `backlog` as listen(2).
+ */
+export function listenShared(host: string, port: number, backlog: number): { fd: number; port: number } {
+  const fd = retry("socket", () => raw.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  try {
+    const one = new Int32Array([1]);
+    retry("setsockopt(SO_REUSEADDR)", () => raw.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4));
+    retry(`bind(${host}:${port})`, () => raw.bind(fd, sockaddr(host, port), SOCKADDR_IN));
+    retry("listen", () => raw.listen(fd, backlog));
+    const sa = new Uint8Array(SOCKADDR_IN);
+    const len = new Uint32Array([SOCKADDR_IN]);
+    retry("getsockname", () => raw.getsockname(fd, sa, len));
+    return { fd, port: new DataView(sa.buffer).getUint16(2, false) };
+  } catch (e) {
+    closeFd(fd);
+    throw e;
+  }
+}
+
+/** Waits at most `ms` for a connection on a non-blocking listener: the connected fd (blocking, TCP_NODELAY, sends bounded by `sendTimeoutMs`) and its peer, or undefined. */
+export function acceptWaiting(listenFd: number, ms: number, sendTimeoutMs: number): { fd: number; address: string; port: number } | undefined {
+  if (!waitFor(listenFd, ms)) return undefined;
+  const sa = new Uint8Array(SOCKADDR_IN);
+  const len = new Uint32Array([SOCKADDR_IN]);
+  const fd = raw.accept4(listenFd, sa, len, SOCK_CLOEXEC);
+  if (fd < 0) {
+    const e = errno();
+    // another thread took it, or the peer went before it was taken
+    if (e === Errno.EAGAIN || e === Errno.EINTR || e === Errno.ECONNABORTED || e === Errno.EPROTO) return undefined;
+    fail("accept4");
+  }
+  const one = new Int32Array([1]);
+  raw.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
+  const tv = new BigInt64Array([BigInt(Math.floor(sendTimeoutMs / 1000)), BigInt((sendTimeoutMs % 1000) * 1000)]);
+  raw.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, 16);
+  return { fd, address: `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`, port: new DataView(sa.buffer).getUint16(2, false) };
+}
+
+/** Whether `fd` is readable within `ms` (0: now); an interrupted wait is false. */
+export function waitFor(fd: number, ms: number): boolean {
+  const pfd = new Uint8Array(8);
+  const dv = new DataView(pfd.buffer);
+  dv.setInt32(0, fd, true);
+  dv.setInt16(4, POLLIN, true);
+  const r = raw.poll(pfd, 1, ms);
+  if (r < 0) {
+    if (errno() === Errno.EINTR) return false;
+    fail("poll");
+  }
+  return r > 0;
+}
+
+/** What is there to read now, without blocking: the bytes, "end" (closed or reset), "wait" (nothing yet). */
+export function recvNow(fd: number, buf: Uint8Array, peek: boolean): Uint8Array | "end" | "wait" {
+  for (;;) {
+    const n = raw.recv(fd, buf, buf.length, MSG_DONTWAIT | (peek ? MSG_PEEK : 0)) as number;
+    if (n > 0) return buf.subarray(0, n);
+    if (n === 0) return "end";
+    const e = errno();
+    if (e === Errno.EINTR) continue;
+    if (e === Errno.EAGAIN) return "wait";
+    return "end"; // ECONNRESET and the like: the connection is over
+  }
+}
+
+/** shutdown(2); an error (the peer gone) changes nothing. */
+export function shutdownFd(fd: number, how: number): void {
+  raw.shutdown(fd, how);
 }

@@ -273,6 +273,12 @@ fn answer(f: *Frame) Forward!u64 {
     const a = [6]u64{ f.rdi, f.rsi, f.rdx, f.r10, f.r8, f.r9 };
     // above 0xffff the host answers (it counts what it does not know)
     if (f.nr > 0xffff) return error.Forward;
+    // a served program's sockets are the host's: every call on one goes to it
+    switch (f.nr) {
+        NR.read, NR.pread64, NR.readv, NR.write, NR.writev, NR.close, NR.fstat, NR.lseek, NR.ioctl, NR.fcntl => if (isSocket(fdOf(a[0]))) return error.Forward,
+        NR.poll => if (pollsSocket(a[0], a[1])) return error.Forward,
+        else => {},
+    }
     return switch (f.nr) {
         NR.read => read(fdOf(a[0]), a[1], a[2], null),
         NR.pread64 => read(fdOf(a[0]), a[1], a[2], a[3]),
@@ -393,6 +399,24 @@ fn fdEntry(fd: i64) ?Fd {
     var i: u6 = 0;
     while (i < 8) : (i += 1) pos |= @as(u64, s[8 + i]) << (i * 8);
     return .{ .kind = kind, .file = file, .pos = pos };
+}
+
+fn isSocket(fd: i64) bool {
+    const e = fdEntry(fd) orelse return false;
+    return e.kind == abi.LinuxFd.SOCKET;
+}
+
+/// Whether a poll list names a socket (an unreadable list is poll's own -EFAULT).
+fn pollsSocket(fds: u64, count: u64) bool {
+    if (count > 1024) return false;
+    const list = userRange(fds, count * 8) orelse return false;
+    var i: u64 = 0;
+    while (i < count) : (i += 1) {
+        const p = list + i * 8;
+        const fd: i32 = @bitCast(@as(u32, p[0]) | @as(u32, p[1]) << 8 | @as(u32, p[2]) << 16 | @as(u32, p[3]) << 24);
+        if (fd >= 0 and isSocket(fd)) return true;
+    }
+    return false;
 }
 
 fn setFd(fd: i64, e: ?Fd) void {
@@ -791,7 +815,7 @@ fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) Forward!u64 {
     // an empty path with AT_EMPTY_PATH is fstat of the fd
     if (flags & 0x1000 != 0) {
         const first = userRange(path, 1) orelse return err(E.FAULT);
-        if (first[0] == 0) return fstat(fdOf(dirfd), buf);
+        if (first[0] == 0) return if (isSocket(fdOf(dirfd))) error.Forward else fstat(fdOf(dirfd), buf);
     }
     return statPath(dirfd, path, buf);
 }

@@ -218,6 +218,7 @@ pub const LinuxFd = struct {
     pub const STDOUT = 2;
     pub const STDERR = 3;
     pub const FILE = 4;
+    pub const SOCKET = 5;
 };
 
 pub const LinuxFiles = struct {

@@ -99,8 +99,8 @@ export const LinuxBlock = {
 
 export const LINUX_BLOCK_MAGIC = 0x434f525050534157n; // "WASPPROC" little-endian
 
-/** What an fd of the block is. */
-export const LinuxFd = { CLOSED: 0, STDIN: 1, STDOUT: 2, STDERR: 3, FILE: 4 } as const;
+/** What an fd of the block is (SOCKET: a served program's listener, connection or epoll instance; the host answers every call on it). */
+export const LinuxFd = { CLOSED: 0, STDIN: 1, STDOUT: 2, STDERR: 3, FILE: 4, SOCKET: 5 } as const;
 
 /** The state byte of an anonymous-mapping page (LinuxConfig.PAGES). */
 export const LinuxPage = {

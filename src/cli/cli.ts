@@ -132,6 +132,15 @@ const COMMANDS: Record<string, (program: Command) => void> = {
       .option("--record-max-files <n>", "at most this many recordings (default 100; the oldest go first)")
       .option("--record-max-bytes <size>", "at most this many bytes of them (default 64M)")
       .option("--no-sandbox", "serve without Landlock and the seccomp filter (docs/security.md, \"The server\")")
+      .option("--program <command...>", "serve an unmodified Linux server a connection per virtine: its path and arguments (docs/serve.md, \"Programs\")")
+      .option("--listen <host:port>", "with --program: where wasp accepts the program's connections (--port is then wasp's own health and metrics)")
+      .option("--keep-alive <ms>", `with --program: how long a connection may wait for its next request (default ${DEFAULTS.keepAliveMs})`)
+      .option("--max-requests <n>", `with --program: requests per connection (default ${DEFAULTS.maxRequests})`)
+      .option("--mem <size>", "with --program: guest memory (default 64M; 256M for a dynamically linked one)")
+      .option("--allow <grants>", "with --program: grants, comma-separated (time, random)")
+      .option("--env <KEY=VALUE>", "with --program: its environment (repeatable)", collect, [])
+      .option("--file <GUEST=HOST>", "with --program: a read-only file it may open (repeatable)", collect, [])
+      .option("--dir <HOST[=GUEST]>", "with --program: a read-only directory it may open files in (repeatable)", collect, [])
       .action(async (flags) => (await import("./serve.ts")).serveCommand(flags)),
 };
 

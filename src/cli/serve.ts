@@ -3,12 +3,13 @@
 // the configuration file without dropping a request.
 import { BadArgsError } from "../errors.ts";
 import { resolve } from "node:path";
-import { checkUnique, DEFAULTS, functionConfig, parseSizeText, readConfigFile, recordFailures, type ServeConfig } from "../serve/config.ts";
+import { checkUnique, DEFAULTS, functionConfig, parseSizeText, programConfig, readConfigFile, recordFailures, type ServeConfig } from "../serve/config.ts";
+import { ProgramServer } from "../serve/program.ts";
 import { WaspServer } from "../serve/server.ts";
 import { checkReloadable, servePaths } from "../serve/sandbox.ts";
 import { describeSandbox, sandboxFiles, sandboxSyscalls } from "../host/harden.ts";
 import { kvmDevicePath } from "../kvm/system.ts";
-import { parseCount } from "./parse.ts";
+import { parseCount, parseDirs, parseList } from "./parse.ts";
 
 export interface ServeFlags {
   route: string[];
@@ -25,6 +26,43 @@ export interface ServeFlags {
   recordMaxBytes?: string;
   /** false with --no-sandbox: no Landlock, no seccomp filter */
   sandbox?: boolean;
+  /** a served program: its path and arguments, and its options */
+  program?: string[];
+  listen?: string;
+  keepAlive?: string;
+  maxRequests?: string;
+  mem?: string;
+  allow?: string;
+  env?: string[];
+  file?: string[];
+  dir?: string[];
+}
+
+const PROGRAM_FLAGS = [["listen", "--listen"], ["keepAlive", "--keep-alive"], ["maxRequests", "--max-requests"], ["mem", "--mem"], ["allow", "--allow"]] as const;
+
+/** `--program PATH ARGS... --listen HOST:PORT` and its options, as a [program] table would give them. */
+function programFlags(flags: ServeFlags): Record<string, unknown> {
+  const [path, ...args] = flags.program ?? [];
+  const env: Record<string, string> = {};
+  for (const e of flags.env ?? []) {
+    const eq = e.indexOf("=");
+    if (eq <= 0) throw new BadArgsError(`--env ${e}: not KEY=VALUE`);
+    env[e.slice(0, eq)] = e.slice(eq + 1);
+  }
+  const files: Record<string, string> = {};
+  for (const f of flags.file ?? []) {
+    const eq = f.indexOf("=");
+    if (eq <= 0 || eq === f.length - 1) throw new BadArgsError(`--file ${f}: not GUEST=HOST (e.g. --file /etc/app.conf=./app.conf)`);
+    files[f.slice(0, eq)] = f.slice(eq + 1);
+  }
+  const raw: Record<string, unknown> = { path, args, env, files, dirs: parseDirs(flags.dir ?? []).dirs };
+  if (flags.listen !== undefined) raw.listen = flags.listen;
+  if (flags.timeout !== undefined) raw.timeout_ms = parseCount(flags.timeout, "--timeout");
+  if (flags.keepAlive !== undefined) raw.keep_alive_ms = parseCount(flags.keepAlive, "--keep-alive");
+  if (flags.maxRequests !== undefined) raw.max_requests = parseCount(flags.maxRequests, "--max-requests");
+  if (flags.mem !== undefined) raw.memory = flags.mem;
+  if (flags.allow !== undefined) raw.allow = parseList(flags.allow);
+  return raw;
 }
 
 /** --record-failures and its bounds, over what the configuration file said. */
@@ -43,6 +81,26 @@ function withRecording(c: ServeConfig, flags: ServeFlags): ServeConfig {
 }
 
 async function configOf(flags: ServeFlags): Promise<ServeConfig> {
+  if (flags.program !== undefined) {
+    if (flags.route.length > 0 || flags.config !== undefined) throw new BadArgsError("--program and --route/--config: a server serves one program or functions by route, not both (a [program] table in the file)");
+    if (flags.listen === undefined) throw new BadArgsError("--program needs --listen HOST:PORT: where wasp accepts its connections");
+    const program = programFlags(flags);
+    const port = flags.port === undefined ? 0 : parseCount(flags.port, "--port");
+    if (port > 65535) throw new BadArgsError(`--port ${port} is not a port`);
+    return withRecording({
+      host: flags.host ?? DEFAULTS.host,
+      port,
+      functions: [],
+      program: programConfig(program, "--program", process.cwd(), { timeoutMs: DEFAULTS.timeoutMs }),
+      workers: flags.workers === undefined ? undefined : parseCount(flags.workers, "--workers"),
+      maxQueue: DEFAULTS.maxQueue,
+      graceMs: DEFAULTS.graceMs,
+      warmCalls: 0,
+      accessLog: flags.accessLog !== false,
+    }, flags);
+  }
+  for (const [key, name] of PROGRAM_FLAGS) if (flags[key] !== undefined) throw new BadArgsError(`${name} goes with --program (a served program's option)`);
+  for (const [list, name] of [[flags.env, "--env"], [flags.file, "--file"], [flags.dir, "--dir"]] as const) if (list && list.length > 0) throw new BadArgsError(`${name} goes with --program (a served program's option; a function's are in its [[function]] table)`);
   if (flags.config !== undefined) {
     if (flags.route.length > 0) throw new BadArgsError("--config and --route: give the routes in one place");
     const c = await readConfigFile(flags.config);
@@ -103,7 +161,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     const filter = sandboxSyscalls("serve");
     log(JSON.stringify({ level: "info", msg: "sandbox", detail: describeSandbox({ landlock, ...filter }), syscalls: filter.syscalls, landlockAbi: landlock.abi }));
   };
-  const server = new WaspServer(config, { log, beforeReady });
+  const server = config.program ? new ProgramServer(config, { log, beforeReady }) : new WaspServer(config, { log, beforeReady });
   // The signals are taken before the server starts: one that comes while it starts (or just after
   // it said ready) is acted on once it has started, never left to end the process unhandled.
   let started: () => void = () => {};
@@ -114,11 +172,15 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
       if (stopping) return;
       stopping = true;
       log(JSON.stringify({ level: "info", msg: "stopping", signal }));
-      void running.then(() => server.stop()).then(() => resolve());
+      void running.then(async () => void (await server.stop())).then(() => resolve());
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGHUP", () => {
+      if (server instanceof ProgramServer) {
+        log(JSON.stringify({ level: "warn", msg: "SIGHUP: a served program is not reloaded (restart wasp serve to serve a new one)" }));
+        return;
+      }
       if (!config.file) {
         log(JSON.stringify({ level: "warn", msg: "SIGHUP: no configuration file to reload (--route flags)" }));
         return;

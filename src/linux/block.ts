@@ -16,15 +16,19 @@ const PAGE = 4096;
 const MAX_POS = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** An open file descriptor as the block holds it. */
-export type FdEntry = { kind: "stdin" | "stdout" | "stderr" } | { kind: "file"; file: number; pos: number };
+export type FdEntry = { kind: "stdin" | "stdout" | "stderr" } | { kind: "file"; file: number; pos: number } | { kind: "socket"; object: number };
+
+/** Most socket objects a served program's fds may name (src/linux/net.ts). */
+const MAX_SOCKET_OBJECTS = 64;
 
 const KIND_OF: Record<number, FdEntry["kind"] | undefined> = {
   [LinuxFd.STDIN]: "stdin",
   [LinuxFd.STDOUT]: "stdout",
   [LinuxFd.STDERR]: "stderr",
   [LinuxFd.FILE]: "file",
+  [LinuxFd.SOCKET]: "socket",
 };
-const CODE_OF = { stdin: LinuxFd.STDIN, stdout: LinuxFd.STDOUT, stderr: LinuxFd.STDERR, file: LinuxFd.FILE } as const;
+const CODE_OF = { stdin: LinuxFd.STDIN, stdout: LinuxFd.STDOUT, stderr: LinuxFd.STDERR, file: LinuxFd.FILE, socket: LinuxFd.SOCKET } as const;
 
 /** The block's bytes as a new process starts with them: the break at its start, fds 0-2 the streams. */
 export function initialBlock(layout: LinuxLayout): Uint8Array {
@@ -137,6 +141,11 @@ export class ProcessBlock {
     if (code === LinuxFd.CLOSED) return undefined;
     const kind = KIND_OF[code];
     if (kind === undefined) return this.corrupt(`fd ${fd}'s kind`, code);
+    if (kind === "socket") {
+      const object = this.#mem.view.getUint32(at + 4, true);
+      if (object >= MAX_SOCKET_OBJECTS) this.corrupt(`fd ${fd}'s socket`, object);
+      return { kind, object };
+    }
     if (kind !== "file") return { kind };
     const file = this.#mem.view.getUint32(at + 4, true);
     const pos = this.#u64(at + 8);
@@ -155,7 +164,7 @@ export class ProcessBlock {
       if (entry.kind === "file") {
         this.#mem.view.setUint32(at + 4, entry.file, true);
         this.#mem.view.setBigUint64(at + 8, BigInt(entry.pos), true);
-      }
+      } else if (entry.kind === "socket") this.#mem.view.setUint32(at + 4, entry.object, true);
     }
     this.#mark(at, LinuxBlock.FD_SIZE);
   }

@@ -15,6 +15,7 @@ import type { GuestAccess } from "../memory/guest-access.ts";
 import type { FdEntry, ProcessBlock } from "./block.ts";
 import { ProcessMemory, type MemoryRegions } from "./memory.ts";
 import { NR, syscallSpec, type SyscallName } from "./syscalls.ts";
+import { Net, type NetOptions, type NetOutcome } from "./net.ts";
 import { dirIno as servedDirIno, GrantedDirs, normalizeGuest as normalize, type DirStat, type OpenedEntry } from "./dirs.ts";
 
 /** Linux errno values (asm-generic/errno-base.h, errno.h). */
@@ -38,7 +39,11 @@ export type Outcome =
   /** nanosleep with the time grant: wait this long (against the deadline), then return 0 */
   | { kind: "sleep"; ns: bigint }
   /** access(SNAPSHOT_PATH): the snapshot point; RAX gets what wasp_snapshot() would return */
-  | { kind: "snapshot" };
+  | { kind: "snapshot" }
+  /** a served program waits for its first connection (accept, epoll_wait, poll on its listener): its snapshot point */
+  | { kind: "listen"; call: string }
+  /** a served program waits for another connection: its call ends */
+  | { kind: "idle" };
 
 /** Where a stream's bytes go: the call's output or the console, each with its cap. */
 export interface ByteSink {
@@ -80,6 +85,8 @@ export interface ProcessOptions {
   /** the clock (ns since the epoch) and the entropy, replaceable (a recording replays them) */
   clock?: () => bigint;
   fillRandom?: (bytes: Uint8Array) => void;
+  /** a served program's sockets (src/linux/net.ts); without it every socket call is -ENOSYS, counted */
+  net?: NetOptions;
 }
 
 /** Hands the bytes waiting in the process's stdout and stderr windows to their sinks, in that order, leaving the windows empty. */
@@ -112,8 +119,11 @@ export class LinuxProcess {
   readonly #paths: Map<string, number>;
   readonly #placed: number;
   readonly #dirs: GrantedDirs | undefined;
+  /** a served program's sockets */
+  readonly net: Net | undefined;
 
   constructor(guest: GuestAccess, block: ProcessBlock, opts: ProcessOptions) {
+    this.net = opts.net ? new Net(guest, block, opts.net) : undefined;
     this.#guest = guest;
     this.#block = block;
     this.#opts = opts;
@@ -154,13 +164,15 @@ export class LinuxProcess {
     exit_group: (_p, a) => ({ kind: "exit", status: Number(a[0] & 0xffn) }),
     read: (p, a) => ret(p.#read(fdOf(a[0]), a[1], a[2], undefined)),
     pread64: (p, a) => ret(p.#read(fdOf(a[0]), a[1], a[2], a[3])),
-    readv: (p, a) => ret(p.#vector(a[1], a[2], (base, len) => p.#read(fdOf(a[0]), base, len, undefined))),
+    readv: (p, a) => ret(p.#socketOf(a[0]) ? p.#receiveVector(fdOf(a[0]), a[1], a[2], 0) : p.#vector(a[1], a[2], (base, len) => p.#read(fdOf(a[0]), base, len, undefined))),
     write: (p, a) => ret(p.#write(fdOf(a[0]), a[1], a[2])),
-    writev: (p, a) => ret(p.#vector(a[1], a[2], (base, len) => p.#write(fdOf(a[0]), base, len))),
+    writev: (p, a) => ret(p.#socketOf(a[0]) ? p.#sendVector(fdOf(a[0]), a[1], a[2]) : p.#vector(a[1], a[2], (base, len) => p.#write(fdOf(a[0]), base, len))),
     close: (p, a) => {
       const fd = fdOf(a[0]);
-      if (p.#block.fd(fd) === undefined) return err(ERRNO.EBADF);
-      p.#block.setFd(fd, undefined);
+      const f = p.#block.fd(fd);
+      if (f === undefined) return err(ERRNO.EBADF);
+      if (f.kind === "socket" && p.net) p.net.close(fd);
+      else p.#block.setFd(fd, undefined);
       return ret(0);
     },
     fstat: (p, a) => ret(p.#fstat(fdOf(a[0]), a[1])),
@@ -170,14 +182,53 @@ export class LinuxProcess {
     newfstatat: (p, a) => ret((a[3] & 0x1000n) !== 0n && p.#path(a[1]) === "" ? p.#fstat(fdOf(a[0]), a[2]) : p.#statPath(a[1], a[2], a[0])),
     lseek: (p, a) => ret(p.#lseek(fdOf(a[0]), a[1], Number(a[2] & 0xffffffffn))),
     // TCGETS, TIOCGWINSZ and the rest: the streams are pipes, the files regular files
-    ioctl: (p, a) => (p.#block.fd(fdOf(a[0])) ? err(ERRNO.ENOTTY) : err(ERRNO.EBADF)),
+    ioctl: (p, a) => (p.#socketOf(a[0]) ? p.#netOutcome(p.net!.ioctl(fdOf(a[0]), a[1], a[2])) : p.#block.fd(fdOf(a[0])) ? err(ERRNO.ENOTTY) : err(ERRNO.EBADF)),
     fcntl: (p, a) => {
-      // F_GETFL: O_WRONLY (1) for the output streams, O_RDONLY (0) for the rest; anything else 0
+      if (p.#socketOf(a[0])) return p.#netOutcome(p.net!.fcntl(fdOf(a[0]), Number(a[1] & 0xffffffffn), a[2]));
+      // F_GETFL: O_WRONLY (1) for the output streams, O_RDONLY (0) for the rest; F_DUPFD(_CLOEXEC): dup; anything else 0
       const f = p.#block.fd(fdOf(a[0]));
       if (!f) return err(ERRNO.EBADF);
-      return ret(Number(a[1] & 0xffffffffn) === 3 ? (f.kind === "stdout" || f.kind === "stderr" ? 1 : 0) : 0);
+      const cmd = Number(a[1] & 0xffffffffn);
+      if (cmd === 0 || cmd === 1030) return ret(p.#dup(fdOf(a[0]), undefined, Number(a[2] & 0xffn)));
+      return ret(cmd === 3 ? (f.kind === "stdout" || f.kind === "stderr" ? 1 : 0) : 0);
     },
-    poll: (p, a) => ret(p.#poll(a[0], a[1])),
+    poll: (p, a) => (p.net && p.#pollsSocket(a[0], a[1]) ? p.#netOutcome(p.net.poll(a[0], a[1], Number(BigInt.asIntN(32, a[2])), "poll")) : ret(p.#poll(a[0], a[1]))),
+    dup: (p, a) => ret(p.#dup(fdOf(a[0]), undefined)),
+    dup2: (p, a) => ret(p.#block.fd(fdOf(a[0])) === undefined ? -BigInt(ERRNO.EBADF) : p.#dup(fdOf(a[0]), fdOf(a[1]))),
+    dup3: (p, a) => (fdOf(a[0]) === fdOf(a[1]) || (a[2] & ~0o2000000n) !== 0n ? err(ERRNO.EINVAL) : ret(p.#block.fd(fdOf(a[0])) === undefined ? -BigInt(ERRNO.EBADF) : p.#dup(fdOf(a[0]), fdOf(a[1])))),
+    // accepted, never delivered, as every signal
+    alarm: () => ret(0),
+    // no child is ever visible: a served program's fork goes on as the child
+    wait4: () => err(10 /* ECHILD */),
+    sendfile: (p, a) => ret(p.#sendfile(fdOf(a[0]), fdOf(a[1]), a[2], a[3])),
+    socket: (p, a, nr) => p.#withNet(nr, (n) => n.socket(Number(a[0] & 0xffffffffn), Number(a[1] & 0xffffffffn))),
+    connect: (p, a, nr) => p.#withNet(nr, (n) => n.connect(fdOf(a[0]), a[1], a[2])),
+    bind: (p, a, nr) => p.#withNet(nr, (n) => n.bind(fdOf(a[0]), a[1], a[2])),
+    listen: (p, a, nr) => p.#withNet(nr, (n) => n.listen(fdOf(a[0]))),
+    accept: (p, a, nr) => p.#withNet(nr, (n) => n.accept(fdOf(a[0]), a[1], a[2], 0n, "accept")),
+    accept4: (p, a, nr) => p.#withNet(nr, (n) => n.accept(fdOf(a[0]), a[1], a[2], a[3] & 0xffffffffn, "accept4")),
+    getsockname: (p, a, nr) => p.#withNet(nr, (n) => n.getsockname(fdOf(a[0]), a[1], a[2], false)),
+    getpeername: (p, a, nr) => p.#withNet(nr, (n) => n.getsockname(fdOf(a[0]), a[1], a[2], true)),
+    setsockopt: (p, a, nr) => p.#withNet(nr, (n) => n.setsockopt(fdOf(a[0]))),
+    getsockopt: (p, a, nr) => p.#withNet(nr, (n) => n.getsockopt(fdOf(a[0]), a[1] & 0xffffffffn, a[2] & 0xffffffffn, a[3], a[4])),
+    shutdown: (p, a, nr) => p.#withNet(nr, (n) => n.shutdown(fdOf(a[0]), Number(a[1] & 0xffffffffn))),
+    recvfrom: (p, a, nr) => p.#withNet(nr, (n) => ({ kind: "return", value: p.#recvfrom(n, fdOf(a[0]), a[1], a[2], Number(a[3] & 0xffffffffn), a[4], a[5]) })),
+    sendto: (p, a, nr) => p.#withNet(nr, (n) => ({ kind: "return", value: p.#sendBuffer(n, fdOf(a[0]), a[1], a[2]) })),
+    recvmsg: (p, a, nr) => p.#withNet(nr, (n) => ({ kind: "return", value: p.#recvmsg(n, fdOf(a[0]), a[1], Number(a[2] & 0xffffffffn)) })),
+    sendmsg: (p, a, nr) => p.#withNet(nr, (n) => ({ kind: "return", value: p.#sendmsg(n, fdOf(a[0]), a[1]) })),
+    epoll_create: (p, a, nr) => p.#withNet(nr, (n) => (BigInt.asIntN(32, a[0]) <= 0n ? { kind: "return", value: -BigInt(ERRNO.EINVAL) } : n.epollCreate())),
+    epoll_create1: (p, a, nr) => p.#withNet(nr, (n) => ((a[0] & ~0o2000000n) !== 0n ? { kind: "return", value: -BigInt(ERRNO.EINVAL) } : n.epollCreate())),
+    epoll_ctl: (p, a, nr) => p.#withNet(nr, (n) => n.epollCtl(fdOf(a[0]), Number(a[1] & 0xffffffffn), fdOf(a[2]), a[3])),
+    epoll_wait: (p, a, nr) => p.#withNet(nr, (n) => n.epollWait(fdOf(a[0]), a[1], BigInt.asIntN(32, a[2]), Number(BigInt.asIntN(32, a[3])), "epoll_wait")),
+    epoll_pwait: (p, a, nr) => p.#withNet(nr, (n) => n.epollWait(fdOf(a[0]), a[1], BigInt.asIntN(32, a[2]), Number(BigInt.asIntN(32, a[3])), "epoll_pwait")),
+    clone: (p, a, nr) => p.#withNet(nr, (n) => n.fork("clone", a[0])),
+    fork: (p, _a, nr) => p.#withNet(nr, (n) => n.fork("fork", 0n)),
+    vfork: (p, _a, nr) => p.#withNet(nr, (n) => n.fork("vfork", 0n)),
+    clone3: (p, a, nr) =>
+      p.#withNet(nr, (n) => {
+        if (a[1] < 64n) return { kind: "return", value: -BigInt(ERRNO.EINVAL) };
+        return n.fork("clone3", new DataView(p.#guest.read(a[0], 8, "clone3's arguments").buffer).getBigUint64(0, true));
+      }),
     open: (p, a) => ret(p.#open(AT_FDCWD, a[0], a[1])),
     openat: (p, a) => ret(p.#open(a[0], a[1], a[2])),
     access: (p, a) => p.#access(AT_FDCWD, a[0]),
@@ -255,6 +306,161 @@ export class LinuxProcess {
       return ret(n);
     },
   };
+
+  /** A call of the net: -ENOSYS, counted, for a program that is not served. */
+  #withNet(nr: number, f: (n: Net) => NetOutcome): Outcome {
+    if (!this.net) {
+      this.unknown.set(nr, (this.unknown.get(nr) ?? 0) + 1);
+      return err(ERRNO.ENOSYS);
+    }
+    return this.#netOutcome(f(this.net));
+  }
+
+  #netOutcome(o: NetOutcome): Outcome {
+    return o;
+  }
+
+  /** Whether an fd register names one of a served program's sockets. */
+  #socketOf(reg: bigint): boolean {
+    return this.net !== undefined && this.#block.fd(fdOf(reg))?.kind === "socket";
+  }
+
+  #pollsSocket(fds: bigint, count: bigint): boolean {
+    if (count < 0n || count > 1024n) return false;
+    const dv = new DataView(this.#guest.read(fds, Number(count) * 8, "poll's fds").buffer);
+    for (let i = 0; i < Number(count); i++) {
+      const fd = dv.getInt32(i * 8, true);
+      if (fd >= 0 && this.#block.fd(fd)?.kind === "socket") return true;
+    }
+    return false;
+  }
+
+  #dup(from: number, to: number | undefined, min = 0): bigint {
+    if (this.net) return this.net.dup(from, to, min);
+    const f = this.#block.fd(from);
+    if (f === undefined) return -BigInt(ERRNO.EBADF);
+    if (to !== undefined) {
+      if (to < 0 || to >= MAX_FDS) return -BigInt(ERRNO.EBADF);
+      if (to !== from) this.#block.setFd(to, f);
+      return BigInt(to);
+    }
+    for (let fd = Math.max(0, min); fd < MAX_FDS; fd++) {
+      if (this.#block.fd(fd) === undefined) {
+        this.#block.setFd(fd, f);
+        return BigInt(fd);
+      }
+    }
+    return -BigInt(ERRNO.EMFILE);
+  }
+
+  /** The iovec array's (base, len) pairs, checked. */
+  #iovecs(iov: bigint, count: bigint): { base: bigint; len: number }[] | bigint {
+    if (count < 0n || count > 1024n) return -BigInt(ERRNO.EINVAL);
+    const dv = new DataView(this.#guest.read(iov, Number(count) * 16, "the iovec array").buffer);
+    const out: { base: bigint; len: number }[] = [];
+    let total = 0;
+    for (let i = 0; i < Number(count); i++) {
+      const len = dv.getBigUint64(i * 16 + 8, true);
+      if (len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
+      total += Number(len);
+      if (total > MAX_IO) return -BigInt(ERRNO.EINVAL);
+      out.push({ base: dv.getBigUint64(i * 16, true), len: Number(len) });
+    }
+    return out;
+  }
+
+  /** Bytes received into an iovec array, in one receive (a second could wait for the next request). */
+  #receiveVector(fd: number, iov: bigint, count: bigint, flags: number): bigint {
+    const list = this.#iovecs(iov, count);
+    if (typeof list === "bigint") return list;
+    for (const v of list) if (v.len > 0) this.#guest.check(v.base, v.len, "write", "the receive buffer");
+    const got = this.net!.take(fd, list.reduce((n, v) => n + v.len, 0), flags);
+    if (typeof got === "bigint") return got;
+    let at = 0;
+    for (const v of list) {
+      if (at >= got.length) break;
+      const n = Math.min(v.len, got.length - at);
+      this.#guest.write(v.base, got.subarray(at, at + n), "the receive buffer");
+      at += n;
+    }
+    return BigInt(got.length);
+  }
+
+  #sendVector(fd: number, iov: bigint, count: bigint): bigint {
+    const list = this.#iovecs(iov, count);
+    if (typeof list === "bigint") return list;
+    const parts = list.map((v) => this.#guest.read(v.base, v.len, "the send buffer"));
+    return this.net!.send(fd, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  }
+
+  #sendBuffer(n: Net, fd: number, buf: bigint, len: bigint): bigint {
+    if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
+    return n.send(fd, this.#guest.read(buf, Number(len), "the send buffer"));
+  }
+
+  #recvfrom(n: Net, fd: number, buf: bigint, len: bigint, flags: number, src: bigint, lenp: bigint): bigint {
+    if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
+    if (len > 0n) this.#guest.check(buf, Number(len), "write", "the receive buffer");
+    const got = n.take(fd, Number(len), flags);
+    if (typeof got === "bigint") return got;
+    if (got.length > 0) this.#guest.write(buf, got, "the receive buffer");
+    if (src !== 0n && lenp !== 0n) n.peerInto(fd, src, lenp);
+    return BigInt(got.length);
+  }
+
+  /** struct msghdr: name (8), namelen (4, padded), iov (8), iovlen (8), control (8), controllen (8), flags (4). */
+  #recvmsg(n: Net, fd: number, msg: bigint, flags: number): bigint {
+    const dv = new DataView(this.#guest.read(msg, 56, "the msghdr").buffer);
+    const r = this.#receiveVector(fd, dv.getBigUint64(16, true), dv.getBigUint64(24, true), flags);
+    if (r < 0n) return r;
+    const name = dv.getBigUint64(0, true);
+    if (name !== 0n) n.peerInto(fd, name, msg + 8n);
+    // no control data, no flags
+    this.#guest.write(msg + 40n, new Uint8Array(8), "the msghdr's control length");
+    this.#guest.write(msg + 48n, new Uint8Array(4), "the msghdr's flags");
+    return r;
+  }
+
+  #sendmsg(n: Net, fd: number, msg: bigint): bigint {
+    const dv = new DataView(this.#guest.read(msg, 56, "the msghdr").buffer);
+    void n;
+    return this.#sendVector(fd, dv.getBigUint64(16, true), dv.getBigUint64(24, true));
+  }
+
+  /** sendfile(2): a granted file's bytes to the connection (or to an output stream), from *offset or the fd's position. */
+  #sendfile(out: number, from: number, offp: bigint, count: bigint): bigint {
+    const src = this.#block.fd(from);
+    const dst = this.#block.fd(out);
+    if (src === undefined || dst === undefined) return -BigInt(ERRNO.EBADF);
+    if (src.kind !== "file") return -BigInt(ERRNO.EINVAL);
+    const data = this.#file(src).data;
+    if (data === undefined) return -BigInt(ERRNO.EINVAL);
+    if (dst.kind !== "socket" && dst.kind !== "stdout" && dst.kind !== "stderr") return -BigInt(ERRNO.EINVAL);
+    let pos = src.pos;
+    if (offp !== 0n) {
+      const off = BigInt.asIntN(64, new DataView(this.#guest.read(offp, 8, "sendfile's offset").buffer).getBigUint64(0, true));
+      if (off < 0n) return -BigInt(ERRNO.EINVAL);
+      pos = off > BigInt(data.length) ? data.length : Number(off);
+    }
+    const n = Math.max(0, Math.min(data.length - pos, count > BigInt(WRITE_CHUNK) ? WRITE_CHUNK : Number(count)));
+    const bytes = data.subarray(pos, pos + n);
+    let sent: bigint;
+    if (dst.kind === "socket") {
+      if (!this.net) return -BigInt(ERRNO.EINVAL);
+      sent = this.net.send(out, bytes);
+      if (sent < 0n) return sent;
+    } else {
+      this.flush();
+      (dst.kind === "stdout" ? this.#opts.stdout : this.#opts.stderr).append(bytes);
+      sent = BigInt(n);
+    }
+    if (offp !== 0n) {
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setBigUint64(0, BigInt(pos + n), true);
+      this.#guest.write(offp, b, "sendfile's offset");
+    } else this.#block.setFd(from, { ...src, pos: pos + n });
+    return sent;
+  }
 
   /**
    * mmap(2): anonymous private memory, or a granted file's bytes (a private copy: the files are
@@ -352,6 +558,10 @@ export class LinuxProcess {
   #read(fd: number, buf: bigint, len: bigint, at: bigint | undefined): bigint {
     const b = this.#block;
     const f = b.fd(fd);
+    if (f?.kind === "socket") {
+      if (!this.net || at !== undefined) return -BigInt(ERRNO.ESPIPE);
+      return this.#recvfrom(this.net, fd, buf, len, 0, 0n, 0n);
+    }
     if (f === undefined || f.kind === "stdout" || f.kind === "stderr") return -BigInt(ERRNO.EBADF);
     if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
     if (at !== undefined && f.kind === "stdin") return -BigInt(ERRNO.ESPIPE);
@@ -373,6 +583,7 @@ export class LinuxProcess {
 
   #write(fd: number, buf: bigint, len: bigint): bigint {
     const f = this.#block.fd(fd);
+    if (f?.kind === "socket" && this.net) return this.#sendBuffer(this.net, fd, buf, len > BigInt(WRITE_CHUNK) ? BigInt(WRITE_CHUNK) : len);
     if (f?.kind !== "stdout" && f?.kind !== "stderr") return -BigInt(ERRNO.EBADF);
     if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
     // at most WRITE_CHUNK bytes a call, as a pipe takes them: the host never copies more than that
@@ -519,7 +730,7 @@ export class LinuxProcess {
     if (f === undefined) return -BigInt(ERRNO.EBADF);
     // the streams are pipes, as a program run in a pipeline sees them
     const e = f.kind === "file" ? this.#file(f) : undefined;
-    this.#guest.write(statbuf, e?.stat ? servedStat(e.stat) : f.kind === "file" ? stat(0o100444, (e?.data as Uint8Array).length, fileIno(f.file)) : stat(0o010600, 0, 1n), "fstat's buffer");
+    this.#guest.write(statbuf, e?.stat ? servedStat(e.stat) : f.kind === "file" ? stat(0o100444, (e?.data as Uint8Array).length, fileIno(f.file)) : f.kind === "socket" ? stat(0o140777, 0, 2n + BigInt(f.object)) : stat(0o010600, 0, 1n), "fstat's buffer");
     return 0n;
   }
 

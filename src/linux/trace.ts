@@ -61,5 +61,9 @@ function formatOutcome(o: Outcome): string {
       return `0 (after ${o.ns} ns)`;
     case "snapshot":
       return "? (the snapshot point)";
+    case "listen":
+      return "? (the served program's snapshot point: it waits for a connection)";
+    case "idle":
+      return "? (the served program waits for another connection: the call ends)";
   }
 }

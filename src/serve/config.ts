@@ -31,10 +31,39 @@ export interface FunctionConfig {
   snapshot: boolean;
 }
 
+/**
+ * An unmodified server run a connection per virtine (`wasp serve --program`, `[program]`): wasp
+ * listens on `listen`, snapshots the program where it waits for its first connection, and gives each
+ * connection to a virtine resumed there (src/serve/program.ts).
+ */
+export interface ProgramConfig {
+  /** for logs and metrics (default: the program's file name) */
+  name: string;
+  /** the executable (absolute) and its arguments */
+  path: string;
+  args: string[];
+  /** where wasp accepts the program's connections (IPv4) */
+  listen: { host: string; port: number };
+  /** each request's deadline (the program's time from the request's first bytes to its answer) */
+  timeoutMs: number;
+  /** how long a connection may wait for its next request once the program has answered one */
+  keepAliveMs: number;
+  /** requests one connection may make; past it the program sees the connection end */
+  maxRequests: number;
+  memory?: number;
+  allow: string[];
+  env: Record<string, string>;
+  files: Record<string, string>;
+  /** read-only host directories, by guest path */
+  dirs: Record<string, string>;
+}
+
 export interface ServeConfig {
   host: string;
   port: number;
   functions: FunctionConfig[];
+  /** a served program instead of functions */
+  program?: ProgramConfig;
   /** worker threads (default: one per core) */
   workers?: number;
   /** calls waiting for a worker at most; past it 503 */
@@ -62,6 +91,8 @@ export interface RecordFailures {
 export const RECORD_DEFAULTS = { maxFiles: 100, maxBytes: 64 << 20 } as const;
 
 export const DEFAULTS = {
+  keepAliveMs: 5000,
+  maxRequests: 100,
   host: "127.0.0.1",
   port: 8080,
   timeoutMs: 10_000,
@@ -114,7 +145,53 @@ function table(v: unknown, what: string): Record<string, string> {
 }
 
 const FUNCTION_KEYS = new Set(["name", "route", "image", "methods", "timeout_ms", "memory", "max_body", "concurrency", "allow", "env", "files", "warmup", "snapshot"]);
-const TOP_KEYS = new Set(["host", "port", "workers", "max_queue", "grace_ms", "warm_calls", "access_log", "timeout_ms", "max_body", "record_failures", "record_max_files", "record_max_bytes", "function"]);
+const TOP_KEYS = new Set(["host", "port", "workers", "max_queue", "grace_ms", "warm_calls", "access_log", "timeout_ms", "max_body", "record_failures", "record_max_files", "record_max_bytes", "function", "program"]);
+const PROGRAM_KEYS = new Set(["name", "path", "args", "listen", "timeout_ms", "keep_alive_ms", "max_requests", "memory", "allow", "env", "files", "dirs"]);
+
+/** HOST:PORT with an IPv4 address (or localhost), or a bare port on 127.0.0.1. */
+export function parseListen(v: unknown, what: string): { host: string; port: number } {
+  if (typeof v !== "string") throw new BadArgsError(`${what} is not HOST:PORT`);
+  const m = /^(?:(localhost|\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5})$/.exec(v.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535 || (m[1] !== undefined && m[1] !== "localhost" && m[1].split(".").some((x) => Number(x) > 255))) {
+    throw new BadArgsError(`${what} ${JSON.stringify(v)} is not HOST:PORT with an IPv4 address (e.g. 127.0.0.1:8080)`);
+  }
+  return { host: m[1] === undefined || m[1] === "localhost" ? "127.0.0.1" : m[1], port };
+}
+
+/** A served program of `--program` or of a `[program]` table, its paths resolved from `base`. */
+export function programConfig(raw: Record<string, unknown>, at: string, base: string, defaults: { timeoutMs: number }): ProgramConfig {
+  for (const k of Object.keys(raw)) if (!PROGRAM_KEYS.has(k)) throw new BadArgsError(`${at}: unknown key ${k} (known: ${[...PROGRAM_KEYS].join(", ")})`);
+  if (typeof raw.path !== "string" || raw.path === "") throw new BadArgsError(`${at}: path is missing (the program's executable)`);
+  const path = resolve(base, raw.path);
+  const name = raw.name === undefined ? path.split("/").pop()!.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 64) || "program" : raw.name;
+  if (typeof name !== "string" || !/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new BadArgsError(`${at}: name ${JSON.stringify(name)} is not 1-64 letters, digits, _ . -`);
+  if (raw.listen === undefined) throw new BadArgsError(`${at}: listen is missing (HOST:PORT where wasp accepts the program's connections)`);
+  const files = raw.files === undefined ? {} : table(raw.files, `${at}.files`);
+  for (const [g, h] of Object.entries(files)) {
+    if (!g.startsWith("/")) throw new BadArgsError(`${at}.files: the guest path ${g} is not absolute`);
+    files[g] = resolve(base, h);
+  }
+  const dirs = raw.dirs === undefined ? {} : table(raw.dirs, `${at}.dirs`);
+  for (const [g, h] of Object.entries(dirs)) {
+    if (!g.startsWith("/")) throw new BadArgsError(`${at}.dirs: the guest path ${g} is not absolute`);
+    dirs[g] = resolve(base, h);
+  }
+  return {
+    name,
+    path,
+    args: raw.args === undefined ? [] : strings(raw.args, `${at}.args`),
+    listen: parseListen(raw.listen, `${at}.listen`),
+    timeoutMs: raw.timeout_ms === undefined ? defaults.timeoutMs : int(raw.timeout_ms, `${at}.timeout_ms`, 1, 3_600_000),
+    keepAliveMs: raw.keep_alive_ms === undefined ? DEFAULTS.keepAliveMs : int(raw.keep_alive_ms, `${at}.keep_alive_ms`, 0, 3_600_000),
+    maxRequests: raw.max_requests === undefined ? DEFAULTS.maxRequests : int(raw.max_requests, `${at}.max_requests`, 1, 1_000_000),
+    memory: raw.memory === undefined ? undefined : parseSizeText(raw.memory, `${at}.memory`),
+    allow: raw.allow === undefined ? [] : strings(raw.allow, `${at}.allow`),
+    env: raw.env === undefined ? {} : table(raw.env, `${at}.env`),
+    files,
+    dirs,
+  };
+}
 
 /** One function of a config file or of `--route`, its paths resolved from `base`. */
 export function functionConfig(raw: Record<string, unknown>, at: string, base: string, defaults: { timeoutMs: number; maxBody: number }): FunctionConfig {
@@ -165,8 +242,13 @@ export function serveConfig(doc: unknown, file: string | undefined): ServeConfig
     maxBody: d.max_body === undefined ? DEFAULTS.maxBody : parseSizeText(d.max_body, "max_body"),
   };
   const list = d.function ?? [];
-  if (!Array.isArray(list) || list.length === 0) throw new BadArgsError("no function: add [[function]] tables (route, image)");
-  const functions = list.map((f, i) => {
+  let program: ProgramConfig | undefined;
+  if (d.program !== undefined) {
+    if (typeof d.program !== "object" || d.program === null || Array.isArray(d.program)) throw new BadArgsError("program is not a table ([program]: path, args, listen)");
+    if (Array.isArray(list) && list.length > 0) throw new BadArgsError("[program] and [[function]]: a server serves one program or functions by route, not both");
+    program = programConfig(d.program as Record<string, unknown>, "program", base, defaults);
+  } else if (!Array.isArray(list) || list.length === 0) throw new BadArgsError("no function: add [[function]] tables (route, image), or a [program]");
+  const functions = (list as unknown[]).map((f, i) => {
     if (typeof f !== "object" || f === null || Array.isArray(f)) throw new BadArgsError(`function ${i + 1} is not a table`);
     return functionConfig(f as Record<string, unknown>, `function ${i + 1}`, base, defaults);
   });
@@ -191,6 +273,7 @@ export function serveConfig(doc: unknown, file: string | undefined): ServeConfig
     accessLog: (d.access_log as boolean | undefined) ?? true,
     file,
     ...(failures && { recordFailures: failures }),
+    ...(program && { program }),
   };
 }
 

@@ -44,6 +44,9 @@ export function functionFiles(f: FunctionConfig): string[] {
 /** Everything a server of `config` opens after it sandboxes itself. */
 export function servePaths(config: ServeConfig, device: string): SandboxPaths & { read: string[] } {
   const read = [...(config.file ? [resolve(config.file)] : []), ...config.functions.flatMap(functionFiles)];
+  const p = config.program;
+  // a served program: its executable (with a dynamic one's loader and libraries), its files, its directories
+  if (p) read.push(...functionFiles({ image: p.path, files: p.files } as FunctionConfig), ...Object.values(p.dirs).map((d) => resolve(d)));
   // under `bun run` the worker threads import wasp's modules from its source tree (and its
   // node_modules); the standalone binary carries them
   if (!Bun.main.startsWith("/$bunfs")) read.push(resolve(join(import.meta.dir, "../..")));

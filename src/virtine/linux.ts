@@ -26,6 +26,7 @@ import { LINUX_SAVED_RSP, syscallArgs } from "../linux/entry.ts";
 import { LinuxProcess, flushWindows, type GrantedFile, type Outcome } from "../linux/process.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
 import { decodeProcessFile, encodeProcessFile, sha256Hex } from "../linux/process-file.ts";
+import { NetState, type Connection } from "../linux/net.ts";
 import { ProcessBlock } from "../linux/block.ts";
 import { callPage, layerCode } from "../linux/layer.ts";
 import { libraryCode, NO_SLOT, planRewrite, recordedSites, type Rewrite } from "../linux/sites.ts";
@@ -114,6 +115,12 @@ export interface LinuxOptions {
    * never reached a rewritten site does
    */
   layer?: boolean;
+  /**
+   * a served program (`wasp serve --program`, src/linux/net.ts): its sockets are wasp's, its first
+   * call runs until it waits for a connection and is snapshotted there, every later call serves
+   * the connection it is given (`connection`). `listen` is the address wasp listens on for it
+   */
+  serve?: { listen: { address: string; port: number } };
   kvm?: Kvm;
 }
 
@@ -128,6 +135,10 @@ export interface LinuxRunRequest {
   debug?: DebugHook;
   /** record or replay this call (src/virtine/record-linux.ts) */
   hook?: LinuxCallHook;
+  /** a served program's call after its snapshot: the connection it serves */
+  connection?: Connection;
+  /** a served program's connection: how long it may wait for its next request when it has answered one (ms; default 5000) */
+  keepAliveMs?: number;
 }
 
 /**
@@ -175,6 +186,10 @@ export interface LinuxRunResult {
   syscallsInVm: number;
   /** system calls answered -ENOSYS, by number, with how often */
   unsupported: Map<number, number>;
+  /** a served program's first call: the system call it waited for a connection in, where its snapshot is */
+  listening?: string;
+  /** a served program's call: it waited for another connection (its end), having taken its own (`accepted`) */
+  served?: { idle: boolean; accepted: boolean; forked: boolean };
 }
 
 /**
@@ -191,6 +206,8 @@ interface Resume {
    * seeing, but a snapshot file neither names nor needs)
    */
   opened: number;
+  /** a served program's sockets at the snapshot, and the system call it was waiting in (answered first by every resumed call) */
+  net?: { state: NetState; pending: { nr: number; args: readonly bigint[] } };
 }
 
 /**
@@ -518,6 +535,9 @@ export class LinuxProgram {
     if (input !== undefined && !(input instanceof Uint8Array)) throw new BadArgsError("a Linux program's input is bytes or a string");
     const shells = this.#warm;
     const resume = shells.resume;
+    const serving = this.#opts.serve;
+    if (serving && resume?.net && !opts.connection) throw new BadArgsError(`${this.elf.name} is a served program past its snapshot: each of its calls serves a connection (connection)`);
+    if (opts.connection && !resume?.net) throw new BadArgsError(serving ? `${this.elf.name} has not reached its listener yet: its first call runs it there, without a connection` : "a connection is for a served program (LinuxOptions.serve)");
     let stack: { rsp: number; bytes: Uint8Array } | undefined;
     if (resume) {
       // its argv and envp were read before the snapshot: a resumed call cannot change them
@@ -558,6 +578,23 @@ export class LinuxProgram {
           if (r) shell.retranslate(r.ranges, r.split);
           return r !== undefined;
         },
+        net: serving
+          ? {
+              state: resume?.net ? resume.net.state.clone() : new NetState(),
+              listen: serving.listen,
+              connection: opts.connection,
+              hooks: {
+                idle: () => {
+                  this.#deadline.stop();
+                  return opts.keepAliveMs ?? 5000;
+                },
+                busy: () => this.#deadline.start(this.timeoutMs),
+                check: () => {
+                  if (this.timeoutMs > 0 && this.#deadline.expired()) throw new TimeoutError(this.timeoutMs);
+                },
+              },
+            }
+          : undefined,
       }));
       // a debugger, a recorder or a replayer sees every system call: the layer hands them all over
       const forward = !this.layerOn || opts.debug !== undefined || (opts.hook !== undefined && !opts.hook.logs) || this.#opts.trace !== undefined;
@@ -569,7 +606,7 @@ export class LinuxProgram {
         shell.vcpu.setReg("rsp", BigInt(stack.rsp));
       }
       this.#debugging = opts.debug !== undefined;
-      const result = this.#loop(shell, proc, block, opts.interrupted, opts.debug, opts.hook);
+      const result = this.#loop(shell, proc, block, opts.interrupted, opts.debug, opts.hook, resume?.net?.pending);
       this.#end(opts.debug === undefined);
       return result;
     } catch (e) {
@@ -741,7 +778,26 @@ export class LinuxProgram {
     ], resumeAt);
   }
 
-  #loop(shell: Shell, proc: LazyProcess, block: ProcessBlock, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined, hook: LinuxCallHook | undefined): LinuxRunResult {
+  /**
+   * A served program waits for its first connection: the whole virtine is captured inside that
+   * system call (its number and arguments kept, to be answered by every resumed call with its own
+   * connection), with the sockets' state. Refused where no capture can be kept.
+   */
+  #listenCapture(shell: Shell, proc: LinuxProcess, nr: number, args: readonly bigint[], call: string, entry: boolean): void {
+    const callArgs = this.#callArgs;
+    if (!this.snapshots || !callArgs || !this.#shells || this.#debugging || this.oneShot) {
+      throw new PolicyViolationError(`${this.elf.name} waited for a connection (${call}) where no snapshot can be taken (a one-shot or debugged call, or snapshots off)`, call);
+    }
+    const resumeAt = entry ? returnFromEntry(shell.vcpu, shell.mem, shell) : undefined;
+    const io = this.layout.io;
+    const state = proc.net!.state.clone();
+    this.#shells.capture(() => ({ args: callArgs.args, env: callArgs.env, opened: this.#dirs.size, net: { state, pending: { nr, args: [...args] } } }), [
+      [io.call, io.call + 4096],
+      [io.in, io.in + IN_WINDOW],
+    ], resumeAt);
+  }
+
+  #loop(shell: Shell, proc: LazyProcess, block: ProcessBlock, interrupted: (() => boolean) | undefined, debug: DebugHook | undefined, hook: LinuxCallHook | undefined, pending?: { nr: number; args: readonly bigint[] }): LinuxRunResult {
     const { vcpu, guest, mem } = shell;
     const stdout = this.#stdout;
     const stderr = this.#stderr;
@@ -752,13 +808,21 @@ export class LinuxProgram {
     const stack = { guard: { start: this.layout.guard[0], end: this.layout.guard[1] }, size: this.layout.stack[1] - this.layout.stack[0] };
     let exits = 0;
     let syscalls = 0;
+    let listening: string | undefined;
+    let idle = false;
     const done = (status: number): LinuxRunResult => {
       // read before take(), which clears the sink for the next call
       const stdoutTruncated = stdout.truncated;
       const stderrTruncated = stderr.truncated;
       debug?.ended({ status: BigInt(status) });
       const inVm = block.answered;
-      return { status, stdout: stdout.take(), stderr: stderr.take(), stdoutTruncated, stderrTruncated, exits, syscalls: syscalls + inVm, syscallsInVm: inVm, unsupported: proc.unknown };
+      const r: LinuxRunResult = { status, stdout: stdout.take(), stderr: stderr.take(), stdoutTruncated, stderrTruncated, exits, syscalls: syscalls + inVm, syscallsInVm: inVm, unsupported: proc.unknown };
+      if (listening !== undefined) r.listening = listening;
+      if (this.#opts.serve && pending) {
+        const net = proc.get().net;
+        r.served = { idle, accepted: net?.accepted ?? false, forked: net?.forked ?? false };
+      }
+      return r;
     };
     // what the layer left in the stdout and stderr windows comes after what the host took before
     const end = (status: number): LinuxRunResult => {
@@ -770,11 +834,11 @@ export class LinuxProgram {
     const takeLog = () => {
       if (logged && hook?.logged) logged(hook.logged.bind(hook));
     };
-    const syscall = (entry: boolean): LinuxRunResult | typeof RUN_ON => {
+    const syscall = (entry: boolean, given?: { nr: number; args: readonly bigint[] }): LinuxRunResult | typeof RUN_ON => {
       syscalls++;
       if (entry && this.layerOn && !debug) this.#rewrite(shell);
-      const nr = vcpu.reg("rax");
-      const args = syscallArgs((r) => vcpu.reg(r));
+      const nr = given ? BigInt(given.nr) : vcpu.reg("rax");
+      const args = given ? given.args : syscallArgs((r) => vcpu.reg(r));
       const n = nr > 0xffffn ? 0xffff : Number(nr);
       // recording off: no closure, one test
       const outcome = hook ? hook.syscall(n, args, guest, () => proc.get().syscall(n, args)) : proc.get().syscall(n, args);
@@ -804,6 +868,15 @@ export class LinuxProgram {
           vcpu.setReg("rax", this.#snapshotHypercall(resumeAt));
           break;
         }
+        case "listen":
+          // a served program waits for its first connection: its snapshot, and this call's end
+          this.#listenCapture(shell, proc.get(), n, args, outcome.call, entry);
+          listening = outcome.call;
+          return end(0);
+        case "idle":
+          // a served program waits for another connection: the call has served its own
+          idle = true;
+          return end(0);
         case "sleep": {
           // counted against the deadline: a sleep past it ends the call as the deadline would
           const ms = Number(outcome.ns / 1_000_000n);
@@ -814,7 +887,9 @@ export class LinuxProgram {
           break;
         }
       }
-      vcpu.markRegsDirty(false);
+      // a resumed call's first entry still has its special registers to load: kept pending
+      if (given) vcpu.addRegsDirty();
+      else vcpu.markRegsDirty(false);
       return RUN_ON;
     };
     const hypercall = (): LinuxRunResult | typeof RUN_ON => {
@@ -856,6 +931,12 @@ export class LinuxProgram {
       },
       violation: (port, out) => new PolicyViolationError(`the program used I/O port 0x${port.toString(16)} (${out ? "out" : "in"}), which is not one of wasp's`, `port 0x${port.toString(16)}`),
     };
+    if (pending) {
+      // a served program resumed inside its wait for a connection: that call is answered first, with this call's
+      deadline.start(this.timeoutMs);
+      const first = syscall(false, pending);
+      if (first !== RUN_ON) return first;
+    }
     return runLoop(shell, calls, { deadline, timeoutMs: this.timeoutMs, interrupted, debug, stack });
   }
 
