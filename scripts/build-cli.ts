@@ -37,7 +37,7 @@ const lazyCommanderBuiltins: Bun.BunPlugin = {
 };
 
 const result = await Bun.build({
-  entrypoints: ["src/cli/main.ts", "src/api/worker.ts", "src/bench/loop-worker.ts"].map((f) => join(ROOT, f)),
+  entrypoints: ["src/cli/main.ts", "src/api/worker.ts", "src/bench/loop-worker.ts", "src/serve/program-worker.ts"].map((f) => join(ROOT, f)),
   root: join(ROOT, "src"),
   splitting: true,
   bytecode: true,

@@ -678,8 +678,10 @@ fn resolvePath(dirfd: u64, addr: u64, buf: *[MAX_PATH + 2]u8) union(enum) { ok: 
         .ok => |l| l,
         .errno => |e| return .{ .errno = e },
     };
+    // relative to a working directory chdir set: the host's to resolve
+    if (relative and cwdSet()) return .{ .errno = FORWARD_PATH };
     // relative to a directory fd: only the host opens directories (those it grants)
-    if (relative and @as(i64, @bitCast(dirfd)) != -100) return .{ .errno = if (dirsGranted()) FORWARD_PATH else E.NOENT };
+    if (relative and fdOf(dirfd) != -100) return .{ .errno = if (dirsGranted()) FORWARD_PATH else E.NOENT };
     return .{ .ok = len };
 }
 
@@ -820,7 +822,13 @@ fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) Forward!u64 {
     return statPath(dirfd, path, buf);
 }
 
-fn getcwd(buf: u64, size: u64) u64 {
+/// Whether chdir has left "/" (the block's CWD_LEN).
+fn cwdSet() bool {
+    return block(abi.LinuxBlock.CWD_LEN).* != 0;
+}
+
+fn getcwd(buf: u64, size: u64) Forward!u64 {
+    if (cwdSet()) return error.Forward;
     if (size < 2) return err(E.RANGE);
     const dst = userRange(buf, 2) orelse return err(E.FAULT);
     dst[0] = '/';

@@ -157,7 +157,10 @@ pub const LinuxBlock = struct {
     pub const FDS = 64;
     pub const FD_SIZE = 16;
     pub const MAX_FDS = 64;
-    pub const SIZE = 1088;
+    pub const CWD_LEN = 2040;
+    pub const CWD = 2048;
+    pub const CWD_CAP = 2048;
+    pub const SIZE = 4096;
 };
 
 pub const LinuxCall = struct {

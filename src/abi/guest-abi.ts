@@ -94,7 +94,12 @@ export const LinuxBlock = {
   FDS: 64,
   FD_SIZE: 16,
   MAX_FDS: 64,
-  SIZE: 64 + 64 * 16,
+  /** u64: the length of the working directory (0: "/", as a program starts); chdir sets it, relative paths are the host's then */
+  CWD_LEN: 2040,
+  /** the working directory's bytes: an absolute, normalized path without a trailing slash, at most CWD_CAP bytes */
+  CWD: 2048,
+  CWD_CAP: 2048,
+  SIZE: 4096,
 } as const;
 
 export const LINUX_BLOCK_MAGIC = 0x434f525050534157n; // "WASPPROC" little-endian

@@ -141,7 +141,8 @@ const COMMANDS: Record<string, (program: Command) => void> = {
       .option("--env <KEY=VALUE>", "with --program: its environment (repeatable)", collect, [])
       .option("--file <GUEST=HOST>", "with --program: a read-only file it may open (repeatable)", collect, [])
       .option("--dir <HOST[=GUEST]>", "with --program: a read-only directory it may open files in (repeatable)", collect, [])
-      .action(async (flags) => (await import("./serve.ts")).serveCommand(flags)),
+      .argument("[args...]", "with --program: more of the program's arguments, after -- (those that start with -)")
+      .action(async (args: string[], flags) => (await import("./serve.ts")).serveCommand({ ...flags, programArgs: args })),
 };
 
 /** Where commander prints: standard output and error (a test passes its own). */

@@ -28,6 +28,8 @@ export interface ServeFlags {
   sandbox?: boolean;
   /** a served program: its path and arguments, and its options */
   program?: string[];
+  /** the operands after --: more of the program's arguments */
+  programArgs?: string[];
   listen?: string;
   keepAlive?: string;
   maxRequests?: string;
@@ -42,7 +44,7 @@ const PROGRAM_FLAGS = [["listen", "--listen"], ["keepAlive", "--keep-alive"], ["
 
 /** `--program PATH ARGS... --listen HOST:PORT` and its options, as a [program] table would give them. */
 function programFlags(flags: ServeFlags): Record<string, unknown> {
-  const [path, ...args] = flags.program ?? [];
+  const [path, ...args] = [...(flags.program ?? []), ...(flags.programArgs ?? [])];
   const env: Record<string, string> = {};
   for (const e of flags.env ?? []) {
     const eq = e.indexOf("=");
@@ -81,6 +83,7 @@ function withRecording(c: ServeConfig, flags: ServeFlags): ServeConfig {
 }
 
 async function configOf(flags: ServeFlags): Promise<ServeConfig> {
+  if (flags.program === undefined && flags.programArgs && flags.programArgs.length > 0) throw new BadArgsError(`unexpected argument ${flags.programArgs[0]}: wasp serve takes arguments only for --program`);
   if (flags.program !== undefined) {
     if (flags.route.length > 0 || flags.config !== undefined) throw new BadArgsError("--program and --route/--config: a server serves one program or functions by route, not both (a [program] table in the file)");
     if (flags.listen === undefined) throw new BadArgsError("--program needs --listen HOST:PORT: where wasp accepts its connections");
@@ -91,7 +94,7 @@ async function configOf(flags: ServeFlags): Promise<ServeConfig> {
       host: flags.host ?? DEFAULTS.host,
       port,
       functions: [],
-      program: programConfig(program, "--program", process.cwd(), { timeoutMs: DEFAULTS.timeoutMs }),
+      program: programConfig(program, "--program", process.cwd(), { timeoutMs: DEFAULTS.timeoutMs }, true),
       workers: flags.workers === undefined ? undefined : parseCount(flags.workers, "--workers"),
       maxQueue: DEFAULTS.maxQueue,
       graceMs: DEFAULTS.graceMs,

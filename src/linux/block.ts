@@ -133,6 +133,26 @@ export class ProcessBlock {
     return this.#u64(this.#block(LinuxBlock.SAVED_RIP));
   }
 
+  /** The working directory: "/" until chdir leaves it (an absolute, normalized path). */
+  get cwd(): string {
+    const len = this.#u64(this.#block(LinuxBlock.CWD_LEN));
+    if (len === 0n) return "/";
+    if (len >= BigInt(LinuxBlock.CWD_CAP)) this.corrupt("the working directory's length", len);
+    const at = this.#block(LinuxBlock.CWD);
+    const path = new TextDecoder().decode(this.#mem.bytes.subarray(at, at + Number(len)));
+    if (!path.startsWith("/") || path.includes("\0")) this.corrupt("the working directory", len);
+    return path;
+  }
+
+  set cwd(path: string) {
+    const bytes = new TextEncoder().encode(path === "/" ? "" : path);
+    const at = this.#block(LinuxBlock.CWD);
+    this.#mem.bytes.fill(0, at, at + LinuxBlock.CWD_CAP);
+    this.#mem.bytes.set(bytes, at);
+    this.#mark(at, LinuxBlock.CWD_CAP);
+    this.#set(this.#block(LinuxBlock.CWD_LEN), BigInt(bytes.length));
+  }
+
   /** Descriptor `fd`, or undefined when it is closed (or out of the table). */
   fd(fd: number): FdEntry | undefined {
     if (!Number.isInteger(fd) || fd < 0 || fd >= LinuxBlock.MAX_FDS) return undefined;

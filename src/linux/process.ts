@@ -237,8 +237,16 @@ export class LinuxProcess {
     getdents64: (p, a) => ret(p.#getdents(fdOf(a[0]), a[1], a[2])),
     readlink: (p, a) => ret(p.#readlink(a[0], a[1], a[2])),
     readlinkat: (p, a) => ret(p.#readlink(a[1], a[2], a[3])),
+    chdir: (p, a) => ret(p.#chdir(p.#resolve(AT_FDCWD, a[0]))),
+    fchdir: (p, a) => {
+      const d = p.#block.fd(fdOf(a[0]));
+      if (d === undefined) return err(ERRNO.EBADF);
+      const e = d.kind === "file" ? p.#file(d) : undefined;
+      if (e?.listing === undefined) return err(ERRNO.ENOTDIR);
+      return ret(p.#chdir((e as OpenedEntry).path));
+    },
     getcwd: (p, a) => {
-      const cwd = new TextEncoder().encode("/\0");
+      const cwd = new TextEncoder().encode(`${p.#block.cwd}\0`);
       if (a[1] < BigInt(cwd.length)) return err(ERRNO.ERANGE);
       p.#guest.write(a[0], cwd, "getcwd's buffer");
       return ret(cwd.length);
@@ -758,13 +766,29 @@ export class LinuxProcess {
     const path = this.#path(pathAddr);
     if (typeof path !== "string") return path;
     if (path.startsWith("/")) return normalize(path);
-    if (BigInt.asIntN(64, dirfd) === AT_FDCWD) return normalize(`/${path}`);
+    // dirfd is an int: -100 in its low 32 bits (musl passes it so) as well as sign-extended
+    if (BigInt.asIntN(32, dirfd) === AT_FDCWD) return normalize(`${this.#block.cwd}/${path}`);
     // relative to a directory the program opened in a granted directory
     const d = this.#block.fd(fdOf(dirfd));
     if (d === undefined) return -BigInt(ERRNO.EBADF);
     const e = d.kind === "file" ? this.#file(d) : undefined;
     if (e?.listing === undefined) return -BigInt(ERRNO.ENOTDIR);
     return normalize(`${(e as OpenedEntry).path}/${path}`);
+  }
+
+  /** chdir(2): to a directory the program can see (one of its granted directories', or one that holds a placed file, or "/"). */
+  #chdir(path: string | bigint): bigint {
+    if (typeof path !== "string") return path;
+    if (path !== "/") {
+      if (this.#paths.has(path)) return -BigInt(ERRNO.ENOTDIR);
+      const served = this.#dirs?.covers(path) ? this.#dirs.stat(path) : undefined;
+      const holds = [...this.#paths.keys()].some((f) => f.startsWith(`${path}/`));
+      if (served !== undefined && served.kind !== "dir") return -BigInt(ERRNO.ENOTDIR);
+      if (served === undefined && !holds) return -BigInt(ERRNO.ENOENT);
+    }
+    if (new TextEncoder().encode(path).length >= LinuxBlock.CWD_CAP) return -BigInt(ERRNO.ENAMETOOLONG);
+    this.#block.cwd = path;
+    return 0n;
   }
 
   /** A C string from the guest, at most MAX_PATH bytes. */

@@ -77,6 +77,8 @@ export const SYSCALL_TABLE = [
   { nr: 63, name: "uname", args: [HEX], inVm: true },
   { nr: 72, name: "fcntl", args: [INT, INT, HEX], inVm: true },
   { nr: 79, name: "getcwd", args: [HEX, INT], inVm: true },
+  { nr: 80, name: "chdir", args: [STR] },
+  { nr: 81, name: "fchdir", args: [INT] },
   { nr: 89, name: "readlink", args: [STR, HEX, INT] },
   { nr: 96, name: "gettimeofday", args: [HEX, HEX], outside: "time", inVm: true },
   { nr: 97, name: "getrlimit", args: [INT, HEX], inVm: true },

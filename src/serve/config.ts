@@ -160,7 +160,7 @@ export function parseListen(v: unknown, what: string): { host: string; port: num
 }
 
 /** A served program of `--program` or of a `[program]` table, its paths resolved from `base`. */
-export function programConfig(raw: Record<string, unknown>, at: string, base: string, defaults: { timeoutMs: number }): ProgramConfig {
+export function programConfig(raw: Record<string, unknown>, at: string, base: string, defaults: { timeoutMs: number }, flags = false): ProgramConfig {
   for (const k of Object.keys(raw)) if (!PROGRAM_KEYS.has(k)) throw new BadArgsError(`${at}: unknown key ${k} (known: ${[...PROGRAM_KEYS].join(", ")})`);
   if (typeof raw.path !== "string" || raw.path === "") throw new BadArgsError(`${at}: path is missing (the program's executable)`);
   const path = resolve(base, raw.path);
@@ -181,7 +181,7 @@ export function programConfig(raw: Record<string, unknown>, at: string, base: st
     name,
     path,
     args: raw.args === undefined ? [] : strings(raw.args, `${at}.args`),
-    listen: parseListen(raw.listen, `${at}.listen`),
+    listen: parseListen(raw.listen, flags ? "--listen" : `${at}.listen`),
     timeoutMs: raw.timeout_ms === undefined ? defaults.timeoutMs : int(raw.timeout_ms, `${at}.timeout_ms`, 1, 3_600_000),
     keepAliveMs: raw.keep_alive_ms === undefined ? DEFAULTS.keepAliveMs : int(raw.keep_alive_ms, `${at}.keep_alive_ms`, 0, 3_600_000),
     maxRequests: raw.max_requests === undefined ? DEFAULTS.maxRequests : int(raw.max_requests, `${at}.max_requests`, 1, 1_000_000),

@@ -88,10 +88,16 @@ export class SocketConnection implements Connection {
     if (!this.#closed) shutdownFd(this.#fd, how);
   }
 
-  /** Closes the socket (the program's last fd of it, or the server at the call's end); once. */
+  /**
+   * Closes the socket (the program's last fd of it, or the server at the call's end); once. What
+   * the peer sent that nobody read is read first (a close with unread bytes is a reset, which
+   * could destroy the answer before the peer has read it).
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    shutdownFd(this.#fd, 1);
+    for (let i = 0; i < 16 && recvNow(this.#fd, this.#buf, false) instanceof Uint8Array; i++);
     closeFd(this.#fd);
   }
 

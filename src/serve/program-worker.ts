@@ -125,5 +125,6 @@ self.onmessage = (e: MessageEvent<ProgramWorkerInit>) => {
     self.postMessage(report);
   }
   program.close();
+  // the thread ends here (nothing keeps it): the main thread sees its close event
   self.postMessage({ type: "stopped" });
 };

@@ -17,6 +17,7 @@ import type { ConnectionReport, ProgramWorkerInit } from "./program-worker.ts";
 
 type WorkerMessage = ConnectionReport | { type: "ready"; listening: string; output?: Uint8Array } | { type: "error"; code: string; message: string } | { type: "stopped" };
 
+
 /** An error a worker reported while it loaded the program, with its code. */
 class ProgramStartError extends WaspError {
   constructor(code: string, message: string) {
@@ -105,11 +106,15 @@ export class ProgramServer {
               firstOutput = false;
               if (++ready === size) resolve();
             } else if (m.type === "error") reject(new ProgramStartError(m.code, m.message));
-            else if (m.type === "stopped") {
-              this.#stopped++;
-              if (this.#stopped === this.#workers.length) this.#onStopped?.();
-            }
           };
+          // a worker that has finished its last connection ends (its "stopped" message may not outlive it)
+          let ended = false;
+          w.addEventListener("close", () => {
+            if (ended) return;
+            ended = true;
+            this.#stopped++;
+            if (this.#stopped === this.#workers.length) this.#onStopped?.();
+          });
           w.onerror = (e) => reject(new ProgramStartError("WASP_INTERNAL", `a worker thread failed: ${e.message}`));
           const init: ProgramWorkerInit = { program: p, listenFd: l.fd, listen: this.listen, control: this.#control, index };
           w.postMessage(init);
@@ -160,7 +165,9 @@ export class ProgramServer {
     this.#ready = false;
     Atomics.store(new Int32Array(this.#control), 0, 1);
     if (this.#workers.length > 0 && this.#stopped < this.#workers.length) {
-      await Promise.race([new Promise<void>((r) => (this.#onStopped = r)), Bun.sleep(this.#config.graceMs + 200)]);
+      let grace: Timer | undefined;
+      await Promise.race([new Promise<void>((r) => (this.#onStopped = r)), new Promise<void>((r) => (grace = setTimeout(r, this.#config.graceMs + 200)))]);
+      clearTimeout(grace); // a pending timer would keep the process alive
     }
     for (const w of this.#workers) w.terminate();
     this.#workers = [];
