@@ -18,7 +18,10 @@ export class SocketConnection implements Connection {
   readonly #fd: number;
   readonly #maxRequests: number;
   readonly #buf = new Uint8Array(64 * 1024);
+  /** the program closed it (its last fd) */
   #closed = false;
+  /** the socket is closed */
+  #released = false;
   /** the program has sent bytes since it last received some */
   #answered = false;
   /** the program has sent bytes of the answer to the request in progress */
@@ -35,7 +38,7 @@ export class SocketConnection implements Connection {
 
   /** The program had sent nothing of its answer to the request in progress (a failure can still be a status). */
   get unanswered(): boolean {
-    return !this.#sentThisRequest && !this.#closed;
+    return !this.#sentThisRequest && !this.#released;
   }
 
   /** Its first bytes are an HTTP/1 request line's start: a failure can be answered with a status. */
@@ -86,15 +89,22 @@ export class SocketConnection implements Connection {
 
   shutdown(how: number): void {
     if (!this.#closed) shutdownFd(this.#fd, how);
+    if (how !== 0) this.#sentThisRequest = true; // the program has said its last: nothing is left to answer for it
+  }
+
+  /** The program closed its last fd of the connection: it reads and writes no more (the socket itself closes when the call ends, `release`). */
+  close(): void {
+    this.#closed = true;
   }
 
   /**
-   * Closes the socket (the program's last fd of it, or the server at the call's end); once. What
-   * the peer sent that nobody read is read first (a close with unread bytes is a reset, which
-   * could destroy the answer before the peer has read it).
+   * Closes the socket, once (the server, when the call has ended). What the peer sent that nobody
+   * read is read first: a close with unread bytes is a reset, which could destroy the answer
+   * before the peer has read it.
    */
-  close(): void {
-    if (this.#closed) return;
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
     this.#closed = true;
     shutdownFd(this.#fd, 1);
     for (let i = 0; i < 16 && recvNow(this.#fd, this.#buf, false) instanceof Uint8Array; i++);
@@ -103,12 +113,12 @@ export class SocketConnection implements Connection {
 
   /** Writes a whole answer of the server's (a 502 or 504 before the program answered), then closes. */
   failWith(bytes: Uint8Array): void {
-    if (this.#closed) return;
+    if (this.#released) return;
     try {
       writeAll(this.#fd, bytes);
     } catch {
       // the peer does not read: closing is all that is left
     }
-    this.close();
+    this.release();
   }
 }

@@ -105,6 +105,16 @@ self.onmessage = (e: MessageEvent<ProgramWorkerInit>) => {
     try {
       const r = program.run({ connection: conn, keepAliveMs: p.keepAliveMs });
       report.output = outputOf(r.stdout, r.stderr);
+      // a server that exits with a failure (a panic after its answer, say) has crashed
+      if (!r.served?.idle && r.status !== 0) {
+        report.outcome = "crash";
+        report.code = "WASP_PROGRAM_EXIT";
+        report.detail = `the program exited with status ${r.status}`;
+        if (conn.unanswered && conn.speaksHttp) {
+          report.status = 502;
+          conn.failWith(failure(502, id));
+        }
+      }
     } catch (err) {
       const timeout = err instanceof TimeoutError;
       report.outcome = timeout ? "timeout" : err instanceof PolicyViolationError ? "refused" : errorCode(err) === "WASP_INTERNAL" ? "error" : "crash";
@@ -115,7 +125,7 @@ self.onmessage = (e: MessageEvent<ProgramWorkerInit>) => {
         conn.failWith(failure(report.status as 502 | 504, id));
       }
     } finally {
-      conn.close();
+      conn.release();
       Atomics.store(control, busy, 0);
     }
     report.ms = performance.now() - t0;
