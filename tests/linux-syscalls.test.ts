@@ -29,7 +29,7 @@ const MMAP_END = 0x1000000;
 function layoutOf(files: Map<string, Uint8Array>): LinuxLayout {
   const regions = { brkStart: BRK, brkEnd: MMAP, mmapStart: MMAP, mmapEnd: MMAP_END };
   const io = planIo(MMAP_END, (MMAP_END - MMAP) / 4096, [...files].map(([path, d]) => ({ path, size: d.length })));
-  return { memory: RAM, bias: 0, low: 0x400000, high: BRK, regions, io, guard: [RAM - 0x20000, RAM - 0x10000], stack: [RAM - 0x10000, RAM], dirs: false };
+  return { memory: RAM, bias: 0, low: 0x400000, high: BRK, regions, io, guard: [RAM - 0x20000, RAM - 0x10000], stack: [RAM - 0x10000, RAM], dirs: false, net: false };
 }
 
 function setup(opts: { input?: string; files?: Record<string, string>; time?: boolean; random?: boolean; memory?: GuestMemory } = {}) {

@@ -204,6 +204,8 @@ const NR = struct {
     const set_robust_list = 273;
     const prlimit64 = 302;
     const getrandom = 318;
+    const setsockopt = 54;
+    const sendto = 44;
     const arch_prctl = 158;
     const faccessat2 = 439;
 };
@@ -275,7 +277,9 @@ fn answer(f: *Frame) Forward!u64 {
     if (f.nr > 0xffff) return error.Forward;
     // a served program's sockets are the host's: every call on one goes to it
     switch (f.nr) {
-        NR.read, NR.pread64, NR.readv, NR.write, NR.writev, NR.close, NR.fstat, NR.lseek, NR.ioctl, NR.fcntl => if (isSocket(fdOf(a[0]))) return error.Forward,
+        // what the program sends on its connection waits in the connection window for the host's next exit
+        NR.write, NR.writev => if (isSocket(fdOf(a[0])) and !isConnection(fdOf(a[0]))) return error.Forward,
+        NR.read, NR.pread64, NR.readv, NR.close, NR.fstat, NR.lseek, NR.ioctl, NR.fcntl => if (isSocket(fdOf(a[0]))) return error.Forward,
         NR.poll => if (pollsSocket(a[0], a[1])) return error.Forward,
         else => {},
     }
@@ -318,6 +322,10 @@ fn answer(f: *Frame) Forward!u64 {
         NR.gettimeofday => gettimeofday(a[0]),
         NR.time => time(a[0]),
         NR.getrandom => getrandom(a[0], a[1]),
+        // a served program's options on its sockets change nothing (wasp's own socket is TCP_NODELAY): no exit
+        NR.setsockopt => if (isSocket(fdOf(a[0]))) 0 else error.Forward,
+        // send(2) and sendto(2) without an address, on the connection: a write
+        NR.sendto => if (a[4] == 0 and isConnection(fdOf(a[0]))) write(fdOf(a[0]), a[1], a[2]) else error.Forward,
         NR.arch_prctl => archPrctl(a[0], a[1]),
         else => error.Forward,
     };
@@ -404,6 +412,22 @@ fn fdEntry(fd: i64) ?Fd {
 fn isSocket(fd: i64) bool {
     const e = fdEntry(fd) orelse return false;
     return e.kind == abi.LinuxFd.SOCKET;
+}
+
+/// A served program's connection (a socket entry whose position field is 1, as the host makes it).
+fn isConnection(fd: i64) bool {
+    const e = fdEntry(fd) orelse return false;
+    return e.kind == abi.LinuxFd.SOCKET and e.pos == 1 and cfg(abi.LinuxConfig.NET_OUT_CAP) != 0;
+}
+
+/// Appends to the connection window, or — when it would not fit — lets the host take the send.
+fn netAppend(src: [*]const u8, len: u64) Forward!void {
+    const cap = cfg(abi.LinuxConfig.NET_OUT_CAP);
+    const len_at = call(abi.LinuxCall.NET_LEN);
+    const used = len_at.*;
+    if (cap == 0 or used > cap or len > cap - used) return error.Forward;
+    copyOut(@ptrFromInt(cfg(abi.LinuxConfig.NET_OUT) + used), src, len);
+    len_at.* = used + len;
 }
 
 /// Whether a poll list names a socket (an unreadable list is poll's own -EFAULT).
@@ -495,6 +519,13 @@ fn read(fd: i64, buf: u64, len: u64, at: ?u64) Forward!u64 {
 
 fn write(fd: i64, buf: u64, len: u64) Forward!u64 {
     const e = fdEntry(fd) orelse return err(E.BADF);
+    if (e.kind == abi.LinuxFd.SOCKET) {
+        if (!isConnection(fd)) return error.Forward;
+        if (len > MAX_IO) return err(E.INVAL);
+        const from = userRange(buf, len) orelse return err(E.FAULT);
+        try netAppend(from, len);
+        return len;
+    }
     if (e.kind != abi.LinuxFd.STDOUT and e.kind != abi.LinuxFd.STDERR) return if (e.kind == abi.LinuxFd.STDIN or e.kind == abi.LinuxFd.FILE) err(E.BADF) else error.Forward;
     if (len > MAX_IO) return err(E.INVAL);
     const src = userRange(buf, len) orelse return err(E.FAULT);
@@ -521,7 +552,8 @@ fn vector(fd: i64, iov: u64, count: u64, out: bool) Forward!u64 {
     if (out) {
         // a write the window cannot take whole goes to the host whole (the host writes it in order)
         const e = fdEntry(fd) orelse return err(E.BADF);
-        if (e.kind != abi.LinuxFd.STDOUT and e.kind != abi.LinuxFd.STDERR) return if (e.kind == abi.LinuxFd.STDIN or e.kind == abi.LinuxFd.FILE) err(E.BADF) else error.Forward;
+        const conn = isConnection(fd);
+        if (!conn and e.kind != abi.LinuxFd.STDOUT and e.kind != abi.LinuxFd.STDERR) return if (e.kind == abi.LinuxFd.STDIN or e.kind == abi.LinuxFd.FILE) err(E.BADF) else error.Forward;
         var total: u64 = 0;
         var i: u64 = 0;
         while (i < count) : (i += 1) {
@@ -530,8 +562,8 @@ fn vector(fd: i64, iov: u64, count: u64, out: bool) Forward!u64 {
             total += len;
             if (total > WRITE_CHUNK) return error.Forward;
         }
-        const used = call(if (e.kind == abi.LinuxFd.STDOUT) abi.LinuxCall.OUT_LEN else abi.LinuxCall.ERR_LEN).*;
-        const cap = if (e.kind == abi.LinuxFd.STDOUT) cfg(abi.LinuxConfig.OUT_CAP) else cfg(abi.LinuxConfig.ERR_CAP);
+        const used = call(if (conn) abi.LinuxCall.NET_LEN else if (e.kind == abi.LinuxFd.STDOUT) abi.LinuxCall.OUT_LEN else abi.LinuxCall.ERR_LEN).*;
+        const cap = if (conn) cfg(abi.LinuxConfig.NET_OUT_CAP) else if (e.kind == abi.LinuxFd.STDOUT) cfg(abi.LinuxConfig.OUT_CAP) else cfg(abi.LinuxConfig.ERR_CAP);
         if (used > cap or total > cap - used) return error.Forward;
     }
     var done: u64 = 0;

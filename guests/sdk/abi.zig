@@ -179,6 +179,7 @@ pub const LinuxCall = struct {
     pub const LOG_LEN = 96;
     pub const LAST_NS = 104;
     pub const LAST_RANDOM = 112;
+    pub const NET_LEN = 120;
     pub const RANDOM = 128;
     pub const RANDOM_CAP = 256;
     pub const SIZE = 384;
@@ -212,7 +213,9 @@ pub const LinuxConfig = struct {
     pub const LOG = 136;
     pub const LOG_CAP = 144;
     pub const DIRS = 152;
-    pub const SIZE = 160;
+    pub const NET_OUT = 160;
+    pub const NET_OUT_CAP = 168;
+    pub const SIZE = 176;
 };
 
 pub const LinuxFd = struct {

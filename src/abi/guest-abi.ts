@@ -71,7 +71,10 @@ export const LinuxConfig = {
   LOG_CAP: 144,
   /** nonzero: the program was granted host directories, so a path the placed files lack is the host's to answer */
   DIRS: 152,
-  SIZE: 160,
+  /** a served program's connection window: what the program sends there waits for the host's next exit (0: no window) */
+  NET_OUT: 160,
+  NET_OUT_CAP: 168,
+  SIZE: 176,
 } as const;
 
 export const LINUX_CONFIG_MAGIC = 0x31584e4c50534157n; // "WASPLNX1" little-endian
@@ -142,6 +145,8 @@ export const LinuxCall = {
   /** what the last answer took from outside the program: the clock's nanoseconds, the random bytes' position */
   LAST_NS: 104,
   LAST_RANDOM: 112,
+  /** bytes in a served program's connection window (LinuxConfig.NET_OUT) */
+  NET_LEN: 120,
   RANDOM: 128,
   RANDOM_CAP: 256,
   SIZE: 384,

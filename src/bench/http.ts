@@ -44,7 +44,7 @@ int main(void) {
   return 0;
 }`;
 
-function wrkPath(): string {
+export function wrkPath(): string {
   const found = ["/usr/bin/wrk", "/usr/local/bin/wrk"].find(existsSync);
   if (!found) throw new BadArgsError("the http_* series need wrk, a real HTTP client (Debian: apt install wrk); select others with --filter");
   return found;
@@ -59,7 +59,7 @@ function latencyUs(report: string, pct: string): number {
 }
 
 /** One burst of wrk on a route: the requests it completed, its length, its latency's median and p99 (µs). */
-interface Burst {
+export interface Burst {
   requests: number;
   seconds: number;
   p50: number;
@@ -70,8 +70,9 @@ interface Burst {
  * One route driven by wrk for `seconds`. wrk runs as a child process awaited asynchronously: the
  * server it drives is this process's event loop.
  */
-async function burst(name: string, url: string, seconds: number): Promise<Burst> {
-  const p = Bun.spawn([wrkPath(), `-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, "--timeout", "10s", "--latency", url], { stdout: "pipe", stderr: "pipe" });
+export async function burst(name: string, url: string, seconds: number, opts: { connections?: number; threads?: number; headers?: readonly string[] } = {}): Promise<Burst> {
+  const headers = (opts.headers ?? []).flatMap((h) => ["-H", h]);
+  const p = Bun.spawn([wrkPath(), `-t${opts.threads ?? THREADS}`, `-c${opts.connections ?? CONNECTIONS}`, `-d${seconds}s`, "--timeout", "10s", "--latency", ...headers, url], { stdout: "pipe", stderr: "pipe" });
   const [report, errors, exit] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   if (exit !== 0) throw new Error(`${name}: wrk exited with ${exit}: ${errors}`);
   if (/Non-2xx or 3xx responses: (\d+)/.test(report)) throw new Error(`${name}: the server answered errors:\n${report}`);
@@ -83,7 +84,7 @@ async function burst(name: string, url: string, seconds: number): Promise<Burst>
 }
 
 /** A route's bursts as its three series: requests/s over all of them; the median burst's p50 and p99. */
-function routeResults(name: string, bursts: Burst[]): SeriesResult[] {
+export function routeResults(name: string, bursts: Burst[]): SeriesResult[] {
   const n = bursts.reduce((a, b) => a + b.requests, 0);
   const rps = Math.round(n / bursts.reduce((a, b) => a + b.seconds, 0));
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

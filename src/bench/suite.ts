@@ -17,6 +17,7 @@ import { HOST_SERIES } from "./host.ts";
 import { JS_BESIDE, JS_SERIES } from "./js.ts";
 import { JS_HEAVY_BESIDE, JS_HEAVY_SERIES } from "./js-heavy.ts";
 import { HTTP_BESIDE, HTTP_SERIES } from "./http.ts";
+import { HTTP_PROGRAM_BESIDE, HTTP_PROGRAM_SERIES } from "./http-program.ts";
 import { AES_BESIDE, AES_SERIES } from "./aes.ts";
 import { AES_OPENSSL_BESIDE, AES_OPENSSL_SERIES } from "./openssl.ts";
 import { PY_BESIDE, PY_SERIES } from "./python.ts";
@@ -112,7 +113,7 @@ const SERIES: Series[] = [
   },
 ];
 
-SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...JS_HEAVY_SERIES, ...PY_SERIES, ...HTTP_SERIES, ...AES_SERIES, ...AES_OPENSSL_SERIES);
+SERIES.splice(3, 0, ...PAPER_SERIES, ...DENSITY_SERIES, ...API_SERIES, ...LINUX_SERIES, ...HOST_SERIES, ...JS_SERIES, ...JS_HEAVY_SERIES, ...PY_SERIES, ...HTTP_SERIES, ...HTTP_PROGRAM_SERIES, ...AES_SERIES, ...AES_OPENSSL_SERIES);
 
 /** Every result name the suite reports, in order: what --filter matches and --list prints. */
 export const SERIES_NAMES = SERIES.flatMap(reportsOf);
@@ -161,6 +162,7 @@ export const BESIDE: Readonly<Record<string, string>> = {
   ...JS_HEAVY_BESIDE,
   ...PY_BESIDE,
   ...HTTP_BESIDE,
+  ...HTTP_PROGRAM_BESIDE,
   ...AES_BESIDE,
   ...AES_OPENSSL_BESIDE,
 };

@@ -32,7 +32,7 @@ export type Image =
    * `files`, the read-only files granted to it, placed in its memory by the kind; `interp`, a
    * dynamically linked program's interpreter, loaded above it
    */
-  | { kind: "linux"; name: string; bytes: Uint8Array; loadAddr: number; end: number; files?: ReadonlyMap<string, Uint8Array>; interp?: Uint8Array; dirs?: boolean };
+  | { kind: "linux"; name: string; bytes: Uint8Array; loadAddr: number; end: number; files?: ReadonlyMap<string, Uint8Array>; interp?: Uint8Array; dirs?: boolean; net?: boolean };
 
 /**
  * The largest image file that can run with `memory` bytes of guest RAM (default: what a native

@@ -19,8 +19,8 @@ export const DEFAULT_DYNAMIC_MEMORY = 256 * MIB;
 const EMPTY: Uint8Array = new Uint8Array(0);
 
 /** The image of a parsed static executable, with the read-only files granted to it (placed in its memory). */
-export function linuxImage(elf: ElfExecutable, files: ReadonlyMap<string, Uint8Array> = new Map(), interp?: ElfExecutable, dirs = false): Image {
-  return { kind: "linux", name: elf.name, bytes: elf.bytes, loadAddr: 0, end: elf.high + (elf.pie ? 0x400000 : 0), files, ...(interp && { interp: interp.bytes }), ...(dirs && { dirs }) };
+export function linuxImage(elf: ElfExecutable, files: ReadonlyMap<string, Uint8Array> = new Map(), interp?: ElfExecutable, dirs = false, net = false): Image {
+  return { kind: "linux", name: elf.name, bytes: elf.bytes, loadAddr: 0, end: elf.high + (elf.pie ? 0x400000 : 0), files, ...(interp && { interp: interp.bytes }), ...(dirs && { dirs }), ...(net && { net }) };
 }
 
 /** The granted files of a Linux image, as the plan sees them (path and size, in grant order). */
@@ -51,7 +51,7 @@ export function linuxMemory(memory: number | undefined, dynamic = false): number
 
 /** Where everything of `image` goes in `memory` bytes with a stack of `stackSize` (0 or undefined: the default). */
 export function linuxLayoutOf(image: Image, memory: number, stackSize: number | undefined): LinuxLayout {
-  return planLinux(elfOf(image), memory, stackSize || undefined, fileSpecs(image.kind === "linux" ? image.files : undefined), interpOf(image), image.kind === "linux" && image.dirs === true);
+  return planLinux(elfOf(image), memory, stackSize || undefined, fileSpecs(image.kind === "linux" ? image.files : undefined), interpOf(image), image.kind === "linux" && image.dirs === true, image.kind === "linux" && image.net === true);
 }
 
 export const LINUX: ImageKind = {
@@ -71,7 +71,7 @@ export const LINUX: ImageKind = {
   entryState(image, size, plan, reset) {
     const elf = elfOf(image);
     const files = image.kind === "linux" ? (image.files ?? new Map()) : new Map<string, Uint8Array>();
-    const state = linuxBaseState(elf, planLinux(elf, size, plan.stackSize || undefined, fileSpecs(files), interpOf(image), image.kind === "linux" && image.dirs === true), reset, files);
+    const state = linuxBaseState(elf, planLinux(elf, size, plan.stackSize || undefined, fileSpecs(files), interpOf(image), image.kind === "linux" && image.dirs === true, image.kind === "linux" && image.net === true), reset, files);
     return { ...state, populated: state.pieces.map(([at, bytes]) => [at, bytes.length]) };
   },
   collect() {

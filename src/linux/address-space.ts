@@ -176,6 +176,8 @@ export interface LinuxLayout {
   stack: [number, number];
   /** the program was granted host directories: a path its placed files lack is the host's to answer (the layer hands it over) */
   dirs: boolean;
+  /** a served program: the stdout window's second half is its connection's (what it sends, until the host's next exit sends it) */
+  net: boolean;
 }
 
 /**
@@ -183,7 +185,7 @@ export interface LinuxLayout {
  * the default). A program that does not fit is a BadImageError naming what it needs; a stack size
  * that is not whole pages or leaves no room is a BadArgsError.
  */
-export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number, files: readonly FileSpec[] = [], interpElf?: ElfExecutable, dirs = false): LinuxLayout {
+export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number, files: readonly FileSpec[] = [], interpElf?: ElfExecutable, dirs = false, net = false): LinuxLayout {
   if (!Number.isSafeInteger(memory) || memory % PAGE !== 0 || memory > Layout.MAPPED) throw new BadArgsError(`memory size ${memory} is not whole pages within ${Layout.MAPPED / MIB} MiB`);
   const stack = stackSize ?? Math.min(DEFAULT_LINUX_STACK, Math.floor(memory / 4 / PAGE) * PAGE);
   if (!Number.isSafeInteger(stack) || stack <= 0 || stack % PAGE !== 0) throw new BadArgsError(`stack size ${stackSize} is not a positive number of whole 4 KiB pages`);
@@ -228,6 +230,7 @@ export function planLinux(elf: ElfExecutable, memory: number, stackSize?: number
     guard: [guardStart, stackBottom],
     stack: [stackBottom, memory],
     dirs,
+    net,
   };
 }
 

@@ -16,7 +16,7 @@ const PAGE = 4096;
 const MAX_POS = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** An open file descriptor as the block holds it. */
-export type FdEntry = { kind: "stdin" | "stdout" | "stderr" } | { kind: "file"; file: number; pos: number } | { kind: "socket"; object: number };
+export type FdEntry = { kind: "stdin" | "stdout" | "stderr" } | { kind: "file"; file: number; pos: number } | { kind: "socket"; object: number; conn?: boolean };
 
 /** Most socket objects a served program's fds may name (src/linux/net.ts). */
 const MAX_SOCKET_OBJECTS = 64;
@@ -164,7 +164,10 @@ export class ProcessBlock {
     if (kind === "socket") {
       const object = this.#mem.view.getUint32(at + 4, true);
       if (object >= MAX_SOCKET_OBJECTS) this.corrupt(`fd ${fd}'s socket`, object);
-      return { kind, object };
+      // the position field says a connection (1), which the layer sends on itself
+      const mark = this.#u64(at + 8);
+      if (mark > 1n) this.corrupt(`fd ${fd}'s socket mark`, mark);
+      return mark === 1n ? { kind, object, conn: true } : { kind, object };
     }
     if (kind !== "file") return { kind };
     const file = this.#mem.view.getUint32(at + 4, true);
@@ -184,7 +187,10 @@ export class ProcessBlock {
       if (entry.kind === "file") {
         this.#mem.view.setUint32(at + 4, entry.file, true);
         this.#mem.view.setBigUint64(at + 8, BigInt(entry.pos), true);
-      } else if (entry.kind === "socket") this.#mem.view.setUint32(at + 4, entry.object, true);
+      } else if (entry.kind === "socket") {
+        this.#mem.view.setUint32(at + 4, entry.object, true);
+        if (entry.conn) this.#mem.view.setBigUint64(at + 8, 1n, true);
+      }
     }
     this.#mark(at, LinuxBlock.FD_SIZE);
   }
@@ -243,6 +249,18 @@ export class ProcessBlock {
     const at = stream === "stdout" ? this.#layout.io.out : this.#layout.io.err;
     this.#set(this.#call(stream === "stdout" ? LinuxCall.OUT_LEN : LinuxCall.ERR_LEN), 0n);
     return this.#mem.bytes.subarray(at, at + n);
+  }
+
+  /** What a served program sent on its connection through the layer since the host last took it (the window left empty). */
+  drainNet(): Uint8Array {
+    if (!this.#layout.net) return EMPTY;
+    const at = this.#call(LinuxCall.NET_LEN);
+    const n = this.#u64(at);
+    if (n === 0n) return EMPTY;
+    if (n > BigInt(OUT_WINDOW / 2)) this.corrupt("the connection window's length", n);
+    this.#set(at, 0n);
+    const from = this.#layout.io.out + OUT_WINDOW / 2;
+    return this.#mem.bytes.subarray(from, from + Number(n));
   }
 
   /** System calls the layer answered in this call (the guest's own count: a report, never trusted for more). */

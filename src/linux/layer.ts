@@ -29,6 +29,9 @@ export function layerCode(): Uint8Array {
   return blob;
 }
 
+/** A served program's connection window: the stdout window's second half (its stdout gets the first). */
+export const NET_WINDOW = OUT_WINDOW / 2;
+
 /** The config page: where the layer finds the process's state (host-built from the layout, read-only for the guest). */
 export function configPage(layout: LinuxLayout): Uint8Array {
   const page = new Uint8Array(PAGE);
@@ -48,7 +51,12 @@ export function configPage(layout: LinuxLayout): Uint8Array {
   put(LinuxConfig.IN, io.in);
   put(LinuxConfig.IN_CAP, IN_WINDOW);
   put(LinuxConfig.OUT, io.out);
-  put(LinuxConfig.OUT_CAP, OUT_WINDOW);
+  // a served program: the stdout window's second half is its connection's
+  put(LinuxConfig.OUT_CAP, layout.net ? NET_WINDOW : OUT_WINDOW);
+  if (layout.net) {
+    put(LinuxConfig.NET_OUT, io.out + NET_WINDOW);
+    put(LinuxConfig.NET_OUT_CAP, NET_WINDOW);
+  }
   put(LinuxConfig.ERR, io.err);
   put(LinuxConfig.ERR_CAP, ERR_WINDOW);
   put(LinuxConfig.STACK_SIZE, layout.stack[1] - layout.stack[0]);

@@ -245,7 +245,7 @@ export class Net {
     if (this.#conn !== undefined || this.forked) return s.o.nonblock && !this.#ended() ? err(E.EAGAIN) : { kind: "idle" };
     const index = this.state.add({ type: "connection", nonblock: (flags & BigInt(SOCK_NONBLOCK)) !== 0n });
     if (index === undefined) return err(E.EMFILE);
-    const cfd = this.#newFd({ kind: "socket", object: index });
+    const cfd = this.#newFd({ kind: "socket", object: index, conn: true });
     if (cfd < 0) {
       this.state.objects[index] = undefined;
       return err(E.EMFILE);
@@ -376,6 +376,15 @@ export class Net {
       }
       if (!between) hooks?.check();
     }
+  }
+
+  /** Sends what the layer left in the connection window (before every system call the host answers, and at the call's end). */
+  flush(): void {
+    const bytes = this.#block.drainNet();
+    if (bytes.length === 0) return;
+    this.#answered = true;
+    // a peer that has gone: the program learns it at its next send or read, as from a socket buffer
+    this.#o.connection?.send(bytes.slice());
   }
 
   /** Bytes from the program to the connection (write, sendto, writev's part). */

@@ -140,6 +140,8 @@ export class LinuxProcess {
 
   /** Answers one system call: `nr` from RAX, `a` the six arguments (RDI, RSI, RDX, R10, R8, R9). */
   syscall(nr: number, a: readonly bigint[]): Outcome {
+    // what a served program sent through the layer goes first
+    this.net?.flush();
     try {
       return this.#dispatch(nr, a);
     } catch (e) {

@@ -56,6 +56,8 @@ export interface ProgramConfig {
   files: Record<string, string>;
   /** read-only host directories, by guest path */
   dirs: Record<string, string>;
+  /** what wasp's own warm-up connections send before the server is ready (their system-call sites trained into the snapshot) */
+  warmRequests: string[];
 }
 
 export interface ServeConfig {
@@ -146,7 +148,10 @@ function table(v: unknown, what: string): Record<string, string> {
 
 const FUNCTION_KEYS = new Set(["name", "route", "image", "methods", "timeout_ms", "memory", "max_body", "concurrency", "allow", "env", "files", "warmup", "snapshot"]);
 const TOP_KEYS = new Set(["host", "port", "workers", "max_queue", "grace_ms", "warm_calls", "access_log", "timeout_ms", "max_body", "record_failures", "record_max_files", "record_max_bytes", "function", "program"]);
-const PROGRAM_KEYS = new Set(["name", "path", "args", "listen", "timeout_ms", "keep_alive_ms", "max_requests", "memory", "allow", "env", "files", "dirs"]);
+const PROGRAM_KEYS = new Set(["name", "path", "args", "listen", "timeout_ms", "keep_alive_ms", "max_requests", "memory", "allow", "env", "files", "dirs", "warm_requests"]);
+
+/** A served program's warm-up by default: one HTTP request for / that closes its connection. */
+export const WARM_REQUEST = "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: wasp-warmup\r\nConnection: close\r\n\r\n";
 
 /** HOST:PORT with an IPv4 address (or localhost), or a bare port on 127.0.0.1. */
 export function parseListen(v: unknown, what: string): { host: string; port: number } {
@@ -190,6 +195,7 @@ export function programConfig(raw: Record<string, unknown>, at: string, base: st
     env: raw.env === undefined ? {} : table(raw.env, `${at}.env`),
     files,
     dirs,
+    warmRequests: raw.warm_requests === undefined ? [WARM_REQUEST] : strings(raw.warm_requests, `${at}.warm_requests`),
   };
 }
 

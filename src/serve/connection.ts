@@ -7,6 +7,8 @@
 import { closeFd, recvNow, shutdownFd, waitFor, writeAll } from "../../ffi/net.ts";
 import type { Connection } from "../linux/net.ts";
 
+const RECEIVE_BUFFER = new Uint8Array(64 * 1024);
+
 export interface ConnectionStats {
   requests: number;
   bytesIn: number;
@@ -17,7 +19,8 @@ export class SocketConnection implements Connection {
   readonly peer: { address: string; port: number };
   readonly #fd: number;
   readonly #maxRequests: number;
-  readonly #buf = new Uint8Array(64 * 1024);
+  /** the thread's receive buffer (one connection at a time per thread; what is received is copied out) */
+  readonly #buf = RECEIVE_BUFFER;
   /** the program closed it (its last fd) */
   #closed = false;
   /** the socket is closed */
@@ -120,5 +123,47 @@ export class SocketConnection implements Connection {
       // the peer does not read: closing is all that is left
     }
     this.release();
+  }
+}
+
+/**
+ * A connection of wasp's own, in memory: the request it sends, then its end; what the program
+ * answers is kept (`answer`). A served program's warm-up connections are these (their sites trained
+ * into the snapshot, src/serve/program-worker.ts).
+ */
+export class MemoryConnection implements Connection {
+  readonly peer = { address: "127.0.0.1", port: 0 };
+  #request: Uint8Array | undefined;
+  readonly #answer: Uint8Array[] = [];
+
+  constructor(request: Uint8Array) {
+    this.#request = request;
+  }
+
+  get answer(): Uint8Array {
+    return Buffer.concat(this.#answer);
+  }
+
+  receive(max: number, _ms: number, peek: boolean): Uint8Array | "end" | "wait" {
+    const r = this.#request;
+    if (r === undefined || r.length === 0) return "end";
+    const got = r.subarray(0, max);
+    if (!peek) this.#request = r.subarray(got.length);
+    return got.slice();
+  }
+
+  readable(): boolean {
+    return true;
+  }
+
+  send(bytes: Uint8Array): boolean {
+    this.#answer.push(bytes.slice());
+    return true;
+  }
+
+  shutdown(): void {}
+
+  close(): void {
+    this.#request = undefined;
   }
 }

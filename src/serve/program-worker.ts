@@ -9,7 +9,7 @@ import { acceptWaiting } from "../../ffi/net.ts";
 import { PolicyViolationError, TimeoutError, WaspError } from "../errors.ts";
 import { LinuxProgram } from "../virtine/linux.ts";
 import type { ProgramConfig } from "./config.ts";
-import { SocketConnection } from "./connection.ts";
+import { MemoryConnection, SocketConnection } from "./connection.ts";
 
 declare const self: Worker;
 
@@ -86,7 +86,18 @@ self.onmessage = (e: MessageEvent<ProgramWorkerInit>) => {
       program.close();
       return;
     }
-    self.postMessage({ type: "ready", listening: start.listening, output: outputOf(start.stdout, start.stderr) });
+    // wasp's own warm-up connections: the system-call sites the program reaches serving one are
+    // trained into the snapshot (a client's never are), so that no connection pays their first use
+    let warmed = 0;
+    for (const request of p.warmRequests) {
+      try {
+        program.run({ connection: new MemoryConnection(ENCODER.encode(request)), keepAliveMs: 0, train: true });
+        warmed++;
+      } catch {
+        // a warm-up the program fails trains nothing; its clients' connections are served as they come
+      }
+    }
+    self.postMessage({ type: "ready", listening: start.listening, warmed, output: outputOf(start.stdout, start.stderr) });
   } catch (err) {
     self.postMessage({ type: "error", code: errorCode(err), message: err instanceof Error ? err.message : String(err) });
     return;

@@ -15,7 +15,7 @@ import { threadEntry } from "../api/workers.ts";
 import type { ServeConfig } from "./config.ts";
 import type { ConnectionReport, ProgramWorkerInit } from "./program-worker.ts";
 
-type WorkerMessage = ConnectionReport | { type: "ready"; listening: string; output?: Uint8Array } | { type: "error"; code: string; message: string } | { type: "stopped" };
+type WorkerMessage = ConnectionReport | { type: "ready"; listening: string; warmed: number; output?: Uint8Array } | { type: "error"; code: string; message: string } | { type: "stopped" };
 
 
 /** An error a worker reported while it loaded the program, with its code. */
@@ -102,7 +102,7 @@ export class ProgramServer {
             else if (m.type === "ready") {
               // the program's own start-up lines, once (every worker's start is the same)
               if (firstOutput && m.output) process.stderr.write(m.output);
-              if (firstOutput) log(JSON.stringify({ level: "info", msg: "snapshot", program: p.name, at: m.listening }));
+              if (firstOutput) log(JSON.stringify({ level: "info", msg: "snapshot", program: p.name, at: m.listening, warmed: m.warmed }));
               firstOutput = false;
               if (++ready === size) resolve();
             } else if (m.type === "error") reject(new ProgramStartError(m.code, m.message));

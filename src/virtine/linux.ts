@@ -139,6 +139,12 @@ export interface LinuxRunRequest {
   connection?: Connection;
   /** a served program's connection: how long it may wait for its next request when it has answered one (ms; default 5000) */
   keepAliveMs?: number;
+  /**
+   * the sites this call rewrites go into the snapshot later calls start from, as the first call's
+   * do: for a call whose input is wasp's own (a served program's warm-up connection), never a
+   * client's — a later call must not learn from its code which system calls another client's made
+   */
+  train?: boolean;
 }
 
 /**
@@ -300,6 +306,8 @@ export class LinuxProgram {
   #hwcap: bigint | undefined;
   /** a debugger is attached to the call running now */
   #debugging = false;
+  /** the call running now trains the snapshot with the sites it rewrites, as the first call did (a served program's warm-up connection) */
+  #trainsThis = false;
   #closed = false;
 
   constructor(elf: ElfExecutable, opts: LinuxOptions = {}) {
@@ -319,7 +327,7 @@ export class LinuxProgram {
     } else if (opts.interpreter) throw new BadArgsError(`${elf.name} is statically linked: it has no interpreter to give`);
     this.interp = interp;
     this.#granted = [...this.#files].map(([path, data]) => ({ path, data }));
-    this.image = linuxImage(elf, this.#files, interp, this.#dirs.grants.length > 0);
+    this.image = linuxImage(elf, this.#files, interp, this.#dirs.grants.length > 0, opts.serve !== undefined);
     const memory = linuxMemory(opts.memory, interp !== undefined);
     this.layout = linuxLayoutOf(this.image, memory, opts.stackSize);
     this.layerOn = opts.layer ?? true;
@@ -555,6 +563,8 @@ export class LinuxProgram {
     this.#callArgs = { args: args as readonly string[], env };
     this.#callRewrites = [];
     this.#callBases = {};
+    this.#trainsThis = opts.train === true;
+    let served: LazyProcess | undefined;
     try {
       shell.loadRegisters([]);
       const block = new ProcessBlock(shell.mem, this.layout, this.#granted.length + MAX_OPENED, (at, len) => shell.markHostWrite(at, len), () => shell.vcpu.reg("rip"));
@@ -599,6 +609,7 @@ export class LinuxProgram {
       // a debugger, a recorder or a replayer sees every system call: the layer hands them all over
       const forward = !this.layerOn || opts.debug !== undefined || (opts.hook !== undefined && !opts.hook.logs) || this.#opts.trace !== undefined;
       const logs = !forward && opts.hook?.logs === true;
+      if (opts.connection) served = proc;
       this.#startCall(shell, data, forward, logs);
       if (opts.debug) this.#unrewrite(shell);
       if (stack) {
@@ -610,6 +621,14 @@ export class LinuxProgram {
       this.#end(opts.debug === undefined);
       return result;
     } catch (e) {
+      // what a served program sent before it failed reaches its connection (then the server knows whether it answered)
+      if (served) {
+        try {
+          served.get().net?.flush();
+        } catch {
+          // its state is corrupt: nothing more is sent
+        }
+      }
       opts.debug?.ended({ error: e });
       this.#stdout.take();
       this.#stderr.take();
@@ -713,7 +732,8 @@ export class LinuxProgram {
 
   /** Ends a call: its shell back to the pool or discarded; a capture becomes the snapshot. */
   #end(ok: boolean): void {
-    const trains = ok && !this.#debugging && !this.#trained;
+    const trains = ok && !this.#debugging && (!this.#trained || this.#trainsThis);
+    this.#trainsThis = false;
     this.#debugging = false;
     this.#callArgs = undefined;
     if (trains) this.#train();
@@ -827,6 +847,8 @@ export class LinuxProgram {
     // what the layer left in the stdout and stderr windows comes after what the host took before
     const end = (status: number): LinuxRunResult => {
       flushWindows(block, stdout, stderr);
+      // a served program's last sends, which the layer kept in the connection window
+      if (pending) proc.get().net?.flush();
       return done(status);
     };
     // a recorded call: what the layer answered is recorded before what the host sees next
