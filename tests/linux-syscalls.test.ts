@@ -16,6 +16,9 @@ import { planIo, type LinuxLayout } from "../src/linux/address-space.ts";
 import { processPieces } from "../src/linux/layer.ts";
 import { SYSCALL_TABLE } from "../src/linux/syscalls.ts";
 import { readFileSync } from "node:fs";
+import { NetState, type NetOptions } from "../src/linux/net.ts";
+import { MemoryConnection } from "../src/serve/connection.ts";
+import { GuestFaultError, PolicyViolationError } from "../src/errors.ts";
 import { join } from "node:path";
 
 const RAM = 32 * 1024 * 1024;
@@ -32,7 +35,7 @@ function layoutOf(files: Map<string, Uint8Array>): LinuxLayout {
   return { memory: RAM, bias: 0, low: 0x400000, high: BRK, regions, io, guard: [RAM - 0x20000, RAM - 0x10000], stack: [RAM - 0x10000, RAM], dirs: false, net: false };
 }
 
-function setup(opts: { input?: string; files?: Record<string, string>; time?: boolean; random?: boolean; memory?: GuestMemory } = {}) {
+function setup(opts: { input?: string; files?: Record<string, string>; time?: boolean; random?: boolean; memory?: GuestMemory; net?: NetOptions } = {}) {
   const enc = new TextEncoder();
   const files = new Map(Object.entries(opts.files ?? {}).map(([k, v]) => [k, enc.encode(v)]));
   const layout = layoutOf(files);
@@ -62,6 +65,7 @@ function setup(opts: { input?: string; files?: Record<string, string>; time?: bo
     stackSize: 1 << 20,
     clock: () => 1_700_000_000_123_456_789n,
     fillRandom: (b) => b.fill(7),
+    net: opts.net,
   });
   const call = (nr: number, ...args: (bigint | number)[]): Outcome => proc.syscall(nr, [...args.map(BigInt), ...new Array(6 - args.length).fill(0n)]);
   const value = (nr: number, ...args: (bigint | number)[]) => {
@@ -289,6 +293,99 @@ test("thousands of random system calls with random arguments: each returns, exit
   );
   const hostPage = (p: number) => (p >= Layout.PML4 && p < Layout.INFO) || (p >= Layout.TSS && p < Layout.HOST_END);
   expect(written.filter(hostPage)).toEqual([]);
+});
+
+describe("a served program's sockets (src/linux/net.ts)", () => {
+  const NRS = { socket: 41, bind: 49, listen: 50, accept4: 288, getsockname: 51, getpeername: 52, recvfrom: 45, sendto: 44, recvmsg: 47, sendmsg: 46, shutdown: 48, epoll_create1: 291, epoll_ctl: 233, epoll_wait: 232, dup2: 33, fork: 57, clone: 56, connect: 42, getsockopt: 55, setsockopt: 54, fcntl: 72, ioctl: 16, poll: 7, close: 3 };
+  const listen = { address: "127.0.0.1", port: 8080 };
+  /** socket, bind, listen: the listener's fd */
+  function listener(t: ReturnType<typeof setup>, nonblock = false): bigint {
+    const fd = t.value(NRS.socket, 2, 1 | (nonblock ? 0o4000 : 0), 0);
+    const sa = new DataView(t.mem.bytes.buffer, BUF + 0x800, 16);
+    sa.setUint16(0, 2, true);
+    sa.setUint16(2, 9999, false);
+    expect(t.value(NRS.bind, fd, BUF + 0x800, 16)).toBe(0n);
+    expect(t.value(NRS.listen, fd, 16)).toBe(0n);
+    return fd;
+  }
+
+  test("before the snapshot: the wait on the listener is the snapshot point; a fork, a thread, a second listener are refused; connect fails", () => {
+    const state = new NetState();
+    const t = setup({ net: { state, listen } });
+    const fd = listener(t);
+    expect(fd).toBe(3n);
+    expect(t.call(NRS.accept4, fd, 0, 0, 0)).toEqual({ kind: "listen", call: "accept4" });
+    // getsockname says wasp's address, whatever the program bound
+    new DataView(t.mem.bytes.buffer).setUint32(BUF + 0x900, 16, true);
+    expect(t.value(NRS.getsockname, fd, BUF + 0x910, BUF + 0x900)).toBe(0n);
+    expect([...t.mem.bytes.subarray(BUF + 0x910, BUF + 0x918)]).toEqual([2, 0, 0x1f, 0x90, 127, 0, 0, 1]);
+    expect(t.value(NRS.connect, fd, BUF + 0x800, 16)).toBe(E(101)); // ENETUNREACH
+    expect(() => t.call(NRS.fork)).toThrow(PolicyViolationError);
+    expect(() => t.call(NRS.clone, 0x10f00, 0)).toThrow(/made a thread before it waited for a connection \(clone\)/);
+    const second = t.value(NRS.socket, 2, 1, 0);
+    expect(() => t.call(NRS.listen, second, 1)).toThrow(/listens on a second socket/);
+  });
+
+  test("after it: accept hands over the connection once; reads, writes, peeks; dup2 and close count its fds; epoll and poll see it", () => {
+    const state = new NetState();
+    const start = setup({ net: { state, listen } });
+    const fd = listener(start, true);
+    expect(start.value(NRS.accept4, fd, 0, 0, 0)).toBe(E(ERRNO.EAGAIN)); // non-blocking: no connection before the snapshot
+    const conn = new MemoryConnection(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"));
+    const t = setup({ memory: start.mem, net: { state: state.clone(), listen, connection: conn } });
+    const ep = t.value(NRS.epoll_create1, 0);
+    const ev = new DataView(t.mem.bytes.buffer, BUF + 0xa00, 12);
+    ev.setUint32(0, 1, true);
+    ev.setBigUint64(4, 0xabcn, true);
+    expect(t.value(NRS.epoll_ctl, ep, 1, fd, BUF + 0xa00)).toBe(0n);
+    expect(t.value(NRS.epoll_wait, ep, BUF + 0xb00, 8, -1)).toBe(1n); // the listener is readable: a connection waits
+    expect(new DataView(t.mem.bytes.buffer).getBigUint64(BUF + 0xb04, true)).toBe(0xabcn);
+    new DataView(t.mem.bytes.buffer).setUint32(BUF + 0x900, 16, true);
+    const c = t.value(NRS.accept4, fd, BUF + 0x910, BUF + 0x900, 0o4000);
+    expect(t.value(NRS.accept4, fd, 0, 0, 0)).toBe(E(ERRNO.EAGAIN)); // taken: a non-blocking listener has no other
+    expect(t.value(NRS.recvfrom, c, BUF, 4, 2 /* MSG_PEEK */, 0, 0)).toBe(4n);
+    expect(t.value(NRS.recvfrom, c, BUF, 100, 0, 0, 0)).toBe(18n);
+    expect(new TextDecoder().decode(t.mem.bytes.subarray(BUF, BUF + 3))).toBe("GET");
+    expect(t.value(NRS.recvfrom, c, BUF, 100, 0, 0, 0)).toBe(0n); // the end
+    t.mem.bytes.set(new TextEncoder().encode("HTTP/1.1 200 OK\r\n\r\n"), BUF);
+    expect(t.value(NRS.sendto, c, BUF, 19, 0, 0, 0)).toBe(19n);
+    expect(new TextDecoder().decode(conn.answer)).toBe("HTTP/1.1 200 OK\r\n\r\n");
+    // the connection on fd 0 as well; closing one fd keeps it
+    expect(t.value(NRS.dup2, c, 0)).toBe(0n);
+    expect(t.value(NRS.close, c)).toBe(0n);
+    expect(t.value(NRS.sendto, 0, BUF, 4, 0, 0, 0)).toBe(4n);
+    expect(t.value(NRS.getsockopt, 0, 1, 3, BUF + 0xc00, BUF + 0x900)).toBe(0n); // SO_TYPE
+    expect(t.value(NRS.fcntl, 0, 3, 0)).toBe(BigInt(2 | 0o4000)); // O_RDWR | O_NONBLOCK
+    expect(t.value(NRS.close, 0)).toBe(0n);
+    // nothing that could become ready: the call's end
+    expect(t.call(NRS.epoll_wait, ep, BUF + 0xb00, 8, -1)).toEqual({ kind: "idle" });
+    expect(t.call(NRS.accept4, fd, 0, 0, 0)).toEqual({ kind: "idle" }); // its connection closed: even a non-blocking accept ends the call
+  });
+
+  test("thousands of random socket calls of a served program: each returns or ends the call; nothing throws but a refusal or a corrupt state; no host page is written", () => {
+    const state = new NetState();
+    const start = setup({ net: { state, listen } });
+    listener(start);
+    const conn = new MemoryConnection(new TextEncoder().encode("x".repeat(5000)));
+    const t = setup({ memory: start.mem, net: { state: state.clone(), listen, connection: conn, hooks: { idle: () => 0, busy: () => {}, check: () => {} } } });
+    const interesting = [0n, 1n, 2n, 3n, 4n, 5n, 6n, 0x800n, 0x4000n, BigInt(BUF), BigInt(BUF + 0x1000), BigInt(MMAP), 0x7000n, 2n ** 63n, 2n ** 64n - 1n, 2n ** 32n - 100n];
+    const arg = fc.oneof(fc.constantFrom(...interesting), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 64n }));
+    const nr = fc.constantFrom(...Object.values(NRS), 0, 1, 19, 20, 40, 213, 281, 435);
+    fc.assert(
+      fc.property(nr, fc.array(arg, { minLength: 6, maxLength: 6 }), (n, args) => {
+        try {
+          const o = t.proc.syscall(n, args);
+          if (o.kind === "return") return o.value >= -4095n;
+          return o.kind === "idle" || o.kind === "listen" || o.kind === "exit";
+        } catch (e) {
+          return e instanceof PolicyViolationError || (e instanceof GuestFaultError && e.code === "WASP_GUEST_FAULT");
+        }
+      }),
+      { numRuns: runs(5000) },
+    );
+    const hostPage = (p: number) => (p >= Layout.PML4 && p < Layout.INFO) || (p >= Layout.TSS && p < Layout.HOST_END);
+    expect(t.written.filter(hostPage)).toEqual([]);
+  });
 });
 
 describe("--trace lines", () => {

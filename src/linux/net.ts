@@ -608,8 +608,12 @@ export class Net {
 
   /** fork(2), vfork(2), clone(2), clone3(2): refused before the snapshot; after it a fork goes on as the child, a thread is refused. */
   fork(name: string, flags: bigint): NetOutcome {
-    if (!this.#o.connection) this.#refuse(`forked before it waited for a connection (${name})`, "wasp serves one process, snapshotted at its listener");
-    if ((flags & (CLONE_VM | CLONE_THREAD)) !== 0n && name !== "vfork") this.#refuse(`made a thread (${name})`, "a served program's connections run in one thread");
+    // CLONE_VM without CLONE_THREAD (posix_spawn's vfork-like clone) shares memory as a thread does
+    const thread = (flags & (CLONE_VM | CLONE_THREAD)) !== 0n && name !== "vfork";
+    if (!this.#o.connection) {
+      this.#refuse(`${thread ? "made a thread" : "forked"} before it waited for a connection (${name})`, "wasp serves one process, snapshotted at its listener");
+    }
+    if (thread) this.#refuse(`made a thread (${name})`, "a served program's connections run in one thread");
     this.forked = true;
     return ret(0);
   }
