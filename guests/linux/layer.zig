@@ -279,7 +279,8 @@ fn answer(f: *Frame) Forward!u64 {
     switch (f.nr) {
         // what the program sends on its connection waits in the connection window for the host's next exit
         NR.write, NR.writev => if (isSocket(fdOf(a[0])) and !isConnection(fdOf(a[0]))) return error.Forward,
-        NR.read, NR.pread64, NR.readv, NR.close, NR.fstat, NR.lseek, NR.ioctl, NR.fcntl => if (isSocket(fdOf(a[0]))) return error.Forward,
+        NR.close => if (isSocket(fdOf(a[0])) and !isConnection(fdOf(a[0]))) return error.Forward,
+        NR.read, NR.pread64, NR.readv, NR.fstat, NR.lseek, NR.ioctl, NR.fcntl => if (isSocket(fdOf(a[0]))) return error.Forward,
         NR.poll => if (pollsSocket(a[0], a[1])) return error.Forward,
         else => {},
     }
@@ -582,6 +583,8 @@ fn vector(fd: i64, iov: u64, count: u64, out: bool) Forward!u64 {
 
 fn close(fd: i64) u64 {
     if (fdEntry(fd) == null) return err(E.BADF);
+    // a served program's connection: the host sees it gone at its next exit
+    if (isConnection(fd)) call(abi.LinuxCall.NET_CLOSED).* = 1;
     setFd(fd, null);
     return 0;
 }

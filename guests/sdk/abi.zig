@@ -182,7 +182,8 @@ pub const LinuxCall = struct {
     pub const NET_LEN = 120;
     pub const RANDOM = 128;
     pub const RANDOM_CAP = 256;
-    pub const SIZE = 384;
+    pub const NET_CLOSED = 384;
+    pub const SIZE = 392;
 };
 
 pub const LinuxCallFlag = struct {

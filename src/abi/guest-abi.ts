@@ -149,7 +149,9 @@ export const LinuxCall = {
   NET_LEN: 120,
   RANDOM: 128,
   RANDOM_CAP: 256,
-  SIZE: 384,
+  /** nonzero: the layer closed a served program's last fd of its connection (the host ends the connection at its next exit) */
+  NET_CLOSED: 384,
+  SIZE: 392,
 } as const;
 
 /** LinuxCall.FLAGS bits. */

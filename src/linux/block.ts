@@ -263,6 +263,15 @@ export class ProcessBlock {
     return this.#mem.bytes.subarray(from, from + Number(n));
   }
 
+  /** Whether the layer closed a served program's fd of its connection since the host last looked (the flag cleared). */
+  takeNetClosed(): boolean {
+    if (!this.#layout.net) return false;
+    const at = this.#call(LinuxCall.NET_CLOSED);
+    if (this.#u64(at) === 0n) return false;
+    this.#set(at, 0n);
+    return true;
+  }
+
   /** System calls the layer answered in this call (the guest's own count: a report, never trusted for more). */
   get answered(): number {
     const v = this.#u64(this.#call(LinuxCall.ANSWERED));

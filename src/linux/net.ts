@@ -381,10 +381,13 @@ export class Net {
   /** Sends what the layer left in the connection window (before every system call the host answers, and at the call's end). */
   flush(): void {
     const bytes = this.#block.drainNet();
-    if (bytes.length === 0) return;
-    this.#answered = true;
-    // a peer that has gone: the program learns it at its next send or read, as from a socket buffer
-    this.#o.connection?.send(bytes.slice());
+    if (bytes.length > 0) {
+      this.#answered = true;
+      // a peer that has gone: the program learns it at its next send or read, as from a socket buffer
+      this.#o.connection?.send(bytes.slice());
+    }
+    // what the layer closed, after what was sent before the close
+    if (this.#block.takeNetClosed()) this.#reconcile();
   }
 
   /** Bytes from the program to the connection (write, sendto, writev's part). */
@@ -405,6 +408,27 @@ export class Net {
     this.#o.connection?.shutdown(how);
     if (how !== 0) this.#answered = true;
     return ret(0);
+  }
+
+  /** After the layer closed fds of the connection: the connection ends with its last fd; epoll sets forget the fds no longer open. */
+  #reconcile(): void {
+    const conn = this.#conn;
+    if (conn !== undefined && !this.#closed) {
+      let open = false;
+      for (let i = 0; i < 64 && !open; i++) {
+        const g = this.#block.fd(i);
+        open = g?.kind === "socket" && g.object === conn;
+      }
+      if (!open) {
+        this.#closed = true;
+        this.#o.connection?.close();
+        this.state.objects[conn] = undefined;
+      }
+    }
+    for (const e of this.state.objects) {
+      if (e?.type !== "epoll") continue;
+      for (const fd of [...e.interest.keys()]) if (this.#block.fd(fd)?.kind !== "socket") e.interest.delete(fd);
+    }
   }
 
   /** close(2) of a socket fd: the object goes with its last fd; the connection's end is the host's to make then. */
