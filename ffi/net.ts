@@ -134,12 +134,17 @@ export function closeFd(fd: number): void {
  * A listening TCP socket for many threads to accept on (each with acceptWaiting): non-blocking,
  * so that a thread that lost the race for a connection goes back to waiting. `backlog` as listen(2).
  */
-export function listenShared(host: string, port: number, backlog: number): { fd: number; port: number } {
+export function listenShared(host: string, port: number, backlog: number, sendTimeoutMs: number): { fd: number; port: number } {
   const fd = retry("socket", () => raw.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   try {
     const one = new Int32Array([1]);
     retry("setsockopt(SO_REUSEADDR)", () => raw.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4));
     retry(`bind(${host}:${port})`, () => raw.bind(fd, sockaddr(host, port), SOCKADDR_IN));
+    // what every accepted socket inherits (Linux copies them from the listener): no Nagle delay,
+    // sends bounded in time (a peer that does not read)
+    retry("setsockopt(TCP_NODELAY)", () => raw.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4));
+    const tv = new BigInt64Array([BigInt(Math.floor(sendTimeoutMs / 1000)), BigInt((sendTimeoutMs % 1000) * 1000)]);
+    retry("setsockopt(SO_SNDTIMEO)", () => raw.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, 16));
     retry("listen", () => raw.listen(fd, backlog));
     const sa = new Uint8Array(SOCKADDR_IN);
     const len = new Uint32Array([SOCKADDR_IN]);
@@ -151,8 +156,8 @@ export function listenShared(host: string, port: number, backlog: number): { fd:
   }
 }
 
-/** Waits at most `ms` for a connection on a non-blocking listener: the connected fd (blocking, TCP_NODELAY, sends bounded by `sendTimeoutMs`) and its peer, or undefined. */
-export function acceptWaiting(listenFd: number, ms: number, sendTimeoutMs: number): { fd: number; address: string; port: number } | undefined {
+/** Waits at most `ms` for a connection on a non-blocking listener of listenShared: the connected fd (blocking; TCP_NODELAY and the send timeout inherited) and its peer, or undefined. */
+export function acceptWaiting(listenFd: number, ms: number): { fd: number; address: string; port: number } | undefined {
   if (!waitFor(listenFd, ms)) return undefined;
   const sa = new Uint8Array(SOCKADDR_IN);
   const len = new Uint32Array([SOCKADDR_IN]);
@@ -163,10 +168,6 @@ export function acceptWaiting(listenFd: number, ms: number, sendTimeoutMs: numbe
     if (e === Errno.EAGAIN || e === Errno.EINTR || e === Errno.ECONNABORTED || e === Errno.EPROTO) return undefined;
     fail("accept4");
   }
-  const one = new Int32Array([1]);
-  raw.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
-  const tv = new BigInt64Array([BigInt(Math.floor(sendTimeoutMs / 1000)), BigInt((sendTimeoutMs % 1000) * 1000)]);
-  raw.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, 16);
   return { fd, address: `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`, port: new DataView(sa.buffer).getUint16(2, false) };
 }
 

@@ -109,7 +109,6 @@ export class SocketConnection implements Connection {
     if (this.#released) return;
     this.#released = true;
     this.#closed = true;
-    shutdownFd(this.#fd, 1);
     for (let i = 0; i < 16 && recvNow(this.#fd, this.#buf, false) instanceof Uint8Array; i++);
     closeFd(this.#fd);
   }

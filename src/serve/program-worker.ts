@@ -106,7 +106,7 @@ self.onmessage = (e: MessageEvent<ProgramWorkerInit>) => {
   const busy = 1 + init.index;
   let served = 0;
   while (Atomics.load(control, 0) === 0) {
-    const a = acceptWaiting(init.listenFd, 100, p.timeoutMs);
+    const a = acceptWaiting(init.listenFd, 100);
     if (!a) continue;
     Atomics.store(control, busy, 1);
     const id = `${init.index.toString(16)}${(served++).toString(16).padStart(7, "0")}${Math.floor(Math.random() * 0xffffffff).toString(16).padStart(8, "0")}`;

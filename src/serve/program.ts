@@ -85,7 +85,7 @@ export class ProgramServer {
     const c = this.#config;
     const p = c.program!;
     const log = this.#o.log;
-    const l = listenShared(p.listen.host, p.listen.port, 1024);
+    const l = listenShared(p.listen.host, p.listen.port, 1024, p.timeoutMs);
     this.#listenFd = l.fd;
     this.listen = { address: p.listen.host, port: l.port };
     const size = Math.max(1, Math.min(256, c.workers ?? navigator.hardwareConcurrency ?? 1));

@@ -125,6 +125,15 @@ export class DeadlineTimer {
     return performance.now() >= this.#expiresAt - 0.05;
   }
 
+  /**
+   * Pauses the call's deadline (a served program waiting between requests): nothing expires until
+   * `start` again, which re-arms the timer only if it would fire too late; a signal of the timer
+   * already set is one the run loop takes as not this call's deadline.
+   */
+  pause(): void {
+    this.#expiresAt = Number.POSITIVE_INFINITY;
+  }
+
   /** Disarms the timer (when the thread stops running virtines) and drops a pending signal. */
   stop(): void {
     this.#expiresAt = Number.POSITIVE_INFINITY;

@@ -595,7 +595,7 @@ export class LinuxProgram {
               connection: opts.connection,
               hooks: {
                 idle: () => {
-                  this.#deadline.stop();
+                  this.#deadline.pause();
                   return opts.keepAliveMs ?? 5000;
                 },
                 busy: () => this.#deadline.start(this.timeoutMs),
