@@ -171,7 +171,7 @@ fn main() {
       const panic = await talk(s.port, ["GET /panic HTTP/1.1\r\n\r\n"]);
       expect(panic[0]).toStartWith("HTTP/1.1 502 Bad Gateway\r\n");
       const crashed = await waitFor(s.lines, (l) => l.outcome === "crash");
-      expect(crashed.detail).toBe("WASP_PROGRAM_EXIT: the program exited with status 101");
+      expect(crashed.detail).toBe("EXIT: the program exited with status 101");
       const after = await talk(s.port, ["GET /a HTTP/1.1\r\n\r\n"]);
       expect(after.map(body)).toEqual(["rust path=/a seen=1 distinct=1\n"]);
       s.proc.kill("SIGTERM");

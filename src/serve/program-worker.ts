@@ -119,7 +119,7 @@ self.onmessage = (e: MessageEvent<ProgramWorkerInit>) => {
       // a server that exits with a failure (a panic after its answer, say) has crashed
       if (!r.served?.idle && r.status !== 0) {
         report.outcome = "crash";
-        report.code = "WASP_PROGRAM_EXIT";
+        report.code = "EXIT"; // not an error of wasp's: the program's own status
         report.detail = `the program exited with status ${r.status}`;
         if (conn.unanswered && conn.speaksHttp) {
           report.status = 502;
