@@ -185,6 +185,67 @@ int main(void) {
   }
 }`;
 
+const THREADED = `
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int total = 0;
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int turn = 0, rounds = 0;
+
+/* two players hand the turn back and forth through a condition variable: each wait blocks its thread */
+static void *player(void *arg) {
+  int me = (int)(long)arg;
+  for (int i = 0; i < 50; i++) {
+    pthread_mutex_lock(&m);
+    while (turn != me) pthread_cond_wait(&cv, &m);
+    turn = 1 - me;
+    rounds++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&m);
+  }
+  return 0;
+}
+
+static void *handle(void *arg) {
+  int c = (int)(long)arg;
+  char buf[2048];
+  ssize_t n = read(c, buf, sizeof buf - 1);
+  if (n <= 0) { close(c); return 0; }
+  pthread_t p[2];
+  for (long i = 0; i < 2; i++) pthread_create(&p[i], 0, player, (void *)i);
+  for (int i = 0; i < 2; i++) pthread_join(p[i], 0);
+  pthread_mutex_lock(&m);
+  int t = ++total;
+  pthread_mutex_unlock(&m);
+  char body[64];
+  int bl = snprintf(body, sizeof body, "rounds=%d total=%d\\n", rounds, t);
+  dprintf(c, "HTTP/1.0 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s", bl, body);
+  close(c);
+  return 0;
+}
+
+int main(void) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(7002);
+  bind(s, (struct sockaddr *)&a, sizeof a);
+  listen(s, 16);
+  for (;;) {
+    int c = accept(s, NULL, NULL);
+    if (c < 0) continue;
+    pthread_t t;
+    pthread_create(&t, 0, handle, (void *)(long)c);
+    pthread_detach(t);
+  }
+}`;
+
 /** Programs a served program may not be: each does its forbidden thing before it waits for a connection. */
 const REFUSED: Record<string, { source: string; says: RegExp }> = {
   forks: {
@@ -208,7 +269,7 @@ const REFUSED: Record<string, { source: string; says: RegExp }> = {
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "wasp-serve-program-"));
   const cacheDir = join(tmp, "cache");
-  const sources: Record<string, string> = { blocking: BLOCKING, epoll: EPOLL, forking: FORKING, ...Object.fromEntries(Object.entries(REFUSED).map(([k, v]) => [k, v.source])) };
+  const sources: Record<string, string> = { blocking: BLOCKING, epoll: EPOLL, forking: FORKING, threaded: THREADED, ...Object.fromEntries(Object.entries(REFUSED).map(([k, v]) => [k, v.source])) };
   for (const [name, source] of Object.entries(sources)) {
     // under its own name: the program's name in the logs and metrics
     built[name] = join(tmp, name);
@@ -385,6 +446,22 @@ describe("wasp serve --program", () => {
         expect(body(r.answers[0])).toBe("child handled=1 first=GET\n");
         expect(r.closed).toBe(true);
       }
+      expect(await stop(s)).toBe(0);
+    } finally {
+      s.proc.kill("SIGKILL");
+    }
+  }, slow(60_000));
+
+  test("a server that starts a thread per connection: its threads run in the connection's vCPU, one at a time, through mutexes, condition variables and joins", async () => {
+    const s = await serve([built.threaded]);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await talk(s.port, [get(`/${i}`)]);
+        // every connection from the snapshot: the counter starts again; 100 turns handed back and forth
+        expect(body(r.answers[0])).toBe("rounds=100 total=1\n");
+      }
+      const parallel = await Promise.all(Array.from({ length: 6 }, () => talk(s.port, [get("/")])));
+      for (const r of parallel) expect(body(r.answers[0])).toBe("rounds=100 total=1\n");
       expect(await stop(s)).toBe(0);
     } finally {
       s.proc.kill("SIGKILL");

@@ -218,7 +218,7 @@ fn dispatch(f: *Frame) callconv(.C) u64 {
     const logged = call(abi.LinuxCall.LOG_LEN).*;
     if (logging and logged >= cfg(abi.LinuxConfig.LOG_CAP)) return forward(f);
     // the end, at the exit port (a recorded call's goes to the host, which records it)
-    if (!logging and (f.nr == NR.exit or f.nr == NR.exit_group)) exit(f.rdi);
+    if (!logging and (f.nr == NR.exit_group or (f.nr == NR.exit and !threadsOn()))) exit(f.rdi);
     const r = answer(f) catch return forward(f);
     call(abi.LinuxCall.ANSWERED).* +%= 1;
     if (logging) log(f, logged, r);
@@ -308,7 +308,9 @@ fn answer(f: *Frame) Forward!u64 {
         NR.munmap => munmap(a[0], a[1]),
         NR.mremap => mremap(a[0], a[1], a[2], a[3]),
         NR.madvise => if (a[2] == 4) dontNeed(a[0], a[1]) else 0,
-        NR.getpid, NR.gettid, NR.set_tid_address => 1,
+        NR.getpid, NR.set_tid_address => 1,
+        // a served program's threads are the host's to tell apart and to wake
+        NR.gettid => if (threadsOn()) error.Forward else 1,
         NR.getppid => 0,
         NR.getuid, NR.geteuid, NR.getgid, NR.getegid => 1000,
         NR.uname => uname(a[0]),
@@ -317,7 +319,7 @@ fn answer(f: *Frame) Forward!u64 {
         NR.getrlimit => rlimit(a[0], 0, a[1]),
         NR.prlimit64 => if (a[0] != 0 and a[0] != 1) err(E.PERM) else rlimit(a[1], a[2], a[3]),
         NR.sched_getaffinity => affinity(a[1], a[2]),
-        NR.futex => if (a[1] & 0x7f == 0) err(E.AGAIN) else 0,
+        NR.futex => if (threadsOn()) error.Forward else if (a[1] & 0x7f == 0) err(E.AGAIN) else 0,
         NR.clock_gettime => clockGettime(a[1]),
         NR.clock_getres => clockGetres(a[1]),
         NR.gettimeofday => gettimeofday(a[0]),
@@ -855,6 +857,11 @@ fn newfstatat(dirfd: u64, path: u64, buf: u64, flags: u64) Forward!u64 {
         if (first[0] == 0) return if (isSocket(fdOf(dirfd))) error.Forward else fstat(fdOf(dirfd), buf);
     }
     return statPath(dirfd, path, buf);
+}
+
+/// Whether a served program has threads (the block's THREADS).
+fn threadsOn() bool {
+    return block(abi.LinuxBlock.THREADS).* != 0;
 }
 
 /// Whether chdir has left "/" (the block's CWD_LEN).

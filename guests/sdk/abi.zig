@@ -157,6 +157,7 @@ pub const LinuxBlock = struct {
     pub const FDS = 64;
     pub const FD_SIZE = 16;
     pub const MAX_FDS = 64;
+    pub const THREADS = 2032;
     pub const CWD_LEN = 2040;
     pub const CWD = 2048;
     pub const CWD_CAP = 2048;

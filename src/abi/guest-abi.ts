@@ -97,6 +97,8 @@ export const LinuxBlock = {
   FDS: 64,
   FD_SIZE: 16,
   MAX_FDS: 64,
+  /** u64: nonzero once a served program has more than one thread (the layer hands futex, gettid and exit to the host) */
+  THREADS: 2032,
   /** u64: the length of the working directory (0: "/", as a program starts); chdir sets it, relative paths are the host's then */
   CWD_LEN: 2040,
   /** the working directory's bytes: an absolute, normalized path without a trailing slash, at most CWD_CAP bytes */

@@ -133,6 +133,11 @@ export class ProcessBlock {
     return this.#u64(this.#block(LinuxBlock.SAVED_RIP));
   }
 
+  /** A served program has threads: the layer hands futex, gettid and exit to the host. */
+  set threads(on: boolean) {
+    this.#set(this.#block(LinuxBlock.THREADS), on ? 1n : 0n);
+  }
+
   /** The working directory: "/" until chdir leaves it (an absolute, normalized path). */
   get cwd(): string {
     const len = this.#u64(this.#block(LinuxBlock.CWD_LEN));

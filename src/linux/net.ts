@@ -15,6 +15,7 @@
 import { PolicyViolationError } from "../errors.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
 import type { FdEntry, ProcessBlock } from "./block.ts";
+import { Threads, type GreenThread } from "./threads.ts";
 
 /** The connection a resumed call serves: the host's side of it, blocking with a bound. */
 export interface Connection {
@@ -81,7 +82,14 @@ export class NetState {
 }
 
 /** What the run loop does with a system call of the net: return a value, capture the snapshot here, or end the call (the program waits for another connection). */
-export type NetOutcome = { kind: "return"; value: bigint } | { kind: "listen"; call: string } | { kind: "idle" };
+export type NetOutcome =
+  | { kind: "return"; value: bigint }
+  | { kind: "listen"; call: string }
+  | { kind: "idle" }
+  /** the current thread blocks (its system call's result `result` when it runs again) or has exited; `to` runs */
+  | { kind: "switch"; result: bigint; to: GreenThread; exited?: boolean }
+  /** a new thread: its registers are the caller's but RAX 0, RSP `stack`, FS base `tls` (else the caller's); the caller gets its tid */
+  | { kind: "clone"; thread: GreenThread; stack: bigint; tls: bigint | undefined };
 
 const E = { EPERM: 1, ENOENT: 2, EBADF: 9, EAGAIN: 11, EFAULT: 14, EINVAL: 22, EMFILE: 24, ENOTTY: 25, EPIPE: 32, ENOTSOCK: 88, EOPNOTSUPP: 95, EAFNOSUPPORT: 97, EADDRINUSE: 98, ENETUNREACH: 101, EISCONN: 106, ENOTCONN: 107 } as const;
 const ret = (v: bigint | number): NetOutcome => ({ kind: "return", value: BigInt(v) });
@@ -108,6 +116,11 @@ const POLLOUT = 4;
 const POLLNVAL = 0x20;
 const CLONE_VM = 0x100n;
 const CLONE_THREAD = 0x10000n;
+const CLONE_SETTLS = 0x80000n;
+const CLONE_PARENT_SETTID = 0x100000n;
+const CLONE_CHILD_CLEARTID = 0x200000n;
+const CLONE_CHILD_SETTID = 0x1000000n;
+const ETIMEDOUT = 110;
 /** Most bytes one receive or send moves. */
 const MAX_IO = 1 << 20;
 
@@ -155,6 +168,8 @@ export class Net {
   #answered = false;
   /** a fork's child goes on: the call is the child's from here */
   forked = false;
+  /** the threads the connection made (the main thread alone until one does) */
+  readonly threads = new Threads();
 
   constructor(guest: GuestAccess, block: ProcessBlock, opts: NetOptions) {
     this.#guest = guest;
@@ -628,6 +643,76 @@ export class Net {
       return ret(0);
     }
     return err(E.ENOTTY);
+  }
+
+  /**
+   * A thread after the snapshot (clone or clone3 with CLONE_VM and CLONE_THREAD): made, run when
+   * the current thread blocks. `stack` is its RSP, `tls` its FS base (CLONE_SETTLS), the tid
+   * written where CLONE_PARENT_SETTID and CLONE_CHILD_SETTID say.
+   */
+  thread(name: string, flags: bigint, stack: bigint, parentTid: bigint, childTid: bigint, tls: bigint): NetOutcome {
+    if (!this.#o.connection) this.#refuse(`made a thread before it waited for a connection (${name})`, "wasp serves one process, snapshotted at its listener");
+    if ((flags & CLONE_THREAD) === 0n || (flags & CLONE_VM) === 0n) this.#refuse(`shares its memory with a new process (${name})`, "a served program's connection runs one process");
+    if (stack === 0n) return err(E.EINVAL);
+    const t = this.threads.spawn((flags & CLONE_CHILD_CLEARTID) !== 0n ? childTid : 0n);
+    if (!t) return err(E.EAGAIN);
+    const tid = new Uint8Array(4);
+    new DataView(tid.buffer).setUint32(0, t.tid, true);
+    if ((flags & CLONE_PARENT_SETTID) !== 0n) this.#guest.write(parentTid, tid, "clone's parent tid");
+    if ((flags & CLONE_CHILD_SETTID) !== 0n) this.#guest.write(childTid, tid, "clone's child tid");
+    this.#block.threads = true;
+    return { kind: "clone", thread: t, stack, tls: (flags & CLONE_SETTLS) !== 0n ? tls : undefined };
+  }
+
+  /** futex(2) among a served program's threads: WAIT, WAKE and their BITSET forms; a wait switches to a thread that can run. */
+  futex(addr: bigint, op: number, val: bigint, timeout: bigint, addr2: bigint, val3: bigint): NetOutcome {
+    const cmd = op & 0x7f;
+    const bitset = cmd === 9 || cmd === 10 ? Number(val3 & 0xffffffffn) : 0xffffffff;
+    const count = (v: bigint) => Number(v & 0x7fffffffn);
+    if (cmd === 1 || cmd === 10) return ret(this.threads.wake(addr, count(val), bitset));
+    if (cmd === 3 || cmd === 4) {
+      // FUTEX_REQUEUE, FUTEX_CMP_REQUEUE (musl's condition variables): the count to move is the timeout argument's value
+      if (cmd === 4 && BigInt(new DataView(this.#guest.read(addr, 4, "the futex word").buffer).getUint32(0, true)) !== (val3 & 0xffffffffn)) return err(E.EAGAIN);
+      return ret(this.threads.requeue(addr, count(val), addr2, count(timeout)));
+    }
+    if (cmd !== 0 && cmd !== 9) return err(38 /* ENOSYS: the priority-inheritance operations and the rest */);
+    if (bitset === 0) return err(E.EINVAL);
+    const word = new DataView(this.#guest.read(addr, 4, "the futex word").buffer).getUint32(0, true);
+    if (BigInt(word) !== (val & 0xffffffffn)) return err(E.EAGAIN);
+    const me = this.threads.current;
+    me.wait = { futex: addr, bitset };
+    const next = this.threads.runnable();
+    if (next) return { kind: "switch", result: 0n, to: next };
+    me.wait = undefined;
+    // nothing else can run: a wait with a timeout times out (no time passes for a waiting thread), one without never ends
+    if (timeout !== 0n) return err(ETIMEDOUT);
+    this.#refuse("has every thread waiting on a futex (a deadlock)", "no thread of the connection can run");
+  }
+
+  /** exit(2) of one thread of several: its CLONE_CHILD_CLEARTID word cleared and woken, the next thread runs (or the call ends). */
+  threadExit(): NetOutcome {
+    const me = this.threads.current;
+    if (me.clearTid !== 0n) {
+      this.#guest.write(me.clearTid, new Uint8Array(4), "the thread's tid word");
+      this.threads.wake(me.clearTid, 1);
+    }
+    this.threads.remove(me);
+    return this.#switchOrEnd(0n, true);
+  }
+
+  /** The current thread waits for another connection: another thread runs, or the call ends. */
+  idle(): NetOutcome {
+    if (!this.threads.many) return { kind: "idle" };
+    this.threads.current.wait = { connection: true };
+    return this.#switchOrEnd(0n, false);
+  }
+
+  #switchOrEnd(result: bigint, exited: boolean): NetOutcome {
+    const next = this.threads.runnable();
+    if (next) return { kind: "switch", result, to: next, exited };
+    const waiting = this.threads.all.filter((t) => t !== this.threads.current || exited);
+    if (waiting.every((t) => t.wait !== undefined && "connection" in t.wait)) return { kind: "idle" };
+    this.#refuse("has every thread waiting on a futex (a deadlock)", "no thread of the connection can run");
   }
 
   /** fork(2), vfork(2), clone(2), clone3(2): refused before the snapshot; after it a fork goes on as the child, a thread is refused. */

@@ -16,6 +16,7 @@ import type { FdEntry, ProcessBlock } from "./block.ts";
 import { ProcessMemory, type MemoryRegions } from "./memory.ts";
 import { NR, syscallSpec, type SyscallName } from "./syscalls.ts";
 import { Net, type NetOptions, type NetOutcome } from "./net.ts";
+import type { GreenThread } from "./threads.ts";
 import { dirIno as servedDirIno, GrantedDirs, normalizeGuest as normalize, type DirStat, type OpenedEntry } from "./dirs.ts";
 
 /** Linux errno values (asm-generic/errno-base.h, errno.h). */
@@ -43,7 +44,11 @@ export type Outcome =
   /** a served program waits for its first connection (accept, epoll_wait, poll on its listener): its snapshot point */
   | { kind: "listen"; call: string }
   /** a served program waits for another connection: its call ends */
-  | { kind: "idle" };
+  | { kind: "idle" }
+  /** a served program's thread blocks or exits: another runs (src/linux/threads.ts) */
+  | { kind: "switch"; result: bigint; to: GreenThread; exited?: boolean }
+  /** a served program makes a thread */
+  | { kind: "clone"; thread: GreenThread; stack: bigint; tls: bigint | undefined };
 
 /** Where a stream's bytes go: the call's output or the console, each with its cap. */
 export interface ByteSink {
@@ -162,7 +167,8 @@ export class LinuxProcess {
 
   /** The host's answer to each call of the table (src/linux/syscalls.ts): one handler a name, none missing. */
   static readonly #handlers: { readonly [N in SyscallName]: (p: LinuxProcess, a: readonly bigint[], nr: number) => Outcome } = {
-    exit: (_p, a) => ({ kind: "exit", status: Number(a[0] & 0xffn) }),
+    // one thread of a served program's several: the others go on
+    exit: (p, a) => (p.net?.threads.many ? p.net.threadExit() : { kind: "exit", status: Number(a[0] & 0xffn) }),
     exit_group: (_p, a) => ({ kind: "exit", status: Number(a[0] & 0xffn) }),
     read: (p, a) => ret(p.#read(fdOf(a[0]), a[1], a[2], undefined)),
     pread64: (p, a) => ret(p.#read(fdOf(a[0]), a[1], a[2], a[3])),
@@ -223,13 +229,17 @@ export class LinuxProcess {
     epoll_ctl: (p, a, nr) => p.#withNet(nr, (n) => n.epollCtl(fdOf(a[0]), Number(a[1] & 0xffffffffn), fdOf(a[2]), a[3])),
     epoll_wait: (p, a, nr) => p.#withNet(nr, (n) => n.epollWait(fdOf(a[0]), a[1], BigInt.asIntN(32, a[2]), Number(BigInt.asIntN(32, a[3])), "epoll_wait")),
     epoll_pwait: (p, a, nr) => p.#withNet(nr, (n) => n.epollWait(fdOf(a[0]), a[1], BigInt.asIntN(32, a[2]), Number(BigInt.asIntN(32, a[3])), "epoll_pwait")),
-    clone: (p, a, nr) => p.#withNet(nr, (n) => n.fork("clone", a[0])),
+    clone: (p, a, nr) => p.#withNet(nr, (n) => ((a[0] & 0x10000n) !== 0n ? n.thread("clone", a[0], a[1], a[2], a[3], a[4]) : n.fork("clone", a[0]))),
     fork: (p, _a, nr) => p.#withNet(nr, (n) => n.fork("fork", 0n)),
     vfork: (p, _a, nr) => p.#withNet(nr, (n) => n.fork("vfork", 0n)),
     clone3: (p, a, nr) =>
       p.#withNet(nr, (n) => {
         if (a[1] < 64n) return { kind: "return", value: -BigInt(ERRNO.EINVAL) };
-        return n.fork("clone3", new DataView(p.#guest.read(a[0], 8, "clone3's arguments").buffer).getBigUint64(0, true));
+        // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls
+        const ca = new DataView(p.#guest.read(a[0], 64, "clone3's arguments").buffer);
+        const flags = ca.getBigUint64(0, true);
+        if ((flags & 0x10000n) !== 0n) return n.thread("clone3", flags, ca.getBigUint64(40, true) + ca.getBigUint64(48, true), ca.getBigUint64(24, true), ca.getBigUint64(16, true), ca.getBigUint64(56, true));
+        return n.fork("clone3", flags);
       }),
     open: (p, a) => ret(p.#open(AT_FDCWD, a[0], a[1])),
     openat: (p, a) => ret(p.#open(a[0], a[1], a[2])),
@@ -268,7 +278,7 @@ export class LinuxProcess {
     madvise: (p, a) => ret(a[2] === 4n /* MADV_DONTNEED */ ? p.memory.dontNeed(a[0], a[1]) : 0n),
     mprotect: (p, a) => ret(p.#mprotect(a[0], a[1], a[2])),
     getpid: () => ret(1),
-    gettid: () => ret(1),
+    gettid: (p) => ret(p.net?.threads.current.tid ?? 1),
     set_tid_address: () => ret(1),
     getppid: () => ret(0),
     getuid: () => ret(1000),
@@ -295,7 +305,8 @@ export class LinuxProcess {
       return ret(8);
     },
     arch_prctl: (p, a) => p.#archPrctl(Number(a[0]), a[1]),
-    futex: (_p, a) => {
+    futex: (p, a) => {
+      if (p.net?.threads.many) return p.net.futex(a[0], Number(a[1] & 0xffffffffn), a[2], a[3], a[4], a[5]);
       // one thread: a wait on a value that matches would never end, a wake has nobody to wake
       const op = Number(a[1] & 0x7fn);
       return op === 0 /* FUTEX_WAIT */ ? err(ERRNO.EAGAIN) : ret(0);
@@ -327,7 +338,8 @@ export class LinuxProcess {
   }
 
   #netOutcome(o: NetOutcome): Outcome {
-    return o;
+    // a thread of several that waits for another connection: the others go on
+    return o.kind === "idle" && this.net ? this.net.idle() : o;
   }
 
   /** Whether an fd register names one of a served program's sockets. */

@@ -34,6 +34,9 @@ import { decode } from "./x86-decode.ts";
 import { functionAt, functionRanges, type FunctionRanges } from "./unwind.ts";
 import { LinuxLayer } from "../abi/guest-abi.ts";
 
+/** What a stub steps past before it calls the layer (the program's red zone), and back after it. */
+export const STUB_RED_ZONE = 128;
+
 const PAGE = 4096;
 const JMP_LENGTH = 5;
 /** A slot: the stub's code, then the record (where the jump is, how many bytes it replaced, those bytes). */

@@ -65,5 +65,9 @@ function formatOutcome(o: Outcome): string {
       return "? (the served program's snapshot point: it waits for a connection)";
     case "idle":
       return "? (the served program waits for another connection: the call ends)";
+    case "switch":
+      return `? (thread ${o.to.tid} runs${o.exited ? "" : ` while this one waits`})`;
+    case "clone":
+      return `${o.thread.tid}`;
   }
 }

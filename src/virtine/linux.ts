@@ -7,7 +7,8 @@
 // registers, and the process's break, mappings, open files and TLS bases — becomes the snapshot
 // every later call resumes from, with its own input on fd 0. `oneShot` is the CLI's cold path: one
 // VM of its own, anonymous RAM, closed after the call.
-import { kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
+import { kvm_cpuid2, kvm_cpuid_entry2, kvm_msr_entry, kvm_msrs, kvm_regs, kvm_segment, kvm_sregs } from "../../ffi/kvm.ts";
+import type { ThreadState } from "../linux/threads.ts";
 import { LinuxBlock, LinuxCall, LinuxLayer, LinuxLog, Port } from "../abi/guest-abi.ts";
 import { readFileSync, readSync } from "node:fs";
 import { basename } from "node:path";
@@ -29,7 +30,7 @@ import { decodeProcessFile, encodeProcessFile, sha256Hex } from "../linux/proces
 import { NetState, type Connection } from "../linux/net.ts";
 import { ProcessBlock } from "../linux/block.ts";
 import { callPage, layerCode } from "../linux/layer.ts";
-import { libraryCode, NO_SLOT, planRewrite, recordedSites, type Rewrite } from "../linux/sites.ts";
+import { libraryCode, NO_SLOT, planRewrite, recordedSites, STUB_RED_ZONE, type Rewrite } from "../linux/sites.ts";
 import { pageProtection, protectPages, savedProtections } from "../linux/protect.ts";
 import { IN_WINDOW, LOG_ENTRIES, SITE_SLOT } from "../linux/address-space.ts";
 import { SEL_USER_CODE, SEL_USER_DATA } from "../image/boot.ts";
@@ -899,6 +900,29 @@ export class LinuxProgram {
           // a served program waits for another connection: the call has served its own
           idle = true;
           return end(0);
+        case "clone": {
+          // a served program's new thread: the caller's registers but RAX 0 and its stack, run when the caller blocks
+          const state = programState(vcpu, mem, entry, 0n);
+          const dv = new DataView(state.regs.buffer);
+          // through the layer the thread goes on in the site's stub, which steps back over the red
+          // zone it stepped past (src/linux/sites.ts): its RSP there is the new stack's less that
+          dv.setBigUint64(kvm_regs.off("rsp"), entry ? outcome.stack : outcome.stack - BigInt(STUB_RED_ZONE), true);
+          if (outcome.tls !== undefined) state.fs = outcome.tls;
+          outcome.thread.state = state;
+          vcpu.setReg("rax", BigInt(outcome.thread.tid));
+          break;
+        }
+        case "switch": {
+          // the thread blocks (or has gone): another runs from where it last blocked
+          const threads = proc.get().net!.threads;
+          if (!outcome.exited) threads.current.state = programState(vcpu, mem, entry, outcome.result);
+          const next = outcome.to.state;
+          if (!next) throw new PolicyViolationError("a served program's thread has no state to run from", "thread");
+          outcome.to.state = undefined;
+          threads.current = outcome.to;
+          loadThread(vcpu, shell, next);
+          return RUN_ON;
+        }
         case "sleep": {
           // counted against the deadline: a sleep past it ends the call as the deadline would
           const ms = Number(outcome.ns / 1_000_000n);
@@ -1060,6 +1084,55 @@ function returnFromEntry(vcpu: Vcpu, mem: GuestMemory, shell: Shell): bigint {
   vcpu.setReg("rip", rip);
   vcpu.addRegsDirty();
   return rip;
+}
+
+/**
+ * The program's own state at a system call's exit, as if the call had returned `rax`: through the
+ * layer (its frame holds every register the program had, RIP and RSP), or through the CPL0 entry
+ * (the registers are the program's but RCX and R11, its RSP saved by the entry).
+ */
+function programState(vcpu: Vcpu, mem: GuestMemory, entry: boolean, rax: bigint): ThreadState {
+  const regs = vcpu.runBytes.slice(vcpu.syncRegsOffset, vcpu.syncRegsOffset + kvm_regs.size);
+  const dv = new DataView(regs.buffer);
+  const put = (r: Parameters<typeof kvm_regs.off>[0], v: bigint) => dv.setBigUint64(kvm_regs.off(r), v, true);
+  let rip: bigint;
+  let rflags: bigint;
+  if (entry) {
+    rip = vcpu.reg("rcx");
+    rflags = vcpu.reg("r11");
+    put("rsp", mem.readU64(BigInt(LINUX_SAVED_RSP), "the entry's saved RSP"));
+  } else {
+    // the layer's frame (guests/linux/layer.zig, Frame): nr, rdi, rsi, rdx, r10, r8, r9, rbx, rbp, r12-r15, rflags, rip, rsp
+    const at = BigInt(LinuxLayer.STACK_TOP - 16 * 8);
+    const f = (i: number) => mem.readU64(at + BigInt(i * 8), "the layer's frame");
+    const names = ["rdi", "rsi", "rdx", "r10", "r8", "r9", "rbx", "rbp", "r12", "r13", "r14", "r15"] as const;
+    names.forEach((r, i) => put(r, f(i + 1)));
+    rflags = f(13);
+    rip = f(14);
+    put("rsp", f(15));
+  }
+  put("rax", rax);
+  put("rip", rip);
+  put("rcx", rip);
+  put("rflags", rflags);
+  put("r11", rflags);
+  const sregs = vcpu.getSregs();
+  const fs = new DataView(sregs.buffer).getBigUint64(kvm_sregs.off("fs") + kvm_segment.off("base"), true);
+  return { regs, fs, xsave: vcpu.getXsave() };
+}
+
+/** Runs a thread from its state: its registers, the program's CPL3 segments with its FS base, its FPU state. */
+function loadThread(vcpu: Vcpu, shell: Shell, t: ThreadState): void {
+  const sregs = vcpu.getSregs();
+  const dv = new DataView(sregs.buffer);
+  kvm_segment.write(dv, kvm_sregs.off("cs"), { base: 0, limit: 0xffffffff, selector: SEL_USER_CODE, type: 11, present: 1, dpl: 3, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0 });
+  kvm_segment.write(dv, kvm_sregs.off("ss"), { base: 0, limit: 0xffffffff, selector: SEL_USER_DATA, type: 3, present: 1, dpl: 3, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0 });
+  kvm_segment.write(dv, kvm_sregs.off("fs"), { ...kvm_segment.read(dv, kvm_sregs.off("fs")), base: t.fs });
+  vcpu.setSregs(sregs);
+  shell.markSregsChanged();
+  vcpu.setXsave(t.xsave);
+  vcpu.putRegs(t.regs);
+  vcpu.markRegsDirty(false);
 }
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
