@@ -20,6 +20,8 @@ beforeAll(() => {
   mkdirSync(www);
   writeFileSync(join(www, "index.html"), "<h1>served from a virtine</h1>\n");
   writeFileSync(join(www, "data.txt"), "x".repeat(200_000));
+  mkdirSync(join(www, "sub"));
+  writeFileSync(join(www, "sub", "a.txt"), "a\n");
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -120,6 +122,31 @@ describe("unmodified servers, a connection per virtine", () => {
       const two = await talk(s.port, ["GET /count/c HTTP/1.1\r\nHost: x\r\n\r\n"]);
       expect(two.map(body)).toEqual(["hits=1 /count/c\n"]);
       expect((await fetch(`http://127.0.0.1:${s.port}/missing`)).status).toBe(404);
+      s.proc.kill("SIGTERM");
+      expect(await s.proc.exited).toBe(0);
+    } finally {
+      s.proc.kill("SIGKILL");
+    }
+  }, slow(180_000));
+
+  test("python3 -m http.server: ThreadingHTTPServer, a thread per request, run in the connection's vCPU", async () => {
+    const py = findPython();
+    const dirs = Object.entries(py.dirs).flatMap(([g, h]) => ["--dir", `${h}=${g}`]);
+    const env = Object.entries(py.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
+    // one malloc arena: glibc gives every new thread a 64 MiB reservation of its own otherwise, which
+    // wasp maps page by page (docs/serve.md, "Programs")
+    const s = await serve([...dirs, ...env, "--env", "MALLOC_ARENA_MAX=1", "--dir", `${www}=/www`, "--allow", "time", "--program", py.path, "--", "-m", "http.server", "--bind", "127.0.0.1", "--directory", "/www", "8000"]);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await fetch(`http://127.0.0.1:${s.port}/index.html`);
+        expect(r.status).toBe(200);
+        expect(await r.text()).toBe("<h1>served from a virtine</h1>\n");
+      }
+      const listing = await (await fetch(`http://127.0.0.1:${s.port}/sub/`)).text();
+      expect(listing).toContain('<a href="a.txt">a.txt</a>');
+      const parallel = await Promise.all(Array.from({ length: 6 }, () => fetch(`http://127.0.0.1:${s.port}/index.html`).then((r) => r.status)));
+      expect(parallel).toEqual([200, 200, 200, 200, 200, 200]);
+      expect(s.lines.lines.filter((l) => l.outcome !== undefined && l.outcome !== "ok")).toEqual([]);
       s.proc.kill("SIGTERM");
       expect(await s.proc.exited).toBe(0);
     } finally {
