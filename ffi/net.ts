@@ -55,14 +55,18 @@ function retry(call: string, f: () => number): number {
   }
 }
 
-/** A listening TCP socket on `host:port` (port 0: one the kernel picks); its fd and the port. */
-export function listenTcp(host: string, port: number): { fd: number; port: number } {
-  const fd = retry("socket", () => raw.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+/**
+ * A listening TCP socket on `host:port` (port 0: one the kernel picks), with
+ * SO_REUSEADDR and `options` set before it listens; its fd and the port.
+ */
+function listening(host: string, port: number, backlog: number, flags: number, options: (fd: number) => void): { fd: number; port: number } {
+  const fd = retry("socket", () => raw.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0));
   try {
     const one = new Int32Array([1]);
     retry("setsockopt(SO_REUSEADDR)", () => raw.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4));
     retry(`bind(${host}:${port})`, () => raw.bind(fd, sockaddr(host, port), SOCKADDR_IN));
-    retry("listen", () => raw.listen(fd, 1));
+    options(fd);
+    retry("listen", () => raw.listen(fd, backlog));
     const sa = new Uint8Array(SOCKADDR_IN);
     const len = new Uint32Array([SOCKADDR_IN]);
     retry("getsockname", () => raw.getsockname(fd, sa, len));
@@ -71,6 +75,11 @@ export function listenTcp(host: string, port: number): { fd: number; port: numbe
     closeFd(fd);
     throw e;
   }
+}
+
+/** A listening TCP socket on `host:port` (port 0: one the kernel picks) for one connection; its fd and the port. */
+export function listenTcp(host: string, port: number): { fd: number; port: number } {
+  return listening(host, port, 1, 0, () => {});
 }
 
 /** Waits for one connection on a listening socket; the connected fd (TCP_NODELAY: packets are small and answered one by one). */
@@ -135,25 +144,13 @@ export function closeFd(fd: number): void {
  * so that a thread that lost the race for a connection goes back to waiting. `backlog` as listen(2).
  */
 export function listenShared(host: string, port: number, backlog: number, sendTimeoutMs: number): { fd: number; port: number } {
-  const fd = retry("socket", () => raw.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  try {
-    const one = new Int32Array([1]);
-    retry("setsockopt(SO_REUSEADDR)", () => raw.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4));
-    retry(`bind(${host}:${port})`, () => raw.bind(fd, sockaddr(host, port), SOCKADDR_IN));
+  return listening(host, port, backlog, SOCK_NONBLOCK, (fd) => {
     // what every accepted socket inherits (Linux copies them from the listener): no Nagle delay,
     // sends bounded in time (a peer that does not read)
-    retry("setsockopt(TCP_NODELAY)", () => raw.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4));
+    retry("setsockopt(TCP_NODELAY)", () => raw.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, new Int32Array([1]), 4));
     const tv = new BigInt64Array([BigInt(Math.floor(sendTimeoutMs / 1000)), BigInt((sendTimeoutMs % 1000) * 1000)]);
     retry("setsockopt(SO_SNDTIMEO)", () => raw.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, 16));
-    retry("listen", () => raw.listen(fd, backlog));
-    const sa = new Uint8Array(SOCKADDR_IN);
-    const len = new Uint32Array([SOCKADDR_IN]);
-    retry("getsockname", () => raw.getsockname(fd, sa, len));
-    return { fd, port: new DataView(sa.buffer).getUint16(2, false) };
-  } catch (e) {
-    closeFd(fd);
-    throw e;
-  }
+  });
 }
 
 /** Waits at most `ms` for a connection on a non-blocking listener of listenShared: the connected fd (blocking; TCP_NODELAY and the send timeout inherited) and its peer, or undefined. */

@@ -206,9 +206,14 @@ export class Net {
     const sotype = type & 0xf;
     if (domain !== AF_INET && domain !== AF_INET6 && domain !== AF_UNIX) return err(E.EAFNOSUPPORT);
     if ((type & ~(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC)) !== 0) return err(E.EINVAL);
-    const index = this.state.add({ type: "socket", domain, sotype, nonblock: (type & SOCK_NONBLOCK) !== 0 });
+    return this.#open({ type: "socket", domain, sotype, nonblock: (type & SOCK_NONBLOCK) !== 0 });
+  }
+
+  /** A new object and the lowest free fd naming it (EMFILE when either table is full). */
+  #open(o: NetObject, conn = false): NetOutcome {
+    const index = this.state.add(o);
     if (index === undefined) return err(E.EMFILE);
-    const fd = this.#newFd({ kind: "socket", object: index });
+    const fd = this.#newFd({ kind: "socket", object: index, ...(conn && { conn }) });
     if (fd < 0) {
       this.state.objects[index] = undefined;
       return err(E.EMFILE);
@@ -258,16 +263,12 @@ export class Net {
     const conn = this.#o.connection;
     if (conn === undefined) return s.o.nonblock ? err(E.EAGAIN) : { kind: "listen", call: name };
     if (this.#conn !== undefined || this.forked) return s.o.nonblock && !this.#ended() ? err(E.EAGAIN) : { kind: "idle" };
-    const index = this.state.add({ type: "connection", nonblock: (flags & BigInt(SOCK_NONBLOCK)) !== 0n });
-    if (index === undefined) return err(E.EMFILE);
-    const cfd = this.#newFd({ kind: "socket", object: index, conn: true });
-    if (cfd < 0) {
-      this.state.objects[index] = undefined;
-      return err(E.EMFILE);
-    }
-    this.#conn = index;
+    const opened = this.#open({ type: "connection", nonblock: (flags & BigInt(SOCK_NONBLOCK)) !== 0n }, true);
+    if (opened.kind !== "return" || opened.value < 0n) return opened;
+    const entry = this.#block.fd(Number(opened.value));
+    this.#conn = entry?.kind === "socket" ? entry.object : undefined;
     if (addr !== 0n) this.#putAddr(addr, lenp, sockaddrOf(s.o.domain, conn.peer.address, conn.peer.port));
-    return ret(cfd);
+    return opened;
   }
 
   /** Whether the call's connection is over: closed by the program, or never taken. */
@@ -487,14 +488,7 @@ export class Net {
   }
 
   epollCreate(): NetOutcome {
-    const index = this.state.add({ type: "epoll", interest: new Map() });
-    if (index === undefined) return err(E.EMFILE);
-    const fd = this.#newFd({ kind: "socket", object: index });
-    if (fd < 0) {
-      this.state.objects[index] = undefined;
-      return err(E.EMFILE);
-    }
-    return ret(fd);
+    return this.#open({ type: "epoll", interest: new Map() });
   }
 
   epollCtl(epfd: number, op: number, fd: number, event: bigint): NetOutcome {
