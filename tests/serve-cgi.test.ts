@@ -181,6 +181,54 @@ files = { "/etc/page.html" = "page.html" }
     expect(checkRoute("/", "x")).toBe("/");
   });
 
+  test("a [program] table: the served program, its paths from the file's folder, its defaults; what it may not be", () => {
+    const c = serveConfig(
+      Bun.TOML.parse(`port = 9090
+workers = 3
+[program]
+path = "bin/server"
+args = ["8080", "-v"]
+listen = "127.0.0.1:8080"
+max_requests = 7
+files = { "/etc/s.conf" = "s.conf" }
+dirs = { "/www" = "www" }
+`),
+      "/srv/wasp.toml",
+    );
+    expect(c.functions).toEqual([]);
+    expect(c.workers).toBe(3);
+    expect(c.program).toEqual({
+      name: "server",
+      path: "/srv/bin/server",
+      args: ["8080", "-v"],
+      listen: { host: "127.0.0.1", port: 8080 },
+      timeoutMs: 10_000,
+      keepAliveMs: 5000,
+      maxRequests: 7,
+      memory: undefined,
+      allow: [],
+      env: {},
+      files: { "/etc/s.conf": "/srv/s.conf" },
+      dirs: { "/www": "/srv/www" },
+      warmRequests: ["GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: wasp-warmup\r\nConnection: close\r\n\r\n"],
+    });
+    expect(serveConfig(Bun.TOML.parse(`[program]\npath = "s"\nlisten = "9000"\nwarm_requests = []`), "/srv/w.toml").program).toMatchObject({ listen: { host: "127.0.0.1", port: 9000 }, warmRequests: [] });
+    for (const bad of [
+      `[program]\nlisten = "127.0.0.1:80"`, // no path
+      `[program]\npath = "s"`, // no listen
+      `[program]\npath = "s"\nlisten = "[::1]:80"`, // IPv6
+      `[program]\npath = "s"\nlisten = "1.2.3.400:80"`,
+      `[program]\npath = "s"\nlisten = "127.0.0.1:70000"`,
+      `[program]\npath = "s"\nlisten = "80"\nmax_requests = 0`,
+      `[program]\npath = "s"\nlisten = "80"\nroute = "/"`, // a function's key
+      `[program]\npath = "s"\nlisten = "80"\nargs = "a b"`,
+      `[program]\npath = "s"\nlisten = "80"\ndirs = { "rel" = "x" }`,
+      `[program]\npath = "s"\nlisten = "80"\n[[function]]\nroute = "/a"\nimage = "a"`, // both
+    ]) {
+      expect(thrown(() => serveConfig(Bun.TOML.parse(bad), "/srv/w.toml"))).toBeInstanceOf(BadArgsError);
+    }
+  });
+
   test("the longest prefix on a segment boundary", () => {
     const fn = (r: string) => ({ config: { route: r } }) as unknown as ServedFunction;
     const fs = [fn("/api/v2"), fn("/api"), fn("/")].sort((a, b) => b.config.route.length - a.config.route.length);

@@ -7,7 +7,7 @@
 // its snapshot (fork, a thread, a second listener) is refused in one line; metrics, readiness and
 // the sandbox's filter on every thread; SIGTERM ends it with status 0.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -435,6 +435,24 @@ describe("wasp serve --program", () => {
       expect(await stop(s)).toBe(0);
     } finally {
       s.proc.kill("SIGKILL");
+    }
+  }, slow(60_000));
+
+  test("from a configuration file's [program] table", async () => {
+    const file = join(tmp, "program.toml");
+    writeFileSync(file, `port = 0\nworkers = 1\n[program]\nname = "from-toml"\npath = "blocking"\nargs = ["8080"]\nlisten = "127.0.0.1:0"\nkeep_alive_ms = 200\n`);
+    const proc = Bun.spawn([WASP, "serve", "--config", file], { stderr: "pipe", stdout: "pipe" });
+    try {
+      const lines = readLines(proc.stderr as ReadableStream<Uint8Array>);
+      const listening = await waitFor(lines, (l) => l.msg === "listening");
+      expect(listening).toMatchObject({ program: "from-toml", workers: 1 });
+      await waitFor(lines, (l) => l.msg === "ready");
+      const r = await talk(Number(String(listening.serves).split(":")[1]), [get("/t")]);
+      expect(body(r.answers[0])).toBe("path=/t counter=1 last= peer=127.0.0.1\n");
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+    } finally {
+      proc.kill("SIGKILL");
     }
   }, slow(60_000));
 
