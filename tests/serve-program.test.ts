@@ -417,6 +417,12 @@ describe("wasp serve --program", () => {
       expect(idle.closed).toBe(true);
       expect(took).toBeGreaterThanOrEqual(250);
       expect(took).toBeLessThan(4000);
+      // a connection that says nothing is closed after the keep-alive time too (it holds a worker)
+      const t1 = performance.now();
+      const silent = await talk(s.port, [], { idleMs: 5000 });
+      expect(silent.closed).toBe(true);
+      expect(silent.answers).toEqual([]);
+      expect(performance.now() - t1).toBeLessThan(4000);
       expect(await stop(s)).toBe(0);
     } finally {
       s.proc.kill("SIGKILL");

@@ -164,8 +164,12 @@ export class Net {
   #conn: number | undefined;
   /** the connection was closed by the program (its last fd) */
   #closed = false;
-  /** the program has written since it last read: its next wait for bytes is between requests */
-  #answered = false;
+  /**
+   * the program has written since it last read: its next wait for bytes is between requests (and
+   * so is its first: a connection that sends nothing is bounded by the keep-alive time, never held
+   * to the deadline)
+   */
+  #answered = true;
   /** a fork's child goes on: the call is the child's from here */
   forked = false;
   /** the threads the connection made (the main thread alone until one does) */
@@ -374,25 +378,30 @@ export class Net {
    * program); otherwise it waits until the deadline (checked every 50 ms).
    */
   #wait<T>(conn: Connection, step: (ms: number) => T | "wait", nonblock: boolean): T | "wait" | "end" {
-    const first = step(0);
-    if (first !== "wait" || nonblock) return first;
     const hooks = this.#o.hooks;
     const between = this.#answered;
-    const until = between ? performance.now() + (hooks?.idle() ?? 0) : Infinity;
-    for (;;) {
-      const left = until - performance.now();
-      if (left <= 0) return "end";
-      const r = step(Math.min(50, Math.ceil(left)));
-      if (r !== "wait") {
-        if (between) {
-          this.#answered = false;
-          hooks?.busy();
+    let r: T | "wait" | "end" = step(0);
+    if (r === "wait" && !nonblock) {
+      const until = between ? performance.now() + (hooks?.idle() ?? 0) : Infinity;
+      for (;;) {
+        const left = until - performance.now();
+        if (left <= 0) {
+          r = "end";
+          break;
         }
-        return r;
+        r = step(Math.min(50, Math.ceil(left)));
+        if (r !== "wait") break;
+        if (!between) hooks?.check();
       }
-      if (!between) hooks?.check();
     }
+    // bytes of a new request (waited for, or there already): its deadline starts
+    if (between && r !== "wait" && r !== "end") {
+      this.#answered = false;
+      hooks?.busy();
+    }
+    return r;
   }
+
 
   /** Sends what the layer left in the connection window (before every system call the host answers, and at the call's end). */
   flush(): void {
