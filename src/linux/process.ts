@@ -411,13 +411,22 @@ export class LinuxProcess {
   #sendVector(fd: number, iov: bigint, count: bigint): bigint {
     const list = this.#iovecs(iov, count);
     if (typeof list === "bigint") return list;
-    const parts = list.map((v) => this.#guest.read(v.base, v.len, "the send buffer"));
+    // at most WRITE_CHUNK bytes a call, as for write: a short send, the program sends the rest
+    const parts: Uint8Array[] = [];
+    let left = WRITE_CHUNK;
+    for (const v of list) {
+      if (left === 0) break;
+      const n = Math.min(v.len, left);
+      parts.push(this.#guest.read(v.base, n, "the send buffer"));
+      left -= n;
+    }
     return this.net!.send(fd, parts.length === 1 ? parts[0] : Buffer.concat(parts));
   }
 
   #sendBuffer(n: Net, fd: number, buf: bigint, len: bigint): bigint {
     if (len < 0n || len > BigInt(MAX_IO)) return -BigInt(ERRNO.EINVAL);
-    return n.send(fd, this.#guest.read(buf, Number(len), "the send buffer"));
+    // at most WRITE_CHUNK bytes a call (a short send): the host never copies more at once
+    return n.send(fd, this.#guest.read(buf, Math.min(Number(len), WRITE_CHUNK), "the send buffer"));
   }
 
   #recvfrom(n: Net, fd: number, buf: bigint, len: bigint, flags: number, src: bigint, lenp: bigint): bigint {
