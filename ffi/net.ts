@@ -155,7 +155,12 @@ export function listenShared(host: string, port: number, backlog: number, sendTi
 
 /** Waits at most `ms` for a connection on a non-blocking listener of listenShared: the connected fd (blocking; TCP_NODELAY and the send timeout inherited) and its peer, or undefined. */
 export function acceptWaiting(listenFd: number, ms: number): { fd: number; address: string; port: number } | undefined {
-  if (!waitFor(listenFd, ms)) return undefined;
+  // a connection already queued is taken at once (one call, not a poll and an accept)
+  return acceptNow(listenFd) ?? (ms > 0 && waitFor(listenFd, ms) ? acceptNow(listenFd) : undefined);
+}
+
+/** A connection queued on a non-blocking listener, or undefined (none, or another thread took it). */
+function acceptNow(listenFd: number): { fd: number; address: string; port: number } | undefined {
   const sa = new Uint8Array(SOCKADDR_IN);
   const len = new Uint32Array([SOCKADDR_IN]);
   const fd = raw.accept4(listenFd, sa, len, SOCK_CLOEXEC);

@@ -105,9 +105,21 @@ self.onmessage = (e: MessageEvent<ProgramWorkerInit>) => {
   const control = new Int32Array(init.control);
   const busy = 1 + init.index;
   let served = 0;
+  // the connections' reports go to the main thread together while connections are queued, and at
+  // once when none is (a message each is a thread wake-up and a main thread's turn per connection)
+  let reports: ConnectionReport[] = [];
+  const flush = () => {
+    if (reports.length === 0) return;
+    self.postMessage(reports);
+    reports = [];
+  };
   while (Atomics.load(control, 0) === 0) {
-    const a = acceptWaiting(init.listenFd, 100);
-    if (!a) continue;
+    let a = reports.length < 64 ? acceptWaiting(init.listenFd, 0) : undefined;
+    if (!a) {
+      flush();
+      a = acceptWaiting(init.listenFd, 100);
+      if (!a) continue;
+    }
     Atomics.store(control, busy, 1);
     const id = `${init.index.toString(16)}${(served++).toString(16).padStart(7, "0")}${Math.floor(Math.random() * 0xffffffff).toString(16).padStart(8, "0")}`;
     const conn = new SocketConnection(a.fd, a, p.maxRequests);
@@ -143,8 +155,9 @@ self.onmessage = (e: MessageEvent<ProgramWorkerInit>) => {
     report.requests = conn.stats.requests;
     report.bytesIn = conn.stats.bytesIn;
     report.bytesOut = conn.stats.bytesOut;
-    self.postMessage(report);
+    reports.push(report);
   }
+  flush();
   program.close();
   // the thread ends here (nothing keeps it): the main thread sees its close event
   self.postMessage({ type: "stopped" });

@@ -15,7 +15,7 @@ import { threadEntry } from "../api/workers.ts";
 import type { ServeConfig } from "./config.ts";
 import type { ConnectionReport, ProgramWorkerInit } from "./program-worker.ts";
 
-type WorkerMessage = ConnectionReport | { type: "ready"; listening: string; warmed: number; output?: Uint8Array } | { type: "error"; code: string; message: string } | { type: "stopped" };
+type WorkerMessage = ConnectionReport[] | { type: "ready"; listening: string; warmed: number; output?: Uint8Array } | { type: "error"; code: string; message: string } | { type: "stopped" };
 
 
 /** An error a worker reported while it loaded the program, with its code. */
@@ -98,7 +98,7 @@ export class ProgramServer {
           this.#workers.push(w);
           w.onmessage = (e: MessageEvent<WorkerMessage>) => {
             const m = e.data;
-            if (m.type === "connection") this.#report(m);
+            if (Array.isArray(m)) for (const r of m) this.#report(r);
             else if (m.type === "ready") {
               // the program's own start-up lines, once (every worker's start is the same)
               if (firstOutput && m.output) process.stderr.write(m.output);
