@@ -115,7 +115,11 @@ export class ProgramServer {
             this.#stopped++;
             if (this.#stopped === this.#workers.length) this.#onStopped?.();
           });
-          w.onerror = (e) => reject(new ProgramStartError("WASP_INTERNAL", `a worker thread failed: ${e.message}`));
+          w.onerror = (e) => {
+            // before ready the start fails; after it the server goes on with the workers it has, and says so
+            if (!this.#ready) reject(new ProgramStartError("WASP_INTERNAL", `a worker thread failed: ${e.message}`));
+            else log(JSON.stringify({ level: "error", msg: "a worker thread failed; the others go on serving", worker: index, error: e.message }));
+          };
           const init: ProgramWorkerInit = { program: p, listenFd: l.fd, listen: this.listen, control: this.#control, index };
           w.postMessage(init);
         }
