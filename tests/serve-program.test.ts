@@ -260,6 +260,10 @@ const REFUSED: Record<string, { source: string; says: RegExp }> = {
     source: `#include <netinet/in.h>\n#include <sys/socket.h>\nint main(void) { for (int i = 0; i < 2; i++) { int s = socket(AF_INET, SOCK_STREAM, 0); struct sockaddr_in a = {0}; a.sin_family = AF_INET; a.sin_port = htons(9000 + i); bind(s, (void *)&a, sizeof a); listen(s, 1); } return 0; }`,
     says: /listens on a second socket/,
   },
+  otherSocket: {
+    source: `#include <netinet/in.h>\n#include <sys/socket.h>\nint main(void) { int u = socket(AF_INET, SOCK_DGRAM, 0); (void)u; int s = socket(AF_INET, SOCK_STREAM, 0); struct sockaddr_in a = {0}; a.sin_family = AF_INET; bind(s, (void *)&a, sizeof a); listen(s, 1); accept(s, 0, 0); return 0; }`,
+    says: /has another socket open when it waits for a connection \(fd 3: a UDP socket\)/,
+  },
   exits: {
     source: `#include <stdio.h>\nint main(void) { fprintf(stderr, "no config, giving up\\n"); return 3; }`,
     says: /exited with status 3 before it waited for a connection \(its last line: no config, giving up\)/,

@@ -265,7 +265,11 @@ export class Net {
     if (s.o.type !== "listener") return err(E.EINVAL);
     if ((flags & ~BigInt(SOCK_NONBLOCK | SOCK_CLOEXEC)) !== 0n) return err(E.EINVAL);
     const conn = this.#o.connection;
-    if (conn === undefined) return s.o.nonblock ? err(E.EAGAIN) : { kind: "listen", call: name };
+    if (conn === undefined) {
+      if (s.o.nonblock) return err(E.EAGAIN);
+      this.checkSnapshot();
+      return { kind: "listen", call: name };
+    }
     if (this.#conn !== undefined || this.forked) return s.o.nonblock && !this.#ended() ? err(E.EAGAIN) : { kind: "idle" };
     const opened = this.#open({ type: "connection", nonblock: (flags & BigInt(SOCK_NONBLOCK)) !== 0n }, true);
     if (opened.kind !== "return" || opened.value < 0n) return opened;
@@ -273,6 +277,22 @@ export class Net {
     this.#conn = entry?.kind === "socket" ? entry.object : undefined;
     if (addr !== 0n) this.#putAddr(addr, lenp, sockaddrOf(s.o.domain, conn.peer.address, conn.peer.port));
     return opened;
+  }
+
+  /**
+   * At the snapshot: no socket but the listener (and epoll instances) may be open — every
+   * connection's virtine would start with it, and none of them has its other end.
+   */
+  checkSnapshot(): void {
+    for (let fd = 0; fd < 64; fd++) {
+      const f = this.#block.fd(fd);
+      if (f?.kind !== "socket") continue;
+      const o = this.state.objects[f.object];
+      if (o?.type === "socket") {
+        const what = o.domain === AF_UNIX ? "a Unix socket" : o.sotype === SOCK_STREAM ? "a TCP socket" : o.sotype === 2 ? "a UDP socket" : "a socket";
+        this.#refuse(`has another socket open when it waits for a connection (fd ${fd}: ${what})`, "every connection's virtine would start with it, and none has its other end");
+      }
+    }
   }
 
   /** Whether the call's connection is over: closed by the program, or never taken. */
@@ -554,6 +574,7 @@ export class Net {
     let ready = scan(0);
     if (ready.some((r) => r !== 0) || timeout === 0) return { ready };
     const listens = list.some((e) => this.objectOf(e.fd)?.o.type === "listener");
+    if (!conn && listens) this.checkSnapshot();
     if (!conn) return listens ? { kind: "listen", call: name } : { ready };
     const watchesConn = this.#conn !== undefined && !this.#closed && list.some((e) => this.objectOf(e.fd)?.index === this.#conn);
     if (!watchesConn) return { kind: "idle" };

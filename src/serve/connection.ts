@@ -95,9 +95,15 @@ export class SocketConnection implements Connection {
     if (how !== 0) this.#sentThisRequest = true; // the program has said its last: nothing is left to answer for it
   }
 
-  /** The program closed its last fd of the connection: it reads and writes no more (the socket itself closes when the call ends, `release`). */
+  /**
+   * The program closed its last fd of the connection: it reads and writes no more. If it answered,
+   * the peer sees the end now (its write side shut); the socket itself closes when the call ends
+   * (`release`), so that a failure before any answer can still be answered with a status.
+   */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
+    if (this.#sentThisRequest && !this.#released) shutdownFd(this.#fd, 1);
   }
 
   /**
