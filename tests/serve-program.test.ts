@@ -25,6 +25,7 @@ const BLOCKING = `
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static int counter = 0;
@@ -58,6 +59,22 @@ int main(int argc, char **argv) {
       sscanf(buf, "%*s %255s", path);
       if (strcmp(path, "/crash") == 0) *(volatile int *)0 = 1;
       if (strcmp(path, "/spin") == 0) for (;;) {}
+      if (strcmp(path, "/big") == 0) {
+        /* 100,000 bytes past the connection window: in writes of 7,000, then a writev of three parts */
+        static char big[100000];
+        for (int i = 0; i < (int)sizeof big; i++) big[i] = 'a' + i % 26;
+        char hb[128];
+        int hn = snprintf(hb, sizeof hb, "HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n", (int)sizeof big);
+        write(c, hb, hn);
+        int at = 0;
+        while (at < 70000) { int w = write(c, big + at, 7000); if (w <= 0) break; at += w; }
+        struct iovec v[3] = { { big + at, 10000 }, { big + at + 10000, 15000 }, { big + at + 25000, 5000 } };
+        writev(c, v, 3);
+        size_t used = end + 4 - buf;
+        memmove(buf, buf + used, have - used);
+        have -= used;
+        continue;
+      }
       char extra[64] = "";
       if (strcmp(path, "/connect") == 0) {
         int o = socket(AF_INET, SOCK_STREAM, 0);
@@ -381,6 +398,11 @@ describe("wasp serve --program", () => {
       expect(spin.answers[0]).toStartWith("HTTP/1.1 504 Gateway Timeout\r\n");
       expect(body(spin.answers[0])).toContain('"error":"timeout"');
 
+      // an answer past the connection window, in many writes and a writev, arrives whole and in order, and the connection goes on
+      const big = await talk(s.port, [get("/big"), get("/after")]);
+      const expected = Array.from({ length: 100000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join("");
+      expect(body(big.answers[0]) === expected).toBe(true);
+      expect(body(big.answers[1])).toBe("path=/after counter=1 last= peer=127.0.0.1\n");
       // the program has no network but its listener: its connect fails as Linux's without a route
       const out = await talk(s.port, [get("/connect")]);
       expect(body(out.answers[0])).toBe("path=/connect counter=1 last= peer=127.0.0.1 connect=-1 errno=101\n");
@@ -388,13 +410,13 @@ describe("wasp serve --program", () => {
       expect(body((await talk(s.port, [get("/d")])).answers[0])).toBe("path=/d counter=1 last= peer=127.0.0.1\n");
 
       // every connection's report reaches the main thread when its virtine ends (after the client closed)
-      while (s.lines.lines.filter((l) => l.outcome === "ok").length < 16) await Bun.sleep(20);
+      while (s.lines.lines.filter((l) => l.outcome === "ok").length < 17) await Bun.sleep(20);
       expect((await fetch(`${s.admin}/readyz`)).status).toBe(200);
       expect((await fetch(`${s.admin}/healthz`)).status).toBe(200);
       const metrics = await (await fetch(`${s.admin}/metrics`)).text();
       expect(metrics).toContain('wasp_program_connections_total{program="blocking",outcome="crash"} 1');
       expect(metrics).toContain('wasp_program_connections_total{program="blocking",outcome="timeout"} 1');
-      expect(metrics).toContain('wasp_program_connections_total{program="blocking",outcome="ok"} 16');
+      expect(metrics).toContain('wasp_program_connections_total{program="blocking",outcome="ok"} 17');
       expect(metrics).toContain('wasp_program_connections_in_flight{program="blocking"} 0');
       expect(metrics).toMatch(/wasp_program_requests_total\{program="blocking"\} \d+/);
       // the sandbox: every thread of the server filtered
