@@ -270,6 +270,34 @@ describe("process, time and randomness", () => {
     expect(granted.call(NR.nanosleep, BUF, 0)).toEqual({ kind: "sleep", ns: 5000n });
   });
 
+  test("select and pselect6: the streams are ready as poll says, the sets rewritten; a bad fd, too many fds, a bad timeout; no fd and a timeout is a sleep", () => {
+    const { mem, value, call } = setup({ input: "x" });
+    const dv = new DataView(mem.bytes.buffer);
+    const sets = (r: number, w: number) => {
+      mem.bytes.fill(0, BUF, BUF + 24);
+      mem.bytes[BUF] = r;
+      mem.bytes[BUF + 8] = w;
+    };
+    sets(0b11, 0b11); // read: fds 0 and 1, write: fds 0 and 1
+    expect(value(23, 2, BUF, BUF + 8, 0, 0)).toBe(2n); // stdin readable, stdout writable
+    expect([mem.bytes[BUF], mem.bytes[BUF + 8]]).toEqual([0b01, 0b10]);
+    sets(0b1000, 0);
+    expect(value(23, 4, BUF, 0, 0, 0)).toBe(E(ERRNO.EBADF)); // fd 3 is not open
+    expect(value(23, 2000, BUF, 0, 0, 0)).toBe(E(ERRNO.EINVAL));
+    dv.setBigInt64(BUF + 32, 0n, true);
+    dv.setBigInt64(BUF + 40, 2_000_000n, true); // 2,000,000 µs is not a timeval
+    sets(0b1, 0);
+    expect(value(23, 1, BUF, 0, 0, BUF + 32)).toBe(E(ERRNO.EINVAL));
+    dv.setBigInt64(BUF + 40, 0n, true);
+    expect(value(23, 0, 0, 0, 0, BUF + 32)).toBe(0n); // nothing to wait for, no time: at once
+    dv.setBigInt64(BUF + 40, 5_000_000n, true); // 5 ms as a timespec
+    expect(value(270, 0, 0, 0, 0, BUF + 32, 0)).toBe(E(ERRNO.EPERM)); // a sleep, without the time grant
+    const granted = setup({ time: true });
+    new DataView(granted.mem.bytes.buffer).setBigInt64(BUF + 40, 5_000_000n, true);
+    expect(granted.call(270, 0, 0, 0, 0, BUF + 32, 0)).toEqual({ kind: "sleep", ns: 5_000_000n });
+    void call;
+  });
+
   test("what is not answered is -ENOSYS and counted: processes, sockets, ptrace, unknown numbers", () => {
     const { value, proc } = setup();
     for (const nr of [56, 57, 58, 59, 41, 42, 101, 9999]) expect(value(nr)).toBe(E(ERRNO.ENOSYS));

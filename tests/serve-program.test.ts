@@ -263,6 +263,44 @@ int main(void) {
   }
 }`;
 
+const SELECTING = `
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int served = 0;
+
+int main(void) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(7003);
+  bind(s, (struct sockaddr *)&a, sizeof a);
+  listen(s, 16);
+  for (;;) {
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(s, &r);
+    if (select(s + 1, &r, NULL, NULL, NULL) <= 0 || !FD_ISSET(s, &r)) continue;
+    int c = accept(s, NULL, NULL);
+    if (c < 0) continue;
+    FD_ZERO(&r);
+    FD_SET(c, &r);
+    struct timeval tv = { 2, 0 };
+    if (select(c + 1, &r, NULL, NULL, &tv) == 1 && FD_ISSET(c, &r)) {
+      char buf[2048];
+      ssize_t n = read(c, buf, sizeof buf);
+      char body[64];
+      int bl = snprintf(body, sizeof body, "selected served=%d read=%d\\n", ++served, n > 0);
+      dprintf(c, "HTTP/1.0 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s", bl, body);
+    }
+    close(c);
+  }
+}`;
+
 /** Programs a served program may not be: each does its forbidden thing before it waits for a connection. */
 const REFUSED: Record<string, { source: string; says: RegExp }> = {
   forks: {
@@ -290,7 +328,7 @@ const REFUSED: Record<string, { source: string; says: RegExp }> = {
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "wasp-serve-program-"));
   const cacheDir = join(tmp, "cache");
-  const sources: Record<string, string> = { blocking: BLOCKING, epoll: EPOLL, forking: FORKING, threaded: THREADED, ...Object.fromEntries(Object.entries(REFUSED).map(([k, v]) => [k, v.source])) };
+  const sources: Record<string, string> = { blocking: BLOCKING, epoll: EPOLL, forking: FORKING, threaded: THREADED, selecting: SELECTING, ...Object.fromEntries(Object.entries(REFUSED).map(([k, v]) => [k, v.source])) };
   for (const [name, source] of Object.entries(sources)) {
     // under its own name: the program's name in the logs and metrics
     built[name] = join(tmp, name);
@@ -464,6 +502,17 @@ describe("wasp serve --program", () => {
       expect(keep.answers.map(body)).toEqual(["epoll served=1\n", "epoll served=2\n", "epoll served=3\n"]);
       const many = await Promise.all(Array.from({ length: 16 }, () => talk(s.port, [get("/"), get("/")])));
       for (const r of many) expect(r.answers.map(body)).toEqual(["epoll served=1\n", "epoll served=2\n"]);
+      expect(await stop(s)).toBe(0);
+    } finally {
+      s.proc.kill("SIGKILL");
+    }
+  }, slow(60_000));
+
+  test("a server on select(2): snapshotted in select on its listener, its connection selected for reading", async () => {
+    const s = await serve([built.selecting]);
+    try {
+      expect((await waitFor(s.lines, (l) => l.msg === "snapshot")).at).toBe("select");
+      for (let i = 0; i < 3; i++) expect(body((await talk(s.port, [get(`/${i}`)])).answers[0])).toBe("selected served=1 read=1\n");
       expect(await stop(s)).toBe(0);
     } finally {
       s.proc.kill("SIGKILL");

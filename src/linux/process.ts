@@ -201,6 +201,8 @@ export class LinuxProcess {
       return ret(cmd === 3 ? (f.kind === "stdout" || f.kind === "stderr" ? 1 : 0) : 0);
     },
     poll: (p, a) => (p.net && p.#pollsSocket(a[0], a[1]) ? p.#netOutcome(p.net.poll(a[0], a[1], Number(BigInt.asIntN(32, a[2])), "poll")) : ret(p.#poll(a[0], a[1]))),
+    select: (p, a) => p.#select(a[0], [a[1], a[2], a[3]], a[4], false),
+    pselect6: (p, a) => p.#select(a[0], [a[1], a[2], a[3]], a[4], true),
     dup: (p, a) => ret(p.#dup(fdOf(a[0]), undefined)),
     dup2: (p, a) => ret(p.#block.fd(fdOf(a[0])) === undefined ? -BigInt(ERRNO.EBADF) : p.#dup(fdOf(a[0]), fdOf(a[1]))),
     dup3: (p, a) => (fdOf(a[0]) === fdOf(a[1]) || (a[2] & ~0o2000000n) !== 0n ? err(ERRNO.EINVAL) : ret(p.#block.fd(fdOf(a[0])) === undefined ? -BigInt(ERRNO.EBADF) : p.#dup(fdOf(a[0]), fdOf(a[1])))),
@@ -327,6 +329,69 @@ export class LinuxProcess {
       return ret(n);
     },
   };
+
+  /**
+   * select(2) and pselect6(2) (a timeval or a timespec), as poll answers: the streams and files are
+   * always ready, a served program's sockets as the net says (its wait on the listener before the
+   * snapshot is the snapshot point). No fd and a timeout is a sleep, as nanosleep (the `time`
+   * grant); no fd and no timeout would never end: EINTR. The sets are rewritten with the ready fds.
+   */
+  #select(nfdsReg: bigint, at: bigint[], tAddr: bigint, spec: boolean): Outcome {
+    const nfds = Number(BigInt.asIntN(32, nfdsReg));
+    if (nfds < 0 || nfds > 1024) return err(ERRNO.EINVAL);
+    const bytes = Math.ceil(nfds / 64) * 8;
+    const sets = at.map((a) => (a === 0n || bytes === 0 ? undefined : this.#guest.read(a, bytes, "select's fd set")));
+    let timeoutMs = -1;
+    if (tAddr !== 0n) {
+      const dv = new DataView(this.#guest.read(tAddr, 16, "select's timeout").buffer);
+      const sec = dv.getBigInt64(0, true);
+      const sub = dv.getBigInt64(8, true);
+      if (sec < 0n || sub < 0n || sub >= (spec ? 1_000_000_000n : 1_000_000n) || sec > 86_400_000n) return err(ERRNO.EINVAL);
+      timeoutMs = Number(sec) * 1000 + Math.ceil(Number(sub) / (spec ? 1e6 : 1e3));
+    }
+    // read 1 (POLLIN), write 4 (POLLOUT), except 2 (POLLPRI)
+    const bits = [1, 4, 2];
+    const list: { fd: number; events: number }[] = [];
+    for (let fd = 0; fd < nfds; fd++) {
+      let events = 0;
+      sets.forEach((s, k) => {
+        if (s && (s[fd >> 3] >> (fd & 7)) & 1) events |= bits[k];
+      });
+      if (events === 0) continue;
+      if (this.#block.fd(fd) === undefined) return err(ERRNO.EBADF);
+      list.push({ fd, events });
+    }
+    if (list.length === 0) {
+      if (timeoutMs === 0) return ret(0);
+      if (timeoutMs < 0) return err(4 /* EINTR */);
+      return this.#opts.time ? { kind: "sleep", ns: BigInt(timeoutMs) * 1_000_000n } : err(ERRNO.EPERM);
+    }
+    let ready: number[];
+    if (this.net && list.some((l) => this.#block.fd(l.fd)?.kind === "socket")) {
+      const r = this.net.wait(list, timeoutMs, spec ? "pselect6" : "select");
+      if ("kind" in r) return this.#netOutcome(r);
+      ready = r.ready;
+    } else {
+      ready = list.map((l) => {
+        const f = this.#block.fd(l.fd);
+        return l.events & (f?.kind === "stdout" || f?.kind === "stderr" ? 4 : 1);
+      });
+    }
+    const out = sets.map(() => new Uint8Array(bytes));
+    let n = 0;
+    list.forEach((l, i) => {
+      bits.forEach((b, k) => {
+        if ((l.events & b) !== 0 && (ready[i] & b) !== 0) {
+          out[k][l.fd >> 3] |= 1 << (l.fd & 7);
+          n++;
+        }
+      });
+    });
+    sets.forEach((s, k) => {
+      if (s) this.#guest.write(at[k], out[k], "select's fd set");
+    });
+    return ret(n);
+  }
 
   /** A call of the net: -ENOSYS, counted, for a program that is not served. */
   #withNet(nr: number, f: (n: Net) => NetOutcome): Outcome {
