@@ -122,16 +122,7 @@ export function writeAll(fd: number, data: Uint8Array): boolean {
 
 /** Whether `fd` has bytes (or an end) to read now, without blocking. */
 export function readable(fd: number): boolean {
-  const pfd = new Uint8Array(8);
-  const dv = new DataView(pfd.buffer);
-  dv.setInt32(0, fd, true);
-  dv.setInt16(4, POLLIN, true);
-  const r = raw.poll(pfd, 1, 0);
-  if (r < 0) {
-    if (errno() === Errno.EINTR) return false;
-    fail("poll");
-  }
-  return r > 0;
+  return waitFor(fd, 0);
 }
 
 export function closeFd(fd: number): void {

@@ -19,7 +19,7 @@ const MAX_POS = BigInt(Number.MAX_SAFE_INTEGER);
 export type FdEntry = { kind: "stdin" | "stdout" | "stderr" } | { kind: "file"; file: number; pos: number } | { kind: "socket"; object: number; conn?: boolean };
 
 /** Most socket objects a served program's fds may name (src/linux/net.ts). */
-const MAX_SOCKET_OBJECTS = 64;
+export const MAX_SOCKET_OBJECTS = 64;
 
 const KIND_OF: Record<number, FdEntry["kind"] | undefined> = {
   [LinuxFd.STDIN]: "stdin",
@@ -156,6 +156,21 @@ export class ProcessBlock {
     this.#mem.bytes.set(bytes, at);
     this.#mark(at, LinuxBlock.CWD_CAP);
     this.#set(this.#block(LinuxBlock.CWD_LEN), BigInt(bytes.length));
+  }
+
+  /** The lowest closed descriptor from `min` on, or -1 when the table is full. */
+  lowestFree(min = 0): number {
+    for (let fd = Math.max(0, min); fd < LinuxBlock.MAX_FDS; fd++) if (this.fd(fd) === undefined) return fd;
+    return -1;
+  }
+
+  /** Whether any open descriptor names socket object `object`. */
+  namesSocket(object: number): boolean {
+    for (let fd = 0; fd < LinuxBlock.MAX_FDS; fd++) {
+      const f = this.fd(fd);
+      if (f?.kind === "socket" && f.object === object) return true;
+    }
+    return false;
   }
 
   /** Descriptor `fd`, or undefined when it is closed (or out of the table). */

@@ -14,7 +14,8 @@
 // Every guest value is checked before use; what the guest could not read or write itself is -EFAULT.
 import { PolicyViolationError } from "../errors.ts";
 import type { GuestAccess } from "../memory/guest-access.ts";
-import type { FdEntry, ProcessBlock } from "./block.ts";
+import { LinuxBlock } from "../abi/guest-abi.ts";
+import { MAX_SOCKET_OBJECTS, type FdEntry, type ProcessBlock } from "./block.ts";
 import { Threads, type GreenThread } from "./threads.ts";
 
 /** The connection a resumed call serves: the host's side of it, blocking with a bound. */
@@ -50,8 +51,6 @@ export type NetObject =
   | { type: "connection"; nonblock: boolean }
   | { type: "epoll"; interest: Map<number, { events: number; data: bigint }> };
 
-/** Most sockets, listeners and epoll instances a program holds at once. */
-const MAX_OBJECTS = 64;
 
 /** The served program's socket objects: made before its snapshot, copied for every call. */
 export class NetState {
@@ -73,7 +72,7 @@ export class NetState {
   add(o: NetObject): number | undefined {
     let i = this.objects.indexOf(undefined);
     if (i < 0) {
-      if (this.objects.length >= MAX_OBJECTS) return undefined;
+      if (this.objects.length >= MAX_SOCKET_OBJECTS) return undefined;
       i = this.objects.length;
       this.objects.push(o);
     } else this.objects[i] = o;
@@ -192,13 +191,9 @@ export class Net {
   }
 
   #newFd(entry: FdEntry): number {
-    for (let fd = 0; fd < 64; fd++) {
-      if (this.#block.fd(fd) === undefined) {
-        this.#block.setFd(fd, entry);
-        return fd;
-      }
-    }
-    return -1;
+    const fd = this.#block.lowestFree();
+    if (fd >= 0) this.#block.setFd(fd, entry);
+    return fd;
   }
 
   #refuse(what: string, detail: string): never {
@@ -270,7 +265,7 @@ export class Net {
       this.checkSnapshot();
       return { kind: "listen", call: name };
     }
-    if (this.#conn !== undefined || this.forked) return s.o.nonblock && !this.#ended() ? err(E.EAGAIN) : { kind: "idle" };
+    if (this.#conn !== undefined || this.forked) return s.o.nonblock && !this.#closed ? err(E.EAGAIN) : { kind: "idle" };
     const opened = this.#open({ type: "connection", nonblock: (flags & BigInt(SOCK_NONBLOCK)) !== 0n }, true);
     if (opened.kind !== "return" || opened.value < 0n) return opened;
     const entry = this.#block.fd(Number(opened.value));
@@ -284,7 +279,7 @@ export class Net {
    * connection's virtine would start with it, and none of them has its other end.
    */
   checkSnapshot(): void {
-    for (let fd = 0; fd < 64; fd++) {
+    for (let fd = 0; fd < LinuxBlock.MAX_FDS; fd++) {
       const f = this.#block.fd(fd);
       if (f?.kind !== "socket") continue;
       const o = this.state.objects[f.object];
@@ -295,10 +290,6 @@ export class Net {
     }
   }
 
-  /** Whether the call's connection is over: closed by the program, or never taken. */
-  #ended(): boolean {
-    return this.#closed;
-  }
 
   /** Writes a sockaddr to (addr, *lenp) as Linux does: cut to the buffer, the full length in *lenp. */
   #putAddr(addr: bigint, lenp: bigint, sa: Uint8Array): void {
@@ -459,12 +450,7 @@ export class Net {
   #reconcile(): void {
     const conn = this.#conn;
     if (conn !== undefined && !this.#closed) {
-      let open = false;
-      for (let i = 0; i < 64 && !open; i++) {
-        const g = this.#block.fd(i);
-        open = g?.kind === "socket" && g.object === conn;
-      }
-      if (!open) {
+      if (!this.#block.namesSocket(conn)) {
         this.#closed = true;
         this.#o.connection?.close();
         this.state.objects[conn] = undefined;
@@ -480,11 +466,7 @@ export class Net {
   close(fd: number): void {
     const f = this.#block.fd(fd);
     this.#block.setFd(fd, undefined);
-    if (f?.kind !== "socket") return;
-    for (let i = 0; i < 64; i++) {
-      const g = this.#block.fd(i);
-      if (g?.kind === "socket" && g.object === f.object) return;
-    }
+    if (f?.kind !== "socket" || this.#block.namesSocket(f.object)) return;
     const o = this.state.objects[f.object];
     if (o?.type === "connection") {
       this.#closed = true;
@@ -494,26 +476,6 @@ export class Net {
     for (const e of this.state.objects) if (e?.type === "epoll") e.interest.delete(fd);
     if (this.state.listener === f.object) this.state.listener = undefined;
     this.state.objects[f.object] = undefined;
-  }
-
-  /** dup(2), dup2(2), dup3(2), fcntl's F_DUPFD: the same entry at another fd. */
-  dup(from: number, to: number | undefined, min = 0): bigint {
-    const f = this.#block.fd(from);
-    if (f === undefined) return -BigInt(E.EBADF);
-    if (to === undefined) {
-      for (let fd = Math.max(0, min); fd < 64; fd++) {
-        if (this.#block.fd(fd) === undefined) {
-          this.#block.setFd(fd, f);
-          return BigInt(fd);
-        }
-      }
-      return -BigInt(E.EMFILE);
-    }
-    if (to < 0 || to >= 64) return -BigInt(E.EBADF);
-    if (to === from) return BigInt(to);
-    if (this.#block.fd(to) !== undefined) this.close(to);
-    this.#block.setFd(to, f);
-    return BigInt(to);
   }
 
   epollCreate(): NetOutcome {
@@ -642,7 +604,6 @@ export class Net {
       if (o.type !== "epoll") o.nonblock = (arg & BigInt(O_NONBLOCK)) !== 0n;
       return ret(0);
     }
-    if (cmd === 0 || cmd === 1030 /* F_DUPFD, F_DUPFD_CLOEXEC */) return ret(this.dup(fd, undefined, Number(arg & 0xffn)));
     return ret(0); // F_GETFD, F_SETFD and the rest
   }
 

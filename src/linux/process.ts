@@ -192,12 +192,13 @@ export class LinuxProcess {
     // TCGETS, TIOCGWINSZ and the rest: the streams are pipes, the files regular files
     ioctl: (p, a) => (p.#socketOf(a[0]) ? p.#netOutcome(p.net!.ioctl(fdOf(a[0]), a[1], a[2])) : p.#block.fd(fdOf(a[0])) ? err(ERRNO.ENOTTY) : err(ERRNO.EBADF)),
     fcntl: (p, a) => {
-      if (p.#socketOf(a[0])) return p.#netOutcome(p.net!.fcntl(fdOf(a[0]), Number(a[1] & 0xffffffffn), a[2]));
-      // F_GETFL: O_WRONLY (1) for the output streams, O_RDONLY (0) for the rest; F_DUPFD(_CLOEXEC): dup; anything else 0
+      const cmd = Number(a[1] & 0xffffffffn);
+      // F_DUPFD, F_DUPFD_CLOEXEC: dup from the lowest fd at or above the argument, for every kind
+      if (cmd === 0 || cmd === 1030) return ret(p.#dup(fdOf(a[0]), undefined, Number(a[2] & 0xffn)));
+      if (p.#socketOf(a[0])) return p.#netOutcome(p.net!.fcntl(fdOf(a[0]), cmd, a[2]));
+      // F_GETFL: O_WRONLY (1) for the output streams, O_RDONLY (0) for the rest; anything else 0
       const f = p.#block.fd(fdOf(a[0]));
       if (!f) return err(ERRNO.EBADF);
-      const cmd = Number(a[1] & 0xffffffffn);
-      if (cmd === 0 || cmd === 1030) return ret(p.#dup(fdOf(a[0]), undefined, Number(a[2] & 0xffn)));
       return ret(cmd === 3 ? (f.kind === "stdout" || f.kind === "stderr" ? 1 : 0) : 0);
     },
     poll: (p, a) => (p.net && p.#pollsSocket(a[0], a[1]) ? p.#netOutcome(p.net.poll(a[0], a[1], Number(BigInt.asIntN(32, a[2])), "poll")) : ret(p.#poll(a[0], a[1]))),
@@ -225,7 +226,7 @@ export class LinuxProcess {
     recvfrom: (p, a, nr) => p.#withNet(nr, (n) => ({ kind: "return", value: p.#recvfrom(n, fdOf(a[0]), a[1], a[2], Number(a[3] & 0xffffffffn), a[4], a[5]) })),
     sendto: (p, a, nr) => p.#withNet(nr, (n) => ({ kind: "return", value: p.#sendBuffer(n, fdOf(a[0]), a[1], a[2]) })),
     recvmsg: (p, a, nr) => p.#withNet(nr, (n) => ({ kind: "return", value: p.#recvmsg(n, fdOf(a[0]), a[1], Number(a[2] & 0xffffffffn)) })),
-    sendmsg: (p, a, nr) => p.#withNet(nr, (n) => ({ kind: "return", value: p.#sendmsg(n, fdOf(a[0]), a[1]) })),
+    sendmsg: (p, a, nr) => p.#withNet(nr, () => ({ kind: "return", value: p.#sendmsg(fdOf(a[0]), a[1]) })),
     epoll_create: (p, a, nr) => p.#withNet(nr, (n) => (BigInt.asIntN(32, a[0]) <= 0n ? { kind: "return", value: -BigInt(ERRNO.EINVAL) } : n.epollCreate())),
     epoll_create1: (p, a, nr) => p.#withNet(nr, (n) => ((a[0] & ~0o2000000n) !== 0n ? { kind: "return", value: -BigInt(ERRNO.EINVAL) } : n.epollCreate())),
     epoll_ctl: (p, a, nr) => p.#withNet(nr, (n) => n.epollCtl(fdOf(a[0]), Number(a[1] & 0xffffffffn), fdOf(a[2]), a[3])),
@@ -422,22 +423,21 @@ export class LinuxProcess {
     return false;
   }
 
+  /** dup(2), dup2(2), dup3(2), fcntl's F_DUPFD: the same entry at another fd (a socket replaced there is closed as close(2) would). */
   #dup(from: number, to: number | undefined, min = 0): bigint {
-    if (this.net) return this.net.dup(from, to, min);
     const f = this.#block.fd(from);
     if (f === undefined) return -BigInt(ERRNO.EBADF);
-    if (to !== undefined) {
-      if (to < 0 || to >= MAX_FDS) return -BigInt(ERRNO.EBADF);
-      if (to !== from) this.#block.setFd(to, f);
-      return BigInt(to);
+    if (to === undefined) {
+      const fd = this.#block.lowestFree(min);
+      if (fd < 0) return -BigInt(ERRNO.EMFILE);
+      this.#block.setFd(fd, f);
+      return BigInt(fd);
     }
-    for (let fd = Math.max(0, min); fd < MAX_FDS; fd++) {
-      if (this.#block.fd(fd) === undefined) {
-        this.#block.setFd(fd, f);
-        return BigInt(fd);
-      }
-    }
-    return -BigInt(ERRNO.EMFILE);
+    if (to < 0 || to >= MAX_FDS) return -BigInt(ERRNO.EBADF);
+    if (to === from) return BigInt(to);
+    if (this.#block.fd(to)?.kind === "socket" && this.net) this.net.close(to);
+    this.#block.setFd(to, f);
+    return BigInt(to);
   }
 
   /** The iovec array's (base, len) pairs, checked. */
@@ -517,9 +517,8 @@ export class LinuxProcess {
     return r;
   }
 
-  #sendmsg(n: Net, fd: number, msg: bigint): bigint {
+  #sendmsg(fd: number, msg: bigint): bigint {
     const dv = new DataView(this.#guest.read(msg, 56, "the msghdr").buffer);
-    void n;
     return this.#sendVector(fd, dv.getBigUint64(16, true), dv.getBigUint64(24, true));
   }
 
@@ -787,10 +786,9 @@ export class LinuxProcess {
     }
     if (file === undefined) return -BigInt((flags & O_CREAT) !== 0n ? ERRNO.EROFS : ERRNO.ENOENT);
     if ((flags & 3n) !== 0n) return -BigInt(ERRNO.EROFS); // O_WRONLY or O_RDWR: the grants are read-only
-    let fd = 3;
-    while (fd < MAX_FDS && this.#block.fd(fd) !== undefined) fd++;
     // as many as getrlimit(RLIMIT_NOFILE) says
-    if (fd >= MAX_FDS) return -BigInt(ERRNO.EMFILE);
+    const fd = this.#block.lowestFree(3);
+    if (fd < 0) return -BigInt(ERRNO.EMFILE);
     this.#block.setFd(fd, { kind: "file", file, pos: 0 });
     return BigInt(fd);
   }
